@@ -1,0 +1,94 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Kind is the kind of an organisation.
+type Kind string
+
+// Organisation kinds.
+const (
+	KindHospital  Kind = "hospital"
+	KindVerifier  Kind = "verifier"
+	KindRegulator Kind = "regulator"
+)
+
+// Kinds lists every organisation kind.
+var Kinds = []Kind{KindHospital, KindVerifier, KindRegulator}
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool { return slices.Contains(Kinds, k) }
+
+// Scope is an OAuth scope the gateway grants. The vocabulary is closed.
+type Scope string
+
+// The scope vocabulary (documented in docs/scopes.md).
+const (
+	// ScopeRecordsRead: read records (own, or others' under consent).
+	ScopeRecordsRead Scope = "system/records.read"
+	// ScopeRecordsWrite: store and crypto-shred records the org holds.
+	ScopeRecordsWrite Scope = "system/records.write"
+	// ScopeConsentsRead: list and read consent grants that name the org.
+	ScopeConsentsRead Scope = "system/consents.read"
+	// ScopeAuditRead: list access events across all patients (regulators).
+	ScopeAuditRead Scope = "audit.read"
+	// ScopeCredentialsIssue: issue zero-knowledge credentials.
+	ScopeCredentialsIssue Scope = "credentials.issue"
+	// ScopeProofsVerify: ask for challenges and verify proofs.
+	ScopeProofsVerify Scope = "proofs.verify"
+)
+
+// KindScopes lists the scopes an organisation of each kind may hold. An org
+// is registered with a subset; a token is granted a subset of that.
+var KindScopes = map[Kind][]Scope{
+	KindHospital:  {ScopeRecordsRead, ScopeRecordsWrite, ScopeConsentsRead, ScopeCredentialsIssue},
+	KindVerifier:  {ScopeProofsVerify},
+	KindRegulator: {ScopeAuditRead},
+}
+
+// Org is a registered organisation.
+type Org struct {
+	ID     string
+	Name   string
+	Kind   Kind
+	Scopes []Scope
+	// JWKS is an inline public JWK Set (JSON); JWKSURL a URL serving one.
+	// Exactly one is set.
+	JWKS    string
+	JWKSURL string
+}
+
+var orgIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
+
+// ErrInvalidOrg is wrapped by Org.Validate's errors.
+var ErrInvalidOrg = errors.New("invalid organisation")
+
+// Validate checks an organisation's fields.
+func (o Org) Validate() error {
+	if !orgIDPattern.MatchString(o.ID) {
+		return fmt.Errorf("%w: id must be 2-63 characters of a-z, 0-9 and '-'", ErrInvalidOrg)
+	}
+	if strings.TrimSpace(o.Name) == "" || len(o.Name) > 200 {
+		return fmt.Errorf("%w: name must be 1-200 characters", ErrInvalidOrg)
+	}
+	if !o.Kind.Valid() {
+		return fmt.Errorf("%w: kind must be one of hospital, verifier, regulator", ErrInvalidOrg)
+	}
+	for _, s := range o.Scopes {
+		if !slices.Contains(KindScopes[o.Kind], s) {
+			return fmt.Errorf("%w: scope %q is not allowed for kind %s", ErrInvalidOrg, s, o.Kind)
+		}
+	}
+	if (o.JWKS == "") == (o.JWKSURL == "") {
+		return fmt.Errorf("%w: exactly one of an inline JWKS and a JWKS URL is required", ErrInvalidOrg)
+	}
+	if o.JWKSURL != "" && !strings.HasPrefix(o.JWKSURL, "https://") && !strings.HasPrefix(o.JWKSURL, "http://") {
+		return fmt.Errorf("%w: JWKS URL must be http(s)", ErrInvalidOrg)
+	}
+	return nil
+}

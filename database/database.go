@@ -1,0 +1,125 @@
+// Package database opens healthgw's relational store through gorm: a
+// pure-Go SQLite file in WAL mode by default, or PostgreSQL for production.
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Dialect is the SQL dialect behind a *gorm.DB.
+type Dialect string
+
+// Dialects.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// DefaultPath is the SQLite file used when no DSN is given.
+const DefaultPath = "data/healthgw.db"
+
+// ErrBadDSN is returned for a DSN that names no supported database.
+var ErrBadDSN = errors.New("database: unsupported DSN")
+
+// DialectOf reports which dialect a DSN selects: postgres:// and
+// postgresql:// URLs select PostgreSQL; anything else is a SQLite path
+// (optionally prefixed sqlite:// or file:).
+func DialectOf(dsn string) Dialect {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return Postgres
+	}
+	return SQLite
+}
+
+// Open opens the database named by dsn and checks that it answers. For
+// SQLite it creates the parent directory, and enables WAL, synchronous=FULL
+// (an acknowledged commit survives power loss), foreign keys and a busy
+// timeout. gorm's own logging is off: queries may carry PHI.
+func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
+	if dsn == "" {
+		dsn = DefaultPath
+	}
+	cfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+		TranslateError:         true,
+	}
+	var (
+		db  *gorm.DB
+		err error
+	)
+	switch DialectOf(dsn) {
+	case Postgres:
+		db, err = gorm.Open(postgres.Open(dsn), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
+	default:
+		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "file:")
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			path = path[:i]
+		}
+		if path == "" {
+			return nil, ErrBadDSN
+		}
+		if dir := filepath.Dir(path); dir != "." {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("create database directory: %w", err)
+			}
+		}
+		q := url.Values{}
+		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "busy_timeout(10000)"} {
+			q.Add("_pragma", p)
+		}
+		q.Set("_txlock", "immediate")
+		db, err = gorm.Open(sqlite.Open("file:"+path+"?"+q.Encode()), cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("database handle: %w", err)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	return db, nil
+}
+
+// DialectFor reports the dialect of an open database.
+func DialectFor(db *gorm.DB) Dialect {
+	if db.Dialector.Name() == "postgres" {
+		return Postgres
+	}
+	return SQLite
+}
+
+// Close closes the database behind db.
+func Close(db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation
+// (gorm.ErrDuplicatedKey once translated).
+func IsUniqueViolation(err error) bool {
+	return errors.Is(err, gorm.ErrDuplicatedKey)
+}

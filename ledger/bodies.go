@@ -1,0 +1,156 @@
+package ledger
+
+import "time"
+
+// The body types below are the ledger's wire format: their JSON names are
+// part of the canonical encoding and must not change within a version.
+// Patients are always pseudonyms (Pseudonymizer), never raw identifiers.
+
+// OrgRegistered registers (or re-registers, replacing) an organisation and
+// its public keys.
+type OrgRegistered struct {
+	ID      string   `json:"id"`
+	Name    string   `json:"name"`
+	Kind    string   `json:"kind"` // hospital, verifier, regulator
+	Scopes  []string `json:"scopes"`
+	JWKS    string   `json:"jwks,omitempty"`     // inline public JWKS (JSON text)
+	JWKSURL string   `json:"jwks_url,omitempty"` // or a URL to fetch it from
+}
+
+// Grantee names who a consent grant is for: one org, or every org of a kind.
+type Grantee struct {
+	Org  string `json:"org,omitempty"`
+	Kind string `json:"kind,omitempty"`
+}
+
+// ConsentGranted records a patient's consent provision.
+type ConsentGranted struct {
+	ConsentID     string    `json:"consent_id"`
+	Patient       string    `json:"patient"` // pseudonym
+	Grantee       Grantee   `json:"grantee"`
+	Decision      string    `json:"decision"` // permit or deny
+	Actions       []string  `json:"actions"`
+	Categories    []string  `json:"categories,omitempty"`
+	RecordIDs     []string  `json:"record_ids,omitempty"`
+	ResourceTypes []string  `json:"resource_types,omitempty"`
+	Purposes      []string  `json:"purposes"`
+	NotBefore     time.Time `json:"not_before"`
+	NotAfter      time.Time `json:"not_after"`
+}
+
+// ConsentRevoked withdraws an earlier grant.
+type ConsentRevoked struct {
+	ConsentID string `json:"consent_id"`
+	Patient   string `json:"patient"` // pseudonym
+}
+
+// RecordRegistered commits to a record held off-ledger by Holder.
+type RecordRegistered struct {
+	RecordID     string `json:"record_id"`
+	Holder       string `json:"holder"`
+	Patient      string `json:"patient"` // pseudonym
+	Category     string `json:"category"`
+	ResourceType string `json:"resource_type,omitempty"`
+	Commitment   string `json:"commitment"` // hex SHA-256 of the ciphertext
+}
+
+// RecordShredded records that a record's data key was destroyed.
+type RecordShredded struct {
+	RecordID string `json:"record_id"`
+	Holder   string `json:"holder"`
+	Patient  string `json:"patient"` // pseudonym
+}
+
+// AccessDecided logs one access decision, permit or deny. It is durable
+// before any byte of a record is returned.
+type AccessDecided struct {
+	Requester  string `json:"requester"` // org ID
+	RecordID   string `json:"record_id"`
+	Patient    string `json:"patient"` // pseudonym
+	Category   string `json:"category"`
+	Purpose    string `json:"purpose"`
+	Decision   string `json:"decision"` // permit or deny
+	Reason     string `json:"reason"`   // consent.Reason code
+	GrantID    string `json:"grant_id,omitempty"`
+	BreakGlass bool   `json:"break_glass"`
+	// JustificationHash is the hex SHA-256 of a break-glass justification:
+	// the free text may hold PHI, so only its hash is logged.
+	JustificationHash string `json:"justification_hash,omitempty"`
+	RequestID         string `json:"request_id"`
+}
+
+// IssuerRegistered registers a credential issuer's EdDSA (BN254 twisted
+// Edwards) public key.
+type IssuerRegistered struct {
+	Issuer    string `json:"issuer"` // org ID
+	KeyID     string `json:"key_id"`
+	PublicKey string `json:"public_key"` // hex, compressed point
+}
+
+// CircuitRegistered registers a statement's verifying key.
+type CircuitRegistered struct {
+	Statement string `json:"statement"`
+	Version   int    `json:"version"`
+	VKHash    string `json:"vk_hash"` // hex SHA-256 of the serialised verifying key
+	Setup     string `json:"setup"`   // "ceremony" or "dev"
+}
+
+// ProofVerified logs the outcome of one proof verification.
+type ProofVerified struct {
+	Verifier  string            `json:"verifier"`
+	Statement string            `json:"statement"`
+	Params    map[string]string `json:"params"`
+	Issuer    string            `json:"issuer"`
+	Nullifier string            `json:"nullifier"`
+	Valid     bool              `json:"valid"`
+	Reason    string            `json:"reason,omitempty"`
+	Challenge string            `json:"challenge"`
+}
+
+func typeOf(body any) (Type, bool) {
+	switch body.(type) {
+	case *OrgRegistered:
+		return TypeOrgRegistered, true
+	case *ConsentGranted:
+		return TypeConsentGranted, true
+	case *ConsentRevoked:
+		return TypeConsentRevoked, true
+	case *RecordRegistered:
+		return TypeRecordRegistered, true
+	case *RecordShredded:
+		return TypeRecordShredded, true
+	case *AccessDecided:
+		return TypeAccessDecided, true
+	case *IssuerRegistered:
+		return TypeIssuerRegistered, true
+	case *CircuitRegistered:
+		return TypeCircuitRegistered, true
+	case *ProofVerified:
+		return TypeProofVerified, true
+	}
+	return "", false
+}
+
+func bodyFor(t Type) any {
+	switch t {
+	case TypeOrgRegistered:
+		return new(OrgRegistered)
+	case TypeConsentGranted:
+		return new(ConsentGranted)
+	case TypeConsentRevoked:
+		return new(ConsentRevoked)
+	case TypeRecordRegistered:
+		return new(RecordRegistered)
+	case TypeRecordShredded:
+		return new(RecordShredded)
+	case TypeAccessDecided:
+		return new(AccessDecided)
+	case TypeIssuerRegistered:
+		return new(IssuerRegistered)
+	case TypeCircuitRegistered:
+		return new(CircuitRegistered)
+	case TypeProofVerified:
+		return new(ProofVerified)
+	}
+	return nil
+}

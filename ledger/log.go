@@ -1,0 +1,78 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Errors of the Log contract. Backends wrap these; callers inspect them with
+// errors.Is.
+var (
+	// ErrNotFound: the index or tree size is beyond the log's current size.
+	ErrNotFound = errors.New("ledger: not found")
+	// ErrInvalidRange: a proof was asked for with from > to, index >= size
+	// or similar.
+	ErrInvalidRange = errors.New("ledger: invalid range")
+	// ErrUnavailable: the backend cannot append now (closed, no quorum,
+	// timed out). Nothing was acknowledged.
+	ErrUnavailable = errors.New("ledger: unavailable")
+	// ErrClosed: the log was closed.
+	ErrClosed = errors.New("ledger: closed")
+)
+
+// Appender appends entries.
+type Appender interface {
+	// Append adds e to the log and returns its index.
+	//
+	// Append MUST NOT return an index before the entry, its leaf hash and
+	// every tree hash it completes are durable: once Append returns nil, a
+	// crash at any point MUST NOT lose the entry. Append MUST set Time
+	// (the log's clock, or the block time) and MUST ignore the caller's.
+	// Append MUST return an error, and MUST NOT have made the entry
+	// visible, if the entry does not encode (see Encode).
+	Append(ctx context.Context, e Entry) (uint64, error)
+}
+
+// Reader reads entries in index order.
+type Reader interface {
+	// Size returns the number of durable entries. It MUST be monotonic.
+	Size(ctx context.Context) (uint64, error)
+	// Entries returns the canonical encodings of entries [start, end).
+	// It MUST return ErrNotFound if end > Size.
+	Entries(ctx context.Context, start, end uint64) ([][]byte, error)
+}
+
+// Prover serves proofs and checkpoints.
+type Prover interface {
+	// Checkpoint returns the latest signed checkpoint (a C2SP signed note).
+	// Its size MUST NOT exceed Size, and every entry it covers MUST be
+	// durable.
+	Checkpoint(ctx context.Context) ([]byte, error)
+	// HashReader reads the log's stored hashes (tlog storage indexes) for
+	// proofs and tiles. It MUST only return hashes of durable entries.
+	tlog.HashReader
+}
+
+// Log is the contract every ledger backend implements.
+type Log interface {
+	Appender
+	Reader
+	Prover
+	// Close flushes, publishes a final checkpoint and releases resources.
+	Close() error
+}
+
+// Applier is a projection of the log: state derived only from entries, so
+// that it can be dropped and rebuilt with the same result.
+type Applier interface {
+	// Name identifies the projection (for its cursor).
+	Name() string
+	// Next returns the index of the first entry not yet applied.
+	Next(ctx context.Context) (uint64, error)
+	// Apply applies entries[i] at index first+i and advances Next to
+	// first+len(entries), atomically: either all of it happens or none.
+	// Entries of types the projection does not care about are skipped.
+	Apply(ctx context.Context, first uint64, entries []Entry) error
+}
