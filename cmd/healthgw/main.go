@@ -135,7 +135,7 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) error {
 		}
 		key := "HEALTHGW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v := e.getenv(key); v != "" {
-			if perr := f.Value.Set(v); perr != nil {
+			if perr := fs.Set(f.Name, v); perr != nil {
 				err = fmt.Errorf("%s: %w", key, perr)
 			}
 		}
