@@ -146,4 +146,3 @@ func TestReceipt(t *testing.T) {
 		t.Errorf("MakeReceipt with a cancelled context: err = %v", err)
 	}
 }
-
