@@ -429,7 +429,7 @@ func (l *Log) Entries(ctx context.Context, start, end uint64) ([][]byte, error) 
 			return nil, fmt.Errorf("read entries: %w", err)
 		}
 		if uint64(idx) != start+uint64(len(out)) {
-			return nil, fmt.Errorf("entry %d: %w: missing", start+uint64(len(out)), ErrCorrupt)
+			return nil, missingEntry(start + uint64(len(out)))
 		}
 		out = append(out, data)
 	}
@@ -437,9 +437,15 @@ func (l *Log) Entries(ctx context.Context, start, end uint64) ([][]byte, error) 
 		return nil, fmt.Errorf("read entries: %w", err)
 	}
 	if uint64(len(out)) != end-start {
-		return nil, fmt.Errorf("entry %d: %w: missing", start+uint64(len(out)), ErrCorrupt)
+		return nil, missingEntry(start + uint64(len(out)))
 	}
 	return out, nil
+}
+
+// missingEntry reports a row missing below the head's size: the database
+// was edited. It is ErrCorrupt and ledger.ErrNotFound.
+func missingEntry(i uint64) error {
+	return fmt.Errorf("entry %d: %w: %w: row missing", i, ErrCorrupt, ledger.ErrNotFound)
 }
 
 // ReadHashes implements tlog.HashReader over durable entries. It uses a
