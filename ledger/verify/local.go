@@ -110,7 +110,8 @@ func Local(ctx context.Context, src Source, o Options) (*Result, error) {
 	}
 	goodUpTo := uint64(0) // entries below this matched a signed root
 	rp := newReplay()
-	checkTargets := func() error {
+	// checkAt checks every checkpoint of the size replayed so far.
+	checkAt := func() error {
 		at := rp.size()
 		for len(stored) > 0 && stored[0] <= at {
 			s := stored[0]
@@ -119,9 +120,6 @@ func Local(ctx context.Context, src Source, o Options) (*Result, error) {
 				if err := listMore(); err != nil {
 					return err
 				}
-			}
-			if s != at {
-				continue // below the replay: cannot happen with ascending lists
 			}
 			raw, err := lister.CheckpointAt(ctx, s)
 			if err != nil {
@@ -142,20 +140,44 @@ func Local(ctx context.Context, src Source, o Options) (*Result, error) {
 			goodUpTo = at
 		}
 		for _, t := range targets {
-			if t.size == at {
-				if err := rp.checkRoot(t.c, t.what, goodUpTo); err != nil {
-					return err
-				}
-				goodUpTo = at
+			if t.size != at {
+				continue
 			}
+			if t.what == "trusted checkpoint" {
+				if root, err := rp.root(); err != nil || root != t.c.Hash {
+					return fail(KindConsistency, -1, err,
+						"the log is not an extension of the trusted checkpoint: its tree of size %d has another root", at)
+				}
+				continue
+			}
+			if err := rp.checkRoot(t.c, t.what, goodUpTo); err != nil {
+				return err
+			}
+			goodUpTo = at
 		}
 		return nil
 	}
-	if err := checkTargets(); err != nil {
+	// nextStop is the next size at which a checkpoint is checked.
+	nextStop := func() uint64 {
+		at, next := rp.size(), size
+		if len(stored) > 0 && stored[0] > at {
+			next = min(next, stored[0])
+		}
+		for _, t := range targets {
+			if t.size > at {
+				next = min(next, t.size)
+			}
+		}
+		return next
+	}
+	if err := checkAt(); err != nil {
 		return nil, err
 	}
-	for lo := uint64(0); lo < size; lo += localChunk {
-		hi := min(lo+localChunk, size)
+	for lo := uint64(0); lo < size; {
+		// Chunks end at checkpoint sizes, so that a stored hash that does
+		// not match (which names the exact entry) is found before a root
+		// that does not match (which names a range).
+		hi := min(lo+localChunk, nextStop())
 		entries, err := src.Entries(ctx, lo, hi)
 		if err != nil {
 			if errors.Is(err, ledger.ErrNotFound) {
@@ -176,9 +198,6 @@ func Local(ctx context.Context, src Source, o Options) (*Result, error) {
 			if _, err := rp.add(e, visit); err != nil {
 				return nil, err
 			}
-			if err := checkTargets(); err != nil {
-				return nil, err
-			}
 		}
 		got, err := hr.ReadHashes(xs)
 		if err != nil {
@@ -189,9 +208,13 @@ func Local(ctx context.Context, src Source, o Options) (*Result, error) {
 				return nil, hashMismatch(xs[i])
 			}
 		}
+		if err := checkAt(); err != nil {
+			return nil, err
+		}
 		if o.Progress != nil {
 			o.Progress(hi, size)
 		}
+		lo = hi
 	}
 	res.Entries = rp.size()
 	res.Types = rp.types

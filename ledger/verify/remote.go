@@ -205,6 +205,10 @@ func Remote(ctx context.Context, base string, client *http.Client, o Options) (*
 			xs[i] = tlog.StoredHashIndex(0, int64(first)+int64(i))
 		}
 		leaves, err := thr.ReadHashes(xs)
+		if errors.Is(err, errNotExist) {
+			// A tile the checkpoint needs is gone; its entries are too.
+			return nil, missingFrom(ctx, f, n, size, err)
+		}
 		if err != nil {
 			return nil, locateBadTile(ctx, f, n, w, entries, err)
 		}
@@ -279,6 +283,22 @@ func firstMissing(ctx context.Context, f *fetcher, n uint64, w int) error {
 	}
 	first := n * layout.EntryBundleWidth
 	return fail(KindMissing, int64(first)+int64(lo), nil, "the log does not serve this entry although the checkpoint covers it")
+}
+
+// missingFrom names the first entry at or after bundle n that the server
+// cannot serve.
+func missingFrom(ctx context.Context, f *fetcher, n, size uint64, cause error) error {
+	for ; n*layout.EntryBundleWidth < size; n++ {
+		w := int(min(size-n*layout.EntryBundleWidth, layout.EntryBundleWidth))
+		_, err := f.fetchBundle(ctx, n, w)
+		if errors.Is(err, errNotExist) {
+			return firstMissing(ctx, f, n, w)
+		}
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+	}
+	return fail(KindMissing, -1, cause, "a hash tile that the signed checkpoint needs is missing")
 }
 
 // locateBadTile explains a leaf tile that does not authenticate against
