@@ -380,4 +380,3 @@ func TestLedgerVerifyTamper(t *testing.T) {
 		}
 	})
 }
-
