@@ -19,27 +19,8 @@ import (
 // otherwise.
 const DefaultMaxJSONBody = 1 << 20
 
-// Principal is who a request comes from, as routes see it: an organisation
-// (Org, Kind, Scopes) or a patient (Patient).
-type Principal struct {
-	Org     string
-	Kind    auth.Kind
-	Scopes  []auth.Scope
-	Patient string
-}
-
-// IsPatient reports whether p is a patient.
-func (p Principal) IsPatient() bool { return p.Patient != "" }
-
-// HasScope reports whether an org principal was granted s.
-func (p Principal) HasScope(s auth.Scope) bool {
-	for _, have := range p.Scopes {
-		if have == s {
-			return true
-		}
-	}
-	return false
-}
+// Principal is who a request comes from (see auth.Principal).
+type Principal = auth.Principal
 
 // Authenticator turns a bearer token into a Principal. It returns an error
 // for any token it does not accept; the error is logged, never sent.
@@ -78,6 +59,7 @@ type Server struct {
 	errorRules []errorRule
 	now        func() time.Time
 	ledger     LedgerReader
+	tokens     TokenService
 }
 
 // Option configures a Server.
