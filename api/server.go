@@ -107,6 +107,7 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+	e.GET("/v1/whoami", s.authenticate, s.whoami)
 	s.engine = e
 	return s
 }
@@ -148,3 +149,21 @@ func (s *Server) readyz(c *gin.Context) {
 
 // errAuth marks authentication failures for the error boundary.
 var errAuth = errors.New("authentication failed")
+
+// whoamiResponse describes the caller's principal.
+type whoamiResponse struct {
+	Org     string   `json:"org,omitempty"`
+	Kind    string   `json:"kind,omitempty"`
+	Scopes  []string `json:"scopes,omitempty"`
+	Patient string   `json:"patient,omitempty"`
+}
+
+// whoami answers who the token belongs to; it reads nothing else.
+func (s *Server) whoami(c *gin.Context) {
+	p := principal(c)
+	r := whoamiResponse{Org: p.Org, Kind: string(p.Kind), Patient: p.Patient}
+	for _, sc := range p.Scopes {
+		r.Scopes = append(r.Scopes, string(sc))
+	}
+	c.JSON(http.StatusOK, r)
+}
