@@ -51,6 +51,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the gateway", cmdServe},
+		{"keys", "record key-encryption keys: init, rotate, status", cmdKeys},
 		{"version", "print the version", cmdVersion},
 	}
 }
