@@ -155,3 +155,31 @@ func TestSealNoEncryptionKey(t *testing.T) {
 		})
 	}
 }
+
+// TestSealPrivateKeyInSet: a set that (wrongly) holds a private key is
+// sealed to its public part, and the output carries no private material.
+func TestSealPrivateKeyInSet(t *testing.T) {
+	x, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv := jwkOf(t, x, map[string]any{"use": "enc", "kid": "k"})
+	set := jwk.NewSet()
+	if err := set.AddKey(priv); err != nil {
+		t.Fatal(err)
+	}
+	key, err := records.EncryptionKey(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ak, ok := key.(jwk.AsymmetricKey); !ok || ak.IsPrivate() {
+		t.Fatal("EncryptionKey returned a private key")
+	}
+	out, err := records.Seal([]byte("x"), "text/plain", set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := jwe.Decrypt(out, jwe.WithKey(jwa.ECDH_ES_A256KW(), priv)); err != nil || string(got) != "x" {
+		t.Fatalf("decrypt: %q, %v", got, err)
+	}
+}

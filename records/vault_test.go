@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -556,6 +558,51 @@ func TestVaultRecoverDeletesStalePending(t *testing.T) {
 		}
 		if _, err := f.vault.Get(ctx, visible.ID); err != nil {
 			t.Errorf("visible record: %v", err)
+		}
+	})
+}
+
+func TestVaultConcurrentPuts(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, records.Options{})
+		const workers, each = 6, 3
+		ids := make(chan string, workers*each)
+		errs := make(chan error, workers*each)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := range each {
+					req := observation(fmt.Sprint(w*10 + i))
+					req.Holder = []string{"hosp-a", "hosp-b"}[w%2]
+					r, err := f.vault.Put(t.Context(), req)
+					if err != nil {
+						errs <- err
+						continue
+					}
+					ids <- r.ID
+				}
+			})
+		}
+		wg.Wait()
+		close(ids)
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		n := 0
+		for id := range ids {
+			if _, _, err := f.vault.Open(t.Context(), id); err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+			n++
+		}
+		if n != workers*each || len(f.log.Entries()) != workers*each {
+			t.Errorf("%d records, %d entries; want %d", n, len(f.log.Entries()), workers*each)
+		}
+		for _, org := range []string{"hosp-a", "hosp-b"} {
+			if vs, _ := f.keys.Versions(t.Context(), org); len(vs) != 1 {
+				t.Errorf("%s has key versions %v after concurrent first puts; want one", org, vs)
+			}
 		}
 	})
 }
