@@ -52,6 +52,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the gateway", cmdServe},
 		{"ledger", "verify and inspect the tamper-evident ledger (regulator tools)", cmdLedger},
+		{"keys", "record key-encryption keys: init, rotate, status", cmdKeys},
 		{"version", "print the version", cmdVersion},
 	}
 }
