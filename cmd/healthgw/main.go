@@ -52,6 +52,8 @@ func commands() []command {
 	return []command{
 		{"serve", "run the gateway", cmdServe},
 		{"version", "print the version", cmdVersion},
+		{"org", "register and list organisations, make demo client keys", cmdOrg},
+		{"token", "mint patient tokens (development), get client access tokens", cmdToken},
 	}
 }
 
