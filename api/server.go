@@ -77,6 +77,7 @@ type Server struct {
 	metrics    *metrics
 	errorRules []errorRule
 	now        func() time.Time
+	ledger     LedgerReader
 }
 
 // Option configures a Server.

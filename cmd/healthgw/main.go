@@ -51,6 +51,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the gateway", cmdServe},
+		{"ledger", "verify and inspect the tamper-evident ledger (regulator tools)", cmdLedger},
 		{"version", "print the version", cmdVersion},
 		{"org", "register and list organisations, make demo client keys", cmdOrg},
 		{"token", "mint patient tokens (development), get client access tokens", cmdToken},
