@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/registry"
 )
 
@@ -55,17 +57,28 @@ type cliLedger interface {
 	Close() error
 }
 
-// errLedgerNotWired is returned until the embedded ledger backend is wired
-// into openLedger.
-var errLedgerNotWired = errors.New("the ledger backend is not wired into the CLI yet")
+// checkpointKeyFile is the checkpoint signer key under the data
+// directory. The CLI must sign with the same key as `serve`: its
+// checkpoints go into the same log.
+const checkpointKeyFile = "keys/checkpoint.key"
 
-// openLedger opens the ledger over db for a one-shot command.
-//
-// TODO(lead): wire ledger/gormlog here once it is on main, e.g.
-//
-//	return gormlog.Open(ctx, db, gormlog.Options{…})
-func openLedger(_ context.Context, _ *gorm.DB, _ string) (cliLedger, error) {
-	return nil, errLedgerNotWired
+// openLedger opens the embedded ledger over db for a one-shot command:
+// read-only for listing, else with the gateway's checkpoint key (created
+// on first use, named by serve's default origin, as serve would).
+func openLedger(ctx context.Context, db *gorm.DB, dataDir string, readOnly bool) (cliLedger, error) {
+	if readOnly {
+		return gormlog.OpenReadOnly(ctx, db, gormlog.Options{})
+	}
+	cfg := defaultServeConfig()
+	cfg.DataDir = dataDir
+	if err := cfg.finish(); err != nil {
+		return nil, err
+	}
+	signer, _, err := ledger.LoadOrCreateCheckpointKey(filepath.Join(dataDir, checkpointKeyFile), cfg.Origin)
+	if err != nil {
+		return nil, err
+	}
+	return gormlog.Open(ctx, db, gormlog.Options{Signer: signer, Logger: slog.New(slog.DiscardHandler)})
 }
 
 // orgStores is the database, the ledger and the registry projection, kept
@@ -77,12 +90,12 @@ type orgStores struct {
 	follow *ledger.Follower
 }
 
-func openOrgStores(ctx context.Context, sf storeFlags) (*orgStores, error) {
+func openOrgStores(ctx context.Context, sf storeFlags, readOnly bool) (*orgStores, error) {
 	db, err := database.Open(ctx, sf.dsn())
 	if err != nil {
 		return nil, err
 	}
-	log, err := openLedger(ctx, db, sf.data)
+	log, err := openLedger(ctx, db, sf.data, readOnly)
 	if err != nil {
 		_ = database.Close(db)
 		return nil, fmt.Errorf("open ledger: %w", err)
@@ -133,7 +146,7 @@ func cmdOrgAdd(ctx context.Context, e *env, args []string) error {
 		}
 		o.JWKS = string(b)
 	}
-	st, err := openOrgStores(ctx, sf)
+	st, err := openOrgStores(ctx, sf, false)
 	if err != nil {
 		return err
 	}
@@ -173,7 +186,11 @@ func cmdOrgList(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	st, err := openOrgStores(ctx, sf)
+	st, err := openOrgStores(ctx, sf, true)
+	if errors.Is(err, ledger.ErrNotFound) {
+		// A database without a ledger has no organisations yet.
+		return printOrgs(e, nil)
+	}
 	if err != nil {
 		return err
 	}
@@ -190,6 +207,10 @@ func orgList(ctx context.Context, e *env, reg *registry.Store) error {
 	if err != nil {
 		return fmt.Errorf("org list: %w", err)
 	}
+	return printOrgs(e, list)
+}
+
+func printOrgs(e *env, list []registry.Registration) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tSCOPES\tKEYS\tINDEX\tNAME")
 	for _, r := range list {
@@ -233,7 +254,7 @@ func cmdOrgKeygen(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openOrgStores(ctx, sf)
+	st, err := openOrgStores(ctx, sf, false)
 	if err != nil {
 		return err
 	}

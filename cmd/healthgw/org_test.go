@@ -222,3 +222,38 @@ func TestOrgKeygenRemovesFilesWhenRefused(t *testing.T) {
 		t.Errorf("files left after a refused registration: %v", left)
 	}
 }
+
+// TestOrgCommands runs the org commands through run, against the real
+// embedded ledger, on SQLite and PostgreSQL.
+func TestOrgCommands(t *testing.T) {
+	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		data := t.TempDir()
+		clients := filepath.Join(data, "clients")
+		do := func(args ...string) (string, error) {
+			t.Helper()
+			var out, errOut bytes.Buffer
+			err := run(t.Context(), append(args, "--db", dsn, "--data", data), func(string) string { return "" }, &out, &errOut)
+			return out.String(), err
+		}
+		if out, err := do("org", "list"); err != nil || strings.Count(out, "\n") != 1 {
+			t.Fatalf("org list on an empty database = %q, %v", out, err)
+		}
+		if _, err := do("org", "keygen", "--id", "hosp-a", "--name", "Hospital A", "--out", clients); err != nil {
+			t.Fatalf("org keygen: %v", err)
+		}
+		if _, err := do("org", "add", "--id", "verif-1", "--kind", "verifier", "--jwks", filepath.Join(clients, "hosp-a.jwks.json")); err != nil {
+			t.Fatalf("org add: %v", err)
+		}
+		if _, err := do("org", "add", "--id", "verif-2", "--kind", "verifier", "--jwks", filepath.Join(clients, "hosp-a.jwk")); !errors.Is(err, auth.ErrInvalidOrg) {
+			t.Fatalf("org add with a private key = %v, want ErrInvalidOrg", err)
+		}
+		out, err := do("org", "list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 3 || !strings.HasPrefix(lines[1], "hosp-a ") || !strings.HasPrefix(lines[2], "verif-1 ") {
+			t.Errorf("org list:\n%s", out)
+		}
+	})
+}

@@ -17,7 +17,7 @@ import (
 	"github.com/healthgw/healthgw/database/databasetest"
 )
 
-func runCLI(t *testing.T, args ...string) (string, error) {
+func runToken(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	err := run(t.Context(), args, func(string) string { return "" }, &out, &errOut)
@@ -26,7 +26,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 
 func TestTokenPatient(t *testing.T) {
 	data := t.TempDir()
-	tok, err := runCLI(t, "token", "patient", "--id", "pat-123", "--data", data, "--url", "https://gw.example/")
+	tok, err := runToken(t, "token", "patient", "--id", "pat-123", "--data", data, "--url", "https://gw.example/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestTokenClient(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok, err := runCLI(t, append([]string{"token", "client"}, tt.args...)...)
+			tok, err := runToken(t, append([]string{"token", "client"}, tt.args...)...)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("token client = %v, want an error mentioning %q", err, tt.wantErr)
@@ -171,7 +171,7 @@ func TestTokenClient(t *testing.T) {
 	}
 
 	t.Run("assertion only", func(t *testing.T) {
-		assertion, err := runCLI(t, "token", "client", "--org", "hosp-a", "--key", keyFile, "--url", srv.URL, "--exchange=false")
+		assertion, err := runToken(t, "token", "client", "--org", "hosp-a", "--key", keyFile, "--url", srv.URL, "--exchange=false")
 		if err != nil {
 			t.Fatal(err)
 		}
