@@ -189,6 +189,8 @@ var (
 	ErrInvalidCursor = errors.New("consent: invalid cursor")
 	// ErrInvalidPolicy: a Policy failed Validate.
 	ErrInvalidPolicy = errors.New("consent: invalid policy")
+	// ErrInvalidFilter: an AuditFilter failed Validate.
+	ErrInvalidFilter = errors.New("consent: invalid filter")
 )
 
 // idPrefix starts every consent ID.

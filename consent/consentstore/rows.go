@@ -1,0 +1,203 @@
+package consentstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/consent"
+)
+
+// grantRow is one consent grant. Lists are JSON arrays (NULL when empty).
+type grantRow struct {
+	ID      string `gorm:"primaryKey"`
+	Patient string `gorm:"not null;index:idx_consent_grants_patient,priority:1"`
+	// GrantedIndex is the consent.granted entry's ledger index; it orders
+	// every list.
+	GrantedIndex  uint64 `gorm:"not null;uniqueIndex;index:idx_consent_grants_patient,priority:2;index:idx_consent_grants_org,priority:2;index:idx_consent_grants_kind,priority:2"`
+	GranteeOrg    string `gorm:"not null;index:idx_consent_grants_org,priority:1"`
+	GranteeKind   string `gorm:"not null;index:idx_consent_grants_kind,priority:1"`
+	Effect        string `gorm:"not null"`
+	Actions       *string
+	Categories    *string
+	RecordIDs     *string
+	ResourceTypes *string
+	Purposes      *string
+	NotBefore     *int64
+	NotAfter      *int64
+	GrantedAt     *int64
+	Revoked       bool `gorm:"not null"`
+	RevokedIndex  *uint64
+	RevokedAt     *int64
+}
+
+func (grantRow) TableName() string { return "consent_grants" }
+
+// eventRow is one access event (an access.decided entry).
+type eventRow struct {
+	LedgerIndex       uint64 `gorm:"primaryKey;autoIncrement:false"`
+	EntryTime         *int64 `gorm:"index"`
+	Requester         string `gorm:"not null;index:idx_consent_events_requester,priority:1"`
+	RecordID          string `gorm:"not null"`
+	Patient           string `gorm:"not null;index:idx_consent_events_patient,priority:1"`
+	Category          string `gorm:"not null"`
+	Purpose           string `gorm:"not null"`
+	Decision          string `gorm:"not null"`
+	Reason            string `gorm:"not null"`
+	GrantID           string `gorm:"not null"`
+	BreakGlass        bool   `gorm:"not null;index:idx_consent_events_break_glass,priority:1"`
+	JustificationHash string `gorm:"not null"`
+	RequestID         string `gorm:"not null"`
+}
+
+func (eventRow) TableName() string { return "consent_access_events" }
+
+// cursorRow holds a projection's next ledger index.
+type cursorRow struct {
+	Name string `gorm:"primaryKey"`
+	Next uint64 `gorm:"not null"`
+}
+
+func (cursorRow) TableName() string { return "consent_projection_cursors" }
+
+func grantToRow(g consent.Grant) grantRow {
+	r := grantRow{
+		ID:            g.ID,
+		Patient:       g.Patient,
+		GrantedIndex:  g.GrantedIndex,
+		GranteeOrg:    g.Grantee.Org,
+		GranteeKind:   string(g.Grantee.Kind),
+		Effect:        string(g.Effect),
+		Actions:       encodeList(g.Actions),
+		Categories:    encodeList(g.Categories),
+		RecordIDs:     encodeList(g.RecordIDs),
+		ResourceTypes: encodeList(g.ResourceTypes),
+		Purposes:      encodeList(g.Purposes),
+		NotBefore:     toNanos(g.NotBefore),
+		NotAfter:      toNanos(g.NotAfter),
+		GrantedAt:     toNanos(g.GrantedAt),
+		Revoked:       g.Revoked,
+		RevokedAt:     toNanos(g.RevokedAt),
+	}
+	if g.Revoked {
+		r.RevokedIndex = &g.RevokedIndex
+	}
+	return r
+}
+
+func rowToGrant(r grantRow) (consent.Grant, error) {
+	g := consent.Grant{
+		ID:           r.ID,
+		Patient:      r.Patient,
+		Grantee:      consent.Grantee{Org: r.GranteeOrg, Kind: auth.Kind(r.GranteeKind)},
+		Effect:       consent.Effect(r.Effect),
+		NotBefore:    fromNanos(r.NotBefore),
+		NotAfter:     fromNanos(r.NotAfter),
+		GrantedIndex: r.GrantedIndex,
+		GrantedAt:    fromNanos(r.GrantedAt),
+		Revoked:      r.Revoked,
+		RevokedAt:    fromNanos(r.RevokedAt),
+	}
+	if r.RevokedIndex != nil {
+		g.RevokedIndex = *r.RevokedIndex
+	}
+	for _, l := range []struct {
+		src *string
+		dst any
+	}{
+		{r.Actions, &g.Actions},
+		{r.Categories, &g.Categories},
+		{r.RecordIDs, &g.RecordIDs},
+		{r.ResourceTypes, &g.ResourceTypes},
+		{r.Purposes, &g.Purposes},
+	} {
+		if l.src == nil {
+			continue
+		}
+		if err := json.Unmarshal([]byte(*l.src), l.dst); err != nil {
+			return consent.Grant{}, fmt.Errorf("grant %s: decode list: %w", r.ID, err)
+		}
+	}
+	return g, nil
+}
+
+func eventToRow(e consent.AccessEvent) eventRow {
+	return eventRow{
+		LedgerIndex:       e.Index,
+		EntryTime:         toNanos(e.Time),
+		Requester:         e.Requester,
+		RecordID:          e.RecordID,
+		Patient:           e.Patient,
+		Category:          e.Category,
+		Purpose:           string(e.Purpose),
+		Decision:          string(e.Decision),
+		Reason:            string(e.Reason),
+		GrantID:           e.GrantID,
+		BreakGlass:        e.BreakGlass,
+		JustificationHash: e.JustificationHash,
+		RequestID:         e.RequestID,
+	}
+}
+
+func rowToEvent(r eventRow) consent.AccessEvent {
+	return consent.AccessEvent{
+		Index:             r.LedgerIndex,
+		Time:              fromNanos(r.EntryTime),
+		Requester:         r.Requester,
+		RecordID:          r.RecordID,
+		Patient:           r.Patient,
+		Category:          r.Category,
+		Purpose:           consent.Purpose(r.Purpose),
+		Decision:          consent.Effect(r.Decision),
+		Reason:            consent.Reason(r.Reason),
+		GrantID:           r.GrantID,
+		BreakGlass:        r.BreakGlass,
+		JustificationHash: r.JustificationHash,
+		RequestID:         r.RequestID,
+	}
+}
+
+// encodeList stores a list as a JSON array, and an empty list as NULL.
+func encodeList[T ~string](l []T) *string {
+	if len(l) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(l) // a []~string always marshals
+	s := string(b)
+	return &s
+}
+
+// The range of time.Time that UnixNano represents.
+var (
+	minNanoTime = time.Unix(0, math.MinInt64)
+	maxNanoTime = time.Unix(0, math.MaxInt64)
+)
+
+// toNanos stores a time as Unix nanoseconds; the zero time is NULL. Times
+// beyond what int64 nanoseconds hold (before 1678, after 2262: consent
+// validation refuses them, but the ledger may hold anything) are clamped,
+// which keeps their meaning for Decide (far past, far future).
+func toNanos(t time.Time) *int64 {
+	if t.IsZero() {
+		return nil
+	}
+	var n int64
+	switch {
+	case t.Before(minNanoTime):
+		n = math.MinInt64
+	case t.After(maxNanoTime):
+		n = math.MaxInt64
+	default:
+		n = t.UnixNano()
+	}
+	return &n
+}
+
+func fromNanos(n *int64) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
+}
