@@ -242,6 +242,29 @@ func TestRebuildEqualsLive(t *testing.T) {
 			t.Fatalf("scenario too thin: %d revoked grants, %d events", revoked, events)
 		}
 
+		// GrantsFor is GrantsForPatient narrowed to the grants the
+		// requester can see (which are all Decide looks at).
+		for _, p := range patients {
+			for _, who := range []struct {
+				org  string
+				kind auth.Kind
+			}{{"hospital-b", auth.KindHospital}, {"hospital-c", auth.KindHospital}, {"insurer-x", auth.KindVerifier}, {"hospital-b", ""}, {"", auth.KindRegulator}, {"", ""}} {
+				var want []consent.Grant
+				for _, g := range live.Grants[p] {
+					if g.VisibleTo(who.org, who.kind) {
+						want = append(want, g)
+					}
+				}
+				got, err := s.GrantsFor(ctx, p, who.org, who.kind)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff(want, got, cmpState); diff != "" {
+					t.Errorf("GrantsFor(%s, %q, %q) (-want +got):\n%s", p[:6], who.org, who.kind, diff)
+				}
+			}
+		}
+
 		if err := s.Reset(ctx); err != nil {
 			t.Fatal(err)
 		}
