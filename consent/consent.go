@@ -159,6 +159,20 @@ func (g Grant) VisibleTo(org string, kind auth.Kind) bool {
 	return g.Grantee.Matches(org, kind)
 }
 
+// CheckRevoke reports whether patient (a pseudonym) may revoke g: only the
+// patient who granted it may, once. Another patient's grant gives
+// ErrNotFound (its existence is not revealed); a revoked grant gives
+// ErrAlreadyRevoked.
+func (g Grant) CheckRevoke(patient string) error {
+	switch {
+	case patient == "" || g.Patient != patient:
+		return ErrNotFound
+	case g.Revoked:
+		return ErrAlreadyRevoked
+	}
+	return nil
+}
+
 // AccessEvent is one logged access decision (an access.decided entry) as the
 // projection holds it.
 type AccessEvent struct {
@@ -191,6 +205,8 @@ var (
 	ErrInvalidPolicy = errors.New("consent: invalid policy")
 	// ErrInvalidFilter: an AuditFilter failed Validate.
 	ErrInvalidFilter = errors.New("consent: invalid filter")
+	// ErrAlreadyRevoked: the grant was revoked already.
+	ErrAlreadyRevoked = errors.New("consent: already revoked")
 )
 
 // idPrefix starts every consent ID.

@@ -38,7 +38,7 @@ func (grantRow) TableName() string { return "consent_grants" }
 
 // eventRow is one access event (an access.decided entry).
 type eventRow struct {
-	LedgerIndex       uint64 `gorm:"primaryKey;autoIncrement:false"`
+	LedgerIndex       uint64 `gorm:"primaryKey;autoIncrement:false;index:idx_consent_events_requester,priority:2;index:idx_consent_events_patient,priority:2;index:idx_consent_events_break_glass,priority:2"`
 	EntryTime         *int64 `gorm:"index"`
 	Requester         string `gorm:"not null;index:idx_consent_events_requester,priority:1"`
 	RecordID          string `gorm:"not null"`
