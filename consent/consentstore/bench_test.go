@@ -98,7 +98,7 @@ func BenchmarkGrantsForPatient(b *testing.B) {
 	for name, db := range benchDBs(b) {
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
-			s, err := consentstore.New(ctx, db)
+			s, err := consentstore.Open(ctx, db)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -30,8 +30,8 @@ type Store struct {
 
 var _ ledger.Applier = (*Store)(nil)
 
-// New migrates the projection's tables in db and returns the Store.
-func New(ctx context.Context, db *gorm.DB) (*Store, error) {
+// Open migrates the projection's tables in db and returns the Store.
+func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
 	tx := db.WithContext(ctx)
 	if err := tx.AutoMigrate(&grantRow{}, &eventRow{}, &cursorRow{}); err != nil {
 		return nil, fmt.Errorf("migrate consent projection: %w", err)

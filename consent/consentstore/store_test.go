@@ -29,7 +29,7 @@ var patients = []string{
 
 func newStore(t *testing.T, db *gorm.DB) *consentstore.Store {
 	t.Helper()
-	s, err := consentstore.New(t.Context(), db)
+	s, err := consentstore.Open(t.Context(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
