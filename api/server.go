@@ -60,6 +60,9 @@ type Server struct {
 	now        func() time.Time
 	ledger     LedgerReader
 	tokens     TokenService
+	vault      Vault
+	encKeys    EncryptionKeys
+	access     *accessControl
 }
 
 // Option configures a Server.

@@ -26,11 +26,9 @@ import (
 	"github.com/healthgw/healthgw/registry"
 )
 
-// Files under the data directory.
-const (
-	checkpointKeyFile = "keys/checkpoint.key"
-	pseudonymKeyFile  = "keys/pseudonym.key"
-)
+// pseudonymKeyFile holds the ledger secret behind patient pseudonyms,
+// under the data directory. Every consortium node must share it.
+const pseudonymKeyFile = "keys/pseudonym.key"
 
 // backend is a ledger backend as the gateway uses it.
 type backend interface {
