@@ -178,6 +178,10 @@ func (s *Server) getRecord(c *gin.Context) {
 		encKey = k
 	}
 	purpose := c.Query("purpose")
+	if err := validPurpose(purpose); err != nil {
+		s.fail(c, err)
+		return
+	}
 	if err := s.authorizeRead(c, id, purpose); err != nil {
 		s.fail(c, err)
 		return
@@ -253,6 +257,10 @@ type recordList struct {
 func (s *Server) listPatientRecords(c *gin.Context) {
 	ctx := c.Request.Context()
 	p := principal(c)
+	if err := validPurpose(c.Query("purpose")); err != nil {
+		s.fail(c, err)
+		return
+	}
 	all, err := s.vault.ListByPatient(ctx, c.Param("patient"))
 	if err != nil {
 		s.fail(c, err)

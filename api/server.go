@@ -63,6 +63,7 @@ type Server struct {
 	vault      Vault
 	encKeys    EncryptionKeys
 	access     *accessControl
+	consent    ConsentDeps
 }
 
 // Option configures a Server.

@@ -24,6 +24,9 @@ const (
 	// ReasonPermitBreakGlass: emergency access without a grant, under the
 	// break-glass policy.
 	ReasonPermitBreakGlass Reason = "permit.break-glass"
+	// ReasonPermitHolder: the requester holds the record. Decide never
+	// returns it; the API logs holders' own reads with it.
+	ReasonPermitHolder Reason = "permit.holder"
 
 	// ReasonDenyInvalidRequest: the request lacks a requester, kind, patient
 	// or record, or names an unknown purpose or action.
