@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authtest"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/verify"
 	"github.com/healthgw/healthgw/registry"
 )
 
@@ -196,4 +199,56 @@ func newTestGatewayAt(t testing.TB, addr, dir string) *testGateway {
 		c.BaseURL = ""
 		c.DataDir = dir
 	})
+}
+
+// verifyLedger audits the gateway's log both ways a regulator can: over the
+// tiles API with the checkpoint key, and directly on its storage.
+func (g *testGateway) verifyLedger() {
+	g.t.Helper()
+	ctx := g.t.Context()
+	if _, err := g.ledger.(interface {
+		WaitCheckpoint(context.Context, uint64) ([]byte, error)
+	}).WaitCheckpoint(ctx, g.size()); err != nil {
+		g.t.Fatalf("wait for checkpoint: %v", err)
+	}
+	v, err := ledger.ParseVerifierKey(g.vkey)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if _, err := verify.Remote(ctx, g.url+"/ledger/", nil, verify.Options{Verifier: v}); err != nil {
+		g.t.Fatalf("ledger verify (tiles): %v", err)
+	}
+	if _, err := verify.Local(ctx, g.ledger, verify.Options{Verifier: v}); err != nil {
+		g.t.Fatalf("ledger verify (storage): %v", err)
+	}
+}
+
+// size is the ledger's current size.
+func (g *testGateway) size() uint64 {
+	g.t.Helper()
+	n, err := g.ledger.Size(g.t.Context())
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return n
+}
+
+// entries decodes every ledger entry of type typ.
+func (g *testGateway) entries(typ ledger.Type) []ledger.Entry {
+	g.t.Helper()
+	raw, err := g.ledger.Entries(g.t.Context(), 0, g.size())
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	var out []ledger.Entry
+	for _, b := range raw {
+		e, err := ledger.Decode(b)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
 }
