@@ -52,6 +52,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the gateway", cmdServe},
 		{"ledger", "verify and inspect the tamper-evident ledger (regulator tools)", cmdLedger},
+		{"keys", "record key-encryption keys: init, rotate, status", cmdKeys},
 		{"version", "print the version", cmdVersion},
 	}
 }
@@ -136,7 +137,7 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) error {
 		}
 		key := "HEALTHGW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v := e.getenv(key); v != "" {
-			if perr := f.Value.Set(v); perr != nil {
+			if perr := fs.Set(f.Name, v); perr != nil {
 				err = fmt.Errorf("%s: %w", key, perr)
 			}
 		}
