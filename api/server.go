@@ -60,6 +60,10 @@ type Server struct {
 	now        func() time.Time
 	ledger     LedgerReader
 	tokens     TokenService
+	vault      Vault
+	encKeys    EncryptionKeys
+	access     *accessControl
+	consent    ConsentDeps
 }
 
 // Option configures a Server.

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,18 +18,20 @@ import (
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authstore"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/consent/consentstore"
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/ledger/tiles"
+	"github.com/healthgw/healthgw/records"
+	"github.com/healthgw/healthgw/records/recordstore"
 	"github.com/healthgw/healthgw/registry"
 )
 
-// Files under the data directory.
-const (
-	checkpointKeyFile = "keys/checkpoint.key"
-	pseudonymKeyFile  = "keys/pseudonym.key"
-)
+// pseudonymKeyFile holds the ledger secret behind patient pseudonyms,
+// under the data directory. Every consortium node must share it.
+const pseudonymKeyFile = "keys/pseudonym.key"
 
 // backend is a ledger backend as the gateway uses it.
 type backend interface {
@@ -46,6 +47,8 @@ type gateway struct {
 	ledger   backend
 	follower *ledger.Follower
 	registry *registry.Store
+	consent  *consentstore.Store
+	vault    *records.Vault
 	pseud    *ledger.Pseudonymizer
 	signKey  *auth.SigningKey
 	devIdP   *auth.DevIdP
@@ -56,16 +59,16 @@ type gateway struct {
 
 // openGateway opens the database, keys, ledger and projections, and builds
 // the API. On error everything opened so far is closed again.
-func openGateway(ctx context.Context, cfg serveConfig, logger *slog.Logger, progress io.Writer) (*gateway, error) {
+func openGateway(ctx context.Context, cfg serveConfig, logger *slog.Logger, e *env) (*gateway, error) {
 	g := &gateway{cfg: cfg, log: logger}
-	if err := g.open(ctx, progress); err != nil {
+	if err := g.open(ctx, e); err != nil {
 		return nil, errors.Join(err, g.close())
 	}
 	return g, nil
 }
 
-func (g *gateway) open(ctx context.Context, progress io.Writer) (err error) {
-	cfg, logger := g.cfg, g.log
+func (g *gateway) open(ctx context.Context, e *env) (err error) {
+	cfg, logger, progress := g.cfg, g.log, e.stderr
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -121,7 +124,10 @@ func (g *gateway) open(ctx context.Context, progress io.Writer) (err error) {
 	if g.registry, err = registry.Open(ctx, g.db, registry.Options{Logger: logger}); err != nil {
 		return err
 	}
-	g.follower = ledger.NewFollower(g.ledger, g.registry)
+	if g.consent, err = consentstore.Open(ctx, g.db); err != nil {
+		return err
+	}
+	g.follower = ledger.NewFollower(g.ledger, g.registry, g.consent)
 	if err := g.follower.SyncAll(ctx); err != nil {
 		return fmt.Errorf("catch up projections: %w", err)
 	}
@@ -172,6 +178,24 @@ func (g *gateway) open(ctx context.Context, progress io.Writer) (err error) {
 	)
 	g.api.MountAuth(exch, jwks)
 	g.api.MountLedger(g.ledger, tiles.New(g.ledger, tiles.Options{Logger: logger}))
+
+	// Records and consent.
+	recStore, err := recordstore.New(ctx, g.db)
+	if err != nil {
+		return err
+	}
+	g.vault = records.NewVault(recStore, newKeystore(e, cfg.DataDir, true), g.ledger, g.pseud, records.Options{MaxSize: cfg.MaxRecord})
+	if st, err := g.vault.Recover(ctx); err != nil {
+		return fmt.Errorf("recover record vault: %w", err)
+	} else if st != (records.RecoverStats{}) {
+		logger.Info("record vault recovered", slog.Any("stats", st))
+	}
+	g.api.MountRecords(g.vault, exch)
+	policy, err := breakGlassPolicy(cfg.BreakGlass)
+	if err != nil {
+		return err
+	}
+	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Log: g.ledger, Sync: g.follower, Pseud: g.pseud, Policy: policy})
 	return nil
 }
 
@@ -229,4 +253,20 @@ func gatewayJWKS(k *auth.SigningKey, vkey string) (jwk.Set, error) {
 		return nil, err
 	}
 	return set, nil
+}
+
+// breakGlassPolicy builds the consent policy from --break-glass-kinds.
+func breakGlassPolicy(kinds string) (consent.Policy, error) {
+	p := consent.DefaultPolicy()
+	p.BreakGlassKinds = nil
+	for _, k := range strings.Split(kinds, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if !auth.Kind(k).Valid() {
+			return p, fmt.Errorf("--break-glass-kinds: unknown kind %q", k)
+		}
+		p.BreakGlassKinds = append(p.BreakGlassKinds, auth.Kind(k))
+	}
+	return p, p.Validate()
 }

@@ -49,7 +49,7 @@ func newTestGateway(t testing.TB, mutate ...func(*serveConfig)) *testGateway {
 	if err := cfg.finish(); err != nil {
 		t.Fatal(err)
 	}
-	g, err := openGateway(t.Context(), cfg, slog.New(slog.DiscardHandler), io.Discard)
+	g, err := openGateway(t.Context(), cfg, slog.New(slog.DiscardHandler), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard})
 	if err != nil {
 		ln.Close()
 		t.Fatalf("open gateway: %v", err)

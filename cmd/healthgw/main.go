@@ -54,6 +54,8 @@ func commands() []command {
 		{"ledger", "verify and inspect the tamper-evident ledger (regulator tools)", cmdLedger},
 		{"keys", "record key-encryption keys: init, rotate, status", cmdKeys},
 		{"version", "print the version", cmdVersion},
+		{"org", "register and list organisations, make demo client keys", cmdOrg},
+		{"token", "mint patient tokens (development), get client access tokens", cmdToken},
 	}
 }
 

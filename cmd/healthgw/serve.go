@@ -54,7 +54,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	defer ln.Close()
 
-	g, err := openGateway(ctx, cfg, logger, e.stderr)
+	g, err := openGateway(ctx, cfg, logger, e)
 	if err != nil {
 		return err
 	}
