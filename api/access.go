@@ -3,9 +3,11 @@ package api
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -29,12 +31,30 @@ type Syncer interface {
 // accessControl decides and logs reads of records: every decision, permit
 // or deny, is appended to the ledger and durable before a byte of the
 // record moves.
+//
+// Decisions and consent changes of one patient are linearised by a
+// striped read-write lock: a read holds its patient's stripe shared from
+// loading the grants until its access entry is durable; a grant or
+// revocation holds it exclusively until its entry is durable and
+// projected. So once a revocation is acknowledged, no read decided under
+// the old grant can still log a permit after it.
 type accessControl struct {
 	s      *Server
 	grants GrantSource
 	log    ledger.Appender
 	sync   Syncer
 	policy consent.Policy
+	locks  patientLocks
+}
+
+// patientLocks is a fixed set of read-write locks, one stripe per patient
+// pseudonym hash.
+type patientLocks [256]sync.RWMutex
+
+func (l *patientLocks) stripe(patient string) *sync.RWMutex {
+	h := fnv.New32a()
+	h.Write([]byte(patient))
+	return &l[h.Sum32()%uint32(len(l))]
 }
 
 // GrantSource loads the grants that can decide a request.
@@ -76,6 +96,9 @@ func (a *accessControl) decide(ctx context.Context, p Principal, req consent.Req
 func (a *accessControl) authorize(c *gin.Context, r records.Record, purpose string) error {
 	ctx := c.Request.Context()
 	req := a.request(c, r, purpose)
+	mu := a.locks.stripe(r.Patient)
+	mu.RLock()
+	defer mu.RUnlock()
 	d, err := a.decide(ctx, principal(c), req, r.Holder)
 	if err != nil {
 		return err

@@ -185,25 +185,30 @@ type consentResponse struct {
 	Receipt receipt   `json:"receipt"`
 }
 
-// appendWithReceipt appends e, waits until the projections have applied
-// it and a checkpoint covers it, and returns the receipt.
-func (s *Server) appendWithReceipt(ctx context.Context, e ledger.Entry) (receipt, error) {
+// appendWithReceipt appends a consent change of patient (a pseudonym),
+// waits until the projections have applied it and a checkpoint covers it,
+// and returns the receipt. The patient's stripe is held exclusively until
+// the change is projected, so no read decided before it logs after it.
+func (s *Server) appendWithReceipt(ctx context.Context, patient string, e ledger.Entry) (receipt, error) {
+	idx, err := s.appendConsentChange(ctx, patient, e)
+	if err != nil {
+		return receipt{}, err
+	}
+	return s.entryProof(ctx, idx, 0)
+}
+
+func (s *Server) appendConsentChange(ctx context.Context, patient string, e ledger.Entry) (uint64, error) {
+	mu := s.access.locks.stripe(patient)
+	mu.Lock()
+	defer mu.Unlock()
 	idx, err := s.consent.Log.Append(ctx, e)
 	if err != nil {
-		return receipt{}, err
+		return 0, err
 	}
 	if err := s.consent.Sync.Sync(ctx, idx+1); err != nil {
-		return receipt{}, err
+		return 0, err
 	}
-	note, err := s.waitCovered(ctx, idx)
-	if err != nil {
-		return receipt{}, err
-	}
-	size, _, err := checkpointSize(note)
-	if err != nil {
-		return receipt{}, err
-	}
-	return s.entryProof(ctx, idx, size)
+	return idx, nil
 }
 
 func (s *Server) postConsent(c *gin.Context) {
@@ -225,7 +230,7 @@ func (s *Server) postConsent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	rc, err := s.appendWithReceipt(ctx, e)
+	rc, err := s.appendWithReceipt(ctx, pseud, e)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -342,7 +347,7 @@ func (s *Server) revokeConsent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	rc, err := s.appendWithReceipt(ctx, e)
+	rc, err := s.appendWithReceipt(ctx, pseud, e)
 	if err != nil {
 		s.fail(c, err)
 		return
