@@ -412,6 +412,10 @@ func (s *Server) accessLog(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.catchUp(c.Request.Context()); err != nil {
+		s.fail(c, err)
+		return
+	}
 	events, next, err := s.consent.Store.AccessLog(c.Request.Context(), s.consent.Pseud.Pseudonym(principal(c).Patient), pg)
 	if err != nil {
 		s.fail(c, err)
@@ -465,6 +469,10 @@ func (s *Server) auditEvents(c *gin.Context) {
 	}
 	pg, err := page(c)
 	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.catchUp(c.Request.Context()); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -68,6 +68,10 @@ func (s *Server) fhirAuditEvent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if err := s.catchUp(c.Request.Context()); err != nil {
+		s.fail(c, err)
+		return
+	}
 	var (
 		events []consent.AccessEvent
 		next   string

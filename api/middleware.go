@@ -123,7 +123,14 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.fail(c, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "Missing or invalid credentials.", Err: errors.New("token over size limit")})
 		return
 	}
-	p, err := s.auth.Authenticate(c.Request.Context(), token)
+	now := s.now()
+	p, ok := s.verified.get(token, now)
+	var err error
+	if !ok {
+		if p, err = s.auth.Authenticate(c.Request.Context(), token); err == nil {
+			s.verified.put(token, p, now)
+		}
+	}
 	if err != nil {
 		c.Header("WWW-Authenticate", `Bearer realm="healthgw", error="invalid_token"`)
 		s.fail(c, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "Missing or invalid credentials.", Err: fmt.Errorf("%w: %w", errAuth, err)})

@@ -64,6 +64,7 @@ type Server struct {
 	encKeys    EncryptionKeys
 	access     *accessControl
 	consent    ConsentDeps
+	verified   tokenCache
 }
 
 // Option configures a Server.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Principal is who a request comes from: an organisation (Org, Kind,
@@ -19,6 +20,8 @@ type Principal struct {
 	Kind    Kind
 	Scopes  []Scope
 	Patient string
+	// Expires is when the token this principal came from expires.
+	Expires time.Time
 }
 
 // IsPatient reports whether p is a patient.
@@ -196,7 +199,8 @@ func (a *Authenticator) accessToken(bearer string, parts tokenParts) (Principal,
 			return Principal{}, invalidToken("access token is not valid", errReason("scope not allowed for the org kind"))
 		}
 	}
-	return Principal{Org: sub, Kind: Kind(kind), Scopes: scopes}, nil
+	exp, _ := tok.Expiration()
+	return Principal{Org: sub, Kind: Kind(kind), Scopes: scopes, Expires: exp}, nil
 }
 
 // patientToken verifies a token of a patient IdP.
@@ -225,7 +229,8 @@ func (a *Authenticator) patientToken(ctx context.Context, bearer string, parts t
 	if !validPatientID(sub) {
 		return Principal{}, invalidToken("patient token is not valid", errReason("sub is not a valid patient ID"))
 	}
-	return Principal{Patient: sub}, nil
+	exp, _ := tok.Expiration()
+	return Principal{Patient: sub, Expires: exp}, nil
 }
 
 // validPatientID accepts 1 to MaxPatientIDLength printable ASCII

@@ -30,6 +30,9 @@ const (
 // DefaultPath is the SQLite file used when no DSN is given.
 const DefaultPath = "data/healthgw.db"
 
+// DefaultMaxConns is the connection pool size (open and idle).
+const DefaultMaxConns = 16
+
 // ErrBadDSN is returned for a DSN that names no supported database.
 var ErrBadDSN = errors.New("database: unsupported DSN")
 
@@ -56,6 +59,9 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 		TranslateError:         true,
+		// Cache prepared statements: parsing SQL is a large share of a
+		// simple query's cost (especially in the pure-Go SQLite).
+		PrepareStmt: true,
 	}
 	var (
 		db  *gorm.DB
@@ -94,6 +100,13 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database handle: %w", err)
 	}
+	// Keep connections: opening one re-runs the pragmas and loses the
+	// prepared-statement cache. SQLite serialises writers itself (WAL
+	// allows concurrent readers), so a modest pool is enough.
+	maxConns := DefaultMaxConns
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(maxConns)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("ping database: %w", err)
