@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	dbm "github.com/cometbft/cometbft-db"
 	abci "github.com/cometbft/cometbft/abci/types"
@@ -87,6 +90,14 @@ type App struct {
 
 	// staged is the block FinalizeBlock built and Commit persists.
 	staged *stagedBlock
+
+	// closing makes the P2P filter refuse new connections while the node
+	// stops (see Query).
+	closing atomic.Bool
+	// dbMu and dbClosed let Close wait for the ABCI call in progress
+	// before it closes the database (see useDB).
+	dbMu     sync.RWMutex
+	dbClosed bool
 
 	mu        sync.RWMutex
 	committed State
@@ -200,6 +211,58 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	return &abci.ResponseInitChain{AppHash: append([]byte(nil), m.Root[:]...)}, nil
 }
 
+// Query answers CometBFT's peer filter (with filter_peers on, every new
+// connection and peer is checked with /p2p/filter/addr/… and
+// /p2p/filter/id/…) and "/state", which returns the committed height, log
+// size and root as JSON. The filter admits every peer except while the
+// node is stopping: CometBFT stops its peers before its listener, and a
+// peer that reconnects in between would otherwise be left half-open.
+func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
+	switch {
+	case strings.HasPrefix(req.Path, "/p2p/filter/"):
+		if a.closing.Load() {
+			return &abci.ResponseQuery{Code: CodeNotReady, Log: "node is stopping"}, nil
+		}
+		return &abci.ResponseQuery{Code: CodeOK}, nil
+	case req.Path == "/state":
+		m := a.Committed()
+		v, err := json.Marshal(struct {
+			Height int64  `json:"height"`
+			Size   uint64 `json:"size"`
+			Root   []byte `json:"root"`
+		}{m.Height, m.Size, m.Root[:]})
+		if err != nil {
+			return nil, err
+		}
+		return &abci.ResponseQuery{Code: CodeOK, Value: v, Height: m.Height}, nil
+	}
+	return &abci.ResponseQuery{Code: CodeBadTx, Log: fmt.Sprintf("unknown query path %q", req.Path)}, nil
+}
+
+// useDB holds the database open for one ABCI call. Once closeDB ran it
+// never returns: CometBFT's block sync can outlive Node.Stop and still
+// apply blocks (cometbft#1878), and an error here would make it panic,
+// while a block left unapplied is simply replayed at the next start.
+func (a *App) useDB() (release func()) {
+	a.dbMu.RLock()
+	if a.dbClosed {
+		a.dbMu.RUnlock()
+		select {}
+	}
+	return a.dbMu.RUnlock
+}
+
+// closeDB waits for the ABCI call in progress and closes the database.
+func (a *App) closeDB() error {
+	a.dbMu.Lock()
+	defer a.dbMu.Unlock()
+	if a.dbClosed {
+		return nil
+	}
+	a.dbClosed = true
+	return a.store.db.Close()
+}
+
 // checkTx parses and verifies tx against the genesis and the committed
 // transaction IDs.
 func (a *App) checkTx(tx []byte) (Tx, error) {
@@ -226,6 +289,7 @@ func (a *App) checkTx(tx []byte) (Tx, error) {
 // CheckTx admits a transaction to the mempool if it is well formed, signed
 // by a genesis gateway and not already in the log. It changes no state.
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
+	defer a.useDB()()
 	if _, err := a.checkTx(req.Tx); err != nil {
 		return &abci.ResponseCheckTx{Code: codeOf(err), Log: err.Error()}, nil
 	}
@@ -235,6 +299,7 @@ func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.Respon
 // PrepareProposal keeps the transactions that would be applied, in mempool
 // order, within the block's byte limit.
 func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
+	defer a.useDB()()
 	txs := make([][]byte, 0, len(req.Txs))
 	seen := make(map[TxID]bool, len(req.Txs))
 	var total int64
@@ -274,6 +339,7 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 // time, at the next index. It returns the log root after the block as the
 // application hash. Nothing is persisted until Commit.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
+	defer a.useDB()()
 	base := a.Committed()
 	if base.Height != 0 && req.Height != base.Height+1 {
 		return nil, fmt.Errorf("comet: finalize block %d after committed height %d", req.Height, base.Height)
@@ -383,6 +449,7 @@ func (a *App) stagedReader(b *stagedBlock, committedSize uint64) tlog.HashReader
 // the new height) in one synchronous write, then makes it visible to
 // readers.
 func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
+	defer a.useDB()()
 	b := a.staged
 	if b == nil {
 		return nil, errors.New("comet: commit without finalize block")

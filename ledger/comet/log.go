@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	dbm "github.com/cometbft/cometbft-db"
 	"github.com/cometbft/cometbft/mempool"
 	"github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/rpc/client/local"
@@ -24,7 +23,6 @@ import (
 // methods serve this node's committed state. It implements ledger.Log.
 type Log struct {
 	app           *App
-	db            dbm.DB
 	node          *node.Node
 	rpc           *local.Local
 	chainID       string
@@ -238,6 +236,9 @@ type Status struct {
 	// LastBlockTime is the time of the last committed block (zero before
 	// the first).
 	LastBlockTime time.Time
+	// BlockBase is the lowest block this node still stores (above 1 once
+	// blocks were pruned).
+	BlockBase int64
 	// Peers is the number of connected peers.
 	Peers int
 	// CatchingUp is true while the node is block-syncing.
@@ -254,6 +255,7 @@ func (l *Log) Status() Status {
 		Height:     st.Height,
 		Size:       st.Size,
 		Root:       st.Root,
+		BlockBase:  l.node.BlockStore().Base(),
 		Peers:      l.node.Switch().Peers().Size(),
 		CatchingUp: l.node.ConsensusReactor().WaitSync(),
 	}
@@ -270,12 +272,13 @@ func (l *Log) Status() Status {
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.done)
+		l.app.closing.Store(true)
 		var errs []error
 		if err := l.node.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop comet node: %w", err))
 		}
 		l.node.Wait()
-		if err := l.db.Close(); err != nil {
+		if err := l.app.closeDB(); err != nil {
 			errs = append(errs, fmt.Errorf("close ledger database: %w", err))
 		}
 		l.closeErr = errors.Join(errs...)

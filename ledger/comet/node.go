@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	dbm "github.com/cometbft/cometbft-db"
@@ -95,6 +96,8 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 	if c.Tune != nil {
 		c.Tune(conf)
 	}
+	// The application answers the peer filter queries (see App.Query).
+	conf.FilterPeers = true
 	if err := conf.ValidateBasic(); err != nil {
 		return nil, fmt.Errorf("comet config: %w", err)
 	}
@@ -140,7 +143,7 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 	n, err := node.NewNodeWithContext(ctx, conf, pv, nodeKey,
 		proxy.NewLocalClientCreator(app),
 		func() (*types.GenesisDoc, error) { return genDoc, nil },
-		cfg.DefaultDBProvider,
+		closeTolerantDBProvider,
 		node.DefaultMetricsProvider(conf.Instrumentation),
 		newCometLogger(logger),
 	)
@@ -154,7 +157,6 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 	}
 	l := &Log{
 		app:           app,
-		db:            db,
 		node:          n,
 		rpc:           local.New(n),
 		chainID:       genDoc.ChainID,
@@ -201,4 +203,45 @@ func checkGatewayInGenesis(gk GatewayKey, gs GenesisState) error {
 		}
 	}
 	return fmt.Errorf("%w: %q is not in the genesis gateway set", ErrUnknownGateway, gk.ID)
+}
+
+// closeTolerantDBProvider opens CometBFT's databases like
+// cfg.DefaultDBProvider, wrapped in closeTolerantDB.
+func closeTolerantDBProvider(ctx *cfg.DBContext) (dbm.DB, error) {
+	db, err := cfg.DefaultDBProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &closeTolerantDB{DB: db}, nil
+}
+
+// closeTolerantDB works around a CometBFT shutdown race: per-peer
+// goroutines (consensus queryMaj23Routine, block sync) can outlive
+// Node.Stop and read the block store after it was closed, and the store
+// panics on the read error ("leveldb: closed"). Once closed, reads here
+// report "not found", which those goroutines already handle.
+type closeTolerantDB struct {
+	dbm.DB
+	closed atomic.Bool
+}
+
+func (d *closeTolerantDB) Get(key []byte) ([]byte, error) {
+	v, err := d.DB.Get(key)
+	if err != nil && d.closed.Load() {
+		return nil, nil
+	}
+	return v, err
+}
+
+func (d *closeTolerantDB) Has(key []byte) (bool, error) {
+	ok, err := d.DB.Has(key)
+	if err != nil && d.closed.Load() {
+		return false, nil
+	}
+	return ok, err
+}
+
+func (d *closeTolerantDB) Close() error {
+	d.closed.Store(true)
+	return d.DB.Close()
 }

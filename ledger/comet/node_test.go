@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/transparency-dev/formats/log"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
@@ -176,4 +177,19 @@ func TestAppendInvalidEntry(t *testing.T) {
 	if _, err := l.Append(context.Background(), entry(t, 1)); !errors.Is(err, ledger.ErrClosed) {
 		t.Errorf("Append after Close = %v, want ErrClosed", err)
 	}
+}
+
+// mustRoot computes the tree hash of l's committed size from its stored
+// hashes.
+func mustRoot(t testing.TB, l *comet.Log) []byte {
+	t.Helper()
+	n, err := l.Size(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := tlog.TreeHash(int64(n), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h[:]
 }
