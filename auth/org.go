@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -87,8 +88,56 @@ func (o Org) Validate() error {
 	if (o.JWKS == "") == (o.JWKSURL == "") {
 		return fmt.Errorf("%w: exactly one of an inline JWKS and a JWKS URL is required", ErrInvalidOrg)
 	}
-	if o.JWKSURL != "" && !strings.HasPrefix(o.JWKSURL, "https://") && !strings.HasPrefix(o.JWKSURL, "http://") {
-		return fmt.Errorf("%w: JWKS URL must be http(s)", ErrInvalidOrg)
+	if o.JWKSURL != "" {
+		u, err := url.Parse(o.JWKSURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || len(o.JWKSURL) > 2048 {
+			return fmt.Errorf("%w: JWKS URL must be an http(s) URL without credentials", ErrInvalidOrg)
+		}
+	}
+	if o.JWKS != "" {
+		if _, err := ParseOrgJWKS([]byte(o.JWKS)); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidOrg, err)
+		}
 	}
 	return nil
+}
+
+// HasScope reports whether the organisation may be granted s.
+func (o Org) HasScope(s Scope) bool { return slices.Contains(o.Scopes, s) }
+
+// ParseScopes parses a space-separated scope list (as in an OAuth scope
+// parameter), rejecting scopes outside the vocabulary. Duplicates are
+// dropped; the order is kept.
+func ParseScopes(s string) ([]Scope, error) {
+	var out []Scope
+	for _, f := range strings.Fields(s) {
+		sc := Scope(f)
+		if !sc.Valid() {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownScope, truncate(f, 64))
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out, nil
+}
+
+// ErrUnknownScope is returned for a scope outside the vocabulary.
+var ErrUnknownScope = errors.New("unknown scope")
+
+// AllScopes lists the whole scope vocabulary.
+func AllScopes() []Scope {
+	return []Scope{ScopeRecordsRead, ScopeRecordsWrite, ScopeConsentsRead, ScopeAuditRead, ScopeCredentialsIssue, ScopeProofsVerify}
+}
+
+// Valid reports whether s is in the vocabulary.
+func (s Scope) Valid() bool { return slices.Contains(AllScopes(), s) }
+
+// JoinScopes renders scopes as a space-separated list.
+func JoinScopes(scopes []Scope) string {
+	ss := make([]string, len(scopes))
+	for i, s := range scopes {
+		ss[i] = string(s)
+	}
+	return strings.Join(ss, " ")
 }

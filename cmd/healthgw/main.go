@@ -51,6 +51,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the gateway", cmdServe},
+		{"ledger", "verify and inspect the tamper-evident ledger (regulator tools)", cmdLedger},
 		{"version", "print the version", cmdVersion},
 	}
 }
@@ -135,7 +136,7 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) error {
 		}
 		key := "HEALTHGW_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v := e.getenv(key); v != "" {
-			if perr := f.Value.Set(v); perr != nil {
+			if perr := fs.Set(f.Name, v); perr != nil {
 				err = fmt.Errorf("%s: %w", key, perr)
 			}
 		}

@@ -1,0 +1,168 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/healthgw/healthgw/auth"
+)
+
+// DefaultMaxJSONBody bounds JSON request bodies unless a route says
+// otherwise.
+const DefaultMaxJSONBody = 1 << 20
+
+// Principal is who a request comes from, as routes see it: an organisation
+// (Org, Kind, Scopes) or a patient (Patient).
+type Principal struct {
+	Org     string
+	Kind    auth.Kind
+	Scopes  []auth.Scope
+	Patient string
+}
+
+// IsPatient reports whether p is a patient.
+func (p Principal) IsPatient() bool { return p.Patient != "" }
+
+// HasScope reports whether an org principal was granted s.
+func (p Principal) HasScope(s auth.Scope) bool {
+	for _, have := range p.Scopes {
+		if have == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Authenticator turns a bearer token into a Principal. It returns an error
+// for any token it does not accept; the error is logged, never sent.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Principal, error)
+}
+
+// Checker reports whether a dependency is ready (for /readyz).
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// CheckerFunc adapts a function to Checker.
+type CheckerFunc func(ctx context.Context) error
+
+// Check calls f.
+func (f CheckerFunc) Check(ctx context.Context) error { return f(ctx) }
+
+// Config holds the API's settings. Zero values take the documented defaults.
+type Config struct {
+	// BaseURL is the gateway's public URL, e.g. http://127.0.0.1:8080.
+	BaseURL string
+	// MaxJSONBody bounds JSON bodies (default DefaultMaxJSONBody).
+	MaxJSONBody int64
+}
+
+// Server is the HTTP API. Build it with New; serve Handler().
+type Server struct {
+	cfg        Config
+	log        *slog.Logger
+	auth       Authenticator
+	ready      map[string]Checker
+	engine     *gin.Engine
+	registry   *prometheus.Registry
+	metrics    *metrics
+	errorRules []errorRule
+	now        func() time.Time
+	ledger     LedgerReader
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithReadiness adds a named readiness check.
+func WithReadiness(name string, c Checker) Option {
+	return func(s *Server) { s.ready[name] = c }
+}
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// New builds the API. Routes of the capabilities whose dependencies are
+// given are mounted with Mount… methods before Handler is called.
+func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *Server {
+	if cfg.MaxJSONBody <= 0 {
+		cfg.MaxJSONBody = DefaultMaxJSONBody
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      logger,
+		auth:     authn,
+		ready:    map[string]Checker{},
+		registry: prometheus.NewRegistry(),
+		now:      time.Now,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = newMetrics(s.registry)
+
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = false
+	e.Use(s.requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware)
+	e.NoRoute(func(c *gin.Context) { s.fail(c, errNotFound) })
+	e.NoMethod(func(c *gin.Context) {
+		s.fail(c, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "Method not allowed."})
+	})
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+	s.engine = e
+	return s
+}
+
+// Registry is the server's Prometheus registry, for other components'
+// collectors.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// addErrorRules registers domain errors with the error boundary.
+func (s *Server) addErrorRules(rules ...errorRule) { s.errorRules = append(s.errorRules, rules...) }
+
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	status := http.StatusOK
+	checks := map[string]string{}
+	for name, chk := range s.ready {
+		if err := chk.Check(ctx); err != nil {
+			status = http.StatusServiceUnavailable
+			checks[name] = "unavailable"
+			s.log.LogAttrs(ctx, slog.LevelWarn, "readiness check failed", slog.String("check", name), slog.String("err", err.Error()))
+			continue
+		}
+		checks[name] = "ok"
+	}
+	state := "ready"
+	if status != http.StatusOK {
+		state = "not_ready"
+	}
+	c.JSON(status, gin.H{"status": state, "checks": checks})
+}
+
+// errAuth marks authentication failures for the error boundary.
+var errAuth = errors.New("authentication failed")

@@ -1,0 +1,125 @@
+package authstore
+
+import (
+	"context"
+
+	"fmt"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/database"
+)
+
+// DefaultPurgeInterval is how often Claim also deletes expired entries.
+const DefaultPurgeInterval = time.Minute
+
+// jtiRow is one used client assertion: (issuer, jti) until ExpiresAt
+// (Unix seconds, an integer so that both databases compare it alike).
+type jtiRow struct {
+	Issuer    string `gorm:"primaryKey;size:63"`
+	JTI       string `gorm:"column:jti;primaryKey;size:255"`
+	ExpiresAt int64  `gorm:"not null;index"`
+}
+
+func (jtiRow) TableName() string { return "auth_jti_replay" }
+
+// Options configures a Store. Zero values take the defaults.
+type Options struct {
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// PurgeInterval is how often Claim purges expired entries (default
+	// DefaultPurgeInterval; negative: never, call Purge yourself).
+	PurgeInterval time.Duration
+}
+
+// Store is the jti replay cache.
+type Store struct {
+	db    *gorm.DB
+	opts  Options
+	mu    sync.Mutex
+	purge time.Time // last purge
+}
+
+var _ auth.ReplayCache = (*Store)(nil)
+
+// Open migrates the replay table and returns the store.
+func Open(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PurgeInterval == 0 {
+		opts.PurgeInterval = DefaultPurgeInterval
+	}
+	if err := db.WithContext(ctx).AutoMigrate(&jtiRow{}); err != nil {
+		return nil, fmt.Errorf("migrate auth store: %w", err)
+	}
+	return &Store{db: db, opts: opts}, nil
+}
+
+// Claim records (issuer, jti) until the given time. It returns an error
+// wrapping auth.ErrReplay if the pair is recorded and not yet expired;
+// an expired record is replaced. Of two concurrent claims of one pair the
+// primary key lets exactly one succeed.
+func (s *Store) Claim(ctx context.Context, issuer, jti string, until time.Time) error {
+	now := s.opts.Now()
+	s.maybePurge(ctx, now)
+	db := s.db.WithContext(ctx)
+	// A record whose assertion has expired no longer blocks the jti.
+	if err := db.Where("issuer = ? AND jti = ? AND expires_at < ?", issuer, jti, now.Unix()).Delete(&jtiRow{}).Error; err != nil {
+		return fmt.Errorf("replay cache: %w", err)
+	}
+	err := db.Create(&jtiRow{Issuer: issuer, JTI: jti, ExpiresAt: ceilUnix(until)}).Error
+	if database.IsUniqueViolation(err) {
+		return fmt.Errorf("%w: issuer %s", auth.ErrReplay, issuer)
+	}
+	if err != nil {
+		return fmt.Errorf("replay cache: %w", err)
+	}
+	return nil
+}
+
+// Purge deletes the records that expired before now and returns how many.
+func (s *Store) Purge(ctx context.Context) (int64, error) {
+	res := s.db.WithContext(ctx).Where("expires_at < ?", s.opts.Now().Unix()).Delete(&jtiRow{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("purge replay cache: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// Len returns the number of records (expired or not).
+func (s *Store) Len(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&jtiRow{}).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count replay cache: %w", err)
+	}
+	return n, nil
+}
+
+func (s *Store) maybePurge(ctx context.Context, now time.Time) {
+	if s.opts.PurgeInterval < 0 {
+		return
+	}
+	s.mu.Lock()
+	due := now.Sub(s.purge) >= s.opts.PurgeInterval
+	if due {
+		s.purge = now
+	}
+	s.mu.Unlock()
+	if due {
+		// A failed purge is retried next interval; Claim does not depend on it.
+		_, _ = s.Purge(ctx)
+	}
+}
+
+// ceilUnix rounds t up to whole seconds, so a record never expires early.
+func ceilUnix(t time.Time) int64 {
+	u := t.Unix()
+	if t.After(time.Unix(u, 0)) {
+		u++
+	}
+	return u
+}

@@ -1,0 +1,148 @@
+package authstore_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/auth/authstore"
+	"github.com/healthgw/healthgw/auth/authtest"
+	"github.com/healthgw/healthgw/database/databasetest"
+)
+
+var t0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+
+func open(t *testing.T, db *gorm.DB, clock *authtest.Clock) *authstore.Store {
+	t.Helper()
+	s, err := authstore.Open(t.Context(), db, authstore.Options{Now: clock.Now, PurgeInterval: -1})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestClaim(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		clock := authtest.NewClock(t0)
+		s := open(t, db, clock)
+		until := t0.Add(5 * time.Minute)
+		steps := []struct {
+			name    string
+			at      time.Time
+			issuer  string
+			jti     string
+			until   time.Time
+			wantErr error
+		}{
+			{"first use", t0, "hosp-a", "j1", until, nil},
+			{"replay", t0, "hosp-a", "j1", until, auth.ErrReplay},
+			{"same jti, other issuer", t0, "hosp-b", "j1", until, nil},
+			{"other jti", t0, "hosp-a", "j2", until, nil},
+			{"replay at the last second", until, "hosp-a", "j1", until, auth.ErrReplay},
+			{"reuse once expired", until.Add(time.Second), "hosp-a", "j1", until.Add(time.Hour), nil},
+			{"replay of the reuse", until.Add(2 * time.Second), "hosp-a", "j1", until.Add(time.Hour), auth.ErrReplay},
+		}
+		for _, st := range steps {
+			clock.Set(st.at)
+			err := s.Claim(t.Context(), st.issuer, st.jti, st.until)
+			if !errors.Is(err, st.wantErr) || (st.wantErr == nil) != (err == nil) {
+				t.Errorf("%s: Claim = %v, want %v", st.name, err, st.wantErr)
+			}
+		}
+	})
+}
+
+func TestClaimSurvivesRestart(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		clock := authtest.NewClock(t0)
+		if err := open(t, db, clock).Claim(t.Context(), "hosp-a", "j1", t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		err := open(t, db, clock).Claim(t.Context(), "hosp-a", "j1", t0.Add(time.Minute))
+		if !errors.Is(err, auth.ErrReplay) {
+			t.Errorf("Claim after reopening = %v, want ErrReplay", err)
+		}
+	})
+}
+
+func TestPurge(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		clock := authtest.NewClock(t0)
+		s := open(t, db, clock)
+		for i, d := range []time.Duration{time.Minute, 2 * time.Minute, 10 * time.Minute} {
+			if err := s.Claim(t.Context(), "hosp-a", string(rune('a'+i)), t0.Add(d)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clock.Set(t0.Add(3 * time.Minute))
+		n, err := s.Purge(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		left, err := s.Len(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 || left != 1 {
+			t.Errorf("Purge removed %d, left %d; want 2 and 1", n, left)
+		}
+		// The survivor still blocks its jti.
+		if err := s.Claim(t.Context(), "hosp-a", "c", t0.Add(10*time.Minute)); !errors.Is(err, auth.ErrReplay) {
+			t.Errorf("Claim of the unexpired jti after Purge = %v, want ErrReplay", err)
+		}
+	})
+}
+
+func TestPurgeOnClaim(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		clock := authtest.NewClock(t0)
+		s, err := authstore.Open(t.Context(), db, authstore.Options{Now: clock.Now, PurgeInterval: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Claim(t.Context(), "hosp-a", "old", t0.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		clock.Set(t0.Add(5 * time.Minute))
+		if err := s.Claim(t.Context(), "hosp-a", "new", t0.Add(6*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.Len(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("after a claim past the purge interval %d records remain, want 1", n)
+		}
+	})
+}
+
+func TestClaimConcurrent(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		clock := authtest.NewClock(t0)
+		s := open(t, db, clock)
+		const n = 8
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() { errs[i] = s.Claim(t.Context(), "hosp-a", "race", t0.Add(time.Minute)) })
+		}
+		wg.Wait()
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, auth.ErrReplay):
+				t.Errorf("Claim: %v", err)
+			}
+		}
+		if won != 1 {
+			t.Errorf("%d of %d concurrent claims succeeded, want 1", won, n)
+		}
+	})
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/gormlog"
+	"github.com/healthgw/healthgw/ledger/verify"
+)
+
+// exitVerifyFailed is the exit status of a verification that found the
+// log tampered with (as opposed to 1: the check could not be done).
+const exitVerifyFailed = 2
+
+// ledgerHTTPTimeout bounds one HTTP request of the regulator tools.
+const ledgerHTTPTimeout = time.Minute
+
+func cmdLedger(ctx context.Context, e *env, args []string) error {
+	return dispatch(ctx, e, "healthgw ledger", []command{
+		{"verify", "verify the whole ledger over HTTP (--url) or in a database (--db)", cmdLedgerVerify},
+		{"checkpoint", "print the latest signed checkpoint (--url or --db)", cmdLedgerCheckpoint},
+		{"keygen", "generate a checkpoint signing key and its verifier key", cmdLedgerKeygen},
+	}, args)
+}
+
+// tilesURL returns the tlog-tiles root of a gateway at base.
+func tilesURL(base string) string {
+	return strings.TrimSuffix(base, "/") + "/ledger/"
+}
+
+func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "ledger verify")
+	url := fs.String("url", "", "gateway base URL; the log is read from URL/ledger/ (tlog-tiles)")
+	dsn := fs.String("db", "", "verify a database directly instead (SQLite path or postgres:// URL)")
+	trusted := fs.String("trusted", "", "file holding a signed checkpoint you already trust")
+	key := fs.String("key", "", "verifier key file of the gateway's checkpoint key (required with --url)")
+	origin := fs.String("origin", "", "expected checkpoint origin line (default: any)")
+	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	var o verify.Options
+	o.Origin = *origin
+	if *key != "" {
+		v, err := ledger.LoadCheckpointVerifier(*key)
+		if err != nil {
+			return err
+		}
+		o.Verifier = v
+	}
+	if *trusted != "" {
+		b, err := os.ReadFile(*trusted)
+		if err != nil {
+			return fmt.Errorf("trusted checkpoint: %w", err)
+		}
+		o.Trusted = b
+	}
+	if !*quiet {
+		o.Progress = progress(e.stderr)
+	}
+	start := time.Now()
+	var res *verify.Result
+	var err error
+	switch {
+	case *url != "":
+		if o.Verifier == nil {
+			return errors.New("ledger verify: --key is required with --url")
+		}
+		fmt.Fprintf(e.stderr, "verifying %s\n", tilesURL(*url))
+		res, err = verify.Remote(ctx, tilesURL(*url), &http.Client{Timeout: ledgerHTTPTimeout}, o)
+	case *dsn != "":
+		var l *gormlog.Log
+		var closeDB func()
+		l, closeDB, err = openLedgerDB(ctx, *dsn)
+		if err != nil {
+			return err
+		}
+		defer closeDB()
+		if o.Verifier == nil {
+			fmt.Fprintln(e.stderr, "warning: no --key: checkpoint signatures are not checked")
+		}
+		fmt.Fprintln(e.stderr, "verifying database")
+		res, err = verify.Local(ctx, l, o)
+	default:
+		return errors.New("ledger verify: give --url or --db")
+	}
+	var f *verify.Failure
+	if errors.As(err, &f) {
+		return exitError{code: exitVerifyFailed, err: err}
+	}
+	if err != nil {
+		return err
+	}
+	printResult(e.stdout, res, o.Verifier, time.Since(start))
+	return nil
+}
+
+func printResult(w io.Writer, r *verify.Result, v note.Verifier, took time.Duration) {
+	c := r.Checkpoint
+	fmt.Fprintf(w, "ledger OK: %d entries verified in %s\n", r.Entries, took.Round(time.Millisecond))
+	fmt.Fprintf(w, "  origin      %s\n", c.Origin)
+	fmt.Fprintf(w, "  checkpoint  size %d, root %s\n", c.Size, base64.StdEncoding.EncodeToString(c.Hash[:]))
+	if r.Signed {
+		fmt.Fprintf(w, "  signed by   %s+%08x\n", v.Name(), v.KeyHash())
+	} else {
+		fmt.Fprintf(w, "  signatures  NOT checked (no --key)\n")
+	}
+	if r.Trusted != nil {
+		fmt.Fprintf(w, "  consistent  with the trusted checkpoint of size %d\n", r.Trusted.Size)
+	}
+	if r.Checkpoints > 0 {
+		fmt.Fprintf(w, "  stored      %d checkpoints checked\n", r.Checkpoints)
+	}
+	types := make([]string, 0, len(r.Types))
+	for t := range r.Types {
+		types = append(types, string(t))
+	}
+	slices.Sort(types)
+	for _, t := range types {
+		fmt.Fprintf(w, "  %-20s %d\n", t, r.Types[ledger.Type(t)])
+	}
+}
+
+// progress prints to w about every 2% (and at the end).
+func progress(w io.Writer) func(done, total uint64) {
+	last := uint64(0)
+	return func(done, total uint64) {
+		step := max(total/50, 1)
+		if done == total || done-last >= step {
+			fmt.Fprintf(w, "  verified %d/%d entries\n", done, total)
+			last = done
+		}
+	}
+}
+
+// openLedgerDB opens an existing database read-only as a ledger.
+func openLedgerDB(ctx context.Context, dsn string) (*gormlog.Log, func(), error) {
+	if database.DialectOf(dsn) == database.SQLite {
+		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "file:")
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			path = path[:i]
+		}
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("database %s does not exist", path)
+		}
+	}
+	db, err := database.Open(ctx, dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := gormlog.OpenReadOnly(ctx, db, gormlog.Options{})
+	if err != nil {
+		_ = database.Close(db)
+		return nil, nil, err
+	}
+	return l, func() { _ = database.Close(db) }, nil
+}
+
+func cmdLedgerCheckpoint(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "ledger checkpoint")
+	url := fs.String("url", "", "gateway base URL (reads URL/ledger/checkpoint)")
+	dsn := fs.String("db", "", "read it from a database instead")
+	key := fs.String("key", "", "verifier key file: check the signature before printing")
+	origin := fs.String("origin", "", "expected origin line (with --key)")
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	var raw []byte
+	switch {
+	case *url != "":
+		c := &http.Client{Timeout: ledgerHTTPTimeout}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, tilesURL(*url)+"checkpoint", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return fmt.Errorf("fetch checkpoint: %w", err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("fetch checkpoint: HTTP %d", resp.StatusCode)
+		}
+		if raw, err = io.ReadAll(io.LimitReader(resp.Body, 1<<16)); err != nil {
+			return fmt.Errorf("fetch checkpoint: %w", err)
+		}
+	case *dsn != "":
+		l, closeDB, err := openLedgerDB(ctx, *dsn)
+		if err != nil {
+			return err
+		}
+		defer closeDB()
+		if raw, err = l.Checkpoint(ctx); err != nil {
+			return err
+		}
+	default:
+		return errors.New("ledger checkpoint: give --url or --db")
+	}
+	var c ledger.Checkpoint
+	var err error
+	if *key != "" {
+		v, lerr := ledger.LoadCheckpointVerifier(*key)
+		if lerr != nil {
+			return lerr
+		}
+		c, err = ledger.OpenCheckpoint(raw, v, *origin)
+		if err != nil {
+			return exitError{code: exitVerifyFailed, err: err}
+		}
+	} else if c, err = ledger.ParseCheckpoint(raw); err != nil {
+		return err
+	}
+	if _, err := e.stdout.Write(raw); err != nil {
+		return err
+	}
+	verified := "signature not checked"
+	if *key != "" {
+		verified = "signature OK"
+	}
+	fmt.Fprintf(e.stderr, "checkpoint of %q: size %d (%s)\n", c.Origin, c.Size, verified)
+	return nil
+}
+
+func cmdLedgerKeygen(_ context.Context, e *env, args []string) error {
+	fs := newFlags(e, "ledger keygen")
+	out := fs.String("out", "", "signer key file to create (0600); the verifier key goes to FILE"+ledger.VerifierKeySuffix)
+	origin := fs.String("origin", "", "checkpoint origin line, also the key name (e.g. gateway.example.org/ledger)")
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	if *out == "" || *origin == "" {
+		return errors.New("ledger keygen: --out and --origin are required")
+	}
+	if _, err := os.Stat(*out); err == nil {
+		return fmt.Errorf("ledger keygen: %s exists", *out)
+	}
+	_, vkey, err := ledger.LoadOrCreateCheckpointKey(*out, *origin)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, vkey)
+	fmt.Fprintf(e.stderr, "wrote %s (secret) and %s\n", *out, *out+ledger.VerifierKeySuffix)
+	return nil
+}

@@ -1,0 +1,154 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder is a fake Applier with function fields for failures.
+type recorder struct {
+	mu      sync.Mutex
+	name    string
+	next    uint64
+	applied []uint64 // indices, in the order applied
+	calls   int
+	failAt  func(first uint64) error
+}
+
+func (r *recorder) Name() string { return r.name }
+
+func (r *recorder) Next(context.Context) (uint64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.next, nil
+}
+
+func (r *recorder) Apply(_ context.Context, first uint64, entries []Entry) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.failAt != nil {
+		if err := r.failAt(first); err != nil {
+			return err
+		}
+	}
+	if first != r.next {
+		return fmt.Errorf("apply %d, want %d", first, r.next)
+	}
+	for i, e := range entries {
+		want := fmt.Sprintf("c%d", first+uint64(i))
+		if got := e.Body.(*ConsentRevoked).ConsentID; got != want {
+			return fmt.Errorf("entry %d is %s, want %s", first+uint64(i), got, want)
+		}
+		r.applied = append(r.applied, first+uint64(i))
+	}
+	r.next = first + uint64(len(entries))
+	return nil
+}
+
+func (r *recorder) state() (uint64, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.next, len(r.applied)
+}
+
+func TestFollowerSync(t *testing.T) {
+	const n = followBatch*2 + 10
+	m, _ := filledLog(t, n)
+	tests := []struct {
+		name      string
+		start     uint64
+		syncTo    uint64
+		wantNext  uint64
+		wantCalls int
+	}{
+		{"nothing to do", 0, 0, 0, 0},
+		{"one batch", 0, 5, 5, 1},
+		{"several batches", 0, n, n, 3},
+		{"from the middle", 1000, 1030, 1030, 1},
+		{"already ahead", 20, 10, 20, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recorder{name: "r", next: tc.start}
+			f := NewFollower(m, r)
+			if err := f.Sync(t.Context(), tc.syncTo); err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+			next, applied := r.state()
+			if next != tc.wantNext || r.calls != tc.wantCalls {
+				t.Errorf("next %d after %d calls, want %d after %d", next, r.calls, tc.wantNext, tc.wantCalls)
+			}
+			if want := int(tc.wantNext - min(tc.start, tc.wantNext)); applied != want {
+				t.Errorf("applied %d entries, want %d", applied, want)
+			}
+			for i, x := range r.applied {
+				if x != tc.start+uint64(i) {
+					t.Fatalf("applied[%d] = %d: out of order", i, x)
+				}
+			}
+		})
+	}
+}
+
+func TestFollowerErrors(t *testing.T) {
+	m, _ := filledLog(t, 10)
+	boom := errors.New("boom")
+	r := &recorder{name: "consent", failAt: func(uint64) error { return boom }}
+	f := NewFollower(m, r)
+	err := f.Sync(t.Context(), 10)
+	if !errors.Is(err, boom) {
+		t.Fatalf("Sync: err = %v, want boom", err)
+	}
+	if next, _ := r.state(); next != 0 {
+		t.Errorf("a failed Apply advanced next to %d", next)
+	}
+	if err := NewFollower(m, &recorder{name: "x"}).Sync(t.Context(), 11); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Sync beyond the log: err = %v, want ErrNotFound", err)
+	}
+	// A corrupt entry stops the projection.
+	bad := &memLog{signer: m.signer}
+	bad.add([]byte(`{"not":"an entry"}`))
+	if err := NewFollower(bad, &recorder{name: "x"}).Sync(t.Context(), 1); !errors.Is(err, ErrMalformed) {
+		t.Errorf("Sync over a corrupt entry: err = %v, want ErrMalformed", err)
+	}
+}
+
+func TestFollowerRun(t *testing.T) {
+	m, _ := filledLog(t, 3)
+	a := &recorder{name: "a"}
+	b := &recorder{name: "b"}
+	f := NewFollower(m, a, b)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		f.Run(ctx, time.Millisecond, slog.New(slog.DiscardHandler))
+		close(done)
+	}()
+	// Entries appended "elsewhere" reach both projections.
+	for i := 3; i < 6; i++ {
+		e, _ := NewEntry("org", &ConsentRevoked{ConsentID: fmt.Sprintf("c%d", i), Patient: "ps"})
+		raw, _ := Encode(e)
+		m.add(raw)
+	}
+	deadline := time.After(30 * time.Second)
+	for {
+		na, _ := a.state()
+		nb, _ := b.state()
+		if na == 6 && nb == 6 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("Run did not catch up: a at %d, b at %d", na, nb)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cancel()
+	<-done
+}

@@ -1,0 +1,179 @@
+package gormlog_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/database/databasetest"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/gormlog"
+	"github.com/healthgw/healthgw/ledger/verify"
+)
+
+// Environment of the crash test's child process.
+const (
+	crashDSNEnv = "GORMLOG_CRASH_CHILD_DSN"
+	crashKeyEnv = "GORMLOG_CRASH_CHILD_KEY"
+)
+
+func TestMain(m *testing.M) {
+	if dsn := os.Getenv(crashDSNEnv); dsn != "" {
+		crashChild(dsn, os.Getenv(crashKeyEnv))
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// crashChild appends from many goroutines until it is killed, printing
+// "ack <index> <record id>" for every acknowledged append.
+func crashChild(dsn, skey string) {
+	ctx := context.Background()
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	db, err := database.Open(ctx, dsn)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	l, err := gormlog.Open(ctx, db, gormlog.Options{Signer: s, CheckpointInterval: 20 * time.Millisecond})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	fmt.Fprintln(out, "ready")
+	out.Flush()
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("g%d-%d", g, i)
+				e := accessEntry(0)
+				e.Body.(*ledger.AccessDecided).RecordID = id
+				idx, err := l.Append(ctx, e)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "append:", err)
+					os.Exit(1)
+				}
+				mu.Lock()
+				fmt.Fprintf(out, "ack %d %s\n", idx, id)
+				out.Flush() // acknowledged only once written out
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestCrash kills a process appending under load with SIGKILL and checks
+// that, after a restart, the log verifies and holds every entry that was
+// acknowledged before the kill.
+func TestCrash(t *testing.T) {
+	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		skey, vkey, err := ledger.GenerateCheckpointKey(testOrigin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for round := range 2 { // the second round appends to a crashed log
+			acked := runCrashChild(t, dsn, skey, 1500*(round+1))
+			db, err := database.Open(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := note.NewVerifier(vkey)
+			ro, err := gormlog.OpenReadOnly(t.Context(), db, gormlog.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := verify.Local(t.Context(), ro, verify.Options{Verifier: v})
+			if err != nil {
+				t.Fatalf("round %d: log does not verify after SIGKILL: %v", round, err)
+			}
+			var rows int64
+			if err := db.Raw("SELECT count(*) FROM ledger_entries").Scan(&rows).Error; err != nil {
+				t.Fatal(err)
+			}
+			if uint64(rows) != res.Entries {
+				t.Errorf("round %d: %d rows but the head says %d entries: a half-written batch", round, rows, res.Entries)
+			}
+			entries, err := ro.Entries(t.Context(), 0, res.Entries)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for idx, id := range acked {
+				if idx >= res.Entries {
+					t.Errorf("round %d: acknowledged entry %d lost (log has %d)", round, idx, res.Entries)
+					continue
+				}
+				e, err := ledger.Decode(entries[idx])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := e.Body.(*ledger.AccessDecided).RecordID; got != id {
+					t.Errorf("round %d: entry %d is %s, acknowledged as %s", round, idx, got, id)
+				}
+			}
+			t.Logf("round %d: %d acknowledged before SIGKILL, %d in the log", round, len(acked), res.Entries)
+			_ = database.Close(db)
+		}
+	})
+}
+
+// runCrashChild runs the child until it acknowledged at least n entries in
+// total over the log's life, kills it, and returns what it acknowledged.
+func runCrashChild(t *testing.T, dsn, skey string, n int) map[uint64]string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashDSNEnv+"="+dsn, crashKeyEnv+"="+skey)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[uint64]string{}
+	sc := bufio.NewScanner(stdout)
+	killed := false
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 || f[0] != "ack" {
+			continue
+		}
+		idx, err := strconv.ParseUint(f[1], 10, 64)
+		if err != nil {
+			t.Fatalf("child printed %q", sc.Text())
+		}
+		acked[idx] = f[2]
+		if !killed && idx+1 >= uint64(n) {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	err = cmd.Wait()
+	if !killed {
+		t.Fatalf("child exited before it was killed: %v", err)
+	}
+	return acked
+}

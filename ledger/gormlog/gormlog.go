@@ -1,0 +1,786 @@
+package gormlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// Defaults for Options.
+const (
+	// DefaultCheckpointInterval is how often a checkpoint is published
+	// while the log grows.
+	DefaultCheckpointInterval = time.Second
+	// DefaultMaxBatch bounds how many entries one write transaction holds.
+	DefaultMaxBatch = 1024
+	// DefaultQueueSize is the capacity of the append queue; appenders
+	// beyond it wait (bounded by their context).
+	DefaultQueueSize = 4096
+	// DefaultCommitTimeout bounds one write transaction.
+	DefaultCommitTimeout = 30 * time.Second
+)
+
+// ErrReadOnly is returned by Append on a log opened with OpenReadOnly.
+var ErrReadOnly = fmt.Errorf("%w: log opened read-only", ledger.ErrUnavailable)
+
+// ErrCorrupt is returned when the stored log is inconsistent (a missing row
+// or a hashes column of the wrong length): the database was edited.
+var ErrCorrupt = errors.New("gormlog: stored log is corrupt")
+
+// Options configures a Log.
+type Options struct {
+	// Origin is the checkpoint origin line. Default: Signer.Name().
+	Origin string
+	// Signer signs checkpoints (an Ed25519 note key; see
+	// ledger.LoadOrCreateCheckpointKey). Required by Open.
+	Signer note.Signer
+	// CheckpointInterval: default DefaultCheckpointInterval.
+	CheckpointInterval time.Duration
+	// MaxBatch: default DefaultMaxBatch.
+	MaxBatch int
+	// QueueSize: default DefaultQueueSize.
+	QueueSize int
+	// Logger: default slog.Default().
+	Logger *slog.Logger
+}
+
+// Log is a ledger.Log stored through gorm.
+type Log struct {
+	db       *gorm.DB
+	dialect  database.Dialect
+	origin   string
+	signer   note.Signer
+	interval time.Duration
+	maxBatch int
+	logger   *slog.Logger
+	readOnly bool
+
+	cache *hashCache
+
+	// Append side.
+	mu       sync.RWMutex // guards closed against sends on reqs
+	closed   bool
+	reqs     chan *appendReq
+	lastTime time.Time // writer goroutine only
+	frontier frontier  // writer goroutine only
+	writerWG sync.WaitGroup
+
+	// Checkpoint side.
+	pubMu     sync.Mutex // serialises publish
+	pubNow    chan struct{}
+	stop      chan struct{}
+	pubWG     sync.WaitGroup
+	cpMu      sync.Mutex
+	cpChanged chan struct{} // closed and replaced after each publish
+
+	closeOnce sync.Once
+	closeErr  error
+
+	size atomic.Uint64 // largest durable size seen (monotonic)
+}
+
+var (
+	_ ledger.Log               = (*Log)(nil)
+	_ ledger.CheckpointHistory = (*Log)(nil)
+	_ ledger.CheckpointWaiter  = (*Log)(nil)
+)
+
+type appendReq struct {
+	entry ledger.Entry
+	done  chan appendResult
+}
+
+type appendResult struct {
+	index uint64
+	err   error
+}
+
+// Open opens (creating its tables if needed) the log stored in db, and
+// starts its writer and checkpoint publisher. Close stops them; it does not
+// close db.
+func Open(ctx context.Context, db *gorm.DB, opts Options) (*Log, error) {
+	if opts.Signer == nil {
+		return nil, errors.New("gormlog: Options.Signer is required")
+	}
+	l := newLog(db, opts)
+	if err := migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	n, err := l.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.reqs = make(chan *appendReq, opts.QueueSize)
+	if opts.QueueSize <= 0 {
+		l.reqs = make(chan *appendReq, DefaultQueueSize)
+	}
+	l.writerWG.Add(1)
+	go l.writer()
+	l.pubWG.Add(1)
+	go l.publisher()
+	// A fresh log gets its first (possibly empty) checkpoint at once, so
+	// Checkpoint always has something to serve.
+	if _, err := l.latestCheckpoint(ctx); errors.Is(err, ledger.ErrNotFound) {
+		if err := l.publish(ctx); err != nil {
+			_ = l.Close()
+			return nil, err
+		}
+	}
+	l.logger.Debug("ledger opened", slog.Uint64("size", n), slog.String("origin", l.origin))
+	return l, nil
+}
+
+// OpenReadOnly opens the log stored in db for reading and verification:
+// no writer, no publisher, no schema changes. Append returns ErrReadOnly.
+// opts.Signer may be nil.
+func OpenReadOnly(ctx context.Context, db *gorm.DB, opts Options) (*Log, error) {
+	l := newLog(db, opts)
+	l.readOnly = true
+	if !db.WithContext(ctx).Migrator().HasTable(&entryRow{}) {
+		return nil, fmt.Errorf("gormlog: no ledger in this database: %w", ledger.ErrNotFound)
+	}
+	if _, err := l.Size(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func newLog(db *gorm.DB, opts Options) *Log {
+	l := &Log{
+		db:        db,
+		dialect:   database.DialectFor(db),
+		origin:    opts.Origin,
+		signer:    opts.Signer,
+		interval:  opts.CheckpointInterval,
+		maxBatch:  opts.MaxBatch,
+		logger:    opts.Logger,
+		cache:     newHashCache(defaultCacheEntries),
+		pubNow:    make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		cpChanged: make(chan struct{}),
+	}
+	if l.origin == "" && l.signer != nil {
+		l.origin = l.signer.Name()
+	}
+	if l.interval <= 0 {
+		l.interval = DefaultCheckpointInterval
+	}
+	if l.maxBatch <= 0 {
+		l.maxBatch = DefaultMaxBatch
+	}
+	if l.logger == nil {
+		l.logger = slog.Default()
+	}
+	return l
+}
+
+// Origin returns the checkpoint origin line.
+func (l *Log) Origin() string { return l.origin }
+
+// Append implements ledger.Appender. It returns once the entry's
+// transaction committed. If ctx ends first Append returns ctx's error and
+// the entry may or may not have been appended.
+func (l *Log) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
+	if l.readOnly {
+		return 0, ErrReadOnly
+	}
+	e.Time = time.Time{}
+	if _, err := ledger.Encode(e); err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	req := &appendReq{entry: e, done: make(chan appendResult, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return 0, ledger.ErrClosed
+	}
+	select {
+	case l.reqs <- req:
+		l.mu.RUnlock()
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return 0, fmt.Errorf("append: %w", ctx.Err())
+	}
+	select {
+	case r := <-req.done:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, fmt.Errorf("append: %w", ctx.Err())
+	}
+}
+
+// writer drains the queue and commits batches until the queue is closed.
+func (l *Log) writer() {
+	defer l.writerWG.Done()
+	batch := make([]*appendReq, 0, l.maxBatch)
+	for {
+		req, ok := <-l.reqs
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], req)
+	drain:
+		for len(batch) < l.maxBatch {
+			select {
+			case r, ok := <-l.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		l.commit(batch)
+	}
+}
+
+// commit writes one batch in one transaction and answers every request.
+func (l *Log) commit(batch []*appendReq) {
+	now := time.Now().UTC()
+	if now.Before(l.lastTime) {
+		now = l.lastTime
+	}
+	datas := make([][]byte, 0, len(batch))
+	reqs := make([]*appendReq, 0, len(batch))
+	for _, r := range batch {
+		e := r.entry
+		e.Time = now
+		b, err := ledger.Encode(e)
+		if err != nil { // cannot happen: Append checked it
+			r.done <- appendResult{err: fmt.Errorf("append: %w", err)}
+			continue
+		}
+		datas = append(datas, b)
+		reqs = append(reqs, r)
+	}
+	if len(datas) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultCommitTimeout)
+	defer cancel()
+	first, fr, err := l.writeBatch(ctx, datas)
+	if err != nil {
+		l.logger.Error("ledger append failed", slog.Int("batch", len(datas)), slog.String("err", err.Error()))
+		err = fmt.Errorf("append: %w: %w", ledger.ErrUnavailable, err)
+		for _, r := range reqs {
+			r.done <- appendResult{err: err}
+		}
+		return
+	}
+	l.lastTime = now
+	l.frontier = fr
+	l.noteSize(first + uint64(len(datas)))
+	for i, r := range reqs {
+		r.done <- appendResult{index: first + uint64(i)}
+	}
+}
+
+// insertChunk bounds the rows of one INSERT statement (bind parameters
+// are limited on both databases).
+const insertChunk = 300
+
+// writeBatch stores datas at the end of the log in one transaction and
+// returns the index of the first and the tree frontier after the batch.
+func (l *Log) writeBatch(ctx context.Context, datas [][]byte) (uint64, frontier, error) {
+	var first uint64
+	var fr frontier
+	err := l.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		n, err := l.lockHead(tx)
+		if err != nil {
+			return err
+		}
+		first = n
+		r := &batchReader{ctx: ctx, tx: tx, base: tlog.StoredHashIndex(0, int64(n))}
+		if l.frontier.size == n && l.frontier.hashes != nil {
+			r.known = l.frontier.hashes
+		} else {
+			r.known = make(map[int64]tlog.Hash)
+		}
+		blobs := make([][]byte, len(datas))
+		for i, d := range datas {
+			hs, err := tlog.StoredHashes(int64(n)+int64(i), d, r)
+			if err != nil {
+				return fmt.Errorf("stored hashes %d: %w", n+uint64(i), err)
+			}
+			r.pending = append(r.pending, hs...)
+			blob := make([]byte, 0, len(hs)*tlog.HashSize)
+			for _, h := range hs {
+				blob = append(blob, h[:]...)
+			}
+			blobs[i] = blob
+		}
+		end := n + uint64(len(datas))
+		if fr, err = newFrontier(end, r); err != nil {
+			return err
+		}
+		for lo := 0; lo < len(datas); lo += insertChunk {
+			hi := min(lo+insertChunk, len(datas))
+			var sb strings.Builder
+			sb.WriteString("INSERT INTO ledger_entries (idx, data, hashes) VALUES ")
+			args := make([]any, 0, 3*(hi-lo))
+			for i := lo; i < hi; i++ {
+				if i > lo {
+					sb.WriteByte(',')
+				}
+				sb.WriteString("(?,?,?)")
+				args = append(args, int64(n)+int64(i), datas[i], blobs[i])
+			}
+			if err := tx.Exec(sb.String(), args...).Error; err != nil {
+				return fmt.Errorf("insert entries: %w", err)
+			}
+		}
+		res := tx.Exec("UPDATE ledger_head SET size = ? WHERE id = ?", int64(end), headID)
+		if res.Error != nil {
+			return fmt.Errorf("update head: %w", res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return fmt.Errorf("update head: %w: no head row", ErrCorrupt)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, frontier{}, err
+	}
+	return first, fr, nil
+}
+
+// lockHead locks the head row for the rest of tx and returns the durable
+// size. On SQLite the transaction already holds the write lock (BEGIN
+// IMMEDIATE); on PostgreSQL the row lock serialises writers across
+// processes.
+func (l *Log) lockHead(tx *gorm.DB) (uint64, error) {
+	q := "SELECT size FROM ledger_head WHERE id = ?"
+	if l.dialect == database.Postgres {
+		q += " FOR UPDATE"
+	}
+	var sizes []int64
+	if err := tx.Raw(q, headID).Scan(&sizes).Error; err != nil {
+		return 0, fmt.Errorf("lock head: %w", err)
+	}
+	if len(sizes) != 1 || sizes[0] < 0 {
+		return 0, fmt.Errorf("lock head: %w: no head row", ErrCorrupt)
+	}
+	return uint64(sizes[0]), nil
+}
+
+func (l *Log) noteSize(n uint64) {
+	for {
+		old := l.size.Load()
+		if n <= old || l.size.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// Size implements ledger.Reader: the durable size read from the database
+// (so appends by other processes are seen).
+func (l *Log) Size(ctx context.Context) (uint64, error) {
+	var sizes []int64
+	if err := l.db.WithContext(ctx).Raw("SELECT size FROM ledger_head WHERE id = ?", headID).Scan(&sizes).Error; err != nil {
+		return 0, fmt.Errorf("ledger size: %w", err)
+	}
+	if len(sizes) == 1 && sizes[0] > 0 {
+		l.noteSize(uint64(sizes[0]))
+	}
+	return l.size.Load(), nil
+}
+
+// Entries implements ledger.Reader.
+func (l *Log) Entries(ctx context.Context, start, end uint64) ([][]byte, error) {
+	if start > end {
+		return nil, fmt.Errorf("entries [%d,%d): %w", start, end, ledger.ErrInvalidRange)
+	}
+	size, err := l.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if end > size {
+		return nil, fmt.Errorf("entries [%d,%d) of %d: %w", start, end, size, ledger.ErrNotFound)
+	}
+	if start == end {
+		return [][]byte{}, nil
+	}
+	rows, err := l.db.WithContext(ctx).
+		Raw("SELECT idx, data FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx", int64(start), int64(end)).
+		Rows()
+	if err != nil {
+		return nil, fmt.Errorf("read entries: %w", err)
+	}
+	defer rows.Close()
+	out := make([][]byte, 0, end-start)
+	for rows.Next() {
+		var idx int64
+		var data []byte
+		if err := rows.Scan(&idx, &data); err != nil {
+			return nil, fmt.Errorf("read entries: %w", err)
+		}
+		if uint64(idx) != start+uint64(len(out)) {
+			return nil, missingEntry(start + uint64(len(out)))
+		}
+		out = append(out, data)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read entries: %w", err)
+	}
+	if uint64(len(out)) != end-start {
+		return nil, missingEntry(start + uint64(len(out)))
+	}
+	return out, nil
+}
+
+// missingEntry reports a row missing below the head's size: the database
+// was edited. It is ErrCorrupt and ledger.ErrNotFound.
+func missingEntry(i uint64) error {
+	return fmt.Errorf("entry %d: %w: %w: row missing", i, ErrCorrupt, ledger.ErrNotFound)
+}
+
+// ReadHashes implements tlog.HashReader over durable entries. It uses a
+// background context; HashReader binds a request's context.
+func (l *Log) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	return l.readHashes(context.Background(), indexes)
+}
+
+// HashReader returns a tlog.HashReader whose reads use ctx.
+func (l *Log) HashReader(ctx context.Context) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		return l.readHashes(ctx, indexes)
+	})
+}
+
+func (l *Log) readHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var miss []int64
+	var missAt []int
+	for i, x := range indexes {
+		if x < 0 {
+			return nil, fmt.Errorf("read hash %d: %w", x, ledger.ErrInvalidRange)
+		}
+		if h, ok := l.cache.get(x); ok {
+			out[i] = h
+			continue
+		}
+		miss = append(miss, x)
+		missAt = append(missAt, i)
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := loadStored(ctx, l.db, miss)
+	if err != nil {
+		return nil, err
+	}
+	for j, x := range miss {
+		out[missAt[j]] = got[x]
+		l.cache.put(x, got[x])
+	}
+	return out, nil
+}
+
+// storedAt maps a tlog storage index to the record whose row holds that
+// hash, and the hash's position in the row.
+func storedAt(x int64) (record int64, pos int) {
+	level, n := tlog.SplitStoredHashIndex(x)
+	return (n+1)<<uint(level) - 1, level
+}
+
+// loadStored reads the hashes at storage indexes xs from db (or a
+// transaction). Every hash must be stored.
+func loadStored(ctx context.Context, db *gorm.DB, xs []int64) (map[int64]tlog.Hash, error) {
+	byRecord := make(map[int64][]int64, len(xs))
+	records := make([]int64, 0, len(xs))
+	for _, x := range xs {
+		rec, _ := storedAt(x)
+		if _, ok := byRecord[rec]; !ok {
+			records = append(records, rec)
+		}
+		byRecord[rec] = append(byRecord[rec], x)
+	}
+	out := make(map[int64]tlog.Hash, len(xs))
+	for lo := 0; lo < len(records); lo += insertChunk {
+		chunk := records[lo:min(lo+insertChunk, len(records))]
+		rows, err := db.WithContext(ctx).Raw("SELECT idx, hashes FROM ledger_entries WHERE idx IN ?", chunk).Rows()
+		if err != nil {
+			return nil, fmt.Errorf("read hashes: %w", err)
+		}
+		for rows.Next() {
+			var idx int64
+			var blob []byte
+			if err := rows.Scan(&idx, &blob); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read hashes: %w", err)
+			}
+			for _, x := range byRecord[idx] {
+				_, pos := storedAt(x)
+				if len(blob) < (pos+1)*tlog.HashSize {
+					rows.Close()
+					return nil, fmt.Errorf("hashes of entry %d: %w: %d bytes", idx, ErrCorrupt, len(blob))
+				}
+				var h tlog.Hash
+				copy(h[:], blob[pos*tlog.HashSize:])
+				out[x] = h
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read hashes: %w", err)
+		}
+	}
+	for _, x := range xs {
+		if _, ok := out[x]; !ok {
+			rec, _ := storedAt(x)
+			return nil, fmt.Errorf("hash %d (entry %d): %w", x, rec, ledger.ErrNotFound)
+		}
+	}
+	return out, nil
+}
+
+// batchReader serves tlog.StoredHashes while a batch is being built: the
+// batch's own hashes (pending, from storage index base), the tree frontier
+// known from the previous batch, and otherwise the transaction.
+type batchReader struct {
+	ctx     context.Context
+	tx      *gorm.DB
+	base    int64
+	pending []tlog.Hash
+	known   map[int64]tlog.Hash
+}
+
+func (r *batchReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var miss []int64
+	for i, x := range indexes {
+		switch h, ok := r.known[x]; {
+		case x >= r.base:
+			j := x - r.base
+			if j >= int64(len(r.pending)) {
+				return nil, fmt.Errorf("hash %d not yet computed", x)
+			}
+			out[i] = r.pending[j]
+		case ok:
+			out[i] = h
+		default:
+			miss = append(miss, x)
+		}
+	}
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := loadStored(r.ctx, r.tx, miss)
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range indexes {
+		if h, ok := got[x]; ok {
+			out[i] = h
+			r.known[x] = h
+		}
+	}
+	return out, nil
+}
+
+// frontier holds the roots of the perfect subtrees that make up a tree of
+// size: every hash a later append needs from before it.
+type frontier struct {
+	size   uint64
+	hashes map[int64]tlog.Hash
+}
+
+func newFrontier(size uint64, r tlog.HashReader) (frontier, error) {
+	var xs []int64
+	for level := 0; level < 63 && size>>uint(level) > 0; level++ {
+		if (size>>uint(level))&1 == 1 {
+			xs = append(xs, tlog.StoredHashIndex(level, int64(size>>uint(level))-1))
+		}
+	}
+	hs, err := r.ReadHashes(xs)
+	if err != nil {
+		return frontier{}, fmt.Errorf("frontier: %w", err)
+	}
+	m := make(map[int64]tlog.Hash, len(xs))
+	for i, x := range xs {
+		m[x] = hs[i]
+	}
+	return frontier{size: size, hashes: m}, nil
+}
+
+// Checkpoint implements ledger.Prover: the latest published checkpoint.
+func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
+	cp, err := l.latestCheckpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cp.Note, nil
+}
+
+func (l *Log) latestCheckpoint(ctx context.Context) (checkpointRow, error) {
+	var rows []checkpointRow
+	if err := l.db.WithContext(ctx).Order("size DESC").Limit(1).Find(&rows).Error; err != nil {
+		return checkpointRow{}, fmt.Errorf("latest checkpoint: %w", err)
+	}
+	if len(rows) == 0 {
+		return checkpointRow{}, fmt.Errorf("latest checkpoint: %w", ledger.ErrNotFound)
+	}
+	return rows[0], nil
+}
+
+// CheckpointAt implements ledger.CheckpointHistory.
+func (l *Log) CheckpointAt(ctx context.Context, size uint64) ([]byte, error) {
+	var rows []checkpointRow
+	if err := l.db.WithContext(ctx).Where("size = ?", int64(size)).Limit(1).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("checkpoint %d: %w", size, err)
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("checkpoint %d: %w", size, ledger.ErrNotFound)
+	}
+	return rows[0].Note, nil
+}
+
+// Checkpoints returns the sizes of the published checkpoints in
+// [from, to], ascending, at most limit of them.
+func (l *Log) Checkpoints(ctx context.Context, from, to uint64, limit int) ([]uint64, error) {
+	var sizes []int64
+	if err := l.db.WithContext(ctx).Model(&checkpointRow{}).
+		Where("size >= ? AND size <= ?", int64(from), int64(min(to, 1<<62))).
+		Order("size").Limit(limit).Pluck("size", &sizes).Error; err != nil {
+		return nil, fmt.Errorf("list checkpoints: %w", err)
+	}
+	out := make([]uint64, len(sizes))
+	for i, s := range sizes {
+		out[i] = uint64(s)
+	}
+	return out, nil
+}
+
+// WaitCheckpoint implements ledger.CheckpointWaiter.
+func (l *Log) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
+	for {
+		l.cpMu.Lock()
+		changed := l.cpChanged
+		l.cpMu.Unlock()
+		cp, err := l.latestCheckpoint(ctx)
+		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+			return nil, err
+		}
+		if err == nil && uint64(cp.Size) >= size {
+			return cp.Note, nil
+		}
+		n, err := l.Size(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if size > n {
+			return nil, fmt.Errorf("checkpoint of size %d > %d: %w", size, n, ledger.ErrNotFound)
+		}
+		if l.readOnly {
+			return nil, fmt.Errorf("no checkpoint of size %d yet: %w", size, ErrReadOnly)
+		}
+		select {
+		case l.pubNow <- struct{}{}:
+		default:
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait checkpoint: %w", ctx.Err())
+		case <-time.After(l.interval):
+		}
+	}
+}
+
+// publisher publishes a checkpoint every interval and on demand until
+// stop is closed.
+func (l *Log) publisher() {
+	defer l.pubWG.Done()
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		case <-l.pubNow:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultCommitTimeout)
+		if err := l.publish(ctx); err != nil {
+			l.logger.Warn("ledger checkpoint", slog.String("err", err.Error()))
+		}
+		cancel()
+	}
+}
+
+// publish signs and stores a checkpoint for the durable size, unless one
+// of that size (or larger) exists.
+func (l *Log) publish(ctx context.Context) error {
+	l.pubMu.Lock()
+	defer l.pubMu.Unlock()
+	defer l.notifyCheckpoint()
+	size, err := l.Size(ctx)
+	if err != nil {
+		return err
+	}
+	latest, err := l.latestCheckpoint(ctx)
+	if err == nil && uint64(latest.Size) >= size {
+		return nil
+	}
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return err
+	}
+	root, err := ledger.TreeHash(ctx, l.HashReader(ctx), size)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	raw, err := ledger.SignCheckpoint(ledger.Checkpoint{Origin: l.origin, Size: size, Hash: root}, l.signer)
+	if err != nil {
+		return err
+	}
+	row := checkpointRow{Size: int64(size), Note: raw, CreatedAt: time.Now().UTC()}
+	if err := l.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+		return fmt.Errorf("store checkpoint %d: %w", size, err)
+	}
+	l.logger.Debug("ledger checkpoint", slog.Uint64("size", size))
+	return nil
+}
+
+func (l *Log) notifyCheckpoint() {
+	l.cpMu.Lock()
+	close(l.cpChanged)
+	l.cpChanged = make(chan struct{})
+	l.cpMu.Unlock()
+}
+
+// Close implements ledger.Log: it refuses new appends, commits every
+// queued one, stops the publisher and publishes a final checkpoint. It
+// does not close the database. Reads keep working after Close.
+func (l *Log) Close() error {
+	if l.readOnly {
+		return nil
+	}
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		close(l.reqs)
+		l.mu.Unlock()
+		l.writerWG.Wait()
+		close(l.stop)
+		l.pubWG.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultCommitTimeout)
+		defer cancel()
+		l.closeErr = l.publish(ctx)
+	})
+	return l.closeErr
+}

@@ -1,0 +1,92 @@
+package gormlog
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// headID is the primary key of the one ledger_head row.
+const headID = 1
+
+// entryRow is one entry and the tree hashes its append stored.
+type entryRow struct {
+	Idx    int64  `gorm:"column:idx;primaryKey;autoIncrement:false"`
+	Data   []byte `gorm:"column:data;not null"`
+	Hashes []byte `gorm:"column:hashes;not null"`
+}
+
+func (entryRow) TableName() string { return "ledger_entries" }
+
+// headRow holds the durable size; writers lock it.
+type headRow struct {
+	ID   int64 `gorm:"column:id;primaryKey;autoIncrement:false"`
+	Size int64 `gorm:"column:size;not null"`
+}
+
+func (headRow) TableName() string { return "ledger_head" }
+
+// checkpointRow is one published signed checkpoint.
+type checkpointRow struct {
+	Size      int64     `gorm:"column:size;primaryKey;autoIncrement:false"`
+	Note      []byte    `gorm:"column:note;not null"`
+	CreatedAt time.Time `gorm:"column:created_at;not null"`
+}
+
+func (checkpointRow) TableName() string { return "ledger_checkpoints" }
+
+// migrate creates the tables and the head row if they are missing.
+func migrate(ctx context.Context, db *gorm.DB) error {
+	db = db.WithContext(ctx)
+	if err := db.AutoMigrate(&entryRow{}, &headRow{}, &checkpointRow{}); err != nil {
+		return fmt.Errorf("migrate ledger tables: %w", err)
+	}
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&headRow{ID: headID, Size: 0}).Error; err != nil {
+		return fmt.Errorf("create ledger head: %w", err)
+	}
+	return nil
+}
+
+// defaultCacheEntries bounds the hash cache.
+const defaultCacheEntries = 1 << 18
+
+// cacheMinLevel: only hashes of subtrees of at least 2^cacheMinLevel
+// leaves are cached. They are the ones many proofs share; leaf-level
+// hashes are read from the database.
+const cacheMinLevel = 3
+
+// hashCache keeps stored hashes of durable entries, which never change.
+// When full it is emptied (the upper tree levels refill it quickly).
+type hashCache struct {
+	mu  sync.RWMutex
+	m   map[int64]tlog.Hash
+	max int
+}
+
+func newHashCache(max int) *hashCache {
+	return &hashCache{m: make(map[int64]tlog.Hash), max: max}
+}
+
+func (c *hashCache) get(x int64) (tlog.Hash, bool) {
+	c.mu.RLock()
+	h, ok := c.m[x]
+	c.mu.RUnlock()
+	return h, ok
+}
+
+func (c *hashCache) put(x int64, h tlog.Hash) {
+	if level, _ := tlog.SplitStoredHashIndex(x); level < cacheMinLevel {
+		return
+	}
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[x] = h
+	c.mu.Unlock()
+}

@@ -1,0 +1,183 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// maxTreeSize bounds tree sizes accepted from callers: tlog works in int64.
+const maxTreeSize = 1 << 62
+
+// TreeHash returns the RFC 6962 root hash of the first size entries.
+func TreeHash(ctx context.Context, hr tlog.HashReader, size uint64) (tlog.Hash, error) {
+	if err := ctx.Err(); err != nil {
+		return tlog.Hash{}, err
+	}
+	if size > maxTreeSize {
+		return tlog.Hash{}, fmt.Errorf("%w: size %d", ErrInvalidRange, size)
+	}
+	h, err := tlog.TreeHash(int64(size), hr)
+	if err != nil {
+		return tlog.Hash{}, fmt.Errorf("tree hash %d: %w", size, err)
+	}
+	return h, nil
+}
+
+// InclusionProof returns the proof that entry index is in the tree of
+// size entries (RFC 6962 audit path, tlog.ProveRecord). The caller checks
+// that size does not exceed the log's size (or its latest checkpoint);
+// it returns ErrInvalidRange unless index < size.
+func InclusionProof(ctx context.Context, hr tlog.HashReader, index, size uint64) (tlog.RecordProof, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if index >= size || size > maxTreeSize {
+		return nil, fmt.Errorf("%w: index %d in tree of size %d", ErrInvalidRange, index, size)
+	}
+	p, err := tlog.ProveRecord(int64(size), int64(index), hr)
+	if err != nil {
+		return nil, fmt.Errorf("inclusion proof %d@%d: %w", index, size, err)
+	}
+	return p, nil
+}
+
+// ConsistencyProof returns the proof that the tree of size from is a
+// prefix of the tree of size to (RFC 6962 consistency proof,
+// tlog.ProveTree). It returns ErrInvalidRange unless 0 < from <= to.
+func ConsistencyProof(ctx context.Context, hr tlog.HashReader, from, to uint64) (tlog.TreeProof, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if from == 0 || from > to || to > maxTreeSize {
+		return nil, fmt.Errorf("%w: consistency %d -> %d", ErrInvalidRange, from, to)
+	}
+	p, err := tlog.ProveTree(int64(to), int64(from), hr)
+	if err != nil {
+		return nil, fmt.Errorf("consistency proof %d -> %d: %w", from, to, err)
+	}
+	return p, nil
+}
+
+// VerifyInclusion checks that entry (its canonical encoding) is at index
+// in the tree that c commits to.
+func VerifyInclusion(c Checkpoint, index uint64, entry []byte, p tlog.RecordProof) error {
+	if index >= c.Size {
+		return fmt.Errorf("%w: index %d in tree of size %d", ErrInvalidRange, index, c.Size)
+	}
+	if err := tlog.CheckRecord(p, int64(c.Size), c.Hash, int64(index), tlog.RecordHash(entry)); err != nil {
+		return fmt.Errorf("inclusion of %d in %d: %w", index, c.Size, err)
+	}
+	return nil
+}
+
+// VerifyConsistency checks that older is a prefix of newer.
+func VerifyConsistency(older, newer Checkpoint, p tlog.TreeProof) error {
+	if older.Size > newer.Size {
+		return fmt.Errorf("%w: consistency %d -> %d", ErrInvalidRange, older.Size, newer.Size)
+	}
+	if older.Size == newer.Size {
+		if older.Hash != newer.Hash {
+			return fmt.Errorf("consistency %d -> %d: roots differ", older.Size, newer.Size)
+		}
+		return nil
+	}
+	if older.Size == 0 {
+		return nil
+	}
+	if err := tlog.CheckTree(p, int64(newer.Size), newer.Hash, int64(older.Size), older.Hash); err != nil {
+		return fmt.Errorf("consistency %d -> %d: %w", older.Size, newer.Size, err)
+	}
+	return nil
+}
+
+// Receipt is what a writer gets back for an entry: the entry, a signed
+// checkpoint that covers it, and the proof that ties them together.
+type Receipt struct {
+	Index      uint64
+	Entry      []byte // canonical encoding
+	Checkpoint []byte // signed note; its size is TreeSize
+	TreeSize   uint64
+	Proof      tlog.RecordProof
+}
+
+// ReceiptLog is what MakeReceipt needs from a log.
+type ReceiptLog interface {
+	Reader
+	Prover
+}
+
+// receiptPoll is how often MakeReceipt polls a log that cannot publish on
+// demand.
+const receiptPoll = 50 * time.Millisecond
+
+// MakeReceipt waits (bounded by ctx) for a checkpoint that covers index
+// and returns the receipt. Logs that implement CheckpointWaiter publish
+// one at once; others are polled until their next periodic checkpoint.
+func MakeReceipt(ctx context.Context, l ReceiptLog, index uint64) (Receipt, error) {
+	var raw []byte
+	var err error
+	if w, ok := l.(CheckpointWaiter); ok {
+		raw, err = w.WaitCheckpoint(ctx, index+1)
+		if err != nil {
+			return Receipt{}, fmt.Errorf("receipt %d: %w", index, err)
+		}
+	} else {
+		t := time.NewTicker(receiptPoll)
+		defer t.Stop()
+		for {
+			raw, err = l.Checkpoint(ctx)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return Receipt{}, fmt.Errorf("receipt %d: %w", index, err)
+			}
+			if err == nil {
+				c, perr := ParseCheckpoint(raw)
+				if perr != nil {
+					return Receipt{}, fmt.Errorf("receipt %d: %w", index, perr)
+				}
+				if c.Size > index {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return Receipt{}, fmt.Errorf("receipt %d: %w", index, ctx.Err())
+			case <-t.C:
+			}
+		}
+	}
+	c, err := ParseCheckpoint(raw)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("receipt %d: %w", index, err)
+	}
+	entries, err := l.Entries(ctx, index, index+1)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("receipt %d: %w", index, err)
+	}
+	p, err := InclusionProof(ctx, l, index, c.Size)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("receipt %d: %w", index, err)
+	}
+	return Receipt{Index: index, Entry: entries[0], Checkpoint: raw, TreeSize: c.Size, Proof: p}, nil
+}
+
+// VerifyReceipt checks a receipt against the log's verifier key: the
+// checkpoint's signature (and origin, if not empty) and the inclusion
+// proof. It returns the decoded entry.
+func VerifyReceipt(r Receipt, v note.Verifier, origin string) (Entry, error) {
+	c, err := OpenCheckpoint(r.Checkpoint, v, origin)
+	if err != nil {
+		return Entry{}, err
+	}
+	if c.Size != r.TreeSize {
+		return Entry{}, fmt.Errorf("%w: receipt tree size %d, checkpoint %d", ErrBadCheckpoint, r.TreeSize, c.Size)
+	}
+	if err := VerifyInclusion(c, r.Index, r.Entry, r.Proof); err != nil {
+		return Entry{}, err
+	}
+	return Decode(r.Entry)
+}

@@ -1,0 +1,148 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+func filledLog(t *testing.T, n int) (*memLog, note.Verifier) {
+	t.Helper()
+	s, v := testSigner(t, testOrigin)
+	m := &memLog{signer: s}
+	for i := range n {
+		e, err := NewEntry("org-a", &ConsentRevoked{ConsentID: fmt.Sprintf("c%d", i), Patient: "ps_ab"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Time = testTime
+		b, err := Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.add(b)
+	}
+	m.publish()
+	return m, v
+}
+
+func TestProofs(t *testing.T) {
+	const n = 50
+	m, _ := filledLog(t, n)
+	ctx := t.Context()
+	cps := map[uint64]Checkpoint{}
+	for size := uint64(0); size <= n; size++ {
+		h, err := TreeHash(ctx, m, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cps[size] = Checkpoint{Origin: testOrigin, Size: size, Hash: h}
+	}
+	for size := uint64(1); size <= n; size++ {
+		for i := uint64(0); i < size; i++ {
+			p, err := InclusionProof(ctx, m, i, size)
+			if err != nil {
+				t.Fatalf("InclusionProof(%d, %d): %v", i, size, err)
+			}
+			if err := VerifyInclusion(cps[size], i, m.entries[i], p); err != nil {
+				t.Errorf("VerifyInclusion(%d, %d): %v", i, size, err)
+			}
+			if i+1 < size {
+				if err := VerifyInclusion(cps[size], i, m.entries[i+1], p); err == nil {
+					t.Errorf("VerifyInclusion(%d, %d) accepted another entry", i, size)
+				}
+			}
+		}
+		for from := uint64(1); from <= size; from++ {
+			p, err := ConsistencyProof(ctx, m, from, size)
+			if err != nil {
+				t.Fatalf("ConsistencyProof(%d, %d): %v", from, size, err)
+			}
+			if err := VerifyConsistency(cps[from], cps[size], p); err != nil {
+				t.Errorf("VerifyConsistency(%d, %d): %v", from, size, err)
+			}
+			if from < size {
+				fork := cps[from]
+				fork.Hash[0] ^= 1
+				if err := VerifyConsistency(fork, cps[size], p); err == nil {
+					t.Errorf("VerifyConsistency(%d, %d) accepted a fork", from, size)
+				}
+			}
+		}
+	}
+	bad := []struct {
+		name string
+		err  error
+	}{
+		{"inclusion index == size", func() error { _, err := InclusionProof(ctx, m, 5, 5); return err }()},
+		{"inclusion size 0", func() error { _, err := InclusionProof(ctx, m, 0, 0); return err }()},
+		{"consistency from 0", func() error { _, err := ConsistencyProof(ctx, m, 0, 5); return err }()},
+		{"consistency from > to", func() error { _, err := ConsistencyProof(ctx, m, 6, 5); return err }()},
+		{"verify index beyond", VerifyInclusion(cps[3], 3, m.entries[3], nil)},
+		{"verify shrink", VerifyConsistency(cps[4], cps[3], nil)},
+	}
+	for _, tc := range bad {
+		if !errors.Is(tc.err, ErrInvalidRange) {
+			t.Errorf("%s: err = %v, want ErrInvalidRange", tc.name, tc.err)
+		}
+	}
+	if _, err := InclusionProof(ctx, m, 3, n+10); err == nil {
+		t.Errorf("InclusionProof beyond the stored tree succeeded")
+	}
+	same := cps[7]
+	same.Hash[3] ^= 1
+	if err := VerifyConsistency(cps[7], same, nil); err == nil {
+		t.Errorf("VerifyConsistency of two different roots of the same size succeeded")
+	}
+}
+
+func TestReceipt(t *testing.T) {
+	m, vkey := filledLog(t, 10)
+	_, v := testSigner(t, testOrigin)
+	r, err := MakeReceipt(t.Context(), m, 4)
+	if err != nil {
+		t.Fatalf("MakeReceipt: %v", err)
+	}
+	if r.TreeSize != 10 || r.Index != 4 {
+		t.Errorf("receipt size %d index %d", r.TreeSize, r.Index)
+	}
+	// v is another key: the receipt must not verify with it.
+	if _, err := VerifyReceipt(r, v, testOrigin); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("VerifyReceipt with a wrong key: err = %v, want ErrBadSignature", err)
+	}
+	e, err := VerifyReceipt(r, vkey, testOrigin)
+	if err != nil {
+		t.Fatalf("VerifyReceipt: %v", err)
+	}
+	if got := e.Body.(*ConsentRevoked).ConsentID; got != "c4" {
+		t.Errorf("receipt entry %q, want c4", got)
+	}
+	tampered := r
+	tampered.Entry = m.entries[5]
+	if _, err := VerifyReceipt(tampered, vkey, testOrigin); err == nil {
+		t.Errorf("VerifyReceipt accepted another entry")
+	}
+
+	// An entry not yet covered by a checkpoint: MakeReceipt waits for one.
+	m.add(m.entries[0])
+	done := make(chan error, 1)
+	go func() {
+		_, err := MakeReceipt(t.Context(), m, 10)
+		done <- err
+	}()
+	time.Sleep(2 * receiptPoll)
+	m.publish()
+	if err := <-done; err != nil {
+		t.Errorf("MakeReceipt after publish: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	m.add(m.entries[0])
+	if _, err := MakeReceipt(ctx, m, 11); !errors.Is(err, context.Canceled) {
+		t.Errorf("MakeReceipt with a cancelled context: err = %v", err)
+	}
+}

@@ -1,0 +1,80 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// Submitter is the Org of the entries Register appends: registrations are
+// the gateway operator's.
+const Submitter = "gateway"
+
+// Appender appends ledger entries (ledger.Log implements it).
+type Appender interface {
+	Append(ctx context.Context, e ledger.Entry) (uint64, error)
+}
+
+// Syncer brings projections up to a log size (*ledger.Follower
+// implements it).
+type Syncer interface {
+	Sync(ctx context.Context, size uint64) error
+}
+
+// Normalize fills defaults and puts o in its canonical form: no scopes
+// means every scope of its kind; scopes are deduplicated and ordered as
+// in the vocabulary; an inline JWKS is compacted.
+func Normalize(o auth.Org) auth.Org {
+	if len(o.Scopes) == 0 {
+		o.Scopes = auth.KindScopes[o.Kind]
+	}
+	var scopes []auth.Scope
+	for _, s := range auth.AllScopes() {
+		if slices.Contains(o.Scopes, s) {
+			scopes = append(scopes, s)
+		}
+	}
+	for _, s := range o.Scopes {
+		if !s.Valid() && !slices.Contains(scopes, s) {
+			scopes = append(scopes, s) // kept so that Validate names it
+		}
+	}
+	o.Scopes = scopes
+	var buf bytes.Buffer
+	if o.JWKS != "" && json.Compact(&buf, []byte(o.JWKS)) == nil {
+		o.JWKS = buf.String()
+	}
+	return o
+}
+
+// Register validates o (after Normalize), appends an org.registered entry
+// and waits until sync has applied it, so that the very next lookup sees
+// it. It returns the entry's index. A registration of an existing ID
+// replaces it. An invalid organisation is refused before anything is
+// appended (the error wraps auth.ErrInvalidOrg). If the entry was
+// appended but the projection could not catch up, the index is returned
+// with the error: the registration is durable and the projection will
+// apply it when it next follows the log.
+func Register(ctx context.Context, app Appender, sync Syncer, o auth.Org) (uint64, error) {
+	o = Normalize(o)
+	if err := o.Validate(); err != nil {
+		return 0, err
+	}
+	e, err := ledger.NewEntry(Submitter, toBody(o))
+	if err != nil {
+		return 0, fmt.Errorf("register %s: %w", o.ID, err)
+	}
+	idx, err := app.Append(ctx, e)
+	if err != nil {
+		return 0, fmt.Errorf("register %s: append: %w", o.ID, err)
+	}
+	if err := sync.Sync(ctx, idx+1); err != nil {
+		return idx, fmt.Errorf("register %s: appended at %d, projection not updated: %w", o.ID, idx, err)
+	}
+	return idx, nil
+}

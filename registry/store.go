@@ -1,0 +1,231 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// ProjectionName is the registry's name as a ledger.Applier.
+const ProjectionName = "registry"
+
+// orgRow is one registered organisation, as of its latest org.registered
+// entry.
+type orgRow struct {
+	ID      string `gorm:"primaryKey;size:63"`
+	Name    string `gorm:"size:200;not null"`
+	Kind    string `gorm:"size:16;not null"`
+	Scopes  string `gorm:"size:1024;not null"` // space-separated
+	JWKS    string `gorm:"type:text;not null"`
+	JWKSURL string `gorm:"column:jwks_url;size:2048;not null"`
+	// LedgerIndex and EntryTime (Unix nanoseconds) identify the entry.
+	LedgerIndex uint64 `gorm:"not null"`
+	EntryTime   int64  `gorm:"not null"`
+}
+
+func (orgRow) TableName() string { return "registry_orgs" }
+
+// cursorRow holds the index of the first entry not yet applied.
+type cursorRow struct {
+	Name string `gorm:"primaryKey;size:64"`
+	Next uint64 `gorm:"not null"`
+}
+
+func (cursorRow) TableName() string { return "registry_cursor" }
+
+// Registration is an organisation with the ledger entry that registered
+// it.
+type Registration struct {
+	Org   auth.Org
+	Index uint64
+	Time  time.Time
+}
+
+// Options configures a Store.
+type Options struct {
+	// Logger receives notes about entries the projection skips.
+	Logger *slog.Logger
+}
+
+// Store is the organisation registry.
+type Store struct {
+	db  *gorm.DB
+	log *slog.Logger
+}
+
+var (
+	_ ledger.Applier = (*Store)(nil)
+	_ auth.OrgSource = (*Store)(nil)
+)
+
+// Open migrates the registry's tables and returns the store.
+func Open(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := db.WithContext(ctx).AutoMigrate(&orgRow{}, &cursorRow{}); err != nil {
+		return nil, fmt.Errorf("migrate registry: %w", err)
+	}
+	return &Store{db: db, log: opts.Logger}, nil
+}
+
+// Name implements ledger.Applier.
+func (s *Store) Name() string { return ProjectionName }
+
+// Next implements ledger.Applier.
+func (s *Store) Next(ctx context.Context) (uint64, error) {
+	var c cursorRow
+	err := s.db.WithContext(ctx).Where("name = ?", ProjectionName).Take(&c).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("registry cursor: %w", err)
+	}
+	return c.Next, nil
+}
+
+// Apply implements ledger.Applier: in one transaction it applies the
+// org.registered entries among entries (a later registration of an ID
+// replaces the earlier one) and advances the cursor. Entries already
+// applied (first below the cursor) are skipped; a gap is an error. An
+// org.registered entry whose organisation does not validate is skipped
+// (deterministically, so a rebuild skips it too) and logged.
+func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		q := tx
+		if database.DialectFor(tx) == database.Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		var c cursorRow
+		err := q.Where("name = ?", ProjectionName).Take(&c).Error
+		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+			return fmt.Errorf("registry cursor: %w", err)
+		}
+		if first > c.Next {
+			return fmt.Errorf("registry: entries from %d, but the next to apply is %d", first, c.Next)
+		}
+		end := first + uint64(len(entries))
+		if end <= c.Next {
+			return nil
+		}
+		for i := c.Next - first; i < uint64(len(entries)); i++ {
+			if err := s.apply(ctx, tx, first+i, entries[i]); err != nil {
+				return err
+			}
+		}
+		c = cursorRow{Name: ProjectionName, Next: end}
+		if err := tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "name"}},
+			DoUpdates: clause.AssignmentColumns([]string{"next"}),
+		}).Create(&c).Error; err != nil {
+			return fmt.Errorf("registry cursor: %w", err)
+		}
+		return nil
+	})
+}
+
+func (s *Store) apply(ctx context.Context, tx *gorm.DB, index uint64, e ledger.Entry) error {
+	if e.Type != ledger.TypeOrgRegistered {
+		return nil
+	}
+	body, ok := e.Body.(*ledger.OrgRegistered)
+	if !ok {
+		return fmt.Errorf("registry: entry %d: body %T", index, e.Body)
+	}
+	o := fromBody(body)
+	if err := o.Validate(); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "registry: skipping invalid org.registered entry",
+			slog.Uint64("index", index), slog.String("org", body.ID), slog.String("err", err.Error()))
+		return nil
+	}
+	row := toRow(o, index, e.Time)
+	if err := tx.Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "id"}},
+		UpdateAll: true,
+	}).Create(&row).Error; err != nil {
+		return fmt.Errorf("registry: entry %d: %w", index, err)
+	}
+	return nil
+}
+
+// Org implements auth.OrgSource.
+func (s *Store) Org(ctx context.Context, id string) (auth.Org, error) {
+	var row orgRow
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return auth.Org{}, fmt.Errorf("%w: %s", auth.ErrUnknownOrg, id)
+	}
+	if err != nil {
+		return auth.Org{}, fmt.Errorf("registry: %w", err)
+	}
+	return row.org(), nil
+}
+
+// List returns every registered organisation, ordered by ID.
+func (s *Store) List(ctx context.Context) ([]Registration, error) {
+	var rows []orgRow
+	if err := s.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	out := make([]Registration, len(rows))
+	for i, r := range rows {
+		out[i] = Registration{Org: r.org(), Index: r.LedgerIndex, Time: time.Unix(0, r.EntryTime).UTC()}
+	}
+	return out, nil
+}
+
+// Reset empties the projection (organisations and cursor) in one
+// transaction; following the log again rebuilds it.
+func (s *Store) Reset(ctx context.Context) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Where("1 = 1").Delete(&orgRow{}).Error; err != nil {
+			return fmt.Errorf("registry reset: %w", err)
+		}
+		if err := tx.Where("name = ?", ProjectionName).Delete(&cursorRow{}).Error; err != nil {
+			return fmt.Errorf("registry reset: %w", err)
+		}
+		return nil
+	})
+}
+
+func fromBody(b *ledger.OrgRegistered) auth.Org {
+	scopes := make([]auth.Scope, len(b.Scopes))
+	for i, s := range b.Scopes {
+		scopes[i] = auth.Scope(s)
+	}
+	return auth.Org{ID: b.ID, Name: b.Name, Kind: auth.Kind(b.Kind), Scopes: scopes, JWKS: b.JWKS, JWKSURL: b.JWKSURL}
+}
+
+func toBody(o auth.Org) *ledger.OrgRegistered {
+	scopes := make([]string, len(o.Scopes))
+	for i, s := range o.Scopes {
+		scopes[i] = string(s)
+	}
+	return &ledger.OrgRegistered{ID: o.ID, Name: o.Name, Kind: string(o.Kind), Scopes: scopes, JWKS: o.JWKS, JWKSURL: o.JWKSURL}
+}
+
+func toRow(o auth.Org, index uint64, t time.Time) orgRow {
+	return orgRow{
+		ID: o.ID, Name: o.Name, Kind: string(o.Kind), Scopes: auth.JoinScopes(o.Scopes),
+		JWKS: o.JWKS, JWKSURL: o.JWKSURL, LedgerIndex: index, EntryTime: t.UnixNano(),
+	}
+}
+
+func (r orgRow) org() auth.Org {
+	var scopes []auth.Scope
+	for _, f := range strings.Fields(r.Scopes) {
+		scopes = append(scopes, auth.Scope(f))
+	}
+	return auth.Org{ID: r.ID, Name: r.Name, Kind: auth.Kind(r.Kind), Scopes: scopes, JWKS: r.JWKS, JWKSURL: r.JWKSURL}
+}
