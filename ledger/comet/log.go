@@ -131,6 +131,9 @@ func (l *Log) waitCommitted(ctx context.Context, id TxID) (uint64, error) {
 // unavailable explains why an append failed: how long ago the last block
 // was committed and how many peers this node has.
 func (l *Log) unavailable(ctx context.Context, cause error) error {
+	if l.isClosed() && !errors.Is(cause, ledger.ErrClosed) {
+		return fmt.Errorf("%w: %w (entry not acknowledged)", ledger.ErrClosed, cause)
+	}
 	s := l.Status()
 	detail := fmt.Sprintf("height %d, %d peers", s.Height, s.Peers)
 	if !s.LastBlockTime.IsZero() {
@@ -222,6 +225,19 @@ func (l *Log) Checkpoint(context.Context) ([]byte, error) {
 	l.cpHeight, l.checkpoint = st.Height, signed
 	return signed, nil
 }
+
+// WaitCheckpoint returns a signed checkpoint covering at least size
+// entries. Append returns only once its entry is committed, so the
+// latest checkpoint already covers it; WaitCheckpoint exists so that
+// callers of the ledger.CheckpointWaiter interface need not poll.
+func (l *Log) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
+	if st := l.app.Committed(); size > st.Size {
+		return nil, fmt.Errorf("%w: checkpoint of size %d, log size %d", ledger.ErrNotFound, size, st.Size)
+	}
+	return l.Checkpoint(ctx)
+}
+
+var _ ledger.CheckpointWaiter = (*Log)(nil)
 
 // Status describes this node.
 type Status struct {

@@ -21,6 +21,7 @@ import (
 	cfg "github.com/cometbft/cometbft/config"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Tune adjusts node i's CometBFT configuration on every start.
 	Tune func(i int, c *cfg.Config)
+	// CheckpointKey, if set, is the note signer key of every node
+	// (ledger.GenerateCheckpointKey); by default each node gets its own.
+	CheckpointKey string
 }
 
 // Network is a running test consortium.
@@ -103,7 +107,7 @@ func NewNetwork(t testing.TB, n int, opts Options) *Network {
 		t.Fatalf("init homes: %v", err)
 	}
 	for i, s := range specs {
-		net.nodes = append(net.nodes, newNode(t, i, s.Name, s.Home))
+		net.nodes = append(net.nodes, net.newNode(i, s.Name, s.Home))
 	}
 	t.Cleanup(net.Close)
 	for i := range net.nodes {
@@ -112,11 +116,18 @@ func NewNetwork(t testing.TB, n int, opts Options) *Network {
 	return net
 }
 
-func newNode(t testing.TB, i int, name, home string) *Node {
+func (net *Network) newNode(i int, name, home string) *Node {
+	t := net.t
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, name+".test")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if net.opts.CheckpointKey != "" {
+		skey = net.opts.CheckpointKey
+		if vkey, err = ledger.VerifierKey(skey); err != nil {
+			t.Fatal(err)
+		}
 	}
 	signer, err := note.NewSigner(skey)
 	if err != nil {
@@ -267,7 +278,7 @@ func (net *Network) AddObserver() int {
 		net.t.Fatalf("init observer: %v", err)
 	}
 	net.mu.Lock()
-	net.nodes = append(net.nodes, newNode(net.t, i, name, home))
+	net.nodes = append(net.nodes, net.newNode(i, name, home))
 	net.mu.Unlock()
 	net.StartNode(i)
 	return i
