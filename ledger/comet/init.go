@@ -252,3 +252,127 @@ func NodeID(home string) (string, error) {
 	}
 	return string(k.ID()), nil
 }
+
+// Consortium layout defaults.
+const (
+	DefaultChainID  = "healthgw-local"
+	DefaultHTTPPort = 8081
+	DefaultP2PPort  = 26656
+	DefaultRPCPort  = 26657
+	// portStep separates the CometBFT ports of consecutive loopback
+	// members: member i listens on DefaultP2PPort+portStep*i.
+	portStep = 10
+	// ContainerRoot is where the container image keeps its state.
+	ContainerRoot = "/var/lib/healthgw"
+)
+
+// ConsortiumOptions describe the consortium InitConsortium lays out.
+type ConsortiumOptions struct {
+	// Dir receives one directory per member. It must not hold one yet.
+	Dir string
+	// Validators is the number of members (hospitals), each a validator.
+	Validators int
+	// ChainID defaults to DefaultChainID.
+	ChainID string
+	// Container lays members out for containers (compose, Kubernetes):
+	// every member listens on all interfaces on the standard ports and
+	// reaches the others by their names (hospital-1:26656, …); paths are
+	// under ContainerRoot. Otherwise every member runs on loopback with
+	// distinct ports (HTTPPort+i, P2PPort+10i, RPCPort+10i).
+	Container bool
+	// Base ports of the loopback layout; zero means the default.
+	HTTPPort, P2PPort, RPCPort int
+	// TimeoutCommit is the pause after each block (default 1s).
+	TimeoutCommit time.Duration
+}
+
+// Member is one hospital of a consortium laid out by InitConsortium.
+type Member struct {
+	// Name is the member's moniker and gateway ID: hospital-1, ….
+	Name string
+	// Dir is the member's directory on this machine: Dir/comet is its
+	// CometBFT home, Dir/data its gateway data directory.
+	Dir string
+	// Home and Data are those directories as the gateway process sees
+	// them (container paths in the container layout).
+	Home, Data string
+	// HTTPAddr is the gateway's listen address, BaseURL its public URL.
+	HTTPAddr, BaseURL string
+	// P2P is the host:port other members dial; RPC the CometBFT RPC
+	// listen address.
+	P2P, RPC string
+	// NodeID is the CometBFT node ID.
+	NodeID string
+}
+
+// InitConsortium lays out a consortium of hospitals, each running a
+// gateway with its own validator: CometBFT homes with one shared genesis,
+// keys and persistent peers (see InitHomes), and an empty data directory
+// per member.
+func InitConsortium(o ConsortiumOptions) ([]Member, error) {
+	if o.Validators < 1 || o.Validators > 64 {
+		return nil, fmt.Errorf("comet: validators must be between 1 and 64, not %d", o.Validators)
+	}
+	if o.Dir == "" {
+		return nil, errors.New("comet: no output directory")
+	}
+	if o.ChainID == "" {
+		o.ChainID = DefaultChainID
+	}
+	if o.HTTPPort == 0 {
+		o.HTTPPort = DefaultHTTPPort
+	}
+	if o.P2PPort == 0 {
+		o.P2PPort = DefaultP2PPort
+	}
+	if o.RPCPort == 0 {
+		o.RPCPort = DefaultRPCPort
+	}
+	if o.TimeoutCommit <= 0 {
+		o.TimeoutCommit = time.Second
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	members := make([]Member, o.Validators)
+	specs := make([]NodeSpec, o.Validators)
+	for i := range members {
+		name := fmt.Sprintf("hospital-%d", i+1)
+		m := Member{Name: name, Dir: filepath.Join(dir, name)}
+		if _, err := os.Stat(m.Dir); err == nil {
+			return nil, fmt.Errorf("comet: %s exists; choose an empty output directory", m.Dir)
+		}
+		spec := NodeSpec{Name: name, Home: filepath.Join(m.Dir, "comet")}
+		if o.Container {
+			m.Home, m.Data = ContainerRoot+"/comet", ContainerRoot+"/data"
+			m.HTTPAddr = "0.0.0.0:8080"
+			m.BaseURL = fmt.Sprintf("http://localhost:%d", o.HTTPPort+i)
+			m.P2P = fmt.Sprintf("%s:%d", name, DefaultP2PPort)
+			m.RPC = fmt.Sprintf("tcp://127.0.0.1:%d", DefaultRPCPort)
+			spec.P2PListen = fmt.Sprintf("tcp://0.0.0.0:%d", DefaultP2PPort)
+		} else {
+			m.Home, m.Data = spec.Home, filepath.Join(m.Dir, "data")
+			m.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", o.HTTPPort+i)
+			m.BaseURL = "http://" + m.HTTPAddr
+			m.P2P = fmt.Sprintf("127.0.0.1:%d", o.P2PPort+portStep*i)
+			m.RPC = fmt.Sprintf("tcp://127.0.0.1:%d", o.RPCPort+portStep*i)
+			spec.P2PListen = "tcp://" + m.P2P
+		}
+		spec.P2PAddress, spec.RPCListen = m.P2P, m.RPC
+		members[i], specs[i] = m, spec
+	}
+	infos, _, err := InitHomes(o.ChainID, specs, InitOptions{Tune: func(_ int, c *cfg.Config) {
+		c.Consensus.TimeoutCommit = o.TimeoutCommit
+	}})
+	if err != nil {
+		return nil, err
+	}
+	for i := range members {
+		members[i].NodeID = infos[i].NodeID
+		if err := os.MkdirAll(filepath.Join(members[i].Dir, "data"), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	return members, nil
+}
