@@ -77,7 +77,7 @@ func cmdConsortiumInit(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout)
 	if o.Container {
-		fmt.Fprintf(e.stdout, "start them with deploy/consortium/docker-compose.yml (HEALTHGW_CONSORTIUM=%s)\n", o.Dir)
+		fmt.Fprintf(e.stdout, "start them with deploy/consortium/docker-compose.yml (HEALTHGW_CONSORTIUM=%s)\n", filepath.Dir(members[0].Dir))
 	} else {
 		fmt.Fprintf(e.stdout, "start each with:  (set -a; . %s; healthgw serve)\n", filepath.Join(members[0].Dir, consortiumEnvFile))
 		fmt.Fprintln(e.stdout, "or all of them with scripts/testnet.sh")
