@@ -28,7 +28,7 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func(t *testing.T) ledger.Log {
-		net := comettest.NewNetwork(t, 1, comettest.Options{CheckpointKey: skey})
+		net := comettest.NewNetwork(t, 1, comettest.Options{CheckpointKeys: []string{skey}})
 		l := net.Log(0)
 		mu.Lock()
 		nets[l] = net

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 )
 
@@ -90,16 +89,6 @@ func (g GenesisState) gatewayMap() (map[string]ed25519.PublicKey, error) {
 		m[gw.ID] = append(ed25519.PublicKey(nil), gw.PublicKey...)
 	}
 	return m, nil
-}
-
-// gatewayIDs returns the sorted IDs of m.
-func gatewayIDs(m map[string]ed25519.PublicKey) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
 }
 
 // checkGatewayID accepts 1 to 64 characters from [a-z0-9._-].

@@ -41,9 +41,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Tune adjusts node i's CometBFT configuration on every start.
 	Tune func(i int, c *cfg.Config)
-	// CheckpointKey, if set, is the note signer key of every node
-	// (ledger.GenerateCheckpointKey); by default each node gets its own.
-	CheckpointKey string
+	// CheckpointKeys[i], if present, is node i's checkpoint signer key
+	// (see ledger.GenerateCheckpointKey), so that a gateway built on the
+	// node can publish its verifier key. Other nodes get fresh keys named
+	// "<node name>.test".
+	CheckpointKeys []string
 }
 
 // Network is a running test consortium.
@@ -123,8 +125,8 @@ func (net *Network) newNode(i int, name, home string) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if net.opts.CheckpointKey != "" {
-		skey = net.opts.CheckpointKey
+	if i < len(net.opts.CheckpointKeys) {
+		skey = net.opts.CheckpointKeys[i]
 		if vkey, err = ledger.VerifierKey(skey); err != nil {
 			t.Fatal(err)
 		}
