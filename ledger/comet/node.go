@@ -152,6 +152,9 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 		return nil, fmt.Errorf("create comet node: %w", err)
 	}
 	if err := n.Start(); err != nil {
+		// Start failed half-way (a port in use, say): release what
+		// NewNode and OnStart opened, so the home can be opened again.
+		n.OnStop()
 		db.Close()
 		return nil, fmt.Errorf("start comet node: %w", err)
 	}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	net2 "net"
 	"sync"
 	"testing"
 	"time"
 
+	cfg "github.com/cometbft/cometbft/config"
 	"github.com/google/go-cmp/cmp"
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/tlog"
@@ -192,4 +194,51 @@ func mustRoot(t testing.TB, l *comet.Log) []byte {
 		t.Fatal(err)
 	}
 	return h[:]
+}
+
+// TestOpenErrors: configuration mistakes are reported, not panics, and a
+// failed start leaves the home usable.
+func TestOpenErrors(t *testing.T) {
+	net := comettest.NewNetwork(t, 1, comettest.Options{})
+	n := net.Node(0)
+	net.StopNode(0)
+
+	t.Run("no home", func(t *testing.T) {
+		if _, err := comet.Open(t.Context(), comet.Config{Signer: n.Signer}); err == nil {
+			t.Error("Open without a home succeeded")
+		}
+	})
+	t.Run("no signer", func(t *testing.T) {
+		if _, err := comet.Open(t.Context(), comet.Config{Home: n.Home}); err == nil {
+			t.Error("Open without a signer succeeded")
+		}
+	})
+	t.Run("gateway not in genesis", func(t *testing.T) {
+		gk, err := comet.NewGatewayKey("intruder")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = comet.Open(t.Context(), comet.Config{Home: n.Home, Signer: n.Signer, GatewayKey: gk})
+		if !errors.Is(err, comet.ErrUnknownGateway) {
+			t.Errorf("Open with a foreign gateway key = %v, want ErrUnknownGateway", err)
+		}
+	})
+	t.Run("port in use", func(t *testing.T) {
+		busy, err := net2.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		_, err = comet.Open(t.Context(), comet.Config{Home: n.Home, Signer: n.Signer, Tune: func(c *cfg.Config) {
+			c.RPC.ListenAddress = "tcp://" + busy.Addr().String()
+		}})
+		if err == nil {
+			t.Fatal("Open on a busy RPC port succeeded")
+		}
+	})
+	// After all that, the node still starts from its home.
+	l := net.StartNode(0)
+	if _, err := l.Append(t.Context(), entry(t, 1)); err != nil {
+		t.Fatalf("Append after failed opens: %v", err)
+	}
 }
