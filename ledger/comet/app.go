@@ -82,7 +82,6 @@ type App struct {
 	retainBlocks int64
 
 	// Set by InitChain or loaded at start; immutable afterwards.
-	genesis  *genesisRecord
 	chainID  string
 	gateways map[string]ed25519.PublicKey
 	// newGenesis is written with the first Commit after InitChain.
@@ -173,7 +172,7 @@ func (a *App) setGenesis(g genesisRecord) error {
 		return err
 	}
 	a.mu.Lock()
-	a.genesis, a.chainID, a.gateways = &g, g.ChainID, gw
+	a.chainID, a.gateways = g.ChainID, gw
 	a.mu.Unlock()
 	return nil
 }

@@ -460,3 +460,41 @@ func TestRetainHeight(t *testing.T) {
 		t.Errorf("retain heights (-want +got):\n%s", diff)
 	}
 }
+
+func TestQuery(t *testing.T) {
+	keys, appState := testGateways(t, 1)
+	a := newTestApp(t, dbm.NewMemDB(), appState)
+	tx, _ := signTestTx(t, 0, keys[0], testEntry(0))
+	hash, _ := runBlock(t, a, 1, time.Now(), [][]byte{tx})
+
+	query := func(path string) *abci.ResponseQuery {
+		t.Helper()
+		res, err := a.Query(context.Background(), &abci.RequestQuery{Path: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	res := query("/state")
+	var st struct {
+		Height int64  `json:"height"`
+		Size   uint64 `json:"size"`
+		Root   []byte `json:"root"`
+	}
+	if err := json.Unmarshal(res.Value, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Height != 1 || st.Size != 1 || !bytes.Equal(st.Root, hash) {
+		t.Errorf("/state = %+v, want height 1 size 1 root %x", st, hash)
+	}
+	if res := query("/nope"); res.Code == CodeOK {
+		t.Error("unknown path answered OK")
+	}
+	if res := query("/p2p/filter/id/abcd"); res.Code != CodeOK {
+		t.Errorf("peer filter while running: code %d", res.Code)
+	}
+	a.closing.Store(true)
+	if res := query("/p2p/filter/addr/127.0.0.1:1"); res.Code == CodeOK {
+		t.Error("peer filter admits peers while the node stops")
+	}
+}
