@@ -13,15 +13,24 @@ import (
 
 // BenchmarkAppend4Validators measures committed entries per second and
 // commit latency (Append call to return: broadcast, block, commit on the
-// submitting node) on four in-process validators, with 256 concurrent
+// submitting node) on four in-process validators, with concurrent
 // appenders spread over the four nodes so that blocks fill, for two block
-// intervals (timeout_commit). Run with a fixed count, e.g.
+// intervals (timeout_commit). Each appender waits for its commit before
+// the next append, so with long blocks throughput follows the number of
+// appenders. Run with a fixed count, e.g.
 //
-//	go test -run '^$' -bench Append4 -benchtime 2000x ./ledger/comet/
+//	go test -run '^$' -bench Append4 -benchtime 4000x ./ledger/comet/
 func BenchmarkAppend4Validators(b *testing.B) {
-	for _, tc := range []time.Duration{100 * time.Millisecond, time.Second} {
-		b.Run(fmt.Sprintf("timeout_commit=%v", tc), func(b *testing.B) {
-			const appenders = 256
+	for _, bc := range []struct {
+		timeoutCommit time.Duration
+		appenders     int
+	}{
+		{100 * time.Millisecond, 256},
+		{time.Second, 256},
+		{time.Second, 1024},
+	} {
+		tc, appenders := bc.timeoutCommit, bc.appenders
+		b.Run(fmt.Sprintf("timeout_commit=%v/appenders=%d", tc, appenders), func(b *testing.B) {
 			net := comettest.NewNetwork(b, 4, comettest.Options{TimeoutCommit: tc, AppendTimeout: time.Minute})
 			// Warm up: the first block needs every peer connected.
 			if _, err := net.Log(0).Append(b.Context(), entry(b, -1)); err != nil {
