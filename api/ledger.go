@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	tlogfmt "github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/healthgw/healthgw/ledger"
@@ -55,33 +53,17 @@ func (s *Server) getCheckpoint(c *gin.Context) {
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", note)
 }
 
-// checkpointSize parses the tree size out of a signed checkpoint note. The
-// signature is not checked: the note is our own backend's.
-func checkpointSize(note []byte) (uint64, tlog.Hash, error) {
-	body, _, ok := bytes.Cut(note, []byte("\n\n"))
-	if !ok {
-		return 0, tlog.Hash{}, errors.New("checkpoint: no signature block")
-	}
-	var cp tlogfmt.Checkpoint
-	if _, err := cp.Unmarshal(append(body, '\n')); err != nil {
-		return 0, tlog.Hash{}, fmt.Errorf("checkpoint: %w", err)
-	}
-	var h tlog.Hash
-	copy(h[:], cp.Hash)
-	return cp.Size, h, nil
-}
-
 // EntryProof is an entry with its inclusion proof in a tree of TreeSize
 // entries whose root is RootHash; Checkpoint is the latest signed
 // checkpoint (whose size may be larger).
 type EntryProof struct {
-	Index      uint64          `json:"index"`
-	TreeSize   uint64          `json:"tree_size"`
-	Entry      json.RawMessage `json:"entry"`
-	LeafHash   tlog.Hash       `json:"leaf_hash"`
-	Proof      []tlog.Hash     `json:"inclusion_proof"`
-	RootHash   tlog.Hash       `json:"root_hash"`
-	Checkpoint string          `json:"checkpoint"`
+	Index      uint64           `json:"index"`
+	TreeSize   uint64           `json:"tree_size"`
+	Entry      json.RawMessage  `json:"entry"`
+	LeafHash   tlog.Hash        `json:"leaf_hash"`
+	Proof      tlog.RecordProof `json:"inclusion_proof"`
+	RootHash   tlog.Hash        `json:"root_hash"`
+	Checkpoint string           `json:"checkpoint"`
 }
 
 func parseUint(s, name string) (uint64, error) {
@@ -113,75 +95,46 @@ func (s *Server) getEntry(c *gin.Context) {
 	c.JSON(http.StatusOK, p)
 }
 
-// entryProof builds an EntryProof at size (0 = the latest checkpoint's).
+// receiptTimeout bounds the wait for a checkpoint that covers a new entry.
+const receiptTimeout = 5 * time.Second
+
+// entryProof proves entry index in the tree of size (0: the latest
+// checkpoint's, waiting for one that covers the entry if needed).
 func (s *Server) entryProof(ctx context.Context, index, size uint64) (EntryProof, error) {
-	note, err := s.ledger.Checkpoint(ctx)
-	if err != nil {
-		return EntryProof{}, err
-	}
-	cpSize, _, err := checkpointSize(note)
-	if err != nil {
-		return EntryProof{}, err
-	}
-	if size == 0 {
-		size = cpSize
-	}
+	ctx, cancel := context.WithTimeout(ctx, receiptTimeout)
+	defer cancel()
 	n, err := s.ledger.Size(ctx)
 	if err != nil {
 		return EntryProof{}, err
 	}
-	if size > n || index >= size {
+	if index >= n || size > n {
 		return EntryProof{}, errNotFound
 	}
-	raw, err := s.ledger.Entries(ctx, index, index+1)
+	r, err := ledger.ProveEntry(ctx, s.ledger, index, size)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return EntryProof{}, fmt.Errorf("%w: %w", ledger.ErrUnavailable, err)
+		}
+		return EntryProof{}, err
+	}
+	root, err := ledger.TreeHash(ctx, s.ledger, r.TreeSize)
 	if err != nil {
 		return EntryProof{}, err
 	}
-	proof, err := tlog.ProveRecord(int64(size), int64(index), s.ledger)
-	if err != nil {
-		return EntryProof{}, fmt.Errorf("inclusion proof: %w", err)
+	cp := r.Checkpoint
+	if cp == nil {
+		if cp, err = s.ledger.Checkpoint(ctx); err != nil {
+			return EntryProof{}, err
+		}
 	}
-	root, err := tlog.TreeHash(int64(size), s.ledger)
-	if err != nil {
-		return EntryProof{}, fmt.Errorf("tree hash: %w", err)
-	}
+	proof := r.Proof
 	if proof == nil {
-		proof = []tlog.Hash{}
+		proof = tlog.RecordProof{}
 	}
 	return EntryProof{
-		Index:      index,
-		TreeSize:   size,
-		Entry:      raw[0],
-		LeafHash:   tlog.RecordHash(raw[0]),
-		Proof:      proof,
-		RootHash:   root,
-		Checkpoint: string(note),
+		Index: r.Index, TreeSize: r.TreeSize, Entry: r.Entry, LeafHash: tlog.RecordHash(r.Entry),
+		Proof: proof, RootHash: root, Checkpoint: string(cp),
 	}, nil
-}
-
-// waitCovered returns the first checkpoint that covers index, waiting for
-// the next publication if needed.
-func (s *Server) waitCovered(ctx context.Context, index uint64) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	for {
-		note, err := s.ledger.Checkpoint(ctx)
-		if err != nil {
-			return nil, err
-		}
-		size, _, err := checkpointSize(note)
-		if err != nil {
-			return nil, err
-		}
-		if size > index {
-			return note, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: no checkpoint covers entry %d yet", ledger.ErrUnavailable, index)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // ConsistencyProof proves that the tree of size To extends the tree of size
@@ -200,36 +153,29 @@ func (s *Server) getConsistency(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	to, err := parseUint(c.Query("to"), "to")
-	if err != nil {
-		s.fail(c, err)
-		return
+	var to uint64 // 0: the latest checkpoint
+	if v := c.Query("to"); v != "" {
+		if to, err = parseUint(v, "to"); err != nil {
+			s.fail(c, err)
+			return
+		}
 	}
-	if from == 0 || from > to {
+	if from == 0 || (to != 0 && from > to) {
 		s.fail(c, badRequest("Need 0 < from <= to."))
 		return
 	}
 	ctx := c.Request.Context()
-	n, err := s.ledger.Size(ctx)
+	proof, to, err := ledger.ProveConsistency(ctx, s.ledger, from, to)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if to > n {
-		s.fail(c, errNotFound)
-		return
-	}
-	proof, err := tlog.ProveTree(int64(to), int64(from), s.ledger)
-	if err != nil {
-		s.fail(c, fmt.Errorf("consistency proof: %w", err))
-		return
-	}
-	fromRoot, err := tlog.TreeHash(int64(from), s.ledger)
+	fromRoot, err := ledger.TreeHash(ctx, s.ledger, from)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	toRoot, err := tlog.TreeHash(int64(to), s.ledger)
+	toRoot, err := ledger.TreeHash(ctx, s.ledger, to)
 	if err != nil {
 		s.fail(c, err)
 		return

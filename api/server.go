@@ -19,27 +19,8 @@ import (
 // otherwise.
 const DefaultMaxJSONBody = 1 << 20
 
-// Principal is who a request comes from, as routes see it: an organisation
-// (Org, Kind, Scopes) or a patient (Patient).
-type Principal struct {
-	Org     string
-	Kind    auth.Kind
-	Scopes  []auth.Scope
-	Patient string
-}
-
-// IsPatient reports whether p is a patient.
-func (p Principal) IsPatient() bool { return p.Patient != "" }
-
-// HasScope reports whether an org principal was granted s.
-func (p Principal) HasScope(s auth.Scope) bool {
-	for _, have := range p.Scopes {
-		if have == s {
-			return true
-		}
-	}
-	return false
-}
+// Principal is who a request comes from (see auth.Principal).
+type Principal = auth.Principal
 
 // Authenticator turns a bearer token into a Principal. It returns an error
 // for any token it does not accept; the error is logged, never sent.
@@ -78,6 +59,11 @@ type Server struct {
 	errorRules []errorRule
 	now        func() time.Time
 	ledger     LedgerReader
+	tokens     TokenService
+	vault      Vault
+	encKeys    EncryptionKeys
+	access     *accessControl
+	consent    ConsentDeps
 }
 
 // Option configures a Server.
@@ -125,6 +111,7 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
+	e.GET("/v1/whoami", s.authenticate, s.whoami)
 	s.engine = e
 	return s
 }
@@ -166,3 +153,21 @@ func (s *Server) readyz(c *gin.Context) {
 
 // errAuth marks authentication failures for the error boundary.
 var errAuth = errors.New("authentication failed")
+
+// whoamiResponse describes the caller's principal.
+type whoamiResponse struct {
+	Org     string   `json:"org,omitempty"`
+	Kind    string   `json:"kind,omitempty"`
+	Scopes  []string `json:"scopes,omitempty"`
+	Patient string   `json:"patient,omitempty"`
+}
+
+// whoami answers who the token belongs to; it reads nothing else.
+func (s *Server) whoami(c *gin.Context) {
+	p := principal(c)
+	r := whoamiResponse{Org: p.Org, Kind: string(p.Kind), Patient: p.Patient}
+	for _, sc := range p.Scopes {
+		r.Scopes = append(r.Scopes, string(sc))
+	}
+	c.JSON(http.StatusOK, r)
+}

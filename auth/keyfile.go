@@ -59,14 +59,14 @@ func GenerateSigningKey(alg string) (jwk.Key, error) {
 }
 
 // GenerateEncryptionKey returns a new private P-256 JWK for ECDH-ES key
-// agreement ("use": "enc", "alg": "ECDH-ES"), kid = its thumbprint. Its
+// agreement ("use": "enc", "alg": "ECDH-ES+A256KW"), kid = its thumbprint. Its
 // public half lets the gateway seal JWE responses to the holder.
 func GenerateEncryptionKey() (jwk.Key, error) {
 	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate key: %w", err)
 	}
-	return finishKey(raw, jwa.ECDH_ES(), jwk.ForEncryption)
+	return finishKey(raw, jwa.ECDH_ES_A256KW(), jwk.ForEncryption)
 }
 
 func finishKey(raw any, alg jwa.KeyAlgorithm, use jwk.KeyUsageType) (jwk.Key, error) {

@@ -255,7 +255,7 @@ func checkEncryptionKey(k jwk.Key) error {
 		if crv.String() != "P-256" && crv.String() != "P-384" {
 			return fmt.Errorf("EC curve %q is not accepted for encryption", crv.String())
 		}
-		algs, def = []string{"ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW"}, "ECDH-ES"
+		algs, def = []string{"ECDH-ES+A256KW"}, "ECDH-ES+A256KW"
 	case "OKP":
 		ok, _ := k.(jwk.OKPPublicKey)
 		if ok == nil {
@@ -265,7 +265,7 @@ func checkEncryptionKey(k jwk.Key) error {
 		if crv.String() != "X25519" {
 			return fmt.Errorf("OKP curve %q is not accepted for encryption", crv.String())
 		}
-		algs, def = []string{"ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW"}, "ECDH-ES"
+		algs, def = []string{"ECDH-ES+A256KW"}, "ECDH-ES+A256KW"
 	case "RSA":
 		algs, def = []string{"RSA-OAEP-256"}, "RSA-OAEP-256"
 		var rk *rsa.PublicKey

@@ -112,7 +112,7 @@ func TestParseOrgJWKS(t *testing.T) {
 				t.Fatalf("EncryptionKey ok = %v, want %v", ok, tt.wantEnc)
 			}
 			if ok {
-				if a, _ := ek.Algorithm(); a.String() != "ECDH-ES" {
+				if a, _ := ek.Algorithm(); a.String() != "ECDH-ES+A256KW" {
 					t.Errorf("encryption key alg = %v, want ECDH-ES (set by type)", a)
 				}
 			}

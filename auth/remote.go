@@ -26,11 +26,12 @@ const (
 type jwksFetcher struct {
 	client *http.Client
 	now    func() time.Time
-	mu     sync.Mutex // held while fetching: one fetch at a time
+	mu     sync.Mutex // guards cache
 	cache  map[string]*cachedJWKS
 }
 
 type cachedJWKS struct {
+	mu        sync.Mutex // held while fetching: one fetch per URL at a time
 	set       *KeySet
 	fetched   time.Time
 	attempted time.Time
@@ -43,23 +44,27 @@ func newJWKSFetcher(client *http.Client, now func() time.Time) *jwksFetcher {
 // keys returns the set at url, fetching it when it is not cached, stale,
 // or lacks kid (rate-limited).
 func (f *jwksFetcher) keys(ctx context.Context, url string, p keyPolicy, kid string) (*KeySet, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	cacheKey := p.rsaDefault + " " + url
+	f.mu.Lock()
 	c := f.cache[cacheKey]
-	now := f.now()
-	if c != nil && c.set != nil {
-		_, has := c.set.lookup(kid)
-		fresh := now.Sub(c.fetched) < jwksTTL
-		if (fresh && has) || now.Sub(c.attempted) < jwksMinRefresh {
-			return c.set, nil
-		}
-	} else if c != nil && now.Sub(c.attempted) < jwksMinRefresh {
-		return nil, fmt.Errorf("%w: JWKS at %s unavailable (retry later)", ErrInvalidKey, url)
-	}
 	if c == nil {
 		c = &cachedJWKS{}
 		f.cache[cacheKey] = c
+	}
+	f.mu.Unlock()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := f.now()
+	tried := !c.attempted.IsZero() && now.Sub(c.attempted) < jwksMinRefresh
+	if c.set != nil {
+		_, has := c.set.lookup(kid)
+		fresh := now.Sub(c.fetched) < jwksTTL
+		if (fresh && has) || tried {
+			return c.set, nil
+		}
+	} else if tried {
+		return nil, fmt.Errorf("%w: JWKS at %s unavailable (retry later)", ErrInvalidKey, url)
 	}
 	c.attempted = now
 	set, err := f.fetch(ctx, url, p)

@@ -29,9 +29,14 @@ type Appender interface {
 	// Append MUST NOT return an index before the entry, its leaf hash and
 	// every tree hash it completes are durable: once Append returns nil, a
 	// crash at any point MUST NOT lose the entry. Append MUST set Time
-	// (the log's clock, or the block time) and MUST ignore the caller's.
-	// Append MUST return an error, and MUST NOT have made the entry
-	// visible, if the entry does not encode (see Encode).
+	// (the log's clock, or the block time) in UTC and MUST ignore the
+	// caller's. Append MUST return an error, and MUST NOT have made the
+	// entry visible, if the entry does not encode (see Encode). Indices
+	// MUST be assigned densely from 0, in the order entries become
+	// durable, even when several processes or nodes append. After Close,
+	// Append MUST return ErrClosed. An Append that returns an error other
+	// than an encoding error MAY still have appended the entry (its
+	// context ended after it was queued); it MUST NOT be appended twice.
 	Append(ctx context.Context, e Entry) (uint64, error)
 }
 
@@ -39,19 +44,25 @@ type Appender interface {
 type Reader interface {
 	// Size returns the number of durable entries. It MUST be monotonic.
 	Size(ctx context.Context) (uint64, error)
-	// Entries returns the canonical encodings of entries [start, end).
-	// It MUST return ErrNotFound if end > Size.
+	// Entries returns the canonical encodings of entries [start, end),
+	// byte for byte as appended. It MUST return ErrNotFound if end > Size
+	// and an error if start > end.
 	Entries(ctx context.Context, start, end uint64) ([][]byte, error)
 }
 
 // Prover serves proofs and checkpoints.
 type Prover interface {
-	// Checkpoint returns the latest signed checkpoint (a C2SP signed note).
-	// Its size MUST NOT exceed Size, and every entry it covers MUST be
-	// durable.
+	// Checkpoint returns the latest signed checkpoint (a C2SP signed note,
+	// see SignCheckpoint). Its size MUST NOT exceed Size, every entry it
+	// covers MUST be durable, and its root MUST be the RFC 6962 root of
+	// the first size entries. A new checkpoint MUST be published at least
+	// once a second while the log grows. It returns ErrNotFound only if
+	// no checkpoint was ever published.
 	Checkpoint(ctx context.Context) ([]byte, error)
-	// HashReader reads the log's stored hashes (tlog storage indexes) for
-	// proofs and tiles. It MUST only return hashes of durable entries.
+	// HashReader reads the log's stored hashes (tlog storage indexes, see
+	// tlog.StoredHashIndex) for proofs and tiles. It MUST only return
+	// hashes of durable entries and MUST return an error for any other
+	// index.
 	tlog.HashReader
 }
 
@@ -60,7 +71,11 @@ type Log interface {
 	Appender
 	Reader
 	Prover
-	// Close flushes, publishes a final checkpoint and releases resources.
+	// Close flushes: every Append already accepted MUST be completed
+	// (durable and acknowledged) or failed before Close returns. It then
+	// publishes a final checkpoint covering every durable entry and
+	// releases the log's resources (but not those it was given, such as
+	// a database handle).
 	Close() error
 }
 

@@ -165,6 +165,83 @@ func MakeReceipt(ctx context.Context, l ReceiptLog, index uint64) (Receipt, erro
 	return Receipt{Index: index, Entry: entries[0], Checkpoint: raw, TreeSize: c.Size, Proof: p}, nil
 }
 
+// latestCheckpoint returns the log's latest checkpoint, raw and parsed.
+func latestCheckpoint(ctx context.Context, l Prover) ([]byte, Checkpoint, error) {
+	raw, err := l.Checkpoint(ctx)
+	if err != nil {
+		return nil, Checkpoint{}, err
+	}
+	c, err := ParseCheckpoint(raw)
+	if err != nil {
+		return nil, Checkpoint{}, err
+	}
+	return raw, c, nil
+}
+
+// ProveEntry serves GET /v1/ledger/entries/{index}?tree_size=: the entry
+// at index with its inclusion proof in the tree of treeSize entries.
+//
+// treeSize 0 means the latest checkpoint; if that does not cover index yet
+// but the entry is durable, ProveEntry waits (bounded by ctx) for one that
+// does, like MakeReceipt. Otherwise treeSize must not exceed the latest
+// checkpoint (ErrNotFound) and must exceed index (ErrInvalidRange); the
+// receipt carries the checkpoint of exactly treeSize when the log keeps it
+// (CheckpointHistory) and nil otherwise.
+func ProveEntry(ctx context.Context, l ReceiptLog, index, treeSize uint64) (Receipt, error) {
+	if treeSize == 0 {
+		return MakeReceipt(ctx, l, index)
+	}
+	_, latest, err := latestCheckpoint(ctx, l)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("prove entry %d: %w", index, err)
+	}
+	if treeSize > latest.Size {
+		return Receipt{}, fmt.Errorf("prove entry %d: tree size %d beyond the latest checkpoint (%d): %w", index, treeSize, latest.Size, ErrNotFound)
+	}
+	if index >= treeSize {
+		return Receipt{}, fmt.Errorf("prove entry %d: %w: not in a tree of size %d", index, ErrInvalidRange, treeSize)
+	}
+	var raw []byte
+	if h, ok := l.(CheckpointHistory); ok {
+		raw, err = h.CheckpointAt(ctx, treeSize)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return Receipt{}, fmt.Errorf("prove entry %d: %w", index, err)
+		}
+	}
+	entries, err := l.Entries(ctx, index, index+1)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("prove entry %d: %w", index, err)
+	}
+	p, err := InclusionProof(ctx, l, index, treeSize)
+	if err != nil {
+		return Receipt{}, err
+	}
+	return Receipt{Index: index, Entry: entries[0], Checkpoint: raw, TreeSize: treeSize, Proof: p}, nil
+}
+
+// ProveConsistency serves GET /v1/ledger/proofs/consistency?from=&to=:
+// the proof that the tree of size from is a prefix of the tree of size
+// to. to 0 means the latest checkpoint's size. It returns ErrNotFound if
+// to exceeds the latest checkpoint and ErrInvalidRange unless
+// 0 < from <= to. It also returns the to size it used.
+func ProveConsistency(ctx context.Context, l Prover, from, to uint64) (tlog.TreeProof, uint64, error) {
+	_, latest, err := latestCheckpoint(ctx, l)
+	if err != nil {
+		return nil, 0, fmt.Errorf("prove consistency: %w", err)
+	}
+	if to == 0 {
+		to = latest.Size
+	}
+	if to > latest.Size {
+		return nil, 0, fmt.Errorf("prove consistency: size %d beyond the latest checkpoint (%d): %w", to, latest.Size, ErrNotFound)
+	}
+	p, err := ConsistencyProof(ctx, l, from, to)
+	if err != nil {
+		return nil, 0, err
+	}
+	return p, to, nil
+}
+
 // VerifyReceipt checks a receipt against the log's verifier key: the
 // checkpoint's signature (and origin, if not empty) and the inclusion
 // proof. It returns the decoded entry.

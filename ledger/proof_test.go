@@ -146,3 +146,65 @@ func TestReceipt(t *testing.T) {
 		t.Errorf("MakeReceipt with a cancelled context: err = %v", err)
 	}
 }
+
+func TestProveEntryAndConsistency(t *testing.T) {
+	m, v := filledLog(t, 20)
+	ctx := t.Context()
+	m.add(m.entries[0]) // entry 20: durable, not yet in a checkpoint
+	tests := []struct {
+		name        string
+		index, size uint64
+		wantSize    uint64
+		wantErr     error
+	}{
+		{"latest", 5, 0, 20, nil},
+		{"explicit size", 5, 9, 9, nil},
+		{"last entry", 19, 20, 20, nil},
+		{"index not in tree", 9, 9, 0, ErrInvalidRange},
+		{"size beyond checkpoint", 3, 21, 0, ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := ProveEntry(ctx, m, tc.index, tc.size)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("ProveEntry: err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ProveEntry: %v", err)
+			}
+			if r.TreeSize != tc.wantSize {
+				t.Errorf("tree size %d, want %d", r.TreeSize, tc.wantSize)
+			}
+			root, err := TreeHash(ctx, m, r.TreeSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := VerifyInclusion(Checkpoint{Size: r.TreeSize, Hash: root}, tc.index, r.Entry, r.Proof); err != nil {
+				t.Errorf("proof does not verify: %v", err)
+			}
+			if tc.size == 0 {
+				if _, err := VerifyReceipt(r, v, testOrigin); err != nil {
+					t.Errorf("VerifyReceipt: %v", err)
+				}
+			}
+		})
+	}
+	p, to, err := ProveConsistency(ctx, m, 7, 0)
+	if err != nil || to != 20 {
+		t.Fatalf("ProveConsistency(7, latest) = %d, %v", to, err)
+	}
+	old, _ := TreeHash(ctx, m, 7)
+	now, _ := TreeHash(ctx, m, 20)
+	if err := VerifyConsistency(Checkpoint{Size: 7, Hash: old}, Checkpoint{Size: 20, Hash: now}, p); err != nil {
+		t.Errorf("consistency proof does not verify: %v", err)
+	}
+	if _, _, err := ProveConsistency(ctx, m, 7, 21); !errors.Is(err, ErrNotFound) {
+		t.Errorf("ProveConsistency beyond the checkpoint: err = %v, want ErrNotFound", err)
+	}
+	if _, _, err := ProveConsistency(ctx, m, 0, 20); !errors.Is(err, ErrInvalidRange) {
+		t.Errorf("ProveConsistency from 0: err = %v, want ErrInvalidRange", err)
+	}
+}

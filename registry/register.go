@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -25,6 +26,10 @@ type Appender interface {
 type Syncer interface {
 	Sync(ctx context.Context, size uint64) error
 }
+
+// ErrNotSynced is wrapped by Register's error when the entry was appended
+// (the registration is durable) but the projection could not apply it yet.
+var ErrNotSynced = errors.New("registry: registered, projection not yet updated")
 
 // Normalize fills defaults and puts o in its canonical form: no scopes
 // means every scope of its kind; scopes are deduplicated and ordered as
@@ -58,8 +63,8 @@ func Normalize(o auth.Org) auth.Org {
 // replaces it. An invalid organisation is refused before anything is
 // appended (the error wraps auth.ErrInvalidOrg). If the entry was
 // appended but the projection could not catch up, the index is returned
-// with the error: the registration is durable and the projection will
-// apply it when it next follows the log.
+// with an error wrapping ErrNotSynced: the registration is durable and the
+// projection applies it when it next follows the log.
 func Register(ctx context.Context, app Appender, sync Syncer, o auth.Org) (uint64, error) {
 	o = Normalize(o)
 	if err := o.Validate(); err != nil {
@@ -74,7 +79,7 @@ func Register(ctx context.Context, app Appender, sync Syncer, o auth.Org) (uint6
 		return 0, fmt.Errorf("register %s: append: %w", o.ID, err)
 	}
 	if err := sync.Sync(ctx, idx+1); err != nil {
-		return idx, fmt.Errorf("register %s: appended at %d, projection not updated: %w", o.ID, idx, err)
+		return idx, fmt.Errorf("%w: %s at index %d: %w", ErrNotSynced, o.ID, idx, err)
 	}
 	return idx, nil
 }

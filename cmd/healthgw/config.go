@@ -144,3 +144,5 @@ func applyConfigFile(fs *flag.FlagSet, path string, explicit map[string]bool) er
 	}
 	return sc.Err()
 }
+
+func dialectName(dsn string) string { return string(database.DialectOf(dsn)) }

@@ -3,8 +3,123 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// HTTP server limits.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second // a 16 MiB upload on a slow link
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 32 << 10
 )
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
-	return errors.New("serve: not yet wired")
+	cfg := defaultServeConfig()
+	fs := newFlags(e, "serve")
+	cfg.flags(fs)
+	configFile := fs.String("config", "", "configuration file of `name = value` lines (see deploy/healthgw.conf.example)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	if *configFile != "" {
+		explicit := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+		if err := applyConfigFile(fs, *configFile, explicit); err != nil {
+			return err
+		}
+	}
+	if err := cfg.finish(); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	gin.SetMode(gin.ReleaseMode)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+
+	g, err := openGateway(ctx, cfg, logger, e)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           g.api.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	followCtx, stopFollow := context.WithCancel(context.Background())
+	followDone := make(chan struct{})
+	go func() {
+		defer close(followDone)
+		g.follower.Run(followCtx, 0, logger)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	printWelcome(e, cfg, ln.Addr().String(), g.vkey)
+	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("base_url", cfg.BaseURL),
+		slog.String("db", dbKind(cfg.DB)), slog.String("ledger", cfg.Ledger))
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down")
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("server failed", slog.String("err", err.Error()))
+		}
+	}
+	// Shutdown order: stop accepting and drain requests, stop following,
+	// then flush the ledger (final checkpoint) and close the database.
+	shCtx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown)
+	defer cancel()
+	shErr := srv.Shutdown(shCtx)
+	stopFollow()
+	<-followDone
+	closeErr := g.close()
+	if shErr != nil || closeErr != nil {
+		return errors.Join(shErr, closeErr)
+	}
+	logger.Info("stopped cleanly")
+	return nil
+}
+
+func dbKind(dsn string) string {
+	if d := dialectName(dsn); d == "postgres" {
+		return "postgres"
+	}
+	return "sqlite:" + dsn
+}
+
+func printWelcome(e *env, cfg serveConfig, addr, vkey string) {
+	fmt.Fprintf(e.stdout, `healthgw %s listening on http://%s (public URL %s)
+  data directory  %s
+  database        %s
+  ledger          %s (origin %q)
+  checkpoint key  %s
+
+Get a first token (in another terminal):
+  ./bin/healthgw org keygen --id hosp-a --name "Hospital A" --kind hospital --out keys
+  TOKEN=$(./bin/healthgw token client --org hosp-a --key keys/hosp-a.jwk --url %s)
+  curl -H "Authorization: Bearer $TOKEN" %s/v1/ledger/checkpoint
+`, version, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, cfg.Origin, vkey, cfg.BaseURL, cfg.BaseURL)
 }

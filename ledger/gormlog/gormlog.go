@@ -110,7 +110,9 @@ type appendResult struct {
 
 // Open opens (creating its tables if needed) the log stored in db, and
 // starts its writer and checkpoint publisher. Close stops them; it does not
-// close db.
+// close db. db must come from database.Open: on SQLite, write transactions
+// must begin IMMEDIATE (its _txlock setting) so that writers in several
+// processes queue on the lock instead of failing.
 func Open(ctx context.Context, db *gorm.DB, opts Options) (*Log, error) {
 	if opts.Signer == nil {
 		return nil, errors.New("gormlog: Options.Signer is required")

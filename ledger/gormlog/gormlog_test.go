@@ -10,9 +10,11 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"gorm.io/gorm"
 
+	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/gormlog"
+	"github.com/healthgw/healthgw/ledger/verify"
 )
 
 const testOrigin = "healthgw.test/ledger"
@@ -96,6 +98,81 @@ func TestAppendReadProve(t *testing.T) {
 			if err := ledger.VerifyInclusion(c, i, ents[i], p); err != nil {
 				t.Fatal(err)
 			}
+		}
+	})
+}
+
+// TestTwoWriters appends through two Logs on two connection pools to the
+// same database, as the server and a CLI command do: the writers must
+// re-read the head in every transaction.
+func TestTwoWriters(t *testing.T) {
+	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		s, v := testKeys(t)
+		var logs [2]*gormlog.Log
+		for i := range logs {
+			db, err := database.Open(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = database.Close(db) })
+			logs[i] = openLog(t, db, s)
+		}
+		const per = 150
+		var mu sync.Mutex
+		seen := map[uint64]string{}
+		var wg sync.WaitGroup
+		for w, l := range logs {
+			for i := range per {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					e := accessEntry(i)
+					id := fmt.Sprintf("w%d-%d", w, i)
+					e.Body.(*ledger.AccessDecided).RequestID = id
+					idx, err := l.Append(t.Context(), e)
+					if err != nil {
+						t.Errorf("append: %v", err)
+						return
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if prev, ok := seen[idx]; ok {
+						t.Errorf("index %d given to %s and %s", idx, prev, id)
+					}
+					seen[idx] = id
+				}()
+			}
+		}
+		wg.Wait()
+		for _, l := range logs {
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx := t.Context()
+		n, err := logs[0].Size(ctx)
+		if err != nil || n != 2*per {
+			t.Fatalf("Size = %d, %v; want %d", n, err, 2*per)
+		}
+		raws, err := logs[1].Entries(ctx, 0, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for idx, id := range seen {
+			e, err := ledger.Decode(raws[idx])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.Body.(*ledger.AccessDecided).RequestID; got != id {
+				t.Errorf("entry %d is %s, want %s", idx, got, id)
+			}
+		}
+		res, err := verify.Local(ctx, logs[0], verify.Options{Verifier: v, Origin: testOrigin})
+		if err != nil {
+			t.Fatalf("verify: %v", err)
+		}
+		if res.Checkpoint.Size != n {
+			t.Errorf("final checkpoint size %d, want %d", res.Checkpoint.Size, n)
 		}
 	})
 }

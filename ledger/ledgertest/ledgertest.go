@@ -77,6 +77,7 @@ func RunBackend(t *testing.T, b Backend) {
 		{"Checkpoint", s.testCheckpoint},
 		{"Proofs", s.testProofs},
 		{"Follower", s.testFollower},
+		{"AppendAfterClose", s.testAppendAfterClose},
 		{"Restart", s.testRestart},
 		{"CloseFlushes", s.testCloseFlushes},
 	}
@@ -597,6 +598,21 @@ func mustEncode(t *testing.T, e ledger.Entry) []byte {
 		t.Fatalf("Encode: %v", err)
 	}
 	return b
+}
+
+func (s *suite) testAppendAfterClose(t *testing.T) {
+	l := s.b.Open(t)
+	i := s.append(t, l, Entry(0))
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := l.Append(t.Context(), Entry(1)); !errors.Is(err, ledger.ErrClosed) {
+		t.Errorf("Append after Close: err = %v, want ErrClosed", err)
+	}
+	// Reads of durable entries stay correct after a flush.
+	if raws, err := l.Entries(t.Context(), i, i+1); err == nil {
+		checkEntry(t, i, raws[0], Entry(0))
+	}
 }
 
 func (s *suite) testRestart(t *testing.T) {

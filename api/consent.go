@@ -1,0 +1,477 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/records"
+)
+
+// ConsentStore is the consent projection as the API reads it
+// (consentstore.Store).
+type ConsentStore interface {
+	GrantSource
+	Grant(ctx context.Context, id string) (consent.Grant, error)
+	ListByPatient(ctx context.Context, patient string, p consent.Page) ([]consent.Grant, string, error)
+	ListForGrantee(ctx context.Context, org string, kind auth.Kind, p consent.Page) ([]consent.Grant, string, error)
+	AccessLog(ctx context.Context, patient string, p consent.Page) ([]consent.AccessEvent, string, error)
+	AuditEvents(ctx context.Context, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
+}
+
+// Pseudonymizer maps patient IDs to ledger pseudonyms.
+type Pseudonymizer interface {
+	Pseudonym(patient string) string
+}
+
+// ConsentDeps are what the consent, access and audit routes need.
+type ConsentDeps struct {
+	Store  ConsentStore
+	Log    ledger.Appender
+	Sync   Syncer
+	Pseud  Pseudonymizer
+	Policy consent.Policy
+}
+
+// DefaultConsentPeriod is a grant's validity when the patient names no end.
+const DefaultConsentPeriod = 365 * 24 * time.Hour
+
+// MountConsent mounts consent, the patient's access log, the regulator's
+// audit API and the FHIR views, and turns on consent-gated reads of
+// records held by other organisations.
+func (s *Server) MountConsent(d ConsentDeps) {
+	s.consent = d
+	s.access = &accessControl{s: s, grants: d.Store, log: d.Log, sync: d.Sync, policy: d.Policy}
+	s.addErrorRules(
+		errorRule{target: consent.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},
+		errorRule{target: consent.ErrInvalidGrant, status: http.StatusBadRequest, code: "invalid_request", public: true},
+		errorRule{target: consent.ErrInvalidCursor, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid cursor."},
+		errorRule{target: consent.ErrInvalidFilter, status: http.StatusBadRequest, code: "invalid_request", public: true},
+		errorRule{target: consent.ErrAlreadyRevoked, status: http.StatusConflict, code: "conflict", message: "The consent is already revoked."},
+	)
+	g := s.engine.Group("/v1", s.authenticate)
+	g.POST("/consents", s.requirePatient, s.limitBody(s.cfg.MaxJSONBody), s.postConsent)
+	g.GET("/consents", s.listConsents)
+	g.GET("/consents/:id", s.getConsent)
+	g.POST("/consents/:id/revoke", s.requirePatient, s.limitBody(s.cfg.MaxJSONBody), s.revokeConsent)
+	g.GET("/me/access-log", s.requirePatient, s.accessLog)
+	g.GET("/audit/events", s.requireOrg(auth.ScopeAuditRead, auth.KindRegulator), s.auditEvents)
+	f := s.engine.Group("/fhir", s.authenticate)
+	f.GET("/Consent", s.fhirConsent)
+	f.GET("/AuditEvent", s.fhirAuditEvent)
+}
+
+// consentRequest is the body of POST /v1/consents. The patient is the
+// token's subject; status, IDs and ledger fields are never accepted from
+// the client (unknown fields are rejected).
+type consentRequest struct {
+	Grantee struct {
+		Org  string `json:"org,omitempty"`
+		Kind string `json:"kind,omitempty"`
+	} `json:"grantee"`
+	Decision      string     `json:"decision,omitempty"` // permit (default) or deny
+	Actions       []string   `json:"actions,omitempty"`  // default [read]
+	Categories    []string   `json:"categories,omitempty"`
+	RecordIDs     []string   `json:"record_ids,omitempty"`
+	ResourceTypes []string   `json:"resource_types,omitempty"`
+	Purposes      []string   `json:"purposes,omitempty"`
+	NotBefore     *time.Time `json:"not_before,omitempty"`
+	NotAfter      *time.Time `json:"not_after,omitempty"`
+}
+
+// Validate is shallow; consent.Grant.Validate does the rest.
+func (r *consentRequest) Validate() error {
+	if (r.Grantee.Org == "") == (r.Grantee.Kind == "") {
+		return badRequest("grantee needs exactly one of org and kind.")
+	}
+	return nil
+}
+
+func (r *consentRequest) grant(patient string, now time.Time) consent.Grant {
+	g := consent.Grant{
+		ID:            consent.NewID(),
+		Patient:       patient,
+		Grantee:       consent.Grantee{Org: r.Grantee.Org, Kind: auth.Kind(r.Grantee.Kind)},
+		Effect:        consent.Permit,
+		Actions:       []consent.Action{consent.ActionRead},
+		Categories:    r.Categories,
+		RecordIDs:     r.RecordIDs,
+		ResourceTypes: r.ResourceTypes,
+		NotBefore:     now.Truncate(time.Second),
+	}
+	if r.Decision != "" {
+		g.Effect = consent.Effect(r.Decision)
+	}
+	if len(r.Actions) > 0 {
+		g.Actions = nil
+		for _, a := range r.Actions {
+			g.Actions = append(g.Actions, consent.Action(a))
+		}
+	}
+	for _, p := range r.Purposes {
+		g.Purposes = append(g.Purposes, consent.Purpose(p))
+	}
+	if r.NotBefore != nil {
+		g.NotBefore = r.NotBefore.UTC()
+	}
+	if r.NotAfter != nil {
+		g.NotAfter = r.NotAfter.UTC()
+	} else {
+		g.NotAfter = g.NotBefore.Add(DefaultConsentPeriod)
+	}
+	return g
+}
+
+// grantView is a consent grant as the API shows it.
+type grantView struct {
+	ID      string `json:"id"`
+	Patient string `json:"patient"` // pseudonym
+	Grantee struct {
+		Org  string `json:"org,omitempty"`
+		Kind string `json:"kind,omitempty"`
+	} `json:"grantee"`
+	Decision      string     `json:"decision"`
+	Actions       []string   `json:"actions"`
+	Categories    []string   `json:"categories,omitempty"`
+	RecordIDs     []string   `json:"record_ids,omitempty"`
+	ResourceTypes []string   `json:"resource_types,omitempty"`
+	Purposes      []string   `json:"purposes,omitempty"`
+	NotBefore     time.Time  `json:"not_before"`
+	NotAfter      time.Time  `json:"not_after"`
+	Status        string     `json:"status"`
+	LedgerIndex   uint64     `json:"ledger_index"`
+	GrantedAt     time.Time  `json:"granted_at"`
+	RevokedIndex  *uint64    `json:"revoked_index,omitempty"`
+	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
+}
+
+func strs[T ~string](in []T) []string {
+	out := make([]string, 0, len(in))
+	for _, v := range in {
+		out = append(out, string(v))
+	}
+	return out
+}
+
+func viewGrant(g consent.Grant, now time.Time) grantView {
+	v := grantView{
+		ID: g.ID, Patient: g.Patient, Decision: string(g.Effect), Actions: strs(g.Actions),
+		Categories: g.Categories, RecordIDs: g.RecordIDs, ResourceTypes: g.ResourceTypes,
+		Purposes: strs(g.Purposes), NotBefore: g.NotBefore.UTC(), NotAfter: g.NotAfter.UTC(),
+		Status: string(g.Status(now)), LedgerIndex: g.GrantedIndex, GrantedAt: g.GrantedAt.UTC(),
+	}
+	v.Grantee.Org, v.Grantee.Kind = g.Grantee.Org, string(g.Grantee.Kind)
+	if g.Revoked {
+		idx, at := g.RevokedIndex, g.RevokedAt.UTC()
+		v.RevokedIndex, v.RevokedAt = &idx, &at
+	}
+	return v
+}
+
+// receipt proves that an entry is in the log: the entry, its inclusion
+// proof and a signed checkpoint that covers it.
+type receipt = EntryProof
+
+// consentResponse is the body of POST /v1/consents and of a revocation.
+type consentResponse struct {
+	Consent grantView `json:"consent"`
+	Receipt receipt   `json:"receipt"`
+}
+
+// appendWithReceipt appends a consent change of patient (a pseudonym),
+// waits until the projections have applied it and a checkpoint covers it,
+// and returns the receipt. The patient's stripe is held exclusively until
+// the change is projected, so no read decided before it logs after it.
+func (s *Server) appendWithReceipt(ctx context.Context, patient string, e ledger.Entry) (receipt, error) {
+	idx, err := s.appendConsentChange(ctx, patient, e)
+	if err != nil {
+		return receipt{}, err
+	}
+	return s.entryProof(ctx, idx, 0)
+}
+
+func (s *Server) appendConsentChange(ctx context.Context, patient string, e ledger.Entry) (uint64, error) {
+	mu := s.access.locks.stripe(patient)
+	mu.Lock()
+	defer mu.Unlock()
+	idx, err := s.consent.Log.Append(ctx, e)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.consent.Sync.Sync(ctx, idx+1); err != nil {
+		return 0, err
+	}
+	return idx, nil
+}
+
+func (s *Server) postConsent(c *gin.Context) {
+	var req consentRequest
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	now := s.nowUTC()
+	pseud := s.consent.Pseud.Pseudonym(principal(c).Patient)
+	g := req.grant(pseud, now)
+	if err := g.Validate(consent.Rules{ValidCategory: records.ValidCategory, Now: now}); err != nil {
+		s.fail(c, err)
+		return
+	}
+	e, err := ledger.NewEntry("patient:"+pseud, g.LedgerBody())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	rc, err := s.appendWithReceipt(ctx, pseud, e)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	stored, err := s.consent.Store.Grant(ctx, g.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Location", "/v1/consents/"+g.ID)
+	c.JSON(http.StatusCreated, consentResponse{Consent: viewGrant(stored, now), Receipt: rc})
+}
+
+// visible reports whether the caller may see grant g: its patient, or an
+// organisation it names (hospitals with system/consents.read).
+func (s *Server) visible(p Principal, g consent.Grant) bool {
+	if p.IsPatient() {
+		return g.Patient == s.consent.Pseud.Pseudonym(p.Patient)
+	}
+	return p.HasScope(auth.ScopeConsentsRead) && g.VisibleTo(p.Org, p.Kind)
+}
+
+// page reads cursor and limit query parameters.
+func page(c *gin.Context) (consent.Page, error) {
+	p := consent.Page{Cursor: c.Query("cursor")}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > consent.MaxPageSize {
+			return p, badRequest("limit must be between 1 and " + strconv.Itoa(consent.MaxPageSize) + ".")
+		}
+		p.Limit = n
+	}
+	return p, nil
+}
+
+// grantList is a page of grants.
+type grantList struct {
+	Consents   []grantView `json:"consents"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+// listGrants lists the grants the caller may see: a patient's own, or
+// those naming a hospital (with system/consents.read).
+func (s *Server) listGrants(c *gin.Context, pg consent.Page) ([]consent.Grant, string, error) {
+	p := principal(c)
+	ctx := c.Request.Context()
+	switch {
+	case p.IsPatient():
+		return s.consent.Store.ListByPatient(ctx, s.consent.Pseud.Pseudonym(p.Patient), pg)
+	case p.Kind == auth.KindHospital && p.HasScope(auth.ScopeConsentsRead):
+		return s.consent.Store.ListForGrantee(ctx, p.Org, p.Kind, pg)
+	}
+	return nil, "", errForbidden
+}
+
+func (s *Server) listConsents(c *gin.Context) {
+	pg, err := page(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	grants, next, err := s.listGrants(c, pg)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	now := s.nowUTC()
+	out := grantList{Consents: []grantView{}, NextCursor: next}
+	for _, g := range grants {
+		out.Consents = append(out.Consents, viewGrant(g, now))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getConsent(c *gin.Context) {
+	g, err := s.consent.Store.Grant(c.Request.Context(), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !s.visible(principal(c), g) {
+		s.fail(c, errNotFound)
+		return
+	}
+	c.JSON(http.StatusOK, viewGrant(g, s.nowUTC()))
+}
+
+// emptyBody accepts an empty body or {}.
+type emptyBody struct{}
+
+func (emptyBody) Validate() error { return nil }
+
+func (s *Server) revokeConsent(c *gin.Context) {
+	if c.Request.ContentLength != 0 {
+		var b emptyBody
+		if err := decodeJSON(c, &b); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	ctx := c.Request.Context()
+	pseud := s.consent.Pseud.Pseudonym(principal(c).Patient)
+	g, err := s.consent.Store.Grant(ctx, c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := g.CheckRevoke(pseud); err != nil {
+		s.fail(c, err)
+		return
+	}
+	e, err := ledger.NewEntry("patient:"+pseud, g.RevocationBody())
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	rc, err := s.appendWithReceipt(ctx, pseud, e)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	stored, err := s.consent.Store.Grant(ctx, g.ID)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if !stored.Revoked {
+		// Another revocation won the race; ours is in the log but was a
+		// no-op for the projection.
+		s.fail(c, errors.Join(consent.ErrAlreadyRevoked))
+		return
+	}
+	c.JSON(http.StatusOK, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: rc})
+}
+
+// accessEventView is one access decision.
+type accessEventView struct {
+	LedgerIndex       uint64    `json:"ledger_index"`
+	Time              time.Time `json:"time"`
+	Requester         string    `json:"requester"`
+	RecordID          string    `json:"record_id"`
+	Patient           string    `json:"patient"`
+	Category          string    `json:"category"`
+	Purpose           string    `json:"purpose"`
+	Decision          string    `json:"decision"`
+	Reason            string    `json:"reason"`
+	GrantID           string    `json:"grant_id,omitempty"`
+	BreakGlass        bool      `json:"break_glass"`
+	JustificationHash string    `json:"justification_hash,omitempty"`
+	RequestID         string    `json:"request_id"`
+}
+
+func viewEvent(e consent.AccessEvent) accessEventView {
+	return accessEventView{
+		LedgerIndex: e.Index, Time: e.Time.UTC(), Requester: e.Requester, RecordID: e.RecordID,
+		Patient: e.Patient, Category: e.Category, Purpose: string(e.Purpose), Decision: string(e.Decision),
+		Reason: string(e.Reason), GrantID: e.GrantID, BreakGlass: e.BreakGlass,
+		JustificationHash: e.JustificationHash, RequestID: e.RequestID,
+	}
+}
+
+// eventList is a page of access events, newest first.
+type eventList struct {
+	Events     []accessEventView `json:"events"`
+	NextCursor string            `json:"next_cursor,omitempty"`
+}
+
+func renderEvents(c *gin.Context, events []consent.AccessEvent, next string) {
+	out := eventList{Events: []accessEventView{}, NextCursor: next}
+	for _, e := range events {
+		out.Events = append(out.Events, viewEvent(e))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) accessLog(c *gin.Context) {
+	pg, err := page(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	events, next, err := s.consent.Store.AccessLog(c.Request.Context(), s.consent.Pseud.Pseudonym(principal(c).Patient), pg)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	renderEvents(c, events, next)
+}
+
+// auditFilter reads the regulator's filters. patient is a patient ID (or
+// a pseudonym, "ps_…").
+func (s *Server) auditFilter(c *gin.Context) (consent.AuditFilter, error) {
+	var f consent.AuditFilter
+	if v := c.Query("patient"); v != "" {
+		f.Patient = s.patientKey(v)
+	}
+	f.Org = c.Query("org")
+	f.Decision = consent.Effect(c.Query("decision"))
+	if v := c.Query("break_glass"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, badRequest("break_glass must be true or false.")
+		}
+		f.BreakGlass = &b
+	}
+	for name, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := c.Query(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, badRequest(name + " must be an RFC 3339 time.")
+			}
+			*dst = t
+		}
+	}
+	return f, f.Validate()
+}
+
+// patientKey returns the pseudonym for a patient ID, or v itself when it
+// already is a pseudonym.
+func (s *Server) patientKey(v string) string {
+	if consent.ValidPseudonym(v) {
+		return v
+	}
+	return s.consent.Pseud.Pseudonym(v)
+}
+
+func (s *Server) auditEvents(c *gin.Context) {
+	f, err := s.auditFilter(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	pg, err := page(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	events, next, err := s.consent.Store.AuditEvents(c.Request.Context(), f, pg)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	renderEvents(c, events, next)
+}

@@ -1,0 +1,284 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/records"
+)
+
+// Vault is the record vault as the API uses it (records.Vault).
+type Vault interface {
+	Put(ctx context.Context, r records.PutRequest) (records.Record, error)
+	Get(ctx context.Context, id string) (records.Record, error)
+	Open(ctx context.Context, id string) (records.Record, []byte, error)
+	ListByPatient(ctx context.Context, patient string) ([]records.Record, error)
+	Shred(ctx context.Context, holder, id string) (uint64, error)
+	MaxSize() int64
+}
+
+// EncryptionKeys finds an organisation's registered encryption key (use
+// "enc") for sealed responses.
+type EncryptionKeys interface {
+	EncryptionKey(ctx context.Context, orgID string) (jwk.Key, bool, error)
+}
+
+// MountRecords mounts the record routes.
+func (s *Server) MountRecords(v Vault, keys EncryptionKeys) {
+	s.vault, s.encKeys = v, keys
+	s.addErrorRules(
+		errorRule{target: records.ErrInvalid, status: http.StatusBadRequest, code: "invalid_request", public: true},
+		errorRule{target: records.ErrTooLarge, status: http.StatusRequestEntityTooLarge, code: "too_large", public: true},
+		errorRule{target: records.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},
+		errorRule{target: records.ErrNoEncryptionKey, status: http.StatusNotAcceptable, code: "not_acceptable", message: "No encryption key (use \"enc\") is registered for this organisation."},
+	)
+	g := s.engine.Group("/v1", s.authenticate)
+	g.POST("/records", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(records.MaxBodySize(v.MaxSize())), s.postRecord)
+	g.GET("/records/:id", s.requireOrg(auth.ScopeRecordsRead, auth.KindHospital), s.getRecord)
+	g.DELETE("/records/:id", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.deleteRecord)
+	g.GET("/patients/:patient/records", s.requireOrg(auth.ScopeRecordsRead, auth.KindHospital), s.listPatientRecords)
+}
+
+// recordRequest is the body of POST /v1/records.
+type recordRequest struct {
+	Patient      string          `json:"patient"`
+	Category     string          `json:"category"`
+	ContentType  string          `json:"content_type"`
+	ResourceType string          `json:"resource_type,omitempty"`
+	Content      json.RawMessage `json:"content"`
+}
+
+// Validate checks the fields that need no vault to check.
+func (r *recordRequest) Validate() error {
+	switch {
+	case r.Patient == "":
+		return badRequest("patient is required.")
+	case r.Category == "":
+		return badRequest("category is required.")
+	case !records.ValidCategory(r.Category):
+		return badRequest(fmt.Sprintf("category %q is not one of the record categories.", r.Category))
+	case r.ContentType == "":
+		return badRequest("content_type is required.")
+	case len(r.Content) == 0 || string(r.Content) == "null":
+		return badRequest("content is required.")
+	}
+	return nil
+}
+
+// recordCreated is the 201 body of POST /v1/records.
+type recordCreated struct {
+	ID          string `json:"id"`
+	Commitment  string `json:"commitment"`
+	LedgerIndex uint64 `json:"ledger_index"`
+}
+
+func (s *Server) postRecord(c *gin.Context) {
+	var req recordRequest
+	if err := decodeJSON(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	content, err := records.ParseContent(req.ContentType, req.Content)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	rec, err := s.vault.Put(c.Request.Context(), records.PutRequest{
+		Holder:       principal(c).Org,
+		Patient:      req.Patient,
+		Category:     records.Category(req.Category),
+		ContentType:  content.ContentType,
+		Content:      content.Data,
+		ResourceType: firstNonEmpty(req.ResourceType, content.ResourceType),
+	})
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Location", "/v1/records/"+rec.ID)
+	c.JSON(http.StatusCreated, recordCreated{ID: rec.ID, Commitment: rec.Commitment, LedgerIndex: rec.LedgerIndex})
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// recordMeta is a record's metadata as the API shows it. Patient is the
+// pseudonym: the vault never stores raw patient identifiers.
+type recordMeta struct {
+	ID           string    `json:"id"`
+	Holder       string    `json:"holder"`
+	Patient      string    `json:"patient"`
+	Category     string    `json:"category"`
+	ResourceType string    `json:"resource_type,omitempty"`
+	ContentType  string    `json:"content_type"`
+	Size         int64     `json:"size"`
+	Commitment   string    `json:"commitment"`
+	LedgerIndex  uint64    `json:"ledger_index"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+func metaOf(r records.Record) recordMeta {
+	return recordMeta{
+		ID: r.ID, Holder: r.Holder, Patient: r.Patient, Category: string(r.Category),
+		ResourceType: r.ResourceType, ContentType: r.ContentType, Size: r.Size,
+		Commitment: r.Commitment, LedgerIndex: r.LedgerIndex, CreatedAt: r.CreatedAt.UTC(),
+	}
+}
+
+// recordResponse is a record with its content: FHIR JSON inline, anything
+// else base64.
+type recordResponse struct {
+	recordMeta
+	Content json.RawMessage `json:"content"`
+}
+
+// wantsJOSE reports whether the Accept header asks for a sealed response.
+func wantsJOSE(c *gin.Context) bool {
+	for _, part := range strings.Split(c.GetHeader("Accept"), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err == nil && mt == "application/jose" {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) getRecord(c *gin.Context) {
+	ctx := c.Request.Context()
+	p := principal(c)
+	id := c.Param("id")
+	sealed := wantsJOSE(c)
+	var encKey jwk.Key
+	if sealed {
+		// Known before anything is decided or read, so a 406 says nothing
+		// about the record.
+		k, ok, err := s.encKeys.EncryptionKey(ctx, p.Org)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if !ok {
+			s.fail(c, records.ErrNoEncryptionKey)
+			return
+		}
+		encKey = k
+	}
+	purpose := c.Query("purpose")
+	if err := validPurpose(purpose); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.authorizeRead(c, id, purpose); err != nil {
+		s.fail(c, err)
+		return
+	}
+	rec, plaintext, err := s.vault.Open(ctx, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	if sealed {
+		set := jwk.NewSet()
+		if err := set.AddKey(encKey); err != nil {
+			s.fail(c, err)
+			return
+		}
+		jwe, err := records.Seal(plaintext, rec.ContentType, set)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.Data(http.StatusOK, "application/jose", jwe)
+		return
+	}
+	var content json.RawMessage
+	if records.IsFHIR(rec.ContentType) {
+		content = plaintext
+	} else {
+		content, _ = json.Marshal(base64.StdEncoding.EncodeToString(plaintext))
+	}
+	c.JSON(http.StatusOK, recordResponse{recordMeta: metaOf(rec), Content: content})
+}
+
+// authorizeRead decides whether the caller may read record id, and logs
+// the decision durably before returning. It returns errNotFound both for a
+// record that does not exist and for one the caller may not read.
+func (s *Server) authorizeRead(c *gin.Context, id, purpose string) error {
+	rec, err := s.vault.Get(c.Request.Context(), id)
+	if err != nil {
+		return err
+	}
+	if s.access == nil {
+		if rec.Holder == principal(c).Org {
+			return nil
+		}
+		return errNotFound
+	}
+	return s.access.authorize(c, rec, purpose)
+}
+
+// shredResponse is the body of DELETE /v1/records/{id}.
+type shredResponse struct {
+	ID          string `json:"id"`
+	Shredded    bool   `json:"shredded"`
+	LedgerIndex uint64 `json:"ledger_index"`
+}
+
+func (s *Server) deleteRecord(c *gin.Context) {
+	id := c.Param("id")
+	idx, err := s.vault.Shred(c.Request.Context(), principal(c).Org, id)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, shredResponse{ID: id, Shredded: true, LedgerIndex: idx})
+}
+
+// recordList is a page of record metadata.
+type recordList struct {
+	Records []recordMeta `json:"records"`
+}
+
+func (s *Server) listPatientRecords(c *gin.Context) {
+	ctx := c.Request.Context()
+	p := principal(c)
+	if err := validPurpose(c.Query("purpose")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	all, err := s.vault.ListByPatient(ctx, c.Param("patient"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := recordList{Records: []recordMeta{}}
+	for _, r := range all {
+		if s.mayList(c, r, c.Query("purpose")) || (s.access == nil && r.Holder == p.Org) {
+			out.Records = append(out.Records, metaOf(r))
+		}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// mayList reports whether the caller may see record r in a listing.
+func (s *Server) mayList(c *gin.Context, r records.Record, purpose string) bool {
+	if s.access == nil {
+		return false
+	}
+	return s.access.mayRead(c, r, purpose)
+}

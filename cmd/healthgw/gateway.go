@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"golang.org/x/mod/sumdb/note"
+	"gorm.io/gorm"
+
+	"github.com/healthgw/healthgw/api"
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/auth/authstore"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/consent/consentstore"
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/gormlog"
+	"github.com/healthgw/healthgw/ledger/tiles"
+	"github.com/healthgw/healthgw/records"
+	"github.com/healthgw/healthgw/records/recordstore"
+	"github.com/healthgw/healthgw/registry"
+)
+
+// pseudonymKeyFile holds the ledger secret behind patient pseudonyms,
+// under the data directory. Every consortium node must share it.
+const pseudonymKeyFile = "keys/pseudonym.key"
+
+// backend is a ledger backend as the gateway uses it.
+type backend interface {
+	ledger.Log
+}
+
+// gateway is every component of a running gateway, wired. serve builds one;
+// tests build several.
+type gateway struct {
+	cfg      serveConfig
+	log      *slog.Logger
+	db       *gorm.DB
+	ledger   backend
+	follower *ledger.Follower
+	registry *registry.Store
+	consent  *consentstore.Store
+	vault    *records.Vault
+	pseud    *ledger.Pseudonymizer
+	signKey  *auth.SigningKey
+	devIdP   *auth.DevIdP
+	vkey     string // checkpoint verifier key (note text)
+	api      *api.Server
+	closers  []func() error // run in reverse order by close
+}
+
+// openGateway opens the database, keys, ledger and projections, and builds
+// the API. On error everything opened so far is closed again.
+func openGateway(ctx context.Context, cfg serveConfig, logger *slog.Logger, e *env) (*gateway, error) {
+	g := &gateway{cfg: cfg, log: logger}
+	if err := g.open(ctx, e); err != nil {
+		return nil, errors.Join(err, g.close())
+	}
+	return g, nil
+}
+
+func (g *gateway) open(ctx context.Context, e *env) (err error) {
+	cfg, logger, progress := g.cfg, g.log, e.stderr
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	created := []string{}
+
+	// Keys: generated on first start, 0600, never logged.
+	g.signKey, err = auth.LoadOrCreateSigningKey(auth.SigningKeyPath(cfg.DataDir))
+	if err != nil {
+		return fmt.Errorf("access-token key: %w", err)
+	}
+	cpPath := filepath.Join(cfg.DataDir, checkpointKeyFile)
+	_, statErr := os.Stat(cpPath)
+	signer, vkey, err := ledger.LoadOrCreateCheckpointKey(cpPath, cfg.Origin)
+	if err != nil {
+		return fmt.Errorf("checkpoint key: %w", err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		created = append(created, "checkpoint signing key "+cpPath)
+	}
+	g.vkey = vkey
+	secret, fresh, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, pseudonymKeyFile), ledger.PseudonymKeySize)
+	if err != nil {
+		return fmt.Errorf("pseudonym secret: %w", err)
+	}
+	if fresh {
+		created = append(created, "pseudonym secret "+filepath.Join(cfg.DataDir, pseudonymKeyFile))
+	}
+	if g.pseud, err = ledger.NewPseudonymizer(secret); err != nil {
+		return err
+	}
+	if cfg.DevIdP {
+		if g.devIdP, err = auth.LoadOrCreateDevIdP(auth.DevIdPKeyPath(cfg.DataDir)); err != nil {
+			return fmt.Errorf("development IdP key: %w", err)
+		}
+	}
+	for _, c := range created {
+		fmt.Fprintln(progress, "created", c)
+	}
+
+	// Storage.
+	if g.db, err = database.Open(ctx, cfg.DB); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, func() error { return database.Close(g.db) })
+
+	// Ledger.
+	if g.ledger, err = openBackend(ctx, cfg, g.db, signer, logger); err != nil {
+		return err
+	}
+	g.closers = append(g.closers, g.ledger.Close)
+
+	// Projections.
+	if g.registry, err = registry.Open(ctx, g.db, registry.Options{Logger: logger}); err != nil {
+		return err
+	}
+	if g.consent, err = consentstore.Open(ctx, g.db); err != nil {
+		return err
+	}
+	g.follower = ledger.NewFollower(g.ledger, g.registry, g.consent)
+	if err := g.follower.SyncAll(ctx); err != nil {
+		return fmt.Errorf("catch up projections: %w", err)
+	}
+
+	// Authentication.
+	replay, err := authstore.Open(ctx, g.db, authstore.Options{})
+	if err != nil {
+		return err
+	}
+	acfg := auth.Config{Issuer: cfg.BaseURL, Logger: logger}
+	exch, err := auth.NewExchanger(acfg, g.signKey, g.registry, replay)
+	if err != nil {
+		return err
+	}
+	var idps []auth.PatientIdP
+	if cfg.PatientIss != "" {
+		idp, err := auth.LoadPatientIdP(cfg.PatientIss, cfg.PatientJWKS, cfg.BaseURL)
+		if err != nil {
+			return err
+		}
+		idps = append(idps, idp)
+	}
+	if g.devIdP != nil {
+		idps = append(idps, g.devIdP.PatientIdP(cfg.BaseURL))
+	}
+	authn, err := auth.NewAuthenticator(acfg, g.signKey, idps...)
+	if err != nil {
+		return err
+	}
+	jwks, err := gatewayJWKS(g.signKey, vkey)
+	if err != nil {
+		return err
+	}
+
+	// API.
+	g.api = api.New(api.Config{BaseURL: cfg.BaseURL}, logger, authn,
+		api.WithReadiness("database", api.CheckerFunc(func(ctx context.Context) error {
+			sqlDB, err := g.db.DB()
+			if err != nil {
+				return err
+			}
+			return sqlDB.PingContext(ctx)
+		})),
+		api.WithReadiness("ledger", api.CheckerFunc(func(ctx context.Context) error {
+			_, err := g.ledger.Checkpoint(ctx)
+			return err
+		})),
+	)
+	g.api.MountAuth(exch, jwks)
+	g.api.MountLedger(g.ledger, tiles.New(g.ledger, tiles.Options{Logger: logger}))
+
+	// Records and consent.
+	recStore, err := recordstore.New(ctx, g.db)
+	if err != nil {
+		return err
+	}
+	g.vault = records.NewVault(recStore, newKeystore(e, cfg.DataDir, true), g.ledger, g.pseud, records.Options{MaxSize: cfg.MaxRecord})
+	if st, err := g.vault.Recover(ctx); err != nil {
+		return fmt.Errorf("recover record vault: %w", err)
+	} else if st != (records.RecoverStats{}) {
+		logger.Info("record vault recovered", slog.Any("stats", st))
+	}
+	g.api.MountRecords(g.vault, exch)
+	policy, err := breakGlassPolicy(cfg.BreakGlass)
+	if err != nil {
+		return err
+	}
+	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Log: g.ledger, Sync: g.follower, Pseud: g.pseud, Policy: policy})
+	return nil
+}
+
+// openBackend opens the configured ledger backend.
+func openBackend(ctx context.Context, cfg serveConfig, db *gorm.DB, signer note.Signer, logger *slog.Logger) (backend, error) {
+	switch cfg.Ledger {
+	case "gormlog":
+		l, err := gormlog.Open(ctx, db, gormlog.Options{Origin: cfg.Origin, Signer: signer, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+		return l, nil
+	}
+	return nil, fmt.Errorf("ledger backend %q is not available", cfg.Ledger)
+}
+
+// close closes everything in reverse order of opening; the ledger's Close
+// flushes pending appends and publishes a final checkpoint before the
+// database closes.
+func (g *gateway) close() error {
+	var errs []error
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		errs = append(errs, g.closers[i]())
+	}
+	g.closers = nil
+	return errors.Join(errs...)
+}
+
+// gatewayJWKS is the gateway's public JWK Set: the access-token key and the
+// checkpoint key (as an Ed25519 OKP key whose kid is the note key's
+// name+hash).
+func gatewayJWKS(k *auth.SigningKey, vkey string) (jwk.Set, error) {
+	set := jwk.NewSet()
+	if err := set.AddKey(k.Public()); err != nil {
+		return nil, err
+	}
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		return nil, errors.New("checkpoint verifier key: malformed")
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != 1 {
+		return nil, errors.New("checkpoint verifier key: not an Ed25519 note key")
+	}
+	cp, err := jwk.Import(ed25519.PublicKey(raw[1:]))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint key: %w", err)
+	}
+	for name, v := range map[string]any{jwk.KeyIDKey: parts[0] + "+" + parts[1], jwk.KeyUsageKey: "sig", jwk.AlgorithmKey: "EdDSA"} {
+		if err := cp.Set(name, v); err != nil {
+			return nil, err
+		}
+	}
+	if err := set.AddKey(cp); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// breakGlassPolicy builds the consent policy from --break-glass-kinds.
+func breakGlassPolicy(kinds string) (consent.Policy, error) {
+	p := consent.DefaultPolicy()
+	p.BreakGlassKinds = nil
+	for _, k := range strings.Split(kinds, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if !auth.Kind(k).Valid() {
+			return p, fmt.Errorf("--break-glass-kinds: unknown kind %q", k)
+		}
+		p.BreakGlassKinds = append(p.BreakGlassKinds, auth.Kind(k))
+	}
+	return p, p.Validate()
+}

@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"gorm.io/gorm"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/gormlog"
+	"github.com/healthgw/healthgw/registry"
+)
+
+func cmdOrg(ctx context.Context, e *env, args []string) error {
+	return dispatch(ctx, e, "healthgw org", []command{
+		{"add", "register an organisation and its public keys", cmdOrgAdd},
+		{"list", "list registered organisations", cmdOrgList},
+		{"keygen", "create a demo client's private keys and register its public keys", cmdOrgKeygen},
+	}, args)
+}
+
+// storeFlags are the flags of commands that open the database and the
+// ledger.
+type storeFlags struct {
+	db   string
+	data string
+}
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.data, "data", "data", "data directory (database, keys)")
+	fs.StringVar(&s.db, "db", "", "database: a SQLite path or postgres://… (default <data>/healthgw.db)")
+}
+
+func (s *storeFlags) dsn() string {
+	if s.db != "" {
+		return s.db
+	}
+	return filepath.Join(s.data, "healthgw.db")
+}
+
+// cliLedger is what the org commands need from the ledger: append entries
+// and read them back into the registry projection.
+type cliLedger interface {
+	ledger.Appender
+	ledger.Reader
+	Close() error
+}
+
+// checkpointKeyFile is the checkpoint signer key under the data
+// directory. The CLI must sign with the same key as `serve`: its
+// checkpoints go into the same log.
+const checkpointKeyFile = "keys/checkpoint.key"
+
+// openLedger opens the embedded ledger over db for a one-shot command:
+// read-only for listing, else with the gateway's checkpoint key (created
+// on first use, named by serve's default origin, as serve would).
+func openLedger(ctx context.Context, db *gorm.DB, dataDir string, readOnly bool) (cliLedger, error) {
+	if readOnly {
+		return gormlog.OpenReadOnly(ctx, db, gormlog.Options{})
+	}
+	cfg := defaultServeConfig()
+	cfg.DataDir = dataDir
+	if err := cfg.finish(); err != nil {
+		return nil, err
+	}
+	signer, _, err := ledger.LoadOrCreateCheckpointKey(filepath.Join(dataDir, checkpointKeyFile), cfg.Origin)
+	if err != nil {
+		return nil, err
+	}
+	return gormlog.Open(ctx, db, gormlog.Options{Signer: signer, Logger: slog.New(slog.DiscardHandler)})
+}
+
+// orgStores is the database, the ledger and the registry projection, kept
+// in sync by a follower.
+type orgStores struct {
+	db     *gorm.DB
+	log    cliLedger
+	reg    *registry.Store
+	follow *ledger.Follower
+}
+
+func openOrgStores(ctx context.Context, sf storeFlags, readOnly bool) (*orgStores, error) {
+	db, err := database.Open(ctx, sf.dsn())
+	if err != nil {
+		return nil, err
+	}
+	log, err := openLedger(ctx, db, sf.data, readOnly)
+	if err != nil {
+		_ = database.Close(db)
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	reg, err := registry.Open(ctx, db, registry.Options{})
+	if err != nil {
+		_ = log.Close()
+		_ = database.Close(db)
+		return nil, err
+	}
+	return &orgStores{db: db, log: log, reg: reg, follow: ledger.NewFollower(log, reg)}, nil
+}
+
+func (s *orgStores) Close() error {
+	return errors.Join(s.log.Close(), database.Close(s.db))
+}
+
+// scopesFlag parses a comma- or space-separated scope list.
+func scopesFlag(s string) ([]auth.Scope, error) {
+	return auth.ParseScopes(strings.ReplaceAll(s, ",", " "))
+}
+
+func cmdOrgAdd(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "org add")
+	var sf storeFlags
+	sf.register(fs)
+	id := fs.String("id", "", "organisation ID (2-63 of a-z, 0-9, '-')")
+	name := fs.String("name", "", "display name (default the ID)")
+	kind := fs.String("kind", string(auth.KindHospital), "hospital, verifier or regulator")
+	jwks := fs.String("jwks", "", "public JWK Set: a file, or an http(s) URL serving it")
+	scopes := fs.String("scopes", "", "scopes, comma-separated (default all of the kind's; see docs/scopes.md)")
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	o, err := orgFromFlags(*id, *name, *kind, *scopes)
+	if err != nil {
+		return err
+	}
+	switch {
+	case *jwks == "":
+		return errors.New("org add: --jwks is required")
+	case strings.HasPrefix(*jwks, "https://") || strings.HasPrefix(*jwks, "http://"):
+		o.JWKSURL = *jwks
+	default:
+		b, err := os.ReadFile(*jwks)
+		if err != nil {
+			return fmt.Errorf("org add: %w", err)
+		}
+		o.JWKS = string(b)
+	}
+	st, err := openOrgStores(ctx, sf, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return orgAdd(ctx, e, st.log, st.follow, o)
+}
+
+func orgFromFlags(id, name, kind, scopes string) (auth.Org, error) {
+	if id == "" {
+		return auth.Org{}, errors.New("--id is required")
+	}
+	if name == "" {
+		name = id
+	}
+	sc, err := scopesFlag(scopes)
+	if err != nil {
+		return auth.Org{}, fmt.Errorf("--scopes: %w", err)
+	}
+	return auth.Org{ID: id, Name: name, Kind: auth.Kind(kind), Scopes: sc}, nil
+}
+
+// orgAdd registers o through the ledger and reports it.
+func orgAdd(ctx context.Context, e *env, app registry.Appender, sync registry.Syncer, o auth.Org) error {
+	idx, err := registry.Register(ctx, app, sync, o)
+	if err != nil {
+		return fmt.Errorf("org add: %w", err)
+	}
+	o = registry.Normalize(o)
+	fmt.Fprintf(e.stdout, "registered %s (%s) at ledger index %d, scopes: %s\n", o.ID, o.Kind, idx, auth.JoinScopes(o.Scopes))
+	return nil
+}
+
+func cmdOrgList(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "org list")
+	var sf storeFlags
+	sf.register(fs)
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	st, err := openOrgStores(ctx, sf, true)
+	if errors.Is(err, ledger.ErrNotFound) {
+		// A database without a ledger has no organisations yet.
+		return printOrgs(e, nil)
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.follow.SyncAll(ctx); err != nil {
+		return fmt.Errorf("org list: %w", err)
+	}
+	return orgList(ctx, e, st.reg)
+}
+
+// orgList prints the registry as a table.
+func orgList(ctx context.Context, e *env, reg *registry.Store) error {
+	list, err := reg.List(ctx)
+	if err != nil {
+		return fmt.Errorf("org list: %w", err)
+	}
+	return printOrgs(e, list)
+}
+
+func printOrgs(e *env, list []registry.Registration) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSCOPES\tKEYS\tINDEX\tNAME")
+	for _, r := range list {
+		keys := r.Org.JWKSURL
+		if r.Org.JWKS != "" {
+			keys = "inline"
+			if ks, err := auth.ParseOrgJWKS([]byte(r.Org.JWKS)); err == nil {
+				keys = fmt.Sprintf("inline (%d sig", ks.Len())
+				if _, ok := ks.EncryptionKey(); ok {
+					keys += ", enc"
+				}
+				keys += ")"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.Org.ID, r.Org.Kind, strings.ReplaceAll(auth.JoinScopes(r.Org.Scopes), " ", ","), keys, r.Index, r.Org.Name)
+	}
+	return tw.Flush()
+}
+
+func cmdOrgKeygen(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "org keygen")
+	var sf storeFlags
+	sf.register(fs)
+	id := fs.String("id", "", "organisation ID")
+	out := fs.String("out", "", "directory for the key files")
+	name := fs.String("name", "", "display name (default the ID)")
+	kind := fs.String("kind", string(auth.KindHospital), "hospital, verifier or regulator")
+	alg := fs.String("alg", "ES384", "signing algorithm: ES256, ES384, RS384 or EdDSA")
+	scopes := fs.String("scopes", "", "scopes, comma-separated (default all of the kind's)")
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	o, err := orgFromFlags(*id, *name, *kind, *scopes)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("org keygen: --out is required")
+	}
+	kg, err := newKeygen(o, *out, *alg)
+	if err != nil {
+		return err
+	}
+	st, err := openOrgStores(ctx, sf, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return kg.run(ctx, e, st.log, st.follow)
+}
+
+// keygen is a prepared `org keygen`: fresh keys for an org that validates.
+type keygen struct {
+	org                       auth.Org // with the public JWKS
+	alg                       string
+	sig, enc                  jwk.Key
+	public                    []byte
+	sigPath, encPath, pubPath string
+}
+
+// newKeygen creates a signing key (alg) and an ECDH-ES P-256 encryption
+// key for o and checks that o, with their public halves, validates and
+// that none of the files exists. Nothing is written yet.
+func newKeygen(o auth.Org, dir, alg string) (*keygen, error) {
+	kg := &keygen{alg: alg}
+	var err error
+	if kg.sig, err = auth.GenerateSigningKey(alg); err != nil {
+		return nil, fmt.Errorf("org keygen: %w", err)
+	}
+	if kg.enc, err = auth.GenerateEncryptionKey(); err != nil {
+		return nil, fmt.Errorf("org keygen: %w", err)
+	}
+	if kg.public, err = auth.PublicJWKS(kg.sig, kg.enc); err != nil {
+		return nil, fmt.Errorf("org keygen: %w", err)
+	}
+	o.JWKS = string(kg.public)
+	if err := registry.Normalize(o).Validate(); err != nil {
+		return nil, fmt.Errorf("org keygen: %w", err)
+	}
+	kg.org = o
+	kg.sigPath = filepath.Join(dir, o.ID+".jwk")
+	kg.encPath = filepath.Join(dir, o.ID+".enc.jwk")
+	kg.pubPath = filepath.Join(dir, o.ID+".jwks.json")
+	for _, p := range []string{kg.sigPath, kg.encPath, kg.pubPath} {
+		if _, err := os.Stat(p); err == nil {
+			return nil, fmt.Errorf("org keygen: %s exists; not overwriting a key", p)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("org keygen: %w", err)
+		}
+	}
+	return kg, nil
+}
+
+// run writes both private JWKs (0600) and the public JWK Set (0644), then
+// registers the org with the public set. Existing files are never
+// overwritten. If the registration is refused, the files are removed; if
+// it was appended, they are kept whatever else failed.
+func (kg *keygen) run(ctx context.Context, e *env, app registry.Appender, sync registry.Syncer) (err error) {
+	var written []string
+	defer func() {
+		if err != nil && !errors.Is(err, registry.ErrNotSynced) {
+			for _, p := range written {
+				_ = os.Remove(p)
+			}
+		}
+	}()
+	if err := os.MkdirAll(filepath.Dir(kg.sigPath), 0o700); err != nil {
+		return fmt.Errorf("org keygen: %w", err)
+	}
+	for _, f := range []struct {
+		path string
+		key  jwk.Key
+	}{{kg.sigPath, kg.sig}, {kg.encPath, kg.enc}} {
+		if err := auth.WritePrivateKey(f.path, f.key); err != nil {
+			return fmt.Errorf("org keygen: %w", err)
+		}
+		written = append(written, f.path)
+	}
+	f, err := os.OpenFile(kg.pubPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("org keygen: %w", err)
+	}
+	written = append(written, kg.pubPath)
+	_, werr := f.Write(append(kg.public, '\n'))
+	if err := errors.Join(werr, f.Close()); err != nil {
+		return fmt.Errorf("org keygen: %w", err)
+	}
+	fmt.Fprintf(e.stderr, "wrote %s (signing, %s), %s (encryption, ECDH-ES P-256), %s (public)\n", kg.sigPath, kg.alg, kg.encPath, kg.pubPath)
+	return orgAdd(ctx, e, app, sync, kg.org)
+}

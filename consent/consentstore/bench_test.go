@@ -1,0 +1,151 @@
+package consentstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/consent/consentstore"
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/database/databasetest"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// benchDBs opens a fresh SQLite database, and a throwaway PostgreSQL schema
+// when HEALTHGW_TEST_POSTGRES is set (databasetest takes *testing.T only).
+func benchDBs(b *testing.B) map[string]*gorm.DB {
+	b.Helper()
+	ctx := context.Background()
+	open := func(dsn string) *gorm.DB {
+		db, err := database.Open(ctx, dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = database.Close(db) })
+		return db
+	}
+	dbs := map[string]*gorm.DB{"sqlite": open(filepath.Join(b.TempDir(), "bench.db"))}
+	if base := os.Getenv(databasetest.EnvPostgres); base != "" {
+		admin := open(base)
+		var r [6]byte
+		_, _ = rand.Read(r[:])
+		schema := "b_" + hex.EncodeToString(r[:])
+		if err := admin.Exec("CREATE SCHEMA " + schema).Error; err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { admin.Exec("DROP SCHEMA " + schema + " CASCADE") })
+		u, err := url.Parse(base)
+		if err != nil {
+			b.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		dbs["postgres"] = open(u.String())
+	}
+	return dbs
+}
+
+// loadGrants projects n grants of patients[0] and n/10 of patients[1].
+func loadGrants(b *testing.B, s *consentstore.Store, n int) {
+	b.Helper()
+	ctx := context.Background()
+	var entries []ledger.Entry
+	next := uint64(0)
+	flush := func() {
+		if err := s.Apply(ctx, next, entries); err != nil {
+			b.Fatal(err)
+		}
+		next += uint64(len(entries))
+		entries = entries[:0]
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n + n/10 {
+		p := patients[0]
+		if i >= n {
+			p = patients[1]
+		}
+		g := testGrant(i, p, consent.Grantee{Org: fmt.Sprintf("hospital-%d", i%50)})
+		g.Categories = []string{"lab", "imaging"}
+		g.NotBefore, g.NotAfter = start, start.AddDate(2, 0, 0)
+		e, err := ledger.NewEntry("patient:"+p, g.LedgerBody())
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.Time = start.Add(time.Duration(i) * time.Millisecond)
+		entries = append(entries, e)
+		if len(entries) == 1000 {
+			flush()
+		}
+	}
+	flush()
+}
+
+// BenchmarkGrantsForPatient loads the 10,000 grants of one patient from the
+// projection, and then decides one request on them (the read path).
+func BenchmarkGrantsForPatient(b *testing.B) {
+	const n = 10000
+	for name, db := range benchDBs(b) {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			s, err := consentstore.Open(ctx, db)
+			if err != nil {
+				b.Fatal(err)
+			}
+			loadGrants(b, s, n)
+			b.Run("load", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					gs, err := s.GrantsForPatient(ctx, patients[0])
+					if err != nil || len(gs) != n {
+						b.Fatalf("GrantsForPatient: %d grants, %v", len(gs), err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/op")
+			})
+			req := consent.Request{
+				Requester: "hospital-7", RequesterKind: auth.KindHospital, RecordID: "rec-1",
+				Patient: patients[0], Category: "lab", Purpose: consent.PurposeTreatment,
+			}
+			now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+			b.Run("load+decide", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					gs, err := s.GrantsForPatient(ctx, patients[0])
+					if err != nil {
+						b.Fatal(err)
+					}
+					if d := consent.Decide(req, gs, now, consent.DefaultPolicy()); !d.Permitted() {
+						b.Fatalf("Decide: %+v", d)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/op")
+			})
+			// The read path as the API should run it: only the grants
+			// naming the requester or its kind (here 200 of the 10,000).
+			b.Run("grants-for+decide", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					gs, err := s.GrantsFor(ctx, patients[0], req.Requester, req.RequesterKind)
+					if err != nil || len(gs) != n/50 {
+						b.Fatalf("GrantsFor: %d grants, %v", len(gs), err)
+					}
+					if d := consent.Decide(req, gs, now, consent.DefaultPolicy()); !d.Permitted() {
+						b.Fatalf("Decide: %+v", d)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/op")
+			})
+		})
+	}
+}

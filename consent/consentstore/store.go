@@ -1,0 +1,211 @@
+package consentstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// Name is the projection's name (its cursor's key).
+const Name = "consent"
+
+// ErrGap is returned by Apply when entries start beyond the projection's
+// next index: applying them would skip entries.
+var ErrGap = errors.New("consentstore: entries start beyond the projection cursor")
+
+// insertBatch bounds the rows of one INSERT statement.
+const insertBatch = 100
+
+// Store is the consent projection in a gorm database. It is safe for
+// concurrent use, including by several processes sharing the database.
+type Store struct {
+	db *gorm.DB
+}
+
+var _ ledger.Applier = (*Store)(nil)
+
+// Open migrates the projection's tables in db and returns the Store.
+func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
+	tx := db.WithContext(ctx)
+	if err := tx.AutoMigrate(&grantRow{}, &eventRow{}, &cursorRow{}); err != nil {
+		return nil, fmt.Errorf("migrate consent projection: %w", err)
+	}
+	err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&cursorRow{Name: Name}).Error
+	if err != nil {
+		return nil, fmt.Errorf("create consent projection cursor: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Name implements ledger.Applier.
+func (s *Store) Name() string { return Name }
+
+// Next implements ledger.Applier: the index of the first entry not yet
+// applied.
+func (s *Store) Next(ctx context.Context) (uint64, error) {
+	var c cursorRow
+	if err := s.db.WithContext(ctx).Take(&c, "name = ?", Name).Error; err != nil {
+		return 0, fmt.Errorf("read consent projection cursor: %w", err)
+	}
+	return c.Next, nil
+}
+
+// Apply implements ledger.Applier. Entries before the cursor (applied
+// already, by this or another process) are skipped; entries starting beyond
+// it are refused with ErrGap. The rows and the cursor advance commit
+// together or not at all.
+func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var c cursorRow
+		// FOR UPDATE serialises appliers on PostgreSQL; SQLite transactions
+		// are IMMEDIATE (see database.Open), which serialises writers.
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&c, "name = ?", Name).Error; err != nil {
+			return fmt.Errorf("lock cursor: %w", err)
+		}
+		switch {
+		case first > c.Next:
+			return fmt.Errorf("%w: first %d, next %d", ErrGap, first, c.Next)
+		case first+uint64(len(entries)) <= c.Next:
+			return nil
+		}
+		entries = entries[c.Next-first:]
+		first = c.Next
+		if err := applyBatch(tx, first, entries); err != nil {
+			return err
+		}
+		next := first + uint64(len(entries))
+		if err := tx.Model(&cursorRow{}).Where("name = ?", Name).Update("next", next).Error; err != nil {
+			return fmt.Errorf("advance cursor to %d: %w", next, err)
+		}
+		return nil
+	})
+}
+
+// revocation is a pending update of an existing grant.
+type revocation struct {
+	id    string
+	index uint64
+	at    *int64
+}
+
+// applyBatch projects entries (entries[i] at index first+i) inside tx.
+func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
+	existing, err := existingGrants(tx, entries)
+	if err != nil {
+		return err
+	}
+	var (
+		newGrants []grantRow
+		fresh     = map[string]int{} // consent ID -> position in newGrants
+		revokes   []revocation
+		events    []eventRow
+	)
+	for i, e := range entries {
+		index := first + uint64(i)
+		switch b := e.Body.(type) {
+		case *ledger.ConsentGranted:
+			if _, ok := existing[b.ConsentID]; ok {
+				continue
+			}
+			if _, ok := fresh[b.ConsentID]; ok {
+				continue
+			}
+			fresh[b.ConsentID] = len(newGrants)
+			newGrants = append(newGrants, grantToRow(consent.FromLedger(index, e.Time, b)))
+		case *ledger.ConsentRevoked:
+			at := toNanos(e.Time)
+			if j, ok := fresh[b.ConsentID]; ok {
+				g := &newGrants[j]
+				if g.Patient == b.Patient && !g.Revoked {
+					g.Revoked, g.RevokedIndex, g.RevokedAt = true, &index, at
+				}
+				continue
+			}
+			if g, ok := existing[b.ConsentID]; ok && g.Patient == b.Patient && !g.Revoked {
+				g.Revoked = true
+				revokes = append(revokes, revocation{id: b.ConsentID, index: index, at: at})
+			}
+		case *ledger.AccessDecided:
+			events = append(events, eventToRow(consent.AccessEventFromLedger(index, e.Time, b)))
+		}
+	}
+	if len(newGrants) > 0 {
+		if err := tx.CreateInBatches(newGrants, insertBatch).Error; err != nil {
+			return fmt.Errorf("insert grants: %w", err)
+		}
+	}
+	for _, r := range revokes {
+		err := tx.Model(&grantRow{}).Where("id = ?", r.id).
+			Updates(map[string]any{"revoked": true, "revoked_index": r.index, "revoked_at": r.at}).Error
+		if err != nil {
+			return fmt.Errorf("revoke grant %s: %w", r.id, err)
+		}
+	}
+	if len(events) > 0 {
+		if err := tx.CreateInBatches(events, insertBatch).Error; err != nil {
+			return fmt.Errorf("insert access events: %w", err)
+		}
+	}
+	return nil
+}
+
+// grantState is what Apply needs to know about a stored grant.
+type grantState struct {
+	Patient string
+	Revoked bool
+}
+
+// existingGrants loads the stored grants that entries name.
+func existingGrants(tx *gorm.DB, entries []ledger.Entry) (map[string]*grantState, error) {
+	var ids []string
+	for _, e := range entries {
+		switch b := e.Body.(type) {
+		case *ledger.ConsentGranted:
+			ids = append(ids, b.ConsentID)
+		case *ledger.ConsentRevoked:
+			ids = append(ids, b.ConsentID)
+		}
+	}
+	out := make(map[string]*grantState, len(ids))
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		var rows []grantRow
+		if err := tx.Select("id", "patient", "revoked").Where("id IN ?", chunk).Find(&rows).Error; err != nil {
+			return nil, fmt.Errorf("load grants: %w", err)
+		}
+		for _, r := range rows {
+			out[r.ID] = &grantState{Patient: r.Patient, Revoked: r.Revoked}
+		}
+	}
+	return out, nil
+}
+
+// Reset empties the projection and rewinds its cursor to 0, in one
+// transaction; the next sync rebuilds it from the whole log.
+func (s *Store) Reset(ctx context.Context) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&cursorRow{}, "name = ?", Name).Error; err != nil {
+			return fmt.Errorf("lock cursor: %w", err)
+		}
+		if err := tx.Where("1 = 1").Delete(&grantRow{}).Error; err != nil {
+			return fmt.Errorf("delete grants: %w", err)
+		}
+		if err := tx.Where("1 = 1").Delete(&eventRow{}).Error; err != nil {
+			return fmt.Errorf("delete access events: %w", err)
+		}
+		if err := tx.Model(&cursorRow{}).Where("name = ?", Name).Update("next", 0).Error; err != nil {
+			return fmt.Errorf("rewind cursor: %w", err)
+		}
+		return nil
+	})
+}

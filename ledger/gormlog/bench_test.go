@@ -1,0 +1,227 @@
+package gormlog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/database/databasetest"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/gormlog"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
+)
+
+// BenchmarkAppend measures durable appends (each acknowledged only after
+// its group commit) on SQLite with 1, 16 and 256 concurrent appenders.
+func BenchmarkAppend(b *testing.B) {
+	for _, appenders := range []int{1, 16, 256} {
+		b.Run(fmt.Sprintf("sqlite/appenders=%d", appenders), func(b *testing.B) {
+			s, _ := testKeys(b)
+			db, err := database.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer database.Close(db)
+			l, err := gormlog.Open(context.Background(), db, gormlog.Options{Signer: s})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			e := ledgertest.Entry(0)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range appenders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						if _, err := l.Append(context.Background(), e); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
+		})
+	}
+}
+
+// BenchmarkAppendPostgres is BenchmarkAppend on PostgreSQL (skipped
+// without HEALTHGW_TEST_POSTGRES).
+func BenchmarkAppendPostgres(b *testing.B) {
+	dsn := os.Getenv(databasetest.EnvPostgres)
+	if dsn == "" {
+		b.Skip(databasetest.EnvPostgres + " not set")
+	}
+	for _, appenders := range []int{16, 256} {
+		b.Run(fmt.Sprintf("appenders=%d", appenders), func(b *testing.B) {
+			s, _ := testKeys(b)
+			db, err := database.Open(context.Background(), dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer database.Close(db)
+			for _, tbl := range []string{"ledger_entries", "ledger_head", "ledger_checkpoints"} {
+				db.Exec("DROP TABLE IF EXISTS " + tbl)
+			}
+			l, err := gormlog.Open(context.Background(), db, gormlog.Options{Signer: s})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			e := ledgertest.Entry(0)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range appenders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						if _, err := l.Append(context.Background(), e); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
+		})
+	}
+}
+
+// bigLogSize is the size of the log proofs are benchmarked on.
+const bigLogSize = 1 << 20
+
+var (
+	bigOnce sync.Once
+	bigPath string
+	bigErr  error
+)
+
+// bigLog returns a SQLite file holding a bigLogSize-entry log, built once
+// and cached under os.TempDir (the name carries a format version).
+func bigLog(b *testing.B) *gormlog.Log {
+	bigOnce.Do(func() {
+		bigPath = filepath.Join(os.TempDir(), fmt.Sprintf("healthgw-ledger-bench-%d-v1.db", bigLogSize))
+		if _, err := os.Stat(bigPath); err == nil {
+			return
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			bigErr = err
+			return
+		}
+		bigErr = buildBigLog(bigPath)
+	})
+	if bigErr != nil {
+		b.Fatal(bigErr)
+	}
+	db, err := database.Open(context.Background(), bigPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { database.Close(db) })
+	l, err := gormlog.OpenReadOnly(context.Background(), db, gormlog.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
+
+func buildBigLog(path string) error {
+	ctx := context.Background()
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
+	defer os.Remove(tmp)
+	db, err := database.Open(ctx, tmp)
+	if err != nil {
+		return err
+	}
+	skey, _, err := ledger.GenerateCheckpointKey("bench.example/ledger")
+	if err != nil {
+		return err
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		return err
+	}
+	l, err := gormlog.Open(ctx, db, gormlog.Options{Signer: s, CheckpointInterval: time.Hour})
+	if err != nil {
+		return err
+	}
+	const chunk = 1 << 16
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for lo := 0; lo < bigLogSize; lo += chunk {
+		datas := make([][]byte, chunk)
+		for i := range datas {
+			e := ledgertest.Entry(lo + i)
+			e.Time = t0.Add(time.Duration(lo+i) * time.Millisecond)
+			if datas[i], err = ledger.Encode(e); err != nil {
+				return err
+			}
+		}
+		if err := l.BulkLoad(ctx, datas, 8192); err != nil {
+			return err
+		}
+	}
+	if err := l.Close(); err != nil { // publishes the checkpoint
+		return err
+	}
+	if err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error; err != nil {
+		return err
+	}
+	if err := database.Close(db); err != nil {
+		return err
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		os.Remove(tmp + suffix)
+	}
+	return os.Rename(tmp, path)
+}
+
+// BenchmarkInclusionProof measures proving a random entry in a 2^20-entry
+// log (SQLite), including reading the hashes.
+func BenchmarkInclusionProof(b *testing.B) {
+	l := bigLog(b)
+	ctx := context.Background()
+	hr := l.HashReader(ctx)
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := ledger.InclusionProof(ctx, hr, rng.Uint64N(bigLogSize), bigLogSize); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkConsistencyProof measures a consistency proof from a random
+// older size to the full 2^20-entry log.
+func BenchmarkConsistencyProof(b *testing.B) {
+	l := bigLog(b)
+	ctx := context.Background()
+	hr := l.HashReader(ctx)
+	rng := rand.New(rand.NewPCG(3, 4))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := ledger.ConsistencyProof(ctx, hr, 1+rng.Uint64N(bigLogSize-1), bigLogSize); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

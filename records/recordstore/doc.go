@@ -1,0 +1,11 @@
+// Package recordstore is the gorm implementation of records.Store and
+// records.RewrapStore, on SQLite and PostgreSQL.
+//
+// Records live in one table, "records". Content and data keys are only
+// ever stored sealed; patients only as ledger pseudonyms. Shredding sets
+// the ciphertext and the wrapped data key to NULL; on SQLite it does so
+// with secure_delete on and then truncates the write-ahead log, so the
+// bytes are overwritten in the database file rather than left in free
+// pages. PostgreSQL keeps the old row version until VACUUM, and backups
+// keep what they hold: see docs/design/records-vault.md.
+package recordstore

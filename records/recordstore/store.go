@@ -1,0 +1,345 @@
+package recordstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/records"
+)
+
+// row is one record in the "records" table.
+type row struct {
+	ID               string    `gorm:"primaryKey;size:36"`
+	Holder           string    `gorm:"size:63;not null;index:idx_records_holder_key,priority:1"`
+	Patient          string    `gorm:"size:80;not null;index:idx_records_patient"`
+	Category         string    `gorm:"size:32;not null"`
+	ResourceType     string    `gorm:"size:64;not null"`
+	ContentType      string    `gorm:"size:255;not null"`
+	Size             int64     `gorm:"not null"`
+	Format           int       `gorm:"not null"`
+	Ciphertext       []byte    // NULL once shredded
+	WrappedKey       []byte    // NULL once shredded
+	KeyVersion       int       `gorm:"not null;index:idx_records_holder_key,priority:2"`
+	Commitment       string    `gorm:"size:64;not null"`
+	LedgerIndex      *uint64   // NULL while pending
+	Pending          bool      `gorm:"not null;index:idx_records_pending,priority:1"`
+	CreatedAt        time.Time `gorm:"not null;index:idx_records_pending,priority:2"`
+	Shredded         bool      `gorm:"not null"`
+	ShreddedAt       *time.Time
+	ShredLedgerIndex *uint64
+}
+
+func (row) TableName() string { return "records" }
+
+// metaColumns are every column but the ciphertext.
+var metaColumns = []string{
+	"id", "holder", "patient", "category", "resource_type", "content_type", "size", "format",
+	"wrapped_key", "key_version", "commitment", "ledger_index", "pending", "created_at",
+	"shredded", "shredded_at", "shred_ledger_index",
+}
+
+// Store is the gorm records store.
+type Store struct {
+	db     *gorm.DB
+	sqlite bool
+}
+
+var (
+	_ records.Store       = (*Store)(nil)
+	_ records.RewrapStore = (*Store)(nil)
+)
+
+// New migrates the schema and returns a Store.
+func New(ctx context.Context, db *gorm.DB) (*Store, error) {
+	if err := db.WithContext(ctx).AutoMigrate(&row{}); err != nil {
+		return nil, fmt.Errorf("recordstore: migrate: %w", err)
+	}
+	return &Store{db: db, sqlite: database.DialectFor(db) == database.SQLite}, nil
+}
+
+func toRow(s records.Stored) row {
+	r := row{
+		ID:           s.ID,
+		Holder:       s.Holder,
+		Patient:      s.Patient,
+		Category:     string(s.Category),
+		ResourceType: s.ResourceType,
+		ContentType:  s.ContentType,
+		Size:         s.Size,
+		Format:       s.Format,
+		Ciphertext:   s.Ciphertext,
+		WrappedKey:   s.WrappedKey,
+		KeyVersion:   s.KeyVersion,
+		Commitment:   s.Commitment,
+		Pending:      s.Pending,
+		CreatedAt:    s.CreatedAt.UTC(),
+		Shredded:     s.Shredded,
+	}
+	if !s.Pending {
+		idx := s.LedgerIndex
+		r.LedgerIndex = &idx
+	}
+	if s.Shredded {
+		t := s.ShreddedAt.UTC()
+		r.ShreddedAt = &t
+	}
+	if s.ShredLogged {
+		idx := s.ShredIndex
+		r.ShredLedgerIndex = &idx
+	}
+	return r
+}
+
+func fromRow(r row) records.Stored {
+	s := records.Stored{
+		Record: records.Record{
+			ID:           r.ID,
+			Holder:       r.Holder,
+			Patient:      r.Patient,
+			Category:     records.Category(r.Category),
+			ResourceType: r.ResourceType,
+			ContentType:  r.ContentType,
+			Size:         r.Size,
+			Commitment:   r.Commitment,
+			KeyVersion:   r.KeyVersion,
+			CreatedAt:    r.CreatedAt.UTC(),
+			Shredded:     r.Shredded,
+		},
+		Format:     r.Format,
+		Ciphertext: r.Ciphertext,
+		WrappedKey: r.WrappedKey,
+		Pending:    r.Pending,
+	}
+	if r.LedgerIndex != nil {
+		s.LedgerIndex = *r.LedgerIndex
+	}
+	if r.ShreddedAt != nil {
+		s.ShreddedAt = r.ShreddedAt.UTC()
+	}
+	if r.ShredLedgerIndex != nil {
+		s.ShredLogged = true
+		s.ShredIndex = *r.ShredLedgerIndex
+	}
+	return s
+}
+
+// Create implements records.Store.
+func (s *Store) Create(ctx context.Context, st records.Stored) error {
+	r := toRow(st)
+	if err := s.db.WithContext(ctx).Create(&r).Error; err != nil {
+		return fmt.Errorf("recordstore: create: %w", err)
+	}
+	return nil
+}
+
+// Publish implements records.Store.
+func (s *Store) Publish(ctx context.Context, id string, ledgerIndex uint64) error {
+	res := s.db.WithContext(ctx).Model(&row{}).
+		Where("id = ? AND pending = ?", id, true).
+		Updates(map[string]any{"pending": false, "ledger_index": ledgerIndex})
+	if res.Error != nil {
+		return fmt.Errorf("recordstore: publish: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("recordstore: publish: %w", records.ErrNotFound)
+	}
+	return nil
+}
+
+// DeletePending implements records.Store.
+func (s *Store) DeletePending(ctx context.Context, id string) error {
+	res := s.db.WithContext(ctx).Where("id = ? AND pending = ?", id, true).Delete(&row{})
+	if res.Error != nil {
+		return fmt.Errorf("recordstore: delete pending: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("recordstore: delete pending: %w", records.ErrNotFound)
+	}
+	return nil
+}
+
+// DeletePendingBefore implements records.Store.
+func (s *Store) DeletePendingBefore(ctx context.Context, t time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Where("pending = ? AND created_at < ?", true, t.UTC()).Delete(&row{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("recordstore: delete stale pending: %w", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// Meta implements records.Store.
+func (s *Store) Meta(ctx context.Context, id string) (records.Stored, error) {
+	return s.get(ctx, id, metaColumns)
+}
+
+// Load implements records.Store.
+func (s *Store) Load(ctx context.Context, id string) (records.Stored, error) {
+	return s.get(ctx, id, nil)
+}
+
+func (s *Store) get(ctx context.Context, id string, cols []string) (records.Stored, error) {
+	var r row
+	q := s.db.WithContext(ctx)
+	if cols != nil {
+		q = q.Select(cols)
+	}
+	err := q.Where("id = ?", id).Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return records.Stored{}, records.ErrNotFound
+	}
+	if err != nil {
+		return records.Stored{}, fmt.Errorf("recordstore: get: %w", err)
+	}
+	return fromRow(r), nil
+}
+
+// ListByPatient implements records.Store.
+func (s *Store) ListByPatient(ctx context.Context, patient string) ([]records.Record, error) {
+	var rows []row
+	err := s.db.WithContext(ctx).Select(metaColumns).
+		Where("patient = ? AND pending = ? AND shredded = ?", patient, false, false).
+		Order("created_at, id").Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("recordstore: list: %w", err)
+	}
+	out := make([]records.Record, len(rows))
+	for i, r := range rows {
+		out[i] = fromRow(r).Record
+	}
+	return out, nil
+}
+
+// Shred implements records.Store. On SQLite the update runs on one
+// connection with secure_delete on (the old cell content and freed
+// overflow pages are zeroed), and the write-ahead log is then checkpointed
+// and truncated so that it holds no copy of the old pages.
+func (s *Store) Shred(ctx context.Context, id string, at time.Time) error {
+	update := func(tx *gorm.DB) error {
+		res := tx.Model(&row{}).
+			Where("id = ? AND pending = ? AND shredded = ?", id, false, false).
+			Updates(map[string]any{
+				"shredded":    true,
+				"shredded_at": at.UTC(),
+				"ciphertext":  gorm.Expr("NULL"),
+				"wrapped_key": gorm.Expr("NULL"),
+			})
+		if res.Error != nil {
+			return fmt.Errorf("recordstore: shred: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("recordstore: shred: %w", records.ErrNotFound)
+		}
+		return nil
+	}
+	if !s.sqlite {
+		return update(s.db.WithContext(ctx))
+	}
+	return s.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if err := conn.Exec("PRAGMA secure_delete = ON").Error; err != nil {
+			return fmt.Errorf("recordstore: shred: secure_delete: %w", err)
+		}
+		if err := update(conn); err != nil {
+			return err
+		}
+		// Best effort: a concurrent reader can keep old frames in the WAL
+		// until the next checkpoint.
+		if err := conn.Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error; err != nil {
+			return fmt.Errorf("recordstore: shred: checkpoint: %w", err)
+		}
+		return nil
+	})
+}
+
+// LogShred implements records.Store.
+func (s *Store) LogShred(ctx context.Context, id string, ledgerIndex uint64) error {
+	res := s.db.WithContext(ctx).Model(&row{}).
+		Where("id = ? AND shredded = ?", id, true).
+		Update("shred_ledger_index", ledgerIndex)
+	if res.Error != nil {
+		return fmt.Errorf("recordstore: log shred: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("recordstore: log shred: %w", records.ErrNotFound)
+	}
+	return nil
+}
+
+// UnloggedShreds implements records.Store.
+func (s *Store) UnloggedShreds(ctx context.Context) ([]records.Stored, error) {
+	var rows []row
+	err := s.db.WithContext(ctx).Select(metaColumns).
+		Where("shredded = ? AND shred_ledger_index IS NULL", true).
+		Order("shredded_at, id").Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("recordstore: unlogged shreds: %w", err)
+	}
+	out := make([]records.Stored, len(rows))
+	for i, r := range rows {
+		out[i] = fromRow(r)
+	}
+	return out, nil
+}
+
+// KeyVersions implements records.RewrapStore.
+func (s *Store) KeyVersions(ctx context.Context, holder string) (map[int]int64, error) {
+	var counts []struct {
+		KeyVersion int
+		N          int64
+	}
+	err := s.db.WithContext(ctx).Model(&row{}).
+		Select("key_version, COUNT(*) AS n").
+		Where("holder = ? AND shredded = ?", holder, false).
+		Group("key_version").Scan(&counts).Error
+	if err != nil {
+		return nil, fmt.Errorf("recordstore: key versions: %w", err)
+	}
+	out := make(map[int]int64, len(counts))
+	for _, c := range counts {
+		out[c.KeyVersion] = c.N
+	}
+	return out, nil
+}
+
+// WrappedKeys implements records.RewrapStore.
+func (s *Store) WrappedKeys(ctx context.Context, holder string, except int, after string, limit int) ([]records.WrappedKey, error) {
+	var rows []row
+	err := s.db.WithContext(ctx).Select("id", "format", "key_version", "wrapped_key").
+		Where("holder = ? AND shredded = ? AND key_version <> ? AND id > ?", holder, false, except, after).
+		Order(clause.OrderByColumn{Column: clause.Column{Name: "id"}}).
+		Limit(limit).Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("recordstore: wrapped keys: %w", err)
+	}
+	out := make([]records.WrappedKey, len(rows))
+	for i, r := range rows {
+		out[i] = records.WrappedKey{ID: r.ID, Format: r.Format, KeyVersion: r.KeyVersion, Wrapped: r.WrappedKey}
+	}
+	return out, nil
+}
+
+// Rewrap implements records.RewrapStore.
+func (s *Store) Rewrap(ctx context.Context, rs []records.Rewrapped) (int, error) {
+	n := 0
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, r := range rs {
+			res := tx.Model(&row{}).
+				Where("id = ? AND key_version = ? AND shredded = ?", r.ID, r.FromVersion, false).
+				Updates(map[string]any{"wrapped_key": r.Wrapped, "key_version": r.ToVersion})
+			if res.Error != nil {
+				return res.Error
+			}
+			n += int(res.RowsAffected)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recordstore: rewrap: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,301 @@
+package recordstore_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/healthgw/healthgw/database/databasetest"
+	"github.com/healthgw/healthgw/records"
+	"github.com/healthgw/healthgw/records/recordstore"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 654321000, time.UTC)
+
+func newStore(t *testing.T, db *gorm.DB) *recordstore.Store {
+	t.Helper()
+	s, err := recordstore.New(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Migrating again is harmless (a restart).
+	if _, err := recordstore.New(t.Context(), db); err != nil {
+		t.Fatalf("second migration: %v", err)
+	}
+	return s
+}
+
+func stored(i int, holder, patient string, version int) records.Stored {
+	id := uuid.NewString()
+	return records.Stored{
+		Record: records.Record{
+			ID: id, Holder: holder, Patient: patient, Category: records.CategoryLabs,
+			ResourceType: "Observation", ContentType: records.FHIRContentType, Size: int64(10 + i),
+			Commitment: strings.Repeat(fmt.Sprint(i%10), 64), KeyVersion: version,
+			CreatedAt: t0.Add(time.Duration(i) * time.Second),
+		},
+		Format:     records.FormatVersion,
+		Ciphertext: []byte(fmt.Sprintf("ciphertext-%d", i)),
+		WrappedKey: []byte(fmt.Sprintf("wrapped-%d", i)),
+		Pending:    true,
+	}
+}
+
+func TestStoreLifecycle(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newStore(t, db)
+		ctx := t.Context()
+		a := stored(1, "hosp-a", "ps_a", 1)
+		if err := s.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx, a); err == nil {
+			t.Fatal("duplicate Create succeeded")
+		}
+		got, err := s.Load(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(a, got); diff != "" {
+			t.Errorf("Load pending (-want +got):\n%s", diff)
+		}
+		meta, err := s.Meta(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMeta := a
+		wantMeta.Ciphertext = nil
+		if diff := cmp.Diff(wantMeta, meta); diff != "" {
+			t.Errorf("Meta (-want +got):\n%s", diff)
+		}
+		if list, _ := s.ListByPatient(ctx, "ps_a"); len(list) != 0 {
+			t.Errorf("pending record listed: %v", list)
+		}
+
+		if err := s.Publish(ctx, a.ID, 41); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Publish(ctx, a.ID, 42); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("second Publish: err = %v, want ErrNotFound", err)
+		}
+		if err := s.DeletePending(ctx, a.ID); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("DeletePending of a visible record: err = %v, want ErrNotFound", err)
+		}
+		a.Pending, a.LedgerIndex = false, 41
+		if got, _ := s.Load(ctx, a.ID); !cmp.Equal(a, got) {
+			t.Errorf("after Publish: %s", cmp.Diff(a, got))
+		}
+		list, err := s.ListByPatient(ctx, "ps_a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]records.Record{a.Record}, list); diff != "" {
+			t.Errorf("ListByPatient (-want +got):\n%s", diff)
+		}
+
+		at := t0.Add(time.Hour)
+		if err := s.Shred(ctx, a.ID, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Shred(ctx, a.ID, at); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("second Shred: err = %v, want ErrNotFound", err)
+		}
+		unlogged, err := s.UnloggedShreds(ctx)
+		if err != nil || len(unlogged) != 1 || unlogged[0].ID != a.ID {
+			t.Fatalf("UnloggedShreds = %v, %v", unlogged, err)
+		}
+		if err := s.LogShred(ctx, a.ID, 50); err != nil {
+			t.Fatal(err)
+		}
+		if unlogged, _ := s.UnloggedShreds(ctx); len(unlogged) != 0 {
+			t.Errorf("UnloggedShreds after LogShred = %v", unlogged)
+		}
+		want := a
+		want.Ciphertext, want.WrappedKey = nil, nil
+		want.Shredded, want.ShreddedAt, want.ShredLogged, want.ShredIndex = true, at, true, 50
+		if got, _ := s.Load(ctx, a.ID); !cmp.Equal(want, got) {
+			t.Errorf("tombstone: %s", cmp.Diff(want, got))
+		}
+		if list, _ := s.ListByPatient(ctx, "ps_a"); len(list) != 0 {
+			t.Errorf("shredded record listed: %v", list)
+		}
+
+		p := stored(2, "hosp-a", "ps_a", 1)
+		if err := s.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Shred(ctx, p.ID, at); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("Shred of a pending record: err = %v, want ErrNotFound", err)
+		}
+		if err := s.DeletePending(ctx, p.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Meta(ctx, p.ID); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("Meta after DeletePending: err = %v, want ErrNotFound", err)
+		}
+		if _, err := s.Load(ctx, uuid.NewString()); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("Load of nothing: err = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestStoreListAndPendingCleanup(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newStore(t, db)
+		ctx := t.Context()
+		var want []records.Record
+		for i := 5; i >= 1; i-- { // inserted newest first
+			r := stored(i, "hosp-a", "ps_a", 1)
+			if err := s.Create(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			if i != 3 { // 3 stays pending
+				if err := s.Publish(ctx, r.ID, uint64(i)); err != nil {
+					t.Fatal(err)
+				}
+				r.Pending, r.LedgerIndex = false, uint64(i)
+				want = append([]records.Record{r.Record}, want...)
+			}
+		}
+		if err := s.Create(ctx, stored(9, "hosp-a", "ps_b", 1)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ListByPatient(ctx, "ps_a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("ListByPatient, oldest first (-want +got):\n%s", diff)
+		}
+		// Pending records created before t0+4s: #3 only (#9 is newer).
+		n, err := s.DeletePendingBefore(ctx, t0.Add(4*time.Second))
+		if err != nil || n != 1 {
+			t.Errorf("DeletePendingBefore = %d, %v; want 1", n, err)
+		}
+		n, err = s.DeletePendingBefore(ctx, t0.Add(time.Hour))
+		if err != nil || n != 1 {
+			t.Errorf("DeletePendingBefore(later) = %d, %v; want 1 (#9)", n, err)
+		}
+		if got, _ := s.ListByPatient(ctx, "ps_a"); len(got) != 4 {
+			t.Errorf("visible records were deleted: %d left", len(got))
+		}
+	})
+}
+
+func TestStoreRewrap(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newStore(t, db)
+		ctx := t.Context()
+		var ids []string
+		for i := range 7 {
+			r := stored(i, "hosp-a", "ps_a", 1+i%2) // versions 1,2,1,2,…
+			r.Pending = i == 6
+			if err := s.Create(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, r.ID)
+		}
+		if err := s.Create(ctx, stored(10, "hosp-b", "ps_a", 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Shred(ctx, ids[0], t0); err != nil { // v1, shredded: not counted
+			t.Fatal(err)
+		}
+		counts, err := s.KeyVersions(ctx, "hosp-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(map[int]int64{1: 3, 2: 3}, counts); diff != "" {
+			t.Errorf("KeyVersions (-want +got):\n%s", diff)
+		}
+
+		// Page through the records not under v2, two at a time.
+		var seen []string
+		after := ""
+		for {
+			page, err := s.WrappedKeys(ctx, "hosp-a", 2, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, w := range page {
+				if w.KeyVersion != 1 || w.Format != records.FormatVersion || !bytes.HasPrefix(w.Wrapped, []byte("wrapped-")) {
+					t.Errorf("WrappedKeys returned %+v", w)
+				}
+				seen = append(seen, w.ID)
+			}
+			after = page[len(page)-1].ID
+		}
+		wantIDs := []string{ids[2], ids[4], ids[6]}
+		if diff := cmp.Diff(sorted(wantIDs), seen); diff != "" {
+			t.Errorf("WrappedKeys IDs (-want +got):\n%s", diff)
+		}
+
+		n, err := s.Rewrap(ctx, []records.Rewrapped{
+			{ID: ids[2], FromVersion: 1, ToVersion: 2, Wrapped: []byte("new-2")},
+			{ID: ids[4], FromVersion: 2, ToVersion: 3, Wrapped: []byte("stale")},    // wrong from: skipped
+			{ID: ids[0], FromVersion: 1, ToVersion: 2, Wrapped: []byte("shredded")}, // shredded: skipped
+			{ID: ids[6], FromVersion: 1, ToVersion: 2, Wrapped: []byte("new-6")},
+		})
+		if err != nil || n != 2 {
+			t.Fatalf("Rewrap = %d, %v; want 2", n, err)
+		}
+		for id, want := range map[string]string{ids[2]: "new-2", ids[6]: "new-6", ids[4]: "wrapped-4"} {
+			got, err := s.Load(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got.WrappedKey) != want {
+				t.Errorf("%s: wrapped key %q, want %q", id, got.WrappedKey, want)
+			}
+		}
+		if got, _ := s.Load(ctx, ids[0]); got.WrappedKey != nil {
+			t.Errorf("Rewrap resurrected a shredded key")
+		}
+		if counts, _ := s.KeyVersions(ctx, "hosp-b"); counts[1] != 1 {
+			t.Errorf("hosp-b counts = %v", counts)
+		}
+	})
+}
+
+func sorted(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
+}
+
+// TestStoreLargeRecord stores a maximal (16 MiB) ciphertext.
+func TestStoreLargeRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("16 MiB round trip")
+	}
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newStore(t, db)
+		r := stored(1, "hosp-a", "ps_a", 1)
+		r.Ciphertext = make([]byte, records.DefaultMaxSize+28)
+		if _, err := rand.Read(r.Ciphertext); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Load(t.Context(), r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Ciphertext, r.Ciphertext) {
+			t.Fatal("16 MiB ciphertext differs after the round trip")
+		}
+	})
+}

@@ -1,0 +1,108 @@
+package records
+
+import (
+	"context"
+	"time"
+)
+
+// Record is a record's metadata: what may be listed and shown to a caller
+// allowed to see the record exists. It carries no content and no key
+// material.
+type Record struct {
+	ID     string
+	Holder string // the organisation that holds the record
+	// Patient is the patient's ledger pseudonym (ledger.Pseudonymizer):
+	// raw patient identifiers are never stored.
+	Patient      string
+	Category     Category
+	ResourceType string // FHIR resource type, or empty
+	ContentType  string
+	Size         int64  // plaintext bytes
+	Commitment   string // hex SHA-256 of the ciphertext, as on the ledger
+	KeyVersion   int    // version of the holder's KEK the data key is wrapped under
+	LedgerIndex  uint64 // index of the record.registered entry
+	CreatedAt    time.Time
+	Shredded     bool
+	ShreddedAt   time.Time
+}
+
+// Stored is a record as a Store holds it.
+type Stored struct {
+	Record
+	Format     int    // envelope format (FormatVersion)
+	Ciphertext []byte // nil once shredded, and from Store.Meta
+	WrappedKey []byte // nil once shredded
+	// Pending: written but its record.registered entry is not known to be
+	// durable yet; invisible to readers.
+	Pending bool
+	// ShredLogged: the record.shredded entry is durable at ShredIndex.
+	ShredLogged bool
+	ShredIndex  uint64
+}
+
+// Store persists sealed records for a Vault. Implementations return
+// errors wrapping ErrNotFound where documented. records/recordstore is the
+// gorm implementation.
+type Store interface {
+	// Create inserts a new record (normally Pending). A duplicate ID is
+	// an error.
+	Create(ctx context.Context, s Stored) error
+	// Publish makes a pending record visible with the index of its
+	// record.registered entry. ErrNotFound if id is not pending.
+	Publish(ctx context.Context, id string, ledgerIndex uint64) error
+	// DeletePending deletes a record that never became visible.
+	// ErrNotFound if id is not pending.
+	DeletePending(ctx context.Context, id string) error
+	// DeletePendingBefore deletes pending records created before t and
+	// returns how many.
+	DeletePendingBefore(ctx context.Context, t time.Time) (int64, error)
+	// Meta returns a record without its ciphertext, whatever its state.
+	Meta(ctx context.Context, id string) (Stored, error)
+	// Load returns a record with its ciphertext, whatever its state.
+	Load(ctx context.Context, id string) (Stored, error)
+	// ListByPatient returns the visible, unshredded records of a patient
+	// pseudonym, oldest first.
+	ListByPatient(ctx context.Context, patient string) ([]Record, error)
+	// Shred destroys a visible record's wrapped data key and ciphertext
+	// (overwriting them where the database allows) and marks it shredded
+	// at at. ErrNotFound unless the record is visible and not shredded.
+	Shred(ctx context.Context, id string, at time.Time) error
+	// LogShred records the index of a shredded record's record.shredded
+	// entry.
+	LogShred(ctx context.Context, id string, ledgerIndex uint64) error
+	// UnloggedShreds returns shredded records whose record.shredded entry
+	// is not known to be durable.
+	UnloggedShreds(ctx context.Context) ([]Stored, error)
+}
+
+// WrappedKey is one record's wrapped data key, as rotation reads it.
+type WrappedKey struct {
+	ID         string
+	Format     int
+	KeyVersion int
+	Wrapped    []byte
+}
+
+// Rewrapped replaces one record's wrapped data key.
+type Rewrapped struct {
+	ID          string
+	FromVersion int // the version the key is wrapped under now
+	ToVersion   int
+	Wrapped     []byte // the data key wrapped under ToVersion
+}
+
+// RewrapStore is what Rotate needs from storage.
+type RewrapStore interface {
+	// KeyVersions counts holder's unshredded records (pending included)
+	// per KEK version.
+	KeyVersions(ctx context.Context, holder string) (map[int]int64, error)
+	// WrappedKeys returns up to limit of holder's unshredded records
+	// (pending included) whose key version is not except and whose ID
+	// sorts after after, in ID order.
+	WrappedKeys(ctx context.Context, holder string, except int, after string, limit int) ([]WrappedKey, error)
+	// Rewrap applies rs in one transaction. Each replacement happens only
+	// if the record still has FromVersion and is not shredded (so it is
+	// safe against concurrent rotation and shredding); it returns how
+	// many happened.
+	Rewrap(ctx context.Context, rs []Rewrapped) (int, error)
+}
