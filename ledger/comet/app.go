@@ -31,6 +31,7 @@ const (
 	CodeBadSignature   uint32 = 3
 	CodeDuplicate      uint32 = 4
 	CodeNotReady       uint32 = 5
+	CodeNotFound       uint32 = 6 // Query only
 )
 
 // codeOf maps a transaction error to its result code.
@@ -212,8 +213,10 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 
 // Query answers CometBFT's peer filter (with filter_peers on, every new
 // connection and peer is checked with /p2p/filter/addr/… and
-// /p2p/filter/id/…) and "/state", which returns the committed height, log
-// size and root as JSON. The filter admits every peer except while the
+// /p2p/filter/id/…), "/state", which returns the committed height, log
+// size and root as JSON, and "/tx/<hex TxID>", which returns the 8-byte
+// big-endian index of a committed transaction's entry (code
+// CodeNotFound if it is not committed). The filter admits every peer except while the
 // node is stopping: CometBFT stops its peers before its listener, and a
 // peer that reconnects in between would otherwise be left half-open.
 func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
@@ -223,6 +226,20 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 			return &abci.ResponseQuery{Code: CodeNotReady, Log: "node is stopping"}, nil
 		}
 		return &abci.ResponseQuery{Code: CodeOK}, nil
+	case strings.HasPrefix(req.Path, "/tx/"):
+		id, ok := parseTxQuery(req.Path)
+		if !ok {
+			return &abci.ResponseQuery{Code: CodeBadTx, Log: "bad transaction ID"}, nil
+		}
+		st := a.Committed()
+		idx, found, err := a.store.txIndex(id)
+		if err != nil {
+			return nil, err
+		}
+		if !found || idx >= st.Size {
+			return &abci.ResponseQuery{Code: CodeNotFound, Log: "not committed", Height: st.Height}, nil
+		}
+		return &abci.ResponseQuery{Code: CodeOK, Value: binary.BigEndian.AppendUint64(nil, idx), Height: st.Height}, nil
 	case req.Path == "/state":
 		m := a.Committed()
 		v, err := json.Marshal(struct {

@@ -464,7 +464,8 @@ func TestRetainHeight(t *testing.T) {
 func TestQuery(t *testing.T) {
 	keys, appState := testGateways(t, 1)
 	a := newTestApp(t, dbm.NewMemDB(), appState)
-	tx, _ := signTestTx(t, 0, keys[0], testEntry(0))
+	tx, id := signTestTx(t, 0, keys[0], testEntry(0))
+	_, pending := signTestTx(t, 0, keys[0], testEntry(1))
 	hash, _ := runBlock(t, a, 1, time.Now(), [][]byte{tx})
 
 	query := func(path string) *abci.ResponseQuery {
@@ -486,6 +487,15 @@ func TestQuery(t *testing.T) {
 	}
 	if st.Height != 1 || st.Size != 1 || !bytes.Equal(st.Root, hash) {
 		t.Errorf("/state = %+v, want height 1 size 1 root %x", st, hash)
+	}
+	if res := query(txQueryPath(id)); res.Code != CodeOK || !bytes.Equal(res.Value, make([]byte, 8)) {
+		t.Errorf("/tx/<committed> = code %d value %x, want index 0", res.Code, res.Value)
+	}
+	if res := query(txQueryPath(pending)); res.Code != CodeNotFound {
+		t.Errorf("/tx/<not committed> = code %d, want CodeNotFound", res.Code)
+	}
+	if res := query("/tx/zz"); res.Code == CodeOK {
+		t.Error("/tx/<malformed> answered OK")
 	}
 	if res := query("/nope"); res.Code == CodeOK {
 		t.Error("unknown path answered OK")

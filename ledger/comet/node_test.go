@@ -242,3 +242,33 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatalf("Append after failed opens: %v", err)
 	}
 }
+
+// TestRemote: a one-shot command appends through a running node's RPC with
+// the node's gateway key, and gets the committed index.
+func TestRemote(t *testing.T) {
+	net := comettest.NewNetwork(t, 4, comettest.Options{RPC: true})
+	if _, err := net.Log(0).Append(t.Context(), entry(t, 0)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := comet.OpenRemote(net.Node(2).Home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	want := entry(t, 7)
+	idx, err := r.Append(ctx, want)
+	if err != nil {
+		t.Fatalf("remote Append: %v", err)
+	}
+	net.WaitSize(idx+1, time.Minute)
+	got := decodeAt(t, net.Log(0), idx)
+	want.Time = got.Time
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("entry %d (-want +got):\n%s", idx, diff)
+	}
+	bad := ledger.Entry{Type: ledger.TypeConsentGranted, Version: ledger.CurrentVersion}
+	if _, err := r.Append(ctx, bad); err == nil {
+		t.Error("remote Append of an invalid entry succeeded")
+	}
+}

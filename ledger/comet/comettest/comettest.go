@@ -41,6 +41,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Tune adjusts node i's CometBFT configuration on every start.
 	Tune func(i int, c *cfg.Config)
+	// RPC enables every node's CometBFT RPC server on a free loopback
+	// port (for comet.OpenRemote); off by default.
+	RPC bool
 	// CheckpointKeys[i], if present, is node i's checkpoint signer key
 	// (see ledger.GenerateCheckpointKey), so that a gateway built on the
 	// node can publish its verifier key. Other nodes get fresh keys named
@@ -104,6 +107,9 @@ func NewNetwork(t testing.TB, n int, opts Options) *Network {
 			P2PListen:  "tcp://" + p2p,
 			P2PAddress: p2p,
 		}
+		if opts.RPC {
+			specs[i].RPCListen = "tcp://" + freePort(t)
+		}
 	}
 	if _, _, err := comet.InitHomes(ChainID, specs, comet.InitOptions{}); err != nil {
 		t.Fatalf("init homes: %v", err)
@@ -143,10 +149,12 @@ func (net *Network) newNode(i int, name, home string) *Node {
 }
 
 // tune applies the test network settings: fast consensus, no empty
-// blocks, no RPC server.
+// blocks, no RPC server unless Options.RPC.
 func (net *Network) tune(i int) func(*cfg.Config) {
 	return func(c *cfg.Config) {
-		c.RPC.ListenAddress = ""
+		if !net.opts.RPC {
+			c.RPC.ListenAddress = ""
+		}
 		c.P2P.FlushThrottleTimeout = 10 * time.Millisecond
 		c.P2P.PexReactor = false
 		c.P2P.PersistentPeersMaxDialPeriod = time.Second
