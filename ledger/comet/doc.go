@@ -33,7 +33,8 @@
 //
 // Open starts a node from a CometBFT home directory (config.toml,
 // genesis.json, node and validator keys) and returns a *Log that implements
-// ledger.Log. InitConsortium writes the homes of a local or containerised
-// consortium. Package comettest starts networks of nodes on loopback for
-// tests.
+// ledger.Log. OpenRemote appends through the RPC server of a node running
+// in another process (one-shot commands while the gateway runs).
+// InitConsortium writes the homes of a local or containerised consortium.
+// Package comettest starts networks of nodes on loopback for tests.
 package comet
