@@ -51,6 +51,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the gateway", cmdServe},
+		{"consortium", "lay out a local consortium of hospital gateways, each a CometBFT validator", cmdConsortium},
 		{"ledger", "verify and inspect the tamper-evident ledger (regulator tools)", cmdLedger},
 		{"keys", "record key-encryption keys: init, rotate, status", cmdKeys},
 		{"version", "print the version", cmdVersion},

@@ -1,0 +1,54 @@
+package comet_test
+
+import (
+	"sync"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/comet"
+	"github.com/healthgw/healthgw/ledger/comet/comettest"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
+)
+
+// TestConformance runs the ledger.Log conformance suite against a
+// single-validator in-process node; Reopen restarts the node from its
+// home.
+func TestConformance(t *testing.T) {
+	var mu sync.Mutex
+	nets := map[ledger.Log]*comettest.Network{}
+	const origin = "comet.healthgw.test/conformance"
+	skey, vkey, err := ledger.GenerateCheckpointKey(origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(t *testing.T) ledger.Log {
+		net := comettest.NewNetwork(t, 1, comettest.Options{CheckpointKeys: []string{skey}})
+		l := net.Log(0)
+		mu.Lock()
+		nets[l] = net
+		mu.Unlock()
+		return l
+	}
+	ledgertest.RunBackend(t, ledgertest.Backend{
+		Verifier: verifier,
+		Origin:   origin,
+		Open:     open,
+		Reopen: func(t *testing.T, old ledger.Log) ledger.Log {
+			mu.Lock()
+			net := nets[old.(*comet.Log)]
+			mu.Unlock()
+			net.StopNode(0)
+			l := net.StartNode(0)
+			mu.Lock()
+			nets[l] = net
+			mu.Unlock()
+			return l
+		},
+	})
+}

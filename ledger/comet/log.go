@@ -1,0 +1,304 @@
+package comet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/cometbft/cometbft/mempool"
+	"github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/rpc/client/local"
+	ctypes "github.com/cometbft/cometbft/rpc/core/types"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// Log is the consortium ledger as seen from one node: Append submits
+// through the node and returns once the entry is committed; the read
+// methods serve this node's committed state. It implements ledger.Log.
+type Log struct {
+	app           *App
+	node          *node.Node
+	rpc           *local.Local
+	chainID       string
+	gateway       GatewayKey
+	signer        note.Signer
+	origin        string
+	appendTimeout time.Duration
+	logger        *slog.Logger
+
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{}
+
+	cpMu       sync.Mutex
+	cpHeight   int64
+	checkpoint []byte
+}
+
+var _ ledger.Log = (*Log)(nil)
+
+// ErrReadOnly: the node has no gateway key, so it replicates and serves
+// the log but cannot append to it.
+var ErrReadOnly = errors.New("comet: read-only node (no gateway key)")
+
+// Append submits e, signed by this node's gateway, and returns its index
+// once the block that holds it is committed on this node (and so signed by
+// more than two thirds of the voting power). The entry's Time is the block
+// time. If the entry is not committed within the append timeout (no quorum,
+// the node cannot reach its peers) Append returns an error wrapping
+// ledger.ErrUnavailable; the entry was not acknowledged, but a transaction
+// that reached a mempool may still be committed later.
+func (l *Log) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
+	if l.isClosed() {
+		return 0, ledger.ErrClosed
+	}
+	if l.gateway.ID == "" {
+		return 0, fmt.Errorf("append: %w: %w", ledger.ErrUnavailable, ErrReadOnly)
+	}
+	tx, id, err := SignTx(l.chainID, l.gateway.ID, l.gateway.PrivateKey, e)
+	if err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.appendTimeout)
+	defer cancel()
+
+	res, err := l.broadcast(ctx, tx)
+	switch {
+	case errors.Is(err, mempool.ErrTxInCache):
+		// Already submitted: wait for it like any other.
+	case err != nil:
+		return 0, l.unavailable(ctx, fmt.Errorf("submit: %w", err))
+	case res.Code == CodeDuplicate:
+		// Already committed.
+	case res.Code != CodeOK:
+		return 0, fmt.Errorf("append: rejected by the ledger application: %w (%s)", errOfCode(res.Code), res.Log)
+	}
+	return l.waitCommitted(ctx, id)
+}
+
+// broadcast runs BroadcastTxSync (CheckTx on this node, then gossip to
+// peers) and gives up when ctx is done.
+func (l *Log) broadcast(ctx context.Context, tx []byte) (*ctypes.ResultBroadcastTx, error) {
+	type result struct {
+		res *ctypes.ResultBroadcastTx
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		res, err := l.rpc.BroadcastTxSync(ctx, tx)
+		ch <- result{res, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.res, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-l.done:
+		return nil, ledger.ErrClosed
+	}
+}
+
+// waitCommitted waits until transaction id is committed on this node and
+// returns the index of its entry.
+func (l *Log) waitCommitted(ctx context.Context, id TxID) (uint64, error) {
+	for {
+		st, next := l.app.committedAndNext()
+		idx, ok, err := l.app.store.txIndex(id)
+		if err != nil {
+			return 0, fmt.Errorf("append: %w", err)
+		}
+		// The index is written before the committed size moves; only
+		// report it once readers can see it.
+		if ok && idx < st.Size {
+			return idx, nil
+		}
+		select {
+		case <-next:
+		case <-l.done:
+			return 0, fmt.Errorf("append: %w (entry not acknowledged)", ledger.ErrClosed)
+		case <-ctx.Done():
+			return 0, l.unavailable(ctx, fmt.Errorf("entry not committed: %w", ctx.Err()))
+		}
+	}
+}
+
+// unavailable explains why an append failed: how long ago the last block
+// was committed and how many peers this node has.
+func (l *Log) unavailable(ctx context.Context, cause error) error {
+	if l.isClosed() && !errors.Is(cause, ledger.ErrClosed) {
+		return fmt.Errorf("%w: %w (entry not acknowledged)", ledger.ErrClosed, cause)
+	}
+	s := l.Status()
+	detail := fmt.Sprintf("height %d, %d peers", s.Height, s.Peers)
+	if !s.LastBlockTime.IsZero() {
+		detail += fmt.Sprintf(", last block %s ago", time.Since(s.LastBlockTime).Round(time.Millisecond))
+	}
+	if s.CatchingUp {
+		detail += ", catching up"
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		detail += "; the consortium may have lost its quorum (more than 2/3 of the voting power must be online)"
+	}
+	return fmt.Errorf("%w: %w (%s); the entry was not acknowledged", ledger.ErrUnavailable, cause, detail)
+}
+
+func (l *Log) isClosed() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Size returns the number of committed entries.
+func (l *Log) Size(context.Context) (uint64, error) {
+	if l.isClosed() {
+		return 0, ledger.ErrClosed
+	}
+	return l.app.Committed().Size, nil
+}
+
+// Entries returns the canonical encodings of committed entries
+// [start, end).
+func (l *Log) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
+	if l.isClosed() {
+		return nil, ledger.ErrClosed
+	}
+	if start > end {
+		return nil, fmt.Errorf("%w: entries [%d, %d)", ledger.ErrInvalidRange, start, end)
+	}
+	if size := l.app.Committed().Size; end > size {
+		return nil, fmt.Errorf("%w: entries up to %d, log size %d", ledger.ErrNotFound, end, size)
+	}
+	if start == end {
+		return [][]byte{}, nil
+	}
+	return l.app.store.entries(start, end)
+}
+
+// ReadHashes returns the stored hashes at the given tlog storage indexes.
+// Only hashes of committed entries are served.
+func (l *Log) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	if l.isClosed() {
+		return nil, ledger.ErrClosed
+	}
+	limit := tlog.StoredHashCount(int64(l.app.Committed().Size))
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x < 0 || x >= limit {
+			return nil, fmt.Errorf("%w: stored hash %d", ledger.ErrNotFound, x)
+		}
+		h, err := l.app.store.hash(x)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// Checkpoint returns a signed checkpoint of the committed log (see
+// MarshalCheckpoint), signed with this node's key. It is cached per
+// height.
+func (l *Log) Checkpoint(context.Context) ([]byte, error) {
+	if l.isClosed() {
+		return nil, ledger.ErrClosed
+	}
+	st := l.app.Committed()
+	l.cpMu.Lock()
+	defer l.cpMu.Unlock()
+	if l.checkpoint != nil && l.cpHeight == st.Height {
+		return l.checkpoint, nil
+	}
+	text := MarshalCheckpoint(l.origin, l.chainID, st)
+	signed, err := note.Sign(&note.Note{Text: string(text)}, l.signer)
+	if err != nil {
+		return nil, fmt.Errorf("sign checkpoint: %w", err)
+	}
+	l.cpHeight, l.checkpoint = st.Height, signed
+	return signed, nil
+}
+
+// WaitCheckpoint returns a signed checkpoint covering at least size
+// entries. Append returns only once its entry is committed, so the
+// latest checkpoint already covers it; WaitCheckpoint exists so that
+// callers of the ledger.CheckpointWaiter interface need not poll.
+func (l *Log) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
+	if st := l.app.Committed(); size > st.Size {
+		return nil, fmt.Errorf("%w: checkpoint of size %d, log size %d", ledger.ErrNotFound, size, st.Size)
+	}
+	return l.Checkpoint(ctx)
+}
+
+var _ ledger.CheckpointWaiter = (*Log)(nil)
+
+// Status describes this node.
+type Status struct {
+	ChainID string
+	Gateway string
+	NodeID  string
+	// Height, Size and Root are the last committed block and the log
+	// after it.
+	Height int64
+	Size   uint64
+	Root   tlog.Hash
+	// LastBlockTime is the time of the last committed block (zero before
+	// the first).
+	LastBlockTime time.Time
+	// BlockBase is the lowest block this node still stores (above 1 once
+	// blocks were pruned).
+	BlockBase int64
+	// Peers is the number of connected peers.
+	Peers int
+	// CatchingUp is true while the node is block-syncing.
+	CatchingUp bool
+}
+
+// Status reports this node's position and connectivity.
+func (l *Log) Status() Status {
+	st := l.app.Committed()
+	s := Status{
+		ChainID:    l.chainID,
+		Gateway:    l.gateway.ID,
+		NodeID:     string(l.node.NodeInfo().ID()),
+		Height:     st.Height,
+		Size:       st.Size,
+		Root:       st.Root,
+		BlockBase:  l.node.BlockStore().Base(),
+		Peers:      l.node.Switch().Peers().Size(),
+		CatchingUp: l.node.ConsensusReactor().WaitSync(),
+	}
+	if st.Height > 0 {
+		if m := l.node.BlockStore().LoadBlockMeta(st.Height); m != nil {
+			s.LastBlockTime = m.Header.Time
+		}
+	}
+	return s
+}
+
+// Close stops the node and closes the ledger database. Appends still
+// waiting return ledger.ErrClosed.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.done)
+		l.app.closing.Store(true)
+		var errs []error
+		if err := l.node.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop comet node: %w", err))
+		}
+		l.node.Wait()
+		if err := l.app.closeDB(); err != nil {
+			errs = append(errs, fmt.Errorf("close ledger database: %w", err))
+		}
+		l.closeErr = errors.Join(errs...)
+		l.logger.Info("consortium ledger node stopped", slog.String("gateway", l.gateway.ID))
+	})
+	return l.closeErr
+}

@@ -1,0 +1,250 @@
+package comet
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	dbm "github.com/cometbft/cometbft-db"
+	cfg "github.com/cometbft/cometbft/config"
+	"github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/proxy"
+	"github.com/cometbft/cometbft/rpc/client/local"
+	"github.com/cometbft/cometbft/types"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Defaults.
+const (
+	// DefaultAppendTimeout is how long Append waits for its entry to be
+	// committed before it gives up with ledger.ErrUnavailable.
+	DefaultAppendTimeout = 30 * time.Second
+	// appDBName is the application database under the node's data
+	// directory, next to CometBFT's blockstore and state.
+	appDBName = "healthgw-ledger"
+)
+
+// Config configures Open. Home is required; everything else has a
+// default.
+type Config struct {
+	// Home is the CometBFT home directory: config/config.toml (optional;
+	// CometBFT defaults otherwise), config/genesis.json,
+	// config/node_key.json, config/priv_validator_key.json,
+	// config/gateway_key.json and data/.
+	Home string
+	// Signer signs checkpoints with this node's own key. Required.
+	Signer note.Signer
+	// Origin is the checkpoint origin line. Default: Signer.Name().
+	Origin string
+	// GatewayKey is the key this gateway signs transactions with. If its
+	// ID is empty it is read from Home/config/gateway_key.json; if that
+	// file does not exist either, the node is a read-only replica (an
+	// auditor's, say) and Append fails with ErrReadOnly.
+	GatewayKey GatewayKey
+	// AppendTimeout bounds how long Append waits for a commit. Default
+	// DefaultAppendTimeout.
+	AppendTimeout time.Duration
+	// RetainBlocks, when positive, lets CometBFT prune all but the last
+	// RetainBlocks blocks. The log itself is never pruned. Zero (the
+	// default) keeps every block; at least one node should, so that new
+	// or long-gone nodes can catch up by block sync.
+	RetainBlocks int64
+	// Logger receives the ledger's and CometBFT's messages (CometBFT's
+	// per-block Info lines at Debug). Nil discards them.
+	Logger *slog.Logger
+	// Tune, if set, adjusts the CometBFT configuration after config.toml
+	// was read (tests use it for ports and timeouts).
+	Tune func(*cfg.Config)
+}
+
+// Open starts the CometBFT node in Home with the ledger application in
+// the same process and returns the log once the node is running. The node
+// replays any blocks the application has not committed before Open
+// returns. Close stops it.
+func Open(ctx context.Context, c Config) (*Log, error) {
+	if c.Home == "" {
+		return nil, errors.New("comet: Config.Home is required")
+	}
+	if c.Signer == nil {
+		return nil, errors.New("comet: Config.Signer is required")
+	}
+	if c.AppendTimeout <= 0 {
+		c.AppendTimeout = DefaultAppendTimeout
+	}
+	if c.Origin == "" {
+		c.Origin = c.Signer.Name()
+	}
+	logger := c.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	home, err := filepath.Abs(c.Home)
+	if err != nil {
+		return nil, fmt.Errorf("comet home: %w", err)
+	}
+	conf, err := LoadNodeConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	if c.Tune != nil {
+		c.Tune(conf)
+	}
+	// The application answers the peer filter queries (see App.Query).
+	conf.FilterPeers = true
+	if err := conf.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("comet config: %w", err)
+	}
+
+	genDoc, genState, err := loadGenesis(conf.GenesisFile())
+	if err != nil {
+		return nil, err
+	}
+	gk := c.GatewayKey
+	if gk.ID == "" {
+		path := filepath.Join(home, GatewayKeyFile)
+		if _, err := os.Stat(path); err == nil {
+			if gk, err = LoadGatewayKey(path); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if gk.ID != "" {
+		if err := checkGatewayInGenesis(gk, genState); err != nil {
+			return nil, err
+		}
+	}
+	nodeKey, err := p2p.LoadNodeKey(conf.NodeKeyFile())
+	if err != nil {
+		return nil, fmt.Errorf("read node key: %w", err)
+	}
+	_, statErr := os.Stat(filepath.Join(conf.DBDir(), "blockstore.db"))
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	pv, err := loadPrivValidator(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile(), fresh)
+	if err != nil {
+		return nil, err
+	}
+
+	db, err := dbm.NewDB(appDBName, dbm.BackendType(conf.DBBackend), conf.DBDir())
+	if err != nil {
+		return nil, fmt.Errorf("open ledger database: %w", err)
+	}
+	app, err := NewApp(db, AppOptions{RetainBlocks: c.RetainBlocks, Logger: logger})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	n, err := node.NewNodeWithContext(ctx, conf, pv, nodeKey,
+		proxy.NewLocalClientCreator(app),
+		func() (*types.GenesisDoc, error) { return genDoc, nil },
+		closeTolerantDBProvider,
+		node.DefaultMetricsProvider(conf.Instrumentation),
+		newCometLogger(logger),
+	)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create comet node: %w", err)
+	}
+	if err := n.Start(); err != nil {
+		// Start failed half-way (a port in use, say): release what
+		// NewNode and OnStart opened, so the home can be opened again.
+		n.OnStop()
+		db.Close()
+		return nil, fmt.Errorf("start comet node: %w", err)
+	}
+	l := &Log{
+		app:           app,
+		node:          n,
+		rpc:           local.New(n),
+		chainID:       genDoc.ChainID,
+		gateway:       gk,
+		signer:        c.Signer,
+		origin:        c.Origin,
+		appendTimeout: c.AppendTimeout,
+		logger:        logger,
+		done:          make(chan struct{}),
+	}
+	logger.Info("consortium ledger node started",
+		slog.String("chain_id", genDoc.ChainID),
+		slog.String("gateway", gk.ID),
+		slog.String("node_id", string(nodeKey.ID())),
+		slog.String("p2p", conf.P2P.ListenAddress),
+		slog.String("rpc", conf.RPC.ListenAddress),
+		slog.Int64("height", app.Height()),
+		slog.Uint64("size", app.Committed().Size))
+	return l, nil
+}
+
+// LoadNodeConfig returns CometBFT's configuration for home: the defaults,
+// overridden by home/config/config.toml when it exists.
+func LoadNodeConfig(home string) (*cfg.Config, error) {
+	conf := cfg.DefaultConfig().SetRoot(home)
+	path := filepath.Join(home, cfg.DefaultConfigDir, cfg.DefaultConfigFileName)
+	if err := readConfigFile(path, conf); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("comet config: %w", err)
+	}
+	return conf.SetRoot(home), nil
+}
+
+func checkGatewayInGenesis(gk GatewayKey, gs GenesisState) error {
+	if len(gk.PrivateKey) != ed25519.PrivateKeySize {
+		return fmt.Errorf("comet: gateway %q: key must be an Ed25519 private key", gk.ID)
+	}
+	pub := gk.PrivateKey.Public().(ed25519.PublicKey)
+	for _, g := range gs.Gateways {
+		if g.ID == gk.ID {
+			if !g.PublicKey.Equal(pub) {
+				return fmt.Errorf("comet: gateway %q: key does not match the public key in genesis", gk.ID)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q is not in the genesis gateway set", ErrUnknownGateway, gk.ID)
+}
+
+// closeTolerantDBProvider opens CometBFT's databases like
+// cfg.DefaultDBProvider, wrapped in closeTolerantDB.
+func closeTolerantDBProvider(ctx *cfg.DBContext) (dbm.DB, error) {
+	db, err := cfg.DefaultDBProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &closeTolerantDB{DB: db}, nil
+}
+
+// closeTolerantDB works around a CometBFT shutdown race: per-peer
+// goroutines (consensus queryMaj23Routine, block sync) can outlive
+// Node.Stop and read the block store after it was closed, and the store
+// panics on the read error ("leveldb: closed"). Once closed, reads here
+// report "not found", which those goroutines already handle.
+type closeTolerantDB struct {
+	dbm.DB
+	closed atomic.Bool
+}
+
+func (d *closeTolerantDB) Get(key []byte) ([]byte, error) {
+	v, err := d.DB.Get(key)
+	if err != nil && d.closed.Load() {
+		return nil, nil
+	}
+	return v, err
+}
+
+func (d *closeTolerantDB) Has(key []byte) (bool, error) {
+	ok, err := d.DB.Has(key)
+	if err != nil && d.closed.Load() {
+		return false, nil
+	}
+	return ok, err
+}
+
+func (d *closeTolerantDB) Close() error {
+	d.closed.Store(true)
+	return d.DB.Close()
+}

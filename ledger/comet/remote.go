@@ -1,0 +1,110 @@
+package comet
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
+
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// remotePoll is how often Remote.Append asks whether its entry is
+// committed.
+const remotePoll = 100 * time.Millisecond
+
+// Remote appends entries through the RPC server of a node that runs in
+// another process (the gateway), signed with that node's gateway key: for
+// one-shot commands (registering an organisation, say) while the gateway
+// holds the node's databases.
+type Remote struct {
+	client  *rpchttp.HTTP
+	chainID string
+	gateway GatewayKey
+}
+
+// OpenRemote reads the node home's config.toml (RPC address), genesis
+// (chain ID) and gateway key, and returns a Remote for that node. The RPC
+// server must be enabled; an address on all interfaces is reached on
+// loopback.
+func OpenRemote(home string) (*Remote, error) {
+	conf, err := LoadNodeConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	laddr := conf.RPC.ListenAddress
+	if laddr == "" {
+		return nil, errors.New("comet: the node's RPC server is disabled (rpc.laddr)")
+	}
+	host := strings.TrimPrefix(laddr, "tcp://")
+	host = strings.Replace(host, "0.0.0.0:", "127.0.0.1:", 1)
+	doc, _, err := loadGenesis(conf.GenesisFile())
+	if err != nil {
+		return nil, err
+	}
+	gk, err := LoadGatewayKey(filepath.Join(home, GatewayKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	client, err := rpchttp.NewWithClient("http://"+host, "/websocket", &http.Client{Timeout: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("comet rpc client: %w", err)
+	}
+	return &Remote{client: client, chainID: doc.ChainID, gateway: gk}, nil
+}
+
+// Append submits e and returns its index once the node has committed it,
+// or an error wrapping ledger.ErrUnavailable when ctx ends first (bound
+// it with a deadline).
+func (r *Remote) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
+	tx, id, err := SignTx(r.chainID, r.gateway.ID, r.gateway.PrivateKey, e)
+	if err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	res, err := r.client.BroadcastTxSync(ctx, tx)
+	if err != nil && !strings.Contains(err.Error(), "tx already exists in cache") {
+		return 0, fmt.Errorf("%w: submit to node: %w", ledger.ErrUnavailable, err)
+	}
+	if err == nil && res.Code != CodeOK && res.Code != CodeDuplicate {
+		return 0, fmt.Errorf("append: rejected by the ledger application: %w (%s)", errOfCode(res.Code), res.Log)
+	}
+	t := time.NewTicker(remotePoll)
+	defer t.Stop()
+	for {
+		q, err := r.client.ABCIQuery(ctx, txQueryPath(id), nil)
+		if err == nil && q.Response.Code == CodeOK && len(q.Response.Value) == 8 {
+			return binary.BigEndian.Uint64(q.Response.Value), nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: entry not committed: %w; it may still be committed later", ledger.ErrUnavailable, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// txQueryPath is the Query path that answers the index of a committed
+// transaction.
+func txQueryPath(id TxID) string { return "/tx/" + hex.EncodeToString(id[:]) }
+
+// parseTxQuery parses a txQueryPath.
+func parseTxQuery(path string) (TxID, bool) {
+	h, ok := strings.CutPrefix(path, "/tx/")
+	var id TxID
+	if !ok || len(h) != 2*len(id) {
+		return id, false
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		return id, false
+	}
+	copy(id[:], b)
+	return id, true
+}

@@ -1,0 +1,206 @@
+package comet
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	dbm "github.com/cometbft/cometbft-db"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Key layout of the application database. Every value is written only by
+// Commit, in one batch per block.
+//
+//	"m"                 meta: height (8) | size (8) | root (32)
+//	"g"                 genesis: JSON {chain_id, app_state}
+//	"e" + be64(index)   canonical entry
+//	"h" + be64(storage) tlog stored hash
+//	"t" + TxID          be64(index) of the entry the transaction appended
+var (
+	metaKey    = []byte("m")
+	genesisKey = []byte("g")
+)
+
+const (
+	entryPrefix = 'e'
+	hashPrefix  = 'h'
+	txPrefix    = 't'
+)
+
+func entryKey(i uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = entryPrefix
+	binary.BigEndian.PutUint64(k[1:], i)
+	return k
+}
+
+func hashKey(i int64) []byte {
+	k := make([]byte, 9)
+	k[0] = hashPrefix
+	binary.BigEndian.PutUint64(k[1:], uint64(i))
+	return k
+}
+
+func txKey(id TxID) []byte {
+	return append([]byte{txPrefix}, id[:]...)
+}
+
+// State is the committed position of the application: the last committed
+// height and the size and root of the log after it.
+type State struct {
+	Height int64
+	Size   uint64
+	Root   tlog.Hash
+}
+
+func (m State) marshal() []byte {
+	b := make([]byte, 16+tlog.HashSize)
+	binary.BigEndian.PutUint64(b, uint64(m.Height))
+	binary.BigEndian.PutUint64(b[8:], m.Size)
+	copy(b[16:], m.Root[:])
+	return b
+}
+
+func unmarshalMeta(b []byte) (State, error) {
+	if len(b) != 16+tlog.HashSize {
+		return State{}, fmt.Errorf("comet: corrupt meta record (%d bytes)", len(b))
+	}
+	m := State{Height: int64(binary.BigEndian.Uint64(b)), Size: binary.BigEndian.Uint64(b[8:])}
+	copy(m.Root[:], b[16:])
+	if m.Height < 0 {
+		return State{}, fmt.Errorf("comet: corrupt meta record (height %d)", m.Height)
+	}
+	return m, nil
+}
+
+// genesisRecord is what InitChain received, kept so that a restarted node
+// knows its chain and gateways.
+type genesisRecord struct {
+	ChainID  string          `json:"chain_id"`
+	AppState json.RawMessage `json:"app_state"`
+}
+
+// store reads and writes the application database.
+type store struct {
+	db dbm.DB
+}
+
+func (s store) loadMeta() (State, bool, error) {
+	b, err := s.db.Get(metaKey)
+	if err != nil {
+		return State{}, false, fmt.Errorf("read meta: %w", err)
+	}
+	if b == nil {
+		return State{}, false, nil
+	}
+	m, err := unmarshalMeta(b)
+	return m, err == nil, err
+}
+
+func (s store) loadGenesis() (genesisRecord, bool, error) {
+	b, err := s.db.Get(genesisKey)
+	if err != nil {
+		return genesisRecord{}, false, fmt.Errorf("read genesis: %w", err)
+	}
+	if b == nil {
+		return genesisRecord{}, false, nil
+	}
+	var g genesisRecord
+	if err := json.Unmarshal(b, &g); err != nil {
+		return genesisRecord{}, false, fmt.Errorf("comet: corrupt genesis record: %w", err)
+	}
+	return g, true, nil
+}
+
+// txIndex returns the index of the entry appended by transaction id, if it
+// is committed.
+func (s store) txIndex(id TxID) (uint64, bool, error) {
+	b, err := s.db.Get(txKey(id))
+	if err != nil {
+		return 0, false, fmt.Errorf("read tx: %w", err)
+	}
+	if b == nil {
+		return 0, false, nil
+	}
+	if len(b) != 8 {
+		return 0, false, fmt.Errorf("comet: corrupt tx record for %s", id)
+	}
+	return binary.BigEndian.Uint64(b), true, nil
+}
+
+// entries reads entries [start, end); the caller checks end against the
+// committed size.
+func (s store) entries(start, end uint64) ([][]byte, error) {
+	out := make([][]byte, 0, end-start)
+	it, err := s.db.Iterator(entryKey(start), entryKey(end))
+	if err != nil {
+		return nil, fmt.Errorf("read entries: %w", err)
+	}
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		out = append(out, bytes.Clone(it.Value()))
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("read entries: %w", err)
+	}
+	if uint64(len(out)) != end-start {
+		return nil, fmt.Errorf("comet: entries [%d,%d): found %d", start, end, len(out))
+	}
+	return out, nil
+}
+
+// hash reads one stored hash.
+func (s store) hash(i int64) (tlog.Hash, error) {
+	b, err := s.db.Get(hashKey(i))
+	if err != nil {
+		return tlog.Hash{}, fmt.Errorf("read hash %d: %w", i, err)
+	}
+	if len(b) != tlog.HashSize {
+		return tlog.Hash{}, fmt.Errorf("comet: stored hash %d missing or corrupt", i)
+	}
+	var h tlog.Hash
+	copy(h[:], b)
+	return h, nil
+}
+
+// commit writes a staged block and, when g is not nil, the genesis record,
+// in one synchronous batch.
+func (s store) commit(b *stagedBlock, g *genesisRecord) error {
+	batch := s.db.NewBatch()
+	defer batch.Close()
+	if g != nil {
+		gb, err := json.Marshal(g)
+		if err != nil {
+			return fmt.Errorf("encode genesis: %w", err)
+		}
+		if err := batch.Set(genesisKey, gb); err != nil {
+			return err
+		}
+	}
+	for i, e := range b.entries {
+		if err := batch.Set(entryKey(b.first+uint64(i)), e); err != nil {
+			return err
+		}
+	}
+	for i, h := range b.hashes {
+		if err := batch.Set(hashKey(i), h[:]); err != nil {
+			return err
+		}
+	}
+	for id, idx := range b.txs {
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, idx)
+		if err := batch.Set(txKey(id), v); err != nil {
+			return err
+		}
+	}
+	if err := batch.Set(metaKey, b.state.marshal()); err != nil {
+		return err
+	}
+	if err := batch.WriteSync(); err != nil {
+		return fmt.Errorf("write block %d: %w", b.state.Height, err)
+	}
+	return nil
+}

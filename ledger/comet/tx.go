@@ -1,0 +1,164 @@
+package comet
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// Errors about transactions. CheckTx and FinalizeBlock reject such
+// transactions; Append returns them wrapped.
+var (
+	// ErrBadTx: the transaction is not a well-formed, canonically encoded
+	// envelope.
+	ErrBadTx = errors.New("comet: malformed transaction")
+	// ErrUnknownGateway: the envelope names a gateway that is not in the
+	// genesis gateway set.
+	ErrUnknownGateway = errors.New("comet: unknown gateway")
+	// ErrBadSignature: the gateway's signature does not verify.
+	ErrBadSignature = errors.New("comet: bad gateway signature")
+	// ErrDuplicate: a transaction with the same ID is already in the log.
+	ErrDuplicate = errors.New("comet: duplicate transaction")
+)
+
+// MaxTxSize bounds a transaction: a maximal entry in base64 plus the
+// envelope.
+const MaxTxSize = 4*(ledger.MaxEntrySize+2)/3 + 1024
+
+// txVersion is the envelope version written by this code.
+const txVersion = 1
+
+// nonceSize is the size of the random nonce that makes every submission
+// unique.
+const nonceSize = 16
+
+// signaturePrefix separates gateway transaction signatures from every other
+// use of a gateway key.
+const signaturePrefix = "healthgw/comet/tx/v1\n"
+
+// TxID identifies a transaction: the SHA-256 of the message the gateway
+// signed. The log refuses a second transaction with the same ID, so a
+// captured transaction cannot be replayed.
+type TxID [sha256.Size]byte
+
+// String returns the ID in hex.
+func (id TxID) String() string { return hex.EncodeToString(id[:]) }
+
+// wireTx is the canonical JSON envelope of a transaction.
+type wireTx struct {
+	Version int    `json:"v"`
+	Gateway string `json:"gateway"`
+	Nonce   string `json:"nonce"` // hex
+	Entry   []byte `json:"entry"` // ledger.Encode with a zero Time
+	Sig     []byte `json:"sig,omitempty"`
+}
+
+// Tx is a parsed and verified transaction.
+type Tx struct {
+	ID      TxID
+	Gateway string
+	// Entry is the submitted entry (Time is zero).
+	Entry ledger.Entry
+}
+
+// SignTx returns a transaction that submits entry (whose Time is ignored
+// and sent as zero) on the chain chainID, signed by gateway with key, and
+// the transaction's ID.
+func SignTx(chainID, gateway string, key ed25519.PrivateKey, e ledger.Entry) ([]byte, TxID, error) {
+	if err := checkGatewayID(gateway); err != nil {
+		return nil, TxID{}, err
+	}
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, TxID{}, errors.New("comet: gateway key must be an Ed25519 private key")
+	}
+	e.Time = zeroTime
+	raw, err := ledger.Encode(e)
+	if err != nil {
+		return nil, TxID{}, err
+	}
+	var nonce [nonceSize]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, TxID{}, fmt.Errorf("nonce: %w", err)
+	}
+	w := wireTx{Version: txVersion, Gateway: gateway, Nonce: hex.EncodeToString(nonce[:]), Entry: raw}
+	msg, err := signedMessage(chainID, w)
+	if err != nil {
+		return nil, TxID{}, err
+	}
+	w.Sig = ed25519.Sign(key, msg)
+	tx, err := json.Marshal(w)
+	if err != nil {
+		return nil, TxID{}, fmt.Errorf("encode tx: %w", err)
+	}
+	return tx, sha256.Sum256(msg), nil
+}
+
+// signedMessage is what a gateway signs: a fixed prefix, the chain ID and
+// the canonical envelope without its signature.
+func signedMessage(chainID string, w wireTx) ([]byte, error) {
+	w.Sig = nil
+	body, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("encode tx: %w", err)
+	}
+	msg := make([]byte, 0, len(signaturePrefix)+len(chainID)+1+len(body))
+	msg = append(msg, signaturePrefix...)
+	msg = append(msg, chainID...)
+	msg = append(msg, '\n')
+	return append(msg, body...), nil
+}
+
+// ParseTx parses tx, checks that it is canonical, that its gateway is in
+// gateways and that the signature verifies for chainID, and that it carries
+// a canonical entry with a zero Time. It is deterministic and reads no
+// state beyond its arguments.
+func ParseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (Tx, error) {
+	if len(tx) > MaxTxSize {
+		return Tx{}, fmt.Errorf("%w: %d bytes", ErrBadTx, len(tx))
+	}
+	var w wireTx
+	dec := json.NewDecoder(bytes.NewReader(tx))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return Tx{}, fmt.Errorf("%w: %v", ErrBadTx, err)
+	}
+	again, err := json.Marshal(w)
+	if err != nil || !bytes.Equal(again, tx) {
+		return Tx{}, fmt.Errorf("%w: not canonical", ErrBadTx)
+	}
+	if w.Version != txVersion {
+		return Tx{}, fmt.Errorf("%w: version %d", ErrBadTx, w.Version)
+	}
+	if n, err := hex.DecodeString(w.Nonce); err != nil || len(n) != nonceSize || hex.EncodeToString(n) != w.Nonce {
+		return Tx{}, fmt.Errorf("%w: bad nonce", ErrBadTx)
+	}
+	if len(w.Sig) != ed25519.SignatureSize {
+		return Tx{}, fmt.Errorf("%w: bad signature length", ErrBadTx)
+	}
+	pub, ok := gateways[w.Gateway]
+	if !ok {
+		return Tx{}, fmt.Errorf("%w: %q", ErrUnknownGateway, w.Gateway)
+	}
+	msg, err := signedMessage(chainID, w)
+	if err != nil {
+		return Tx{}, err
+	}
+	if !ed25519.Verify(pub, msg, w.Sig) {
+		return Tx{}, fmt.Errorf("%w: gateway %q", ErrBadSignature, w.Gateway)
+	}
+	e, err := ledger.Decode(w.Entry)
+	if err != nil {
+		return Tx{}, fmt.Errorf("%w: entry: %w", ErrBadTx, err)
+	}
+	if !e.Time.Equal(zeroTime) {
+		return Tx{}, fmt.Errorf("%w: entry time must be zero", ErrBadTx)
+	}
+	return Tx{ID: sha256.Sum256(msg), Gateway: w.Gateway, Entry: e}, nil
+}
