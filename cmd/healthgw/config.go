@@ -17,20 +17,22 @@ import (
 // environment variables and an optional configuration file, in that order
 // of precedence, over the documented defaults.
 type serveConfig struct {
-	Addr        string // listen address (default 127.0.0.1:8080)
-	BaseURL     string // public URL (default http://<addr>)
-	DataDir     string // data directory (default ./data)
-	DB          string // database DSN (default <data>/healthgw.db)
-	Ledger      string // gormlog (default) or comet
-	CometHome   string // CometBFT home for --ledger comet
-	Origin      string // checkpoint origin line
-	DevIdP      bool   // mint patient tokens with a local development IdP
-	PatientIss  string // patient identity provider issuer
-	PatientJWKS string // its JWKS file or URL
-	MaxRecord   int64  // largest record accepted, bytes
-	BreakGlass  string // comma-separated org kinds allowed to break the glass
-	ZKKeys      string // directory of Groth16 keys (default <data>/zk)
-	Shutdown    time.Duration
+	Addr         string        // listen address (default 127.0.0.1:8080)
+	BaseURL      string        // public URL (default http://<addr>)
+	DataDir      string        // data directory (default ./data)
+	DB           string        // database DSN (default <data>/healthgw.db)
+	Ledger       string        // gormlog (default) or comet
+	CometHome    string        // CometBFT home for --ledger comet
+	CometRetain  int64         // blocks to keep (0: all)
+	CometTimeout time.Duration // how long an append waits for commit
+	Origin       string        // checkpoint origin line
+	DevIdP       bool          // mint patient tokens with a local development IdP
+	PatientIss   string        // patient identity provider issuer
+	PatientJWKS  string        // its JWKS file or URL
+	MaxRecord    int64         // largest record accepted, bytes
+	BreakGlass   string        // comma-separated org kinds allowed to break the glass
+	ZKKeys       string        // directory of Groth16 keys (default <data>/zk)
+	Shutdown     time.Duration
 }
 
 func defaultServeConfig() serveConfig {
@@ -52,6 +54,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DB, "db", c.DB, "database: a SQLite path or postgres://… (default <data>/healthgw.db)")
 	fs.StringVar(&c.Ledger, "ledger", c.Ledger, "ledger backend: gormlog or comet")
 	fs.StringVar(&c.CometHome, "comet-home", c.CometHome, "CometBFT home directory (with --ledger comet)")
+	fs.Int64Var(&c.CometRetain, "comet-retain-blocks", c.CometRetain, "with --ledger comet: prune blocks older than this many (0 keeps all; keep at least one archive node)")
+	fs.DurationVar(&c.CometTimeout, "comet-append-timeout", c.CometTimeout, "with --ledger comet: how long an append waits to be committed before 503 (default 30s)")
 	fs.StringVar(&c.Origin, "origin", c.Origin, "checkpoint origin line (default healthgw/<host:port>)")
 	fs.BoolVar(&c.DevIdP, "dev-idp", c.DevIdP, "accept patient tokens from the local development IdP (disable in production)")
 	fs.StringVar(&c.PatientIss, "patient-issuer", c.PatientIss, "patient identity provider issuer URL")

@@ -22,6 +22,7 @@ import (
 	"github.com/healthgw/healthgw/consent/consentstore"
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/ledger/tiles"
 	"github.com/healthgw/healthgw/records"
@@ -60,7 +61,14 @@ type gateway struct {
 // openGateway opens the database, keys, ledger and projections, and builds
 // the API. On error everything opened so far is closed again.
 func openGateway(ctx context.Context, cfg serveConfig, logger *slog.Logger, e *env) (*gateway, error) {
-	g := &gateway{cfg: cfg, log: logger}
+	return openGatewayOn(ctx, cfg, logger, e, nil)
+}
+
+// openGatewayOn is openGateway on an already running ledger backend (nil:
+// open the configured one). The caller keeps ownership of l: closing the
+// gateway does not close it.
+func openGatewayOn(ctx context.Context, cfg serveConfig, logger *slog.Logger, e *env, l backend) (*gateway, error) {
+	g := &gateway{cfg: cfg, log: logger, ledger: l}
 	if err := g.open(ctx, e); err != nil {
 		return nil, errors.Join(err, g.close())
 	}
@@ -115,10 +123,12 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	g.closers = append(g.closers, func() error { return database.Close(g.db) })
 
 	// Ledger.
-	if g.ledger, err = openBackend(ctx, cfg, g.db, signer, logger); err != nil {
-		return err
+	if g.ledger == nil {
+		if g.ledger, err = openBackend(ctx, cfg, g.db, signer, logger); err != nil {
+			return err
+		}
+		g.closers = append(g.closers, g.ledger.Close)
 	}
-	g.closers = append(g.closers, g.ledger.Close)
 
 	// Projections.
 	if g.registry, err = registry.Open(ctx, g.db, registry.Options{Logger: logger}); err != nil {
@@ -206,6 +216,15 @@ func openBackend(ctx context.Context, cfg serveConfig, db *gorm.DB, signer note.
 		l, err := gormlog.Open(ctx, db, gormlog.Options{Origin: cfg.Origin, Signer: signer, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("open ledger: %w", err)
+		}
+		return l, nil
+	case "comet":
+		l, err := comet.Open(ctx, comet.Config{
+			Home: cfg.CometHome, Signer: signer, Origin: cfg.Origin, Logger: logger,
+			RetainBlocks: cfg.CometRetain, AppendTimeout: cfg.CometTimeout,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open consortium ledger: %w", err)
 		}
 		return l, nil
 	}

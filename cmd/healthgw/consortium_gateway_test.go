@@ -1,0 +1,190 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/auth/authtest"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/comet/comettest"
+	"github.com/healthgw/healthgw/registry"
+)
+
+// consortium is four hospital gateways, each on its own CometBFT validator
+// of one in-process network, sharing the pseudonym secret as a real
+// consortium does.
+type consortium struct {
+	net *comettest.Network
+	gws []*testGateway
+}
+
+func newConsortium(t *testing.T, n int) *consortium {
+	t.Helper()
+	gin.SetMode(gin.ReleaseMode)
+	secret := make([]byte, ledger.PseudonymKeySize)
+	for i := range secret {
+		secret[i] = byte(i * 7)
+	}
+	var skeys []string
+	dirs := make([]string, n)
+	for i := range n {
+		skey, _, err := ledger.GenerateCheckpointKey("consortium.test/hospital-" + string(rune('a'+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		skeys = append(skeys, skey)
+		dirs[i] = filepath.Join(t.TempDir(), "data")
+		if err := ledger.WriteKeyFile(filepath.Join(dirs[i], checkpointKeyFile), skey, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeFileAtomic(filepath.Join(dirs[i], pseudonymKeyFile), secret, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	net := comettest.NewNetwork(t, n, comettest.Options{CheckpointKeys: skeys, TimeoutCommit: 100 * time.Millisecond})
+	c := &consortium{net: net}
+	for i := range n {
+		ln, err := listenLoopback()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := defaultServeConfig()
+		cfg.Addr = ln.Addr().String()
+		cfg.DataDir = dirs[i]
+		cfg.Ledger = "comet"
+		cfg.CometHome = net.Node(i).Home
+		if err := cfg.finish(); err != nil {
+			t.Fatal(err)
+		}
+		g, err := openGatewayOn(t.Context(), cfg, slog.New(slog.DiscardHandler), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}, net.Log(i))
+		if err != nil {
+			t.Fatalf("gateway %d: %v", i, err)
+		}
+		srv := httptest.NewUnstartedServer(g.api.Handler())
+		srv.Listener.Close()
+		srv.Listener = ln
+		srv.Start()
+		tg := &testGateway{gateway: g, t: t, srv: srv, url: cfg.BaseURL}
+		t.Cleanup(func() {
+			srv.Close()
+			if err := g.close(); err != nil {
+				t.Errorf("close gateway %d: %v", i, err)
+			}
+		})
+		c.gws = append(c.gws, tg)
+	}
+	return c
+}
+
+func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// syncAll waits until every node has the first node's entries and every
+// gateway has projected them.
+func (c *consortium) syncAll(t *testing.T) {
+	t.Helper()
+	size := c.gws[0].size()
+	c.net.WaitSize(size, 30*time.Second)
+	for _, g := range c.gws {
+		if err := g.follower.Sync(t.Context(), size); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestConsortiumGateways: a consent granted through hospital A's gateway is
+// enforced at hospital B's gateway once committed; an access logged at B
+// is listed by a regulator querying C; every node reports the same root at
+// the same height.
+func TestConsortiumGateways(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a four-validator network")
+	}
+	c := newConsortium(t, 4)
+	a, b, cc := c.gws[0], c.gws[1], c.gws[2]
+
+	// Organisations register once, through A; the registry replicates.
+	orgs := map[string]*authtest.Org{}
+	for _, o := range []struct {
+		id   string
+		kind auth.Kind
+	}{{"hosp-a", auth.KindHospital}, {"hosp-b", auth.KindHospital}, {"hosp-c", auth.KindHospital}, {"reg-x", auth.KindRegulator}} {
+		org := authtest.NewOrg(t, o.id, o.kind, "ES256")
+		if _, err := registry.Register(t.Context(), a.ledger, a.follower, org.Org); err != nil {
+			t.Fatalf("register %s: %v", o.id, err)
+		}
+		orgs[o.id] = org
+	}
+	c.syncAll(t)
+
+	// Hospital B holds a lab record of pat-1 (records stay at B's gateway).
+	rec := b.putRecord(b.token(orgs["hosp-b"], ""), "pat-1", "labs", "application/fhir+json", json.RawMessage(labFHIR))
+	// Hospital C reads it at B's gateway: no consent yet.
+	ctokAtB := b.token(orgs["hosp-c"], "")
+	path := "/v1/records/" + rec.ID + "?purpose=TREAT"
+	if status, _ := b.do("GET", path, ctokAtB, nil); status != http.StatusNotFound {
+		t.Fatalf("read before consent: %d, want 404", status)
+	}
+	// The patient grants C through A's gateway.
+	status, body := a.do("POST", "/v1/consents", a.patientToken("pat-1"), map[string]any{
+		"grantee": map[string]string{"org": "hosp-c"}, "categories": []string{"labs"}, "purposes": []string{"TREAT"},
+	})
+	if status != http.StatusCreated {
+		t.Fatalf("grant at A: %d %s", status, body)
+	}
+	c.syncAll(t)
+	if status, body := b.do("GET", path, ctokAtB, nil); status != http.StatusOK {
+		t.Fatalf("read at B under the grant made at A: %d %s", status, body)
+	}
+	c.syncAll(t)
+
+	// A regulator querying C sees both decisions made at B.
+	ev := decodeEvents(t, cc, cc.token(orgs["reg-x"], ""), "/v1/audit/events?org=hosp-c")
+	if len(ev) != 2 || ev[0] != "permit" || ev[1] != "deny" {
+		t.Errorf("regulator at C sees %v, want [permit deny]", ev)
+	}
+
+	// Every node reports the same log root at the same height. Empty
+	// blocks keep coming, so sample until all four stand at one height.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var sts []string
+		for i := range c.gws {
+			st := c.net.Log(i).Status()
+			sts = append(sts, fmt.Sprintf("height %d size %d root %s", st.Height, st.Size, st.Root))
+		}
+		if sts[0] == sts[1] && sts[1] == sts[2] && sts[2] == sts[3] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes never agreed at one height: %q", sts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, g := range c.gws {
+		g.verifyLedger()
+	}
+}
+
+func decodeEvents(t *testing.T, g *testGateway, token, path string) []string {
+	t.Helper()
+	status, body := g.do("GET", path, token, nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, status, body)
+	}
+	var out []string
+	for _, e := range decode[eventsResp](t, body).Events {
+		out = append(out, e.Decision)
+	}
+	return out
+}
