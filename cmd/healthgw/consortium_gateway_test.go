@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,4 +188,37 @@ func decodeEvents(t *testing.T, g *testGateway, token, path string) []string {
 		out = append(out, e.Decision)
 	}
 	return out
+}
+
+// TestOrgAddConsortium registers an organisation through a running
+// consortium node's RPC: the entry is committed by consensus and every
+// node has it.
+func TestOrgAddConsortium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a validator network")
+	}
+	net := comettest.NewNetwork(t, 2, comettest.Options{RPC: true, TimeoutCommit: 100 * time.Millisecond})
+	org := authtest.NewOrg(t, "hosp-q", auth.KindHospital, "ES256")
+	jwks := filepath.Join(t.TempDir(), "hosp-q.jwks.json")
+	if err := writeFileAtomic(jwks, []byte(org.JWKS), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut strings.Builder
+	err := run(t.Context(), []string{"org", "add", "--comet-home", net.Node(0).Home, "--id", "hosp-q", "--name", "Hospital Q", "--kind", "hospital", "--jwks", jwks},
+		func(string) string { return "" }, &out, &errOut)
+	if err != nil {
+		t.Fatalf("org add: %v\n%s", err, errOut.String())
+	}
+	net.WaitSize(1, 30*time.Second)
+	raw, err := net.Log(1).Entries(t.Context(), 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ledger.Decode(raw[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := e.Body.(*ledger.OrgRegistered); !ok || b.ID != "hosp-q" || b.Name != "Hospital Q" {
+		t.Errorf("entry at node 1 = %+v, want org.registered for hosp-q", e)
+	}
 }

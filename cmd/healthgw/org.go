@@ -18,6 +18,7 @@ import (
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/registry"
 )
@@ -33,13 +34,44 @@ func cmdOrg(ctx context.Context, e *env, args []string) error {
 // storeFlags are the flags of commands that open the database and the
 // ledger.
 type storeFlags struct {
-	db   string
-	data string
+	db        string
+	data      string
+	cometHome string
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.data, "data", "data", "data directory (database, keys)")
 	fs.StringVar(&s.db, "db", "", "database: a SQLite path or postgres://… (default <data>/healthgw.db)")
+	fs.StringVar(&s.cometHome, "comet-home", "", "consortium: append through this running node's CometBFT RPC (the gateway's --comet-home) instead of the embedded ledger")
+}
+
+// registrar is where org add and keygen append: the embedded ledger (and
+// the local registry projection), or a consortium node.
+type registrar struct {
+	app   registry.Appender
+	sync  registry.Syncer
+	close func() error
+}
+
+// noSync is the Syncer for a consortium append: the entry is committed by
+// consensus; every gateway's follower projects it.
+type noSync struct{}
+
+func (noSync) Sync(context.Context, uint64) error { return nil }
+
+func openRegistrar(ctx context.Context, sf storeFlags) (*registrar, error) {
+	if sf.cometHome != "" {
+		r, err := comet.OpenRemote(sf.cometHome)
+		if err != nil {
+			return nil, fmt.Errorf("consortium node: %w", err)
+		}
+		return &registrar{app: r, sync: noSync{}, close: func() error { return nil }}, nil
+	}
+	st, err := openOrgStores(ctx, sf, false)
+	if err != nil {
+		return nil, err
+	}
+	return &registrar{app: st.log, sync: st.follow, close: st.Close}, nil
 }
 
 func (s *storeFlags) dsn() string {
@@ -146,12 +178,12 @@ func cmdOrgAdd(ctx context.Context, e *env, args []string) error {
 		}
 		o.JWKS = string(b)
 	}
-	st, err := openOrgStores(ctx, sf, false)
+	r, err := openRegistrar(ctx, sf)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	return orgAdd(ctx, e, st.log, st.follow, o)
+	defer r.close()
+	return orgAdd(ctx, e, r.app, r.sync, o)
 }
 
 func orgFromFlags(id, name, kind, scopes string) (auth.Org, error) {
@@ -254,12 +286,12 @@ func cmdOrgKeygen(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openOrgStores(ctx, sf, false)
+	r, err := openRegistrar(ctx, sf)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	return kg.run(ctx, e, st.log, st.follow)
+	defer r.close()
+	return kg.run(ctx, e, r.app, r.sync)
 }
 
 // keygen is a prepared `org keygen`: fresh keys for an org that validates.
