@@ -27,6 +27,10 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@2025.1.1)"; fi
 
+# The whole story against a running gateway (start it with `make run`).
+demo: build
+	./$(BIN) demo
+
 # A local consortium: four hospital gateways, each with a CometBFT
 # validator, on loopback ports 8081-8084 (see deploy/consortium/README.md).
 testnet:

@@ -54,6 +54,7 @@ func commands() []command {
 		{"consortium", "lay out a local consortium of hospital gateways, each a CometBFT validator", cmdConsortium},
 		{"ledger", "verify and inspect the tamper-evident ledger (regulator tools)", cmdLedger},
 		{"keys", "record key-encryption keys: init, rotate, status", cmdKeys},
+		{"demo", "tell the whole story against a running gateway, step by step", cmdDemo},
 		{"version", "print the version", cmdVersion},
 		{"org", "register and list organisations, make demo client keys", cmdOrg},
 		{"token", "mint patient tokens (development), get client access tokens", cmdToken},
