@@ -112,7 +112,7 @@ func (d *demo) orgToken(ctx context.Context, dir string, o auth.Org) (string, er
 	if err != nil {
 		return "", err
 	}
-	quiet := &env{getenv: d.e.getenv, stdout: io.Discard, stderr: d.e.stderr}
+	quiet := &env{getenv: d.e.getenv, stdout: io.Discard, stderr: io.Discard}
 	err = kg.run(ctx, quiet, r.app, r.sync)
 	if cerr := r.close(); err == nil {
 		err = cerr

@@ -303,7 +303,7 @@ type keygen struct {
 	sigPath, encPath, pubPath string
 }
 
-// newKeygen creates a signing key (alg) and an ECDH-ES P-256 encryption
+// newKeygen creates a signing key (alg) and an ECDH-ES+A256KW P-256 encryption
 // key for o and checks that o, with their public halves, validates and
 // that none of the files exists. Nothing is written yet.
 func newKeygen(o auth.Org, dir, alg string) (*keygen, error) {
@@ -370,6 +370,6 @@ func (kg *keygen) run(ctx context.Context, e *env, app registry.Appender, sync r
 	if err := errors.Join(werr, f.Close()); err != nil {
 		return fmt.Errorf("org keygen: %w", err)
 	}
-	fmt.Fprintf(e.stderr, "wrote %s (signing, %s), %s (encryption, ECDH-ES P-256), %s (public)\n", kg.sigPath, kg.alg, kg.encPath, kg.pubPath)
+	fmt.Fprintf(e.stderr, "wrote %s (signing, %s), %s (encryption, ECDH-ES+A256KW P-256), %s (public)\n", kg.sigPath, kg.alg, kg.encPath, kg.pubPath)
 	return orgAdd(ctx, e, app, sync, kg.org)
 }
