@@ -46,7 +46,7 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 	url := fs.String("url", "", "gateway base URL; the log is read from URL/ledger/ (tlog-tiles)")
 	dsn := fs.String("db", "", "verify a database directly instead (SQLite path or postgres:// URL)")
 	trusted := fs.String("trusted", "", "file holding a signed checkpoint you already trust")
-	key := fs.String("key", "", "verifier key file of the gateway's checkpoint key (required with --url)")
+	key := fs.String("key", "", "the gateway's checkpoint verifier key: a file, or the key text itself (required with --url)")
 	origin := fs.String("origin", "", "expected checkpoint origin line (default: any)")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	if err := parseFlags(e, fs, args); err != nil {
@@ -55,7 +55,7 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 	var o verify.Options
 	o.Origin = *origin
 	if *key != "" {
-		v, err := ledger.LoadCheckpointVerifier(*key)
+		v, err := loadVerifier(*key)
 		if err != nil {
 			return err
 		}
@@ -173,7 +173,7 @@ func cmdLedgerCheckpoint(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "ledger checkpoint")
 	url := fs.String("url", "", "gateway base URL (reads URL/ledger/checkpoint)")
 	dsn := fs.String("db", "", "read it from a database instead")
-	key := fs.String("key", "", "verifier key file: check the signature before printing")
+	key := fs.String("key", "", "checkpoint verifier key (file or key text): check the signature before printing")
 	origin := fs.String("origin", "", "expected origin line (with --key)")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
@@ -212,7 +212,7 @@ func cmdLedgerCheckpoint(ctx context.Context, e *env, args []string) error {
 	var c ledger.Checkpoint
 	var err error
 	if *key != "" {
-		v, lerr := ledger.LoadCheckpointVerifier(*key)
+		v, lerr := loadVerifier(*key)
 		if lerr != nil {
 			return lerr
 		}
@@ -254,4 +254,13 @@ func cmdLedgerKeygen(_ context.Context, e *env, args []string) error {
 	fmt.Fprintln(e.stdout, vkey)
 	fmt.Fprintf(e.stderr, "wrote %s (secret) and %s\n", *out, *out+ledger.VerifierKeySuffix)
 	return nil
+}
+
+// loadVerifier reads a checkpoint verifier key given as a file path or as
+// the key text itself ("<name>+<hash>+<key>", as printed by serve).
+func loadVerifier(arg string) (note.Verifier, error) {
+	if _, err := os.Stat(arg); err != nil && strings.Count(arg, "+") >= 2 {
+		return ledger.ParseVerifierKey(strings.TrimSpace(arg))
+	}
+	return ledger.LoadCheckpointVerifier(arg)
 }
