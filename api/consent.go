@@ -185,18 +185,30 @@ type consentResponse struct {
 	Receipt receipt   `json:"receipt"`
 }
 
-// appendWithReceipt appends a consent change of patient (a pseudonym),
-// waits until the projections have applied it and a checkpoint covers it,
-// and returns the receipt. The patient's stripe is held exclusively until
-// the change is projected, so no read decided before it logs after it.
-func (s *Server) appendWithReceipt(ctx context.Context, patient string, e ledger.Entry) (receipt, error) {
+// changeConsent appends a patient's consent entry (body: a grant or a
+// revocation of grant id), waits until the projections have applied it
+// and a checkpoint covers it, and returns the grant as projected and the
+// entry's receipt.
+func (s *Server) changeConsent(ctx context.Context, patient, id string, body any) (consent.Grant, receipt, error) {
+	e, err := ledger.NewEntry("patient:"+patient, body)
+	if err != nil {
+		return consent.Grant{}, receipt{}, err
+	}
 	idx, err := s.appendConsentChange(ctx, patient, e)
 	if err != nil {
-		return receipt{}, err
+		return consent.Grant{}, receipt{}, err
 	}
-	return s.entryProof(ctx, idx, 0)
+	rc, err := s.entryProof(ctx, idx, 0)
+	if err != nil {
+		return consent.Grant{}, receipt{}, err
+	}
+	g, err := s.consent.Store.Grant(ctx, id)
+	return g, rc, err
 }
 
+// appendConsentChange appends e and projects it while holding the
+// patient's stripe exclusively, so that no read decided before the change
+// logs after it.
 func (s *Server) appendConsentChange(ctx context.Context, patient string, e ledger.Entry) (uint64, error) {
 	mu := s.access.locks.stripe(patient)
 	mu.Lock()
@@ -225,17 +237,7 @@ func (s *Server) postConsent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	e, err := ledger.NewEntry("patient:"+pseud, g.LedgerBody())
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	rc, err := s.appendWithReceipt(ctx, pseud, e)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	stored, err := s.consent.Store.Grant(ctx, g.ID)
+	stored, rc, err := s.changeConsent(ctx, pseud, g.ID, g.LedgerBody())
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -342,17 +344,7 @@ func (s *Server) revokeConsent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	e, err := ledger.NewEntry("patient:"+pseud, g.RevocationBody())
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	rc, err := s.appendWithReceipt(ctx, pseud, e)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	stored, err := s.consent.Store.Grant(ctx, g.ID)
+	stored, rc, err := s.changeConsent(ctx, pseud, g.ID, g.RevocationBody())
 	if err != nil {
 		s.fail(c, err)
 		return
