@@ -1,0 +1,287 @@
+// Package zkstore keeps the gateway's zero-knowledge state in gorm: the
+// projection of issuer.registered and circuit.registered ledger entries
+// (which issuer keys and verifying keys are the registered ones), and the
+// verifiers' single-use proof challenges.
+package zkstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// Name is the projection's name (its cursor's key).
+const Name = "zk"
+
+// Errors.
+var (
+	ErrNotFound         = errors.New("zkstore: not found")
+	ErrChallengeUsed    = errors.New("zkstore: challenge already used")
+	ErrChallengeExpired = errors.New("zkstore: challenge expired")
+	ErrGap              = errors.New("zkstore: entries start beyond the projection cursor")
+)
+
+// Issuer is a registered credential issuer key.
+type Issuer struct {
+	Org         string
+	KeyID       string
+	PublicKey   string // hex, compressed point
+	LedgerIndex uint64
+}
+
+// Circuit is a registered statement verifying key.
+type Circuit struct {
+	Statement   string
+	Version     int
+	VKHash      string
+	Setup       string
+	LedgerIndex uint64
+	Time        time.Time
+}
+
+// Challenge is a verifier's single-use proof challenge.
+type Challenge struct {
+	ID        string
+	Verifier  string
+	Statement string
+	Params    map[string]string
+	Nonce     []byte
+	Scope     string
+	Date      uint64 // credential.Day
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    time.Time // zero while unused
+}
+
+type issuerRow struct {
+	KeyID       string `gorm:"primaryKey;size:64"`
+	Org         string `gorm:"size:64;index;not null"`
+	PublicKey   string `gorm:"size:128;not null"`
+	LedgerIndex uint64 `gorm:"not null"`
+}
+
+func (issuerRow) TableName() string { return "zk_issuers" }
+
+type circuitRow struct {
+	Statement   string `gorm:"primaryKey;size:32"`
+	Version     int    `gorm:"primaryKey"`
+	VKHash      string `gorm:"size:64;not null"`
+	Setup       string `gorm:"size:16;not null"`
+	LedgerIndex uint64 `gorm:"not null"`
+	TimeNanos   int64  `gorm:"not null"`
+}
+
+func (circuitRow) TableName() string { return "zk_circuits" }
+
+type challengeRow struct {
+	ID        string `gorm:"primaryKey;size:64"`
+	Verifier  string `gorm:"size:64;index;not null"`
+	Statement string `gorm:"size:32;not null"`
+	Params    string `gorm:"not null"`
+	Nonce     []byte `gorm:"not null"`
+	Scope     string `gorm:"size:128;not null"`
+	Date      uint64 `gorm:"not null"`
+	CreatedAt int64  `gorm:"not null"`
+	ExpiresAt int64  `gorm:"not null;index"`
+	UsedAt    *int64
+}
+
+func (challengeRow) TableName() string { return "zk_challenges" }
+
+type cursorRow struct {
+	Name string `gorm:"primaryKey;size:32"`
+	Next uint64 `gorm:"not null"`
+}
+
+func (cursorRow) TableName() string { return "zk_projection_cursor" }
+
+// Store is the zero-knowledge state. It is safe for concurrent use,
+// including by several processes sharing the database.
+type Store struct {
+	db *gorm.DB
+}
+
+var _ ledger.Applier = (*Store)(nil)
+
+// Open migrates the tables and returns the store.
+func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
+	tx := db.WithContext(ctx)
+	if err := tx.AutoMigrate(&issuerRow{}, &circuitRow{}, &challengeRow{}, &cursorRow{}); err != nil {
+		return nil, fmt.Errorf("migrate zk store: %w", err)
+	}
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&cursorRow{Name: Name}).Error; err != nil {
+		return nil, fmt.Errorf("create zk projection cursor: %w", err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Name implements ledger.Applier.
+func (s *Store) Name() string { return Name }
+
+// Next implements ledger.Applier.
+func (s *Store) Next(ctx context.Context) (uint64, error) {
+	var c cursorRow
+	if err := s.db.WithContext(ctx).Take(&c, "name = ?", Name).Error; err != nil {
+		return 0, fmt.Errorf("read zk projection cursor: %w", err)
+	}
+	return c.Next, nil
+}
+
+// Apply implements ledger.Applier: issuer.registered and
+// circuit.registered entries are applied with the cursor advance in one
+// transaction; a later registration of the same key ID or statement
+// version replaces the earlier one.
+func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var c cursorRow
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&c, "name = ?", Name).Error; err != nil {
+			return fmt.Errorf("lock cursor: %w", err)
+		}
+		if first > c.Next {
+			return fmt.Errorf("%w: cursor %d, entries from %d", ErrGap, c.Next, first)
+		}
+		end := first + uint64(len(entries))
+		if end <= c.Next {
+			return nil
+		}
+		for i, e := range entries[c.Next-first:] {
+			idx := c.Next + uint64(i)
+			switch b := e.Body.(type) {
+			case *ledger.IssuerRegistered:
+				row := issuerRow{KeyID: b.KeyID, Org: b.Issuer, PublicKey: b.PublicKey, LedgerIndex: idx}
+				if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
+					return fmt.Errorf("apply issuer %d: %w", idx, err)
+				}
+			case *ledger.CircuitRegistered:
+				row := circuitRow{Statement: b.Statement, Version: b.Version, VKHash: b.VKHash, Setup: b.Setup, LedgerIndex: idx, TimeNanos: e.Time.UnixNano()}
+				if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
+					return fmt.Errorf("apply circuit %d: %w", idx, err)
+				}
+			}
+		}
+		return tx.Model(&cursorRow{}).Where("name = ?", Name).Update("next", end).Error
+	})
+}
+
+// Issuer returns the registered issuer key with that key ID.
+func (s *Store) Issuer(ctx context.Context, keyID string) (Issuer, error) {
+	var r issuerRow
+	err := s.db.WithContext(ctx).Take(&r, "key_id = ?", keyID).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Issuer{}, ErrNotFound
+	}
+	if err != nil {
+		return Issuer{}, fmt.Errorf("zkstore: issuer: %w", err)
+	}
+	return Issuer{Org: r.Org, KeyID: r.KeyID, PublicKey: r.PublicKey, LedgerIndex: r.LedgerIndex}, nil
+}
+
+// Circuits lists the registered circuits, latest registration of each
+// statement version.
+func (s *Store) Circuits(ctx context.Context) ([]Circuit, error) {
+	var rows []circuitRow
+	if err := s.db.WithContext(ctx).Order("statement, version").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("zkstore: circuits: %w", err)
+	}
+	out := make([]Circuit, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, Circuit{Statement: r.Statement, Version: r.Version, VKHash: r.VKHash, Setup: r.Setup, LedgerIndex: r.LedgerIndex, Time: time.Unix(0, r.TimeNanos).UTC()})
+	}
+	return out, nil
+}
+
+// CreateChallenge stores a new challenge.
+func (s *Store) CreateChallenge(ctx context.Context, c Challenge) error {
+	params, err := json.Marshal(c.Params)
+	if err != nil {
+		return err
+	}
+	row := challengeRow{
+		ID: c.ID, Verifier: c.Verifier, Statement: c.Statement, Params: string(params), Nonce: c.Nonce,
+		Scope: c.Scope, Date: c.Date, CreatedAt: c.CreatedAt.UnixNano(), ExpiresAt: c.ExpiresAt.UnixNano(),
+	}
+	if err := s.db.WithContext(ctx).Create(&row).Error; err != nil {
+		return fmt.Errorf("zkstore: create challenge: %w", err)
+	}
+	return nil
+}
+
+// UseChallenge marks verifier's challenge id used at now, atomically: of
+// concurrent uses exactly one succeeds. It returns the challenge, or
+// ErrNotFound (no such challenge for this verifier), ErrChallengeUsed, or
+// ErrChallengeExpired (the challenge is returned with those two errors).
+func (s *Store) UseChallenge(ctx context.Context, id, verifier string, now time.Time) (Challenge, error) {
+	db := s.db.WithContext(ctx)
+	var r challengeRow
+	err := db.Take(&r, "id = ? AND verifier = ?", id, verifier).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Challenge{}, ErrNotFound
+	}
+	if err != nil {
+		return Challenge{}, fmt.Errorf("zkstore: challenge: %w", err)
+	}
+	c, err := r.challenge()
+	if err != nil {
+		return Challenge{}, err
+	}
+	if r.UsedAt != nil {
+		return c, ErrChallengeUsed
+	}
+	if now.UnixNano() >= r.ExpiresAt {
+		return c, ErrChallengeExpired
+	}
+	t := now.UnixNano()
+	res := db.Model(&challengeRow{}).Where("id = ? AND used_at IS NULL", id).Update("used_at", t)
+	if res.Error != nil {
+		return c, fmt.Errorf("zkstore: use challenge: %w", res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return c, ErrChallengeUsed
+	}
+	c.UsedAt = now
+	return c, nil
+}
+
+// PurgeChallenges deletes challenges that expired before t.
+func (s *Store) PurgeChallenges(ctx context.Context, t time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Where("expires_at < ?", t.UnixNano()).Delete(&challengeRow{})
+	return res.RowsAffected, res.Error
+}
+
+// Reset empties the projection (not the challenges); the next sync
+// rebuilds it from the log.
+func (s *Store) Reset(ctx context.Context) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, m := range []any{&issuerRow{}, &circuitRow{}} {
+			if err := tx.Session(&gorm.Session{AllowGlobalUpdate: true}).Delete(m).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Model(&cursorRow{}).Where("name = ?", Name).Update("next", 0).Error
+	})
+}
+
+func (r challengeRow) challenge() (Challenge, error) {
+	var params map[string]string
+	if err := json.Unmarshal([]byte(r.Params), &params); err != nil {
+		return Challenge{}, fmt.Errorf("zkstore: challenge %s params: %w", r.ID, err)
+	}
+	c := Challenge{
+		ID: r.ID, Verifier: r.Verifier, Statement: r.Statement, Params: params, Nonce: r.Nonce, Scope: r.Scope,
+		Date: r.Date, CreatedAt: time.Unix(0, r.CreatedAt).UTC(), ExpiresAt: time.Unix(0, r.ExpiresAt).UTC(),
+	}
+	if r.UsedAt != nil {
+		c.UsedAt = time.Unix(0, *r.UsedAt).UTC()
+	}
+	return c, nil
+}

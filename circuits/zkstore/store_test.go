@@ -1,0 +1,133 @@
+package zkstore_test
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"gorm.io/gorm"
+
+	"github.com/healthgw/healthgw/circuits/zkstore"
+	"github.com/healthgw/healthgw/database/databasetest"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+var t0 = time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+
+func entries() []ledger.Entry {
+	mk := func(body any) ledger.Entry {
+		e, err := ledger.NewEntry("gateway", body)
+		if err != nil {
+			panic(err)
+		}
+		e.Time = t0
+		return e
+	}
+	return []ledger.Entry{
+		mk(&ledger.IssuerRegistered{Issuer: "hosp-a", KeyID: "k1", PublicKey: "aa"}),
+		mk(&ledger.OrgRegistered{ID: "x", Name: "x", Kind: "hospital"}),
+		mk(&ledger.CircuitRegistered{Statement: "age", Version: 1, VKHash: "h1", Setup: "dev"}),
+		mk(&ledger.CircuitRegistered{Statement: "age", Version: 1, VKHash: "h2", Setup: "ceremony"}),
+		mk(&ledger.IssuerRegistered{Issuer: "hosp-b", KeyID: "k2", PublicKey: "bb"}),
+	}
+}
+
+func TestProjection(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := t.Context()
+		s, err := zkstore.Open(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		es := entries()
+		if err := s.Apply(ctx, 0, es[:2]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Apply(ctx, 5, es[:1]); !errors.Is(err, zkstore.ErrGap) {
+			t.Errorf("apply past the cursor: %v, want ErrGap", err)
+		}
+		if err := s.Apply(ctx, 0, es); err != nil { // overlaps what is applied
+			t.Fatal(err)
+		}
+		iss, err := s.Issuer(ctx, "k2")
+		if err != nil || iss.Org != "hosp-b" || iss.LedgerIndex != 4 {
+			t.Errorf("issuer k2 = %+v, %v", iss, err)
+		}
+		if _, err := s.Issuer(ctx, "nope"); !errors.Is(err, zkstore.ErrNotFound) {
+			t.Errorf("unknown issuer: %v", err)
+		}
+		live, err := s.Circuits(ctx)
+		if err != nil || len(live) != 1 || live[0].VKHash != "h2" || live[0].LedgerIndex != 3 {
+			t.Fatalf("circuits = %+v, %v (the later registration wins)", live, err)
+		}
+		if err := s.Reset(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.Next(ctx); n != 0 {
+			t.Fatalf("cursor after reset: %d", n)
+		}
+		if err := s.Apply(ctx, 0, es); err != nil {
+			t.Fatal(err)
+		}
+		rebuilt, _ := s.Circuits(ctx)
+		if diff := cmp.Diff(live, rebuilt); diff != "" {
+			t.Errorf("rebuilt differs (-live +rebuilt):\n%s", diff)
+		}
+	})
+}
+
+func TestChallenges(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := t.Context()
+		s, err := zkstore.Open(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := zkstore.Challenge{ID: "ch1", Verifier: "ins-v", Statement: "age", Params: map[string]string{"cutoff": "2008-05-06"},
+			Nonce: []byte{1, 2, 3}, Scope: "ins-v", Date: 45000, CreatedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)}
+		if err := s.CreateChallenge(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateChallenge(ctx, c); err == nil {
+			t.Error("a duplicate challenge ID was stored")
+		}
+		if _, err := s.UseChallenge(ctx, "ch1", "other-verifier", t0); !errors.Is(err, zkstore.ErrNotFound) {
+			t.Errorf("another verifier's challenge: %v, want ErrNotFound", err)
+		}
+		// Concurrent uses: exactly one wins.
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := s.UseChallenge(ctx, "ch1", "ins-v", t0.Add(time.Minute))
+				if err == nil {
+					wins.Add(1)
+					if diff := cmp.Diff(c.Params, got.Params); diff != "" || got.Scope != "ins-v" {
+						t.Errorf("challenge read back differs: %s", diff)
+					}
+				} else if !errors.Is(err, zkstore.ErrChallengeUsed) {
+					t.Errorf("concurrent use: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Errorf("%d concurrent uses succeeded, want 1", wins.Load())
+		}
+		c.ID = "ch2"
+		if err := s.CreateChallenge(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UseChallenge(ctx, "ch2", "ins-v", t0.Add(5*time.Minute)); !errors.Is(err, zkstore.ErrChallengeExpired) {
+			t.Errorf("expired challenge: %v", err)
+		}
+		if n, err := s.PurgeChallenges(ctx, t0.Add(time.Hour)); err != nil || n != 2 {
+			t.Errorf("purge: %d, %v; want 2", n, err)
+		}
+	})
+}
