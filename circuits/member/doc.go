@@ -1,0 +1,18 @@
+// Package member is the statement "the holder's attribute is in a public
+// set", the set given by the root of a Poseidon2 Merkle tree of fixed depth
+// Depth (20, up to 2²⁰ values) — for example a diagnosis in a program's
+// ICD-10 code set. Set builds the tree (with gnark-crypto's merkletree)
+// and the membership paths; the circuit checks the path with
+// std/accumulator/merkle.
+//
+// Public inputs: credential.Public (issuer key, schema, attribute index,
+// date, scope, nonce, nullifier) and Root. Private: the leaf Index and the
+// Path of siblings. Besides the predicate the circuit proves everything
+// credential.Gadget proves: a valid issuer signature, no expiry at the
+// date, knowledge of the holder secret and the nullifier.
+//
+// Constraint cost (R1CS, BN254; testdata/constraints.golden in package
+// circuits is authoritative): 13,600 — the credential gadget (about
+// 9,520) plus 21 Poseidon2 compressions (the leaf hash and 20 levels,
+// about 186 each), 40 selections and a 20-bit index decomposition.
+package member
