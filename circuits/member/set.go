@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash"
 	"math/big"
 	"slices"
 
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark-crypto/accumulator/merkletree"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr/poseidon2"
 
@@ -26,11 +28,11 @@ var (
 // diagnosis codes) committed to by a Poseidon2 Merkle root of fixed depth
 // Depth. The values, sorted ascending and without duplicates, are the
 // first leaves; the remaining leaves hold the padding value 2⁶⁴, which no
-// attribute can take. Leaf and node hashes are those of gnark-crypto's
-// accumulator/merkletree (leaf H(v), node H(left, right)) with the
-// Poseidon2 Merkle–Damgård hash, matching std/accumulator/merkle in the
-// circuit; the tree is built by merkletree itself, with padding pushed as
-// precomputed subtrees.
+// attribute can take. The tree is gnark-crypto's accumulator/merkletree
+// (checked in the circuit by std/accumulator/merkle) over the Poseidon2
+// 2-to-1 compression C of gnark-crypto: a leaf is C(0, v) (the Poseidon2
+// hash H(v)) and a node C(left, right); padding is pushed as precomputed
+// subtrees.
 type Set struct {
 	depth  int // Depth, except in tests
 	values []uint64
@@ -58,7 +60,7 @@ func newSet(values []uint64, depth int) (*Set, error) {
 	s := &Set{depth: depth, values: vs, empty: make([][]byte, depth+1)}
 	s.empty[0] = leafHash(paddingLeaf())
 	for h := 1; h <= depth; h++ {
-		s.empty[h] = nodeHash(s.empty[h-1], s.empty[h-1])
+		s.empty[h] = parentHash(s.empty[h-1], s.empty[h-1])
 	}
 	t, err := s.tree(-1)
 	if err != nil {
@@ -106,7 +108,7 @@ func (s *Set) prove(v uint64) (uint64, []credential.Element, error) {
 	if len(proof) != s.depth+1 || !bytes.Equal(proof[0], leafBytes(v)) || n != 1<<s.depth {
 		return 0, nil, fmt.Errorf("%w: unexpected proof shape", ErrSet)
 	}
-	if !merkletree.VerifyProof(poseidon2.NewMerkleDamgardHasher(), root, proof, idx, n) {
+	if !merkletree.VerifyProof(&nodeHash{}, root, proof, idx, n) {
 		return 0, nil, fmt.Errorf("%w: proof does not verify", ErrSet)
 	}
 	path := make([]credential.Element, s.depth)
@@ -122,7 +124,7 @@ func (s *Set) prove(v uint64) (uint64, []credential.Element, error) {
 // if negative): the values, then padding subtrees of increasing height
 // until the tree has 2^Depth leaves.
 func (s *Set) tree(proveIndex int) (*merkletree.Tree, error) {
-	t := merkletree.New(poseidon2.NewMerkleDamgardHasher())
+	t := merkletree.New(&nodeHash{})
 	if proveIndex >= 0 {
 		if err := t.SetIndex(uint64(proveIndex)); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSet, err)
@@ -160,14 +162,49 @@ func leafBytes(v uint64) []byte {
 }
 
 func leafHash(data []byte) []byte {
-	h := poseidon2.NewMerkleDamgardHasher()
+	h := &nodeHash{}
 	h.Write(data)
 	return h.Sum(nil)
 }
 
-func nodeHash(a, b []byte) []byte {
-	h := poseidon2.NewMerkleDamgardHasher()
+func parentHash(a, b []byte) []byte {
+	h := &nodeHash{}
 	h.Write(a)
 	h.Write(b)
 	return h.Sum(nil)
 }
+
+// nodeHash is the native side of the circuit's nodeHasher, as a hash.Hash
+// for merkletree: the Poseidon2 compression C(0, v) of one 32-byte block
+// (a leaf) or C(l, r) of two (a node).
+type nodeHash struct {
+	buf []byte
+}
+
+var _ hash.Hash = (*nodeHash)(nil)
+
+func (h *nodeHash) Write(p []byte) (int, error) {
+	h.buf = append(h.buf, p...)
+	return len(p), nil
+}
+
+func (h *nodeHash) Sum(b []byte) []byte {
+	var l, r []byte
+	switch len(h.buf) {
+	case fr.Bytes:
+		l, r = make([]byte, fr.Bytes), h.buf
+	case 2 * fr.Bytes:
+		l, r = h.buf[:fr.Bytes], h.buf[fr.Bytes:]
+	default:
+		panic(fmt.Sprintf("member: node hash of %d bytes", len(h.buf)))
+	}
+	out, err := poseidon2.NewDefaultPermutation().Compress(l, r)
+	if err != nil {
+		panic(fmt.Sprintf("member: node hash: %v", err)) // non-canonical input: a bug
+	}
+	return append(b, out...)
+}
+
+func (h *nodeHash) Reset()         { h.buf = h.buf[:0] }
+func (h *nodeHash) Size() int      { return fr.Bytes }
+func (h *nodeHash) BlockSize() int { return fr.Bytes }

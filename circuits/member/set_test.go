@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/consensys/gnark-crypto/accumulator/merkletree"
-	"github.com/consensys/gnark-crypto/ecc/bn254/fr/poseidon2"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/healthgw/healthgw/circuits/credential"
@@ -16,7 +15,7 @@ import (
 // plain way, with gnark-crypto's merkletree and one Push per leaf.
 func fullTree(t *testing.T, values []uint64, d int, index int) (root []byte, proof [][]byte) {
 	t.Helper()
-	tr := merkletree.New(poseidon2.NewMerkleDamgardHasher())
+	tr := merkletree.New(&nodeHash{})
 	if index >= 0 {
 		if err := tr.SetIndex(uint64(index)); err != nil {
 			t.Fatal(err)
@@ -121,4 +120,27 @@ func TestSetErrors(t *testing.T) {
 			t.Fatal("duplicate values change the root")
 		}
 	})
+}
+
+// TestLeafHashIsPoseidon2 checks that a leaf C(0, v) is the Poseidon2
+// Merkle–Damgård hash H(v) of gnark-crypto, and a node is the bare
+// compression (not H(l, r)).
+func TestLeafHashIsPoseidon2(t *testing.T) {
+	var v credential.Element
+	v.SetUint64(123456789)
+	want := credential.Hash(v)
+	got := leafHash(leafBytes(123456789))
+	wb := want.Bytes()
+	if !bytes.Equal(got, wb[:]) {
+		t.Fatalf("leaf hash %x, want H(v) %x", got, wb)
+	}
+	var l, r credential.Element
+	l.SetUint64(1)
+	r.SetUint64(2)
+	lb, rb := l.Bytes(), r.Bytes()
+	md := credential.Hash(l, r)
+	mdb := md.Bytes()
+	if bytes.Equal(parentHash(lb[:], rb[:]), mdb[:]) {
+		t.Fatal("node hash is the two-block Merkle–Damgård hash, want the bare compression")
+	}
 }
