@@ -8,8 +8,8 @@ import (
 	"math/big"
 	"slices"
 
-	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark-crypto/accumulator/merkletree"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr/poseidon2"
 
 	"github.com/healthgw/healthgw/circuits/credential"
