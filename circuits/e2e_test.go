@@ -14,6 +14,9 @@ import (
 	"github.com/healthgw/healthgw/circuits/member"
 )
 
+// tempRoot is removed by TestMain; set once devKeys has run.
+var tempRoot string
+
 // devKeys runs one dev setup for every statement, shared by the tests of
 // this package (setup is the slow part).
 var devKeys = sync.OnceValues(func() (string, error) {
@@ -21,6 +24,7 @@ var devKeys = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	tempRoot = dir
 	keys := filepath.Join(dir, "keys")
 	if _, err := circuits.SetupDevKeys(contextBackground(), keys, circuits.Statements(), nil); err != nil {
 		return "", fmt.Errorf("dev setup: %w", err)
@@ -30,8 +34,8 @@ var devKeys = sync.OnceValues(func() (string, error) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if dir, err := devKeys(); err == nil {
-		os.RemoveAll(filepath.Dir(dir))
+	if tempRoot != "" {
+		os.RemoveAll(tempRoot)
 	}
 	os.Exit(code)
 }
