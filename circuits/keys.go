@@ -99,9 +99,9 @@ func WriteKeys(dir, setup string, keys map[Statement]KeyPair, progress io.Writer
 		if !ok {
 			continue
 		}
-		st := startStep(progress, "writing keys for %s", s)
+		st := StartStep(progress, "writing keys for %s", s)
 		info, err := writeKeyPair(tmp, s, setup, kp)
-		st.done(err)
+		st.Done(err)
 		if err != nil {
 			return nil, err
 		}
@@ -267,15 +267,15 @@ func SetupDevKeys(ctx context.Context, dir string, statements []Statement, progr
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		st := startStep(progress, "compiling %s", s)
+		st := StartStep(progress, "compiling %s", s)
 		ccs, err := Compile(s)
-		st.done(err)
+		st.Done(err)
 		if err != nil {
 			return nil, err
 		}
-		st = startStep(progress, "groth16 setup for %s (%d constraints)", s, ccs.GetNbConstraints())
+		st = StartStep(progress, "groth16 setup for %s (%d constraints)", s, ccs.GetNbConstraints())
 		pk, vk, err := groth16.Setup(ccs)
-		st.done(err)
+		st.Done(err)
 		if err != nil {
 			return nil, fmt.Errorf("setup %s: %w", s, err)
 		}
@@ -294,15 +294,15 @@ func LoadProver(dir string, s Statement, progress io.Writer) (*Prover, error) {
 	if !slices.ContainsFunc(infos, func(i CircuitInfo) bool { return i.Statement == s }) {
 		return nil, fmt.Errorf("%w: %s has no keys for %s", ErrKeys, dir, s)
 	}
-	st := startStep(progress, "compiling %s", s)
+	st := StartStep(progress, "compiling %s", s)
 	ccs, err := Compile(s)
-	st.done(err)
+	st.Done(err)
 	if err != nil {
 		return nil, err
 	}
-	st = startStep(progress, "loading proving key for %s", s)
+	st = StartStep(progress, "loading proving key for %s", s)
 	pk, err := ReadProvingKey(ProvingKeyPath(dir, s))
-	st.done(err)
+	st.Done(err)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +337,9 @@ func NewProver(s Statement, ccs constraint.ConstraintSystem, pk groth16.ProvingK
 		return nil, fmt.Errorf("%w: proving key is %T, want BN254", ErrKeys, pk)
 	}
 	nbInternal, nbSecret, nbPublic := ccs.GetNbVariables()
-	if bpk.Domain.Cardinality != ecc.NextPowerOfTwo(uint64(ccs.GetNbConstraints())) ||
+	// A ceremony's domain fits its largest circuit, so it may exceed this
+	// circuit's own.
+	if bpk.Domain.Cardinality < ecc.NextPowerOfTwo(uint64(ccs.GetNbConstraints())) ||
 		len(bpk.InfinityA) != nbInternal+nbSecret+nbPublic {
 		return nil, fmt.Errorf("%w: proving key does not fit %s version %d", ErrKeys, s, s.Version())
 	}

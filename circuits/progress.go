@@ -6,21 +6,23 @@ import (
 	"time"
 )
 
-// step reports one long step on a progress writer (nil for silence):
+// Step reports one long step on a progress writer (nil for silence):
 // "compiling age … done (0.4s)".
-type step struct {
+type Step struct {
 	w     io.Writer
 	start time.Time
 }
 
-func startStep(w io.Writer, format string, args ...any) step {
+// StartStep prints the step's description and starts its clock.
+func StartStep(w io.Writer, format string, args ...any) Step {
 	if w != nil {
 		fmt.Fprintf(w, format+" …", args...)
 	}
-	return step{w: w, start: time.Now()}
+	return Step{w: w, start: time.Now()}
 }
 
-func (s step) done(err error) {
+// Done ends the step: "done (1.2s)" or "failed".
+func (s Step) Done(err error) {
 	if s.w == nil {
 		return
 	}
