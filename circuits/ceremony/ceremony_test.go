@@ -292,7 +292,9 @@ func editFile(t *testing.T, dir, rel string, edit func([]byte)) {
 	fixHash(t, dir, rel, b)
 }
 
-func readFile(t *testing.T, dir, rel string, v interface{ ReadFrom(r io.Reader) (int64, error) }) {
+func readFile(t *testing.T, dir, rel string, v interface {
+	ReadFrom(r io.Reader) (int64, error)
+}) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, rel))
 	if err != nil {
@@ -303,7 +305,9 @@ func readFile(t *testing.T, dir, rel string, v interface{ ReadFrom(r io.Reader) 
 	}
 }
 
-func writeFile(t *testing.T, dir, rel string, v interface{ WriteTo(w io.Writer) (int64, error) }) {
+func writeFile(t *testing.T, dir, rel string, v interface {
+	WriteTo(w io.Writer) (int64, error)
+}) {
 	t.Helper()
 	var b bytes.Buffer
 	if _, err := v.WriteTo(&b); err != nil {
