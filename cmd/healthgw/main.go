@@ -52,6 +52,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the gateway", cmdServe},
 		{"version", "print the version", cmdVersion},
+		{"zk", "zero-knowledge credentials, setup, proving and verification", cmdZK},
 	}
 }
 
