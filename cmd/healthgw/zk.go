@@ -625,4 +625,3 @@ func writeNew(path string, data []byte, perm os.FileMode) error {
 	}
 	return nil
 }
-
