@@ -28,7 +28,8 @@ func DayOf(t time.Time) (Day, error) {
 	if d.Before(epoch) {
 		return 0, fmt.Errorf("%s: %w", d.Format(time.DateOnly), ErrDate)
 	}
-	n := Day(d.Sub(epoch).Hours() / 24)
+	// Unix seconds, not Sub: a Duration overflows after 292 years.
+	n := Day((d.Unix() - epoch.Unix()) / 86400)
 	if n > MaxDay {
 		return 0, fmt.Errorf("%s: %w", d.Format(time.DateOnly), ErrDate)
 	}
