@@ -9,9 +9,7 @@
 // secret and the nullifier.
 //
 // Constraint cost (R1CS, BN254; testdata/constraints.golden in package
-// circuits is authoritative): 9,785, of which about 7,050 verify the EdDSA
-// signature (including its Poseidon2 challenge hash), 2,600 are the other
-// Poseidon2 hashes (credential commitment, holder commitment, nullifier;
-// about 186 per absorbed element), 150 check the expiry, and 200 range-
-// check and compare the attribute and the cutoff to 64 bits.
+// circuits is authoritative): 9,785 = the credential gadget (9,654, see
+// package credential) + 131 for the 64-bit range check of the cutoff and
+// the bounded comparison attribute ≤ cutoff.
 package age

@@ -45,4 +45,14 @@
 // H(TagNullifier, secret, scope), and binds the verifier's challenge nonce
 // in a constraint. It returns the attribute selected by the public
 // attribute index, range-checked to 64 bits, for the statement's predicate.
+//
+// Cost: 9,654 R1CS constraints, of which about 7,050 verify the EdDSA
+// signature (std/signature/eddsa: the 254-bit double-base scalar
+// multiplication, S < ℓ, and the Poseidon2 challenge hash of R, A, m),
+// 2,420 are the other Poseidon2 hashes (13 absorbed variables at about 186
+// constraints each: the commitment, holder commitment and nullifier), 100
+// range-check and compare the date and expiry (32 bits), and the rest
+// select and range-check the attribute and bind the nonce. Range checks
+// are bit decompositions (std/math/bits) and comparisons std/math/cmp's
+// bounded comparator, so the circuits need no Groth16 commitment.
 package credential

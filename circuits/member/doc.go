@@ -11,8 +11,15 @@
 // credential.Gadget proves: a valid issuer signature, no expiry at the
 // date, knowledge of the holder secret and the nullifier.
 //
+// The tree hashes nodes with the bare Poseidon2 2-to-1 compression
+// (C(left, right)) rather than the two-block Merkle–Damgård hash that
+// std/accumulator/merkle would use with std/hash/poseidon2: one
+// permutation per level instead of two, which keeps the statement within
+// its budget (see nodeHasher).
+//
 // Constraint cost (R1CS, BN254; testdata/constraints.golden in package
-// circuits is authoritative): 13,600 — the credential gadget (about
-// 9,520) plus 21 Poseidon2 compressions (the leaf hash and 20 levels,
-// about 186 each), 40 selections and a 20-bit index decomposition.
+// circuits is authoritative): 13,622 = the credential gadget (9,654, see
+// package credential) + 3,968 for the path: 21 Poseidon2 compressions (the
+// leaf and 20 levels, about 186 each), 40 selections and the 20-bit index
+// decomposition.
 package member
