@@ -269,3 +269,30 @@ func TestProveErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyConcurrent checks that one Verifier serves concurrent requests
+// (run with -race).
+func TestVerifyConcurrent(t *testing.T) {
+	v := verifier(t)
+	p, ch, _ := proofFor(t, circuits.Member)
+	good := p.PublicFor(ch)
+	bad := good
+	bad.Nonce = []byte("other")
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() {
+			pub := good
+			if i%2 == 1 {
+				pub = bad
+			}
+			errs[i] = v.Verify(circuits.Member, pub, p.Bytes)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i%2 == 0) != (err == nil) {
+			t.Errorf("verification %d: %v", i, err)
+		}
+	}
+}

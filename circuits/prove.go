@@ -78,7 +78,7 @@ func (p *Proof) PublicFor(ch Challenge) Public {
 }
 
 // Prover proves one statement; it holds the compiled circuit and the
-// proving key. It is safe for concurrent use.
+// proving key.
 type Prover struct {
 	statement Statement
 	ccs       constraint.ConstraintSystem
