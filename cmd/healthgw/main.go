@@ -58,6 +58,7 @@ func commands() []command {
 		{"version", "print the version", cmdVersion},
 		{"org", "register and list organisations, make demo client keys", cmdOrg},
 		{"token", "mint patient tokens (development), get client access tokens", cmdToken},
+		{"zk", "zero-knowledge credentials, setup, proving and verification", cmdZK},
 	}
 }
 

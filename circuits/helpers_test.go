@@ -1,0 +1,5 @@
+package circuits_test
+
+import "context"
+
+func contextBackground() context.Context { return context.Background() }

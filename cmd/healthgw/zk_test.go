@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runZK(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err = run(t.Context(), append([]string{"zk"}, args...), func(string) string { return "" }, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func mustZK(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := runZK(t, args...)
+	if err != nil {
+		t.Fatalf("healthgw zk %s: %v\n%s", strings.Join(args, " "), err, errOut)
+	}
+	return out
+}
+
+// TestZKFlow runs the demo flow through the CLI: issuer key, holder secret,
+// issuance, a challenge, a development setup of the age statement, proving
+// and verification, and a replay against another challenge.
+func TestZKFlow(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+
+	out := mustZK(t, "issuer-key", "--out", p("issuer.pem"))
+	if !strings.HasPrefix(out, "public_key ") {
+		t.Fatalf("issuer-key output %q", out)
+	}
+	issuer := strings.Fields(out)[1]
+	out = mustZK(t, "secret", "--out", p("secret.json"))
+	holder := strings.TrimSpace(strings.TrimPrefix(out, "holder "))
+	if st, err := os.Stat(p("secret.json")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v, %v", st, err)
+	}
+	if _, _, err := runZK(t, "secret", "--out", p("secret.json")); err == nil {
+		t.Fatal("secret overwrote an existing file")
+	}
+	mustZK(t, "issue", "--key", p("issuer.pem"), "--holder", holder, "--expiry", "2027-12-31",
+		"--attr", "birth_date=1990-04-01", "--attr", "hba1c=7.2", "--out", p("cred.json"))
+	out = mustZK(t, "show", "--credential", p("cred.json"))
+	for _, want := range []string{"birth_date   1990-04-01", "hba1c        7.2 %", "ldl          absent"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show output lacks %q:\n%s", want, out)
+		}
+	}
+	params := `{"attribute":"birth_date","cutoff":"2008-03-01"}`
+	mustZK(t, "challenge", "--statement", "age", "--params", params, "--scope", "insurer-acme", "--date", "2026-03-01", "--out", p("ch.json"))
+	mustZK(t, "challenge", "--statement", "age", "--params", params, "--scope", "insurer-acme", "--date", "2026-03-01", "--out", p("ch2.json"))
+
+	_, errOut, err := runZK(t, "setup", "--dev", "--keys", p("keys"), "--statements", "age")
+	if err != nil {
+		t.Fatalf("setup: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(errOut, "DEVELOPMENT KEYS ONLY") {
+		t.Errorf("setup --dev printed no warning banner:\n%s", errOut)
+	}
+	out = mustZK(t, "circuits", "--keys", p("keys"))
+	if !strings.Contains(out, "age        1        dev") {
+		t.Errorf("circuits output:\n%s", out)
+	}
+
+	mustZK(t, "prove", "--credential", p("cred.json"), "--secret", p("secret.json"), "--statement", "age",
+		"--params", params, "--challenge", p("ch.json"), "--keys", p("keys"), "--out", p("proof.json"))
+	out = mustZK(t, "verify", "--keys", p("keys"), "--proof", p("proof.json"), "--challenge", p("ch.json"), "--issuer", issuer)
+	if !strings.HasPrefix(out, "VALID age") {
+		t.Errorf("verify output %q", out)
+	}
+
+	// The same proof against a fresh challenge (another nonce) fails with
+	// exit status 2.
+	_, _, err = runZK(t, "verify", "--keys", p("keys"), "--proof", p("proof.json"), "--challenge", p("ch2.json"))
+	var ex exitError
+	if !errors.As(err, &ex) || ex.code != 2 {
+		t.Errorf("replayed proof: %v, want exit status 2", err)
+	}
+}
+
+func TestZKErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"setup without --dev", []string{"setup", "--keys", filepath.Join(dir, "k")}},
+		{"unknown statement", []string{"setup", "--dev", "--keys", filepath.Join(dir, "k"), "--statements", "height"}},
+		{"unknown subcommand", []string{"frobnicate"}},
+		{"prove without flags", []string{"prove"}},
+		{"challenge with bad params", []string{"challenge", "--statement", "range", "--params", `{"attribute":"hba1c","lo":"7"}`, "--scope", "s"}},
+		{"finalize with a short beacon", []string{"ceremony", "finalize", "--dir", dir, "--beacon", "00"}},
+		{"verify of a missing ceremony", []string{"ceremony", "verify", "--dir", dir}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, _, err := runZK(t, tc.args...); err == nil {
+				t.Fatal("no error")
+			}
+		})
+	}
+}
