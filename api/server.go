@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -57,7 +58,7 @@ type Server struct {
 	registry   *prometheus.Registry
 	metrics    *metrics
 	errorRules []errorRule
-	now        func() time.Time
+	clock      atomic.Pointer[func() time.Time]
 	ledger     LedgerReader
 	tokens     TokenService
 	vault      Vault
@@ -65,6 +66,7 @@ type Server struct {
 	access     *accessControl
 	consent    ConsentDeps
 	verified   tokenCache
+	zk         ZKDeps
 }
 
 // Option configures a Server.
@@ -76,7 +78,12 @@ func WithReadiness(name string, c Checker) Option {
 }
 
 // WithClock replaces time.Now (tests).
-func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.SetClock(now) } }
+
+// SetClock replaces the server's clock, also while it serves (tests).
+func (s *Server) SetClock(now func() time.Time) { s.clock.Store(&now) }
+
+func (s *Server) now() time.Time { return (*s.clock.Load())() }
 
 // New builds the API. Routes of the capabilities whose dependencies are
 // given are mounted with Mount… methods before Handler is called.
@@ -93,8 +100,8 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 		auth:     authn,
 		ready:    map[string]Checker{},
 		registry: prometheus.NewRegistry(),
-		now:      time.Now,
 	}
+	s.SetClock(time.Now)
 	for _, o := range opts {
 		o(s)
 	}

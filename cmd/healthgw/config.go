@@ -32,6 +32,7 @@ type serveConfig struct {
 	MaxRecord    int64         // largest record accepted, bytes
 	BreakGlass   string        // comma-separated org kinds allowed to break the glass
 	ZKKeys       string        // directory of Groth16 keys (default <data>/zk)
+	ZKDevSetup   bool          // create development Groth16 keys when there are none
 	Shutdown     time.Duration
 }
 
@@ -41,6 +42,7 @@ func defaultServeConfig() serveConfig {
 		DataDir:    "data",
 		Ledger:     "gormlog",
 		DevIdP:     true,
+		ZKDevSetup: true,
 		MaxRecord:  16 << 20,
 		BreakGlass: "hospital",
 		Shutdown:   15 * time.Second,
@@ -63,6 +65,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.MaxRecord, "max-record-bytes", c.MaxRecord, "largest record accepted")
 	fs.StringVar(&c.BreakGlass, "break-glass-kinds", c.BreakGlass, "org kinds allowed emergency access without consent (comma-separated, empty for none)")
 	fs.StringVar(&c.ZKKeys, "zk-keys", c.ZKKeys, "directory of Groth16 keys (default <data>/zk)")
+	fs.BoolVar(&c.ZKDevSetup, "zk-dev-setup", c.ZKDevSetup, "if --zk-keys holds no keys, run a single-party DEVELOPMENT setup in the background (disable in production; use a ceremony)")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authstore"
+	"github.com/healthgw/healthgw/circuits/zkstore"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/consent/consentstore"
 	"github.com/healthgw/healthgw/database"
@@ -50,6 +51,8 @@ type gateway struct {
 	registry *registry.Store
 	consent  *consentstore.Store
 	vault    *records.Vault
+	zkstore  *zkstore.Store
+	zkKeys   *zkKeys
 	pseud    *ledger.Pseudonymizer
 	signKey  *auth.SigningKey
 	devIdP   *auth.DevIdP
@@ -137,7 +140,10 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if g.consent, err = consentstore.Open(ctx, g.db); err != nil {
 		return err
 	}
-	g.follower = ledger.NewFollower(g.ledger, g.registry, g.consent)
+	if g.zkstore, err = zkstore.Open(ctx, g.db); err != nil {
+		return err
+	}
+	g.follower = ledger.NewFollower(g.ledger, g.registry, g.consent, g.zkstore)
 	if err := g.follower.SyncAll(ctx); err != nil {
 		return fmt.Errorf("catch up projections: %w", err)
 	}
@@ -206,6 +212,13 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 		return err
 	}
 	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Log: g.ledger, Sync: g.follower, Pseud: g.pseud, Policy: policy})
+
+	// Zero-knowledge eligibility.
+	g.zkKeys = &zkKeys{dir: cfg.ZKKeys, log: g.ledger, sync: g.follower, store: g.zkstore, logger: logger}
+	g.api.MountZK(api.ZKDeps{
+		Store: g.zkstore, Keys: g.zkKeys, Log: g.ledger,
+		Issuers: &issuerKeys{dir: filepath.Join(cfg.DataDir, "keys", "issuers"), log: g.ledger, sync: g.follower, store: g.zkstore},
+	})
 	return nil
 }
 

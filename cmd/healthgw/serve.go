@@ -73,6 +73,22 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		defer close(followDone)
 		g.follower.Run(followCtx, 0, logger)
 	}()
+	zkCtx, stopZK := context.WithCancel(context.Background())
+	zkDone := make(chan struct{})
+	go func() {
+		defer close(zkDone)
+		if cfg.ZKDevSetup {
+			if err := g.zkKeys.devSetup(zkCtx, e.stderr); err != nil {
+				if zkCtx.Err() == nil {
+					logger.Error("development zero-knowledge setup failed", slog.String("err", err.Error()))
+				}
+				return
+			}
+		}
+		if _, err := g.zkKeys.Verifier(); err != nil {
+			logger.Warn("zero-knowledge endpoints unavailable until keys are set up", slog.String("err", err.Error()))
+		}
+	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -95,6 +111,8 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	shErr := srv.Shutdown(shCtx)
 	stopFollow()
 	<-followDone
+	stopZK()
+	<-zkDone
 	closeErr := g.close()
 	if shErr != nil || closeErr != nil {
 		return errors.Join(shErr, closeErr)

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/healthgw/healthgw/api"
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/circuits"
+	"github.com/healthgw/healthgw/circuits/credential"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// Development Groth16 keys for age and range, made once per test process
+// (a setup takes seconds).
+var (
+	zkKeysOnce sync.Once
+	zkKeysDir  string
+	zkKeysErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if zkKeysDir != "" {
+		os.RemoveAll(filepath.Dir(zkKeysDir))
+	}
+	os.Exit(code)
+}
+
+func devZKKeys(t *testing.T) string {
+	t.Helper()
+	zkKeysOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "healthgw-zk-test-")
+		if err != nil {
+			zkKeysErr = err
+			return
+		}
+		zkKeysDir = filepath.Join(dir, "zk")
+		_, zkKeysErr = circuits.SetupDevKeys(t.Context(), zkKeysDir, []circuits.Statement{circuits.Age, circuits.Range}, io.Discard)
+	})
+	if zkKeysErr != nil {
+		t.Fatalf("development keys: %v", zkKeysErr)
+	}
+	return zkKeysDir
+}
+
+// zkWorld is a gateway with keys, a hospital, a verifier and a patient
+// holding an over-18 credential.
+type zkWorld struct {
+	*testGateway
+	htok, vtok string
+	secret     credential.Secret
+	cred       []byte
+	prover     *circuits.Prover
+}
+
+func newZKWorld(t *testing.T) *zkWorld {
+	dir := devZKKeys(t)
+	g := newTestGateway(t, func(c *serveConfig) { c.ZKKeys = dir })
+	w := &zkWorld{testGateway: g}
+	w.htok = g.token(g.register("hosp-a", auth.KindHospital), "")
+	w.vtok = g.token(g.register("ins-v", auth.KindVerifier), "")
+	var err error
+	if w.secret, err = credential.NewSecret(rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	w.cred = w.issue(w.htok, "1990-04-01")
+	if w.prover, err = circuits.LoadProver(dir, circuits.Age, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *zkWorld) issue(token, birth string) []byte {
+	w.t.Helper()
+	status, body := w.do("POST", "/v1/credentials", token, map[string]any{
+		"holder":     credential.FormatElement(w.secret.Commitment()),
+		"attributes": map[string]string{"birth_date": birth, "hba1c": "7.1"},
+		"expires":    time.Now().AddDate(1, 0, 0).UTC().Format(time.DateOnly),
+	})
+	if status != http.StatusCreated {
+		w.t.Fatalf("issue credential: %d %s", status, body)
+	}
+	return body
+}
+
+func (w *zkWorld) challenge(statement string, params map[string]string) circuits.Challenge {
+	w.t.Helper()
+	status, body := w.do("POST", "/v1/proofs/challenges", w.vtok, map[string]any{"statement": statement, "params": params})
+	if status != http.StatusCreated {
+		w.t.Fatalf("challenge: %d %s", status, body)
+	}
+	ch, err := circuits.ParseChallenge(body)
+	if err != nil {
+		w.t.Fatalf("parse challenge: %v", err)
+	}
+	return ch
+}
+
+func (w *zkWorld) prove(credFile []byte, ch circuits.Challenge) []byte {
+	w.t.Helper()
+	cred, err := credential.ParseCredential(credFile)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	p, err := w.prover.Prove(cred, w.secret, ch)
+	if err != nil {
+		w.t.Fatalf("prove: %v", err)
+	}
+	b, err := circuits.MarshalProof(p)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return b
+}
+
+type verifyResult struct {
+	Valid     bool   `json:"valid"`
+	Statement string `json:"statement"`
+	Issuer    string `json:"issuer"`
+	Nullifier string `json:"nullifier"`
+	Reason    string `json:"reason"`
+	Message   string `json:"message"`
+}
+
+func (w *zkWorld) verify(proof []byte) verifyResult {
+	w.t.Helper()
+	status, body := w.do("POST", "/v1/proofs/verify", w.vtok, proof)
+	if status != http.StatusOK {
+		w.t.Fatalf("verify: %d %s", status, body)
+	}
+	return decode[verifyResult](w.t, body)
+}
+
+var over18 = map[string]string{"attribute": "birth_date", "cutoff": time.Now().AddDate(-18, 0, 0).UTC().Format(time.DateOnly)}
+
+// TestZKEligibility: a hospital issues a credential, the patient proves
+// "over 18" to a verifier; replays, reused or expired challenges,
+// parameters that differ from the challenge, an unregistered issuer and a
+// proof for another statement are each refused with a reason and logged.
+func TestZKEligibility(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Groth16 setup and proving")
+	}
+	w := newZKWorld(t)
+	ch := w.challenge("age", over18)
+	proof := w.prove(w.cred, ch)
+	got := w.verify(proof)
+	if !got.Valid || got.Issuer != "hosp-a" || got.Statement != "age" || got.Nullifier == "" {
+		t.Fatalf("valid proof: %+v", got)
+	}
+	refusals := []struct {
+		name   string
+		proof  func() []byte
+		reason string
+	}{
+		{"replayed proof", func() []byte { return proof }, "challenge.used"},
+		{"unknown challenge", func() []byte {
+			var p map[string]any
+			json.Unmarshal(proof, &p)
+			p["challenge"] = "0000000000000000"
+			b, _ := json.Marshal(p)
+			return b
+		}, "challenge.unknown"},
+		{"parameters that differ from the challenge", func() []byte {
+			// The holder proves a weaker policy (born before 2020) under a
+			// real challenge's ID.
+			forged := w.challenge("age", over18)
+			var err error
+			if forged.Params, err = circuits.ParseParams(circuits.Age, map[string]string{"attribute": "birth_date", "cutoff": "2020-01-01"}); err != nil {
+				t.Fatal(err)
+			}
+			return w.prove(w.cred, forged)
+		}, "params.mismatch"},
+		{"a proof for another statement", func() []byte {
+			rch := w.challenge("range", map[string]string{"attribute": "hba1c", "lo": "6.5", "hi": "14"})
+			var p map[string]any
+			json.Unmarshal(proof, &p)
+			p["challenge"] = rch.ID
+			b, _ := json.Marshal(p)
+			return b
+		}, "statement.mismatch"},
+		{"an unregistered issuer", func() []byte {
+			key, err := credential.GenerateIssuerKey(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			birth, _ := credential.ParseDay("1990-04-01")
+			exp, _ := credential.DayOf(time.Now().AddDate(1, 0, 0))
+			var attrs credential.Attributes
+			attrs[0] = uint64(birth)
+			c, err := credential.Issue(key, w.secret.Commitment(), credential.PatientV1, attrs, exp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf, _ := credential.MarshalCredential(c)
+			return w.prove(cf, w.challenge("age", over18))
+		}, "issuer.unregistered"},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			got := w.verify(tt.proof())
+			if got.Valid || got.Reason != tt.reason || got.Message == "" {
+				t.Errorf("got %+v, want refused with %s", got, tt.reason)
+			}
+		})
+	}
+	t.Run("expired challenge", func(t *testing.T) {
+		ch := w.challenge("age", over18)
+		p := w.prove(w.cred, ch)
+		// The gateway's clock moves past the challenge's expiry.
+		w.api.SetClock(func() time.Time { return time.Now().Add(api.DefaultChallengeTTL + time.Minute) })
+		defer w.api.SetClock(time.Now)
+		if got := w.verify(p); got.Valid || got.Reason != "challenge.expired" {
+			t.Errorf("got %+v, want challenge.expired", got)
+		}
+	})
+	// Every verification, valid or refused, is on the ledger.
+	var valid, refused int
+	for _, e := range w.entries(ledger.TypeProofVerified) {
+		if e.Body.(*ledger.ProofVerified).Valid {
+			valid++
+		} else {
+			refused++
+		}
+	}
+	if valid != 1 || refused != len(refusals)+1 {
+		t.Errorf("ledger holds %d valid and %d refused verifications, want 1 and %d", valid, refused, len(refusals)+1)
+	}
+	// Issuer and circuits are registered on the ledger.
+	if n := len(w.entries(ledger.TypeIssuerRegistered)); n != 1 {
+		t.Errorf("%d issuer.registered entries, want 1", n)
+	}
+	status, body := w.do("GET", "/v1/circuits", w.vtok, nil)
+	var cl struct {
+		Circuits []struct {
+			Statement string `json:"statement"`
+			Loaded    bool   `json:"loaded"`
+			Setup     string `json:"setup"`
+		} `json:"circuits"`
+	}
+	if status != http.StatusOK || json.Unmarshal(body, &cl) != nil || len(cl.Circuits) != 2 || !cl.Circuits[0].Loaded || cl.Circuits[0].Setup != "dev" {
+		t.Errorf("GET /v1/circuits: %d %s", status, body)
+	}
+	if status, body := w.do("GET", "/v1/circuits/age/proving-key", w.vtok, nil); status != http.StatusOK || len(body) < 1000 {
+		t.Errorf("proving key download: %d, %d bytes", status, len(body))
+	}
+	w.verifyLedger()
+}
+
+// TestZKBadInput: malformed requests get 400 and nothing is logged;
+// callers of the wrong kind get 403; no keys yet gives 503.
+func TestZKBadInput(t *testing.T) {
+	g := newTestGateway(t, func(c *serveConfig) { c.ZKKeys = filepath.Join(t.TempDir(), "none") })
+	htok := g.token(g.register("hosp-a", auth.KindHospital), "")
+	vtok := g.token(g.register("ins-v", auth.KindVerifier), "")
+	holder := credential.FormatElement(credential.Element{})
+	for _, tt := range []struct {
+		name   string
+		path   string
+		token  string
+		body   any
+		status int
+	}{
+		{"no keys yet", "/v1/proofs/challenges", vtok, map[string]any{"statement": "age", "params": over18}, 503},
+		{"unknown statement", "/v1/proofs/challenges", vtok, map[string]any{"statement": "height", "params": over18}, 400},
+		{"bad params", "/v1/proofs/challenges", vtok, map[string]any{"statement": "age", "params": map[string]string{"attribute": "birth_date", "cutoff": "yesterday"}}, 400},
+		{"hospital asks for a challenge", "/v1/proofs/challenges", htok, map[string]any{"statement": "age", "params": over18}, 403},
+		{"verifier issues a credential", "/v1/credentials", vtok, map[string]any{"holder": holder, "attributes": map[string]string{"birth_date": "1990-01-01"}, "expires": "2099-01-01"}, 403},
+		{"bad holder", "/v1/credentials", htok, map[string]any{"holder": "zz", "attributes": map[string]string{"birth_date": "1990-01-01"}, "expires": "2099-01-01"}, 400},
+		{"unknown attribute", "/v1/credentials", htok, map[string]any{"holder": holder, "attributes": map[string]string{"shoe_size": "44"}, "expires": "2099-01-01"}, 400},
+		{"bad date", "/v1/credentials", htok, map[string]any{"holder": holder, "attributes": map[string]string{"birth_date": "1990-13-45"}, "expires": "2099-01-01"}, 400},
+		{"expired on issue", "/v1/credentials", htok, map[string]any{"holder": holder, "attributes": map[string]string{"birth_date": "1990-01-01"}, "expires": "2001-01-01"}, 400},
+		{"malformed proof", "/v1/proofs/verify", vtok, `{"statement":"age"`, 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := g.size()
+			status, body := g.do("POST", tt.path, tt.token, tt.body)
+			if status != tt.status {
+				t.Errorf("got %d %s, want %d", status, body, tt.status)
+			}
+			if g.size() != before {
+				t.Errorf("ledger grew on a refused request")
+			}
+		})
+	}
+}
