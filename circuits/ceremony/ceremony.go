@@ -365,7 +365,7 @@ func (t *transcript) verifyPhase1() (*mpcsetup.Phase1, error) {
 }
 
 func receipt(r receiptJSON) Receipt {
-	return Receipt{Phase: r.Phase, Index: r.Index, Name: r.Name, Time: r.Time, Hashes: r.Hashes}
+	return Receipt(r)
 }
 
 // sealPhase1 seals the verified phase 1 with its beacon. It checks the
