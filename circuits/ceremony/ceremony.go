@@ -248,6 +248,10 @@ func writeAtomic(path string, data []byte) (string, error) {
 		f.Close()
 		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
 	}
+	if err := f.Chmod(0o644); err != nil { // the transcript is public
+		f.Close()
+		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
+	}
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
