@@ -84,6 +84,11 @@ func WriteKeys(dir, setup string, keys map[Statement]KeyPair, progress io.Writer
 	if len(keys) == 0 {
 		return nil, errors.New("write keys: no keys")
 	}
+	for s := range keys {
+		if err := s.valid(); err != nil {
+			return nil, fmt.Errorf("write keys: %w", err)
+		}
+	}
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(dir)), 0o755); err != nil {
 		return nil, fmt.Errorf("write keys: %w", err)
 	}
@@ -106,11 +111,6 @@ func WriteKeys(dir, setup string, keys map[Statement]KeyPair, progress io.Writer
 			return nil, err
 		}
 		infos = append(infos, info)
-	}
-	for s := range keys {
-		if err := s.valid(); err != nil {
-			return nil, fmt.Errorf("write keys: %w", err)
-		}
 	}
 	if err := writeManifest(tmp, infos); err != nil {
 		return nil, err

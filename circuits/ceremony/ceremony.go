@@ -248,6 +248,10 @@ func writeAtomic(path string, data []byte) (string, error) {
 		f.Close()
 		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
 	}
+	if err := f.Chmod(0o644); err != nil { // the transcript is public
+		f.Close()
+		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
+	}
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
@@ -365,7 +369,7 @@ func (t *transcript) verifyPhase1() (*mpcsetup.Phase1, error) {
 }
 
 func receipt(r receiptJSON) Receipt {
-	return Receipt{Phase: r.Phase, Index: r.Index, Name: r.Name, Time: r.Time, Hashes: r.Hashes}
+	return Receipt(r)
 }
 
 // sealPhase1 seals the verified phase 1 with its beacon. It checks the

@@ -73,7 +73,7 @@ func TestFullCeremony(t *testing.T) {
 
 	// The ceremony keys prove and verify.
 	f := credentialtest.New(t, 20)
-	code, err := credential.PatientV1.Encode("diagnosis", credentialtest.Attributes["diagnosis"])
+	code, err := credential.PatientV1.Encode("diagnosis", credentialtest.Attributes()["diagnosis"])
 	if err != nil {
 		t.Fatal(err)
 	}

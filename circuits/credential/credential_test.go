@@ -156,7 +156,9 @@ func TestCredentialFile(t *testing.T) {
 		{"absent written out", func(s string) string { return strings.Replace(s, `"ldl": "130"`, `"ldl": "18446744073709551615"`, 1) }},
 		{"wrong format", func(s string) string { return strings.Replace(s, "healthgw-credential/v1", "v0", 1) }},
 		{"trailing data", func(s string) string { return s + "{}" }},
-		{"bad issuer", func(s string) string { return strings.Replace(s, f.Credential.Issuer.String(), strings.Repeat("ff", 32), 1) }},
+		{"bad issuer", func(s string) string {
+			return strings.Replace(s, f.Credential.Issuer.String(), strings.Repeat("ff", 32), 1)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := credential.ParseCredential([]byte(tc.edit(string(b)))); !errors.Is(err, credential.ErrFile) {

@@ -577,7 +577,13 @@ func cmdZKVerify(_ context.Context, e *env, args []string) error {
 		}
 		return err
 	}
-	fmt.Fprintf(e.stdout, "VALID %s %v issuer %s nullifier %s\n", p.Statement, p.Public.Params.Map(p.Statement), pub.Issuer, credential.FormatElement(pub.Nullifier))
+	m := ch.Params.Map(p.Statement)
+	delete(m, circuits.KeySet)
+	var kv []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		kv = append(kv, k+"="+m[k])
+	}
+	fmt.Fprintf(e.stdout, "VALID %s %s issuer=%s nullifier=%s\n", p.Statement, strings.Join(kv, " "), pub.Issuer, credential.FormatElement(pub.Nullifier))
 	return nil
 }
 

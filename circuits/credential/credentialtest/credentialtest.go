@@ -23,16 +23,18 @@ type Fixture struct {
 	Nonce       []byte
 }
 
-// Attributes are the attributes of Fixture.Credential, in text form.
-var Attributes = map[string]string{
-	"birth_date":  "1990-04-01",
-	"sex":         "female",
-	"hba1c":       "7.2",
-	"ldl":         "130",
-	"bmi":         "31.4",
-	"diagnosis":   "E11.9",
-	"systolic_bp": "128",
-	// last_visit absent
+// Attributes returns the attributes of Fixture.Credential, in text form.
+func Attributes() map[string]string {
+	return map[string]string{
+		"birth_date":  "1990-04-01",
+		"sex":         "female",
+		"hba1c":       "7.2",
+		"ldl":         "130",
+		"bmi":         "31.4",
+		"diagnosis":   "E11.9",
+		"systolic_bp": "128",
+		// last_visit absent
+	}
 }
 
 // Expiry and Date of the fixture credential.
@@ -59,7 +61,7 @@ func New(t testing.TB, seed uint64) *Fixture {
 	if f.OtherSecret, err = credential.NewSecret(r); err != nil {
 		t.Fatal(err)
 	}
-	attrs, err := credential.PatientV1.Parse(Attributes)
+	attrs, err := credential.PatientV1.Parse(Attributes())
 	if err != nil {
 		t.Fatal(err)
 	}
