@@ -18,6 +18,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/circuits"
+	"github.com/healthgw/healthgw/circuits/credential"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/verify"
 )
@@ -278,6 +280,170 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.detail("OK: %d entries replayed, root matches checkpoint of size %d signed by %s", res.Entries, res.Checkpoint.Size, v.Name())
-	fmt.Fprintln(d.e.stdout, "\nThe story holds: consent decides, every decision is on the ledger, and the ledger verifies.")
+	if err := d.eligibility(ctx, dir, a); err != nil {
+		return err
+	}
+	fmt.Fprintln(d.e.stdout, "\nThe story holds: consent decides, every decision is on the ledger, the ledger verifies,")
+	fmt.Fprintln(d.e.stdout, "and eligibility is proven without disclosure and cannot be replayed.")
 	return nil
+}
+
+// eligibility is the zero-knowledge part of the story: hospital A issues a
+// credential, the patient proves "over 18" to an insurer, a replay is
+// refused.
+func (d *demo) eligibility(ctx context.Context, dir, hospital string) error {
+	d.say("An insurer (a verifier) registers; it asks for proof that the patient is over 18")
+	ins, err := d.orgToken(ctx, dir, auth.Org{ID: "demo-insurer", Name: "Demo Insurer", Kind: auth.KindVerifier})
+	if err != nil {
+		return err
+	}
+	cutoff := time.Now().UTC().AddDate(-18, 0, 0).Format(time.DateOnly)
+	var chBody []byte
+	for start := time.Now(); ; {
+		status, body, err := d.raw(ctx, "POST", "/v1/proofs/challenges", ins, map[string]any{
+			"statement": "age", "params": map[string]string{"attribute": "birth_date", "cutoff": cutoff},
+		})
+		if err != nil {
+			return err
+		}
+		if status == http.StatusCreated {
+			chBody = body
+			break
+		}
+		if status != http.StatusServiceUnavailable || time.Since(start) > 3*time.Minute {
+			return fmt.Errorf("challenge: %d %s", status, truncateText(string(body), 300))
+		}
+		if time.Since(start) < time.Second {
+			d.detail("waiting for the gateway's zero-knowledge keys (a development setup runs on first start) …")
+		}
+		time.Sleep(2 * time.Second)
+	}
+	ch, err := circuits.ParseChallenge(chBody)
+	if err != nil {
+		return err
+	}
+	d.detail("challenge %s: prove birth_date <= %s, single use, valid until %s", ch.ID, cutoff, ch.ExpiresAt.Format(time.TimeOnly))
+
+	d.say("The patient app makes a holder secret; hospital A issues a credential over the patient's attributes")
+	secret, err := credential.NewSecret(rand.Reader)
+	if err != nil {
+		return err
+	}
+	status, credBody, err := d.raw(ctx, "POST", "/v1/credentials", hospital, map[string]any{
+		"holder":     credential.FormatElement(secret.Commitment()),
+		"attributes": map[string]string{"birth_date": "1990-04-01", "hba1c": "7.1", "diagnosis": "E11.9"},
+		"expires":    time.Now().UTC().AddDate(1, 0, 0).Format(time.DateOnly),
+	})
+	if err != nil {
+		return err
+	}
+	if status != http.StatusCreated {
+		return fmt.Errorf("issue credential: %d %s", status, truncateText(string(credBody), 300))
+	}
+	cred, err := credential.ParseCredential(credBody)
+	if err != nil {
+		return err
+	}
+	d.detail("credential signed by hospital A's issuer key (EdDSA on BN254); the gateway saw only the secret's commitment")
+
+	d.say("The patient app downloads the proving key and proves the statement on the patient's device")
+	pkPath := filepath.Join(dir, "age.pk")
+	if err := d.download(ctx, "/v1/circuits/age/proving-key", ins, pkPath); err != nil {
+		return err
+	}
+	ccs, err := circuits.Compile(circuits.Age)
+	if err != nil {
+		return err
+	}
+	pk, err := circuits.ReadProvingKey(pkPath)
+	if err != nil {
+		return err
+	}
+	prover, err := circuits.NewProver(circuits.Age, ccs, pk)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	proof, err := prover.Prove(cred, secret, ch)
+	if err != nil {
+		return fmt.Errorf("prove: %w", err)
+	}
+	proofBody, err := circuits.MarshalProof(proof)
+	if err != nil {
+		return err
+	}
+	d.detail("Groth16 proof of %d bytes in %s; it reveals no birth date", len(proof.Bytes), time.Since(start).Round(time.Millisecond))
+
+	d.say("The insurer verifies the proof")
+	var res struct {
+		Valid       bool   `json:"valid"`
+		Issuer      string `json:"issuer"`
+		Reason      string `json:"reason"`
+		Message     string `json:"message"`
+		LedgerIndex uint64 `json:"ledger_index"`
+	}
+	if err := d.call(ctx, "POST", "/v1/proofs/verify", ins, json.RawMessage(proofBody), 200, &res); err != nil {
+		return err
+	}
+	if !res.Valid {
+		return fmt.Errorf("the proof was refused: %s (%s)", res.Reason, res.Message)
+	}
+	d.detail("valid: over 18, credential issued by %s; logged at ledger index %d", res.Issuer, res.LedgerIndex)
+
+	d.say("Someone replays the same proof")
+	if err := d.call(ctx, "POST", "/v1/proofs/verify", ins, json.RawMessage(proofBody), 200, &res); err != nil {
+		return err
+	}
+	if res.Valid || res.Reason != "challenge.used" {
+		return fmt.Errorf("a replayed proof was not refused: %+v", res)
+	}
+	d.detail("refused: %s (logged too)", res.Message)
+	return nil
+}
+
+// raw sends a JSON request and returns the status and body.
+func (d *demo) raw(ctx context.Context, method, path, token string, body any) (int, []byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, d.base+path, bytes.NewReader(b))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, out, err
+}
+
+// download saves a GET response body to path.
+func (d *demo) download(ctx context.Context, path, token, dst string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", d.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := d.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d", path, resp.StatusCode)
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, io.LimitReader(resp.Body, 64<<20)); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -9,13 +9,14 @@ import (
 // directory, as `make demo` does against `make run`.
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
-	g := newTestGateway(t, func(c *serveConfig) { c.DataDir = dir })
+	keys := devZKKeys(t)
+	g := newTestGateway(t, func(c *serveConfig) { c.DataDir = dir; c.ZKKeys = keys })
 	var out, errOut strings.Builder
 	err := run(t.Context(), []string{"demo", "--url", g.url, "--data", dir}, func(string) string { return "" }, &out, &errOut)
 	if err != nil {
 		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
-	for _, want := range []string{"denied", "permitted", "revokes", "OK: ", "The story holds"} {
+	for _, want := range []string{"denied", "permitted", "revokes", "OK: ", "valid: over 18", "refused: ", "The story holds"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

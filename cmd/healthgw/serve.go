@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	gnarklog "github.com/consensys/gnark/logger"
 	"github.com/gin-gonic/gin"
 )
 
@@ -47,6 +48,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	gin.SetMode(gin.ReleaseMode)
+	gnarklog.Disable() // gnark logs to stdout through a process-wide logger
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
