@@ -67,7 +67,10 @@ func (s *Server) fail(c *gin.Context, err error) {
 	e := s.classify(err)
 	rid := requestID(c)
 	level := slog.LevelInfo
-	if e.Status >= 500 {
+	switch {
+	case e.Status == http.StatusServiceUnavailable:
+		level = slog.LevelWarn // a dependency is not ready: expected, transient
+	case e.Status >= 500:
 		level = slog.LevelError
 	}
 	s.log.LogAttrs(c.Request.Context(), level, "request failed",

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	gnarklog "github.com/consensys/gnark/logger"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/healthgw/healthgw/auth"
@@ -35,6 +36,7 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
+	gnarklog.Disable() // the patient-side prover would log to stdout
 	d := &demo{e: e, base: strings.TrimRight(*base, "/"), sf: sf, client: &http.Client{Timeout: 30 * time.Second}}
 	return d.run(ctx)
 }
