@@ -407,3 +407,44 @@ func TestProjectionRebuild(t *testing.T) {
 		t.Errorf("snapshot does not exercise revocations and permits: %s", live)
 	}
 }
+
+// TestPatientRecordsListing: a hospital lists a patient's records and sees
+// only what it may read — nothing at all before a grant, and never the
+// records a grant does not cover.
+func TestPatientRecordsListing(t *testing.T) {
+	w := newWorld(t)
+	w.putRecord(w.atok, "pat-1", "notes", "application/pdf", "AAAA")
+	list := func(token, purpose string) []string {
+		t.Helper()
+		status, body := w.do("GET", "/v1/patients/pat-1/records?purpose="+purpose, token, nil)
+		if status != http.StatusOK {
+			t.Fatalf("list: %d %s", status, body)
+		}
+		var out struct {
+			Records []struct {
+				ID string `json:"id"`
+			} `json:"records"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range out.Records {
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	if got := list(w.btok, "TREAT"); len(got) != 0 {
+		t.Errorf("before any grant hospital B lists %v", got)
+	}
+	if got := list(w.atok, "TREAT"); len(got) != 2 {
+		t.Errorf("the holder lists %v, want both its records", got)
+	}
+	w.grant(w.ptok, map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "categories": []string{"labs"}, "purposes": []string{"TREAT"}})
+	if diff := cmp.Diff([]string{w.rec.ID}, list(w.btok, "TREAT")); diff != "" {
+		t.Errorf("after a labs grant (-want +got):\n%s", diff)
+	}
+	if got := list(w.btok, "HPAYMT"); len(got) != 0 {
+		t.Errorf("for another purpose hospital B lists %v", got)
+	}
+}

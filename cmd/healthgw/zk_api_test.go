@@ -162,6 +162,7 @@ func TestZKEligibility(t *testing.T) {
 		reason string
 	}{
 		{"replayed proof", func() []byte { return proof }, "challenge.used"},
+		{"a fresh proof for a challenge already used", func() []byte { return w.prove(w.cred, ch) }, "challenge.used"},
 		{"unknown challenge", func() []byte {
 			var p map[string]any
 			json.Unmarshal(proof, &p)
