@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -151,11 +150,6 @@ func purposeList() string {
 		names = append(names, string(p))
 	}
 	return strings.Join(names, ", ")
-}
-
-// errConflict is a 409 with a public message.
-func errConflict(msg string) *Error {
-	return &Error{Status: http.StatusConflict, Code: "conflict", Message: msg}
 }
 
 // nowUTC is the server's clock in UTC.

@@ -34,7 +34,6 @@ var (
 	errUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "Missing or invalid credentials."}
 	errForbidden    = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "Not allowed for this caller."}
 	errTooLarge     = &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "Request body too large."}
-	errUnavailable  = &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "Service temporarily unavailable."}
 	errInternal     = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "Internal error."}
 )
 
