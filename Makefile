@@ -25,7 +25,7 @@ bench:
 lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed (go install honnef.co/go/tools/cmd/staticcheck@2025.1.1)"; fi
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
 
 # The whole story against a running gateway (start it with `make run`).
 demo: build
