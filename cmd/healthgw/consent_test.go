@@ -136,6 +136,36 @@ func TestConsentStory(t *testing.T) {
 		if status, body := w.read(w.btok, "TREAT"); status != http.StatusOK {
 			t.Fatalf("read with consent: %d %s", status, body)
 		}
+		// The hospital named by the grant lists it; another hospital does not.
+		listIDs := func(token string) []string {
+			t.Helper()
+			status, body := w.do("GET", "/v1/consents", token, nil)
+			if status != http.StatusOK {
+				t.Fatalf("list consents: %d %s", status, body)
+			}
+			var out struct {
+				Consents []struct {
+					ID string `json:"id"`
+				} `json:"consents"`
+			}
+			if err := json.Unmarshal(body, &out); err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, c := range out.Consents {
+				ids = append(ids, c.ID)
+			}
+			return ids
+		}
+		if diff := cmp.Diff([]string{cr.Consent.ID}, listIDs(w.btok)); diff != "" {
+			t.Errorf("hospital B's consent list (-want +got):\n%s", diff)
+		}
+		if got := listIDs(w.atok); len(got) != 0 {
+			t.Errorf("hospital A lists grants naming B: %v", got)
+		}
+		if diff := cmp.Diff([]string{cr.Consent.ID}, listIDs(w.ptok)); diff != "" {
+			t.Errorf("the patient's consent list (-want +got):\n%s", diff)
+		}
 		if status, _ := w.read(w.btok, "HPAYMT"); status != http.StatusNotFound {
 			t.Errorf("read for a purpose the grant does not cover: %d", status)
 		}
@@ -261,8 +291,9 @@ func TestConsentHostile(t *testing.T) {
 		// A grant that was valid and has run out: written straight to the
 		// ledger with a period in the past, as time passing would leave it.
 		w2 := newWorld(t)
-		g := w2.grant(w2.ptok, map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "purposes": []string{"TREAT"}, "not_after": time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)})
-		time.Sleep(2100 * time.Millisecond)
+		notAfter := time.Now().Add(5 * time.Second).UTC()
+		g := w2.grant(w2.ptok, map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "purposes": []string{"TREAT"}, "not_after": notAfter.Format(time.RFC3339Nano)})
+		time.Sleep(time.Until(notAfter) + 100*time.Millisecond)
 		status, body := w2.read(w2.btok, "TREAT")
 		if status != http.StatusNotFound {
 			t.Fatalf("read under an expired grant: %d %s", status, body)
