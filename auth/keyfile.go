@@ -17,6 +17,8 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/healthgw/healthgw/internal/atomicfile"
 )
 
 // Key files under the data directory.
@@ -161,41 +163,12 @@ func loadOrCreateKey(path, alg string) (jwk.Key, error) {
 	return ReadPrivateKey(path)
 }
 
-// createFile writes data to a new file at path atomically: a temporary
-// file is written, synced and then hard-linked to path, which fails with
-// fs.ErrExist if path exists.
+// createFile writes data to a new file at path atomically (parent
+// directory 0700); it fails with fs.ErrExist if path exists.
 func createFile(path string, data []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temp file: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		return fmt.Errorf("install %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Create(path, data, mode)
 }

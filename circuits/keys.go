@@ -18,6 +18,8 @@ import (
 	"github.com/consensys/gnark/backend/groth16"
 	groth16bn254 "github.com/consensys/gnark/backend/groth16/bn254"
 	"github.com/consensys/gnark/constraint"
+
+	"github.com/healthgw/healthgw/internal/atomicfile"
 )
 
 // Key directory layout (written by WriteKeys, read by LoadVerifier and
@@ -153,20 +155,9 @@ func writeKeyPair(dir string, s Statement, setup string, kp KeyPair) (CircuitInf
 	}, nil
 }
 
+// writeFileSync creates path atomically; key files are never replaced.
 func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("write keys: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write keys: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write keys: %w", err)
-	}
-	if err := f.Close(); err != nil {
+	if err := atomicfile.Create(path, data, 0o644); err != nil {
 		return fmt.Errorf("write keys: %w", err)
 	}
 	return nil

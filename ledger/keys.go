@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/healthgw/healthgw/internal/atomicfile"
 )
 
 // ErrBadKey is returned for a checkpoint key file that does not hold a
@@ -55,7 +57,8 @@ func VerifierKey(skey string) (string, error) {
 }
 
 // WriteKeyFile writes key text to path with mode 0600 (or 0644 for a
-// verifier key when public is true). It refuses to overwrite a file.
+// verifier key when public is true), atomically: a crash never leaves a
+// truncated key. It refuses to overwrite a file.
 func WriteKeyFile(path, key string, public bool) error {
 	mode := fs.FileMode(0o600)
 	if public {
@@ -66,19 +69,10 @@ func WriteKeyFile(path, key string, public bool) error {
 			return fmt.Errorf("create key directory: %w", err)
 		}
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
+	if err := atomicfile.Create(path, []byte(key+"\n"), mode); err != nil {
 		return fmt.Errorf("write key file: %w", err)
 	}
-	if _, err := f.WriteString(key + "\n"); err != nil {
-		f.Close()
-		return fmt.Errorf("write key file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write key file: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 func readKeyFile(path string) (string, error) {

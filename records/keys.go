@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/healthgw/healthgw/internal/atomicfile"
 )
 
 // KeyProvider supplies organisations' key-encryption keys.
@@ -232,35 +234,13 @@ func (k *Keystore) createLocked(org string, version int) (KEK, error) {
 	if err != nil {
 		return KEK{}, err
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*.key")
-	if err != nil {
-		return KEK{}, fmt.Errorf("create key file: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
 	text := []byte(base64.StdEncoding.EncodeToString(key) + "\n")
 	defer clear(text)
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(text)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return KEK{}, fmt.Errorf("write key file: %w", err)
-	}
-	if err := os.Link(tmp, k.keyPath(org, version)); err != nil {
+	if err := atomicfile.Create(k.keyPath(org, version), text, 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return k.keyLocked(org, version)
 		}
 		return KEK{}, fmt.Errorf("install key file: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return KEK{}, err
 	}
 	k.cacheLocked(kek)
 	return kek, nil
@@ -350,16 +330,4 @@ func readKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s is not standard base64", ErrBadKey, path)
 	}
 	return key, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync key directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync key directory: %w", err)
-	}
-	return nil
 }

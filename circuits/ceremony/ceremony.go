@@ -22,6 +22,7 @@ import (
 	cs "github.com/consensys/gnark/constraint/bn254"
 
 	"github.com/healthgw/healthgw/circuits"
+	"github.com/healthgw/healthgw/internal/atomicfile"
 )
 
 // Files of a ceremony directory.
@@ -239,28 +240,8 @@ func writeAtomic(path string, data []byte) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", fmt.Errorf("ceremony: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
+	if err := atomicfile.Replace(path, data, 0o644); err != nil { // the transcript is public
 		return "", fmt.Errorf("ceremony: %w", err)
-	}
-	defer os.Remove(f.Name()) // no-op after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil { // the transcript is public
-		f.Close()
-		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return "", fmt.Errorf("ceremony: write %s: %w", path, err)
 	}
 	return hashHex(data), nil
 }

@@ -7,11 +7,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/healthgw/healthgw/internal/atomicfile"
 )
 
 // loadOrCreateSecret returns the n-byte secret in path, creating it (mode
-// 0600, parent 0700) on first use. The file is written to a temporary
-// name and renamed, so a crash never leaves a half-written secret.
+// 0600, parent 0700) on first use. A crash never leaves a half-written
+// secret, and of two processes creating it at once both end up with the
+// one that was written first.
 func loadOrCreateSecret(path string, n int) ([]byte, bool, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
@@ -27,42 +30,29 @@ func loadOrCreateSecret(path string, n int) ([]byte, bool, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, false, err
 	}
-	if err := writeFileAtomic(path, b, 0o600); err != nil {
+	if err := createFileAtomic(path, b, 0o600); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return loadOrCreateSecret(path, n)
+		}
 		return nil, false, err
 	}
 	return b, true, nil
 }
 
-// writeFileAtomic writes data to path via a temporary file and rename,
-// fsyncing the file first.
+// writeFileAtomic writes data to path atomically (replacing any file
+// there), creating the parent directory (0700) if needed.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temp file: %w", err)
+	return atomicfile.Replace(path, data, mode)
+}
+
+// createFileAtomic is writeFileAtomic for a file that must not exist yet:
+// it fails with fs.ErrExist rather than replace a key or secret.
+func createFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("install %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Create(path, data, mode)
 }

@@ -143,7 +143,7 @@ func (k *issuerKeys) Key(ctx context.Context, org string) (*credential.IssuerKey
 		if key, err = credential.GenerateIssuerKey(rand.Reader); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(path, key.MarshalPEM(), 0o600); err != nil {
+		if err := createFileAtomic(path, key.MarshalPEM(), 0o600); err != nil {
 			return nil, err
 		}
 	default:

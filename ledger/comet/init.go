@@ -14,6 +14,8 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/types"
+
+	"github.com/healthgw/healthgw/internal/atomicfile"
 )
 
 // DefaultValidatorPower is every consortium member's voting power: equal
@@ -183,14 +185,14 @@ func writePrivValidator(keyFile, stateFile string) (ed25519.PubKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(keyFile, kb, 0o600); err != nil {
+	if err := atomicfile.Replace(keyFile, kb, 0o600); err != nil {
 		return nil, err
 	}
 	sb, err := cmtjson.MarshalIndent(privval.FilePVLastSignState{}, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	return pub, writeFileAtomic(stateFile, sb, 0o600)
+	return pub, atomicfile.Replace(stateFile, sb, 0o600)
 }
 
 // checkChainID accepts 1 to 50 characters from [A-Za-z0-9._-].

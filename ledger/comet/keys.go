@@ -13,6 +13,8 @@ import (
 	cmtjson "github.com/cometbft/cometbft/libs/json"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/types"
+
+	"github.com/healthgw/healthgw/internal/atomicfile"
 )
 
 // GatewayKeyFile is where a node home keeps its gateway's identity and
@@ -54,7 +56,7 @@ func SaveGatewayKey(path string, k GatewayKey) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(b, '\n'), 0o600)
+	return atomicfile.Replace(path, append(b, '\n'), 0o600)
 }
 
 // LoadGatewayKey reads a key written by SaveGatewayKey.
@@ -102,7 +104,7 @@ func loadPrivValidator(keyFile, stateFile string, fresh bool) (*privval.FilePV, 
 		if err := os.MkdirAll(filepath.Dir(stateFile), 0o700); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(stateFile, b, 0o600); err != nil {
+		if err := atomicfile.Replace(stateFile, b, 0o600); err != nil {
 			return nil, fmt.Errorf("create validator state: %w", err)
 		}
 	case err != nil:
@@ -127,30 +129,4 @@ func loadGenesis(path string) (*types.GenesisDoc, GenesisState, error) {
 		return nil, GenesisState{}, fmt.Errorf("genesis %s: %w", path, err)
 	}
 	return doc, gs, nil
-}
-
-// writeFileAtomic writes b to a temporary file in the same directory,
-// syncs it and renames it over path.
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
