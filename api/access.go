@@ -117,13 +117,35 @@ func (a *accessControl) authorize(c *gin.Context, r records.Record, purpose stri
 	return nil
 }
 
-// mayRead reports whether the caller may read r, for listings; listings
-// show metadata only and are not logged per record.
-func (a *accessControl) mayRead(c *gin.Context, r records.Record, purpose string) bool {
-	req := a.request(c, r, purpose)
-	req.Justification = "" // break-glass is for reading one record, not for browsing
-	d, err := a.decide(c.Request.Context(), principal(c), req, r.Holder)
-	return err == nil && d.Permitted()
+// readable returns the records of one patient that the caller may read,
+// for listings: its own, and those a grant permits. Listings show metadata
+// only and are not logged per record; break-glass does not apply.
+func (a *accessControl) readable(c *gin.Context, recs []records.Record, purpose string) ([]records.Record, error) {
+	p := principal(c)
+	var (
+		grants []consent.Grant
+		loaded bool
+		out    []records.Record
+	)
+	for _, r := range recs {
+		if r.Holder == p.Org {
+			out = append(out, r)
+			continue
+		}
+		if !loaded { // every record here has the same patient
+			var err error
+			if grants, err = a.grants.GrantsFor(c.Request.Context(), r.Patient, p.Org, p.Kind); err != nil {
+				return nil, fmt.Errorf("load grants: %w", err)
+			}
+			loaded = true
+		}
+		req := a.request(c, r, purpose)
+		req.Justification = ""
+		if consent.Decide(req, grants, a.s.now(), a.policy).Permitted() {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // catchUp applies every durable entry to the projections, so that a query

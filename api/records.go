@@ -266,19 +266,20 @@ func (s *Server) listPatientRecords(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out := recordList{Records: []recordMeta{}}
-	for _, r := range all {
-		if s.mayList(c, r, c.Query("purpose")) || (s.access == nil && r.Holder == p.Org) {
-			out.Records = append(out.Records, metaOf(r))
+	var visible []records.Record
+	if s.access == nil { // no consent mounted: holders see their own
+		for _, r := range all {
+			if r.Holder == p.Org {
+				visible = append(visible, r)
+			}
 		}
+	} else if visible, err = s.access.readable(c, all, c.Query("purpose")); err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := recordList{Records: []recordMeta{}}
+	for _, r := range visible {
+		out.Records = append(out.Records, metaOf(r))
 	}
 	c.JSON(http.StatusOK, out)
-}
-
-// mayList reports whether the caller may see record r in a listing.
-func (s *Server) mayList(c *gin.Context, r records.Record, purpose string) bool {
-	if s.access == nil {
-		return false
-	}
-	return s.access.mayRead(c, r, purpose)
 }

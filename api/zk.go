@@ -354,7 +354,11 @@ func (s *Server) verifyProof(c *gin.Context) {
 	}
 	res := verifyResponse{Statement: string(proof.Statement), Nullifier: credential.FormatElement(proof.Public.Nullifier)}
 	issuerOrg := ""
-	reason := s.checkProof(ctx, principal(c).Org, proof, verifier, &issuerOrg)
+	reason, err := s.checkProof(ctx, principal(c).Org, proof, verifier, &issuerOrg)
+	if err != nil {
+		s.fail(c, fmt.Errorf("check proof: %w", err))
+		return
+	}
 	res.Issuer = issuerOrg
 	res.Valid = reason == ""
 	if !res.Valid {
@@ -379,54 +383,68 @@ func (s *Server) verifyProof(c *gin.Context) {
 }
 
 // checkProof uses the proof's challenge (so it cannot be used again) and
-// checks the proof against it; it returns "" or the refusal reason.
-func (s *Server) checkProof(ctx context.Context, verifierOrg string, p *circuits.Proof, v *circuits.Verifier, issuerOrg *string) string {
+// checks the proof against it. It returns "" or the refusal reason; an
+// error means the check could not be made (storage failed), which is not
+// the prover's fault and is not logged as a refusal.
+func (s *Server) checkProof(ctx context.Context, verifierOrg string, p *circuits.Proof, v *circuits.Verifier, issuerOrg *string) (string, error) {
 	ch, err := s.zk.Store.UseChallenge(ctx, p.Challenge, verifierOrg, s.nowUTC())
 	switch {
 	case errors.Is(err, zkstore.ErrNotFound):
-		return reasonUnknownChallenge
+		return reasonUnknownChallenge, nil
 	case errors.Is(err, zkstore.ErrChallengeUsed):
-		return reasonChallengeUsed
+		return reasonChallengeUsed, nil
 	case errors.Is(err, zkstore.ErrChallengeExpired):
-		return reasonChallengeExpired
+		return reasonChallengeExpired, nil
 	case err != nil:
-		return reasonUnknownChallenge
+		return "", err
 	}
 	if string(p.Statement) != ch.Statement {
-		return reasonStatement
+		return reasonStatement, nil
 	}
 	want, err := circuits.ParseParams(p.Statement, ch.Params)
 	if err != nil {
-		return reasonParams
+		return "", fmt.Errorf("stored challenge %s: %w", ch.ID, err)
 	}
 	if !mapsEqual(p.Public.Params.Map(p.Statement), want.Map(p.Statement)) {
-		return reasonParams
+		return reasonParams, nil
 	}
 	iss, err := s.zk.Store.Issuer(ctx, p.Public.Issuer.ID())
-	if err != nil || iss.PublicKey != p.Public.Issuer.String() {
-		return reasonIssuer
+	switch {
+	case errors.Is(err, zkstore.ErrNotFound):
+		return reasonIssuer, nil
+	case err != nil:
+		return "", err
+	case iss.PublicKey != p.Public.Issuer.String():
+		return reasonIssuer, nil
 	}
 	*issuerOrg = iss.Org
 	vk, ok := v.VerifyingKey(p.Statement)
-	if !ok || !s.registeredVK(ctx, p.Statement, v) {
-		return reasonCircuit
+	if !ok {
+		return reasonCircuit, nil
+	}
+	registered, err := s.registeredVK(ctx, p.Statement, v)
+	if err != nil {
+		return "", err
+	}
+	if !registered {
+		return reasonCircuit, nil
 	}
 	pub := circuits.Public{
 		Issuer: p.Public.Issuer, Params: want, Date: credential.Day(ch.Date), Scope: ch.Scope,
 		Nonce: ch.Nonce, Nullifier: p.Public.Nullifier,
 	}
 	if err := circuits.Verify(p.Statement, vk, pub, p.Bytes); err != nil {
-		return reasonInvalid
+		return reasonInvalid, nil
 	}
-	return ""
+	return "", nil
 }
 
 // registeredVK reports whether the loaded verifying key of s is the one
 // registered on the ledger (the latest circuit.registered of its version).
-func (s *Server) registeredVK(ctx context.Context, st circuits.Statement, v *circuits.Verifier) bool {
+func (s *Server) registeredVK(ctx context.Context, st circuits.Statement, v *circuits.Verifier) (bool, error) {
 	list, err := s.zk.Store.Circuits(ctx)
 	if err != nil {
-		return false
+		return false, err
 	}
 	for _, info := range v.Circuits() {
 		if info.Statement != st {
@@ -434,11 +452,11 @@ func (s *Server) registeredVK(ctx context.Context, st circuits.Statement, v *cir
 		}
 		for _, r := range list {
 			if r.Statement == string(st) && r.Version == info.Version {
-				return r.VKHash == info.VKHash
+				return r.VKHash == info.VKHash, nil
 			}
 		}
 	}
-	return false
+	return false, nil
 }
 
 func mapsEqual(a, b map[string]string) bool {
