@@ -155,7 +155,7 @@ func (s *Server) catchUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.consent.Sync.Sync(ctx, n)
+	return s.projections.Sync(ctx, n)
 }
 
 // validPurpose checks a purpose query parameter ("" is allowed).

@@ -48,6 +48,7 @@ const DefaultConsentPeriod = 365 * 24 * time.Hour
 // records held by other organisations.
 func (s *Server) MountConsent(d ConsentDeps) {
 	s.consent = d
+	s.projections = d.Sync
 	s.access = &accessControl{s: s, grants: d.Store, log: d.Log, sync: d.Sync, policy: d.Policy}
 	s.addErrorRules(
 		errorRule{target: consent.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},

@@ -67,6 +67,8 @@ type Server struct {
 	consent    ConsentDeps
 	verified   tokenCache
 	zk         ZKDeps
+	// projections is the follower the query routes catch up first.
+	projections Syncer
 }
 
 // Option configures a Server.

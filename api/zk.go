@@ -53,6 +53,9 @@ type ZKDeps struct {
 	Keys    ZKKeys
 	Issuers IssuerKeys
 	Log     ledger.Appender
+	// Sync brings the projections (registered issuers and circuits) up to
+	// date with the log.
+	Sync Syncer
 	// ChallengeTTL is how long a challenge stays usable
 	// (DefaultChallengeTTL).
 	ChallengeTTL time.Duration
@@ -70,6 +73,7 @@ func (s *Server) MountZK(d ZKDeps) {
 		d.ChallengeTTL = DefaultChallengeTTL
 	}
 	s.zk = d
+	s.projections = d.Sync
 	s.addErrorRules(
 		errorRule{target: ErrZKNotReady, status: http.StatusServiceUnavailable, code: "unavailable", message: "Zero-knowledge keys are not set up yet (healthgw zk setup, or a ceremony)."},
 		errorRule{target: circuits.ErrParams, status: http.StatusBadRequest, code: "invalid_request", public: true},

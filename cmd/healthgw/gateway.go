@@ -216,7 +216,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	// Zero-knowledge eligibility.
 	g.zkKeys = &zkKeys{dir: cfg.ZKKeys, log: g.ledger, sync: g.follower, store: g.zkstore, logger: logger}
 	g.api.MountZK(api.ZKDeps{
-		Store: g.zkstore, Keys: g.zkKeys, Log: g.ledger,
+		Store: g.zkstore, Keys: g.zkKeys, Log: g.ledger, Sync: g.follower,
 		Issuers: &issuerKeys{dir: filepath.Join(cfg.DataDir, "keys", "issuers"), log: g.ledger, sync: g.follower, store: g.zkstore},
 	})
 	return nil
