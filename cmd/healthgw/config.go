@@ -115,6 +115,9 @@ func (c *serveConfig) finish() error {
 	if !c.DevIdP && c.PatientIss == "" {
 		return fmt.Errorf("patients need an identity provider: set --patient-issuer and --patient-jwks, or --dev-idp")
 	}
+	if _, err := breakGlassPolicy(c.BreakGlass); err != nil {
+		return err
+	}
 	_ = database.DialectOf(c.DB)
 	return nil
 }

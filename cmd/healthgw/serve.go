@@ -14,6 +14,35 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// loadServeConfig reads serve's settings: flags win over HEALTHGW_*
+// environment variables, which win over a --config file, which wins over
+// the defaults. The result is validated.
+func loadServeConfig(e *env, args []string) (serveConfig, slog.Level, error) {
+	cfg := defaultServeConfig()
+	fs := newFlags(e, "serve")
+	cfg.flags(fs)
+	configFile := fs.String("config", "", "configuration file of `name = value` lines (see deploy/healthgw.conf.example)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	var level slog.Level
+	if err := parseFlags(e, fs, args); err != nil {
+		return cfg, level, err
+	}
+	if *configFile != "" {
+		explicit := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+		if err := applyConfigFile(fs, *configFile, explicit); err != nil {
+			return cfg, level, err
+		}
+	}
+	if err := cfg.finish(); err != nil {
+		return cfg, level, err
+	}
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return cfg, level, fmt.Errorf("--log-level: %w", err)
+	}
+	return cfg, level, nil
+}
+
 // HTTP server limits.
 const (
 	readHeaderTimeout = 10 * time.Second
@@ -24,27 +53,9 @@ const (
 )
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
-	cfg := defaultServeConfig()
-	fs := newFlags(e, "serve")
-	cfg.flags(fs)
-	configFile := fs.String("config", "", "configuration file of `name = value` lines (see deploy/healthgw.conf.example)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if err := parseFlags(e, fs, args); err != nil {
+	cfg, level, err := loadServeConfig(e, args)
+	if err != nil {
 		return err
-	}
-	if *configFile != "" {
-		explicit := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
-		if err := applyConfigFile(fs, *configFile, explicit); err != nil {
-			return err
-		}
-	}
-	if err := cfg.finish(); err != nil {
-		return err
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	gin.SetMode(gin.ReleaseMode)
