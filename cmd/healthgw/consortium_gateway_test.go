@@ -90,11 +90,14 @@ func newConsortium(t *testing.T, n int) *consortium {
 
 func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
-// syncAll waits until every node has the first node's entries and every
-// gateway has projected them.
+// syncAll waits until every node has every entry any node has committed
+// so far, and every gateway has projected them.
 func (c *consortium) syncAll(t *testing.T) {
 	t.Helper()
-	size := c.gws[0].size()
+	var size uint64
+	for _, g := range c.gws {
+		size = max(size, g.size())
+	}
 	c.net.WaitSize(size, 30*time.Second)
 	for _, g := range c.gws {
 		if err := g.follower.Sync(t.Context(), size); err != nil {
