@@ -207,7 +207,7 @@ func TestSealRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := newSignedEntry(t, testV2Signer(t), testAtts)
+	other := newOtherEntry(t, testV2Signer(t), testAtts)
 	for name, tc := range map[string]struct {
 		o    Opening
 		h    Header
@@ -269,7 +269,7 @@ func TestOpenSealedRejects(t *testing.T) {
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
 	protected := func(p string) string { return base64.RawURLEncoding.EncodeToString([]byte(p)) }
-	otherEntry := newSignedEntry(t, testV2Signer(t), testAtts)
+	otherEntry := newOtherEntry(t, testV2Signer(t), testAtts)
 	cases := []struct {
 		name string
 		in   []byte
@@ -333,7 +333,7 @@ func TestOpenSealedRejects(t *testing.T) {
 // opening it substitutes does not open the header.
 func TestSealedOpeningBoundToCommitment(t *testing.T) {
 	e := newSignedEntry(t, testV2Signer(t), nil)
-	other := newSignedEntry(t, testV2Signer(t), testAtts)
+	other := newOtherEntry(t, testV2Signer(t), testAtts)
 	privs, pubs := sealKeys(t, 2)
 	var cek []byte
 	sealed, err := SealOpening(e.o, e.h, pubs)

@@ -24,11 +24,21 @@ type signedEntry struct {
 
 func newSignedEntry(t testing.TB, s *Signer, atts []Attestation) signedEntry {
 	t.Helper()
-	salt := fixedSalt(9)
-	j, err := NewJustification("patient unconscious")
-	if err != nil {
-		t.Fatal(err)
-	}
+	return newSignedEntryWithSalt(t, s, atts, fixedSalt(9))
+}
+
+// newOtherEntry returns an entry whose statement differs from
+// newSignedEntry's.
+func newOtherEntry(t testing.TB, s *Signer, atts []Attestation) signedEntry {
+	t.Helper()
+	return newSignedEntryWithSalt(t, s, atts, fixedSalt(10))
+}
+
+func newSignedEntryWithSalt(t testing.TB, s *Signer, atts []Attestation, salt Salt) signedEntry {
+	t.Helper()
+	// Deterministic (Ed25519 signatures are): fuzz workers rebuild the
+	// same entry.
+	j := Justification{Salt: fixedSalt(11), Reason: "patient unconscious"}
 	stmt, err := s.Statement("org-a", salt, &AccessDecidedV2{Requester: "org-b", RecordID: "r1", Patient: testRef(t, "p", salt),
 		Category: "lab", Purpose: "ETREAT", Decision: "permit", Reason: "permit.break-glass", BreakGlass: true,
 		JustificationCommitment: j.Commitment().String(), RequestID: "req-1"})
