@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Entry types new in v2. The other v2 types keep their v1 names
@@ -66,7 +67,7 @@ type OrgRegisteredV2 struct {
 	ID      string      `json:"id"`
 	Name    string      `json:"name"`
 	Kind    string      `json:"kind"` // hospital, verifier, regulator
-	Scopes  []string    `json:"scopes"`
+	Scopes  []string    `json:"scopes,omitempty"`
 	JWKS    string      `json:"jwks,omitempty"`     // inline public JWKS (JSON text)
 	JWKSURL string      `json:"jwks_url,omitempty"` // or a URL to fetch it from
 	Home    GatewayHome `json:"home"`
@@ -273,6 +274,9 @@ func need(name, v string) error {
 	if len(v) > maxFieldLen {
 		return fmt.Errorf("%s: longer than %d bytes", name, maxFieldLen)
 	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%s: not UTF-8", name)
+	}
 	return nil
 }
 
@@ -316,14 +320,6 @@ func needHexDigest(name, v string) error {
 	return nil
 }
 
-func needKey32(name, v string) error {
-	var k [32]byte
-	if err := decodeB64Exact(v, k[:]); err != nil {
-		return fmt.Errorf("%s: %v", name, err)
-	}
-	return nil
-}
-
 func needBaseURL(name, v string) error {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
@@ -353,11 +349,11 @@ func (b *GatewayRegistered) checkV2() error {
 	if !gatewayIDPattern.MatchString(b.ID) {
 		return fmt.Errorf("id %q is not a gateway ID", b.ID)
 	}
-	if err := needKey32("public_key", b.PublicKey); err != nil {
-		return err
+	if _, err := ParseNodeKey(b.PublicKey); err != nil {
+		return fmt.Errorf("public_key: %v", err)
 	}
-	if err := needKey32("seal_key", b.SealKey); err != nil {
-		return err
+	if _, err := ParseSealKey(b.SealKey); err != nil {
+		return fmt.Errorf("seal_key: %v", err)
 	}
 	return needBaseURL("base_url", b.BaseURL)
 }

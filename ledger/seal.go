@@ -70,7 +70,9 @@ func EncodeSealKey(pub *ecdh.PublicKey) string {
 	return base64.RawURLEncoding.EncodeToString(pub.Bytes())
 }
 
-// ParseSealKey parses an X25519 public key from its text form.
+// ParseSealKey parses an X25519 public key from its text form. It
+// refuses low-order points, with which no key agreement succeeds (a
+// gateway registering one would make every seal that names it fail).
 func ParseSealKey(text string) (*ecdh.PublicKey, error) {
 	var b [32]byte
 	if err := decodeB64Exact(text, b[:]); err != nil {
@@ -78,6 +80,13 @@ func ParseSealKey(text string) (*ecdh.PublicKey, error) {
 	}
 	pub, err := ecdh.X25519().NewPublicKey(b[:])
 	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSealKey, err)
+	}
+	probe, err := NewSealKey()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := probe.ECDH(pub); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSealKey, err)
 	}
 	return pub, nil

@@ -240,6 +240,11 @@ func TestEncodeStatementRejects(t *testing.T) {
 	salt := fixedSalt(1)
 	ref := testRef(t, "p", salt)
 	nb := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	sk, err := NewSealKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealKey := EncodeSealKey(sk.PublicKey())
 	grant := func(f func(*ConsentGrantedV2)) *ConsentGrantedV2 {
 		g := &ConsentGrantedV2{ConsentID: "cns_1", Patient: ref, Grantee: Grantee{Org: "org-b"}, Decision: "permit",
 			Actions: []string{"read"}, Purposes: []string{"TREAT"}, NotBefore: nb, NotAfter: nb.Add(time.Hour)}
@@ -287,8 +292,9 @@ func TestEncodeStatementRejects(t *testing.T) {
 		{"org registered for another org", testAuthor, "org-b", salt, &OrgRegisteredV2{ID: "org-a", Name: "A", Kind: "hospital", Home: GatewayHome{Gateway: testAuthor, BaseURL: "https://gw-a"}}, ErrAuthorship},
 		{"org named patient", testAuthor, OrgPatient, salt, &OrgRegisteredV2{ID: OrgPatient, Name: "A", Kind: "hospital", Home: GatewayHome{Gateway: testAuthor, BaseURL: "https://gw-a"}}, ErrMalformed},
 		{"org home not a URL", testAuthor, "org-a", salt, &OrgRegisteredV2{ID: "org-a", Name: "A", Kind: "hospital", Home: GatewayHome{Gateway: testAuthor, BaseURL: "gw-a:8080"}}, ErrMalformed},
-		{"gateway registered by another", testAuthor, OrgGateway, salt, &GatewayRegistered{ID: "gw-b", PublicKey: strings.Repeat("A", 43), SealKey: strings.Repeat("A", 43), BaseURL: "https://gw-b"}, ErrAuthorship},
-		{"gateway key too short", testAuthor, OrgGateway, salt, &GatewayRegistered{ID: testAuthor, PublicKey: "AAAA", SealKey: strings.Repeat("A", 43), BaseURL: "https://gw-a"}, ErrMalformed},
+		{"gateway registered by another", testAuthor, OrgGateway, salt, &GatewayRegistered{ID: "gw-b", PublicKey: strings.Repeat("A", 43), SealKey: sealKey, BaseURL: "https://gw-b"}, ErrAuthorship},
+		{"gateway key too short", testAuthor, OrgGateway, salt, &GatewayRegistered{ID: testAuthor, PublicKey: "AAAA", SealKey: sealKey, BaseURL: "https://gw-a"}, ErrMalformed},
+		{"gateway seal key of low order", testAuthor, OrgGateway, salt, &GatewayRegistered{ID: testAuthor, PublicKey: strings.Repeat("A", 43), SealKey: strings.Repeat("A", 43), BaseURL: "https://gw-a"}, ErrMalformed},
 		{"keys rotated for another org", testAuthor, "org-b", salt, &OrgKeysRotated{Org: "org-a", JWKS: "{}"}, ErrAuthorship},
 		{"keys rotated to nothing", testAuthor, "org-a", salt, &OrgKeysRotated{Org: "org-a"}, ErrMalformed},
 		{"issuer for another org", testAuthor, "org-b", salt, &IssuerRegistered{Issuer: "org-a", KeyID: "k", PublicKey: "00"}, ErrAuthorship},
