@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -384,6 +385,9 @@ func (b *OrgRegisteredV2) checkV2() error {
 	if b.JWKS != "" && b.JWKSURL != "" {
 		return fmt.Errorf("both jwks and jwks_url")
 	}
+	if b.JWKS != "" && !json.Valid([]byte(b.JWKS)) {
+		return fmt.Errorf("jwks is not JSON")
+	}
 	if b.JWKSURL != "" {
 		if err := needBaseURL("jwks_url", strings.SplitN(b.JWKSURL, "?", 2)[0]); err != nil {
 			return err
@@ -408,6 +412,9 @@ func (b *OrgKeysRotated) checkV2() error {
 	}
 	if (b.JWKS == "") == (b.JWKSURL == "") {
 		return fmt.Errorf("exactly one of jwks and jwks_url")
+	}
+	if b.JWKS != "" && !json.Valid([]byte(b.JWKS)) {
+		return fmt.Errorf("jwks is not JSON")
 	}
 	if b.JWKSURL != "" {
 		return needBaseURL("jwks_url", strings.SplitN(b.JWKSURL, "?", 2)[0])

@@ -296,6 +296,7 @@ func TestEncodeStatementRejects(t *testing.T) {
 		{"gateway key too short", testAuthor, OrgGateway, salt, &GatewayRegistered{ID: testAuthor, PublicKey: "AAAA", SealKey: sealKey, BaseURL: "https://gw-a"}, ErrMalformed},
 		{"gateway seal key of low order", testAuthor, OrgGateway, salt, &GatewayRegistered{ID: testAuthor, PublicKey: strings.Repeat("A", 43), SealKey: strings.Repeat("A", 43), BaseURL: "https://gw-a"}, ErrMalformed},
 		{"keys rotated for another org", testAuthor, "org-b", salt, &OrgKeysRotated{Org: "org-a", JWKS: "{}"}, ErrAuthorship},
+		{"keys rotated to text", testAuthor, "org-a", salt, &OrgKeysRotated{Org: "org-a", JWKS: "{keys"}, ErrMalformed},
 		{"keys rotated to nothing", testAuthor, "org-a", salt, &OrgKeysRotated{Org: "org-a"}, ErrMalformed},
 		{"issuer for another org", testAuthor, "org-b", salt, &IssuerRegistered{Issuer: "org-a", KeyID: "k", PublicKey: "00"}, ErrAuthorship},
 		{"circuit by an org", testAuthor, "org-a", salt, &CircuitRegistered{Statement: "s", Version: 1, VKHash: strings.Repeat("ef", 32), Setup: "dev"}, ErrAuthorship},
