@@ -346,6 +346,14 @@ func (l *Log) writeBatch(ctx context.Context, datas [][]byte) (uint64, frontier,
 		if err != nil {
 			return err
 		}
+		if seen := l.size.Load(); n < seen {
+			// The durable size only grows: the database was rolled back
+			// under the running log. Appending would write a second
+			// history.
+			err := fmt.Errorf("%w: the stored log shrank from %d to %d entries under the running log", ErrCorrupt, seen, n)
+			l.setFault(err)
+			return l.faultErr()
+		}
 		first = n
 		r := &batchReader{ctx: ctx, tx: tx, base: tlog.StoredHashIndex(0, int64(n))}
 		if l.frontier.size == n && l.frontier.hashes != nil {
