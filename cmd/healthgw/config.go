@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"net"
@@ -25,7 +27,8 @@ type serveConfig struct {
 	CometHome    string        // CometBFT home for --ledger comet
 	CometRetain  int64         // blocks to keep (0: all)
 	CometTimeout time.Duration // how long an append waits for commit
-	Origin       string        // checkpoint origin line
+	Origin       string        // checkpoint origin line of a new log (default: the checkpoint key's name)
+	KeyName      string        // name of a new checkpoint key: Origin, else tlog-tiles' URL prefix of an explicit BaseURL, else healthgw/<random>
 	DevIdP       bool          // mint patient tokens with a local development IdP
 	PatientIss   string        // patient identity provider issuer
 	PatientJWKS  string        // its JWKS file or URL
@@ -58,7 +61,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CometHome, "comet-home", c.CometHome, "CometBFT home directory (with --ledger comet)")
 	fs.Int64Var(&c.CometRetain, "comet-retain-blocks", c.CometRetain, "with --ledger comet: prune blocks older than this many (0 keeps all; keep at least one archive node)")
 	fs.DurationVar(&c.CometTimeout, "comet-append-timeout", c.CometTimeout, "with --ledger comet: how long an append waits to be committed before 503 (default 30s)")
-	fs.StringVar(&c.Origin, "origin", c.Origin, "checkpoint origin line (default healthgw/<host:port>)")
+	fs.StringVar(&c.Origin, "origin", c.Origin, "checkpoint origin line of a NEW log, fixed once the log exists (default: the checkpoint key's name; with --base-url, <host>/<path>/ledger)")
 	fs.BoolVar(&c.DevIdP, "dev-idp", c.DevIdP, "accept patient tokens from the local development IdP (disable in production)")
 	fs.StringVar(&c.PatientIss, "patient-issuer", c.PatientIss, "patient identity provider issuer URL")
 	fs.StringVar(&c.PatientJWKS, "patient-jwks", c.PatientJWKS, "patient identity provider JWKS file or URL")
@@ -75,6 +78,7 @@ func (c *serveConfig) finish() error {
 	if err != nil {
 		return fmt.Errorf("--addr %q: %w", c.Addr, err)
 	}
+	baseURLGiven := c.BaseURL != ""
 	if c.BaseURL == "" {
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
@@ -94,8 +98,15 @@ func (c *serveConfig) finish() error {
 	if c.ZKKeys == "" {
 		c.ZKKeys = filepath.Join(c.DataDir, "zk")
 	}
-	if c.Origin == "" {
-		c.Origin = "healthgw/" + strings.TrimPrefix(strings.TrimPrefix(c.BaseURL, "https://"), "http://")
+	// The origin is fixed when the log is created and never derived from
+	// the listening address: a restart on another port keeps it.
+	switch {
+	case c.Origin != "":
+		c.KeyName = c.Origin
+	case baseURLGiven:
+		// C2SP tlog-tiles: the origin is the log's URL prefix without
+		// the scheme; the tiles live under <base URL>/ledger/.
+		c.KeyName = strings.TrimPrefix(strings.TrimPrefix(c.BaseURL, "https://"), "http://") + "/ledger"
 	}
 	switch c.Ledger {
 	case "gormlog":
@@ -156,3 +167,15 @@ func applyConfigFile(fs *flag.FlagSet, path string, explicit map[string]bool) er
 }
 
 func dialectName(dsn string) string { return string(database.DialectOf(dsn)) }
+
+// checkpointKeyName is the name of a checkpoint key created now, and so
+// the origin of a log created with it: cfg.KeyName, else "healthgw/"
+// and a random tag (unique per log, independent of the address).
+func checkpointKeyName(cfg serveConfig) string {
+	if cfg.KeyName != "" {
+		return cfg.KeyName
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "healthgw/" + hex.EncodeToString(b[:])
+}

@@ -92,7 +92,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	cpPath := filepath.Join(cfg.DataDir, checkpointKeyFile)
 	_, statErr := os.Stat(cpPath)
-	signer, vkey, err := ledger.LoadOrCreateCheckpointKey(cpPath, cfg.Origin)
+	signer, vkey, err := ledger.LoadOrCreateCheckpointKey(cpPath, checkpointKeyName(cfg))
 	if err != nil {
 		return fmt.Errorf("checkpoint key: %w", err)
 	}
@@ -188,6 +188,9 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 			return sqlDB.PingContext(ctx)
 		})),
 		api.WithReadiness("ledger", api.CheckerFunc(func(ctx context.Context) error {
+			if r, ok := g.ledger.(interface{ Ready(context.Context) error }); ok {
+				return r.Ready(ctx) // not ready once it refused to sign a fork
+			}
 			_, err := g.ledger.Checkpoint(ctx)
 			return err
 		})),

@@ -105,7 +105,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	printWelcome(e, cfg, ln.Addr().String(), g.vkey)
+	printWelcome(e, cfg, ln.Addr().String(), g.vkey, ledgerOrigin(g.ledger, cfg))
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("base_url", cfg.BaseURL),
 		slog.String("db", dbKind(cfg.DB)), slog.String("ledger", cfg.Ledger))
 
@@ -141,7 +141,16 @@ func dbKind(dsn string) string {
 	return "sqlite:" + dsn
 }
 
-func printWelcome(e *env, cfg serveConfig, addr, vkey string) {
+// ledgerOrigin is the origin the running log signs with (stored with the
+// log, not derived from the configuration).
+func ledgerOrigin(l backend, cfg serveConfig) string {
+	if o, ok := l.(interface{ Origin() string }); ok {
+		return o.Origin()
+	}
+	return cfg.Origin
+}
+
+func printWelcome(e *env, cfg serveConfig, addr, vkey, origin string) {
 	fmt.Fprintf(e.stdout, `healthgw %s listening on http://%s (public URL %s)
   data directory  %s
   database        %s
@@ -152,5 +161,5 @@ Get a first token (in another terminal):
   ./bin/healthgw org keygen --id hosp-a --name "Hospital A" --kind hospital --out keys
   TOKEN=$(./bin/healthgw token client --org hosp-a --key keys/hosp-a.jwk --url %s)
   curl -H "Authorization: Bearer $TOKEN" %s/v1/ledger/checkpoint
-`, version, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, cfg.Origin, vkey, cfg.BaseURL, cfg.BaseURL)
+`, version, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, origin, vkey, cfg.BaseURL, cfg.BaseURL)
 }
