@@ -132,6 +132,9 @@ func newLocalAudit(ctx context.Context, src Source, o Options) (*localAudit, err
 		}
 		a.latest = &latest
 		a.res.Checkpoint = latest
+		if a.res.Cosigned, err = checkWitnesses(raw, o); err != nil {
+			return nil, err
+		}
 	}
 	if o.Trusted != nil {
 		tc, err := openCheckpoint(o.Trusted, o, "trusted checkpoint")

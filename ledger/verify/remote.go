@@ -175,6 +175,9 @@ func Remote(ctx context.Context, base string, client *http.Client, o Options) (*
 		return nil, err
 	}
 	res := &Result{Checkpoint: latest, Signed: true}
+	if res.Cosigned, err = checkWitnesses(raw, o); err != nil {
+		return nil, err
+	}
 	tr := &tileReader{ctx: ctx, f: f, saved: map[tlog.Tile][]byte{}}
 	thr := tlog.TileHashReader(tlog.Tree{N: int64(latest.Size), Hash: latest.Hash}, tr)
 
