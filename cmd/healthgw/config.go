@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ledger/witness"
 )
 
 // serveConfig is everything `healthgw serve` reads from flags, HEALTHGW_*
@@ -36,6 +37,7 @@ type serveConfig struct {
 	BreakGlass   string        // comma-separated org kinds allowed to break the glass
 	ZKKeys       string        // directory of Groth16 keys (default <data>/zk)
 	ZKDevSetup   bool          // create development Groth16 keys when there are none
+	Witnesses    listFlag      // witnesses to submit checkpoints to: <verifier key>@<url>
 	Shutdown     time.Duration
 }
 
@@ -70,6 +72,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ZKKeys, "zk-keys", c.ZKKeys, "directory of Groth16 keys (default <data>/zk)")
 	fs.BoolVar(&c.ZKDevSetup, "zk-dev-setup", c.ZKDevSetup, "if --zk-keys holds no keys, run a single-party DEVELOPMENT setup in the background (disable in production; use a ceremony)")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
+	fs.Var(&c.Witnesses, "witness", "a witness to submit each checkpoint to, as <cosignature verifier key>@<url>; repeatable (C2SP tlog-witness)")
 }
 
 // finish fills derived defaults and validates.
@@ -129,6 +132,9 @@ func (c *serveConfig) finish() error {
 	if _, err := breakGlassPolicy(c.BreakGlass); err != nil {
 		return err
 	}
+	if _, err := c.witnessEndpoints(); err != nil {
+		return err
+	}
 	_ = database.DialectOf(c.DB)
 	return nil
 }
@@ -178,4 +184,17 @@ func checkpointKeyName(cfg serveConfig) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return "healthgw/" + hex.EncodeToString(b[:])
+}
+
+// witnessEndpoints parses the --witness values.
+func (c *serveConfig) witnessEndpoints() ([]witness.Endpoint, error) {
+	var out []witness.Endpoint
+	for _, s := range c.Witnesses {
+		ep, err := witness.ParseEndpoint(s)
+		if err != nil {
+			return nil, fmt.Errorf("--witness: %w", err)
+		}
+		out = append(out, ep)
+	}
+	return out, nil
 }

@@ -43,6 +43,10 @@ func loadServeConfig(e *env, args []string) (serveConfig, slog.Level, error) {
 	return cfg, level, nil
 }
 
+// witnessInterval is how often serve submits a new checkpoint to its
+// witnesses.
+const witnessInterval = time.Second
+
 // HTTP server limits.
 const (
 	readHeaderTimeout = 10 * time.Second
@@ -102,6 +106,14 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 			logger.Warn("zero-knowledge endpoints unavailable until keys are set up", slog.String("err", err.Error()))
 		}
 	}()
+	witnessCtx, stopWitness := context.WithCancel(context.Background())
+	witnessDone := make(chan struct{})
+	go func() {
+		defer close(witnessDone)
+		if g.witnesses != nil {
+			g.witnesses.Run(witnessCtx, witnessInterval)
+		}
+	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -126,6 +138,8 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	<-followDone
 	stopZK()
 	<-zkDone
+	stopWitness()
+	<-witnessDone
 	closeErr := g.close()
 	if shErr != nil || closeErr != nil {
 		return errors.Join(shErr, closeErr)
