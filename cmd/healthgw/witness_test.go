@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -9,8 +13,11 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/ledger/witness"
 )
 
@@ -104,4 +111,74 @@ func (g *testGateway) waitCheckpoint() {
 	if _, err := g.ledger.(ledger.CheckpointWaiter).WaitCheckpoint(g.t.Context(), g.size()); err != nil {
 		g.t.Fatal(err)
 	}
+}
+
+// TestWitnessServe runs `healthgw witness serve` for a log and has it
+// cosign the log's checkpoint over HTTP; a restart keeps its key.
+func TestWitnessServe(t *testing.T) {
+	keys := newLedgerKeys(t)
+	db := databasetest.SQLite(t)
+	fillLog(t, db, keys.signer, 0, 5)
+	l, err := gormlog.OpenReadOnly(t.Context(), db, gormlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := l.Checkpoint(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	for run := range 2 {
+		ctx, cancel := context.WithCancel(t.Context())
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			done <- run0(ctx, []string{"witness", "serve", "--addr", "127.0.0.1:0", "--data", data, "--name", "witness.test",
+				"--log", ledgerTestOrigin + "=" + keys.vkeyFile}, pw)
+			pw.Close()
+		}()
+		rd := bufio.NewReader(pr)
+		first, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyLine, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _, _ = io.Copy(io.Discard, rd) }()
+		addr := strings.TrimSpace(strings.TrimPrefix(first, "healthgw witness listening on "))
+		vkey := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(keyLine), "witness key"))
+		v, err := witness.NewVerifier(vkey)
+		if err != nil {
+			t.Fatalf("banner key %q: %v", keyLine, err)
+		}
+		resp, err := http.Post(addr+"/add-checkpoint", "text/plain", bytes.NewReader(witness.FormatAddCheckpoint(0, nil, raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := http.StatusOK
+		if run == 1 {
+			want = http.StatusConflict // it remembers size 5
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("run %d: add-checkpoint %d %s, want %d", run, resp.StatusCode, sig, want)
+		}
+		if run == 0 {
+			if _, err := note.Open(append(bytes.Clone(raw), sig...), note.VerifierList(v)); err != nil {
+				t.Errorf("cosignature: %v", err)
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("witness serve: %v", err)
+		}
+	}
+}
+
+// run0 runs the CLI with stdout w and no environment.
+func run0(ctx context.Context, args []string, w io.Writer) error {
+	return run(ctx, args, func(string) string { return "" }, w, io.Discard)
 }
