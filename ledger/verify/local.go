@@ -114,12 +114,15 @@ func newLocalAudit(ctx context.Context, src Source, o Options) (*localAudit, err
 	}
 	a.lister, _ = src.(checkpointLister)
 	a.counter, _ = src.(hashCounter)
-	size, err := src.Size(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
+	// The checkpoint first, then the size: a log that is appended to
+	// meanwhile (another process) then never seems to hold fewer entries
+	// than its checkpoint covers.
+	raw, err := src.Checkpoint(ctx)
+	size, serr := src.Size(ctx)
+	if serr != nil {
+		return nil, fmt.Errorf("verify: %w", serr)
 	}
 	a.size = size
-	raw, err := src.Checkpoint(ctx)
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		// Checked after the replay (checkCoverage): entries first.
