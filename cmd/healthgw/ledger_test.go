@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,6 +182,10 @@ func TestLedgerVerifyClean(t *testing.T) {
 			}
 			if !strings.Contains(stderr, "verified 600/600 entries") {
 				t.Errorf("verify %v: no progress on stderr: %q", args, stderr)
+			}
+			if unsigned := !slices.Contains(args, "--key"); unsigned != strings.Contains(stdout, "signatures  NOT checked") ||
+				unsigned != strings.Contains(stderr, "NO checkpoint signature is checked") {
+				t.Errorf("verify %v: does not say whether signatures were checked:\n%s\n%s", args, stdout, stderr)
 			}
 		}
 		// Checkpoints via the CLI: the printed note is the latest one.

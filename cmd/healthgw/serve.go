@@ -119,7 +119,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 
 	printWelcome(e, cfg, ln.Addr().String(), g.vkey, ledgerOrigin(g.ledger, cfg))
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("base_url", cfg.BaseURL),
-		slog.String("db", dbKind(cfg.DB)), slog.String("ledger", cfg.Ledger))
+		slog.String("db", dbKind(cfg.DB)), slog.String("ledger", cfg.Ledger), slog.String("origin", ledgerOrigin(g.ledger, cfg)))
 
 	select {
 	case <-ctx.Done():
