@@ -799,7 +799,9 @@ func (l *Log) publish(ctx context.Context) error {
 	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return err
 	}
-	root, err := ledger.TreeHash(ctx, l.HashReader(ctx), size)
+	// The hashes a checkpoint signs are read from the database, not the
+	// cache: what is signed is what is stored.
+	root, err := ledger.TreeHash(ctx, l.storedReader(ctx), size)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/verify"
@@ -115,7 +116,7 @@ func (l *Log) checkConsistent(ctx context.Context, prev checkpointRow, size uint
 	if old.Size == 0 || old.Size == size {
 		return ledger.VerifyConsistency(old, root, nil)
 	}
-	p, err := ledger.ConsistencyProof(ctx, l.HashReader(ctx), old.Size, size)
+	p, err := ledger.ConsistencyProof(ctx, l.storedReader(ctx), old.Size, size)
 	if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ledger.ErrNotFound) {
 		return &transientError{err}
 	}
@@ -189,3 +190,25 @@ type transientError struct{ err error }
 
 func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
+
+// storedReader reads stored hashes from the database, bypassing the
+// cache (publish: a hash edited in the database under the running log is
+// then seen before anything is signed).
+func (l *Log) storedReader(ctx context.Context) tlog.HashReader {
+	return tlog.HashReaderFunc(func(xs []int64) ([]tlog.Hash, error) {
+		for _, x := range xs {
+			if x < 0 {
+				return nil, fmt.Errorf("read hash %d: %w", x, ledger.ErrInvalidRange)
+			}
+		}
+		got, err := loadStored(ctx, l.db, xs)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(xs))
+		for i, x := range xs {
+			out[i] = got[x]
+		}
+		return out, nil
+	})
+}

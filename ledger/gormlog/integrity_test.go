@@ -179,6 +179,33 @@ func TestPublishRefusesFork(t *testing.T) {
 	})
 }
 
+// TestPublishRefusesEditedCachedHash: an edit of a hash high in the tree
+// (one the log keeps in memory) under the running log is seen at the next
+// checkpoint: what is signed is what is stored.
+func TestPublishRefusesEditedCachedHash(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s, v := testKeys(t)
+		l, err := gormlog.Open(t.Context(), db, gormlog.Options{Signer: s, Verifier: v, CheckpointInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close() })
+		fillTo(t, l, 16)
+		if _, err := ledger.InclusionProof(t.Context(), l, 3, 16); err != nil { // fills the cache
+			t.Fatal(err)
+		}
+		h := bytes.Clone(rowHashes(t, db, 15))
+		h[4*32] ^= 1 // level 4: the root of the first 16 entries
+		mustExec(t, db, "UPDATE ledger_entries SET hashes = ? WHERE idx = ?", h, 15)
+		if _, err := l.Append(t.Context(), accessEntry(16)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.WaitCheckpoint(t.Context(), 17); !errors.Is(err, gormlog.ErrInconsistent) {
+			t.Fatalf("WaitCheckpoint = %v, want ErrInconsistent", err)
+		}
+	})
+}
+
 // TestRollbackUnderRunningLog: a database restored to an older size under
 // a running log makes its next append fail and the log not ready; it
 // never writes a second history.
