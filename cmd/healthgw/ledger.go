@@ -99,6 +99,9 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "verifying %s\n", tilesURL(*url))
 		res, err = verify.Remote(ctx, tilesURL(*url), &http.Client{Timeout: ledgerHTTPTimeout}, o)
 	case *dsn != "":
+		if len(o.Witnesses) > 0 {
+			return errors.New("ledger verify: --witness needs --url: cosignatures are served with the checkpoint, not stored in the database")
+		}
 		var l *gormlog.Log
 		var closeDB func()
 		l, closeDB, err = openLedgerDB(ctx, *dsn)
