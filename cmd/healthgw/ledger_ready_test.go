@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/ledger/ledgertest"
 )
@@ -65,5 +67,36 @@ func TestReadyzAfterRefusedCheckpoint(t *testing.T) {
 	}
 	if code, body := readyz(); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz = %d %s after a refused checkpoint, want 503", code, body)
+	}
+}
+
+// TestServeRefusesRolledBackLog: a database rolled back with its
+// checkpoints kept stops the gateway from starting, naming the entry.
+func TestServeRefusesRolledBackLog(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	g, err := openTestGatewayCfg(t, dir, "127.0.0.1:18080", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"hosp-a", "hosp-b", "hosp-c"} {
+		registerTestOrg(t, g, id)
+	}
+	if err := g.close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := database.Open(t.Context(), filepath.Join(dir, "healthgw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Exec("DELETE FROM ledger_entries WHERE idx >= 1").Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Exec("UPDATE ledger_head SET size = 1").Error; err != nil {
+		t.Fatal(err)
+	}
+	_ = database.Close(raw)
+	_, err = openTestGatewayCfg(t, dir, "127.0.0.1:18081", nil)
+	if !errors.Is(err, gormlog.ErrInconsistent) || !strings.Contains(err.Error(), "entry 1:") {
+		t.Fatalf("start on a rolled-back log: %v, want a refusal naming entry 1", err)
 	}
 }
