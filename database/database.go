@@ -59,9 +59,13 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 		TranslateError:         true,
-		// Cache prepared statements: parsing SQL is a large share of a
-		// simple query's cost (especially in the pure-Go SQLite).
-		PrepareStmt: true,
+		// PostgreSQL: cache prepared statements (parsing is a share of a
+		// simple query's cost). Not on SQLite: gorm's statement cache
+		// prepares on the pool under its own lock, so a write transaction
+		// (which holds SQLite's one write lock) that meets a new statement
+		// waited for a pool connection while every connection waited for
+		// the write lock: a stall until the busy timeout.
+		PrepareStmt: DialectOf(dsn) == Postgres,
 	}
 	var (
 		db  *gorm.DB

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ledger/witness"
 )
 
 // serveConfig is everything `healthgw serve` reads from flags, HEALTHGW_*
@@ -25,7 +28,8 @@ type serveConfig struct {
 	CometHome    string        // CometBFT home for --ledger comet
 	CometRetain  int64         // blocks to keep (0: all)
 	CometTimeout time.Duration // how long an append waits for commit
-	Origin       string        // checkpoint origin line
+	Origin       string        // checkpoint origin line of a new log (default: the checkpoint key's name)
+	KeyName      string        // name of a new checkpoint key: Origin, else tlog-tiles' URL prefix of an explicit BaseURL, else healthgw/<random>
 	DevIdP       bool          // mint patient tokens with a local development IdP
 	PatientIss   string        // patient identity provider issuer
 	PatientJWKS  string        // its JWKS file or URL
@@ -33,6 +37,7 @@ type serveConfig struct {
 	BreakGlass   string        // comma-separated org kinds allowed to break the glass
 	ZKKeys       string        // directory of Groth16 keys (default <data>/zk)
 	ZKDevSetup   bool          // create development Groth16 keys when there are none
+	Witnesses    listFlag      // witnesses to submit checkpoints to: <verifier key>@<url>
 	Shutdown     time.Duration
 }
 
@@ -58,7 +63,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CometHome, "comet-home", c.CometHome, "CometBFT home directory (with --ledger comet)")
 	fs.Int64Var(&c.CometRetain, "comet-retain-blocks", c.CometRetain, "with --ledger comet: prune blocks older than this many (0 keeps all; keep at least one archive node)")
 	fs.DurationVar(&c.CometTimeout, "comet-append-timeout", c.CometTimeout, "with --ledger comet: how long an append waits to be committed before 503 (default 30s)")
-	fs.StringVar(&c.Origin, "origin", c.Origin, "checkpoint origin line (default healthgw/<host:port>)")
+	fs.StringVar(&c.Origin, "origin", c.Origin, "checkpoint origin line of a NEW log, fixed once the log exists (default: the checkpoint key's name; with --base-url, <host>/<path>/ledger)")
 	fs.BoolVar(&c.DevIdP, "dev-idp", c.DevIdP, "accept patient tokens from the local development IdP (disable in production)")
 	fs.StringVar(&c.PatientIss, "patient-issuer", c.PatientIss, "patient identity provider issuer URL")
 	fs.StringVar(&c.PatientJWKS, "patient-jwks", c.PatientJWKS, "patient identity provider JWKS file or URL")
@@ -67,6 +72,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ZKKeys, "zk-keys", c.ZKKeys, "directory of Groth16 keys (default <data>/zk)")
 	fs.BoolVar(&c.ZKDevSetup, "zk-dev-setup", c.ZKDevSetup, "if --zk-keys holds no keys, run a single-party DEVELOPMENT setup in the background (disable in production; use a ceremony)")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
+	fs.Var(&c.Witnesses, "witness", "a witness to submit each checkpoint to, as <cosignature verifier key>@<url>; repeatable (C2SP tlog-witness)")
 }
 
 // finish fills derived defaults and validates.
@@ -75,6 +81,7 @@ func (c *serveConfig) finish() error {
 	if err != nil {
 		return fmt.Errorf("--addr %q: %w", c.Addr, err)
 	}
+	baseURLGiven := c.BaseURL != ""
 	if c.BaseURL == "" {
 		if host == "" || host == "0.0.0.0" || host == "::" {
 			host = "127.0.0.1"
@@ -94,8 +101,15 @@ func (c *serveConfig) finish() error {
 	if c.ZKKeys == "" {
 		c.ZKKeys = filepath.Join(c.DataDir, "zk")
 	}
-	if c.Origin == "" {
-		c.Origin = "healthgw/" + strings.TrimPrefix(strings.TrimPrefix(c.BaseURL, "https://"), "http://")
+	// The origin is fixed when the log is created and never derived from
+	// the listening address: a restart on another port keeps it.
+	switch {
+	case c.Origin != "":
+		c.KeyName = c.Origin
+	case baseURLGiven:
+		// C2SP tlog-tiles: the origin is the log's URL prefix without
+		// the scheme; the tiles live under <base URL>/ledger/.
+		c.KeyName = strings.TrimPrefix(strings.TrimPrefix(c.BaseURL, "https://"), "http://") + "/ledger"
 	}
 	switch c.Ledger {
 	case "gormlog":
@@ -116,6 +130,9 @@ func (c *serveConfig) finish() error {
 		return fmt.Errorf("patients need an identity provider: set --patient-issuer and --patient-jwks, or --dev-idp")
 	}
 	if _, err := breakGlassPolicy(c.BreakGlass); err != nil {
+		return err
+	}
+	if _, err := c.witnessEndpoints(); err != nil {
 		return err
 	}
 	_ = database.DialectOf(c.DB)
@@ -156,3 +173,28 @@ func applyConfigFile(fs *flag.FlagSet, path string, explicit map[string]bool) er
 }
 
 func dialectName(dsn string) string { return string(database.DialectOf(dsn)) }
+
+// checkpointKeyName is the name of a checkpoint key created now, and so
+// the origin of a log created with it: cfg.KeyName, else "healthgw/"
+// and a random tag (unique per log, independent of the address).
+func checkpointKeyName(cfg serveConfig) string {
+	if cfg.KeyName != "" {
+		return cfg.KeyName
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "healthgw/" + hex.EncodeToString(b[:])
+}
+
+// witnessEndpoints parses the --witness values.
+func (c *serveConfig) witnessEndpoints() ([]witness.Endpoint, error) {
+	var out []witness.Endpoint
+	for _, s := range c.Witnesses {
+		ep, err := witness.ParseEndpoint(s)
+		if err != nil {
+			return nil, fmt.Errorf("--witness: %w", err)
+		}
+		out = append(out, ep)
+	}
+	return out, nil
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/ledger/tiles"
+	"github.com/healthgw/healthgw/ledger/witness"
 	"github.com/healthgw/healthgw/records"
 	"github.com/healthgw/healthgw/records/recordstore"
 	"github.com/healthgw/healthgw/registry"
@@ -59,6 +60,9 @@ type gateway struct {
 	vkey     string // checkpoint verifier key (note text)
 	api      *api.Server
 	closers  []func() error // run in reverse order by close
+	// witnesses submits checkpoints to the configured witnesses (nil:
+	// none); serve runs it.
+	witnesses *witness.Submitter
 }
 
 // openGateway opens the database, keys, ledger and projections, and builds
@@ -92,7 +96,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	cpPath := filepath.Join(cfg.DataDir, checkpointKeyFile)
 	_, statErr := os.Stat(cpPath)
-	signer, vkey, err := ledger.LoadOrCreateCheckpointKey(cpPath, cfg.Origin)
+	signer, vkey, err := ledger.LoadOrCreateCheckpointKey(cpPath, checkpointKeyName(cfg))
 	if err != nil {
 		return fmt.Errorf("checkpoint key: %w", err)
 	}
@@ -188,12 +192,20 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 			return sqlDB.PingContext(ctx)
 		})),
 		api.WithReadiness("ledger", api.CheckerFunc(func(ctx context.Context) error {
+			if r, ok := g.ledger.(interface{ Ready(context.Context) error }); ok {
+				return r.Ready(ctx) // not ready once it refused to sign a fork
+			}
 			_, err := g.ledger.Checkpoint(ctx)
 			return err
 		})),
 	)
 	g.api.MountAuth(exch, jwks)
-	g.api.MountLedger(g.ledger, tiles.New(g.ledger, tiles.Options{Logger: logger}))
+	var tilesLog tiles.Log = g.ledger
+	if eps, _ := cfg.witnessEndpoints(); len(eps) > 0 {
+		g.witnesses = witness.NewSubmitter(g.ledger, eps, nil, logger)
+		tilesLog = witness.CosignedLog{Log: g.ledger, S: g.witnesses} // the checkpoint with its cosignatures
+	}
+	g.api.MountLedger(g.ledger, tiles.New(tilesLog, tiles.Options{Logger: logger}))
 
 	// Records and consent.
 	recStore, err := recordstore.New(ctx, g.db)

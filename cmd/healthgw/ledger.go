@@ -47,13 +47,30 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 	dsn := fs.String("db", "", "verify a database directly instead (SQLite path or postgres:// URL)")
 	trusted := fs.String("trusted", "", "file holding a signed checkpoint you already trust")
 	key := fs.String("key", "", "the gateway's checkpoint verifier key: a file, or the key text itself (required with --url)")
-	origin := fs.String("origin", "", "expected checkpoint origin line (default: any)")
+	origin := fs.String("origin", "", "expected checkpoint origin line (default: the trusted checkpoint's, else any)")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	var witnesses listFlag
+	fs.Var(&witnesses, "witness", "a witness's cosignature verifier key (file or key text); repeatable")
+	threshold := fs.Int("witness-threshold", -1, "valid witness cosignatures the latest checkpoint must carry (default: every --witness)")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
 	var o verify.Options
 	o.Origin = *origin
+	for _, w := range witnesses {
+		v, err := loadWitnessVerifier(w)
+		if err != nil {
+			return err
+		}
+		o.Witnesses = append(o.Witnesses, v)
+	}
+	o.WitnessThreshold = *threshold
+	if *threshold < 0 {
+		o.WitnessThreshold = len(o.Witnesses)
+	}
+	if o.WitnessThreshold > len(o.Witnesses) {
+		return fmt.Errorf("ledger verify: --witness-threshold %d exceeds the %d --witness keys given", o.WitnessThreshold, len(o.Witnesses))
+	}
 	if *key != "" {
 		v, err := loadVerifier(*key)
 		if err != nil {
@@ -82,6 +99,9 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "verifying %s\n", tilesURL(*url))
 		res, err = verify.Remote(ctx, tilesURL(*url), &http.Client{Timeout: ledgerHTTPTimeout}, o)
 	case *dsn != "":
+		if len(o.Witnesses) > 0 {
+			return errors.New("ledger verify: --witness needs --url: cosignatures are served with the checkpoint, not stored in the database")
+		}
 		var l *gormlog.Log
 		var closeDB func()
 		l, closeDB, err = openLedgerDB(ctx, *dsn)
@@ -90,7 +110,7 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 		}
 		defer closeDB()
 		if o.Verifier == nil {
-			fmt.Fprintln(e.stderr, "warning: no --key: checkpoint signatures are not checked")
+			fmt.Fprintln(e.stderr, "warning: no --key: NO checkpoint signature is checked; only the tree's internal consistency is (pass the gateway's checkpoint verifier key with --key)")
 		}
 		fmt.Fprintln(e.stderr, "verifying database")
 		res, err = verify.Local(ctx, l, o)
@@ -120,6 +140,9 @@ func printResult(w io.Writer, r *verify.Result, v note.Verifier, took time.Durat
 	}
 	if r.Trusted != nil {
 		fmt.Fprintf(w, "  consistent  with the trusted checkpoint of size %d\n", r.Trusted.Size)
+	}
+	if r.Cosigned > 0 {
+		fmt.Fprintf(w, "  witnessed   %d valid witness cosignatures\n", r.Cosigned)
 	}
 	if r.Checkpoints > 0 {
 		fmt.Fprintf(w, "  stored      %d checkpoints checked\n", r.Checkpoints)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,6 +183,10 @@ func TestLedgerVerifyClean(t *testing.T) {
 			if !strings.Contains(stderr, "verified 600/600 entries") {
 				t.Errorf("verify %v: no progress on stderr: %q", args, stderr)
 			}
+			if unsigned := !slices.Contains(args, "--key"); unsigned != strings.Contains(stdout, "signatures  NOT checked") ||
+				unsigned != strings.Contains(stderr, "NO checkpoint signature is checked") {
+				t.Errorf("verify %v: does not say whether signatures were checked:\n%s\n%s", args, stdout, stderr)
+			}
 		}
 		// Checkpoints via the CLI: the printed note is the latest one.
 		for _, src := range [][]string{{"--url", url}, {"--db", dsn}} {
@@ -202,7 +207,19 @@ func TestLedgerVerifyClean(t *testing.T) {
 func TestLedgerVerifyTamper(t *testing.T) {
 	type want struct {
 		kind  verify.Kind
-		index int64
+		index int64 // -2: any failure (exit status 2) will do
+	}
+	// shift moves rows (data and hashes) above idx down by one.
+	shift := func(t *testing.T, f *ledgerFixture, idx int) {
+		f.exec(t, "DELETE FROM ledger_entries WHERE idx = ?", idx)
+		f.exec(t, "UPDATE ledger_entries SET idx = -idx WHERE idx > ?", idx)
+		f.exec(t, "UPDATE ledger_entries SET idx = -idx - 1 WHERE idx < 0")
+	}
+	swapRows := func(t *testing.T, f *ledgerFixture, i, j int) {
+		di, dj := f.column(t, "data", i), f.column(t, "data", j)
+		hi, hj := f.column(t, "hashes", i), f.column(t, "hashes", j)
+		f.exec(t, "UPDATE ledger_entries SET data = ?, hashes = ? WHERE idx = ?", dj, hj, i)
+		f.exec(t, "UPDATE ledger_entries SET data = ?, hashes = ? WHERE idx = ?", di, hi, j)
 	}
 	tests := []struct {
 		name   string
@@ -276,7 +293,61 @@ func TestLedgerVerifyTamper(t *testing.T) {
 				f.exec(t, "UPDATE ledger_entries SET data = ?, hashes = ? WHERE idx = ?", a, hb2, 21)
 			},
 			url: want{verify.KindRoot, 0},
-			db:  want{verify.KindHash, 21},
+			db:  want{verify.KindEntry, 20},
+		},
+		{
+			name:   "middle row deleted, later rows shifted down, head kept",
+			tamper: func(t *testing.T, f *ledgerFixture) { shift(t, f, 100) },
+			url:    want{"", -2},
+			db:     want{verify.KindHash, 100},
+		},
+		{
+			name: "middle row deleted, later rows shifted down, head shrunk",
+			tamper: func(t *testing.T, f *ledgerFixture) {
+				shift(t, f, 101)
+				f.exec(t, "UPDATE ledger_head SET size = ?", 599)
+			},
+			url: want{"", -2},
+			db:  want{verify.KindHash, 101},
+		},
+		{
+			name:   "two whole rows swapped",
+			tamper: func(t *testing.T, f *ledgerFixture) { swapRows(t, f, 40, 44) },
+			url:    want{"", -2},
+			db:     want{verify.KindEntry, 40},
+		},
+		{
+			name: "every checkpoint deleted",
+			tamper: func(t *testing.T, f *ledgerFixture) {
+				f.exec(t, "DELETE FROM ledger_checkpoints")
+			},
+			url: want{verify.KindMissing, -1},
+			db:  want{verify.KindMissing, -1},
+		},
+		{
+			name:   "trusted checkpoint of another origin signed with the same key",
+			tamper: func(t *testing.T, f *ledgerFixture) {},
+			trusted: func(t *testing.T, f *ledgerFixture) string {
+				l, err := gormlog.OpenReadOnly(t.Context(), f.db, gormlog.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				root, err := ledger.TreeHash(t.Context(), l, 300)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, err := ledger.SignCheckpoint(ledger.Checkpoint{Origin: "other.example/ledger", Size: 300, Hash: root}, f.keys.signer)
+				if err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(t.TempDir(), "other.checkpoint")
+				if err := os.WriteFile(path, raw, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return path
+			},
+			url: want{verify.KindSignature, -1},
+			db:  want{verify.KindSignature, -1},
 		},
 		{
 			name: "forged checkpoint",
@@ -369,7 +440,7 @@ func TestLedgerVerifyTamper(t *testing.T) {
 					if !errors.As(err, &fl) {
 						t.Fatalf("%s: %v is not a *verify.Failure", mode.name, err)
 					}
-					if fl.Kind != mode.want.kind || fl.Index != mode.want.index {
+					if mode.want.index != -2 && (fl.Kind != mode.want.kind || fl.Index != mode.want.index) {
 						t.Errorf("%s: failure %s at index %d, want %s at %d\n%v", mode.name, fl.Kind, fl.Index, mode.want.kind, mode.want.index, err)
 					}
 					if fl.Index >= 0 && !strings.Contains(err.Error(), "entry "+strconv.FormatInt(fl.Index, 10)+":") {

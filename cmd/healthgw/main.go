@@ -59,6 +59,7 @@ func commands() []command {
 		{"org", "register and list organisations, make demo client keys", cmdOrg},
 		{"token", "mint patient tokens (development), get client access tokens", cmdToken},
 		{"zk", "zero-knowledge credentials, setup, proving and verification", cmdZK},
+		{"witness", "run a witness that cosigns gateways' checkpoints (C2SP tlog-witness)", cmdWitness},
 	}
 }
 

@@ -106,7 +106,7 @@ func openLedger(ctx context.Context, db *gorm.DB, dataDir string, readOnly bool)
 	if err := cfg.finish(); err != nil {
 		return nil, err
 	}
-	signer, _, err := ledger.LoadOrCreateCheckpointKey(filepath.Join(dataDir, checkpointKeyFile), cfg.Origin)
+	signer, _, err := ledger.LoadOrCreateCheckpointKey(filepath.Join(dataDir, checkpointKeyFile), checkpointKeyName(cfg))
 	if err != nil {
 		return nil, err
 	}

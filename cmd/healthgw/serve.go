@@ -43,6 +43,10 @@ func loadServeConfig(e *env, args []string) (serveConfig, slog.Level, error) {
 	return cfg, level, nil
 }
 
+// witnessInterval is how often serve submits a new checkpoint to its
+// witnesses.
+const witnessInterval = time.Second
+
 // HTTP server limits.
 const (
 	readHeaderTimeout = 10 * time.Second
@@ -102,12 +106,20 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 			logger.Warn("zero-knowledge endpoints unavailable until keys are set up", slog.String("err", err.Error()))
 		}
 	}()
+	witnessCtx, stopWitness := context.WithCancel(context.Background())
+	witnessDone := make(chan struct{})
+	go func() {
+		defer close(witnessDone)
+		if g.witnesses != nil {
+			g.witnesses.Run(witnessCtx, witnessInterval)
+		}
+	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	printWelcome(e, cfg, ln.Addr().String(), g.vkey)
+	printWelcome(e, cfg, ln.Addr().String(), g.vkey, ledgerOrigin(g.ledger, cfg))
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("base_url", cfg.BaseURL),
-		slog.String("db", dbKind(cfg.DB)), slog.String("ledger", cfg.Ledger))
+		slog.String("db", dbKind(cfg.DB)), slog.String("ledger", cfg.Ledger), slog.String("origin", ledgerOrigin(g.ledger, cfg)))
 
 	select {
 	case <-ctx.Done():
@@ -126,6 +138,8 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	<-followDone
 	stopZK()
 	<-zkDone
+	stopWitness()
+	<-witnessDone
 	closeErr := g.close()
 	if shErr != nil || closeErr != nil {
 		return errors.Join(shErr, closeErr)
@@ -141,7 +155,16 @@ func dbKind(dsn string) string {
 	return "sqlite:" + dsn
 }
 
-func printWelcome(e *env, cfg serveConfig, addr, vkey string) {
+// ledgerOrigin is the origin the running log signs with (stored with the
+// log, not derived from the configuration).
+func ledgerOrigin(l backend, cfg serveConfig) string {
+	if o, ok := l.(interface{ Origin() string }); ok {
+		return o.Origin()
+	}
+	return cfg.Origin
+}
+
+func printWelcome(e *env, cfg serveConfig, addr, vkey, origin string) {
 	fmt.Fprintf(e.stdout, `healthgw %s listening on http://%s (public URL %s)
   data directory  %s
   database        %s
@@ -152,5 +175,5 @@ Get a first token (in another terminal):
   ./bin/healthgw org keygen --id hosp-a --name "Hospital A" --kind hospital --out keys
   TOKEN=$(./bin/healthgw token client --org hosp-a --key keys/hosp-a.jwk --url %s)
   curl -H "Authorization: Bearer $TOKEN" %s/v1/ledger/checkpoint
-`, version, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, cfg.Origin, vkey, cfg.BaseURL, cfg.BaseURL)
+`, version, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, origin, vkey, cfg.BaseURL, cfg.BaseURL)
 }

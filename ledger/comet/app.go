@@ -147,6 +147,9 @@ func NewApp(db dbm.DB, opts AppOptions) (*App, error) {
 		return nil, err
 	}
 	if ok {
+		if err := a.store.checkTree(m); err != nil {
+			return nil, err
+		}
 		a.committed = m
 	} else {
 		a.committed.Root, _ = tlog.TreeHash(0, nil)

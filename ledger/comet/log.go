@@ -302,3 +302,6 @@ func (l *Log) Close() error {
 	})
 	return l.closeErr
 }
+
+// Origin returns the checkpoint origin line.
+func (l *Log) Origin() string { return l.origin }

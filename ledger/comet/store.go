@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	dbm "github.com/cometbft/cometbft-db"
@@ -201,6 +202,51 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 	}
 	if err := batch.WriteSync(); err != nil {
 		return fmt.Errorf("write block %d: %w", b.state.Height, err)
+	}
+	return nil
+}
+
+// ErrCorrupt is returned by NewApp when the stored tree does not match the
+// committed application hash (the log root every validator signed): the
+// node's database was edited, and the node refuses to start.
+var ErrCorrupt = errors.New("comet: stored log does not match the committed application hash")
+
+// checkTree recomputes the root of the committed tree from the stored
+// hashes and checks the last entry's bytes against its stored leaf hash:
+// cheap (logarithmic) checks at every start. A full replay is `healthgw
+// ledger verify`.
+func (s store) checkTree(m State) error {
+	hr := tlog.HashReaderFunc(func(xs []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(xs))
+		for i, x := range xs {
+			h, err := s.hash(x)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = h
+		}
+		return out, nil
+	})
+	root, err := tlog.TreeHash(int64(m.Size), hr)
+	if err != nil {
+		return fmt.Errorf("%w: height %d, size %d: %w", ErrCorrupt, m.Height, m.Size, err)
+	}
+	if root != m.Root {
+		return fmt.Errorf("%w: height %d: the stored tree of %d entries has another root", ErrCorrupt, m.Height, m.Size)
+	}
+	if m.Size == 0 {
+		return nil
+	}
+	last, err := s.entries(m.Size-1, m.Size)
+	if err != nil {
+		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, m.Size-1, err)
+	}
+	leaf, err := hr.ReadHashes([]int64{tlog.StoredHashIndex(0, int64(m.Size)-1)})
+	if err != nil {
+		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, m.Size-1, err)
+	}
+	if tlog.RecordHash(last[0]) != leaf[0] {
+		return fmt.Errorf("%w: entry %d: its bytes do not match its stored leaf hash", ErrCorrupt, m.Size-1)
 	}
 	return nil
 }

@@ -14,7 +14,8 @@
 //     batch costs one row per entry. The hash with tlog storage index i
 //     (level L, node n; tlog.SplitStoredHashIndex) is at offset 32*L of
 //     the row with idx (n+1)<<L - 1.
-//   - ledger_head(id=1, size): the number of durable entries. Every write
+//   - ledger_head(id=1, size, origin): the number of durable entries and
+//     the log's origin, chosen when the log is created. Every write
 //     transaction locks this row (PostgreSQL: SELECT … FOR UPDATE; SQLite:
 //     BEGIN IMMEDIATE, set by database.Open) and re-reads the size, so
 //     other processes may append to the same database concurrently.
@@ -37,4 +38,17 @@
 // A publisher goroutine signs a checkpoint for the durable size every
 // Options.CheckpointInterval while the log grows, on demand
 // (WaitCheckpoint), and once more in Close.
+//
+// # Integrity
+//
+// Nothing stored is trusted. Open replays the whole stored log
+// (verify.Local) against every stored checkpoint, each of which must be
+// signed with the log's own key for its origin, and refuses to open
+// (ErrInconsistent, with a *verify.Failure naming the first bad entry) if
+// anything differs: a rollback with the checkpoints kept, an edited hash or
+// entry, a row moved, a foreign checkpoint. Before signing a checkpoint the
+// publisher proves the new tree, read from the database, consistent with
+// the latest signed one; if that fails, or the stored size shrinks under
+// the running log, the log signs nothing more, Ready reports the fault and
+// Append refuses (ledger.ErrUnavailable). There is no repair mode.
 package gormlog

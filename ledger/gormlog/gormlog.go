@@ -42,11 +42,19 @@ var ErrCorrupt = errors.New("gormlog: stored log is corrupt")
 
 // Options configures a Log.
 type Options struct {
-	// Origin is the checkpoint origin line. Default: Signer.Name().
+	// Origin is the checkpoint origin line of a new log. Default:
+	// Signer.Name(). It is stored with the log when the log is created
+	// and never changes: Open refuses another (ErrOriginMismatch); leave
+	// it empty to open an existing log with its stored origin.
 	Origin string
 	// Signer signs checkpoints (an Ed25519 note key; see
 	// ledger.LoadOrCreateCheckpointKey). Required by Open.
 	Signer note.Signer
+	// Verifier is Signer's verifier key. Open checks the stored
+	// checkpoints with it: one signed by another key is refused. Default:
+	// a check that re-signs with Signer, which holds for Ed25519 note
+	// keys (deterministic signatures); set it for other signers.
+	Verifier note.Verifier
 	// CheckpointInterval: default DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
 	// MaxBatch: default DefaultMaxBatch.
@@ -63,6 +71,7 @@ type Log struct {
 	dialect  database.Dialect
 	origin   string
 	signer   note.Signer
+	verifier note.Verifier
 	interval time.Duration
 	maxBatch int
 	logger   *slog.Logger
@@ -90,6 +99,10 @@ type Log struct {
 	closeErr  error
 
 	size atomic.Uint64 // largest durable size seen (monotonic)
+
+	// fault is set once the log refused to sign a checkpoint that is not
+	// consistent with its previous one (see setFault).
+	fault atomic.Pointer[error]
 }
 
 var (
@@ -121,9 +134,24 @@ func Open(ctx context.Context, db *gorm.DB, opts Options) (*Log, error) {
 	if err := migrate(ctx, db); err != nil {
 		return nil, err
 	}
+	if err := l.resolveOrigin(ctx, opts.Origin); err != nil {
+		return nil, err
+	}
 	n, err := l.Size(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// Nothing stored is trusted: the stored tree must match the latest
+	// checkpoint, signed with this log's key, before anything is
+	// appended or signed.
+	_, cpErr := l.latestCheckpoint(ctx)
+	if cpErr != nil && !errors.Is(cpErr, ledger.ErrNotFound) {
+		return nil, cpErr
+	}
+	if cpErr == nil || n > 0 {
+		if err := l.checkStored(ctx); err != nil {
+			return nil, err
+		}
 	}
 	l.reqs = make(chan *appendReq, opts.QueueSize)
 	if opts.QueueSize <= 0 {
@@ -146,13 +174,19 @@ func Open(ctx context.Context, db *gorm.DB, opts Options) (*Log, error) {
 }
 
 // OpenReadOnly opens the log stored in db for reading and verification:
-// no writer, no publisher, no schema changes. Append returns ErrReadOnly.
-// opts.Signer may be nil.
+// no writer, no publisher, no schema changes, no start-up check (verify
+// the log with verify.Local). Append returns ErrReadOnly. opts.Signer may
+// be nil.
 func OpenReadOnly(ctx context.Context, db *gorm.DB, opts Options) (*Log, error) {
 	l := newLog(db, opts)
 	l.readOnly = true
 	if !db.WithContext(ctx).Migrator().HasTable(&entryRow{}) {
 		return nil, fmt.Errorf("gormlog: no ledger in this database: %w", ledger.ErrNotFound)
+	}
+	if db.WithContext(ctx).Migrator().HasColumn(&headRow{}, "origin") {
+		if o, err := l.storedOrigin(ctx); err == nil && o != "" {
+			l.origin = o
+		}
 	}
 	if _, err := l.Size(ctx); err != nil {
 		return nil, err
@@ -166,6 +200,7 @@ func newLog(db *gorm.DB, opts Options) *Log {
 		dialect:   database.DialectFor(db),
 		origin:    opts.Origin,
 		signer:    opts.Signer,
+		verifier:  opts.Verifier,
 		interval:  opts.CheckpointInterval,
 		maxBatch:  opts.MaxBatch,
 		logger:    opts.Logger,
@@ -176,6 +211,9 @@ func newLog(db *gorm.DB, opts Options) *Log {
 	}
 	if l.origin == "" && l.signer != nil {
 		l.origin = l.signer.Name()
+	}
+	if l.verifier == nil && l.signer != nil {
+		l.verifier = resignVerifier{l.signer}
 	}
 	if l.interval <= 0 {
 		l.interval = DefaultCheckpointInterval
@@ -198,6 +236,9 @@ func (l *Log) Origin() string { return l.origin }
 func (l *Log) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
 	if l.readOnly {
 		return 0, ErrReadOnly
+	}
+	if err := l.faultErr(); err != nil {
+		return 0, fmt.Errorf("append: %w", err)
 	}
 	e.Time = time.Time{}
 	if _, err := ledger.Encode(e); err != nil {
@@ -304,6 +345,14 @@ func (l *Log) writeBatch(ctx context.Context, datas [][]byte) (uint64, frontier,
 		n, err := l.lockHead(tx)
 		if err != nil {
 			return err
+		}
+		if seen := l.size.Load(); n < seen {
+			// The durable size only grows: the database was rolled back
+			// under the running log. Appending would write a second
+			// history.
+			err := fmt.Errorf("%w: the stored log shrank from %d to %d entries under the running log", ErrCorrupt, seen, n)
+			l.setFault(err)
+			return l.faultErr()
 		}
 		first = n
 		r := &batchReader{ctx: ctx, tx: tx, base: tlog.StoredHashIndex(0, int64(n))}
@@ -691,6 +740,9 @@ func (l *Log) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
 		if l.readOnly {
 			return nil, fmt.Errorf("no checkpoint of size %d yet: %w", size, ErrReadOnly)
 		}
+		if err := l.faultErr(); err != nil {
+			return nil, fmt.Errorf("wait checkpoint: %w", err)
+		}
 		select {
 		case l.pubNow <- struct{}{}:
 		default:
@@ -718,7 +770,7 @@ func (l *Log) publisher() {
 		case <-l.pubNow:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), DefaultCommitTimeout)
-		if err := l.publish(ctx); err != nil {
+		if err := l.publish(ctx); err != nil && !errors.Is(err, ErrInconsistent) {
 			l.logger.Warn("ledger checkpoint", slog.String("err", err.Error()))
 		}
 		cancel()
@@ -726,11 +778,16 @@ func (l *Log) publisher() {
 }
 
 // publish signs and stores a checkpoint for the durable size, unless one
-// of that size (or larger) exists.
+// of that size (or larger) exists. It first proves the new tree
+// consistent with the latest signed checkpoint; if that fails it signs
+// nothing and the log faults (setFault).
 func (l *Log) publish(ctx context.Context) error {
 	l.pubMu.Lock()
 	defer l.pubMu.Unlock()
 	defer l.notifyCheckpoint()
+	if err := l.faultErr(); err != nil {
+		return err
+	}
 	size, err := l.Size(ctx)
 	if err != nil {
 		return err
@@ -742,11 +799,24 @@ func (l *Log) publish(ctx context.Context) error {
 	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return err
 	}
-	root, err := ledger.TreeHash(ctx, l.HashReader(ctx), size)
+	// The hashes a checkpoint signs are read from the database, not the
+	// cache: what is signed is what is stored.
+	root, err := ledger.TreeHash(ctx, l.storedReader(ctx), size)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	raw, err := ledger.SignCheckpoint(ledger.Checkpoint{Origin: l.origin, Size: size, Hash: root}, l.signer)
+	next := ledger.Checkpoint{Origin: l.origin, Size: size, Hash: root}
+	if latest.Note != nil {
+		if cerr := l.checkConsistent(ctx, latest, size, next); cerr != nil {
+			var te *transientError
+			if ctx.Err() != nil || errors.As(cerr, &te) {
+				return fmt.Errorf("checkpoint: %w", cerr)
+			}
+			l.setFault(fmt.Errorf("checkpoint %d: %w", size, cerr))
+			return l.faultErr()
+		}
+	}
+	raw, err := ledger.SignCheckpoint(next, l.signer)
 	if err != nil {
 		return err
 	}

@@ -23,10 +23,12 @@ type entryRow struct {
 
 func (entryRow) TableName() string { return "ledger_entries" }
 
-// headRow holds the durable size; writers lock it.
+// headRow holds the durable size (writers lock it) and the log's origin,
+// chosen once when the log is created.
 type headRow struct {
-	ID   int64 `gorm:"column:id;primaryKey;autoIncrement:false"`
-	Size int64 `gorm:"column:size;not null"`
+	ID     int64  `gorm:"column:id;primaryKey;autoIncrement:false"`
+	Size   int64  `gorm:"column:size;not null"`
+	Origin string `gorm:"column:origin;not null;default:''"`
 }
 
 func (headRow) TableName() string { return "ledger_head" }

@@ -162,6 +162,11 @@ func Remote(ctx context.Context, base string, client *http.Client, o Options) (*
 	f := &fetcher{c: client, base: u}
 
 	raw, err := f.get(ctx, layout.CheckpointPath)
+	if errors.Is(err, errNotExist) && o.Trusted != nil {
+		// The log once had a checkpoint (the trusted one) and now serves
+		// none.
+		return nil, fail(KindMissing, -1, err, "the log serves no checkpoint although a trusted one exists")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -170,6 +175,9 @@ func Remote(ctx context.Context, base string, client *http.Client, o Options) (*
 		return nil, err
 	}
 	res := &Result{Checkpoint: latest, Signed: true}
+	if res.Cosigned, err = checkWitnesses(raw, o); err != nil {
+		return nil, err
+	}
 	tr := &tileReader{ctx: ctx, f: f, saved: map[tlog.Tile][]byte{}}
 	thr := tlog.TileHashReader(tlog.Tree{N: int64(latest.Size), Hash: latest.Hash}, tr)
 
@@ -179,6 +187,10 @@ func Remote(ctx context.Context, base string, client *http.Client, o Options) (*
 			return nil, err
 		}
 		res.Trusted = &tc
+		if tc.Origin != latest.Origin {
+			return nil, fail(KindSignature, -1, ledger.ErrWrongOrigin,
+				"the trusted checkpoint is for log %q but the log serves one for %q", tc.Origin, latest.Origin)
+		}
 		if err := checkConsistency(tc, latest, thr); err != nil {
 			return nil, err
 		}

@@ -49,6 +49,9 @@ const (
 	// KindRoot: the tree recomputed from the entries does not have the
 	// root a checkpoint signed.
 	KindRoot Kind = "root"
+	// KindWitness: the latest checkpoint carries fewer valid witness
+	// cosignatures than required.
+	KindWitness Kind = "witness"
 )
 
 // Failure is a verification failure: the log is not what its checkpoints
@@ -96,6 +99,11 @@ type Options struct {
 	// Progress, if not nil, is called now and then with the number of
 	// entries verified and the total.
 	Progress func(done, total uint64)
+	// Witnesses are witness cosignature verifier keys (C2SP
+	// tlog-cosignature/v1); the latest checkpoint must carry valid
+	// cosignatures from at least WitnessThreshold of them.
+	Witnesses        []note.Verifier
+	WitnessThreshold int
 }
 
 // Result summarises a successful audit.
@@ -113,6 +121,25 @@ type Result struct {
 	Checkpoints int
 	// Types counts entries by type.
 	Types map[ledger.Type]uint64
+	// Cosigned is the number of configured witnesses whose cosignature
+	// on the latest checkpoint verified.
+	Cosigned int
+}
+
+// checkWitnesses counts the valid cosignatures of o.Witnesses on raw and
+// requires o.WitnessThreshold of them.
+func checkWitnesses(raw []byte, o Options) (int, error) {
+	n := 0
+	for _, v := range o.Witnesses {
+		if nt, err := note.Open(raw, note.VerifierList(v)); err == nil && len(nt.Sigs) == 1 {
+			n++
+		}
+	}
+	if n < o.WitnessThreshold {
+		return n, fail(KindWitness, -1, nil,
+			"the latest checkpoint carries %d valid witness cosignatures, %d required", n, o.WitnessThreshold)
+	}
+	return n, nil
 }
 
 func openCheckpoint(raw []byte, o Options, what string) (ledger.Checkpoint, error) {
