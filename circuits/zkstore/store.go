@@ -1,7 +1,8 @@
 // Package zkstore keeps the gateway's zero-knowledge state in gorm: the
 // projection of issuer.registered and circuit.registered ledger entries
 // (which issuer keys and verifying keys are the registered ones), and the
-// verifiers' single-use proof challenges.
+// verifiers' single-use proof challenges. The types are package
+// eligibility's; the rows here are this package's alone.
 package zkstore
 
 import (
@@ -14,51 +15,15 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/healthgw/healthgw/circuits/eligibility"
 	"github.com/healthgw/healthgw/ledger"
 )
 
 // Name is the projection's name (its cursor's key).
 const Name = "zk"
 
-// Errors.
-var (
-	ErrNotFound         = errors.New("zkstore: not found")
-	ErrChallengeUsed    = errors.New("zkstore: challenge already used")
-	ErrChallengeExpired = errors.New("zkstore: challenge expired")
-	ErrGap              = errors.New("zkstore: entries start beyond the projection cursor")
-)
-
-// Issuer is a registered credential issuer key.
-type Issuer struct {
-	Org         string
-	KeyID       string
-	PublicKey   string // hex, compressed point
-	LedgerIndex uint64
-}
-
-// Circuit is a registered statement verifying key.
-type Circuit struct {
-	Statement   string
-	Version     int
-	VKHash      string
-	Setup       string
-	LedgerIndex uint64
-	Time        time.Time
-}
-
-// Challenge is a verifier's single-use proof challenge.
-type Challenge struct {
-	ID        string
-	Verifier  string
-	Statement string
-	Params    map[string]string
-	Nonce     []byte
-	Scope     string
-	Date      uint64 // credential.Day
-	CreatedAt time.Time
-	ExpiresAt time.Time
-	UsedAt    time.Time // zero while unused
-}
+// ErrGap reports entries that start beyond the projection cursor.
+var ErrGap = errors.New("zkstore: entries start beyond the projection cursor")
 
 type issuerRow struct {
 	KeyID       string `gorm:"primaryKey;size:64"`
@@ -108,7 +73,10 @@ type Store struct {
 	db *gorm.DB
 }
 
-var _ ledger.Applier = (*Store)(nil)
+var (
+	_ ledger.Applier    = (*Store)(nil)
+	_ eligibility.Store = (*Store)(nil)
+)
 
 // Open migrates the tables and returns the store.
 func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
@@ -174,34 +142,34 @@ func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry)
 }
 
 // Issuer returns the registered issuer key with that key ID.
-func (s *Store) Issuer(ctx context.Context, keyID string) (Issuer, error) {
+func (s *Store) Issuer(ctx context.Context, keyID string) (eligibility.Issuer, error) {
 	var r issuerRow
 	err := s.db.WithContext(ctx).Take(&r, "key_id = ?", keyID).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Issuer{}, ErrNotFound
+		return eligibility.Issuer{}, eligibility.ErrNotFound
 	}
 	if err != nil {
-		return Issuer{}, fmt.Errorf("zkstore: issuer: %w", err)
+		return eligibility.Issuer{}, fmt.Errorf("zkstore: issuer: %w", err)
 	}
-	return Issuer{Org: r.Org, KeyID: r.KeyID, PublicKey: r.PublicKey, LedgerIndex: r.LedgerIndex}, nil
+	return eligibility.Issuer{Org: r.Org, KeyID: r.KeyID, PublicKey: r.PublicKey, LedgerIndex: r.LedgerIndex}, nil
 }
 
 // Circuits lists the registered circuits, latest registration of each
 // statement version.
-func (s *Store) Circuits(ctx context.Context) ([]Circuit, error) {
+func (s *Store) Circuits(ctx context.Context) ([]eligibility.Circuit, error) {
 	var rows []circuitRow
 	if err := s.db.WithContext(ctx).Order("statement, version").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("zkstore: circuits: %w", err)
 	}
-	out := make([]Circuit, 0, len(rows))
+	out := make([]eligibility.Circuit, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, Circuit{Statement: r.Statement, Version: r.Version, VKHash: r.VKHash, Setup: r.Setup, LedgerIndex: r.LedgerIndex, Time: time.Unix(0, r.TimeNanos).UTC()})
+		out = append(out, eligibility.Circuit{Statement: r.Statement, Version: r.Version, VKHash: r.VKHash, Setup: r.Setup, LedgerIndex: r.LedgerIndex, Time: time.Unix(0, r.TimeNanos).UTC()})
 	}
 	return out, nil
 }
 
 // CreateChallenge stores a new challenge.
-func (s *Store) CreateChallenge(ctx context.Context, c Challenge) error {
+func (s *Store) CreateChallenge(ctx context.Context, c eligibility.Challenge) error {
 	params, err := json.Marshal(c.Params)
 	if err != nil {
 		return err
@@ -218,27 +186,28 @@ func (s *Store) CreateChallenge(ctx context.Context, c Challenge) error {
 
 // UseChallenge marks verifier's challenge id used at now, atomically: of
 // concurrent uses exactly one succeeds. It returns the challenge, or
-// ErrNotFound (no such challenge for this verifier), ErrChallengeUsed, or
-// ErrChallengeExpired (the challenge is returned with those two errors).
-func (s *Store) UseChallenge(ctx context.Context, id, verifier string, now time.Time) (Challenge, error) {
+// eligibility.ErrNotFound (no such challenge for this verifier),
+// eligibility.ErrChallengeUsed, or eligibility.ErrChallengeExpired (the
+// challenge is returned with those two errors).
+func (s *Store) UseChallenge(ctx context.Context, id, verifier string, now time.Time) (eligibility.Challenge, error) {
 	db := s.db.WithContext(ctx)
 	var r challengeRow
 	err := db.Take(&r, "id = ? AND verifier = ?", id, verifier).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Challenge{}, ErrNotFound
+		return eligibility.Challenge{}, eligibility.ErrNotFound
 	}
 	if err != nil {
-		return Challenge{}, fmt.Errorf("zkstore: challenge: %w", err)
+		return eligibility.Challenge{}, fmt.Errorf("zkstore: challenge: %w", err)
 	}
 	c, err := r.challenge()
 	if err != nil {
-		return Challenge{}, err
+		return eligibility.Challenge{}, err
 	}
 	if r.UsedAt != nil {
-		return c, ErrChallengeUsed
+		return c, eligibility.ErrChallengeUsed
 	}
 	if now.UnixNano() >= r.ExpiresAt {
-		return c, ErrChallengeExpired
+		return c, eligibility.ErrChallengeExpired
 	}
 	t := now.UnixNano()
 	res := db.Model(&challengeRow{}).Where("id = ? AND used_at IS NULL", id).Update("used_at", t)
@@ -246,7 +215,7 @@ func (s *Store) UseChallenge(ctx context.Context, id, verifier string, now time.
 		return c, fmt.Errorf("zkstore: use challenge: %w", res.Error)
 	}
 	if res.RowsAffected != 1 {
-		return c, ErrChallengeUsed
+		return c, eligibility.ErrChallengeUsed
 	}
 	c.UsedAt = now
 	return c, nil
@@ -271,12 +240,12 @@ func (s *Store) Reset(ctx context.Context) error {
 	})
 }
 
-func (r challengeRow) challenge() (Challenge, error) {
+func (r challengeRow) challenge() (eligibility.Challenge, error) {
 	var params map[string]string
 	if err := json.Unmarshal([]byte(r.Params), &params); err != nil {
-		return Challenge{}, fmt.Errorf("zkstore: challenge %s params: %w", r.ID, err)
+		return eligibility.Challenge{}, fmt.Errorf("zkstore: challenge %s params: %w", r.ID, err)
 	}
-	c := Challenge{
+	c := eligibility.Challenge{
 		ID: r.ID, Verifier: r.Verifier, Statement: r.Statement, Params: params, Nonce: r.Nonce, Scope: r.Scope,
 		Date: r.Date, CreatedAt: time.Unix(0, r.CreatedAt).UTC(), ExpiresAt: time.Unix(0, r.ExpiresAt).UTC(),
 	}

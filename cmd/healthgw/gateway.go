@@ -18,6 +18,7 @@ import (
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authstore"
+	"github.com/healthgw/healthgw/circuits/eligibility"
 	"github.com/healthgw/healthgw/circuits/zkstore"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/consent/consentstore"
@@ -52,7 +53,7 @@ type gateway struct {
 	consent  *consentstore.Store
 	vault    *records.Vault
 	zkstore  *zkstore.Store
-	zkKeys   *zkKeys
+	zkKeys   *eligibility.KeyDir
 	pseud    *ledger.Pseudonymizer
 	signKey  *auth.SigningKey
 	devIdP   *auth.DevIdP
@@ -214,11 +215,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Log: g.ledger, Sync: g.follower, Pseud: g.pseud, Policy: policy})
 
 	// Zero-knowledge eligibility.
-	g.zkKeys = &zkKeys{dir: cfg.ZKKeys, log: g.ledger, sync: g.follower, store: g.zkstore, logger: logger}
-	g.api.MountZK(api.ZKDeps{
-		Store: g.zkstore, Keys: g.zkKeys, Log: g.ledger, Sync: g.follower,
-		Issuers: &issuerKeys{dir: filepath.Join(cfg.DataDir, "keys", "issuers"), log: g.ledger, sync: g.follower, store: g.zkstore},
-	})
+	g.mountZK(cfg, logger)
 	return nil
 }
 

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/circuits"
 	"github.com/healthgw/healthgw/circuits/credential"
+	"github.com/healthgw/healthgw/circuits/eligibility"
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -217,7 +217,7 @@ func TestZKEligibility(t *testing.T) {
 		ch := w.challenge("age", over18)
 		p := w.prove(w.cred, ch)
 		// The gateway's clock moves past the challenge's expiry.
-		w.api.SetClock(func() time.Time { return time.Now().Add(api.DefaultChallengeTTL + time.Minute) })
+		w.api.SetClock(func() time.Time { return time.Now().Add(eligibility.DefaultChallengeTTL + time.Minute) })
 		defer w.api.SetClock(time.Now)
 		if got := w.verify(p); got.Valid || got.Reason != "challenge.expired" {
 			t.Errorf("got %+v, want challenge.expired", got)
