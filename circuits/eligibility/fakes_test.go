@@ -107,7 +107,7 @@ type fakeKeys struct {
 }
 
 func (k fakeKeys) Verifier(ctx context.Context) (eligibility.Verifier, error) { return k.verifier(ctx) }
-func (k fakeKeys) ProvingKeyPath(s circuits.Statement) string              { return k.pkPath(s) }
+func (k fakeKeys) ProvingKeyPath(s circuits.Statement) string                 { return k.pkPath(s) }
 
 // fakeLog is a ledger.Appender that keeps the entries.
 type fakeLog struct {

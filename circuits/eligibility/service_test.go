@@ -81,7 +81,9 @@ func newWorld(t *testing.T) *world {
 
 type fakeIssuers func(ctx context.Context, org string) (*credential.IssuerKey, error)
 
-func (f fakeIssuers) Key(ctx context.Context, org string) (*credential.IssuerKey, error) { return f(ctx, org) }
+func (f fakeIssuers) Key(ctx context.Context, org string) (*credential.IssuerKey, error) {
+	return f(ctx, org)
+}
 
 func (w *world) challenge(t *testing.T, statement string, params map[string]string) circuits.Challenge {
 	t.Helper()
