@@ -35,13 +35,8 @@ type orgRow struct {
 
 func (orgRow) TableName() string { return "registry_orgs" }
 
-// cursorRow holds the index of the first entry not yet applied.
-type cursorRow struct {
-	Name string `gorm:"primaryKey;size:64"`
-	Next uint64 `gorm:"not null"`
-}
-
-func (cursorRow) TableName() string { return "registry_cursor" }
+// cursor is the projection's cursor.
+var cursor = database.NewCursor("registry_cursor", ProjectionName)
 
 // Registration is an organisation with the ledger entry that registered
 // it.
@@ -73,8 +68,11 @@ func Open(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := db.WithContext(ctx).AutoMigrate(&orgRow{}, &cursorRow{}); err != nil {
+	if err := db.WithContext(ctx).AutoMigrate(&orgRow{}); err != nil {
 		return nil, fmt.Errorf("migrate registry: %w", err)
+	}
+	if err := cursor.Migrate(ctx, db); err != nil {
+		return nil, err
 	}
 	return &Store{db: db, log: opts.Logger}, nil
 }
@@ -84,15 +82,7 @@ func (s *Store) Name() string { return ProjectionName }
 
 // Next implements ledger.Applier.
 func (s *Store) Next(ctx context.Context) (uint64, error) {
-	var c cursorRow
-	err := s.db.WithContext(ctx).Where("name = ?", ProjectionName).Take(&c).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("registry cursor: %w", err)
-	}
-	return c.Next, nil
+	return cursor.Next(ctx, s.db)
 }
 
 // Apply implements ledger.Applier: in one transaction it applies the
@@ -102,34 +92,11 @@ func (s *Store) Next(ctx context.Context) (uint64, error) {
 // org.registered entry whose organisation does not validate is skipped
 // (deterministically, so a rebuild skips it too) and logged.
 func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		q := tx
-		if database.DialectFor(tx) == database.Postgres {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-		}
-		var c cursorRow
-		err := q.Where("name = ?", ProjectionName).Take(&c).Error
-		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-			return fmt.Errorf("registry cursor: %w", err)
-		}
-		if first > c.Next {
-			return fmt.Errorf("registry: entries from %d, but the next to apply is %d", first, c.Next)
-		}
-		end := first + uint64(len(entries))
-		if end <= c.Next {
-			return nil
-		}
-		for i := c.Next - first; i < uint64(len(entries)); i++ {
-			if err := s.apply(ctx, tx, first+i, entries[i]); err != nil {
+	return database.Apply(ctx, s.db, cursor, first, entries, func(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
+		for i, e := range entries {
+			if err := s.apply(ctx, tx, first+uint64(i), e); err != nil {
 				return err
 			}
-		}
-		c = cursorRow{Name: ProjectionName, Next: end}
-		if err := tx.Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "name"}},
-			DoUpdates: clause.AssignmentColumns([]string{"next"}),
-		}).Create(&c).Error; err != nil {
-			return fmt.Errorf("registry cursor: %w", err)
 		}
 		return nil
 	})
@@ -188,11 +155,8 @@ func (s *Store) List(ctx context.Context) ([]Registration, error) {
 // Reset empties the projection (organisations and cursor) in one
 // transaction; following the log again rebuilds it.
 func (s *Store) Reset(ctx context.Context) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return cursor.Reset(ctx, s.db, func(tx *gorm.DB) error {
 		if err := tx.Where("1 = 1").Delete(&orgRow{}).Error; err != nil {
-			return fmt.Errorf("registry reset: %w", err)
-		}
-		if err := tx.Where("name = ?", ProjectionName).Delete(&cursorRow{}).Error; err != nil {
 			return fmt.Errorf("registry reset: %w", err)
 		}
 		return nil

@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/healthgw/healthgw/circuits/eligibility"
+	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -23,7 +24,10 @@ import (
 const Name = "zk"
 
 // ErrGap reports entries that start beyond the projection cursor.
-var ErrGap = errors.New("zkstore: entries start beyond the projection cursor")
+var ErrGap = database.ErrGap
+
+// cursor is the projection's cursor (table kept from earlier versions).
+var cursor = database.NewCursor("zk_projection_cursor", Name)
 
 type issuerRow struct {
 	KeyID       string `gorm:"primaryKey;size:64"`
@@ -60,13 +64,6 @@ type challengeRow struct {
 
 func (challengeRow) TableName() string { return "zk_challenges" }
 
-type cursorRow struct {
-	Name string `gorm:"primaryKey;size:32"`
-	Next uint64 `gorm:"not null"`
-}
-
-func (cursorRow) TableName() string { return "zk_projection_cursor" }
-
 // Store is the zero-knowledge state. It is safe for concurrent use,
 // including by several processes sharing the database.
 type Store struct {
@@ -81,11 +78,11 @@ var (
 // Open migrates the tables and returns the store.
 func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
 	tx := db.WithContext(ctx)
-	if err := tx.AutoMigrate(&issuerRow{}, &circuitRow{}, &challengeRow{}, &cursorRow{}); err != nil {
+	if err := tx.AutoMigrate(&issuerRow{}, &circuitRow{}, &challengeRow{}); err != nil {
 		return nil, fmt.Errorf("migrate zk store: %w", err)
 	}
-	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&cursorRow{Name: Name}).Error; err != nil {
-		return nil, fmt.Errorf("create zk projection cursor: %w", err)
+	if err := cursor.Migrate(ctx, db); err != nil {
+		return nil, err
 	}
 	return &Store{db: db}, nil
 }
@@ -95,11 +92,7 @@ func (s *Store) Name() string { return Name }
 
 // Next implements ledger.Applier.
 func (s *Store) Next(ctx context.Context) (uint64, error) {
-	var c cursorRow
-	if err := s.db.WithContext(ctx).Take(&c, "name = ?", Name).Error; err != nil {
-		return 0, fmt.Errorf("read zk projection cursor: %w", err)
-	}
-	return c.Next, nil
+	return cursor.Next(ctx, s.db)
 }
 
 // Apply implements ledger.Applier: issuer.registered and
@@ -107,38 +100,26 @@ func (s *Store) Next(ctx context.Context) (uint64, error) {
 // transaction; a later registration of the same key ID or statement
 // version replaces the earlier one.
 func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var c cursorRow
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&c, "name = ?", Name).Error; err != nil {
-			return fmt.Errorf("lock cursor: %w", err)
-		}
-		if first > c.Next {
-			return fmt.Errorf("%w: cursor %d, entries from %d", ErrGap, c.Next, first)
-		}
-		end := first + uint64(len(entries))
-		if end <= c.Next {
-			return nil
-		}
-		for i, e := range entries[c.Next-first:] {
-			idx := c.Next + uint64(i)
-			switch b := e.Body.(type) {
-			case *ledger.IssuerRegistered:
-				row := issuerRow{KeyID: b.KeyID, Org: b.Issuer, PublicKey: b.PublicKey, LedgerIndex: idx}
-				if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
-					return fmt.Errorf("apply issuer %d: %w", idx, err)
-				}
-			case *ledger.CircuitRegistered:
-				row := circuitRow{Statement: b.Statement, Version: b.Version, VKHash: b.VKHash, Setup: b.Setup, LedgerIndex: idx, TimeNanos: e.Time.UnixNano()}
-				if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
-					return fmt.Errorf("apply circuit %d: %w", idx, err)
-				}
+	return database.Apply(ctx, s.db, cursor, first, entries, applyBatch)
+}
+
+func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
+	for i, e := range entries {
+		idx := first + uint64(i)
+		switch b := e.Body.(type) {
+		case *ledger.IssuerRegistered:
+			row := issuerRow{KeyID: b.KeyID, Org: b.Issuer, PublicKey: b.PublicKey, LedgerIndex: idx}
+			if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
+				return fmt.Errorf("apply issuer %d: %w", idx, err)
+			}
+		case *ledger.CircuitRegistered:
+			row := circuitRow{Statement: b.Statement, Version: b.Version, VKHash: b.VKHash, Setup: b.Setup, LedgerIndex: idx, TimeNanos: e.Time.UnixNano()}
+			if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
+				return fmt.Errorf("apply circuit %d: %w", idx, err)
 			}
 		}
-		return tx.Model(&cursorRow{}).Where("name = ?", Name).Update("next", end).Error
-	})
+	}
+	return nil
 }
 
 // Issuer returns the registered issuer key with that key ID.
@@ -230,13 +211,13 @@ func (s *Store) PurgeChallenges(ctx context.Context, t time.Time) (int64, error)
 // Reset empties the projection (not the challenges); the next sync
 // rebuilds it from the log.
 func (s *Store) Reset(ctx context.Context) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return cursor.Reset(ctx, s.db, func(tx *gorm.DB) error {
 		for _, m := range []any{&issuerRow{}, &circuitRow{}} {
 			if err := tx.Session(&gorm.Session{AllowGlobalUpdate: true}).Delete(m).Error; err != nil {
 				return err
 			}
 		}
-		return tx.Model(&cursorRow{}).Where("name = ?", Name).Update("next", 0).Error
+		return nil
 	})
 }
 
