@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/registry"
 )
 
@@ -25,7 +25,7 @@ func Example() {
 	}
 	defer database.Close(db)
 
-	log := &memLog{now: time.Unix(0, 0)} // any ledger.Log
+	log := &ledgertest.MemLog{} // any ledger.Log
 	reg, _ := registry.Open(ctx, db, registry.Options{})
 	follower := ledger.NewFollower(log, reg)
 

@@ -14,6 +14,7 @@ import (
 	"github.com/healthgw/healthgw/auth/authtest"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/registry"
 )
 
@@ -44,7 +45,7 @@ func TestRegisterAndRebuild(t *testing.T) {
 	in := orgs(t)
 	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
 		ctx := t.Context()
-		log := &memLog{now: t0}
+		log := &ledgertest.MemLog{Clock: ledgertest.StepClock(t0, time.Second)}
 		s := openStore(t, db)
 		f := ledger.NewFollower(log, s)
 		// An unrelated entry first: the projection skips it.
@@ -149,7 +150,7 @@ func TestRegisterRejectsInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			log := &memLog{now: t0}
+			log := &ledgertest.MemLog{Clock: ledgertest.StepClock(t0, time.Second)}
 			o := good.Org
 			tt.mutate(&o)
 			_, err := registry.Register(t.Context(), log, nopSyncer{}, o)
