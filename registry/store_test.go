@@ -231,3 +231,42 @@ func TestApplySkipsInvalidAndOverlaps(t *testing.T) {
 		}
 	})
 }
+
+func TestApplierConformance(t *testing.T) {
+	in := orgs(t)
+	bad := in[0]
+	bad.ID, bad.Kind = "bad-1", "insurer" // skipped, deterministically
+	var entries []ledger.Entry
+	for i, o := range []auth.Org{in[0], bad, in[1], in[2], in[3]} {
+		b := &ledger.OrgRegistered{ID: o.ID, Name: o.Name, Kind: string(o.Kind), JWKS: o.JWKS, JWKSURL: o.JWKSURL}
+		for _, sc := range o.Scopes {
+			b.Scopes = append(b.Scopes, string(sc))
+		}
+		e, err := ledger.NewEntry(registry.Submitter, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Time = t0.Add(time.Duration(i) * time.Second)
+		entries = append(entries, e)
+	}
+	unrelated, err := ledger.NewEntry("hosp-a", &ledger.ConsentRevoked{ConsentID: "c1", Patient: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries = append(entries[:2], append([]ledger.Entry{unrelated}, entries[2:]...)...)
+	databasetest.EachOpener(t, func(t *testing.T, open func(*testing.T) *gorm.DB) {
+		ledgertest.ApplierSuite{
+			Entries: entries,
+			New: func(t *testing.T) ledgertest.Projection {
+				db := open(t)
+				s := openStore(t, db)
+				return ledgertest.Projection{
+					Applier:    s,
+					Reset:      s.Reset,
+					State:      func(ctx context.Context) (any, error) { return s.List(ctx) },
+					FailWrites: func(n int) func() { return databasetest.FailWrites(db, n) },
+				}
+			},
+		}.Run(t)
+	})
+}

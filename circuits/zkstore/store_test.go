@@ -1,6 +1,7 @@
 package zkstore_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/healthgw/healthgw/circuits/zkstore"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 )
 
 var t0 = time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -130,5 +132,46 @@ func TestChallenges(t *testing.T) {
 		if n, err := s.PurgeChallenges(ctx, t0.Add(time.Hour)); err != nil || n != 2 {
 			t.Errorf("purge: %d, %v; want 2", n, err)
 		}
+	})
+}
+
+// zkState is the projection's queryable state.
+type zkState struct {
+	Issuers  map[string]eligibility.Issuer
+	Circuits []eligibility.Circuit
+}
+
+func TestApplierConformance(t *testing.T) {
+	databasetest.EachOpener(t, func(t *testing.T, open func(*testing.T) *gorm.DB) {
+		ledgertest.ApplierSuite{
+			Entries: entries(),
+			New: func(t *testing.T) ledgertest.Projection {
+				db := open(t)
+				s, err := zkstore.Open(t.Context(), db)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ledgertest.Projection{
+					Applier: s, Reset: s.Reset,
+					State: func(ctx context.Context) (any, error) {
+						st := zkState{Issuers: map[string]eligibility.Issuer{}}
+						for _, id := range []string{"k1", "k2"} {
+							iss, err := s.Issuer(ctx, id)
+							if errors.Is(err, eligibility.ErrNotFound) {
+								continue
+							}
+							if err != nil {
+								return nil, err
+							}
+							st.Issuers[id] = iss
+						}
+						var err error
+						st.Circuits, err = s.Circuits(ctx)
+						return st, err
+					},
+					FailWrites: func(n int) func() { return databasetest.FailWrites(db, n) },
+				}
+			},
+		}.Run(t)
 	})
 }
