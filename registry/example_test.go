@@ -11,6 +11,7 @@ import (
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/registry"
+	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
 // Register appends org.registered and returns once the registry shows it.
@@ -26,12 +27,12 @@ func Example() {
 	defer database.Close(db)
 
 	log := &ledgertest.MemLog{} // any ledger.Log
-	reg, _ := registry.Open(ctx, db, registry.Options{})
+	reg, _ := registrystore.Open(ctx, db, registrystore.Options{})
 	follower := ledger.NewFollower(log, reg)
 
 	key, _ := auth.GenerateSigningKey("ES384")
 	jwks, _ := auth.PublicJWKS(key)
-	idx, err := registry.Register(ctx, log, follower, auth.Org{
+	idx, err := registry.Register(ctx, log, follower, auth.CheckOrgJWKS, auth.Org{
 		ID: "hosp-a", Name: "Hospital A", Kind: auth.KindHospital, JWKS: string(jwks),
 	})
 	fmt.Println(idx, err)

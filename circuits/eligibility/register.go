@@ -7,13 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
-	"regexp"
 	"sync"
 
 	"github.com/healthgw/healthgw/circuits"
 	"github.com/healthgw/healthgw/circuits/credential"
 	"github.com/healthgw/healthgw/internal/atomicfile"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/registry"
 )
 
 // GatewayAuthor is the author of the circuit.registered entries a gateway
@@ -150,11 +150,9 @@ func NewIssuerKeys(dir string, log ledger.Appender, sync Syncer, store IssuerLoo
 	return &IssuerKeys{dir: dir, log: log, sync: sync, store: store}
 }
 
-var issuerOrgPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
-
 // Key returns org's issuer key, creating and registering it on first use.
 func (k *IssuerKeys) Key(ctx context.Context, org string) (*credential.IssuerKey, error) {
-	if !issuerOrgPattern.MatchString(org) {
+	if !registry.IDPattern.MatchString(org) {
 		return nil, fmt.Errorf("issuer key: bad organisation ID")
 	}
 	k.mu.Lock()

@@ -29,7 +29,7 @@ import (
 	"github.com/healthgw/healthgw/ledger/tiles"
 	"github.com/healthgw/healthgw/records"
 	"github.com/healthgw/healthgw/records/recordstore"
-	"github.com/healthgw/healthgw/registry"
+	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
 // pseudonymKeyFile holds the ledger secret behind patient pseudonyms,
@@ -49,7 +49,7 @@ type gateway struct {
 	db       *gorm.DB
 	ledger   backend
 	follower *ledger.Follower
-	registry *registry.Store
+	registry *registrystore.Store
 	consent  *consentstore.Store
 	vault    *records.Vault
 	zkstore  *zkstore.Store
@@ -135,7 +135,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 
 	// Projections.
-	if g.registry, err = registry.Open(ctx, g.db, registry.Options{Logger: logger}); err != nil {
+	if g.registry, err = registrystore.Open(ctx, g.db, registrystore.Options{Logger: logger}); err != nil {
 		return err
 	}
 	if g.consent, err = consentstore.Open(ctx, g.db); err != nil {

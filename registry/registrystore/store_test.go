@@ -1,4 +1,4 @@
-package registry_test
+package registrystore_test
 
 import (
 	"context"
@@ -16,13 +16,14 @@ import (
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/registry"
+	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
 var t0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
-func openStore(t *testing.T, db *gorm.DB) *registry.Store {
+func openStore(t *testing.T, db *gorm.DB) *registrystore.Store {
 	t.Helper()
-	s, err := registry.Open(t.Context(), db, registry.Options{})
+	s, err := registrystore.Open(t.Context(), db, registrystore.Options{})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -54,7 +55,7 @@ func TestRegisterAndRebuild(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, o := range in {
-			idx, err := registry.Register(ctx, log, f, o)
+			idx, err := registry.Register(ctx, log, f, auth.CheckOrgJWKS, o)
 			if err != nil {
 				t.Fatalf("Register(%s): %v", o.ID, err)
 			}
@@ -153,7 +154,7 @@ func TestRegisterRejectsInvalid(t *testing.T) {
 			log := &ledgertest.MemLog{Clock: ledgertest.StepClock(t0, time.Second)}
 			o := good.Org
 			tt.mutate(&o)
-			_, err := registry.Register(t.Context(), log, nopSyncer{}, o)
+			_, err := registry.Register(t.Context(), log, nopSyncer{}, auth.CheckOrgJWKS, o)
 			if !errors.Is(err, auth.ErrInvalidOrg) {
 				t.Errorf("Register = %v, want ErrInvalidOrg", err)
 			}

@@ -1,4 +1,9 @@
-package registry
+// Package registrystore keeps the organisation registry in the
+// relational database (gorm, SQLite or PostgreSQL): the projection of the
+// ledger's org.registered entries. Store answers lookups (auth.OrgSource)
+// and, being a ledger.Applier, can be dropped and rebuilt from the log
+// with the same result. The types are package registry's.
+package registrystore
 
 import (
 	"context"
@@ -14,6 +19,7 @@ import (
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/registry"
 )
 
 // ProjectionName is the registry's name as a ledger.Applier.
@@ -38,24 +44,20 @@ func (orgRow) TableName() string { return "registry_orgs" }
 // cursor is the projection's cursor.
 var cursor = database.NewCursor("registry_cursor", ProjectionName)
 
-// Registration is an organisation with the ledger entry that registered
-// it.
-type Registration struct {
-	Org   auth.Org
-	Index uint64
-	Time  time.Time
-}
-
 // Options configures a Store.
 type Options struct {
 	// Logger receives notes about entries the projection skips.
 	Logger *slog.Logger
+	// Keys checks the inline JWK Set of each registered organisation
+	// (default auth.CheckOrgJWKS).
+	Keys registry.KeyCheck
 }
 
 // Store is the organisation registry.
 type Store struct {
-	db  *gorm.DB
-	log *slog.Logger
+	db   *gorm.DB
+	log  *slog.Logger
+	keys registry.KeyCheck
 }
 
 var (
@@ -74,7 +76,10 @@ func Open(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
 	if err := cursor.Migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	return &Store{db: db, log: opts.Logger}, nil
+	if opts.Keys == nil {
+		opts.Keys = auth.CheckOrgJWKS
+	}
+	return &Store{db: db, log: opts.Logger, keys: opts.Keys}, nil
 }
 
 // Name implements ledger.Applier.
@@ -110,8 +115,8 @@ func (s *Store) apply(ctx context.Context, tx *gorm.DB, index uint64, e ledger.E
 	if !ok {
 		return fmt.Errorf("registry: entry %d: body %T", index, e.Body)
 	}
-	o := fromBody(body)
-	if err := o.Validate(); err != nil {
+	o := registry.FromBody(body)
+	if err := o.Validate(s.keys); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "registry: skipping invalid org.registered entry",
 			slog.Uint64("index", index), slog.String("org", body.ID), slog.String("err", err.Error()))
 		return nil
@@ -140,14 +145,14 @@ func (s *Store) Org(ctx context.Context, id string) (auth.Org, error) {
 }
 
 // List returns every registered organisation, ordered by ID.
-func (s *Store) List(ctx context.Context) ([]Registration, error) {
+func (s *Store) List(ctx context.Context) ([]registry.Registration, error) {
 	var rows []orgRow
 	if err := s.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	out := make([]Registration, len(rows))
+	out := make([]registry.Registration, len(rows))
 	for i, r := range rows {
-		out[i] = Registration{Org: r.org(), Index: r.LedgerIndex, Time: time.Unix(0, r.EntryTime).UTC()}
+		out[i] = registry.Registration{Org: r.org(), Index: r.LedgerIndex, Time: time.Unix(0, r.EntryTime).UTC()}
 	}
 	return out, nil
 }
@@ -161,22 +166,6 @@ func (s *Store) Reset(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-func fromBody(b *ledger.OrgRegistered) auth.Org {
-	scopes := make([]auth.Scope, len(b.Scopes))
-	for i, s := range b.Scopes {
-		scopes[i] = auth.Scope(s)
-	}
-	return auth.Org{ID: b.ID, Name: b.Name, Kind: auth.Kind(b.Kind), Scopes: scopes, JWKS: b.JWKS, JWKSURL: b.JWKSURL}
-}
-
-func toBody(o auth.Org) *ledger.OrgRegistered {
-	scopes := make([]string, len(o.Scopes))
-	for i, s := range o.Scopes {
-		scopes[i] = string(s)
-	}
-	return &ledger.OrgRegistered{ID: o.ID, Name: o.Name, Kind: string(o.Kind), Scopes: scopes, JWKS: o.JWKS, JWKSURL: o.JWKSURL}
 }
 
 func toRow(o auth.Org, index uint64, t time.Time) orgRow {
