@@ -96,15 +96,10 @@ func contribute(dir, name string, compile compiler, progress io.Writer) (*Receip
 	return &rc, nil
 }
 
-// Verify replays the whole transcript (see the package documentation) and
-// reports what it verified. It returns an error wrapping ErrVerify if any
-// contribution, seal or key does not check.
-func Verify(dir string, progress io.Writer) (*Report, error) {
-	return verify(dir, compileStatement, progress, "")
-}
-
-// VerifyKeys is Verify that also checks that the key directory keysDir
-// holds exactly the ceremony's keys.
+// VerifyKeys replays the whole transcript (see the package documentation)
+// and checks that the key directory keysDir holds exactly the ceremony's
+// keys; it reports what it verified. It returns an error wrapping
+// ErrVerify if any contribution, seal or key does not check.
 func VerifyKeys(dir, keysDir string, progress io.Writer) (*Report, error) {
 	return verify(dir, compileStatement, progress, keysDir)
 }
