@@ -1,6 +1,7 @@
 package ceremony
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -178,9 +179,7 @@ func (t *transcript) checkKeys(kp keyPair, keysDir string) error {
 // <dir>/keys), which must not exist yet. Each phase needs at least one
 // contribution. The transcript is verified first.
 func Finalize(dir string, beacon []byte, keysDir string, progress io.Writer) (*Report, error) {
-	if keysDir == "" {
-		keysDir = filepath.Join(dir, "keys")
-	}
+	keysDir = cmp.Or(keysDir, filepath.Join(dir, "keys"))
 	if entries, err := os.ReadDir(keysDir); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("%w: key directory %s is not empty", ErrState, keysDir)
 	}

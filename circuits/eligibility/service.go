@@ -1,6 +1,7 @@
 package eligibility
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -67,11 +68,7 @@ func (s *Service) IssueCredential(ctx context.Context, org string, req Credentia
 	if err != nil {
 		return nil, invalid("holder must be a field element in hex.")
 	}
-	name := req.Schema
-	if name == "" {
-		name = credential.PatientV1.Name
-	}
-	sc, err := credential.SchemaByName(name)
+	sc, err := credential.SchemaByName(cmp.Or(req.Schema, credential.PatientV1.Name))
 	if err != nil {
 		return nil, err
 	}

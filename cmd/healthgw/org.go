@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -191,9 +192,7 @@ func orgFromFlags(id, name, kind, scopes string) (auth.Org, error) {
 	if id == "" {
 		return auth.Org{}, errors.New("--id is required")
 	}
-	if name == "" {
-		name = id
-	}
+	name = cmp.Or(name, id)
 	sc, err := scopesFlag(scopes)
 	if err != nil {
 		return auth.Org{}, fmt.Errorf("--scopes: %w", err)
