@@ -9,9 +9,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -115,6 +113,10 @@ func ReadPrivateKey(path string) (jwk.Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read key: %w", err)
 	}
+	return parsePrivateKey(b, path)
+}
+
+func parsePrivateKey(b []byte, path string) (jwk.Key, error) {
 	k, err := jwk.ParseKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: not a JWK", ErrInvalidKey, path)
@@ -135,32 +137,36 @@ func ReadPrivateKey(path string) (jwk.Key, error) {
 // through a temporary file, so that no half-written key is ever visible.
 // It refuses to replace an existing file.
 func WritePrivateKey(path string, k jwk.Key) error {
-	b, err := json.MarshalIndent(k, "", "  ")
+	b, err := marshalKey(k)
 	if err != nil {
-		return fmt.Errorf("encode key: %w", err)
+		return err
 	}
-	return createFile(path, append(b, '\n'), 0o600)
+	return createFile(path, b, 0o600)
 }
 
 // loadOrCreateKey reads the private JWK at path, or generates one with
 // alg and stores it (0600) when the file does not exist. Concurrent first
-// starts agree on one key: the file is linked into place, never replaced.
+// starts agree on one key (atomicfile.LoadOrCreate).
 func loadOrCreateKey(path, alg string) (jwk.Key, error) {
-	k, err := ReadPrivateKey(path)
-	if err == nil {
-		return k, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	k, err = GenerateSigningKey(alg)
+	b, _, err := atomicfile.LoadOrCreate(path, func() ([]byte, error) {
+		k, err := GenerateSigningKey(alg)
+		if err != nil {
+			return nil, err
+		}
+		return marshalKey(k)
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("key %s: %w", path, err)
 	}
-	if err := WritePrivateKey(path, k); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, err
+	return parsePrivateKey(b, path)
+}
+
+func marshalKey(k jwk.Key) ([]byte, error) {
+	b, err := json.MarshalIndent(k, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode key: %w", err)
 	}
-	return ReadPrivateKey(path)
+	return append(b, '\n'), nil
 }
 
 // createFile writes data to a new file at path atomically (parent

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwt"
+
+	"github.com/healthgw/healthgw/internal/truncate"
 )
 
 // MaxTokenSize bounds every token the gateway parses: client assertions,
@@ -204,7 +206,7 @@ func verify(token string, hdr header, key verifyKey, c checks) (jwt.Token, error
 	// any spelling, HS256 "signed" with the public key, …) is refused
 	// before anything is verified.
 	if hdr.alg != key.alg.String() {
-		return nil, errReason("alg %q does not match key %q (%s)", truncate(hdr.alg, 16), key.kid, key.alg)
+		return nil, errReason("alg %q does not match key %q (%s)", truncate.String(hdr.alg, 16), key.kid, key.alg)
 	}
 	opts := []jwt.ParseOption{
 		jwt.WithKey(key.alg, key.raw),
@@ -249,11 +251,4 @@ func classifyJWTError(err error) error {
 		return errReason("claims not valid (sub, or exp too far ahead)")
 	}
 	return errReason("signature or format not valid")
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

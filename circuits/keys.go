@@ -59,16 +59,6 @@ type KeyPair struct {
 	Constraints int
 }
 
-// VKHash returns the hex SHA-256 of the serialised verifying key.
-func VKHash(vk groth16.VerifyingKey) (string, error) {
-	var b bytes.Buffer
-	if _, err := vk.WriteTo(&b); err != nil {
-		return "", fmt.Errorf("serialise verifying key: %w", err)
-	}
-	h := sha256.Sum256(b.Bytes())
-	return hex.EncodeToString(h[:]), nil
-}
-
 // ProvingKeyPath is where the proving key of s lives in a key directory,
 // for the server to offer it for download.
 func ProvingKeyPath(dir string, s Statement) string {

@@ -176,6 +176,18 @@ func (p Params) Map(s Statement) map[string]string {
 	return m
 }
 
+// Equal reports whether p and q are the same policy for statement s,
+// comparing what a proof of s binds: schema, attribute and the
+// statement's constants. A member set is not compared, only its root: a
+// set and its root are the same policy, and proof files carry only the
+// root (sets can be long).
+func (p Params) Equal(s Statement, q Params) bool {
+	a, b := p.Map(s), q.Map(s)
+	delete(a, KeySet)
+	delete(b, KeySet)
+	return maps.Equal(a, b)
+}
+
 // Validate checks p for statement s: the attribute exists (and is a date
 // for Age), bounds are ordered and below Absent, and the set agrees with
 // the root.

@@ -70,3 +70,40 @@ func TestParamsErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestParamsEqual(t *testing.T) {
+	parse := func(s circuits.Statement, m map[string]string) circuits.Params {
+		t.Helper()
+		p, err := circuits.ParseParams(s, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	withSet := parse(circuits.Member, map[string]string{"attribute": "diagnosis", "set": "E11.9,E10.9,E13.9"})
+	rootOnly := parse(circuits.Member, map[string]string{"attribute": "diagnosis", "root": credentialRoot(withSet)})
+	otherSet := parse(circuits.Member, map[string]string{"attribute": "diagnosis", "set": "E11.9,E10.9"})
+	age := parse(circuits.Age, map[string]string{"attribute": "birth_date", "cutoff": "2008-03-01"})
+	laterAge := parse(circuits.Age, map[string]string{"attribute": "birth_date", "cutoff": "2008-03-02"})
+	for _, tt := range []struct {
+		name string
+		s    circuits.Statement
+		p, q circuits.Params
+		want bool
+	}{
+		{"a set and its root", circuits.Member, withSet, rootOnly, true},
+		{"its root and the set", circuits.Member, rootOnly, withSet, true},
+		{"another set", circuits.Member, withSet, otherSet, false},
+		{"another set's root", circuits.Member, rootOnly, otherSet, false},
+		{"the same cutoff", circuits.Age, age, age, true},
+		{"another cutoff", circuits.Age, age, laterAge, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.p.Equal(tt.s, tt.q); got != tt.want {
+				t.Errorf("Equal = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func credentialRoot(p circuits.Params) string { return p.Map(circuits.Member)["root"] }

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	"github.com/healthgw/healthgw/internal/truncate"
 )
 
 // Page sizes for the list queries.
@@ -61,16 +63,9 @@ func EncodeCursor(index uint64) string {
 func DecodeCursor(s string) (uint64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(b) != 9 || b[0] != cursorVersion {
-		return 0, fmt.Errorf("%w: %q", ErrInvalidCursor, truncate(s, 32))
+		return 0, fmt.Errorf("%w: %q", ErrInvalidCursor, truncate.String(s, 32))
 	}
 	return binary.BigEndian.Uint64(b[1:]), nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // AuditFilter selects access events for the regulator's query. Zero fields

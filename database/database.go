@@ -3,6 +3,7 @@
 package database
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,9 +52,7 @@ func DialectOf(dsn string) Dialect {
 // (an acknowledged commit survives power loss), foreign keys and a busy
 // timeout. gorm's own logging is off: queries may carry PHI.
 func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
-	if dsn == "" {
-		dsn = DefaultPath
-	}
+	dsn = cmp.Or(dsn, DefaultPath)
 	cfg := &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,

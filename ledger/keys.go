@@ -129,27 +129,26 @@ func LoadCheckpointVerifier(path string) (note.Verifier, error) {
 // to path (0600) and its verifier key to path+VerifierKeySuffix (0644). It
 // returns the signer and the verifier key text.
 func LoadOrCreateCheckpointKey(path, origin string) (note.Signer, string, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		skey, vkey, err := GenerateCheckpointKey(origin)
+	b, fresh, err := atomicfile.LoadOrCreate(path, func() ([]byte, error) {
+		skey, _, err := GenerateCheckpointKey(origin)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(skey + "\n"), nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("checkpoint key: %w", err)
+	}
+	skey := strings.TrimSpace(string(b))
+	if fresh {
+		vkey, err := VerifierKey(skey)
 		if err != nil {
 			return nil, "", err
 		}
-		if err := WriteKeyFile(path, skey, false); err != nil {
-			return nil, "", err
+		// A verifier key file left from an earlier key is replaced.
+		if err := atomicfile.Replace(path+VerifierKeySuffix, []byte(vkey+"\n"), 0o644); err != nil {
+			return nil, "", fmt.Errorf("write verifier key file: %w", err)
 		}
-		pub := path + VerifierKeySuffix
-		if err := os.Remove(pub); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, "", fmt.Errorf("replace verifier key file: %w", err)
-		}
-		if err := WriteKeyFile(pub, vkey, true); err != nil {
-			return nil, "", err
-		}
-	} else if err != nil {
-		return nil, "", fmt.Errorf("checkpoint key: %w", err)
-	}
-	skey, err := readKeyFile(path)
-	if err != nil {
-		return nil, "", err
 	}
 	s, err := note.NewSigner(skey)
 	if err != nil {

@@ -2,7 +2,6 @@ package records_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"log/slog"
 	"os"
@@ -15,43 +14,23 @@ import (
 
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/records"
 	"github.com/healthgw/healthgw/records/recordstore"
 )
 
-// memLog is an in-memory ledger.Appender.
+// memLog is the shared in-memory log (ledgertest.MemLog: set Fail to
+// fail appends); Entries returns its entries decoded.
 type memLog struct {
-	// Fail, if set, is called (without the lock held) before each
-	// append; a non-nil error fails the append.
-	Fail func(e ledger.Entry) error
-
-	mu      sync.Mutex
-	entries []ledger.Entry
-}
-
-func (l *memLog) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
-	if l.Fail != nil {
-		if err := l.Fail(e); err != nil {
-			return 0, err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	if _, err := ledger.Encode(e); err != nil {
-		return 0, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e.Time = time.Now().UTC()
-	l.entries = append(l.entries, e)
-	return uint64(len(l.entries) - 1), nil
+	ledgertest.MemLog
 }
 
 func (l *memLog) Entries() []ledger.Entry {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]ledger.Entry(nil), l.entries...)
+	es, err := l.Decoded()
+	if err != nil {
+		panic(err)
+	}
+	return es
 }
 
 // clock is a test clock with microsecond steps (the precision both

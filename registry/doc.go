@@ -1,7 +1,7 @@
-// Package registry is the organisation registry: a projection of the
-// ledger's org.registered entries into the relational database (gorm,
-// SQLite or PostgreSQL). Register appends an entry and waits until the
-// projection has applied it; Store answers lookups (auth.OrgSource) and,
-// being a ledger.Applier, can be dropped and rebuilt from the log with the
-// same result.
+// Package registry is the organisation registry's domain: the
+// organisation type (Org, with its Kind and Scopes and their vocabulary),
+// its validation and canonical form, and Register, which appends an
+// org.registered entry and waits until the projection has applied it.
+// The projection itself (gorm) is package registry/registrystore; package
+// auth aliases these types for token code.
 package registry

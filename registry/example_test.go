@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/registry"
+	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
 // Register appends org.registered and returns once the registry shows it.
@@ -25,13 +26,13 @@ func Example() {
 	}
 	defer database.Close(db)
 
-	log := &memLog{now: time.Unix(0, 0)} // any ledger.Log
-	reg, _ := registry.Open(ctx, db, registry.Options{})
+	log := &ledgertest.MemLog{} // any ledger.Log
+	reg, _ := registrystore.Open(ctx, db, registrystore.Options{})
 	follower := ledger.NewFollower(log, reg)
 
 	key, _ := auth.GenerateSigningKey("ES384")
 	jwks, _ := auth.PublicJWKS(key)
-	idx, err := registry.Register(ctx, log, follower, auth.Org{
+	idx, err := registry.Register(ctx, log, follower, auth.CheckOrgJWKS, auth.Org{
 		ID: "hosp-a", Name: "Hospital A", Kind: auth.KindHospital, JWKS: string(jwks),
 	})
 	fmt.Println(idx, err)

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
-	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -31,15 +31,41 @@ type Syncer interface {
 // (the registration is durable) but the projection could not apply it yet.
 var ErrNotSynced = errors.New("registry: registered, projection not yet updated")
 
+// Registration is an organisation with the ledger entry that registered
+// it.
+type Registration struct {
+	Org   Org
+	Index uint64
+	Time  time.Time
+}
+
+// Body is the org.registered entry body of o.
+func Body(o Org) *ledger.OrgRegistered {
+	scopes := make([]string, len(o.Scopes))
+	for i, s := range o.Scopes {
+		scopes[i] = string(s)
+	}
+	return &ledger.OrgRegistered{ID: o.ID, Name: o.Name, Kind: string(o.Kind), Scopes: scopes, JWKS: o.JWKS, JWKSURL: o.JWKSURL}
+}
+
+// FromBody is the organisation an org.registered entry body names.
+func FromBody(b *ledger.OrgRegistered) Org {
+	scopes := make([]Scope, len(b.Scopes))
+	for i, s := range b.Scopes {
+		scopes[i] = Scope(s)
+	}
+	return Org{ID: b.ID, Name: b.Name, Kind: Kind(b.Kind), Scopes: scopes, JWKS: b.JWKS, JWKSURL: b.JWKSURL}
+}
+
 // Normalize fills defaults and puts o in its canonical form: no scopes
 // means every scope of its kind; scopes are deduplicated and ordered as
 // in the vocabulary; an inline JWKS is compacted.
-func Normalize(o auth.Org) auth.Org {
+func Normalize(o Org) Org {
 	if len(o.Scopes) == 0 {
-		o.Scopes = auth.KindScopes[o.Kind]
+		o.Scopes = KindScopes[o.Kind]
 	}
-	var scopes []auth.Scope
-	for _, s := range auth.AllScopes() {
+	var scopes []Scope
+	for _, s := range AllScopes() {
 		if slices.Contains(o.Scopes, s) {
 			scopes = append(scopes, s)
 		}
@@ -61,16 +87,17 @@ func Normalize(o auth.Org) auth.Org {
 // and waits until sync has applied it, so that the very next lookup sees
 // it. It returns the entry's index. A registration of an existing ID
 // replaces it. An invalid organisation is refused before anything is
-// appended (the error wraps auth.ErrInvalidOrg). If the entry was
+// appended (the error wraps ErrInvalidOrg); keys checks its inline JWK
+// Set (auth.CheckOrgJWKS). If the entry was
 // appended but the projection could not catch up, the index is returned
 // with an error wrapping ErrNotSynced: the registration is durable and the
 // projection applies it when it next follows the log.
-func Register(ctx context.Context, app Appender, sync Syncer, o auth.Org) (uint64, error) {
+func Register(ctx context.Context, app Appender, sync Syncer, keys KeyCheck, o Org) (uint64, error) {
 	o = Normalize(o)
-	if err := o.Validate(); err != nil {
+	if err := o.Validate(keys); err != nil {
 		return 0, err
 	}
-	e, err := ledger.NewEntry(Submitter, toBody(o))
+	e, err := ledger.NewEntry(Submitter, Body(o))
 	if err != nil {
 		return 0, fmt.Errorf("register %s: %w", o.ID, err)
 	}

@@ -62,7 +62,7 @@ func NewOrg(t testing.TB, id string, kind auth.Kind, alg string) *Org {
 		Key:    sig,
 		EncKey: enc,
 	}
-	if err := o.Validate(); err != nil {
+	if err := auth.ValidateOrg(o.Org); err != nil {
 		t.Fatalf("authtest: org %s: %v", id, err)
 	}
 	return o

@@ -1,6 +1,7 @@
 package ceremony
 
 import (
+	"cmp"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -96,15 +97,10 @@ func contribute(dir, name string, compile compiler, progress io.Writer) (*Receip
 	return &rc, nil
 }
 
-// Verify replays the whole transcript (see the package documentation) and
-// reports what it verified. It returns an error wrapping ErrVerify if any
-// contribution, seal or key does not check.
-func Verify(dir string, progress io.Writer) (*Report, error) {
-	return verify(dir, compileStatement, progress, "")
-}
-
-// VerifyKeys is Verify that also checks that the key directory keysDir
-// holds exactly the ceremony's keys.
+// VerifyKeys replays the whole transcript (see the package documentation)
+// and checks that the key directory keysDir holds exactly the ceremony's
+// keys; it reports what it verified. It returns an error wrapping
+// ErrVerify if any contribution, seal or key does not check.
 func VerifyKeys(dir, keysDir string, progress io.Writer) (*Report, error) {
 	return verify(dir, compileStatement, progress, keysDir)
 }
@@ -183,9 +179,7 @@ func (t *transcript) checkKeys(kp keyPair, keysDir string) error {
 // <dir>/keys), which must not exist yet. Each phase needs at least one
 // contribution. The transcript is verified first.
 func Finalize(dir string, beacon []byte, keysDir string, progress io.Writer) (*Report, error) {
-	if keysDir == "" {
-		keysDir = filepath.Join(dir, "keys")
-	}
+	keysDir = cmp.Or(keysDir, filepath.Join(dir, "keys"))
 	if entries, err := os.ReadDir(keysDir); err == nil && len(entries) > 0 {
 		return nil, fmt.Errorf("%w: key directory %s is not empty", ErrState, keysDir)
 	}

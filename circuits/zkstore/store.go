@@ -1,7 +1,8 @@
 // Package zkstore keeps the gateway's zero-knowledge state in gorm: the
 // projection of issuer.registered and circuit.registered ledger entries
 // (which issuer keys and verifying keys are the registered ones), and the
-// verifiers' single-use proof challenges.
+// verifiers' single-use proof challenges. The types are package
+// eligibility's; the rows here are this package's alone.
 package zkstore
 
 import (
@@ -14,51 +15,19 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/healthgw/healthgw/circuits/eligibility"
+	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
 )
 
 // Name is the projection's name (its cursor's key).
 const Name = "zk"
 
-// Errors.
-var (
-	ErrNotFound         = errors.New("zkstore: not found")
-	ErrChallengeUsed    = errors.New("zkstore: challenge already used")
-	ErrChallengeExpired = errors.New("zkstore: challenge expired")
-	ErrGap              = errors.New("zkstore: entries start beyond the projection cursor")
-)
+// ErrGap reports entries that start beyond the projection cursor.
+var ErrGap = database.ErrGap
 
-// Issuer is a registered credential issuer key.
-type Issuer struct {
-	Org         string
-	KeyID       string
-	PublicKey   string // hex, compressed point
-	LedgerIndex uint64
-}
-
-// Circuit is a registered statement verifying key.
-type Circuit struct {
-	Statement   string
-	Version     int
-	VKHash      string
-	Setup       string
-	LedgerIndex uint64
-	Time        time.Time
-}
-
-// Challenge is a verifier's single-use proof challenge.
-type Challenge struct {
-	ID        string
-	Verifier  string
-	Statement string
-	Params    map[string]string
-	Nonce     []byte
-	Scope     string
-	Date      uint64 // credential.Day
-	CreatedAt time.Time
-	ExpiresAt time.Time
-	UsedAt    time.Time // zero while unused
-}
+// cursor is the projection's cursor (table kept from earlier versions).
+var cursor = database.NewCursor("zk_projection_cursor", Name)
 
 type issuerRow struct {
 	KeyID       string `gorm:"primaryKey;size:64"`
@@ -95,29 +64,25 @@ type challengeRow struct {
 
 func (challengeRow) TableName() string { return "zk_challenges" }
 
-type cursorRow struct {
-	Name string `gorm:"primaryKey;size:32"`
-	Next uint64 `gorm:"not null"`
-}
-
-func (cursorRow) TableName() string { return "zk_projection_cursor" }
-
 // Store is the zero-knowledge state. It is safe for concurrent use,
 // including by several processes sharing the database.
 type Store struct {
 	db *gorm.DB
 }
 
-var _ ledger.Applier = (*Store)(nil)
+var (
+	_ ledger.Applier    = (*Store)(nil)
+	_ eligibility.Store = (*Store)(nil)
+)
 
 // Open migrates the tables and returns the store.
 func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
 	tx := db.WithContext(ctx)
-	if err := tx.AutoMigrate(&issuerRow{}, &circuitRow{}, &challengeRow{}, &cursorRow{}); err != nil {
+	if err := tx.AutoMigrate(&issuerRow{}, &circuitRow{}, &challengeRow{}); err != nil {
 		return nil, fmt.Errorf("migrate zk store: %w", err)
 	}
-	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&cursorRow{Name: Name}).Error; err != nil {
-		return nil, fmt.Errorf("create zk projection cursor: %w", err)
+	if err := cursor.Migrate(ctx, db); err != nil {
+		return nil, err
 	}
 	return &Store{db: db}, nil
 }
@@ -127,11 +92,7 @@ func (s *Store) Name() string { return Name }
 
 // Next implements ledger.Applier.
 func (s *Store) Next(ctx context.Context) (uint64, error) {
-	var c cursorRow
-	if err := s.db.WithContext(ctx).Take(&c, "name = ?", Name).Error; err != nil {
-		return 0, fmt.Errorf("read zk projection cursor: %w", err)
-	}
-	return c.Next, nil
+	return cursor.Next(ctx, s.db)
 }
 
 // Apply implements ledger.Applier: issuer.registered and
@@ -139,69 +100,57 @@ func (s *Store) Next(ctx context.Context) (uint64, error) {
 // transaction; a later registration of the same key ID or statement
 // version replaces the earlier one.
 func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var c cursorRow
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&c, "name = ?", Name).Error; err != nil {
-			return fmt.Errorf("lock cursor: %w", err)
-		}
-		if first > c.Next {
-			return fmt.Errorf("%w: cursor %d, entries from %d", ErrGap, c.Next, first)
-		}
-		end := first + uint64(len(entries))
-		if end <= c.Next {
-			return nil
-		}
-		for i, e := range entries[c.Next-first:] {
-			idx := c.Next + uint64(i)
-			switch b := e.Body.(type) {
-			case *ledger.IssuerRegistered:
-				row := issuerRow{KeyID: b.KeyID, Org: b.Issuer, PublicKey: b.PublicKey, LedgerIndex: idx}
-				if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
-					return fmt.Errorf("apply issuer %d: %w", idx, err)
-				}
-			case *ledger.CircuitRegistered:
-				row := circuitRow{Statement: b.Statement, Version: b.Version, VKHash: b.VKHash, Setup: b.Setup, LedgerIndex: idx, TimeNanos: e.Time.UnixNano()}
-				if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
-					return fmt.Errorf("apply circuit %d: %w", idx, err)
-				}
+	return database.Apply(ctx, s.db, cursor, first, entries, applyBatch)
+}
+
+func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
+	for i, e := range entries {
+		idx := first + uint64(i)
+		switch b := e.Body.(type) {
+		case *ledger.IssuerRegistered:
+			row := issuerRow{KeyID: b.KeyID, Org: b.Issuer, PublicKey: b.PublicKey, LedgerIndex: idx}
+			if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
+				return fmt.Errorf("apply issuer %d: %w", idx, err)
+			}
+		case *ledger.CircuitRegistered:
+			row := circuitRow{Statement: b.Statement, Version: b.Version, VKHash: b.VKHash, Setup: b.Setup, LedgerIndex: idx, TimeNanos: e.Time.UnixNano()}
+			if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
+				return fmt.Errorf("apply circuit %d: %w", idx, err)
 			}
 		}
-		return tx.Model(&cursorRow{}).Where("name = ?", Name).Update("next", end).Error
-	})
+	}
+	return nil
 }
 
 // Issuer returns the registered issuer key with that key ID.
-func (s *Store) Issuer(ctx context.Context, keyID string) (Issuer, error) {
+func (s *Store) Issuer(ctx context.Context, keyID string) (eligibility.Issuer, error) {
 	var r issuerRow
 	err := s.db.WithContext(ctx).Take(&r, "key_id = ?", keyID).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Issuer{}, ErrNotFound
+		return eligibility.Issuer{}, eligibility.ErrNotFound
 	}
 	if err != nil {
-		return Issuer{}, fmt.Errorf("zkstore: issuer: %w", err)
+		return eligibility.Issuer{}, fmt.Errorf("zkstore: issuer: %w", err)
 	}
-	return Issuer{Org: r.Org, KeyID: r.KeyID, PublicKey: r.PublicKey, LedgerIndex: r.LedgerIndex}, nil
+	return eligibility.Issuer{Org: r.Org, KeyID: r.KeyID, PublicKey: r.PublicKey, LedgerIndex: r.LedgerIndex}, nil
 }
 
 // Circuits lists the registered circuits, latest registration of each
 // statement version.
-func (s *Store) Circuits(ctx context.Context) ([]Circuit, error) {
+func (s *Store) Circuits(ctx context.Context) ([]eligibility.Circuit, error) {
 	var rows []circuitRow
 	if err := s.db.WithContext(ctx).Order("statement, version").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("zkstore: circuits: %w", err)
 	}
-	out := make([]Circuit, 0, len(rows))
+	out := make([]eligibility.Circuit, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, Circuit{Statement: r.Statement, Version: r.Version, VKHash: r.VKHash, Setup: r.Setup, LedgerIndex: r.LedgerIndex, Time: time.Unix(0, r.TimeNanos).UTC()})
+		out = append(out, eligibility.Circuit{Statement: r.Statement, Version: r.Version, VKHash: r.VKHash, Setup: r.Setup, LedgerIndex: r.LedgerIndex, Time: time.Unix(0, r.TimeNanos).UTC()})
 	}
 	return out, nil
 }
 
 // CreateChallenge stores a new challenge.
-func (s *Store) CreateChallenge(ctx context.Context, c Challenge) error {
+func (s *Store) CreateChallenge(ctx context.Context, c eligibility.Challenge) error {
 	params, err := json.Marshal(c.Params)
 	if err != nil {
 		return err
@@ -218,27 +167,28 @@ func (s *Store) CreateChallenge(ctx context.Context, c Challenge) error {
 
 // UseChallenge marks verifier's challenge id used at now, atomically: of
 // concurrent uses exactly one succeeds. It returns the challenge, or
-// ErrNotFound (no such challenge for this verifier), ErrChallengeUsed, or
-// ErrChallengeExpired (the challenge is returned with those two errors).
-func (s *Store) UseChallenge(ctx context.Context, id, verifier string, now time.Time) (Challenge, error) {
+// eligibility.ErrNotFound (no such challenge for this verifier),
+// eligibility.ErrChallengeUsed, or eligibility.ErrChallengeExpired (the
+// challenge is returned with those two errors).
+func (s *Store) UseChallenge(ctx context.Context, id, verifier string, now time.Time) (eligibility.Challenge, error) {
 	db := s.db.WithContext(ctx)
 	var r challengeRow
 	err := db.Take(&r, "id = ? AND verifier = ?", id, verifier).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return Challenge{}, ErrNotFound
+		return eligibility.Challenge{}, eligibility.ErrNotFound
 	}
 	if err != nil {
-		return Challenge{}, fmt.Errorf("zkstore: challenge: %w", err)
+		return eligibility.Challenge{}, fmt.Errorf("zkstore: challenge: %w", err)
 	}
 	c, err := r.challenge()
 	if err != nil {
-		return Challenge{}, err
+		return eligibility.Challenge{}, err
 	}
 	if r.UsedAt != nil {
-		return c, ErrChallengeUsed
+		return c, eligibility.ErrChallengeUsed
 	}
 	if now.UnixNano() >= r.ExpiresAt {
-		return c, ErrChallengeExpired
+		return c, eligibility.ErrChallengeExpired
 	}
 	t := now.UnixNano()
 	res := db.Model(&challengeRow{}).Where("id = ? AND used_at IS NULL", id).Update("used_at", t)
@@ -246,7 +196,7 @@ func (s *Store) UseChallenge(ctx context.Context, id, verifier string, now time.
 		return c, fmt.Errorf("zkstore: use challenge: %w", res.Error)
 	}
 	if res.RowsAffected != 1 {
-		return c, ErrChallengeUsed
+		return c, eligibility.ErrChallengeUsed
 	}
 	c.UsedAt = now
 	return c, nil
@@ -261,22 +211,22 @@ func (s *Store) PurgeChallenges(ctx context.Context, t time.Time) (int64, error)
 // Reset empties the projection (not the challenges); the next sync
 // rebuilds it from the log.
 func (s *Store) Reset(ctx context.Context) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return cursor.Reset(ctx, s.db, func(tx *gorm.DB) error {
 		for _, m := range []any{&issuerRow{}, &circuitRow{}} {
 			if err := tx.Session(&gorm.Session{AllowGlobalUpdate: true}).Delete(m).Error; err != nil {
 				return err
 			}
 		}
-		return tx.Model(&cursorRow{}).Where("name = ?", Name).Update("next", 0).Error
+		return nil
 	})
 }
 
-func (r challengeRow) challenge() (Challenge, error) {
+func (r challengeRow) challenge() (eligibility.Challenge, error) {
 	var params map[string]string
 	if err := json.Unmarshal([]byte(r.Params), &params); err != nil {
-		return Challenge{}, fmt.Errorf("zkstore: challenge %s params: %w", r.ID, err)
+		return eligibility.Challenge{}, fmt.Errorf("zkstore: challenge %s params: %w", r.ID, err)
 	}
-	c := Challenge{
+	c := eligibility.Challenge{
 		ID: r.ID, Verifier: r.Verifier, Statement: r.Statement, Params: params, Nonce: r.Nonce, Scope: r.Scope,
 		Date: r.Date, CreatedAt: time.Unix(0, r.CreatedAt).UTC(), ExpiresAt: time.Unix(0, r.ExpiresAt).UTC(),
 	}

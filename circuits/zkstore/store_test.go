@@ -1,6 +1,7 @@
 package zkstore_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -10,9 +11,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"gorm.io/gorm"
 
+	"github.com/healthgw/healthgw/circuits/eligibility"
 	"github.com/healthgw/healthgw/circuits/zkstore"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 )
 
 var t0 = time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
@@ -56,7 +59,7 @@ func TestProjection(t *testing.T) {
 		if err != nil || iss.Org != "hosp-b" || iss.LedgerIndex != 4 {
 			t.Errorf("issuer k2 = %+v, %v", iss, err)
 		}
-		if _, err := s.Issuer(ctx, "nope"); !errors.Is(err, zkstore.ErrNotFound) {
+		if _, err := s.Issuer(ctx, "nope"); !errors.Is(err, eligibility.ErrNotFound) {
 			t.Errorf("unknown issuer: %v", err)
 		}
 		live, err := s.Circuits(ctx)
@@ -86,7 +89,7 @@ func TestChallenges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := zkstore.Challenge{ID: "ch1", Verifier: "ins-v", Statement: "age", Params: map[string]string{"cutoff": "2008-05-06"},
+		c := eligibility.Challenge{ID: "ch1", Verifier: "ins-v", Statement: "age", Params: map[string]string{"cutoff": "2008-05-06"},
 			Nonce: []byte{1, 2, 3}, Scope: "ins-v", Date: 45000, CreatedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)}
 		if err := s.CreateChallenge(ctx, c); err != nil {
 			t.Fatal(err)
@@ -94,7 +97,7 @@ func TestChallenges(t *testing.T) {
 		if err := s.CreateChallenge(ctx, c); err == nil {
 			t.Error("a duplicate challenge ID was stored")
 		}
-		if _, err := s.UseChallenge(ctx, "ch1", "other-verifier", t0); !errors.Is(err, zkstore.ErrNotFound) {
+		if _, err := s.UseChallenge(ctx, "ch1", "other-verifier", t0); !errors.Is(err, eligibility.ErrNotFound) {
 			t.Errorf("another verifier's challenge: %v, want ErrNotFound", err)
 		}
 		// Concurrent uses: exactly one wins.
@@ -110,7 +113,7 @@ func TestChallenges(t *testing.T) {
 					if diff := cmp.Diff(c.Params, got.Params); diff != "" || got.Scope != "ins-v" {
 						t.Errorf("challenge read back differs: %s", diff)
 					}
-				} else if !errors.Is(err, zkstore.ErrChallengeUsed) {
+				} else if !errors.Is(err, eligibility.ErrChallengeUsed) {
 					t.Errorf("concurrent use: %v", err)
 				}
 			}()
@@ -123,11 +126,52 @@ func TestChallenges(t *testing.T) {
 		if err := s.CreateChallenge(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.UseChallenge(ctx, "ch2", "ins-v", t0.Add(5*time.Minute)); !errors.Is(err, zkstore.ErrChallengeExpired) {
+		if _, err := s.UseChallenge(ctx, "ch2", "ins-v", t0.Add(5*time.Minute)); !errors.Is(err, eligibility.ErrChallengeExpired) {
 			t.Errorf("expired challenge: %v", err)
 		}
 		if n, err := s.PurgeChallenges(ctx, t0.Add(time.Hour)); err != nil || n != 2 {
 			t.Errorf("purge: %d, %v; want 2", n, err)
 		}
+	})
+}
+
+// zkState is the projection's queryable state.
+type zkState struct {
+	Issuers  map[string]eligibility.Issuer
+	Circuits []eligibility.Circuit
+}
+
+func TestApplierConformance(t *testing.T) {
+	databasetest.EachOpener(t, func(t *testing.T, open func(*testing.T) *gorm.DB) {
+		ledgertest.ApplierSuite{
+			Entries: entries(),
+			New: func(t *testing.T) ledgertest.Projection {
+				db := open(t)
+				s, err := zkstore.Open(t.Context(), db)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ledgertest.Projection{
+					Applier: s, Reset: s.Reset,
+					State: func(ctx context.Context) (any, error) {
+						st := zkState{Issuers: map[string]eligibility.Issuer{}}
+						for _, id := range []string{"k1", "k2"} {
+							iss, err := s.Issuer(ctx, id)
+							if errors.Is(err, eligibility.ErrNotFound) {
+								continue
+							}
+							if err != nil {
+								return nil, err
+							}
+							st.Issuers[id] = iss
+						}
+						var err error
+						st.Circuits, err = s.Circuits(ctx)
+						return st, err
+					},
+					FailWrites: func(n int) func() { return databasetest.FailWrites(db, n) },
+				}
+			},
+		}.Run(t)
 	})
 }

@@ -124,7 +124,7 @@ func TestConsortiumGateways(t *testing.T) {
 		kind auth.Kind
 	}{{"hosp-a", auth.KindHospital}, {"hosp-b", auth.KindHospital}, {"hosp-c", auth.KindHospital}, {"reg-x", auth.KindRegulator}} {
 		org := authtest.NewOrg(t, o.id, o.kind, "ES256")
-		if _, err := registry.Register(t.Context(), a.ledger, a.follower, org.Org); err != nil {
+		if _, err := registry.Register(t.Context(), a.ledger, a.follower, auth.CheckOrgJWKS, org.Org); err != nil {
 			t.Fatalf("register %s: %v", o.id, err)
 		}
 		orgs[o.id] = org

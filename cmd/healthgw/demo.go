@@ -21,6 +21,7 @@ import (
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/circuits"
 	"github.com/healthgw/healthgw/circuits/credential"
+	"github.com/healthgw/healthgw/internal/truncate"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/verify"
 )
@@ -89,7 +90,7 @@ func (d *demo) call(ctx context.Context, method, path, token string, body any, w
 		return err
 	}
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: got %d, want %d: %s", method, path, resp.StatusCode, want, truncateText(string(b), 300))
+		return fmt.Errorf("%s %s: got %d, want %d: %s", method, path, resp.StatusCode, want, truncate.String(string(b), 300))
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -97,13 +98,6 @@ func (d *demo) call(ctx context.Context, method, path, token string, body any, w
 		}
 	}
 	return nil
-}
-
-func truncateText(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // orgToken registers a fresh key for an org and exchanges an assertion.
@@ -313,7 +307,7 @@ func (d *demo) eligibility(ctx context.Context, dir, hospital string) error {
 			break
 		}
 		if status != http.StatusServiceUnavailable || time.Since(start) > 3*time.Minute {
-			return fmt.Errorf("challenge: %d %s", status, truncateText(string(body), 300))
+			return fmt.Errorf("challenge: %d %s", status, truncate.String(string(body), 300))
 		}
 		if time.Since(start) < time.Second {
 			d.detail("waiting for the gateway's zero-knowledge keys (a development setup runs on first start) …")
@@ -340,7 +334,7 @@ func (d *demo) eligibility(ctx context.Context, dir, hospital string) error {
 		return err
 	}
 	if status != http.StatusCreated {
-		return fmt.Errorf("issue credential: %d %s", status, truncateText(string(credBody), 300))
+		return fmt.Errorf("issue credential: %d %s", status, truncate.String(string(credBody), 300))
 	}
 	cred, err := credential.ParseCredential(credBody)
 	if err != nil {

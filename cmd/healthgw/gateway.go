@@ -18,6 +18,7 @@ import (
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authstore"
+	"github.com/healthgw/healthgw/circuits/eligibility"
 	"github.com/healthgw/healthgw/circuits/zkstore"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/consent/consentstore"
@@ -29,7 +30,7 @@ import (
 	"github.com/healthgw/healthgw/ledger/witness"
 	"github.com/healthgw/healthgw/records"
 	"github.com/healthgw/healthgw/records/recordstore"
-	"github.com/healthgw/healthgw/registry"
+	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
 // pseudonymKeyFile holds the ledger secret behind patient pseudonyms,
@@ -49,11 +50,11 @@ type gateway struct {
 	db       *gorm.DB
 	ledger   backend
 	follower *ledger.Follower
-	registry *registry.Store
+	registry *registrystore.Store
 	consent  *consentstore.Store
 	vault    *records.Vault
 	zkstore  *zkstore.Store
-	zkKeys   *zkKeys
+	zkKeys   *eligibility.KeyDir
 	pseud    *ledger.Pseudonymizer
 	signKey  *auth.SigningKey
 	devIdP   *auth.DevIdP
@@ -138,7 +139,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 
 	// Projections.
-	if g.registry, err = registry.Open(ctx, g.db, registry.Options{Logger: logger}); err != nil {
+	if g.registry, err = registrystore.Open(ctx, g.db, registrystore.Options{Logger: logger}); err != nil {
 		return err
 	}
 	if g.consent, err = consentstore.Open(ctx, g.db); err != nil {
@@ -226,11 +227,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Log: g.ledger, Sync: g.follower, Pseud: g.pseud, Policy: policy})
 
 	// Zero-knowledge eligibility.
-	g.zkKeys = &zkKeys{dir: cfg.ZKKeys, log: g.ledger, sync: g.follower, store: g.zkstore, logger: logger}
-	g.api.MountZK(api.ZKDeps{
-		Store: g.zkstore, Keys: g.zkKeys, Log: g.ledger, Sync: g.follower,
-		Issuers: &issuerKeys{dir: filepath.Join(cfg.DataDir, "keys", "issuers"), log: g.ledger, sync: g.follower, store: g.zkstore},
-	})
+	g.mountZK(cfg, logger)
 	return nil
 }
 

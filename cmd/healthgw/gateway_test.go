@@ -76,7 +76,7 @@ func newTestGateway(t testing.TB, mutate ...func(*serveConfig)) *testGateway {
 func (g *testGateway) register(id string, kind auth.Kind) *authtest.Org {
 	g.t.Helper()
 	o := authtest.NewOrg(g.t, id, kind, "ES256")
-	if _, err := registry.Register(g.t.Context(), g.ledger, g.follower, o.Org); err != nil {
+	if _, err := registry.Register(g.t.Context(), g.ledger, g.follower, auth.CheckOrgJWKS, o.Org); err != nil {
 		g.t.Fatalf("register %s: %v", id, err)
 	}
 	return o

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -21,6 +22,7 @@ import (
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/registry"
+	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
 func cmdOrg(ctx context.Context, e *env, args []string) error {
@@ -118,7 +120,7 @@ func openLedger(ctx context.Context, db *gorm.DB, dataDir string, readOnly bool)
 type orgStores struct {
 	db     *gorm.DB
 	log    cliLedger
-	reg    *registry.Store
+	reg    *registrystore.Store
 	follow *ledger.Follower
 }
 
@@ -132,7 +134,7 @@ func openOrgStores(ctx context.Context, sf storeFlags, readOnly bool) (*orgStore
 		_ = database.Close(db)
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	reg, err := registry.Open(ctx, db, registry.Options{})
+	reg, err := registrystore.Open(ctx, db, registrystore.Options{})
 	if err != nil {
 		_ = log.Close()
 		_ = database.Close(db)
@@ -190,9 +192,7 @@ func orgFromFlags(id, name, kind, scopes string) (auth.Org, error) {
 	if id == "" {
 		return auth.Org{}, errors.New("--id is required")
 	}
-	if name == "" {
-		name = id
-	}
+	name = cmp.Or(name, id)
 	sc, err := scopesFlag(scopes)
 	if err != nil {
 		return auth.Org{}, fmt.Errorf("--scopes: %w", err)
@@ -202,7 +202,7 @@ func orgFromFlags(id, name, kind, scopes string) (auth.Org, error) {
 
 // orgAdd registers o through the ledger and reports it.
 func orgAdd(ctx context.Context, e *env, app registry.Appender, sync registry.Syncer, o auth.Org) error {
-	idx, err := registry.Register(ctx, app, sync, o)
+	idx, err := registry.Register(ctx, app, sync, auth.CheckOrgJWKS, o)
 	if err != nil {
 		return fmt.Errorf("org add: %w", err)
 	}
@@ -234,7 +234,7 @@ func cmdOrgList(ctx context.Context, e *env, args []string) error {
 }
 
 // orgList prints the registry as a table.
-func orgList(ctx context.Context, e *env, reg *registry.Store) error {
+func orgList(ctx context.Context, e *env, reg *registrystore.Store) error {
 	list, err := reg.List(ctx)
 	if err != nil {
 		return fmt.Errorf("org list: %w", err)
@@ -319,7 +319,7 @@ func newKeygen(o auth.Org, dir, alg string) (*keygen, error) {
 		return nil, fmt.Errorf("org keygen: %w", err)
 	}
 	o.JWKS = string(kg.public)
-	if err := registry.Normalize(o).Validate(); err != nil {
+	if err := auth.ValidateOrg(registry.Normalize(o)); err != nil {
 		return nil, fmt.Errorf("org keygen: %w", err)
 	}
 	kg.org = o

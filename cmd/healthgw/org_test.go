@@ -17,7 +17,7 @@ import (
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
-	"github.com/healthgw/healthgw/registry"
+	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
 // memLedger is an in-memory cliLedger for tests (the real backend is
@@ -65,13 +65,13 @@ func (l *memLedger) Close() error { return nil }
 // testStores is the registry over a test database and a memLedger.
 type testStores struct {
 	log    *memLedger
-	reg    *registry.Store
+	reg    *registrystore.Store
 	follow *ledger.Follower
 }
 
 func newTestStores(t *testing.T, db *gorm.DB) *testStores {
 	t.Helper()
-	reg, err := registry.Open(t.Context(), db, registry.Options{})
+	reg, err := registrystore.Open(t.Context(), db, registrystore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

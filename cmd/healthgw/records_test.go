@@ -162,7 +162,7 @@ func TestRecordsSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	noEnc.JWKS = string(jwks)
-	if _, err := registry.Register(t.Context(), g.ledger, g.follower, noEnc.Org); err != nil {
+	if _, err := registry.Register(t.Context(), g.ledger, g.follower, auth.CheckOrgJWKS, noEnc.Org); err != nil {
 		t.Fatal(err)
 	}
 	ctok := g.token(noEnc, "")

@@ -2,9 +2,7 @@ package main
 
 import (
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -12,31 +10,24 @@ import (
 )
 
 // loadOrCreateSecret returns the n-byte secret in path, creating it (mode
-// 0600, parent 0700) on first use. A crash never leaves a half-written
-// secret, and of two processes creating it at once both end up with the
-// one that was written first.
+// 0600, parent 0700) on first use (atomicfile.LoadOrCreate: a crash never
+// leaves a half-written secret, and of two processes creating it at once
+// both end up with the one that was written first).
 func loadOrCreateSecret(path string, n int) ([]byte, bool, error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if len(b) != n {
-			return nil, false, fmt.Errorf("secret %s: want %d bytes, have %d", path, n, len(b))
+	b, fresh, err := atomicfile.LoadOrCreate(path, func() ([]byte, error) {
+		b := make([]byte, n)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
 		}
-		return b, false, nil
+		return b, nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("secret: %w", err)
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("read secret: %w", err)
+	if len(b) != n {
+		return nil, false, fmt.Errorf("secret %s: want %d bytes, have %d", path, n, len(b))
 	}
-	b = make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return nil, false, err
-	}
-	if err := createFileAtomic(path, b, 0o600); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return loadOrCreateSecret(path, n)
-		}
-		return nil, false, err
-	}
-	return b, true, nil
+	return b, fresh, nil
 }
 
 // writeFileAtomic writes data to path atomically (replacing any file
@@ -46,13 +37,4 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
 	}
 	return atomicfile.Replace(path, data, mode)
-}
-
-// createFileAtomic is writeFileAtomic for a file that must not exist yet:
-// it fails with fs.ErrExist rather than replace a key or secret.
-func createFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
-	}
-	return atomicfile.Create(path, data, mode)
 }

@@ -95,14 +95,14 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	go func() {
 		defer close(zkDone)
 		if cfg.ZKDevSetup {
-			if err := g.zkKeys.devSetup(zkCtx, e.stderr); err != nil {
+			if err := g.zkKeys.DevSetup(zkCtx, e.stderr); err != nil {
 				if zkCtx.Err() == nil {
 					logger.Error("development zero-knowledge setup failed", slog.String("err", err.Error()))
 				}
 				return
 			}
 		}
-		if _, err := g.zkKeys.Verifier(); err != nil {
+		if _, err := g.zkKeys.Verifier(zkCtx); err != nil {
 			logger.Warn("zero-knowledge endpoints unavailable until keys are set up", slog.String("err", err.Error()))
 		}
 	}()

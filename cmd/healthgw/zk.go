@@ -517,11 +517,8 @@ func cmdZKProve(_ context.Context, e *env, args []string) error {
 // mergeParams checks that the --params policy is the challenge's (apart
 // from the member set, which the challenge may omit) and adds the set.
 func mergeParams(s circuits.Statement, ch *circuits.Params, p circuits.Params) error {
-	a, b := ch.Map(s), p.Map(s)
-	delete(a, circuits.KeySet)
-	delete(b, circuits.KeySet)
-	if !maps.Equal(a, b) {
-		return fmt.Errorf("zk prove: --params %v do not match the challenge's %v", b, a)
+	if !ch.Equal(s, p) {
+		return fmt.Errorf("zk prove: --params %v do not match the challenge's %v", p.Map(s), ch.Map(s))
 	}
 	if p.Set != nil {
 		ch.Set = p.Set

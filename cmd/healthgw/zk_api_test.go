@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/circuits"
 	"github.com/healthgw/healthgw/circuits/credential"
+	"github.com/healthgw/healthgw/circuits/eligibility"
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -43,7 +43,7 @@ func devZKKeys(t *testing.T) string {
 			return
 		}
 		zkKeysDir = filepath.Join(dir, "zk")
-		_, zkKeysErr = circuits.SetupDevKeys(t.Context(), zkKeysDir, []circuits.Statement{circuits.Age, circuits.Range}, io.Discard)
+		_, zkKeysErr = circuits.SetupDevKeys(t.Context(), zkKeysDir, []circuits.Statement{circuits.Age, circuits.Range, circuits.Member}, io.Discard)
 	})
 	if zkKeysErr != nil {
 		t.Fatalf("development keys: %v", zkKeysErr)
@@ -217,7 +217,7 @@ func TestZKEligibility(t *testing.T) {
 		ch := w.challenge("age", over18)
 		p := w.prove(w.cred, ch)
 		// The gateway's clock moves past the challenge's expiry.
-		w.api.SetClock(func() time.Time { return time.Now().Add(api.DefaultChallengeTTL + time.Minute) })
+		w.api.SetClock(func() time.Time { return time.Now().Add(eligibility.DefaultChallengeTTL + time.Minute) })
 		defer w.api.SetClock(time.Now)
 		if got := w.verify(p); got.Valid || got.Reason != "challenge.expired" {
 			t.Errorf("got %+v, want challenge.expired", got)
@@ -247,11 +247,50 @@ func TestZKEligibility(t *testing.T) {
 			Setup     string `json:"setup"`
 		} `json:"circuits"`
 	}
-	if status != http.StatusOK || json.Unmarshal(body, &cl) != nil || len(cl.Circuits) != 2 || !cl.Circuits[0].Loaded || cl.Circuits[0].Setup != "dev" {
+	if status != http.StatusOK || json.Unmarshal(body, &cl) != nil || len(cl.Circuits) != 3 || !cl.Circuits[0].Loaded || cl.Circuits[0].Setup != "dev" {
 		t.Errorf("GET /v1/circuits: %d %s", status, body)
 	}
 	if status, body := w.do("GET", "/v1/circuits/age/proving-key", w.vtok, nil); status != http.StatusOK || len(body) < 1000 {
 		t.Errorf("proving key download: %d, %d bytes", status, len(body))
+	}
+	w.verifyLedger()
+}
+
+// TestZKMemberSetInChallenge: an honest member proof answers a challenge
+// whose parameters name the set (not only its root). Proof files carry the
+// root; the gateway compares what the proof binds, so it is valid.
+func TestZKMemberSetInChallenge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Groth16 setup and proving")
+	}
+	w := newZKWorld(t)
+	status, credFile := w.do("POST", "/v1/credentials", w.htok, map[string]any{
+		"holder":     credential.FormatElement(w.secret.Commitment()),
+		"attributes": map[string]string{"birth_date": "1990-04-01", "diagnosis": "E11.9"},
+		"expires":    time.Now().AddDate(1, 0, 0).UTC().Format(time.DateOnly),
+	})
+	if status != http.StatusCreated {
+		t.Fatalf("issue credential: %d %s", status, credFile)
+	}
+	prover, err := circuits.LoadProver(devZKKeys(t), circuits.Member, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := w.challenge("member", map[string]string{"attribute": "diagnosis", "set": "E11.9,E10.9,E13.9"})
+	cred, err := credential.ParseCredential(credFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := prover.Prove(cred, w.secret, ch)
+	if err != nil {
+		t.Fatalf("prove: %v", err)
+	}
+	b, err := circuits.MarshalProof(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.verify(b); !got.Valid || got.Statement != "member" || got.Issuer != "hosp-a" {
+		t.Errorf("honest member proof: %+v, want valid", got)
 	}
 	w.verifyLedger()
 }

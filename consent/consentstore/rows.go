@@ -55,14 +55,6 @@ type eventRow struct {
 
 func (eventRow) TableName() string { return "consent_access_events" }
 
-// cursorRow holds a projection's next ledger index.
-type cursorRow struct {
-	Name string `gorm:"primaryKey"`
-	Next uint64 `gorm:"not null"`
-}
-
-func (cursorRow) TableName() string { return "consent_projection_cursors" }
-
 func grantToRow(g consent.Grant) grantRow {
 	r := grantRow{
 		ID:            g.ID,

@@ -2,13 +2,12 @@ package consentstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -17,7 +16,10 @@ const Name = "consent"
 
 // ErrGap is returned by Apply when entries start beyond the projection's
 // next index: applying them would skip entries.
-var ErrGap = errors.New("consentstore: entries start beyond the projection cursor")
+var ErrGap = database.ErrGap
+
+// cursor is the projection's cursor.
+var cursor = database.NewCursor("consent_projection_cursors", Name)
 
 // insertBatch bounds the rows of one INSERT statement.
 const insertBatch = 100
@@ -33,12 +35,11 @@ var _ ledger.Applier = (*Store)(nil)
 // Open migrates the projection's tables in db and returns the Store.
 func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
 	tx := db.WithContext(ctx)
-	if err := tx.AutoMigrate(&grantRow{}, &eventRow{}, &cursorRow{}); err != nil {
+	if err := tx.AutoMigrate(&grantRow{}, &eventRow{}); err != nil {
 		return nil, fmt.Errorf("migrate consent projection: %w", err)
 	}
-	err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&cursorRow{Name: Name}).Error
-	if err != nil {
-		return nil, fmt.Errorf("create consent projection cursor: %w", err)
+	if err := cursor.Migrate(ctx, db); err != nil {
+		return nil, err
 	}
 	return &Store{db: db}, nil
 }
@@ -49,11 +50,7 @@ func (s *Store) Name() string { return Name }
 // Next implements ledger.Applier: the index of the first entry not yet
 // applied.
 func (s *Store) Next(ctx context.Context) (uint64, error) {
-	var c cursorRow
-	if err := s.db.WithContext(ctx).Take(&c, "name = ?", Name).Error; err != nil {
-		return 0, fmt.Errorf("read consent projection cursor: %w", err)
-	}
-	return c.Next, nil
+	return cursor.Next(ctx, s.db)
 }
 
 // Apply implements ledger.Applier. Entries before the cursor (applied
@@ -61,33 +58,7 @@ func (s *Store) Next(ctx context.Context) (uint64, error) {
 // it are refused with ErrGap. The rows and the cursor advance commit
 // together or not at all.
 func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		var c cursorRow
-		// FOR UPDATE serialises appliers on PostgreSQL; SQLite transactions
-		// are IMMEDIATE (see database.Open), which serialises writers.
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&c, "name = ?", Name).Error; err != nil {
-			return fmt.Errorf("lock cursor: %w", err)
-		}
-		switch {
-		case first > c.Next:
-			return fmt.Errorf("%w: first %d, next %d", ErrGap, first, c.Next)
-		case first+uint64(len(entries)) <= c.Next:
-			return nil
-		}
-		entries = entries[c.Next-first:]
-		first = c.Next
-		if err := applyBatch(tx, first, entries); err != nil {
-			return err
-		}
-		next := first + uint64(len(entries))
-		if err := tx.Model(&cursorRow{}).Where("name = ?", Name).Update("next", next).Error; err != nil {
-			return fmt.Errorf("advance cursor to %d: %w", next, err)
-		}
-		return nil
-	})
+	return database.Apply(ctx, s.db, cursor, first, entries, applyBatch)
 }
 
 // revocation is a pending update of an existing grant.
@@ -193,18 +164,12 @@ func existingGrants(tx *gorm.DB, entries []ledger.Entry) (map[string]*grantState
 // Reset empties the projection and rewinds its cursor to 0, in one
 // transaction; the next sync rebuilds it from the whole log.
 func (s *Store) Reset(ctx context.Context) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Take(&cursorRow{}, "name = ?", Name).Error; err != nil {
-			return fmt.Errorf("lock cursor: %w", err)
-		}
+	return cursor.Reset(ctx, s.db, func(tx *gorm.DB) error {
 		if err := tx.Where("1 = 1").Delete(&grantRow{}).Error; err != nil {
 			return fmt.Errorf("delete grants: %w", err)
 		}
 		if err := tx.Where("1 = 1").Delete(&eventRow{}).Error; err != nil {
 			return fmt.Errorf("delete access events: %w", err)
-		}
-		if err := tx.Model(&cursorRow{}).Where("name = ?", Name).Update("next", 0).Error; err != nil {
-			return fmt.Errorf("rewind cursor: %w", err)
 		}
 		return nil
 	})

@@ -1,6 +1,7 @@
 package consentstore_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -19,6 +20,7 @@ import (
 	"github.com/healthgw/healthgw/consent/consentstore"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 )
 
 var patients = []string{
@@ -422,5 +424,30 @@ func TestApply(t *testing.T) {
 		if evs, _, err := s.AccessLog(ctx, p, consent.Page{}); err != nil || len(evs) != 1 || evs[0].Index != 5 {
 			t.Errorf("access log %+v, %v, want one event at index 5", evs, err)
 		}
+	})
+}
+
+func TestApplierConformance(t *testing.T) {
+	log := newMemLog()
+	scenario(t, rand.New(rand.NewPCG(7, 8)), log, newModel(), 40, func() {})
+	entries, err := log.Decoded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	databasetest.EachOpener(t, func(t *testing.T, open func(*testing.T) *gorm.DB) {
+		ledgertest.ApplierSuite{
+			Entries:    entries,
+			CmpOptions: []cmp.Option{cmpState},
+			New: func(t *testing.T) ledgertest.Projection {
+				db := open(t)
+				s := newStore(t, db)
+				return ledgertest.Projection{
+					Applier:    s,
+					Reset:      s.Reset,
+					State:      func(context.Context) (any, error) { return dump(t, s), nil },
+					FailWrites: func(n int) func() { return databasetest.FailWrites(db, n) },
+				}
+			},
+		}.Run(t)
 	})
 }

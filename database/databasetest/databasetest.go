@@ -7,9 +7,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"gorm.io/gorm"
@@ -26,6 +29,19 @@ func Each(t *testing.T, fn func(t *testing.T, db *gorm.DB)) {
 	t.Helper()
 	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
 	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
+}
+
+// EachOpener is like Each but hands fn the opener of its database kind,
+// for tests that need several fresh databases (SQLite or Postgres).
+func EachOpener(t *testing.T, fn func(t *testing.T, open func(t *testing.T) *gorm.DB)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite) })
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv(EnvPostgres) == "" {
+			t.Skip(EnvPostgres + " not set")
+		}
+		fn(t, Postgres)
+	})
 }
 
 // EachDSN is like Each but hands fn a DSN, for code that opens the
@@ -95,4 +111,30 @@ func open(t *testing.T, dsn string) *gorm.DB {
 	}
 	t.Cleanup(func() { _ = database.Close(db) })
 	return db
+}
+
+// ErrInjected is the error FailWrites injects.
+var ErrInjected = errors.New("databasetest: injected write failure")
+
+// FailWrites makes db's n-th create, update or delete from now on
+// (counting from 1) and every later one fail with ErrInjected, until
+// restore is called. Tests use it to show that a failed transaction
+// leaves nothing behind.
+func FailWrites(db *gorm.DB, n int) (restore func()) {
+	var count atomic.Int64
+	name := fmt.Sprintf("databasetest:fail-writes:%p", &count)
+	hook := func(tx *gorm.DB) {
+		if count.Add(1) >= int64(n) {
+			tx.AddError(ErrInjected)
+		}
+	}
+	cb := db.Callback()
+	cb.Create().Before("gorm:create").Register(name, hook)
+	cb.Update().Before("gorm:update").Register(name, hook)
+	cb.Delete().Before("gorm:delete").Register(name, hook)
+	return func() {
+		cb.Create().Remove(name)
+		cb.Update().Remove(name)
+		cb.Delete().Remove(name)
+	}
 }

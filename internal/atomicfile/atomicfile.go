@@ -5,6 +5,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -62,4 +63,43 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// LoadOrCreate returns the contents of the file at path. When there is no
+// such file it calls gen and stores what gen returns (mode 0600, missing
+// parent directories 0700); fresh reports that this call created it.
+//
+// Concurrent creators agree: the file is linked into place, never
+// replaced, so every caller returns the bytes of the one that was written
+// first. A failure (of gen or of the write) leaves no file behind. An
+// existing file is returned as it is; checking its content is the
+// caller's business.
+func LoadOrCreate(path string, gen func() ([]byte, error)) (data []byte, fresh bool, err error) {
+	// A second attempt only happens when another creator won the race, so
+	// the file exists; bound the loop anyway.
+	for range 3 {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			return b, false, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, false, fmt.Errorf("read %s: %w", path, err)
+		}
+		b, err = gen()
+		if err != nil {
+			return nil, false, fmt.Errorf("generate %s: %w", path, err)
+		}
+		dir := filepath.Dir(path)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, false, fmt.Errorf("create %s: %w", dir, err)
+		}
+		err = Create(path, b, 0o600)
+		if err == nil {
+			return b, true, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, false, err
+		}
+	}
+	return nil, false, fmt.Errorf("load or create %s: the file keeps disappearing", path)
 }

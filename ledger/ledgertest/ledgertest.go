@@ -53,11 +53,6 @@ type Backend struct {
 	Timeout time.Duration
 }
 
-// Run runs the suite with only an Open function.
-func Run(t *testing.T, open func(t *testing.T) ledger.Log) {
-	RunBackend(t, Backend{Open: open})
-}
-
 // RunBackend runs the whole suite against b.
 func RunBackend(t *testing.T, b Backend) {
 	if b.Timeout <= 0 {

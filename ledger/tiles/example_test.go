@@ -1,15 +1,33 @@
 package tiles_test
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/ledger/tiles"
 )
 
 func ExampleNew() {
-	var l tiles.Log // e.g. a *gormlog.Log
+	skey, _, _ := ledger.GenerateCheckpointKey("example.org/log")
+	signer, _ := note.NewSigner(skey)
+	l := &ledgertest.MemLog{Signer: signer} // e.g. a *gormlog.Log
+	for i := range 3 {
+		l.AppendRaw(fmt.Appendf(nil, "entry %d", i))
+	}
+	l.Publish()
+
 	mux := http.NewServeMux()
 	// GET /ledger/checkpoint, /ledger/tile/0/000, /ledger/tile/entries/000.p/7, …
 	mux.Handle("/ledger/", tiles.New(l, tiles.Options{Prefix: "/ledger"}))
 	// With gin: router.Any("/ledger/*path", gin.WrapH(handler)).
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ledger/tile/0/000.p/3", nil))
+	fmt.Println(rec.Code, rec.Body.Len()) // three 32-byte hashes
+	// Output: 200 96
 }

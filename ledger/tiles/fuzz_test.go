@@ -1,7 +1,6 @@
 package tiles_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -9,58 +8,39 @@ import (
 	"testing"
 
 	"github.com/transparency-dev/tessera/api/layout"
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/ledger/tiles"
 )
 
-// memLog is a fake tiles.Log: tlog's stored hashes in a slice.
-type memLog struct {
-	entries [][]byte
-	hashes  []tlog.Hash
-}
-
-func newMemLog(n int) *memLog {
-	m := &memLog{}
-	for i := range n {
-		data := []byte(fmt.Sprintf("entry %d", i))
-		hs, err := tlog.StoredHashes(int64(i), data, m)
-		if err != nil {
-			panic(err)
-		}
-		m.hashes = append(m.hashes, hs...)
-		m.entries = append(m.entries, data)
+// newMemLog returns the shared in-memory log with n entries, published
+// under a checkpoint.
+func newMemLog(t testing.TB, n int) *ledgertest.MemLog {
+	skey, _, err := ledger.GenerateCheckpointKey("example.org/fuzz")
+	if err != nil {
+		t.Fatal(err)
 	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &ledgertest.MemLog{Signer: s}
+	for i := range n {
+		if _, err := m.AppendRaw(fmt.Appendf(nil, "entry %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Publish()
 	return m
 }
-
-func (m *memLog) ReadHashes(xs []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(xs))
-	for i, x := range xs {
-		if x < 0 || x >= int64(len(m.hashes)) {
-			return nil, ledger.ErrNotFound
-		}
-		out[i] = m.hashes[x]
-	}
-	return out, nil
-}
-
-func (m *memLog) Size(context.Context) (uint64, error) { return uint64(len(m.entries)), nil }
-
-func (m *memLog) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
-	if start > end || end > uint64(len(m.entries)) {
-		return nil, ledger.ErrNotFound
-	}
-	return m.entries[start:end], nil
-}
-
-func (m *memLog) Checkpoint(context.Context) ([]byte, error) { return []byte("cp\n"), nil }
 
 // FuzzHandler: request paths are untrusted. The handler never panics or
 // fails with 500, and serves only canonical tile paths of the right size.
 func FuzzHandler(f *testing.F) {
-	h := tiles.New(newMemLog(600), tiles.Options{Prefix: "/ledger"})
+	h := tiles.New(newMemLog(f, 600), tiles.Options{Prefix: "/ledger"})
 	for _, p := range []string{"checkpoint", "tile/0/000", "tile/0/002.p/88", "tile/1/000.p/2", "tile/entries/001",
 		"tile/entries/x001/234.p/5", "tile/0/x000/000", "tile/00/000", "tile/0/000.p/0"} {
 		f.Add(p)

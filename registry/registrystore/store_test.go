@@ -1,4 +1,4 @@
-package registry_test
+package registrystore_test
 
 import (
 	"context"
@@ -14,14 +14,16 @@ import (
 	"github.com/healthgw/healthgw/auth/authtest"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/registry"
+	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
 var t0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
-func openStore(t *testing.T, db *gorm.DB) *registry.Store {
+func openStore(t *testing.T, db *gorm.DB) *registrystore.Store {
 	t.Helper()
-	s, err := registry.Open(t.Context(), db, registry.Options{})
+	s, err := registrystore.Open(t.Context(), db, registrystore.Options{})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -44,7 +46,7 @@ func TestRegisterAndRebuild(t *testing.T) {
 	in := orgs(t)
 	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
 		ctx := t.Context()
-		log := &memLog{now: t0}
+		log := &ledgertest.MemLog{Clock: ledgertest.StepClock(t0, time.Second)}
 		s := openStore(t, db)
 		f := ledger.NewFollower(log, s)
 		// An unrelated entry first: the projection skips it.
@@ -53,7 +55,7 @@ func TestRegisterAndRebuild(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, o := range in {
-			idx, err := registry.Register(ctx, log, f, o)
+			idx, err := registry.Register(ctx, log, f, auth.CheckOrgJWKS, o)
 			if err != nil {
 				t.Fatalf("Register(%s): %v", o.ID, err)
 			}
@@ -149,10 +151,10 @@ func TestRegisterRejectsInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			log := &memLog{now: t0}
+			log := &ledgertest.MemLog{Clock: ledgertest.StepClock(t0, time.Second)}
 			o := good.Org
 			tt.mutate(&o)
-			_, err := registry.Register(t.Context(), log, nopSyncer{}, o)
+			_, err := registry.Register(t.Context(), log, nopSyncer{}, auth.CheckOrgJWKS, o)
 			if !errors.Is(err, auth.ErrInvalidOrg) {
 				t.Errorf("Register = %v, want ErrInvalidOrg", err)
 			}
@@ -228,5 +230,44 @@ func TestApplySkipsInvalidAndOverlaps(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("registry (-want +got):\n%s", diff)
 		}
+	})
+}
+
+func TestApplierConformance(t *testing.T) {
+	in := orgs(t)
+	bad := in[0]
+	bad.ID, bad.Kind = "bad-1", "insurer" // skipped, deterministically
+	var entries []ledger.Entry
+	for i, o := range []auth.Org{in[0], bad, in[1], in[2], in[3]} {
+		b := &ledger.OrgRegistered{ID: o.ID, Name: o.Name, Kind: string(o.Kind), JWKS: o.JWKS, JWKSURL: o.JWKSURL}
+		for _, sc := range o.Scopes {
+			b.Scopes = append(b.Scopes, string(sc))
+		}
+		e, err := ledger.NewEntry(registry.Submitter, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Time = t0.Add(time.Duration(i) * time.Second)
+		entries = append(entries, e)
+	}
+	unrelated, err := ledger.NewEntry("hosp-a", &ledger.ConsentRevoked{ConsentID: "c1", Patient: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries = append(entries[:2], append([]ledger.Entry{unrelated}, entries[2:]...)...)
+	databasetest.EachOpener(t, func(t *testing.T, open func(*testing.T) *gorm.DB) {
+		ledgertest.ApplierSuite{
+			Entries: entries,
+			New: func(t *testing.T) ledgertest.Projection {
+				db := open(t)
+				s := openStore(t, db)
+				return ledgertest.Projection{
+					Applier:    s,
+					Reset:      s.Reset,
+					State:      func(ctx context.Context) (any, error) { return s.List(ctx) },
+					FailWrites: func(n int) func() { return databasetest.FailWrites(db, n) },
+				}
+			},
+		}.Run(t)
 	})
 }

@@ -1,4 +1,9 @@
-package registry
+// Package registrystore keeps the organisation registry in the
+// relational database (gorm, SQLite or PostgreSQL): the projection of the
+// ledger's org.registered entries. Store answers lookups (auth.OrgSource)
+// and, being a ledger.Applier, can be dropped and rebuilt from the log
+// with the same result. The types are package registry's.
+package registrystore
 
 import (
 	"context"
@@ -14,6 +19,7 @@ import (
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/registry"
 )
 
 // ProjectionName is the registry's name as a ledger.Applier.
@@ -35,32 +41,23 @@ type orgRow struct {
 
 func (orgRow) TableName() string { return "registry_orgs" }
 
-// cursorRow holds the index of the first entry not yet applied.
-type cursorRow struct {
-	Name string `gorm:"primaryKey;size:64"`
-	Next uint64 `gorm:"not null"`
-}
-
-func (cursorRow) TableName() string { return "registry_cursor" }
-
-// Registration is an organisation with the ledger entry that registered
-// it.
-type Registration struct {
-	Org   auth.Org
-	Index uint64
-	Time  time.Time
-}
+// cursor is the projection's cursor.
+var cursor = database.NewCursor("registry_cursor", ProjectionName)
 
 // Options configures a Store.
 type Options struct {
 	// Logger receives notes about entries the projection skips.
 	Logger *slog.Logger
+	// Keys checks the inline JWK Set of each registered organisation
+	// (default auth.CheckOrgJWKS).
+	Keys registry.KeyCheck
 }
 
 // Store is the organisation registry.
 type Store struct {
-	db  *gorm.DB
-	log *slog.Logger
+	db   *gorm.DB
+	log  *slog.Logger
+	keys registry.KeyCheck
 }
 
 var (
@@ -73,10 +70,16 @@ func Open(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := db.WithContext(ctx).AutoMigrate(&orgRow{}, &cursorRow{}); err != nil {
+	if err := db.WithContext(ctx).AutoMigrate(&orgRow{}); err != nil {
 		return nil, fmt.Errorf("migrate registry: %w", err)
 	}
-	return &Store{db: db, log: opts.Logger}, nil
+	if err := cursor.Migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	if opts.Keys == nil {
+		opts.Keys = auth.CheckOrgJWKS
+	}
+	return &Store{db: db, log: opts.Logger, keys: opts.Keys}, nil
 }
 
 // Name implements ledger.Applier.
@@ -84,15 +87,7 @@ func (s *Store) Name() string { return ProjectionName }
 
 // Next implements ledger.Applier.
 func (s *Store) Next(ctx context.Context) (uint64, error) {
-	var c cursorRow
-	err := s.db.WithContext(ctx).Where("name = ?", ProjectionName).Take(&c).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("registry cursor: %w", err)
-	}
-	return c.Next, nil
+	return cursor.Next(ctx, s.db)
 }
 
 // Apply implements ledger.Applier: in one transaction it applies the
@@ -102,34 +97,11 @@ func (s *Store) Next(ctx context.Context) (uint64, error) {
 // org.registered entry whose organisation does not validate is skipped
 // (deterministically, so a rebuild skips it too) and logged.
 func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		q := tx
-		if database.DialectFor(tx) == database.Postgres {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-		}
-		var c cursorRow
-		err := q.Where("name = ?", ProjectionName).Take(&c).Error
-		if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
-			return fmt.Errorf("registry cursor: %w", err)
-		}
-		if first > c.Next {
-			return fmt.Errorf("registry: entries from %d, but the next to apply is %d", first, c.Next)
-		}
-		end := first + uint64(len(entries))
-		if end <= c.Next {
-			return nil
-		}
-		for i := c.Next - first; i < uint64(len(entries)); i++ {
-			if err := s.apply(ctx, tx, first+i, entries[i]); err != nil {
+	return database.Apply(ctx, s.db, cursor, first, entries, func(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
+		for i, e := range entries {
+			if err := s.apply(ctx, tx, first+uint64(i), e); err != nil {
 				return err
 			}
-		}
-		c = cursorRow{Name: ProjectionName, Next: end}
-		if err := tx.Clauses(clause.OnConflict{
-			Columns:   []clause.Column{{Name: "name"}},
-			DoUpdates: clause.AssignmentColumns([]string{"next"}),
-		}).Create(&c).Error; err != nil {
-			return fmt.Errorf("registry cursor: %w", err)
 		}
 		return nil
 	})
@@ -143,8 +115,8 @@ func (s *Store) apply(ctx context.Context, tx *gorm.DB, index uint64, e ledger.E
 	if !ok {
 		return fmt.Errorf("registry: entry %d: body %T", index, e.Body)
 	}
-	o := fromBody(body)
-	if err := o.Validate(); err != nil {
+	o := registry.FromBody(body)
+	if err := o.Validate(s.keys); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "registry: skipping invalid org.registered entry",
 			slog.Uint64("index", index), slog.String("org", body.ID), slog.String("err", err.Error()))
 		return nil
@@ -173,14 +145,14 @@ func (s *Store) Org(ctx context.Context, id string) (auth.Org, error) {
 }
 
 // List returns every registered organisation, ordered by ID.
-func (s *Store) List(ctx context.Context) ([]Registration, error) {
+func (s *Store) List(ctx context.Context) ([]registry.Registration, error) {
 	var rows []orgRow
 	if err := s.db.WithContext(ctx).Order("id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	out := make([]Registration, len(rows))
+	out := make([]registry.Registration, len(rows))
 	for i, r := range rows {
-		out[i] = Registration{Org: r.org(), Index: r.LedgerIndex, Time: time.Unix(0, r.EntryTime).UTC()}
+		out[i] = registry.Registration{Org: r.org(), Index: r.LedgerIndex, Time: time.Unix(0, r.EntryTime).UTC()}
 	}
 	return out, nil
 }
@@ -188,31 +160,12 @@ func (s *Store) List(ctx context.Context) ([]Registration, error) {
 // Reset empties the projection (organisations and cursor) in one
 // transaction; following the log again rebuilds it.
 func (s *Store) Reset(ctx context.Context) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return cursor.Reset(ctx, s.db, func(tx *gorm.DB) error {
 		if err := tx.Where("1 = 1").Delete(&orgRow{}).Error; err != nil {
-			return fmt.Errorf("registry reset: %w", err)
-		}
-		if err := tx.Where("name = ?", ProjectionName).Delete(&cursorRow{}).Error; err != nil {
 			return fmt.Errorf("registry reset: %w", err)
 		}
 		return nil
 	})
-}
-
-func fromBody(b *ledger.OrgRegistered) auth.Org {
-	scopes := make([]auth.Scope, len(b.Scopes))
-	for i, s := range b.Scopes {
-		scopes[i] = auth.Scope(s)
-	}
-	return auth.Org{ID: b.ID, Name: b.Name, Kind: auth.Kind(b.Kind), Scopes: scopes, JWKS: b.JWKS, JWKSURL: b.JWKSURL}
-}
-
-func toBody(o auth.Org) *ledger.OrgRegistered {
-	scopes := make([]string, len(o.Scopes))
-	for i, s := range o.Scopes {
-		scopes[i] = string(s)
-	}
-	return &ledger.OrgRegistered{ID: o.ID, Name: o.Name, Kind: string(o.Kind), Scopes: scopes, JWKS: o.JWKS, JWKSURL: o.JWKSURL}
 }
 
 func toRow(o auth.Org, index uint64, t time.Time) orgRow {

@@ -1,0 +1,174 @@
+package eligibility_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark/backend/groth16"
+
+	"github.com/healthgw/healthgw/circuits"
+	"github.com/healthgw/healthgw/circuits/credential"
+	"github.com/healthgw/healthgw/circuits/eligibility"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// memStore is an in-memory eligibility.Store with the same single-use and
+// expiry semantics as zkstore. The fail fields inject storage errors.
+type memStore struct {
+	mu         sync.Mutex
+	issuers    map[string]eligibility.Issuer
+	circuits   []eligibility.Circuit
+	challenges map[string]eligibility.Challenge
+
+	failUse      error
+	failIssuer   error
+	failCircuits error
+}
+
+var _ eligibility.Store = (*memStore)(nil)
+
+func newMemStore() *memStore {
+	return &memStore{issuers: map[string]eligibility.Issuer{}, challenges: map[string]eligibility.Challenge{}}
+}
+
+func (s *memStore) Issuer(_ context.Context, keyID string) (eligibility.Issuer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failIssuer != nil {
+		return eligibility.Issuer{}, s.failIssuer
+	}
+	iss, ok := s.issuers[keyID]
+	if !ok {
+		return eligibility.Issuer{}, eligibility.ErrNotFound
+	}
+	return iss, nil
+}
+
+func (s *memStore) Circuits(context.Context) ([]eligibility.Circuit, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failCircuits != nil {
+		return nil, s.failCircuits
+	}
+	return append([]eligibility.Circuit(nil), s.circuits...), nil
+}
+
+func (s *memStore) CreateChallenge(_ context.Context, c eligibility.Challenge) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.challenges[c.ID]; ok {
+		return errors.New("duplicate challenge")
+	}
+	s.challenges[c.ID] = c
+	return nil
+}
+
+func (s *memStore) UseChallenge(_ context.Context, id, verifier string, now time.Time) (eligibility.Challenge, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failUse != nil {
+		return eligibility.Challenge{}, s.failUse
+	}
+	c, ok := s.challenges[id]
+	switch {
+	case !ok || c.Verifier != verifier:
+		return eligibility.Challenge{}, eligibility.ErrNotFound
+	case !c.UsedAt.IsZero():
+		return c, eligibility.ErrChallengeUsed
+	case !now.Before(c.ExpiresAt):
+		return c, eligibility.ErrChallengeExpired
+	}
+	c.UsedAt = now
+	s.challenges[id] = c
+	return c, nil
+}
+
+// fakeVerifier is an eligibility.Verifier with function fields.
+type fakeVerifier struct {
+	circuits func() []circuits.CircuitInfo
+	verify   func(s circuits.Statement, pub circuits.Public, proof []byte) error
+}
+
+func (v fakeVerifier) Circuits() []circuits.CircuitInfo { return v.circuits() }
+func (v fakeVerifier) Verify(s circuits.Statement, pub circuits.Public, proof []byte) error {
+	return v.verify(s, pub, proof)
+}
+
+// fakeKeys is an eligibility.Keys with function fields.
+type fakeKeys struct {
+	verifier func(ctx context.Context) (eligibility.Verifier, error)
+	pkPath   func(s circuits.Statement) string
+}
+
+func (k fakeKeys) Verifier(ctx context.Context) (eligibility.Verifier, error) { return k.verifier(ctx) }
+func (k fakeKeys) ProvingKeyPath(s circuits.Statement) string                 { return k.pkPath(s) }
+
+// fakeLog is a ledger.Appender that keeps the entries.
+type fakeLog struct {
+	mu      sync.Mutex
+	entries []ledger.Entry
+	fail    error
+}
+
+func (l *fakeLog) Append(_ context.Context, e ledger.Entry) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		return 0, l.fail
+	}
+	l.entries = append(l.entries, e)
+	return uint64(len(l.entries) - 1), nil
+}
+
+func (l *fakeLog) proofs() []*ledger.ProofVerified {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*ledger.ProofVerified
+	for _, e := range l.entries {
+		if b, ok := e.Body.(*ledger.ProofVerified); ok {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// fakeSync is an eligibility.Syncer that counts its calls.
+type fakeSync struct {
+	mu    sync.Mutex
+	calls int
+	fail  error
+}
+
+func (s *fakeSync) Sync(context.Context, uint64) error { return s.SyncAll(context.Background()) }
+func (s *fakeSync) SyncAll(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	return s.fail
+}
+
+// emptyGroth16 is a well-formed Groth16 proof (all points at infinity):
+// it parses, and only a verifier can say it is not valid.
+func emptyGroth16(t testing.TB) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := groth16.NewProof(ecc.BN254).WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func newIssuer(t testing.TB) *credential.IssuerKey {
+	t.Helper()
+	k, err := credential.GenerateIssuerKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
