@@ -123,7 +123,7 @@ func TestOrgKeygenBeforeServe(t *testing.T) {
 func registerTestOrg(t *testing.T, g *gateway, id string) {
 	t.Helper()
 	o := authtest.NewOrg(t, id, auth.KindHospital, "ES256")
-	if _, err := registry.Register(t.Context(), g.ledger, g.follower, o.Org); err != nil {
+	if _, err := registry.Register(t.Context(), g.ledger, g.follower, auth.CheckOrgJWKS, o.Org); err != nil {
 		t.Fatalf("register %s: %v", id, err)
 	}
 }
