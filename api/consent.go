@@ -2,23 +2,22 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
-	"github.com/healthgw/healthgw/ledger"
-	"github.com/healthgw/healthgw/records"
 )
 
-// ConsentStore is the consent projection as the API reads it
+// ConsentStore is the consent projection as the query routes read it
 // (consentstore.Store).
 type ConsentStore interface {
-	GrantSource
+	GrantsFor(ctx context.Context, patient, org string, kind auth.Kind) ([]consent.Grant, error)
 	Grant(ctx context.Context, id string) (consent.Grant, error)
 	ListByPatient(ctx context.Context, patient string, p consent.Page) ([]consent.Grant, string, error)
 	ListForGrantee(ctx context.Context, org string, kind auth.Kind, p consent.Page) ([]consent.Grant, string, error)
@@ -26,37 +25,42 @@ type ConsentStore interface {
 	AuditEvents(ctx context.Context, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
 }
 
+// ConsentChanges are a patient's consent changes with receipts
+// (access.Service).
+type ConsentChanges interface {
+	Grant(ctx context.Context, patient string, g consent.Grant) (consent.Grant, access.Receipt, error)
+	Revoke(ctx context.Context, patient, id string) (consent.Grant, access.Receipt, error)
+}
+
+var _ ConsentChanges = (*access.Service)(nil)
+
 // Pseudonymizer maps patient IDs to ledger pseudonyms.
 type Pseudonymizer interface {
 	Pseudonym(patient string) string
 }
 
-// ConsentDeps are what the consent, access and audit routes need.
+// Syncer brings the projections up to date with the log (ledger.Follower).
+type Syncer interface {
+	Sync(ctx context.Context, size uint64) error
+}
+
+// ConsentDeps are what the consent, access-log and audit routes need.
 type ConsentDeps struct {
-	Store  ConsentStore
-	Log    ledger.Appender
-	Sync   Syncer
-	Pseud  Pseudonymizer
-	Policy consent.Policy
+	Store   ConsentStore
+	Changes ConsentChanges
+	// Sync catches the projections up before the query routes read them.
+	Sync  Syncer
+	Pseud Pseudonymizer
 }
 
 // DefaultConsentPeriod is a grant's validity when the patient names no end.
-const DefaultConsentPeriod = 365 * 24 * time.Hour
+const DefaultConsentPeriod = access.DefaultGrantPeriod
 
 // MountConsent mounts consent, the patient's access log, the regulator's
-// audit API and the FHIR views, and turns on consent-gated reads of
-// records held by other organisations.
+// audit API and the FHIR views of consents and access events.
 func (s *Server) MountConsent(d ConsentDeps) {
 	s.consent = d
 	s.projections = d.Sync
-	s.access = &accessControl{s: s, grants: d.Store, log: d.Log, sync: d.Sync, policy: d.Policy}
-	s.addErrorRules(
-		errorRule{target: consent.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},
-		errorRule{target: consent.ErrInvalidGrant, status: http.StatusBadRequest, code: "invalid_request", public: true},
-		errorRule{target: consent.ErrInvalidCursor, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid cursor."},
-		errorRule{target: consent.ErrInvalidFilter, status: http.StatusBadRequest, code: "invalid_request", public: true},
-		errorRule{target: consent.ErrAlreadyRevoked, status: http.StatusConflict, code: "conflict", message: "The consent is already revoked."},
-	)
 	g := s.engine.Group("/v1", s.authenticate)
 	g.POST("/consents", s.requirePatient, s.limitBody(s.cfg.MaxJSONBody), s.postConsent)
 	g.GET("/consents", s.listConsents)
@@ -68,6 +72,19 @@ func (s *Server) MountConsent(d ConsentDeps) {
 	f.GET("/Consent", s.fhirConsent)
 	f.GET("/AuditEvent", s.fhirAuditEvent)
 }
+
+// catchUp applies every durable entry to the projections, so that a query
+// sees every decision acknowledged before it.
+func (s *Server) catchUp(ctx context.Context) error {
+	n, err := s.ledger.Size(ctx)
+	if err != nil {
+		return err
+	}
+	return s.projections.Sync(ctx, n)
+}
+
+// nowUTC is the server's clock in UTC.
+func (s *Server) nowUTC() time.Time { return s.now().UTC() }
 
 // consentRequest is the body of POST /v1/consents. The patient is the
 // token's subject; status, IDs and ledger fields are never accepted from
@@ -95,17 +112,16 @@ func (r *consentRequest) Validate() error {
 	return nil
 }
 
-func (r *consentRequest) grant(patient string, now time.Time) consent.Grant {
+// grant is the provision the patient asks for; the service sets the
+// patient, the ID and the default period.
+func (r *consentRequest) grant() consent.Grant {
 	g := consent.Grant{
-		ID:            consent.NewID(),
-		Patient:       patient,
 		Grantee:       consent.Grantee{Org: r.Grantee.Org, Kind: auth.Kind(r.Grantee.Kind)},
 		Effect:        consent.Permit,
 		Actions:       []consent.Action{consent.ActionRead},
 		Categories:    r.Categories,
 		RecordIDs:     r.RecordIDs,
 		ResourceTypes: r.ResourceTypes,
-		NotBefore:     now.Truncate(time.Second),
 	}
 	if r.Decision != "" {
 		g.Effect = consent.Effect(r.Decision)
@@ -124,8 +140,6 @@ func (r *consentRequest) grant(patient string, now time.Time) consent.Grant {
 	}
 	if r.NotAfter != nil {
 		g.NotAfter = r.NotAfter.UTC()
-	} else {
-		g.NotAfter = g.NotBefore.Add(DefaultConsentPeriod)
 	}
 	return g
 }
@@ -176,52 +190,18 @@ func viewGrant(g consent.Grant, now time.Time) grantView {
 	return v
 }
 
-// receipt proves that an entry is in the log: the entry, its inclusion
-// proof and a signed checkpoint that covers it.
-type receipt = EntryProof
-
 // consentResponse is the body of POST /v1/consents and of a revocation.
 type consentResponse struct {
-	Consent grantView `json:"consent"`
-	Receipt receipt   `json:"receipt"`
+	Consent grantView  `json:"consent"`
+	Receipt EntryProof `json:"receipt"`
 }
 
-// changeConsent appends a patient's consent entry (body: a grant or a
-// revocation of grant id), waits until the projections have applied it
-// and a checkpoint covers it, and returns the grant as projected and the
-// entry's receipt.
-func (s *Server) changeConsent(ctx context.Context, patient, id string, body any) (consent.Grant, receipt, error) {
-	e, err := ledger.NewEntry("patient:"+patient, body)
-	if err != nil {
-		return consent.Grant{}, receipt{}, err
+// viewReceipt renders a consent receipt as an entry proof.
+func viewReceipt(r access.Receipt) EntryProof {
+	return EntryProof{
+		Index: r.Index, TreeSize: r.TreeSize, Entry: r.Entry, LeafHash: tlog.RecordHash(r.Entry),
+		Proof: r.Proof, RootHash: r.RootHash, Checkpoint: string(r.Checkpoint),
 	}
-	idx, err := s.appendConsentChange(ctx, patient, e)
-	if err != nil {
-		return consent.Grant{}, receipt{}, err
-	}
-	rc, err := s.entryProof(ctx, idx, 0)
-	if err != nil {
-		return consent.Grant{}, receipt{}, err
-	}
-	g, err := s.consent.Store.Grant(ctx, id)
-	return g, rc, err
-}
-
-// appendConsentChange appends e and projects it while holding the
-// patient's stripe exclusively, so that no read decided before the change
-// logs after it.
-func (s *Server) appendConsentChange(ctx context.Context, patient string, e ledger.Entry) (uint64, error) {
-	mu := s.access.locks.stripe(patient)
-	mu.Lock()
-	defer mu.Unlock()
-	idx, err := s.consent.Log.Append(ctx, e)
-	if err != nil {
-		return 0, err
-	}
-	if err := s.consent.Sync.Sync(ctx, idx+1); err != nil {
-		return 0, err
-	}
-	return idx, nil
 }
 
 func (s *Server) postConsent(c *gin.Context) {
@@ -230,21 +210,14 @@ func (s *Server) postConsent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	now := s.nowUTC()
 	pseud := s.consent.Pseud.Pseudonym(principal(c).Patient)
-	g := req.grant(pseud, now)
-	if err := g.Validate(consent.Rules{ValidCategory: records.ValidCategory, Now: now}); err != nil {
-		s.fail(c, err)
-		return
-	}
-	stored, rc, err := s.changeConsent(ctx, pseud, g.ID, g.LedgerBody())
+	stored, rc, err := s.consent.Changes.Grant(c.Request.Context(), pseud, req.grant())
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.Header("Location", "/v1/consents/"+g.ID)
-	c.JSON(http.StatusCreated, consentResponse{Consent: viewGrant(stored, now), Receipt: rc})
+	c.Header("Location", "/v1/consents/"+stored.ID)
+	c.JSON(http.StatusCreated, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
 }
 
 // visible reports whether the caller may see grant g: its patient, or an
@@ -334,29 +307,13 @@ func (s *Server) revokeConsent(c *gin.Context) {
 			return
 		}
 	}
-	ctx := c.Request.Context()
 	pseud := s.consent.Pseud.Pseudonym(principal(c).Patient)
-	g, err := s.consent.Store.Grant(ctx, c.Param("id"))
+	stored, rc, err := s.consent.Changes.Revoke(c.Request.Context(), pseud, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if err := g.CheckRevoke(pseud); err != nil {
-		s.fail(c, err)
-		return
-	}
-	stored, rc, err := s.changeConsent(ctx, pseud, g.ID, g.RevocationBody())
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !stored.Revoked {
-		// Another revocation won the race; ours is in the log but was a
-		// no-op for the projection.
-		s.fail(c, errors.Join(consent.ErrAlreadyRevoked))
-		return
-	}
-	c.JSON(http.StatusOK, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: rc})
+	c.JSON(http.StatusOK, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
 }
 
 // accessEventView is one access decision.

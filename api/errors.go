@@ -6,12 +6,15 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/records"
 )
 
 // Error is an error with a status, a machine-readable code and a message
-// that is safe to show the client. Handlers return it (or wrap domain
-// errors that the errorTable knows); anything else becomes a 500 with no
-// detail.
+// that is safe to show the client. Handlers return it (or domain errors
+// that errorTable knows); anything else becomes a 500 with no detail.
 type Error struct {
 	Status  int
 	Code    string
@@ -43,14 +46,79 @@ func badRequest(msg string) *Error {
 }
 
 // errorRule maps a domain error (matched with errors.Is) to a response.
-// When public is set the error's own text is the message: only validation
-// errors, whose text is written for the client, use that.
+//
+// The message is the rule's fixed text, or, when public is set, the safe
+// message a typed error in the chain carries (see publicMessage): never
+// the text of a wrapped chain, which holds package prefixes and internal
+// context.
 type errorRule struct {
 	target  error
 	status  int
 	code    string
 	message string
 	public  bool
+	// legacyText lets the rule show err.Error() when no typed message is
+	// in the chain. Only the zero-knowledge rules (MountZK) still need it,
+	// until their errors carry typed messages.
+	legacyText bool
+}
+
+// errorTable is the one ordered mapping from domain errors to responses;
+// the first rule that matches wins. The zero-knowledge rules follow it
+// (Server.zkRules, see below).
+var errorTable = []errorRule{
+	// Not found, and not permitted (a denied read is access.ErrNotFound,
+	// which is records.ErrNotFound): one answer.
+	{target: records.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},
+	{target: consent.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},
+	{target: ledger.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "No such entry or tree size."},
+
+	// Bad input.
+	{target: consent.ErrInvalidGrant, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid consent.", public: true},
+	{target: consent.ErrInvalidCursor, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid cursor."},
+	{target: consent.ErrInvalidFilter, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid filter.", public: true},
+	{target: records.ErrInvalid, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid record.", public: true},
+	{target: ledger.ErrInvalidRange, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid index or tree size."},
+	{target: records.ErrTooLarge, status: http.StatusRequestEntityTooLarge, code: "too_large", message: "The record is too large.", public: true},
+	{target: records.ErrNoEncryptionKey, status: http.StatusNotAcceptable, code: "not_acceptable", message: "No encryption key (use \"enc\") is registered for this organisation."},
+
+	// Conflicts.
+	{target: consent.ErrAlreadyRevoked, status: http.StatusConflict, code: "conflict", message: "The consent is already revoked."},
+
+	// Dependencies.
+	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable; nothing was recorded."},
+	{target: ledger.ErrClosed, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is shutting down."},
+
+	// Zero-knowledge rules: registered by MountZK (api/zk.go) through
+	// addErrorRules and tried after the rules above, in the order given.
+}
+
+// addErrorRules registers the zero-knowledge rules (see errorTable).
+func (s *Server) addErrorRules(rules ...errorRule) {
+	for _, r := range rules {
+		if r.public {
+			r.public, r.legacyText = true, true
+		}
+		s.zkRules = append(s.zkRules, r)
+	}
+}
+
+// publicMessager is an error that carries a message written for the
+// client, by type (consent.ValidationError, records.InputError, …).
+type publicMessager interface {
+	PublicMessage() string
+}
+
+// publicMessage returns the safe message of the first typed error in
+// err's chain that carries one.
+func publicMessage(err error) (string, bool) {
+	var pm publicMessager
+	if errors.As(err, &pm) {
+		if m := pm.PublicMessage(); m != "" {
+			return m, true
+		}
+	}
+	return "", false
 }
 
 // errorResponse is the body of every error.
@@ -91,14 +159,24 @@ func (s *Server) classify(err error) *Error {
 	if errors.As(err, &mbe) {
 		return errTooLarge
 	}
-	for _, r := range s.errorRules {
-		if errors.Is(err, r.target) {
-			msg := r.message
-			if r.public {
-				msg = err.Error()
+	for _, rules := range [][]errorRule{errorTable, s.zkRules} {
+		for _, r := range rules {
+			if errors.Is(err, r.target) {
+				return r.response(err)
 			}
-			return &Error{Status: r.status, Code: r.code, Message: msg}
 		}
 	}
 	return errInternal
+}
+
+func (r errorRule) response(err error) *Error {
+	msg := r.message
+	if r.public {
+		if m, ok := publicMessage(err); ok {
+			msg = m
+		} else if r.legacyText {
+			msg = err.Error()
+		}
+	}
+	return &Error{Status: r.status, Code: r.code, Message: msg}
 }

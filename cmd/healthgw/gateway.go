@@ -10,11 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"golang.org/x/mod/sumdb/note"
 	"gorm.io/gorm"
 
+	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authstore"
@@ -57,9 +60,28 @@ type gateway struct {
 	signKey  *auth.SigningKey
 	devIdP   *auth.DevIdP
 	vkey     string // checkpoint verifier key (note text)
+	access   *access.Service
 	api      *api.Server
+	clock    clock
 	closers  []func() error // run in reverse order by close
 }
+
+// clock is the gateway's clock: time.Now unless a test moves it. The API
+// and the consent-gated use cases read the same one.
+type clock struct {
+	now atomic.Pointer[func() time.Time]
+}
+
+// Now returns the current time.
+func (c *clock) Now() time.Time {
+	if f := c.now.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
+}
+
+// set replaces the clock (tests).
+func (c *clock) set(now func() time.Time) { c.now.Store(&now) }
 
 // openGateway opens the database, keys, ledger and projections, and builds
 // the API. On error everything opened so far is closed again.
@@ -192,6 +214,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 			return err
 		})),
 	)
+	g.api.SetClock(g.clock.Now)
 	g.api.MountAuth(exch, jwks)
 	g.api.MountLedger(g.ledger, tiles.New(g.ledger, tiles.Options{Logger: logger}))
 
@@ -206,12 +229,16 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	} else if st != (records.RecoverStats{}) {
 		logger.Info("record vault recovered", slog.Any("stats", st))
 	}
-	g.api.MountRecords(g.vault, exch)
 	policy, err := breakGlassPolicy(cfg.BreakGlass)
 	if err != nil {
 		return err
 	}
-	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Log: g.ledger, Sync: g.follower, Pseud: g.pseud, Policy: policy})
+	g.access = access.New(access.Config{
+		Vault: g.vault, Grants: g.consent, Log: g.ledger, Sync: g.follower,
+		Policy: policy, Now: g.clock.Now,
+	})
+	g.api.MountRecords(g.vault, g.access, exch)
+	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Changes: g.access, Sync: g.follower, Pseud: g.pseud})
 
 	// Zero-knowledge eligibility.
 	g.zkKeys = &zkKeys{dir: cfg.ZKKeys, log: g.ledger, sync: g.follower, store: g.zkstore, logger: logger}
