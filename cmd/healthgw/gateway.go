@@ -141,11 +141,13 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 		fmt.Fprintln(progress, "created", c)
 	}
 
-	// Storage.
-	if g.db, err = database.Open(ctx, cfg.DB); err != nil {
-		return err
+	// Storage (unless the caller opened it: then it keeps ownership).
+	if g.db == nil {
+		if g.db, err = database.Open(ctx, cfg.DB); err != nil {
+			return err
+		}
+		g.closers = append(g.closers, func() error { return database.Close(g.db) })
 	}
-	g.closers = append(g.closers, func() error { return database.Close(g.db) })
 
 	// Ledger.
 	if g.ledger == nil {

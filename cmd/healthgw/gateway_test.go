@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authtest"
@@ -37,6 +39,13 @@ type testGateway struct {
 // test ends.
 func newTestGateway(t testing.TB, mutate ...func(*serveConfig)) *testGateway {
 	t.Helper()
+	return newTestGatewayOn(t, nil, mutate...)
+}
+
+// newTestGatewayOn is newTestGateway on an open database (nil: open the
+// configured one); the caller closes db.
+func newTestGatewayOn(t testing.TB, db *gorm.DB, mutate ...func(*serveConfig)) *testGateway {
+	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	cfg := defaultServeConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -52,8 +61,10 @@ func newTestGateway(t testing.TB, mutate ...func(*serveConfig)) *testGateway {
 	if err := cfg.finish(); err != nil {
 		t.Fatal(err)
 	}
-	g, err := openGateway(t.Context(), cfg, slog.New(slog.DiscardHandler), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard})
+	g := &gateway{cfg: cfg, log: slog.New(slog.DiscardHandler), db: db}
+	err = g.open(t.Context(), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard})
 	if err != nil {
+		err = errors.Join(err, g.close())
 		ln.Close()
 		t.Fatalf("open gateway: %v", err)
 	}
