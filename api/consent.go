@@ -11,6 +11,7 @@ import (
 
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
 )
 
@@ -89,20 +90,7 @@ func (s *Server) nowUTC() time.Time { return s.now().UTC() }
 // consentRequest is the body of POST /v1/consents. The patient is the
 // token's subject; status, IDs and ledger fields are never accepted from
 // the client (unknown fields are rejected).
-type consentRequest struct {
-	Grantee struct {
-		Org  string `json:"org,omitempty"`
-		Kind string `json:"kind,omitempty"`
-	} `json:"grantee"`
-	Decision      string     `json:"decision,omitempty"` // permit (default) or deny
-	Actions       []string   `json:"actions,omitempty"`  // default [read]
-	Categories    []string   `json:"categories,omitempty"`
-	RecordIDs     []string   `json:"record_ids,omitempty"`
-	ResourceTypes []string   `json:"resource_types,omitempty"`
-	Purposes      []string   `json:"purposes,omitempty"`
-	NotBefore     *time.Time `json:"not_before,omitempty"`
-	NotAfter      *time.Time `json:"not_after,omitempty"`
-}
+type consentRequest client.ConsentRequest
 
 // Validate is shallow; consent.Grant.Validate does the rest.
 func (r *consentRequest) Validate() error {
@@ -145,27 +133,7 @@ func (r *consentRequest) grant() consent.Grant {
 }
 
 // grantView is a consent grant as the API shows it.
-type grantView struct {
-	ID      string `json:"id"`
-	Patient string `json:"patient"` // pseudonym
-	Grantee struct {
-		Org  string `json:"org,omitempty"`
-		Kind string `json:"kind,omitempty"`
-	} `json:"grantee"`
-	Decision      string     `json:"decision"`
-	Actions       []string   `json:"actions"`
-	Categories    []string   `json:"categories,omitempty"`
-	RecordIDs     []string   `json:"record_ids,omitempty"`
-	ResourceTypes []string   `json:"resource_types,omitempty"`
-	Purposes      []string   `json:"purposes,omitempty"`
-	NotBefore     time.Time  `json:"not_before"`
-	NotAfter      time.Time  `json:"not_after"`
-	Status        string     `json:"status"`
-	LedgerIndex   uint64     `json:"ledger_index"`
-	GrantedAt     time.Time  `json:"granted_at"`
-	RevokedIndex  *uint64    `json:"revoked_index,omitempty"`
-	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
-}
+type grantView = client.Consent
 
 func strs[T ~string](in []T) []string {
 	out := make([]string, 0, len(in))
@@ -191,10 +159,7 @@ func viewGrant(g consent.Grant, now time.Time) grantView {
 }
 
 // consentResponse is the body of POST /v1/consents and of a revocation.
-type consentResponse struct {
-	Consent grantView  `json:"consent"`
-	Receipt EntryProof `json:"receipt"`
-}
+type consentResponse = client.ConsentResponse
 
 // viewReceipt renders a consent receipt as an entry proof.
 func viewReceipt(r access.Receipt) EntryProof {
@@ -243,10 +208,7 @@ func page(c *gin.Context) (consent.Page, error) {
 }
 
 // grantList is a page of grants.
-type grantList struct {
-	Consents   []grantView `json:"consents"`
-	NextCursor string      `json:"next_cursor,omitempty"`
-}
+type grantList = client.ConsentList
 
 // listGrants lists the grants the caller may see: a patient's own, or
 // those naming a hospital (with system/consents.read).
@@ -317,21 +279,7 @@ func (s *Server) revokeConsent(c *gin.Context) {
 }
 
 // accessEventView is one access decision.
-type accessEventView struct {
-	LedgerIndex       uint64    `json:"ledger_index"`
-	Time              time.Time `json:"time"`
-	Requester         string    `json:"requester"`
-	RecordID          string    `json:"record_id"`
-	Patient           string    `json:"patient"`
-	Category          string    `json:"category"`
-	Purpose           string    `json:"purpose"`
-	Decision          string    `json:"decision"`
-	Reason            string    `json:"reason"`
-	GrantID           string    `json:"grant_id,omitempty"`
-	BreakGlass        bool      `json:"break_glass"`
-	JustificationHash string    `json:"justification_hash,omitempty"`
-	RequestID         string    `json:"request_id"`
-}
+type accessEventView = client.AccessEvent
 
 func viewEvent(e consent.AccessEvent) accessEventView {
 	return accessEventView{
@@ -343,10 +291,7 @@ func viewEvent(e consent.AccessEvent) accessEventView {
 }
 
 // eventList is a page of access events, newest first.
-type eventList struct {
-	Events     []accessEventView `json:"events"`
-	NextCursor string            `json:"next_cursor,omitempty"`
-}
+type eventList = client.EventList
 
 func renderEvents(c *gin.Context, events []consent.AccessEvent, next string) {
 	out := eventList{Events: []accessEventView{}, NextCursor: next}

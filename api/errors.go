@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
@@ -122,11 +123,7 @@ func publicMessage(err error) (string, bool) {
 }
 
 // errorResponse is the body of every error.
-type errorResponse struct {
-	Error     string `json:"error"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
-}
+type errorResponse = client.Error
 
 // fail is the one error boundary: it maps err to a status and public
 // message, logs the detail with the request ID, and aborts the request.

@@ -8,13 +8,13 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/records"
 )
@@ -87,13 +87,7 @@ func caller(c *gin.Context) access.Caller {
 }
 
 // recordRequest is the body of POST /v1/records.
-type recordRequest struct {
-	Patient      string          `json:"patient"`
-	Category     string          `json:"category"`
-	ContentType  string          `json:"content_type"`
-	ResourceType string          `json:"resource_type,omitempty"`
-	Content      json.RawMessage `json:"content"`
-}
+type recordRequest client.RecordUpload
 
 // Validate checks the fields that need no vault to check.
 func (r *recordRequest) Validate() error {
@@ -113,11 +107,7 @@ func (r *recordRequest) Validate() error {
 }
 
 // recordCreated is the 201 body of POST /v1/records.
-type recordCreated struct {
-	ID          string `json:"id"`
-	Commitment  string `json:"commitment"`
-	LedgerIndex uint64 `json:"ledger_index"`
-}
+type recordCreated = client.RecordCreated
 
 func (s *Server) postRecord(c *gin.Context) {
 	var req recordRequest
@@ -155,18 +145,7 @@ func firstNonEmpty(a, b string) string {
 
 // recordMeta is a record's metadata as the API shows it. Patient is the
 // pseudonym: the vault never stores raw patient identifiers.
-type recordMeta struct {
-	ID           string    `json:"id"`
-	Holder       string    `json:"holder"`
-	Patient      string    `json:"patient"`
-	Category     string    `json:"category"`
-	ResourceType string    `json:"resource_type,omitempty"`
-	ContentType  string    `json:"content_type"`
-	Size         int64     `json:"size"`
-	Commitment   string    `json:"commitment"`
-	LedgerIndex  uint64    `json:"ledger_index"`
-	CreatedAt    time.Time `json:"created_at"`
-}
+type recordMeta = client.Record
 
 func metaOf(r records.Record) recordMeta {
 	return recordMeta{
@@ -178,10 +157,7 @@ func metaOf(r records.Record) recordMeta {
 
 // recordResponse is a record with its content: FHIR JSON inline, anything
 // else base64.
-type recordResponse struct {
-	recordMeta
-	Content json.RawMessage `json:"content"`
-}
+type recordResponse = client.RecordContent
 
 // wantsJOSE reports whether the Accept header asks for a sealed response.
 func wantsJOSE(c *gin.Context) bool {
@@ -249,15 +225,11 @@ func (s *Server) getRecord(c *gin.Context) {
 	} else {
 		content, _ = json.Marshal(base64.StdEncoding.EncodeToString(res.Content))
 	}
-	c.JSON(http.StatusOK, recordResponse{recordMeta: metaOf(res.Record), Content: content})
+	c.JSON(http.StatusOK, recordResponse{Record: metaOf(res.Record), Content: content})
 }
 
 // shredResponse is the body of DELETE /v1/records/{id}.
-type shredResponse struct {
-	ID          string `json:"id"`
-	Shredded    bool   `json:"shredded"`
-	LedgerIndex uint64 `json:"ledger_index"`
-}
+type shredResponse = client.Shredded
 
 func (s *Server) deleteRecord(c *gin.Context) {
 	id := c.Param("id")
@@ -270,9 +242,7 @@ func (s *Server) deleteRecord(c *gin.Context) {
 }
 
 // recordList is a page of record metadata.
-type recordList struct {
-	Records []recordMeta `json:"records"`
-}
+type recordList = client.RecordList
 
 func (s *Server) listPatientRecords(c *gin.Context) {
 	purpose := purposeQuery(c.Query("purpose"))

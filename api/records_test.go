@@ -136,7 +136,7 @@ func TestGetRecord(t *testing.T) {
 		t.Errorf("gate request (-want +got):\n%s", diff)
 	}
 	body := decodeBody[recordResponse](t, rec)
-	if diff := cmp.Diff(metaOf(labRecord), body.recordMeta); diff != "" {
+	if diff := cmp.Diff(metaOf(labRecord), body.Record); diff != "" {
 		t.Errorf("metadata (-want +got):\n%s", diff)
 	}
 	if string(body.Content) != labContent {

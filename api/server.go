@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 )
 
 // DefaultMaxJSONBody bounds JSON request bodies unless a route says
@@ -156,12 +157,7 @@ func (s *Server) readyz(c *gin.Context) {
 var errAuth = errors.New("authentication failed")
 
 // whoamiResponse describes the caller's principal.
-type whoamiResponse struct {
-	Org     string   `json:"org,omitempty"`
-	Kind    string   `json:"kind,omitempty"`
-	Scopes  []string `json:"scopes,omitempty"`
-	Patient string   `json:"patient,omitempty"`
-}
+type whoamiResponse = client.Whoami
 
 // whoami answers who the token belongs to; it reads nothing else.
 func (s *Server) whoami(c *gin.Context) {

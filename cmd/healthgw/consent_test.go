@@ -12,41 +12,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
-type consentResp struct {
-	Consent struct {
-		ID          string `json:"id"`
-		Status      string `json:"status"`
-		Patient     string `json:"patient"`
-		LedgerIndex uint64 `json:"ledger_index"`
-	} `json:"consent"`
-	Receipt struct {
-		Index      uint64          `json:"index"`
-		TreeSize   uint64          `json:"tree_size"`
-		Entry      json.RawMessage `json:"entry"`
-		Proof      []tlog.Hash     `json:"inclusion_proof"`
-		RootHash   string          `json:"root_hash"`
-		Checkpoint string          `json:"checkpoint"`
-	} `json:"receipt"`
-}
-
-type eventsResp struct {
-	Events []struct {
-		LedgerIndex uint64 `json:"ledger_index"`
-		Requester   string `json:"requester"`
-		RecordID    string `json:"record_id"`
-		Purpose     string `json:"purpose"`
-		Decision    string `json:"decision"`
-		Reason      string `json:"reason"`
-		BreakGlass  bool   `json:"break_glass"`
-		GrantID     string `json:"grant_id"`
-	} `json:"events"`
-	NextCursor string `json:"next_cursor"`
-}
+// The API's wire types (package client).
+type (
+	consentResp = client.ConsentResponse
+	eventsResp  = client.EventList
+)
 
 // world is two hospitals, a regulator and a verifier with tokens, and one
 // lab record of patient pat-1 held by hospital A.
@@ -143,14 +118,7 @@ func TestConsentStory(t *testing.T) {
 			if status != http.StatusOK {
 				t.Fatalf("list consents: %d %s", status, body)
 			}
-			var out struct {
-				Consents []struct {
-					ID string `json:"id"`
-				} `json:"consents"`
-			}
-			if err := json.Unmarshal(body, &out); err != nil {
-				t.Fatal(err)
-			}
+			out := decode[client.ConsentList](t, body)
 			var ids []string
 			for _, c := range out.Consents {
 				ids = append(ids, c.ID)
@@ -317,8 +285,8 @@ func TestConsentHostile(t *testing.T) {
 	})
 }
 
-// HeaderBreakGlassName mirrors api.HeaderBreakGlass.
-const HeaderBreakGlassName = "X-Break-Glass-Reason"
+// HeaderBreakGlassName is the break-glass header.
+const HeaderBreakGlassName = client.HeaderBreakGlass
 
 // TestBreakGlass: emergency access without a grant is permitted for
 // hospitals with a long enough reason, flagged everywhere, and a patient's
@@ -485,14 +453,7 @@ func TestPatientRecordsListing(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("list: %d %s", status, body)
 		}
-		var out struct {
-			Records []struct {
-				ID string `json:"id"`
-			} `json:"records"`
-		}
-		if err := json.Unmarshal(body, &out); err != nil {
-			t.Fatal(err)
-		}
+		out := decode[client.RecordList](t, body)
 		var ids []string
 		for _, r := range out.Records {
 			ids = append(ids, r.ID)

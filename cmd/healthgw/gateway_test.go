@@ -21,6 +21,7 @@ import (
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authtest"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/verify"
 	"github.com/healthgw/healthgw/registry"
@@ -102,10 +103,7 @@ func (g *testGateway) token(o *authtest.Org, scope string) string {
 	if status != http.StatusOK {
 		g.t.Fatalf("token for %s: %d %s", o.ID, status, body)
 	}
-	var tr struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}
+	var tr client.TokenResponse
 	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
 		g.t.Fatalf("token response %s: %v", body, err)
 	}
@@ -195,11 +193,7 @@ func decode[T any](t testing.TB, b []byte) T {
 }
 
 // apiError is the error body every route answers with.
-type apiError struct {
-	Error     string `json:"error"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
-}
+type apiError = client.Error
 
 // newTestGatewayAt starts a gateway on a fixed address and data directory
 // (a restart of an earlier one).
