@@ -15,16 +15,17 @@ import (
 	"github.com/healthgw/healthgw/consent"
 )
 
-// ConsentStore is the consent projection as the query routes read it
-// (consentstore.Store).
-type ConsentStore interface {
-	GrantsFor(ctx context.Context, patient, org string, kind auth.Kind) ([]consent.Grant, error)
-	Grant(ctx context.Context, id string) (consent.Grant, error)
-	ListByPatient(ctx context.Context, patient string, p consent.Page) ([]consent.Grant, string, error)
-	ListForGrantee(ctx context.Context, org string, kind auth.Kind, p consent.Page) ([]consent.Grant, string, error)
-	AccessLog(ctx context.Context, patient string, p consent.Page) ([]consent.AccessEvent, string, error)
-	AuditEvents(ctx context.Context, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
+// ConsentQueries are the consent and access-event queries, each for one
+// viewer (access.Queries).
+type ConsentQueries interface {
+	Consents(ctx context.Context, v auth.Principal, p consent.Page) ([]consent.Grant, string, error)
+	PatientConsents(ctx context.Context, v auth.Principal, patient string, p consent.Page) ([]consent.Grant, string, error)
+	Consent(ctx context.Context, v auth.Principal, id string) (consent.Grant, error)
+	AccessLog(ctx context.Context, v auth.Principal, patient string, p consent.Page) ([]consent.AccessEvent, string, error)
+	AuditEvents(ctx context.Context, v auth.Principal, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
 }
+
+var _ ConsentQueries = (*access.Queries)(nil)
 
 // ConsentChanges are a patient's consent changes with receipts
 // (access.Service).
@@ -47,11 +48,9 @@ type Syncer interface {
 
 // ConsentDeps are what the consent, access-log and audit routes need.
 type ConsentDeps struct {
-	Store   ConsentStore
 	Changes ConsentChanges
-	// Sync catches the projections up before the query routes read them.
-	Sync  Syncer
-	Pseud Pseudonymizer
+	Queries ConsentQueries
+	Pseud   Pseudonymizer
 }
 
 // DefaultConsentPeriod is a grant's validity when the patient names no end.
@@ -61,7 +60,6 @@ const DefaultConsentPeriod = access.DefaultGrantPeriod
 // audit API and the FHIR views of consents and access events.
 func (s *Server) MountConsent(d ConsentDeps) {
 	s.consent = d
-	s.projections = d.Sync
 	g := s.engine.Group("/v1", s.authenticate)
 	g.POST("/consents", s.requirePatient, s.limitBody(s.cfg.MaxJSONBody), s.postConsent)
 	g.GET("/consents", s.listConsents)
@@ -74,8 +72,9 @@ func (s *Server) MountConsent(d ConsentDeps) {
 	f.GET("/AuditEvent", s.fhirAuditEvent)
 }
 
-// catchUp applies every durable entry to the projections, so that a query
-// sees every decision acknowledged before it.
+// catchUp applies every durable entry to the projections (through the
+// syncer MountZK gives), so that a query sees every entry acknowledged
+// before it.
 func (s *Server) catchUp(ctx context.Context) error {
 	n, err := s.ledger.Size(ctx)
 	if err != nil {
@@ -185,15 +184,6 @@ func (s *Server) postConsent(c *gin.Context) {
 	c.JSON(http.StatusCreated, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
 }
 
-// visible reports whether the caller may see grant g: its patient, or an
-// organisation it names (hospitals with system/consents.read).
-func (s *Server) visible(p Principal, g consent.Grant) bool {
-	if p.IsPatient() {
-		return g.Patient == s.consent.Pseud.Pseudonym(p.Patient)
-	}
-	return p.HasScope(auth.ScopeConsentsRead) && g.VisibleTo(p.Org, p.Kind)
-}
-
 // page reads cursor and limit query parameters.
 func page(c *gin.Context) (consent.Page, error) {
 	p := consent.Page{Cursor: c.Query("cursor")}
@@ -210,27 +200,13 @@ func page(c *gin.Context) (consent.Page, error) {
 // grantList is a page of grants.
 type grantList = client.ConsentList
 
-// listGrants lists the grants the caller may see: a patient's own, or
-// those naming a hospital (with system/consents.read).
-func (s *Server) listGrants(c *gin.Context, pg consent.Page) ([]consent.Grant, string, error) {
-	p := principal(c)
-	ctx := c.Request.Context()
-	switch {
-	case p.IsPatient():
-		return s.consent.Store.ListByPatient(ctx, s.consent.Pseud.Pseudonym(p.Patient), pg)
-	case p.Kind == auth.KindHospital && p.HasScope(auth.ScopeConsentsRead):
-		return s.consent.Store.ListForGrantee(ctx, p.Org, p.Kind, pg)
-	}
-	return nil, "", errForbidden
-}
-
 func (s *Server) listConsents(c *gin.Context) {
 	pg, err := page(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	grants, next, err := s.listGrants(c, pg)
+	grants, next, err := s.consent.Queries.Consents(c.Request.Context(), principal(c), pg)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -244,13 +220,9 @@ func (s *Server) listConsents(c *gin.Context) {
 }
 
 func (s *Server) getConsent(c *gin.Context) {
-	g, err := s.consent.Store.Grant(c.Request.Context(), c.Param("id"))
+	g, err := s.consent.Queries.Consent(c.Request.Context(), principal(c), c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
-		return
-	}
-	if !s.visible(principal(c), g) {
-		s.fail(c, errNotFound)
 		return
 	}
 	c.JSON(http.StatusOK, viewGrant(g, s.nowUTC()))
@@ -307,11 +279,7 @@ func (s *Server) accessLog(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.catchUp(c.Request.Context()); err != nil {
-		s.fail(c, err)
-		return
-	}
-	events, next, err := s.consent.Store.AccessLog(c.Request.Context(), s.consent.Pseud.Pseudonym(principal(c).Patient), pg)
+	events, next, err := s.consent.Queries.AccessLog(c.Request.Context(), principal(c), "", pg)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -321,13 +289,8 @@ func (s *Server) accessLog(c *gin.Context) {
 
 // auditFilter reads the regulator's filters. patient is a patient ID (or
 // a pseudonym, "ps_…").
-func (s *Server) auditFilter(c *gin.Context) (consent.AuditFilter, error) {
-	var f consent.AuditFilter
-	if v := c.Query("patient"); v != "" {
-		f.Patient = s.patientKey(v)
-	}
-	f.Org = c.Query("org")
-	f.Decision = consent.Effect(c.Query("decision"))
+func auditFilter(c *gin.Context) (consent.AuditFilter, error) {
+	f := consent.AuditFilter{Patient: c.Query("patient"), Org: c.Query("org"), Decision: consent.Effect(c.Query("decision"))}
 	if v := c.Query("break_glass"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -347,17 +310,8 @@ func (s *Server) auditFilter(c *gin.Context) (consent.AuditFilter, error) {
 	return f, f.Validate()
 }
 
-// patientKey returns the pseudonym for a patient ID, or v itself when it
-// already is a pseudonym.
-func (s *Server) patientKey(v string) string {
-	if consent.ValidPseudonym(v) {
-		return v
-	}
-	return s.consent.Pseud.Pseudonym(v)
-}
-
 func (s *Server) auditEvents(c *gin.Context) {
-	f, err := s.auditFilter(c)
+	f, err := auditFilter(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -367,11 +321,7 @@ func (s *Server) auditEvents(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.catchUp(c.Request.Context()); err != nil {
-		s.fail(c, err)
-		return
-	}
-	events, next, err := s.consent.Store.AuditEvents(c.Request.Context(), f, pg)
+	events, next, err := s.consent.Queries.AuditEvents(c.Request.Context(), principal(c), f, pg)
 	if err != nil {
 		s.fail(c, err)
 		return

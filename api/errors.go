@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
@@ -82,6 +83,9 @@ var errorTable = []errorRule{
 	{target: ledger.ErrInvalidRange, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid index or tree size."},
 	{target: records.ErrTooLarge, status: http.StatusRequestEntityTooLarge, code: "too_large", message: "The record is too large.", public: true},
 	{target: records.ErrNoEncryptionKey, status: http.StatusNotAcceptable, code: "not_acceptable", message: "No encryption key (use \"enc\") is registered for this organisation."},
+
+	// Not for this caller.
+	{target: access.ErrForbidden, status: http.StatusForbidden, code: "forbidden", message: "Not allowed for this caller."},
 
 	// Conflicts.
 	{target: consent.ErrAlreadyRevoked, status: http.StatusConflict, code: "conflict", message: "The consent is already revoked."},

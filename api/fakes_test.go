@@ -322,7 +322,11 @@ func newTestServer(t *testing.T) *testServer {
 		io.WriteString(w, "tile "+r.URL.Path)
 	}))
 	ts.MountRecords(ts.vault, ts.gate, ts.keys)
-	ts.MountConsent(ConsentDeps{Store: ts.consents, Changes: ts.changes, Sync: ts.sync, Pseud: fakePseud{}})
+	ts.MountConsent(ConsentDeps{
+		Changes: ts.changes,
+		Queries: access.NewQueries(access.QueriesConfig{Store: ts.consents, Pseud: fakePseud{}, Log: ts.ledger, Sync: ts.sync}),
+		Pseud:   fakePseud{},
+	})
 	return ts
 }
 

@@ -240,7 +240,11 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 		Policy: policy, Now: g.clock.Now,
 	})
 	g.api.MountRecords(g.vault, g.access, exch)
-	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Changes: g.access, Sync: g.follower, Pseud: g.pseud})
+	g.api.MountConsent(api.ConsentDeps{
+		Changes: g.access,
+		Queries: access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower}),
+		Pseud:   g.pseud,
+	})
 
 	// Zero-knowledge eligibility.
 	g.zkKeys = &zkKeys{dir: cfg.ZKKeys, log: g.ledger, sync: g.follower, store: g.zkstore, logger: logger}
