@@ -37,7 +37,6 @@ func (e *Error) Unwrap() error { return e.Err }
 var (
 	errNotFound     = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "Not found."}
 	errUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "Missing or invalid credentials."}
-	errForbidden    = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "Not allowed for this caller."}
 	errTooLarge     = &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "Request body too large."}
 	errInternal     = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "Internal error."}
 )

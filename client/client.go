@@ -69,7 +69,9 @@ func (e *StatusError) Error() string {
 var ErrNotFound = errors.New("not found")
 
 // Is makes a 404 StatusError match ErrNotFound.
-func (e *StatusError) Is(target error) bool { return target == ErrNotFound && e.Status == http.StatusNotFound }
+func (e *StatusError) Is(target error) bool {
+	return target == ErrNotFound && e.Status == http.StatusNotFound
+}
 
 // Do sends a request with a bearer token (none when token is "") and a
 // JSON body (none when body is nil; a json.RawMessage is sent as is),

@@ -67,8 +67,12 @@ func TestClientCalls(t *testing.T) {
 		"GET /v1/audit/events": func(r *http.Request, _ []byte) (int, any) {
 			return 200, client.EventList{NextCursor: r.URL.Query().Get("patient")}
 		},
-		"GET /v1/consents":                 func(*http.Request, []byte) (int, any) { return 200, client.ConsentList{Consents: []client.Consent{{ID: "cns_1"}}} },
-		"GET /v1/patients/pat 1/records":   func(*http.Request, []byte) (int, any) { return 200, client.RecordList{Records: []client.Record{{ID: "rec-1"}}} },
+		"GET /v1/consents": func(*http.Request, []byte) (int, any) {
+			return 200, client.ConsentList{Consents: []client.Consent{{ID: "cns_1"}}}
+		},
+		"GET /v1/patients/pat 1/records": func(*http.Request, []byte) (int, any) {
+			return 200, client.RecordList{Records: []client.Record{{ID: "rec-1"}}}
+		},
 		"GET /v1/whoami":                   func(*http.Request, []byte) (int, any) { return 200, client.Whoami{Org: "hosp-a"} },
 		"GET /v1/ledger/entries/not-json":  func(*http.Request, []byte) (int, any) { return 502, "<html>bad gateway</html>" },
 		"GET /v1/ledger/entries/bad-reply": func(*http.Request, []byte) (int, any) { return 200, "{" },
