@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -137,5 +138,37 @@ func TestLedgerTiles(t *testing.T) {
 	}
 	if rec := ts.do("HEAD", "/ledger/checkpoint", "", nil); rec.Code != http.StatusOK {
 		t.Errorf("HEAD tiles: %d", rec.Code)
+	}
+}
+
+// TestLedgerUnavailable: a ledger that cannot serve its checkpoint makes
+// every proof route a 503, with no detail.
+func TestLedgerUnavailable(t *testing.T) {
+	ts := newTestServer(t)
+	ts.ledger.checkpoint = func() ([]byte, error) { return nil, errors.Join(ledger.ErrUnavailable, errors.New("pq: gone")) }
+	for _, path := range []string{"/v1/ledger/entries/1", "/v1/ledger/entries/1?tree_size=3", "/v1/ledger/proofs/consistency?from=1&to=3"} {
+		rec := ts.do("GET", path, "hosp-a", nil)
+		if e := errorOf(t, rec); rec.Code != http.StatusServiceUnavailable || e.Error != "unavailable" || strings.Contains(rec.Body.String(), "pq:") {
+			t.Errorf("%s: %d %+v", path, rec.Code, e)
+		}
+	}
+}
+
+// TestCatchUp: the query routes' catch-up syncs the projections to the
+// ledger's size, and reports either failing.
+func TestCatchUp(t *testing.T) {
+	ts := newTestServer(t)
+	sync := &fakeSync{}
+	ts.projections = sync
+	if err := ts.catchUp(t.Context()); err != nil || len(sync.calls) != 1 || sync.calls[0] != 5 {
+		t.Errorf("catchUp: %v, synced to %v", err, sync.calls)
+	}
+	sync.sync = func(uint64) error { return errors.New("broken") }
+	if err := ts.catchUp(t.Context()); err == nil {
+		t.Error("a failing sync was not reported")
+	}
+	ts.ledger.sizeErr = errors.New("locked")
+	if err := ts.catchUp(t.Context()); err == nil {
+		t.Error("a failing size was not reported")
 	}
 }

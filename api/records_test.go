@@ -76,6 +76,7 @@ func TestPostRecord(t *testing.T) {
 		{"unknown field", "hosp-a", map[string]any{"patient": "p", "holder": "hosp-z"}, 400, `Unknown field "holder".`},
 		{"not JSON", "hosp-a", "{", 400, "Request body is empty or truncated."},
 		{"two values", "hosp-a", `{"patient":"p"} {}`, 400, "Request body must hold exactly one JSON value."},
+		{"syntax error", "hosp-a", `{"patient": x}`, 400, "Malformed JSON at byte 13."},
 		{"wrong type", "hosp-a", `{"patient":7}`, 400, `Field "patient" has the wrong type.`},
 		{"patient token", "pat-1", body, 403, "This route is for organisations."},
 		{"regulator", "reg-x", body, 403, "Not allowed for this kind of organisation."},
