@@ -268,7 +268,11 @@ func (d *demo) eligibility(ctx context.Context, dir, hospital string) error {
 		if time.Since(start) < time.Second {
 			d.detail("waiting for the gateway's zero-knowledge keys (a development setup runs on first start) …")
 		}
-		time.Sleep(2 * time.Second)
+		select { // the keys come when the gateway's setup finishes
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
 	}
 	ch, err := circuits.ParseChallenge(chBody)
 	if err != nil {
