@@ -18,6 +18,11 @@
 // decided under the old grant can still log a permit after it, and every
 // later read sees it.
 //
+// Queries answers the consent and access-event queries for one viewer at
+// a time (a patient sees their own grants and access log, a hospital the
+// grants naming it, a regulator every access event), so that no transport
+// has to restate who may see what.
+//
 // Consent changes live here, not in package consent, because they must
 // take the same stripes as the reads they order against; package consent
 // stays pure (the model, validation and Decide), with no I/O.
