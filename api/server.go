@@ -81,6 +81,9 @@ func WithReadiness(name string, c Checker) Option {
 	return func(s *Server) { s.ready[name] = c }
 }
 
+// WithClock replaces time.Now (tests that build a Server directly).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.SetClock(now) } }
+
 // SetClock replaces the server's clock, also while it serves (tests).
 func (s *Server) SetClock(now func() time.Time) { s.clock.Store(&now) }
 

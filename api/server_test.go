@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -129,5 +130,14 @@ func TestMethodNotAllowed(t *testing.T) {
 	rec := ts.do("PUT", "/healthz", "", nil)
 	if e := errorOf(t, rec); rec.Code != http.StatusMethodNotAllowed || e.Error != "method_not_allowed" {
 		t.Errorf("%d %+v", rec.Code, e)
+	}
+}
+
+// TestWithClock: the option sets the clock the server reads.
+func TestWithClock(t *testing.T) {
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := New(Config{}, nil, nil, WithClock(func() time.Time { return at }))
+	if got := s.nowUTC(); !got.Equal(at) {
+		t.Errorf("now = %v, want %v", got, at)
 	}
 }
