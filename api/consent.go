@@ -2,61 +2,64 @@ package api
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
-	"github.com/healthgw/healthgw/ledger"
-	"github.com/healthgw/healthgw/records"
 )
 
-// ConsentStore is the consent projection as the API reads it
-// (consentstore.Store).
-type ConsentStore interface {
-	GrantSource
-	Grant(ctx context.Context, id string) (consent.Grant, error)
-	ListByPatient(ctx context.Context, patient string, p consent.Page) ([]consent.Grant, string, error)
-	ListForGrantee(ctx context.Context, org string, kind auth.Kind, p consent.Page) ([]consent.Grant, string, error)
-	AccessLog(ctx context.Context, patient string, p consent.Page) ([]consent.AccessEvent, string, error)
-	AuditEvents(ctx context.Context, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
+// ConsentQueries are the consent and access-event queries, each for one
+// viewer (access.Queries).
+type ConsentQueries interface {
+	Consents(ctx context.Context, v auth.Principal, p consent.Page) ([]consent.Grant, string, error)
+	PatientConsents(ctx context.Context, v auth.Principal, patient string, p consent.Page) ([]consent.Grant, string, error)
+	Consent(ctx context.Context, v auth.Principal, id string) (consent.Grant, error)
+	AccessLog(ctx context.Context, v auth.Principal, patient string, p consent.Page) ([]consent.AccessEvent, string, error)
+	AuditEvents(ctx context.Context, v auth.Principal, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
 }
+
+var _ ConsentQueries = (*access.Queries)(nil)
+
+// ConsentChanges are a patient's consent changes with receipts
+// (access.Service).
+type ConsentChanges interface {
+	Grant(ctx context.Context, patient string, g consent.Grant) (consent.Grant, access.Receipt, error)
+	Revoke(ctx context.Context, patient, id string) (consent.Grant, access.Receipt, error)
+}
+
+var _ ConsentChanges = (*access.Service)(nil)
 
 // Pseudonymizer maps patient IDs to ledger pseudonyms.
 type Pseudonymizer interface {
 	Pseudonym(patient string) string
 }
 
-// ConsentDeps are what the consent, access and audit routes need.
+// Syncer brings the projections up to date with the log (ledger.Follower).
+type Syncer interface {
+	Sync(ctx context.Context, size uint64) error
+}
+
+// ConsentDeps are what the consent, access-log and audit routes need.
 type ConsentDeps struct {
-	Store  ConsentStore
-	Log    ledger.Appender
-	Sync   Syncer
-	Pseud  Pseudonymizer
-	Policy consent.Policy
+	Changes ConsentChanges
+	Queries ConsentQueries
+	Pseud   Pseudonymizer
 }
 
 // DefaultConsentPeriod is a grant's validity when the patient names no end.
-const DefaultConsentPeriod = 365 * 24 * time.Hour
+const DefaultConsentPeriod = access.DefaultGrantPeriod
 
 // MountConsent mounts consent, the patient's access log, the regulator's
-// audit API and the FHIR views, and turns on consent-gated reads of
-// records held by other organisations.
+// audit API and the FHIR views of consents and access events.
 func (s *Server) MountConsent(d ConsentDeps) {
 	s.consent = d
-	s.projections = d.Sync
-	s.access = &accessControl{s: s, grants: d.Store, log: d.Log, sync: d.Sync, policy: d.Policy}
-	s.addErrorRules(
-		errorRule{target: consent.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},
-		errorRule{target: consent.ErrInvalidGrant, status: http.StatusBadRequest, code: "invalid_request", public: true},
-		errorRule{target: consent.ErrInvalidCursor, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid cursor."},
-		errorRule{target: consent.ErrInvalidFilter, status: http.StatusBadRequest, code: "invalid_request", public: true},
-		errorRule{target: consent.ErrAlreadyRevoked, status: http.StatusConflict, code: "conflict", message: "The consent is already revoked."},
-	)
 	g := s.engine.Group("/v1", s.authenticate)
 	g.POST("/consents", s.requirePatient, s.limitBody(s.cfg.MaxJSONBody), s.postConsent)
 	g.GET("/consents", s.listConsents)
@@ -69,23 +72,24 @@ func (s *Server) MountConsent(d ConsentDeps) {
 	f.GET("/AuditEvent", s.fhirAuditEvent)
 }
 
+// catchUp applies every durable entry to the projections (through the
+// syncer MountZK gives), so that a query sees every entry acknowledged
+// before it.
+func (s *Server) catchUp(ctx context.Context) error {
+	n, err := s.ledger.Size(ctx)
+	if err != nil {
+		return err
+	}
+	return s.projections.Sync(ctx, n)
+}
+
+// nowUTC is the server's clock in UTC.
+func (s *Server) nowUTC() time.Time { return s.now().UTC() }
+
 // consentRequest is the body of POST /v1/consents. The patient is the
 // token's subject; status, IDs and ledger fields are never accepted from
 // the client (unknown fields are rejected).
-type consentRequest struct {
-	Grantee struct {
-		Org  string `json:"org,omitempty"`
-		Kind string `json:"kind,omitempty"`
-	} `json:"grantee"`
-	Decision      string     `json:"decision,omitempty"` // permit (default) or deny
-	Actions       []string   `json:"actions,omitempty"`  // default [read]
-	Categories    []string   `json:"categories,omitempty"`
-	RecordIDs     []string   `json:"record_ids,omitempty"`
-	ResourceTypes []string   `json:"resource_types,omitempty"`
-	Purposes      []string   `json:"purposes,omitempty"`
-	NotBefore     *time.Time `json:"not_before,omitempty"`
-	NotAfter      *time.Time `json:"not_after,omitempty"`
-}
+type consentRequest client.ConsentRequest
 
 // Validate is shallow; consent.Grant.Validate does the rest.
 func (r *consentRequest) Validate() error {
@@ -95,17 +99,16 @@ func (r *consentRequest) Validate() error {
 	return nil
 }
 
-func (r *consentRequest) grant(patient string, now time.Time) consent.Grant {
+// grant is the provision the patient asks for; the service sets the
+// patient, the ID and the default period.
+func (r *consentRequest) grant() consent.Grant {
 	g := consent.Grant{
-		ID:            consent.NewID(),
-		Patient:       patient,
 		Grantee:       consent.Grantee{Org: r.Grantee.Org, Kind: auth.Kind(r.Grantee.Kind)},
 		Effect:        consent.Permit,
 		Actions:       []consent.Action{consent.ActionRead},
 		Categories:    r.Categories,
 		RecordIDs:     r.RecordIDs,
 		ResourceTypes: r.ResourceTypes,
-		NotBefore:     now.Truncate(time.Second),
 	}
 	if r.Decision != "" {
 		g.Effect = consent.Effect(r.Decision)
@@ -124,34 +127,12 @@ func (r *consentRequest) grant(patient string, now time.Time) consent.Grant {
 	}
 	if r.NotAfter != nil {
 		g.NotAfter = r.NotAfter.UTC()
-	} else {
-		g.NotAfter = g.NotBefore.Add(DefaultConsentPeriod)
 	}
 	return g
 }
 
 // grantView is a consent grant as the API shows it.
-type grantView struct {
-	ID      string `json:"id"`
-	Patient string `json:"patient"` // pseudonym
-	Grantee struct {
-		Org  string `json:"org,omitempty"`
-		Kind string `json:"kind,omitempty"`
-	} `json:"grantee"`
-	Decision      string     `json:"decision"`
-	Actions       []string   `json:"actions"`
-	Categories    []string   `json:"categories,omitempty"`
-	RecordIDs     []string   `json:"record_ids,omitempty"`
-	ResourceTypes []string   `json:"resource_types,omitempty"`
-	Purposes      []string   `json:"purposes,omitempty"`
-	NotBefore     time.Time  `json:"not_before"`
-	NotAfter      time.Time  `json:"not_after"`
-	Status        string     `json:"status"`
-	LedgerIndex   uint64     `json:"ledger_index"`
-	GrantedAt     time.Time  `json:"granted_at"`
-	RevokedIndex  *uint64    `json:"revoked_index,omitempty"`
-	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
-}
+type grantView = client.Consent
 
 func strs[T ~string](in []T) []string {
 	out := make([]string, 0, len(in))
@@ -176,52 +157,15 @@ func viewGrant(g consent.Grant, now time.Time) grantView {
 	return v
 }
 
-// receipt proves that an entry is in the log: the entry, its inclusion
-// proof and a signed checkpoint that covers it.
-type receipt = EntryProof
-
 // consentResponse is the body of POST /v1/consents and of a revocation.
-type consentResponse struct {
-	Consent grantView `json:"consent"`
-	Receipt receipt   `json:"receipt"`
-}
+type consentResponse = client.ConsentResponse
 
-// changeConsent appends a patient's consent entry (body: a grant or a
-// revocation of grant id), waits until the projections have applied it
-// and a checkpoint covers it, and returns the grant as projected and the
-// entry's receipt.
-func (s *Server) changeConsent(ctx context.Context, patient, id string, body any) (consent.Grant, receipt, error) {
-	e, err := ledger.NewEntry("patient:"+patient, body)
-	if err != nil {
-		return consent.Grant{}, receipt{}, err
+// viewReceipt renders a consent receipt as an entry proof.
+func viewReceipt(r access.Receipt) EntryProof {
+	return EntryProof{
+		Index: r.Index, TreeSize: r.TreeSize, Entry: r.Entry, LeafHash: tlog.RecordHash(r.Entry),
+		Proof: r.Proof, RootHash: r.RootHash, Checkpoint: string(r.Checkpoint),
 	}
-	idx, err := s.appendConsentChange(ctx, patient, e)
-	if err != nil {
-		return consent.Grant{}, receipt{}, err
-	}
-	rc, err := s.entryProof(ctx, idx, 0)
-	if err != nil {
-		return consent.Grant{}, receipt{}, err
-	}
-	g, err := s.consent.Store.Grant(ctx, id)
-	return g, rc, err
-}
-
-// appendConsentChange appends e and projects it while holding the
-// patient's stripe exclusively, so that no read decided before the change
-// logs after it.
-func (s *Server) appendConsentChange(ctx context.Context, patient string, e ledger.Entry) (uint64, error) {
-	mu := s.access.locks.stripe(patient)
-	mu.Lock()
-	defer mu.Unlock()
-	idx, err := s.consent.Log.Append(ctx, e)
-	if err != nil {
-		return 0, err
-	}
-	if err := s.consent.Sync.Sync(ctx, idx+1); err != nil {
-		return 0, err
-	}
-	return idx, nil
 }
 
 func (s *Server) postConsent(c *gin.Context) {
@@ -230,30 +174,14 @@ func (s *Server) postConsent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	now := s.nowUTC()
 	pseud := s.consent.Pseud.Pseudonym(principal(c).Patient)
-	g := req.grant(pseud, now)
-	if err := g.Validate(consent.Rules{ValidCategory: records.ValidCategory, Now: now}); err != nil {
-		s.fail(c, err)
-		return
-	}
-	stored, rc, err := s.changeConsent(ctx, pseud, g.ID, g.LedgerBody())
+	stored, rc, err := s.consent.Changes.Grant(c.Request.Context(), pseud, req.grant())
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.Header("Location", "/v1/consents/"+g.ID)
-	c.JSON(http.StatusCreated, consentResponse{Consent: viewGrant(stored, now), Receipt: rc})
-}
-
-// visible reports whether the caller may see grant g: its patient, or an
-// organisation it names (hospitals with system/consents.read).
-func (s *Server) visible(p Principal, g consent.Grant) bool {
-	if p.IsPatient() {
-		return g.Patient == s.consent.Pseud.Pseudonym(p.Patient)
-	}
-	return p.HasScope(auth.ScopeConsentsRead) && g.VisibleTo(p.Org, p.Kind)
+	c.Header("Location", "/v1/consents/"+stored.ID)
+	c.JSON(http.StatusCreated, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
 }
 
 // page reads cursor and limit query parameters.
@@ -270,24 +198,7 @@ func page(c *gin.Context) (consent.Page, error) {
 }
 
 // grantList is a page of grants.
-type grantList struct {
-	Consents   []grantView `json:"consents"`
-	NextCursor string      `json:"next_cursor,omitempty"`
-}
-
-// listGrants lists the grants the caller may see: a patient's own, or
-// those naming a hospital (with system/consents.read).
-func (s *Server) listGrants(c *gin.Context, pg consent.Page) ([]consent.Grant, string, error) {
-	p := principal(c)
-	ctx := c.Request.Context()
-	switch {
-	case p.IsPatient():
-		return s.consent.Store.ListByPatient(ctx, s.consent.Pseud.Pseudonym(p.Patient), pg)
-	case p.Kind == auth.KindHospital && p.HasScope(auth.ScopeConsentsRead):
-		return s.consent.Store.ListForGrantee(ctx, p.Org, p.Kind, pg)
-	}
-	return nil, "", errForbidden
-}
+type grantList = client.ConsentList
 
 func (s *Server) listConsents(c *gin.Context) {
 	pg, err := page(c)
@@ -295,7 +206,7 @@ func (s *Server) listConsents(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	grants, next, err := s.listGrants(c, pg)
+	grants, next, err := s.consent.Queries.Consents(c.Request.Context(), principal(c), pg)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -309,13 +220,9 @@ func (s *Server) listConsents(c *gin.Context) {
 }
 
 func (s *Server) getConsent(c *gin.Context) {
-	g, err := s.consent.Store.Grant(c.Request.Context(), c.Param("id"))
+	g, err := s.consent.Queries.Consent(c.Request.Context(), principal(c), c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
-		return
-	}
-	if !s.visible(principal(c), g) {
-		s.fail(c, errNotFound)
 		return
 	}
 	c.JSON(http.StatusOK, viewGrant(g, s.nowUTC()))
@@ -334,47 +241,17 @@ func (s *Server) revokeConsent(c *gin.Context) {
 			return
 		}
 	}
-	ctx := c.Request.Context()
 	pseud := s.consent.Pseud.Pseudonym(principal(c).Patient)
-	g, err := s.consent.Store.Grant(ctx, c.Param("id"))
+	stored, rc, err := s.consent.Changes.Revoke(c.Request.Context(), pseud, c.Param("id"))
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if err := g.CheckRevoke(pseud); err != nil {
-		s.fail(c, err)
-		return
-	}
-	stored, rc, err := s.changeConsent(ctx, pseud, g.ID, g.RevocationBody())
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !stored.Revoked {
-		// Another revocation won the race; ours is in the log but was a
-		// no-op for the projection.
-		s.fail(c, errors.Join(consent.ErrAlreadyRevoked))
-		return
-	}
-	c.JSON(http.StatusOK, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: rc})
+	c.JSON(http.StatusOK, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
 }
 
 // accessEventView is one access decision.
-type accessEventView struct {
-	LedgerIndex       uint64    `json:"ledger_index"`
-	Time              time.Time `json:"time"`
-	Requester         string    `json:"requester"`
-	RecordID          string    `json:"record_id"`
-	Patient           string    `json:"patient"`
-	Category          string    `json:"category"`
-	Purpose           string    `json:"purpose"`
-	Decision          string    `json:"decision"`
-	Reason            string    `json:"reason"`
-	GrantID           string    `json:"grant_id,omitempty"`
-	BreakGlass        bool      `json:"break_glass"`
-	JustificationHash string    `json:"justification_hash,omitempty"`
-	RequestID         string    `json:"request_id"`
-}
+type accessEventView = client.AccessEvent
 
 func viewEvent(e consent.AccessEvent) accessEventView {
 	return accessEventView{
@@ -386,10 +263,7 @@ func viewEvent(e consent.AccessEvent) accessEventView {
 }
 
 // eventList is a page of access events, newest first.
-type eventList struct {
-	Events     []accessEventView `json:"events"`
-	NextCursor string            `json:"next_cursor,omitempty"`
-}
+type eventList = client.EventList
 
 func renderEvents(c *gin.Context, events []consent.AccessEvent, next string) {
 	out := eventList{Events: []accessEventView{}, NextCursor: next}
@@ -405,11 +279,7 @@ func (s *Server) accessLog(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.catchUp(c.Request.Context()); err != nil {
-		s.fail(c, err)
-		return
-	}
-	events, next, err := s.consent.Store.AccessLog(c.Request.Context(), s.consent.Pseud.Pseudonym(principal(c).Patient), pg)
+	events, next, err := s.consent.Queries.AccessLog(c.Request.Context(), principal(c), "", pg)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -419,13 +289,8 @@ func (s *Server) accessLog(c *gin.Context) {
 
 // auditFilter reads the regulator's filters. patient is a patient ID (or
 // a pseudonym, "ps_…").
-func (s *Server) auditFilter(c *gin.Context) (consent.AuditFilter, error) {
-	var f consent.AuditFilter
-	if v := c.Query("patient"); v != "" {
-		f.Patient = s.patientKey(v)
-	}
-	f.Org = c.Query("org")
-	f.Decision = consent.Effect(c.Query("decision"))
+func auditFilter(c *gin.Context) (consent.AuditFilter, error) {
+	f := consent.AuditFilter{Patient: c.Query("patient"), Org: c.Query("org"), Decision: consent.Effect(c.Query("decision"))}
 	if v := c.Query("break_glass"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -445,17 +310,8 @@ func (s *Server) auditFilter(c *gin.Context) (consent.AuditFilter, error) {
 	return f, f.Validate()
 }
 
-// patientKey returns the pseudonym for a patient ID, or v itself when it
-// already is a pseudonym.
-func (s *Server) patientKey(v string) string {
-	if consent.ValidPseudonym(v) {
-		return v
-	}
-	return s.consent.Pseud.Pseudonym(v)
-}
-
 func (s *Server) auditEvents(c *gin.Context) {
-	f, err := s.auditFilter(c)
+	f, err := auditFilter(c)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -465,11 +321,7 @@ func (s *Server) auditEvents(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.catchUp(c.Request.Context()); err != nil {
-		s.fail(c, err)
-		return
-	}
-	events, next, err := s.consent.Store.AuditEvents(c.Request.Context(), f, pg)
+	events, next, err := s.consent.Queries.AuditEvents(c.Request.Context(), principal(c), f, pg)
 	if err != nil {
 		s.fail(c, err)
 		return

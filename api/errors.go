@@ -6,12 +6,17 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/client"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/records"
 )
 
 // Error is an error with a status, a machine-readable code and a message
-// that is safe to show the client. Handlers return it (or wrap domain
-// errors that the errorTable knows); anything else becomes a 500 with no
-// detail.
+// that is safe to show the client. Handlers return it (or domain errors
+// that errorTable knows); anything else becomes a 500 with no detail.
 type Error struct {
 	Status  int
 	Code    string
@@ -32,7 +37,6 @@ func (e *Error) Unwrap() error { return e.Err }
 var (
 	errNotFound     = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "Not found."}
 	errUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "Missing or invalid credentials."}
-	errForbidden    = &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "Not allowed for this caller."}
 	errTooLarge     = &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "Request body too large."}
 	errInternal     = &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "Internal error."}
 )
@@ -43,22 +47,86 @@ func badRequest(msg string) *Error {
 }
 
 // errorRule maps a domain error (matched with errors.Is) to a response.
-// When public is set the error's own text is the message: only validation
-// errors, whose text is written for the client, use that.
+//
+// The message is the rule's fixed text, or, when public is set, the safe
+// message a typed error in the chain carries (see publicMessage): never
+// the text of a wrapped chain, which holds package prefixes and internal
+// context.
 type errorRule struct {
 	target  error
 	status  int
 	code    string
 	message string
 	public  bool
+	// legacyText lets the rule show err.Error() when no typed message is
+	// in the chain. Only the zero-knowledge rules (MountZK) still need it,
+	// until their errors carry typed messages.
+	legacyText bool
+}
+
+// errorTable is the one ordered mapping from domain errors to responses;
+// the first rule that matches wins. The zero-knowledge rules follow it
+// (Server.zkRules, see below).
+var errorTable = []errorRule{
+	// Not found, and not permitted (a denied read is access.ErrNotFound,
+	// which is records.ErrNotFound): one answer.
+	{target: records.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},
+	{target: consent.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},
+	{target: ledger.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "No such entry or tree size."},
+
+	// Bad input.
+	{target: consent.ErrInvalidGrant, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid consent.", public: true},
+	{target: consent.ErrInvalidCursor, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid cursor."},
+	{target: consent.ErrInvalidFilter, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid filter.", public: true},
+	{target: records.ErrInvalid, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid record.", public: true},
+	{target: ledger.ErrInvalidRange, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid index or tree size."},
+	{target: records.ErrTooLarge, status: http.StatusRequestEntityTooLarge, code: "too_large", message: "The record is too large.", public: true},
+	{target: records.ErrNoEncryptionKey, status: http.StatusNotAcceptable, code: "not_acceptable", message: "No encryption key (use \"enc\") is registered for this organisation."},
+
+	// Not for this caller.
+	{target: access.ErrForbidden, status: http.StatusForbidden, code: "forbidden", message: "Not allowed for this caller."},
+
+	// Conflicts.
+	{target: consent.ErrAlreadyRevoked, status: http.StatusConflict, code: "conflict", message: "The consent is already revoked."},
+
+	// Dependencies.
+	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable; nothing was recorded."},
+	{target: ledger.ErrClosed, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is shutting down."},
+
+	// Zero-knowledge rules: registered by MountZK (api/zk.go) through
+	// addErrorRules and tried after the rules above, in the order given.
+}
+
+// addErrorRules registers the zero-knowledge rules (see errorTable).
+func (s *Server) addErrorRules(rules ...errorRule) {
+	for _, r := range rules {
+		if r.public {
+			r.public, r.legacyText = true, true
+		}
+		s.zkRules = append(s.zkRules, r)
+	}
+}
+
+// publicMessager is an error that carries a message written for the
+// client, by type (consent.ValidationError, records.InputError, …).
+type publicMessager interface {
+	PublicMessage() string
+}
+
+// publicMessage returns the safe message of the first typed error in
+// err's chain that carries one.
+func publicMessage(err error) (string, bool) {
+	var pm publicMessager
+	if errors.As(err, &pm) {
+		if m := pm.PublicMessage(); m != "" {
+			return m, true
+		}
+	}
+	return "", false
 }
 
 // errorResponse is the body of every error.
-type errorResponse struct {
-	Error     string `json:"error"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
-}
+type errorResponse = client.Error
 
 // fail is the one error boundary: it maps err to a status and public
 // message, logs the detail with the request ID, and aborts the request.
@@ -91,14 +159,24 @@ func (s *Server) classify(err error) *Error {
 	if errors.As(err, &mbe) {
 		return errTooLarge
 	}
-	for _, r := range s.errorRules {
-		if errors.Is(err, r.target) {
-			msg := r.message
-			if r.public {
-				msg = err.Error()
+	for _, rules := range [][]errorRule{errorTable, s.zkRules} {
+		for _, r := range rules {
+			if errors.Is(err, r.target) {
+				return r.response(err)
 			}
-			return &Error{Status: r.status, Code: r.code, Message: msg}
 		}
 	}
 	return errInternal
+}
+
+func (r errorRule) response(err error) *Error {
+	msg := r.message
+	if r.public {
+		if m, ok := publicMessage(err); ok {
+			msg = m
+		} else if r.legacyText {
+			msg = err.Error()
+		}
+	}
+	return &Error{Status: r.status, Code: r.code, Message: msg}
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/fhir"
 )
@@ -29,9 +28,9 @@ func renderFHIR(c *gin.Context, v any) {
 }
 
 // fhirConsent serves GET /fhir/Consent?patient=: the same grants as
-// GET /v1/consents, as a FHIR R4 searchset Bundle.
+// GET /v1/consents (with patient: that patient's, as far as the caller
+// may see them), as a FHIR R4 searchset Bundle.
 func (s *Server) fhirConsent(c *gin.Context) {
-	p := principal(c)
 	pg, err := page(c)
 	if err != nil {
 		s.fail(c, err)
@@ -41,15 +40,10 @@ func (s *Server) fhirConsent(c *gin.Context) {
 		grants []consent.Grant
 		next   string
 	)
-	patient := c.Query("patient")
-	switch {
-	case patient != "" && !p.IsPatient() && p.Kind == auth.KindHospital && p.HasScope(auth.ScopeConsentsRead):
-		grants, err = s.consent.Store.GrantsFor(c.Request.Context(), s.patientKey(patient), p.Org, p.Kind)
-	default:
-		grants, next, err = s.listGrants(c, pg)
-		if err == nil && patient != "" && p.IsPatient() && s.patientKey(patient) != s.consent.Pseud.Pseudonym(p.Patient) {
-			grants, next = nil, "" // a patient sees only their own
-		}
+	if patient := c.Query("patient"); patient != "" {
+		grants, next, err = s.consent.Queries.PatientConsents(c.Request.Context(), principal(c), patient, pg)
+	} else {
+		grants, next, err = s.consent.Queries.Consents(c.Request.Context(), principal(c), pg)
 	}
 	if err != nil {
 		s.fail(c, err)
@@ -68,28 +62,17 @@ func (s *Server) fhirAuditEvent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if err := s.catchUp(c.Request.Context()); err != nil {
-		s.fail(c, err)
-		return
-	}
 	var (
 		events []consent.AccessEvent
 		next   string
 	)
-	switch {
-	case p.IsPatient():
-		own := s.consent.Pseud.Pseudonym(p.Patient)
-		if v := c.Query("patient"); v != "" && s.patientKey(v) != own {
-			break
-		}
-		events, next, err = s.consent.Store.AccessLog(c.Request.Context(), own, pg)
-	case p.Kind == auth.KindRegulator && p.HasScope(auth.ScopeAuditRead):
+	if p.IsPatient() {
+		events, next, err = s.consent.Queries.AccessLog(c.Request.Context(), p, c.Query("patient"), pg)
+	} else {
 		var f consent.AuditFilter
-		if f, err = s.auditFilter(c); err == nil {
-			events, next, err = s.consent.Store.AuditEvents(c.Request.Context(), f, pg)
+		if f, err = auditFilter(c); err == nil {
+			events, next, err = s.consent.Queries.AuditEvents(c.Request.Context(), p, f, pg)
 		}
-	default:
-		err = errForbidden
 	}
 	if err != nil {
 		s.fail(c, err)

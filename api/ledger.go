@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -53,18 +53,8 @@ func (s *Server) getCheckpoint(c *gin.Context) {
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", note)
 }
 
-// EntryProof is an entry with its inclusion proof in a tree of TreeSize
-// entries whose root is RootHash; Checkpoint is the latest signed
-// checkpoint (whose size may be larger).
-type EntryProof struct {
-	Index      uint64           `json:"index"`
-	TreeSize   uint64           `json:"tree_size"`
-	Entry      json.RawMessage  `json:"entry"`
-	LeafHash   tlog.Hash        `json:"leaf_hash"`
-	Proof      tlog.RecordProof `json:"inclusion_proof"`
-	RootHash   tlog.Hash        `json:"root_hash"`
-	Checkpoint string           `json:"checkpoint"`
-}
+// EntryProof is an entry with its inclusion proof (see client.EntryProof).
+type EntryProof = client.EntryProof
 
 func parseUint(s, name string) (uint64, error) {
 	n, err := strconv.ParseUint(s, 10, 63)
@@ -137,15 +127,8 @@ func (s *Server) entryProof(ctx context.Context, index, size uint64) (EntryProof
 	}, nil
 }
 
-// ConsistencyProof proves that the tree of size To extends the tree of size
-// From.
-type ConsistencyProof struct {
-	From     uint64      `json:"from"`
-	To       uint64      `json:"to"`
-	FromRoot tlog.Hash   `json:"from_root"`
-	ToRoot   tlog.Hash   `json:"to_root"`
-	Proof    []tlog.Hash `json:"consistency_proof"`
-}
+// ConsistencyProof is a consistency proof (see client.ConsistencyProof).
+type ConsistencyProof = client.ConsistencyProof
 
 func (s *Server) getConsistency(c *gin.Context) {
 	from, err := parseUint(c.Query("from"), "from")

@@ -8,24 +8,40 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
+	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/records"
 )
 
-// Vault is the record vault as the API uses it (records.Vault).
+// HeaderBreakGlass carries a break-glass justification (purpose ETREAT).
+// It is a header, not a query parameter, so that it stays out of URLs and
+// proxy logs; the ledger keeps only its SHA-256.
+const HeaderBreakGlass = "X-Break-Glass-Reason"
+
+// Vault is the record vault as the record routes use it (records.Vault);
+// reads go through the Gate.
 type Vault interface {
 	Put(ctx context.Context, r records.PutRequest) (records.Record, error)
-	Get(ctx context.Context, id string) (records.Record, error)
-	Open(ctx context.Context, id string) (records.Record, []byte, error)
-	ListByPatient(ctx context.Context, patient string) ([]records.Record, error)
 	Shred(ctx context.Context, holder, id string) (uint64, error)
 	MaxSize() int64
 }
+
+// Gate is the consent-gated read and listing (access.Service).
+type Gate interface {
+	Read(ctx context.Context, req access.ReadRequest) (access.Result, error)
+	Readable(ctx context.Context, req access.ListRequest) ([]records.Record, error)
+}
+
+var (
+	_ Vault = (*records.Vault)(nil)
+	_ Gate  = (*access.Service)(nil)
+)
 
 // EncryptionKeys finds an organisation's registered encryption key (use
 // "enc") for sealed responses.
@@ -33,15 +49,10 @@ type EncryptionKeys interface {
 	EncryptionKey(ctx context.Context, orgID string) (jwk.Key, bool, error)
 }
 
-// MountRecords mounts the record routes.
-func (s *Server) MountRecords(v Vault, keys EncryptionKeys) {
-	s.vault, s.encKeys = v, keys
-	s.addErrorRules(
-		errorRule{target: records.ErrInvalid, status: http.StatusBadRequest, code: "invalid_request", public: true},
-		errorRule{target: records.ErrTooLarge, status: http.StatusRequestEntityTooLarge, code: "too_large", public: true},
-		errorRule{target: records.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},
-		errorRule{target: records.ErrNoEncryptionKey, status: http.StatusNotAcceptable, code: "not_acceptable", message: "No encryption key (use \"enc\") is registered for this organisation."},
-	)
+// MountRecords mounts the record routes: uploads and shredding through
+// the vault, reads and listings through the gate.
+func (s *Server) MountRecords(v Vault, gate Gate, keys EncryptionKeys) {
+	s.vault, s.gate, s.encKeys = v, gate, keys
 	g := s.engine.Group("/v1", s.authenticate)
 	g.POST("/records", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(records.MaxBodySize(v.MaxSize())), s.postRecord)
 	g.GET("/records/:id", s.requireOrg(auth.ScopeRecordsRead, auth.KindHospital), s.getRecord)
@@ -49,14 +60,34 @@ func (s *Server) MountRecords(v Vault, keys EncryptionKeys) {
 	g.GET("/patients/:patient/records", s.requireOrg(auth.ScopeRecordsRead, auth.KindHospital), s.listPatientRecords)
 }
 
-// recordRequest is the body of POST /v1/records.
-type recordRequest struct {
-	Patient      string          `json:"patient"`
-	Category     string          `json:"category"`
-	ContentType  string          `json:"content_type"`
-	ResourceType string          `json:"resource_type,omitempty"`
-	Content      json.RawMessage `json:"content"`
+// purposeQuery is the purpose query parameter of record reads and
+// listings ("" is allowed: no grant covers it).
+type purposeQuery string
+
+// Validate checks the purpose against the closed vocabulary.
+func (p purposeQuery) Validate() error {
+	if p != "" && !consent.Purpose(p).Valid() {
+		return badRequest(fmt.Sprintf("purpose %q is not one of %s.", string(p), purposeList()))
+	}
+	return nil
 }
+
+func purposeList() string {
+	var names []string
+	for _, p := range consent.Purposes {
+		names = append(names, string(p))
+	}
+	return strings.Join(names, ", ")
+}
+
+// caller is the gate's view of the request's organisation.
+func caller(c *gin.Context) access.Caller {
+	p := principal(c)
+	return access.Caller{Org: p.Org, Kind: p.Kind}
+}
+
+// recordRequest is the body of POST /v1/records.
+type recordRequest client.RecordUpload
 
 // Validate checks the fields that need no vault to check.
 func (r *recordRequest) Validate() error {
@@ -76,11 +107,7 @@ func (r *recordRequest) Validate() error {
 }
 
 // recordCreated is the 201 body of POST /v1/records.
-type recordCreated struct {
-	ID          string `json:"id"`
-	Commitment  string `json:"commitment"`
-	LedgerIndex uint64 `json:"ledger_index"`
-}
+type recordCreated = client.RecordCreated
 
 func (s *Server) postRecord(c *gin.Context) {
 	var req recordRequest
@@ -118,18 +145,7 @@ func firstNonEmpty(a, b string) string {
 
 // recordMeta is a record's metadata as the API shows it. Patient is the
 // pseudonym: the vault never stores raw patient identifiers.
-type recordMeta struct {
-	ID           string    `json:"id"`
-	Holder       string    `json:"holder"`
-	Patient      string    `json:"patient"`
-	Category     string    `json:"category"`
-	ResourceType string    `json:"resource_type,omitempty"`
-	ContentType  string    `json:"content_type"`
-	Size         int64     `json:"size"`
-	Commitment   string    `json:"commitment"`
-	LedgerIndex  uint64    `json:"ledger_index"`
-	CreatedAt    time.Time `json:"created_at"`
-}
+type recordMeta = client.Record
 
 func metaOf(r records.Record) recordMeta {
 	return recordMeta{
@@ -141,10 +157,7 @@ func metaOf(r records.Record) recordMeta {
 
 // recordResponse is a record with its content: FHIR JSON inline, anything
 // else base64.
-type recordResponse struct {
-	recordMeta
-	Content json.RawMessage `json:"content"`
-}
+type recordResponse = client.RecordContent
 
 // wantsJOSE reports whether the Accept header asks for a sealed response.
 func wantsJOSE(c *gin.Context) bool {
@@ -159,14 +172,12 @@ func wantsJOSE(c *gin.Context) bool {
 
 func (s *Server) getRecord(c *gin.Context) {
 	ctx := c.Request.Context()
-	p := principal(c)
-	id := c.Param("id")
 	sealed := wantsJOSE(c)
 	var encKey jwk.Key
 	if sealed {
 		// Known before anything is decided or read, so a 406 says nothing
 		// about the record.
-		k, ok, err := s.encKeys.EncryptionKey(ctx, p.Org)
+		k, ok, err := s.encKeys.EncryptionKey(ctx, principal(c).Org)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -177,16 +188,18 @@ func (s *Server) getRecord(c *gin.Context) {
 		}
 		encKey = k
 	}
-	purpose := c.Query("purpose")
-	if err := validPurpose(purpose); err != nil {
+	purpose := purposeQuery(c.Query("purpose"))
+	if err := purpose.Validate(); err != nil {
 		s.fail(c, err)
 		return
 	}
-	if err := s.authorizeRead(c, id, purpose); err != nil {
-		s.fail(c, err)
-		return
-	}
-	rec, plaintext, err := s.vault.Open(ctx, id)
+	res, err := s.gate.Read(ctx, access.ReadRequest{
+		Caller:        caller(c),
+		RecordID:      c.Param("id"),
+		Purpose:       consent.Purpose(purpose),
+		Justification: c.GetHeader(HeaderBreakGlass),
+		RequestID:     requestID(c),
+	})
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -198,7 +211,7 @@ func (s *Server) getRecord(c *gin.Context) {
 			s.fail(c, err)
 			return
 		}
-		jwe, err := records.Seal(plaintext, rec.ContentType, set)
+		jwe, err := records.Seal(res.Content, res.Record.ContentType, set)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -207,37 +220,16 @@ func (s *Server) getRecord(c *gin.Context) {
 		return
 	}
 	var content json.RawMessage
-	if records.IsFHIR(rec.ContentType) {
-		content = plaintext
+	if records.IsFHIR(res.Record.ContentType) {
+		content = res.Content
 	} else {
-		content, _ = json.Marshal(base64.StdEncoding.EncodeToString(plaintext))
+		content, _ = json.Marshal(base64.StdEncoding.EncodeToString(res.Content))
 	}
-	c.JSON(http.StatusOK, recordResponse{recordMeta: metaOf(rec), Content: content})
-}
-
-// authorizeRead decides whether the caller may read record id, and logs
-// the decision durably before returning. It returns errNotFound both for a
-// record that does not exist and for one the caller may not read.
-func (s *Server) authorizeRead(c *gin.Context, id, purpose string) error {
-	rec, err := s.vault.Get(c.Request.Context(), id)
-	if err != nil {
-		return err
-	}
-	if s.access == nil {
-		if rec.Holder == principal(c).Org {
-			return nil
-		}
-		return errNotFound
-	}
-	return s.access.authorize(c, rec, purpose)
+	c.JSON(http.StatusOK, recordResponse{Record: metaOf(res.Record), Content: content})
 }
 
 // shredResponse is the body of DELETE /v1/records/{id}.
-type shredResponse struct {
-	ID          string `json:"id"`
-	Shredded    bool   `json:"shredded"`
-	LedgerIndex uint64 `json:"ledger_index"`
-}
+type shredResponse = client.Shredded
 
 func (s *Server) deleteRecord(c *gin.Context) {
 	id := c.Param("id")
@@ -250,30 +242,18 @@ func (s *Server) deleteRecord(c *gin.Context) {
 }
 
 // recordList is a page of record metadata.
-type recordList struct {
-	Records []recordMeta `json:"records"`
-}
+type recordList = client.RecordList
 
 func (s *Server) listPatientRecords(c *gin.Context) {
-	ctx := c.Request.Context()
-	p := principal(c)
-	if err := validPurpose(c.Query("purpose")); err != nil {
+	purpose := purposeQuery(c.Query("purpose"))
+	if err := purpose.Validate(); err != nil {
 		s.fail(c, err)
 		return
 	}
-	all, err := s.vault.ListByPatient(ctx, c.Param("patient"))
+	visible, err := s.gate.Readable(c.Request.Context(), access.ListRequest{
+		Caller: caller(c), Patient: c.Param("patient"), Purpose: consent.Purpose(purpose),
+	})
 	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	var visible []records.Record
-	if s.access == nil { // no consent mounted: holders see their own
-		for _, r := range all {
-			if r.Holder == p.Org {
-				visible = append(visible, r)
-			}
-		}
-	} else if visible, err = s.access.readable(c, all, c.Query("purpose")); err != nil {
 		s.fail(c, err)
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 )
 
 // DefaultMaxJSONBody bounds JSON request bodies unless a route says
@@ -50,23 +51,24 @@ type Config struct {
 
 // Server is the HTTP API. Build it with New; serve Handler().
 type Server struct {
-	cfg        Config
-	log        *slog.Logger
-	auth       Authenticator
-	ready      map[string]Checker
-	engine     *gin.Engine
-	registry   *prometheus.Registry
-	metrics    *metrics
-	errorRules []errorRule
-	clock      atomic.Pointer[func() time.Time]
-	ledger     LedgerReader
-	tokens     TokenService
-	vault      Vault
-	encKeys    EncryptionKeys
-	access     *accessControl
-	consent    ConsentDeps
-	verified   tokenCache
-	zk         ZKDeps
+	cfg      Config
+	log      *slog.Logger
+	auth     Authenticator
+	ready    map[string]Checker
+	engine   *gin.Engine
+	registry *prometheus.Registry
+	metrics  *metrics
+	// zkRules are the zero-knowledge error rules, tried after errorTable.
+	zkRules  []errorRule
+	clock    atomic.Pointer[func() time.Time]
+	ledger   LedgerReader
+	tokens   TokenService
+	vault    Vault
+	gate     Gate
+	encKeys  EncryptionKeys
+	consent  ConsentDeps
+	verified tokenCache
+	zk       ZKDeps
 	// projections is the follower the query routes catch up first.
 	projections Syncer
 }
@@ -79,7 +81,7 @@ func WithReadiness(name string, c Checker) Option {
 	return func(s *Server) { s.ready[name] = c }
 }
 
-// WithClock replaces time.Now (tests).
+// WithClock replaces time.Now (tests that build a Server directly).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.SetClock(now) } }
 
 // SetClock replaces the server's clock, also while it serves (tests).
@@ -126,15 +128,8 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	return s
 }
 
-// Registry is the server's Prometheus registry, for other components'
-// collectors.
-func (s *Server) Registry() *prometheus.Registry { return s.registry }
-
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.engine }
-
-// addErrorRules registers domain errors with the error boundary.
-func (s *Server) addErrorRules(rules ...errorRule) { s.errorRules = append(s.errorRules, rules...) }
 
 func (s *Server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
@@ -165,12 +160,7 @@ func (s *Server) readyz(c *gin.Context) {
 var errAuth = errors.New("authentication failed")
 
 // whoamiResponse describes the caller's principal.
-type whoamiResponse struct {
-	Org     string   `json:"org,omitempty"`
-	Kind    string   `json:"kind,omitempty"`
-	Scopes  []string `json:"scopes,omitempty"`
-	Patient string   `json:"patient,omitempty"`
-}
+type whoamiResponse = client.Whoami
 
 // whoami answers who the token belongs to; it reads nothing else.
 func (s *Server) whoami(c *gin.Context) {

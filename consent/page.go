@@ -82,13 +82,27 @@ type AuditFilter struct {
 	Since, Until time.Time
 }
 
-// Validate checks the filter.
+// FilterError is an AuditFilter that failed Validate; Message is safe to
+// show the caller. It wraps ErrInvalidFilter.
+type FilterError struct {
+	Message string
+}
+
+func (e *FilterError) Error() string { return ErrInvalidFilter.Error() + ": " + e.Message }
+
+// Unwrap returns ErrInvalidFilter.
+func (e *FilterError) Unwrap() error { return ErrInvalidFilter }
+
+// PublicMessage returns Message.
+func (e *FilterError) PublicMessage() string { return e.Message }
+
+// Validate checks the filter. Errors are *FilterError.
 func (f AuditFilter) Validate() error {
 	if f.Decision != "" && !f.Decision.Valid() {
-		return fmt.Errorf("%w: decision must be permit or deny", ErrInvalidFilter)
+		return &FilterError{Message: "decision must be permit or deny."}
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
-		return fmt.Errorf("%w: until must be after since", ErrInvalidFilter)
+		return &FilterError{Message: "until must be after since."}
 	}
 	return nil
 }

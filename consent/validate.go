@@ -65,6 +65,10 @@ func (e *ValidationError) Error() string {
 // Unwrap returns ErrInvalidGrant.
 func (e *ValidationError) Unwrap() error { return ErrInvalidGrant }
 
+// PublicMessage is the text a transport may show the caller: the field
+// and what is wrong with it, without this package's prefix.
+func (e *ValidationError) PublicMessage() string { return e.Field + ": " + e.Message + "." }
+
 func invalid(field, format string, args ...any) error {
 	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
 }

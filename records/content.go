@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"regexp"
@@ -53,11 +52,11 @@ func ParseContent(contentType string, raw json.RawMessage) (Content, error) {
 	}
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return Content{}, fmt.Errorf("%w: content is required", ErrInvalid)
+		return Content{}, invalidf("content is required")
 	}
 	if IsFHIR(ct) {
 		if raw[0] != '{' {
-			return Content{}, fmt.Errorf("%w: content of type %s must be a FHIR resource (a JSON object)", ErrInvalid, FHIRContentType)
+			return Content{}, invalidf("content of type %s must be a FHIR resource (a JSON object)", FHIRContentType)
 		}
 		rt, err := FHIRResourceType(raw)
 		if err != nil {
@@ -66,22 +65,22 @@ func ParseContent(contentType string, raw json.RawMessage) (Content, error) {
 		return Content{ContentType: ct, ResourceType: rt, Data: bytes.Clone(raw)}, nil
 	}
 	if raw[0] != '"' {
-		return Content{}, fmt.Errorf("%w: content of type %s must be a base64 string (JSON objects are accepted only as %s)", ErrInvalid, ct, FHIRContentType)
+		return Content{}, invalidf("content of type %s must be a base64 string (JSON objects are accepted only as %s)", ct, FHIRContentType)
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return Content{}, fmt.Errorf("%w: content is not a valid JSON string", ErrInvalid)
+		return Content{}, invalidf("content is not a valid JSON string")
 	}
 	data, err := base64.StdEncoding.Strict().DecodeString(s)
 	if err != nil {
 		var ce base64.CorruptInputError
 		if errors.As(err, &ce) {
-			return Content{}, fmt.Errorf("%w: content is not valid base64 (standard alphabet, padded): bad input at offset %d", ErrInvalid, int64(ce))
+			return Content{}, invalidf("content is not valid base64 (standard alphabet, padded): bad input at offset %d", int64(ce))
 		}
-		return Content{}, fmt.Errorf("%w: content is not valid base64", ErrInvalid)
+		return Content{}, invalidf("content is not valid base64")
 	}
 	if len(data) == 0 {
-		return Content{}, fmt.Errorf("%w: content is empty", ErrInvalid)
+		return Content{}, invalidf("content is empty")
 	}
 	return Content{ContentType: ct, Data: data}, nil
 }
@@ -90,18 +89,18 @@ func ParseContent(contentType string, raw json.RawMessage) (Content, error) {
 // its canonical form, or an error wrapping ErrInvalid.
 func NormalizeContentType(contentType string) (string, error) {
 	if strings.TrimSpace(contentType) == "" {
-		return "", fmt.Errorf("%w: content_type is required", ErrInvalid)
+		return "", invalidf("content_type is required")
 	}
 	if len(contentType) > maxContentTypeLen {
-		return "", fmt.Errorf("%w: content_type is longer than %d bytes", ErrInvalid, maxContentTypeLen)
+		return "", invalidf("content_type is longer than %d bytes", maxContentTypeLen)
 	}
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil || !strings.Contains(mt, "/") {
-		return "", fmt.Errorf("%w: content_type is not a media type (type/subtype)", ErrInvalid)
+		return "", invalidf("content_type is not a media type (type/subtype)")
 	}
 	ct := mime.FormatMediaType(mt, params)
 	if ct == "" || len(ct) > maxContentTypeLen {
-		return "", fmt.Errorf("%w: content_type is not a media type (type/subtype)", ErrInvalid)
+		return "", invalidf("content_type is not a media type (type/subtype)")
 	}
 	return ct, nil
 }
@@ -120,11 +119,11 @@ func IsFHIR(contentType string) bool {
 // resource type is used for consent.
 func FHIRResourceType(data []byte) (string, error) {
 	if !utf8.Valid(data) {
-		return "", fmt.Errorf("%w: FHIR content must be UTF-8", ErrInvalid)
+		return "", invalidf("FHIR content must be UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	bad := func(what string) (string, error) {
-		return "", fmt.Errorf("%w: FHIR content is not a valid JSON object: %s", ErrInvalid, what)
+		return "", invalidf("FHIR content is not a valid JSON object: %s", what)
 	}
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return bad("does not start with an object")
@@ -144,7 +143,7 @@ func FHIRResourceType(data []byte) (string, error) {
 			return bad("malformed member name")
 		}
 		if seen[name] {
-			return "", fmt.Errorf("%w: FHIR content has a duplicate top-level member", ErrInvalid)
+			return "", invalidf("FHIR content has a duplicate top-level member")
 		}
 		seen[name] = true
 		var v json.RawMessage
@@ -154,7 +153,7 @@ func FHIRResourceType(data []byte) (string, error) {
 		if name == "resourceType" {
 			hasRT = true
 			if err := json.Unmarshal(v, &rt); err != nil {
-				return "", fmt.Errorf("%w: FHIR resourceType must be a string", ErrInvalid)
+				return "", invalidf("FHIR resourceType must be a string")
 			}
 		}
 	}
@@ -166,11 +165,11 @@ func FHIRResourceType(data []byte) (string, error) {
 	}
 	switch {
 	case !hasRT:
-		return "", fmt.Errorf("%w: FHIR resource has no resourceType", ErrInvalid)
+		return "", invalidf("FHIR resource has no resourceType")
 	case rt == "":
-		return "", fmt.Errorf("%w: FHIR resourceType is empty", ErrInvalid)
+		return "", invalidf("FHIR resourceType is empty")
 	case !resourceTypePattern.MatchString(rt):
-		return "", fmt.Errorf("%w: FHIR resourceType is not a resource type name (like Observation)", ErrInvalid)
+		return "", invalidf("FHIR resourceType is not a resource type name (like Observation)")
 	}
 	return rt, nil
 }

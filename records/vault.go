@@ -39,6 +39,28 @@ type Appender interface {
 	Append(ctx context.Context, e ledger.Entry) (uint64, error)
 }
 
+// InputError is bad input to the vault: Err is ErrInvalid or ErrTooLarge,
+// and Message says what is wrong in words fit for the client that sent
+// the input (it names the problem, never the content).
+type InputError struct {
+	Err     error
+	Message string
+}
+
+func (e *InputError) Error() string { return e.Err.Error() + ": " + e.Message }
+
+// Unwrap returns ErrInvalid or ErrTooLarge.
+func (e *InputError) Unwrap() error { return e.Err }
+
+// PublicMessage returns Message: the text the API may show the client.
+func (e *InputError) PublicMessage() string { return e.Message }
+
+func inputErrorf(kind error, format string, args ...any) error {
+	return &InputError{Err: kind, Message: fmt.Sprintf(format, args...)}
+}
+
+func invalidf(format string, args ...any) error { return inputErrorf(ErrInvalid, format, args...) }
+
 // Options configure a Vault. Zero values select the defaults.
 type Options struct {
 	// MaxSize is the largest record content accepted (DefaultMaxSize).
@@ -113,23 +135,23 @@ type PutRequest struct {
 // type. Errors wrap ErrInvalid or ErrTooLarge.
 func (v *Vault) validate(r PutRequest) (contentType, resourceType string, err error) {
 	if !orgPattern.MatchString(r.Holder) {
-		return "", "", fmt.Errorf("%w: holder is not an organisation ID", ErrInvalid)
+		return "", "", invalidf("holder is not an organisation ID")
 	}
 	if err := ValidatePatient(r.Patient); err != nil {
 		return "", "", err
 	}
 	if !r.Category.Valid() {
-		return "", "", fmt.Errorf("%w: unknown category; want one of %s", ErrInvalid, categoryList())
+		return "", "", invalidf("unknown category; want one of %s", categoryList())
 	}
 	ct, err := NormalizeContentType(r.ContentType)
 	if err != nil {
 		return "", "", err
 	}
 	if len(r.Content) == 0 {
-		return "", "", fmt.Errorf("%w: content is empty", ErrInvalid)
+		return "", "", invalidf("content is empty")
 	}
 	if int64(len(r.Content)) > v.opts.MaxSize {
-		return "", "", fmt.Errorf("%w: %d bytes; the limit is %d", ErrTooLarge, len(r.Content), v.opts.MaxSize)
+		return "", "", inputErrorf(ErrTooLarge, "%d bytes; the limit is %d", len(r.Content), v.opts.MaxSize)
 	}
 	rt := r.ResourceType
 	if IsFHIR(ct) {
@@ -138,11 +160,11 @@ func (v *Vault) validate(r PutRequest) (contentType, resourceType string, err er
 			return "", "", err
 		}
 		if rt != "" && rt != got {
-			return "", "", fmt.Errorf("%w: resource_type does not match the content's resourceType", ErrInvalid)
+			return "", "", invalidf("resource_type does not match the content's resourceType")
 		}
 		rt = got
 	} else if rt != "" && !resourceTypePattern.MatchString(rt) {
-		return "", "", fmt.Errorf("%w: resource_type is not a FHIR resource type name (like Observation)", ErrInvalid)
+		return "", "", invalidf("resource_type is not a FHIR resource type name (like Observation)")
 	}
 	return ct, rt, nil
 }
@@ -152,7 +174,7 @@ func (v *Vault) validate(r PutRequest) (contentType, resourceType string, err er
 func ValidatePatient(p string) error {
 	if p == "" || len(p) > maxPatientLen || !utf8.ValidString(p) ||
 		strings.ContainsFunc(p, unicode.IsControl) || strings.TrimSpace(p) != p {
-		return fmt.Errorf("%w: patient must be 1-%d characters, without control characters or surrounding spaces", ErrInvalid, maxPatientLen)
+		return invalidf("patient must be 1-%d characters, without control characters or surrounding spaces", maxPatientLen)
 	}
 	return nil
 }
@@ -262,36 +284,30 @@ func bindingOf(format int, r Record) binding {
 // visible reports whether a stored record may be read.
 func visible(s Stored) bool { return !s.Pending && !s.Shredded }
 
-// Get returns a visible record's metadata. ErrNotFound for a record that
-// does not exist, is pending or was shredded.
-func (v *Vault) Get(ctx context.Context, id string) (Record, error) {
-	if !validID(id) {
-		return Record{}, ErrNotFound
-	}
-	s, err := v.store.Meta(ctx, id)
-	if err != nil {
-		return Record{}, fmt.Errorf("records: get: %w", err)
-	}
-	if !visible(s) {
-		return Record{}, ErrNotFound
-	}
-	return s.Record, nil
-}
-
-// Open returns a visible record's metadata and decrypted content. It does
-// no access control: the caller decides (and logs the decision) first.
-// ErrDecrypt if the stored record fails authentication; ErrNoKey if its
-// KEK version is missing.
-func (v *Vault) Open(ctx context.Context, id string) (Record, []byte, error) {
+// Read loads a visible record once, calls authorize with its metadata
+// and, only if authorize returns nil, decrypts it. authorize is where the
+// caller decides (and logs the decision) before any byte of content
+// exists in memory; its error is returned as is. A nil authorize does no
+// access control (see Open).
+//
+// ErrNotFound for a record that does not exist, is pending or was
+// shredded (authorize is not called); ErrDecrypt if the stored record
+// fails authentication; ErrNoKey if its KEK version is missing.
+func (v *Vault) Read(ctx context.Context, id string, authorize func(Record) error) (Record, []byte, error) {
 	if !validID(id) {
 		return Record{}, nil, ErrNotFound
 	}
 	s, err := v.store.Load(ctx, id)
 	if err != nil {
-		return Record{}, nil, fmt.Errorf("records: open: %w", err)
+		return Record{}, nil, fmt.Errorf("records: read: %w", err)
 	}
 	if !visible(s) {
 		return Record{}, nil, ErrNotFound
+	}
+	if authorize != nil {
+		if err := authorize(s.Record); err != nil {
+			return Record{}, nil, err
+		}
 	}
 	if s.Format != FormatVersion {
 		return Record{}, nil, fmt.Errorf("records: open %s: %w: unsupported format %d", id, ErrDecrypt, s.Format)
@@ -305,6 +321,13 @@ func (v *Vault) Open(ctx context.Context, id string) (Record, []byte, error) {
 		return Record{}, nil, fmt.Errorf("records: open %s: %w", id, err)
 	}
 	return s.Record, pt, nil
+}
+
+// Open returns a visible record's metadata and decrypted content without
+// access control: Read with no authorization step, for operators' tools
+// and tests. Serving paths use Read.
+func (v *Vault) Open(ctx context.Context, id string) (Record, []byte, error) {
+	return v.Read(ctx, id, nil)
 }
 
 // ListByPatient returns the metadata of a patient's visible records,

@@ -2,6 +2,7 @@ package records_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -72,12 +73,12 @@ func TestVaultRoundTrip(t *testing.T) {
 			if diff := cmp.Diff(want, rec); diff != "" {
 				t.Errorf("Put %d returned (-want +got):\n%s", i, diff)
 			}
-			meta, err := f.vault.Get(ctx, rec.ID)
-			if err != nil {
+			var meta records.Record
+			if _, _, err := f.vault.Read(ctx, rec.ID, func(r records.Record) error { meta = r; return nil }); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(rec, meta); diff != "" {
-				t.Errorf("Get %d (-put +get):\n%s", i, diff)
+				t.Errorf("Read %d authorized (-put +seen):\n%s", i, diff)
 			}
 			openRec, pt, err := f.vault.Open(ctx, rec.ID)
 			if err != nil {
@@ -111,8 +112,8 @@ func TestVaultRoundTrip(t *testing.T) {
 			t.Errorf("ListByPatient(other patient) = %v, %v; want nothing", list, err)
 		}
 		for _, id := range []string{uuid.NewString(), "not-a-uuid", "", "' OR 1=1 --"} {
-			if _, err := f.vault.Get(ctx, id); !errors.Is(err, records.ErrNotFound) {
-				t.Errorf("Get(%q): err = %v, want ErrNotFound", id, err)
+			if _, err := readMeta(ctx, f.vault, id); !errors.Is(err, records.ErrNotFound) {
+				t.Errorf("Read(%q): err = %v, want ErrNotFound", id, err)
 			}
 			if _, pt, err := f.vault.Open(ctx, id); !errors.Is(err, records.ErrNotFound) || pt != nil {
 				t.Errorf("Open(%q): err = %v, want ErrNotFound", id, err)
@@ -370,7 +371,7 @@ func TestVaultInvisibleUntilLogged(t *testing.T) {
 		var during []error
 		f.log.Fail = func(e ledger.Entry) error {
 			id := e.Body.(*ledger.RecordRegistered).RecordID
-			_, err := f.vault.Get(t.Context(), id)
+			_, err := readMeta(t.Context(), f.vault, id)
 			during = append(during, err)
 			_, _, err = f.vault.Open(t.Context(), id)
 			during = append(during, err)
@@ -391,7 +392,7 @@ func TestVaultInvisibleUntilLogged(t *testing.T) {
 		if len(during) != 2 {
 			t.Errorf("checks during append: %v", during)
 		}
-		if _, err := f.vault.Get(t.Context(), rec.ID); err != nil {
+		if _, err := readMeta(t.Context(), f.vault, rec.ID); err != nil {
 			t.Fatalf("after append: %v", err)
 		}
 	})
@@ -434,8 +435,8 @@ func TestVaultShred(t *testing.T) {
 			t.Errorf("shred entry (-want +got):\n%s", diff)
 		}
 
-		if _, err := f.vault.Get(ctx, a.ID); !errors.Is(err, records.ErrNotFound) {
-			t.Errorf("Get after shred: err = %v, want ErrNotFound", err)
+		if _, err := readMeta(ctx, f.vault, a.ID); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("Read after shred: err = %v, want ErrNotFound", err)
 		}
 		if _, pt, err := f.vault.Open(ctx, a.ID); !errors.Is(err, records.ErrNotFound) || pt != nil {
 			t.Errorf("Open after shred: err = %v, want ErrNotFound", err)
@@ -556,7 +557,7 @@ func TestVaultRecoverDeletesStalePending(t *testing.T) {
 		if s, err := f.store.Meta(ctx, fresh); err != nil || !s.Pending {
 			t.Errorf("fresh pending record: %+v, %v", s, err)
 		}
-		if _, err := f.vault.Get(ctx, visible.ID); err != nil {
+		if _, err := readMeta(ctx, f.vault, visible.ID); err != nil {
 			t.Errorf("visible record: %v", err)
 		}
 	})
@@ -605,4 +606,53 @@ func TestVaultConcurrentPuts(t *testing.T) {
 			}
 		}
 	})
+}
+
+// errRefused is what readMeta's authorization step answers.
+var errRefused = errors.New("refused by the test")
+
+// readMeta returns a record's metadata through Read, refusing at the
+// authorization step, so that nothing is decrypted.
+func readMeta(ctx context.Context, v *records.Vault, id string) (records.Record, error) {
+	var seen records.Record
+	_, pt, err := v.Read(ctx, id, func(r records.Record) error { seen = r; return errRefused })
+	if pt != nil {
+		return records.Record{}, errors.New("Read returned content although authorize refused")
+	}
+	if errors.Is(err, errRefused) {
+		return seen, nil
+	}
+	if err == nil {
+		return records.Record{}, errors.New("Read ignored the authorization step's refusal")
+	}
+	return records.Record{}, err
+}
+
+// TestVaultReadAuthorize: the authorization step sees the record before
+// anything is decrypted, its error is returned as is, and it is not
+// called for a record that is not visible.
+func TestVaultReadAuthorize(t *testing.T) {
+	f := newFixture(t, databasetest.SQLite(t), records.Options{})
+	rec := f.put(t, observation("7.1"))
+	var calls int
+	got, pt, err := f.vault.Read(t.Context(), rec.ID, func(r records.Record) error {
+		calls++
+		if r.ID != rec.ID || r.Holder != rec.Holder || r.Patient != rec.Patient {
+			t.Errorf("authorize saw %+v, want %+v", r, rec)
+		}
+		return nil
+	})
+	if err != nil || pt == nil || got.ID != rec.ID || calls != 1 {
+		t.Fatalf("Read = %+v, %d bytes, %v after %d calls", got, len(pt), err, calls)
+	}
+	if _, pt, err := f.vault.Read(t.Context(), rec.ID, func(records.Record) error { return errRefused }); !errors.Is(err, errRefused) || pt != nil {
+		t.Errorf("refused Read = %d bytes, %v; want no content and the refusal", len(pt), err)
+	}
+	if _, err := f.vault.Shred(t.Context(), rec.Holder, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	calls = 0
+	if _, _, err := f.vault.Read(t.Context(), rec.ID, func(records.Record) error { calls++; return nil }); !errors.Is(err, records.ErrNotFound) || calls != 0 {
+		t.Errorf("Read of a shredded record: %v after %d authorize calls; want ErrNotFound and none", err, calls)
+	}
 }

@@ -12,41 +12,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
-type consentResp struct {
-	Consent struct {
-		ID          string `json:"id"`
-		Status      string `json:"status"`
-		Patient     string `json:"patient"`
-		LedgerIndex uint64 `json:"ledger_index"`
-	} `json:"consent"`
-	Receipt struct {
-		Index      uint64          `json:"index"`
-		TreeSize   uint64          `json:"tree_size"`
-		Entry      json.RawMessage `json:"entry"`
-		Proof      []tlog.Hash     `json:"inclusion_proof"`
-		RootHash   string          `json:"root_hash"`
-		Checkpoint string          `json:"checkpoint"`
-	} `json:"receipt"`
-}
-
-type eventsResp struct {
-	Events []struct {
-		LedgerIndex uint64 `json:"ledger_index"`
-		Requester   string `json:"requester"`
-		RecordID    string `json:"record_id"`
-		Purpose     string `json:"purpose"`
-		Decision    string `json:"decision"`
-		Reason      string `json:"reason"`
-		BreakGlass  bool   `json:"break_glass"`
-		GrantID     string `json:"grant_id"`
-	} `json:"events"`
-	NextCursor string `json:"next_cursor"`
-}
+// The API's wire types (package client).
+type (
+	consentResp = client.ConsentResponse
+	eventsResp  = client.EventList
+)
 
 // world is two hospitals, a regulator and a verifier with tokens, and one
 // lab record of patient pat-1 held by hospital A.
@@ -143,14 +118,7 @@ func TestConsentStory(t *testing.T) {
 			if status != http.StatusOK {
 				t.Fatalf("list consents: %d %s", status, body)
 			}
-			var out struct {
-				Consents []struct {
-					ID string `json:"id"`
-				} `json:"consents"`
-			}
-			if err := json.Unmarshal(body, &out); err != nil {
-				t.Fatal(err)
-			}
+			out := decode[client.ConsentList](t, body)
 			var ids []string
 			for _, c := range out.Consents {
 				ids = append(ids, c.ID)
@@ -288,12 +256,12 @@ func TestConsentHostile(t *testing.T) {
 	}
 
 	t.Run("expired grant", func(t *testing.T) {
-		// A grant that was valid and has run out: written straight to the
-		// ledger with a period in the past, as time passing would leave it.
+		// A grant that was valid and has run out: the gateway's clock moves
+		// past its end.
 		w2 := newWorld(t)
-		notAfter := time.Now().Add(5 * time.Second).UTC()
+		notAfter := time.Now().Add(time.Hour).UTC()
 		g := w2.grant(w2.ptok, map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "purposes": []string{"TREAT"}, "not_after": notAfter.Format(time.RFC3339Nano)})
-		time.Sleep(time.Until(notAfter) + 100*time.Millisecond)
+		w2.clock.set(func() time.Time { return notAfter.Add(time.Second) })
 		status, body := w2.read(w2.btok, "TREAT")
 		if status != http.StatusNotFound {
 			t.Fatalf("read under an expired grant: %d %s", status, body)
@@ -301,6 +269,9 @@ func TestConsentHostile(t *testing.T) {
 		log := w2.events("/v1/me/access-log", w2.ptok)
 		if len(log.Events) != 1 || log.Events[0].Reason != "deny.expired" || log.Events[0].GrantID != g.Consent.ID {
 			t.Errorf("access log %+v, want one deny.expired naming the grant", log.Events)
+		}
+		if status, body := w2.do("GET", "/v1/consents/"+g.Consent.ID, w2.ptok, nil); status != http.StatusOK || !strings.Contains(string(body), `"status":"expired"`) {
+			t.Errorf("the patient's view of the expired grant: %d %s", status, body)
 		}
 	})
 	t.Run("revoking twice", func(t *testing.T) {
@@ -314,8 +285,8 @@ func TestConsentHostile(t *testing.T) {
 	})
 }
 
-// HeaderBreakGlassName mirrors api.HeaderBreakGlass.
-const HeaderBreakGlassName = "X-Break-Glass-Reason"
+// HeaderBreakGlassName is the break-glass header.
+const HeaderBreakGlassName = client.HeaderBreakGlass
 
 // TestBreakGlass: emergency access without a grant is permitted for
 // hospitals with a long enough reason, flagged everywhere, and a patient's
@@ -354,56 +325,87 @@ func TestBreakGlass(t *testing.T) {
 
 // TestRevocationRace: many reads race a revocation; once the revocation is
 // acknowledged, no permit is logged and no content is served for that
-// grant.
+// grant. The test counts the reads that really overlapped a revocation
+// (began before it was acknowledged, ended after it was sent) and fails
+// if, in several rounds, none did.
 func TestRevocationRace(t *testing.T) {
 	w := newWorld(t)
-	g := w.grant(w.ptok, map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "purposes": []string{"TREAT"}})
-	var (
-		revokedAt   atomic.Uint64 // ledger size when the revocation was acknowledged
-		servedAfter atomic.Int64
-		wg          sync.WaitGroup
-		stop        = make(chan struct{})
-	)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
+	const readers, rounds = 8, 10
+	var overlapped int64
+	for round := 0; round < rounds && overlapped == 0; round++ {
+		g := w.grant(w.ptok, map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "purposes": []string{"TREAT"}})
+		var (
+			revoking, acked      atomic.Bool
+			overlaps, servedLate atomic.Int64
+			wg                   sync.WaitGroup
+			stop                 = make(chan struct{})
+			progress             = make(chan struct{}, 1024)
+		)
+		for range readers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					afterAck := acked.Load()
+					status, _ := w.read(w.btok, "TREAT")
+					if !afterAck && revoking.Load() {
+						overlaps.Add(1)
+					}
+					if afterAck && status == http.StatusOK {
+						servedLate.Add(1) // began after the ack and was served
+					}
+					select {
+					case progress <- struct{}{}:
+					default:
+					}
 				}
-				ackBefore := revokedAt.Load()
-				status, _ := w.read(w.btok, "TREAT")
-				if status == http.StatusOK && ackBefore != 0 {
-					servedAfter.Add(1) // this read started after the ack and was served
+			}()
+		}
+		waitReads := func(n int) {
+			for range n {
+				select {
+				case <-progress:
+				case <-t.Context().Done():
+					t.Fatal("readers stalled")
 				}
 			}
-		}()
-	}
-	time.Sleep(200 * time.Millisecond)
-	status, body := w.do("POST", "/v1/consents/"+g.Consent.ID+"/revoke", w.ptok, nil)
-	if status != http.StatusOK {
-		t.Fatalf("revoke: %d %s", status, body)
-	}
-	revokeIndex := decode[consentResp](t, body).Receipt.Index
-	revokedAt.Store(revokeIndex + 1)
-	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if n := servedAfter.Load(); n != 0 {
-		t.Errorf("%d reads that began after the revocation was acknowledged were served", n)
-	}
-	raw, err := w.ledger.Entries(t.Context(), revokeIndex+1, w.size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, b := range raw {
-		e, _ := ledger.Decode(b)
-		if ad, ok := e.Body.(*ledger.AccessDecided); ok && ad.Decision == "permit" && ad.GrantID == g.Consent.ID {
-			t.Errorf("permit under the revoked grant logged at %d, after the revocation at %d", revokeIndex+1+uint64(i), revokeIndex)
 		}
+		waitReads(readers) // the readers are going
+		revoking.Store(true)
+		status, body := w.do("POST", "/v1/consents/"+g.Consent.ID+"/revoke", w.ptok, nil)
+		acked.Store(true)
+		if status != http.StatusOK {
+			t.Fatalf("revoke: %d %s", status, body)
+		}
+		for len(progress) > 0 { // drop what came before the ack
+			<-progress
+		}
+		waitReads(2 * readers) // reads that began after the ack
+		close(stop)
+		wg.Wait()
+		if n := servedLate.Load(); n != 0 {
+			t.Errorf("round %d: %d reads that began after the revocation was acknowledged were served", round, n)
+		}
+		revokeIndex := decode[consentResp](t, body).Receipt.Index
+		raw, err := w.ledger.Entries(t.Context(), revokeIndex+1, w.size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, b := range raw {
+			e, _ := ledger.Decode(b)
+			if ad, ok := e.Body.(*ledger.AccessDecided); ok && ad.Decision == "permit" && ad.GrantID == g.Consent.ID {
+				t.Errorf("permit under the revoked grant logged at %d, after the revocation at %d", revokeIndex+1+uint64(i), revokeIndex)
+			}
+		}
+		overlapped += overlaps.Load()
+	}
+	if overlapped == 0 {
+		t.Fatalf("in %d rounds no read overlapped a revocation: the test proved nothing", rounds)
 	}
 }
 
@@ -451,14 +453,7 @@ func TestPatientRecordsListing(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("list: %d %s", status, body)
 		}
-		var out struct {
-			Records []struct {
-				ID string `json:"id"`
-			} `json:"records"`
-		}
-		if err := json.Unmarshal(body, &out); err != nil {
-			t.Fatal(err)
-		}
+		out := decode[client.RecordList](t, body)
 		var ids []string
 		for _, r := range out.Records {
 			ids = append(ids, r.ID)

@@ -158,22 +158,21 @@ func TestConsortiumGateways(t *testing.T) {
 		t.Errorf("regulator at C sees %v, want [permit deny]", ev)
 	}
 
-	// Every node reports the same log root at the same height. Empty
-	// blocks keep coming, so sample until all four stand at one height.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var sts []string
-		for i := range c.gws {
-			st := c.net.Log(i).Status()
-			sts = append(sts, fmt.Sprintf("height %d size %d root %s", st.Height, st.Size, st.Root))
+	// Every node holds the same log: the same root at the same size.
+	size := cc.size()
+	c.net.WaitSize(size, 30*time.Second)
+	var roots []string
+	for i := range c.gws {
+		root, err := ledger.TreeHash(t.Context(), c.net.Log(i), size)
+		if err != nil {
+			t.Fatalf("node %d: root at %d: %v", i, size, err)
 		}
-		if sts[0] == sts[1] && sts[1] == sts[2] && sts[2] == sts[3] {
-			break
+		roots = append(roots, fmt.Sprintf("size %d root %s", size, root))
+	}
+	for i := range roots {
+		if roots[i] != roots[0] {
+			t.Errorf("node %d has %s, node 0 %s", i, roots[i], roots[0])
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nodes never agreed at one height: %q", sts)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	for _, g := range c.gws {
 		g.verifyLedger()

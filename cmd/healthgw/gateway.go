@@ -10,11 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"golang.org/x/mod/sumdb/note"
 	"gorm.io/gorm"
 
+	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authstore"
@@ -59,12 +62,31 @@ type gateway struct {
 	signKey  *auth.SigningKey
 	devIdP   *auth.DevIdP
 	vkey     string // checkpoint verifier key (note text)
+	access   *access.Service
 	api      *api.Server
+	clock    clock
 	closers  []func() error // run in reverse order by close
 	// witnesses submits checkpoints to the configured witnesses (nil:
 	// none); serve runs it.
 	witnesses *witness.Submitter
 }
+
+// clock is the gateway's clock: time.Now unless a test moves it. The API
+// and the consent-gated use cases read the same one.
+type clock struct {
+	now atomic.Pointer[func() time.Time]
+}
+
+// Now returns the current time.
+func (c *clock) Now() time.Time {
+	if f := c.now.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
+}
+
+// set replaces the clock (tests).
+func (c *clock) set(now func() time.Time) { c.now.Store(&now) }
 
 // openGateway opens the database, keys, ledger and projections, and builds
 // the API. On error everything opened so far is closed again.
@@ -124,11 +146,13 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 		fmt.Fprintln(progress, "created", c)
 	}
 
-	// Storage.
-	if g.db, err = database.Open(ctx, cfg.DB); err != nil {
-		return err
+	// Storage (unless the caller opened it: then it keeps ownership).
+	if g.db == nil {
+		if g.db, err = database.Open(ctx, cfg.DB); err != nil {
+			return err
+		}
+		g.closers = append(g.closers, func() error { return database.Close(g.db) })
 	}
-	g.closers = append(g.closers, func() error { return database.Close(g.db) })
 
 	// Ledger.
 	if g.ledger == nil {
@@ -200,6 +224,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 			return err
 		})),
 	)
+	g.api.SetClock(g.clock.Now)
 	g.api.MountAuth(exch, jwks)
 	var tilesLog tiles.Log = g.ledger
 	if eps, _ := cfg.witnessEndpoints(); len(eps) > 0 {
@@ -219,12 +244,20 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	} else if st != (records.RecoverStats{}) {
 		logger.Info("record vault recovered", slog.Any("stats", st))
 	}
-	g.api.MountRecords(g.vault, exch)
 	policy, err := breakGlassPolicy(cfg.BreakGlass)
 	if err != nil {
 		return err
 	}
-	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Log: g.ledger, Sync: g.follower, Pseud: g.pseud, Policy: policy})
+	g.access = access.New(access.Config{
+		Vault: g.vault, Grants: g.consent, Log: g.ledger, Sync: g.follower,
+		Policy: policy, Now: g.clock.Now,
+	})
+	g.api.MountRecords(g.vault, g.access, exch)
+	g.api.MountConsent(api.ConsentDeps{
+		Changes: g.access,
+		Queries: access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower}),
+		Pseud:   g.pseud,
+	})
 
 	// Zero-knowledge eligibility.
 	g.mountZK(cfg, logger)

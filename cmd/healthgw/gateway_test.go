@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -16,9 +17,11 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"gorm.io/gorm"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authtest"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/verify"
 	"github.com/healthgw/healthgw/registry"
@@ -37,6 +40,13 @@ type testGateway struct {
 // test ends.
 func newTestGateway(t testing.TB, mutate ...func(*serveConfig)) *testGateway {
 	t.Helper()
+	return newTestGatewayOn(t, nil, mutate...)
+}
+
+// newTestGatewayOn is newTestGateway on an open database (nil: open the
+// configured one); the caller closes db.
+func newTestGatewayOn(t testing.TB, db *gorm.DB, mutate ...func(*serveConfig)) *testGateway {
+	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	cfg := defaultServeConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -52,8 +62,10 @@ func newTestGateway(t testing.TB, mutate ...func(*serveConfig)) *testGateway {
 	if err := cfg.finish(); err != nil {
 		t.Fatal(err)
 	}
-	g, err := openGateway(t.Context(), cfg, slog.New(slog.DiscardHandler), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard})
+	g := &gateway{cfg: cfg, log: slog.New(slog.DiscardHandler), db: db}
+	err = g.open(t.Context(), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard})
 	if err != nil {
+		err = errors.Join(err, g.close())
 		ln.Close()
 		t.Fatalf("open gateway: %v", err)
 	}
@@ -91,10 +103,7 @@ func (g *testGateway) token(o *authtest.Org, scope string) string {
 	if status != http.StatusOK {
 		g.t.Fatalf("token for %s: %d %s", o.ID, status, body)
 	}
-	var tr struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}
+	var tr client.TokenResponse
 	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" {
 		g.t.Fatalf("token response %s: %v", body, err)
 	}
@@ -184,11 +193,7 @@ func decode[T any](t testing.TB, b []byte) T {
 }
 
 // apiError is the error body every route answers with.
-type apiError struct {
-	Error     string `json:"error"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
-}
+type apiError = client.Error
 
 // newTestGatewayAt starts a gateway on a fixed address and data directory
 // (a restart of an earlier one).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authtest"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/registry"
@@ -21,20 +22,9 @@ import (
 
 const labFHIR = `{"resourceType":"Observation","status":"final","code":{"text":"HbA1c"},"valueQuantity":{"value":7.1,"unit":"%"}}`
 
-type created struct {
-	ID          string `json:"id"`
-	Commitment  string `json:"commitment"`
-	LedgerIndex uint64 `json:"ledger_index"`
-}
+type created = client.RecordCreated
 
-type recordBody struct {
-	ID          string          `json:"id"`
-	Holder      string          `json:"holder"`
-	Category    string          `json:"category"`
-	ContentType string          `json:"content_type"`
-	Commitment  string          `json:"commitment"`
-	Content     json.RawMessage `json:"content"`
-}
+type recordBody = client.RecordContent
 
 func (g *testGateway) putRecord(token, patient, category, contentType string, content any) created {
 	g.t.Helper()

@@ -2,16 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 )
 
 // defaultGatewayURL is the gateway's default base URL (serve's default).
@@ -92,61 +90,11 @@ func cmdTokenClient(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, assertion)
 		return nil
 	}
-	at, err := exchangeAssertion(ctx, &http.Client{Timeout: 15 * time.Second}, *aud, assertion, auth.JoinScopes(scopes))
+	at, err := client.New(*base, &http.Client{Timeout: 15 * time.Second}).Exchange(ctx, *aud, assertion, auth.JoinScopes(scopes))
 	if err != nil {
 		return fmt.Errorf("token client: %w", err)
 	}
 	fmt.Fprintf(e.stderr, "access token for %s: expires in %d s, scope %q\n", *org, at.ExpiresIn, at.Scope)
 	fmt.Fprintln(e.stdout, at.AccessToken)
 	return nil
-}
-
-// tokenResponse is the token endpoint's answer (RFC 6749 section 5).
-type tokenResponse struct {
-	AccessToken      string `json:"access_token"`
-	TokenType        string `json:"token_type"`
-	ExpiresIn        int    `json:"expires_in"`
-	Scope            string `json:"scope"`
-	Error            string `json:"error"`
-	ErrorDescription string `json:"error_description"`
-	Message          string `json:"message"`
-}
-
-// exchangeAssertion posts a client_credentials request to endpoint.
-func exchangeAssertion(ctx context.Context, client *http.Client, endpoint, assertion, scope string) (tokenResponse, error) {
-	form := url.Values{
-		"grant_type":            {auth.GrantClientCredentials},
-		"client_assertion_type": {auth.AssertionTypeJWTBearer},
-		"client_assertion":      {assertion},
-	}
-	if scope != "" {
-		form.Set("scope", scope)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return tokenResponse{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return tokenResponse{}, fmt.Errorf("token endpoint: %w", err)
-	}
-	defer resp.Body.Close()
-	var tr tokenResponse
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return tokenResponse{}, fmt.Errorf("token endpoint: %w", err)
-	}
-	if err := json.Unmarshal(body, &tr); err != nil {
-		return tokenResponse{}, fmt.Errorf("token endpoint: status %d, not a JSON answer", resp.StatusCode)
-	}
-	if resp.StatusCode != http.StatusOK || tr.AccessToken == "" {
-		desc := tr.ErrorDescription
-		if desc == "" {
-			desc = tr.Message
-		}
-		return tokenResponse{}, fmt.Errorf("token endpoint: status %d: %s: %s", resp.StatusCode, tr.Error, desc)
-	}
-	return tr, nil
 }

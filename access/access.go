@@ -1,0 +1,254 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/records"
+)
+
+// DefaultReceiptTimeout bounds the wait for a signed checkpoint that
+// covers a new consent entry.
+const DefaultReceiptTimeout = 5 * time.Second
+
+// ErrNotFound is the error of a read of a record that does not exist and,
+// identically, of a read the caller may not make: callers must not be
+// able to tell them apart. It is records.ErrNotFound.
+var ErrNotFound = records.ErrNotFound
+
+// Vault is the record vault as the gated read uses it (records.Vault).
+type Vault interface {
+	// Read loads a record once, calls authorize with its metadata and
+	// decrypts it only if authorize returns nil.
+	Read(ctx context.Context, id string, authorize func(records.Record) error) (records.Record, []byte, error)
+	// ListByPatient lists a patient's visible records (metadata only).
+	ListByPatient(ctx context.Context, patient string) ([]records.Record, error)
+}
+
+// Grants is the consent projection as the use cases read it
+// (consentstore.Store).
+type Grants interface {
+	// GrantsFor returns the grants of patient (a pseudonym) that can
+	// decide a request of org (of kind).
+	GrantsFor(ctx context.Context, patient, org string, kind auth.Kind) ([]consent.Grant, error)
+	// Grant returns one grant; consent.ErrNotFound if there is none.
+	Grant(ctx context.Context, id string) (consent.Grant, error)
+}
+
+// Log is the ledger as the use cases need it: appends, and reads and
+// proofs for receipts (ledger.Log satisfies it).
+type Log interface {
+	ledger.Appender
+	ledger.Reader
+	ledger.Prover
+}
+
+// Syncer brings the projections up to date with the log
+// (ledger.Follower).
+type Syncer interface {
+	Sync(ctx context.Context, size uint64) error
+}
+
+// Config holds a Service's dependencies and settings. Vault, Grants, Log
+// and Sync are required; zero settings take the documented defaults.
+type Config struct {
+	Vault  Vault
+	Grants Grants
+	Log    Log
+	Sync   Syncer
+	// Policy is the break-glass policy handed to consent.Decide (the zero
+	// Policy disables break-glass).
+	Policy consent.Policy
+	// Now is the clock (time.Now).
+	Now func() time.Time
+	// ReceiptTimeout: see DefaultReceiptTimeout.
+	ReceiptTimeout time.Duration
+}
+
+// Service runs the consent-gated use cases. It is safe for concurrent use.
+type Service struct {
+	cfg   Config
+	locks stripes
+}
+
+// New returns a Service. A nil required dependency is a programming error
+// and panics.
+func New(cfg Config) *Service {
+	if cfg.Vault == nil || cfg.Grants == nil || cfg.Log == nil || cfg.Sync == nil {
+		panic("access.New: nil dependency")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ReceiptTimeout <= 0 {
+		cfg.ReceiptTimeout = DefaultReceiptTimeout
+	}
+	return &Service{cfg: cfg}
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// stripes is a fixed set of read-write locks, one stripe per patient
+// pseudonym hash.
+type stripes [256]sync.RWMutex
+
+func (l *stripes) of(patient string) *sync.RWMutex {
+	h := fnv.New32a()
+	h.Write([]byte(patient))
+	return &l[h.Sum32()%uint32(len(l))]
+}
+
+// Caller is the organisation a request comes from.
+type Caller struct {
+	Org  string
+	Kind auth.Kind
+}
+
+// ReadRequest is one gated read.
+type ReadRequest struct {
+	Caller   Caller
+	RecordID string
+	// Purpose is the declared purpose of use ("" is none, which no grant
+	// covers).
+	Purpose consent.Purpose
+	// Justification is a break-glass reason (purpose ETREAT). Only its
+	// hash is logged.
+	Justification string
+	// RequestID ties the ledger entry to the transport's request.
+	RequestID string
+}
+
+// Result is the outcome of a gated read.
+type Result struct {
+	// Record and Content are set only on a permit.
+	Record  records.Record
+	Content []byte
+	// Decision is the decision logged (zero if none was reached: the
+	// record does not exist, or the decision could not be logged).
+	Decision consent.Decision
+	// Index is the ledger index of the access.decided entry (valid when
+	// Logged).
+	Index  uint64
+	Logged bool
+}
+
+// Read is the consent-gated read: it loads the record, decides, appends
+// access.decided and waits for it to be durable, and only then decrypts.
+// The holder always may read its own records (logged as permit.holder).
+//
+// A deny, and a record that does not exist, are both ErrNotFound. If the
+// decision cannot be logged nothing is served: the ledger's error is
+// returned (wrapping, e.g., ledger.ErrUnavailable).
+func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
+	var res Result
+	rec, content, err := s.cfg.Vault.Read(ctx, req.RecordID, func(r records.Record) error {
+		d, idx, err := s.decideAndLog(ctx, req, r)
+		if err != nil {
+			return err
+		}
+		res.Decision, res.Index, res.Logged = d, idx, true
+		if !d.Permitted() {
+			return ErrNotFound
+		}
+		return nil
+	})
+	if err != nil {
+		return res, err
+	}
+	res.Record, res.Content = rec, content
+	return res, nil
+}
+
+// consentRequest is the consent.Request for caller reading r.
+func consentRequest(c Caller, r records.Record, purpose consent.Purpose, justification string) consent.Request {
+	return consent.Request{
+		Requester:     c.Org,
+		RequesterKind: c.Kind,
+		Action:        consent.ActionRead,
+		RecordID:      r.ID,
+		Patient:       r.Patient,
+		Category:      string(r.Category),
+		ResourceType:  r.ResourceType,
+		Purpose:       purpose,
+		Justification: justification,
+	}
+}
+
+// decideAndLog decides req on r and appends the decision, holding r's
+// patient stripe shared from loading the grants until the entry is
+// durable.
+func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.Record) (consent.Decision, uint64, error) {
+	mu := s.locks.of(r.Patient)
+	mu.RLock()
+	defer mu.RUnlock()
+	creq := consentRequest(req.Caller, r, req.Purpose, req.Justification)
+	var d consent.Decision
+	if r.Holder == req.Caller.Org {
+		d = consent.Decision{Effect: consent.Permit, Reason: consent.ReasonPermitHolder}
+	} else {
+		grants, err := s.cfg.Grants.GrantsFor(ctx, r.Patient, req.Caller.Org, req.Caller.Kind)
+		if err != nil {
+			return d, 0, fmt.Errorf("access: load grants: %w", err)
+		}
+		d = consent.Decide(creq, grants, s.now(), s.cfg.Policy)
+	}
+	e, err := ledger.NewEntry(req.Caller.Org, d.LedgerBody(creq, req.RequestID))
+	if err != nil {
+		return d, 0, fmt.Errorf("access: access entry: %w", err)
+	}
+	idx, err := s.cfg.Log.Append(ctx, e)
+	if err != nil {
+		// Nothing is served without a durable log entry.
+		return d, 0, fmt.Errorf("access: log access decision: %w", err)
+	}
+	// The access-event projection is not updated here, on the hot path:
+	// the queries that show events catch it up first.
+	return d, idx, nil
+}
+
+// ListRequest asks for the records of one patient that a caller may read.
+type ListRequest struct {
+	Caller Caller
+	// Patient is the patient's identifier (not the pseudonym).
+	Patient string
+	Purpose consent.Purpose
+}
+
+// Readable returns the metadata of the records of a patient that the
+// caller may read for the purpose: its own, and those a grant permits.
+// Listings are not logged per record, and break-glass does not apply to
+// them; the others are left out without a trace, not even a count.
+func (s *Service) Readable(ctx context.Context, req ListRequest) ([]records.Record, error) {
+	all, err := s.cfg.Vault.ListByPatient(ctx, req.Patient)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		grants []consent.Grant
+		loaded bool
+		out    []records.Record
+	)
+	now := s.now()
+	for _, r := range all {
+		if r.Holder == req.Caller.Org {
+			out = append(out, r)
+			continue
+		}
+		if !loaded { // every record here has the same patient
+			if grants, err = s.cfg.Grants.GrantsFor(ctx, r.Patient, req.Caller.Org, req.Caller.Kind); err != nil {
+				return nil, fmt.Errorf("access: load grants: %w", err)
+			}
+			loaded = true
+		}
+		if consent.Decide(consentRequest(req.Caller, r, req.Purpose, ""), grants, now, s.cfg.Policy).Permitted() {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}

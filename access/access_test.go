@@ -1,0 +1,343 @@
+package access_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/records"
+)
+
+var (
+	hospA = access.Caller{Org: "hosp-a", Kind: auth.KindHospital}
+	hospB = access.Caller{Org: "hosp-b", Kind: auth.KindHospital}
+	verV  = access.Caller{Org: "ins-v", Kind: auth.KindVerifier}
+	t0    = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+)
+
+const (
+	labID   = "0b7d0a52-1d1c-4b59-8a2a-000000000001"
+	notesID = "0b7d0a52-1d1c-4b59-8a2a-000000000002"
+	reason  = "patient unconscious in ED, suspected DKA, need recent labs"
+)
+
+// world is a Service over fakes: hospital A holds a lab record and a note
+// of patient pat-1.
+type world struct {
+	*access.Service
+	log   *memLog
+	proj  *projection
+	vault *vault
+	now   atomic.Pointer[time.Time]
+}
+
+func newWorld(t *testing.T, policy consent.Policy) *world {
+	t.Helper()
+	w := &world{log: newMemLog(t), vault: &vault{}}
+	w.proj = &projection{log: w.log}
+	w.setNow(t0)
+	w.vault.put(records.Record{ID: labID, Holder: "hosp-a", Patient: pseudonym("pat-1"), Category: "labs", ResourceType: "Observation", ContentType: "application/fhir+json"}, `{"resourceType":"Observation"}`)
+	w.vault.put(records.Record{ID: notesID, Holder: "hosp-a", Patient: pseudonym("pat-1"), Category: "notes", ContentType: "application/pdf"}, "%PDF")
+	w.Service = access.New(access.Config{
+		Vault: w.vault, Grants: w.proj, Log: w.log, Sync: w.proj, Policy: policy,
+		Now: func() time.Time { return *w.now.Load() },
+	})
+	return w
+}
+
+func (w *world) setNow(t time.Time) { w.now.Store(&t) }
+
+func (w *world) grant(t *testing.T, patient string, g consent.Grant) consent.Grant {
+	t.Helper()
+	stored, _, err := w.Grant(t.Context(), pseudonym(patient), g)
+	if err != nil {
+		t.Fatalf("grant: %v", err)
+	}
+	return stored
+}
+
+func read(id string, c access.Caller, purpose consent.Purpose) access.ReadRequest {
+	return access.ReadRequest{Caller: c, RecordID: id, Purpose: purpose, RequestID: "req-1"}
+}
+
+// TestRead: one row per case of the gated read; every decision reached
+// is logged, and content comes back only with a permit.
+func TestRead(t *testing.T) {
+	labsForB := consent.Grant{Grantee: consent.Grantee{Org: "hosp-b"}, Effect: consent.Permit, Actions: []consent.Action{consent.ActionRead}, Categories: []string{"labs"}, Purposes: []consent.Purpose{consent.PurposeTreatment}}
+	tests := []struct {
+		name    string
+		grants  []consent.Grant
+		policy  consent.Policy
+		req     access.ReadRequest
+		wantErr error
+		reason  consent.Reason // "" when nothing is logged
+		glass   bool
+	}{
+		{name: "holder reads its own record", req: read(labID, hospA, consent.PurposeTreatment), reason: consent.ReasonPermitHolder},
+		{name: "holder needs no purpose", req: read(labID, hospA, ""), reason: consent.ReasonPermitHolder},
+		{name: "permit by grant", grants: []consent.Grant{labsForB}, req: read(labID, hospB, consent.PurposeTreatment), reason: consent.ReasonPermitGrant},
+		{name: "no grant is not found", req: read(labID, hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNoGrant},
+		{name: "grant for another purpose", grants: []consent.Grant{labsForB}, req: read(labID, hospB, consent.PurposePayment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyPurpose},
+		{name: "grant for another category", grants: []consent.Grant{labsForB}, req: read(notesID, hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNoGrant},
+		{name: "grant naming another org", grants: []consent.Grant{labsForB}, req: read(labID, verV, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNoGrant},
+		{name: "missing record is not found and not logged", req: read("0b7d0a52-1d1c-4b59-8a2a-00000000dead", hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound},
+		{name: "break-glass", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, reason: consent.ReasonPermitBreakGlass, glass: true},
+		{name: "break-glass with a short reason", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: "unconscious"}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyBreakGlassJustification, glass: true},
+		{name: "break-glass for a kind the policy excludes", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: verV, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyBreakGlassKind, glass: true},
+		{name: "break-glass disabled", req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyBreakGlassKind, glass: true},
+		{name: "break-glass against the patient's deny", policy: consent.DefaultPolicy(),
+			grants: []consent.Grant{{Grantee: consent.Grantee{Kind: auth.KindHospital}, Effect: consent.Deny, Actions: []consent.Action{consent.ActionRead}, Purposes: []consent.Purpose{consent.PurposeEmergencyTreatment}}},
+			req:    access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyExplicit, glass: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, tt.policy)
+			for _, g := range tt.grants {
+				w.grant(t, "pat-1", g)
+			}
+			before := len(w.log.decoded(t, ledger.TypeAccessDecided))
+			res, err := w.Read(t.Context(), tt.req)
+			if err != tt.wantErr { // deny and missing are the very same error
+				t.Fatalf("Read: err = %v, want %v", err, tt.wantErr)
+			}
+			wantDecrypted := 0
+			if err == nil {
+				wantDecrypted = 1
+			}
+			if (err == nil) != (res.Content != nil) || w.vault.decryptedCount() != wantDecrypted {
+				t.Errorf("content %q with err %v after %d decryptions", res.Content, err, w.vault.decryptedCount())
+			}
+			if err == nil && res.Record.ID != tt.req.RecordID {
+				t.Errorf("record %+v", res.Record)
+			}
+			logged := w.log.decoded(t, ledger.TypeAccessDecided)[before:]
+			if tt.reason == "" {
+				if len(logged) != 0 || res.Logged {
+					t.Fatalf("logged %+v for a read that reached no decision", logged)
+				}
+				return
+			}
+			if len(logged) != 1 || !res.Logged {
+				t.Fatalf("logged %d entries (Logged %v), want 1", len(logged), res.Logged)
+			}
+			ad := logged[0].Body.(*ledger.AccessDecided)
+			want := &ledger.AccessDecided{
+				Requester: tt.req.Caller.Org, RecordID: tt.req.RecordID, Patient: pseudonym("pat-1"),
+				Category: ad.Category, Purpose: string(tt.req.Purpose), Decision: string(res.Decision.Effect),
+				Reason: string(tt.reason), GrantID: res.Decision.GrantID, BreakGlass: tt.glass, RequestID: tt.req.RequestID,
+			}
+			if tt.req.Justification != "" {
+				want.JustificationHash = consent.JustificationHash(tt.req.Justification)
+			}
+			if diff := cmp.Diff(want, ad); diff != "" {
+				t.Errorf("access.decided (-want +got):\n%s", diff)
+			}
+			if logged[0].Org != tt.req.Caller.Org || res.Decision.Reason != tt.reason {
+				t.Errorf("entry author %q, decision %+v", logged[0].Org, res.Decision)
+			}
+			if tt.req.Justification != "" {
+				b, _ := ledger.Encode(logged[0])
+				if strings.Contains(string(b), "unconscious") {
+					t.Errorf("the ledger holds the justification text: %s", b)
+				}
+			}
+		})
+	}
+}
+
+// TestReadLogFailure: when the decision cannot be logged nothing is
+// decrypted or served, and the ledger's error comes back.
+func TestReadLogFailure(t *testing.T) {
+	for _, c := range []access.Caller{hospA, hospB} {
+		w := newWorld(t, consent.Policy{})
+		w.grant(t, "pat-1", consent.Grant{Grantee: consent.Grantee{Org: "hosp-b"}, Effect: consent.Permit, Actions: []consent.Action{consent.ActionRead}, Purposes: []consent.Purpose{consent.PurposeTreatment}})
+		w.log.setFail(func(ledger.Entry) error { return errors.Join(ledger.ErrUnavailable, errAppend) })
+		res, err := w.Read(t.Context(), read(labID, c, consent.PurposeTreatment))
+		if !errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, access.ErrNotFound) {
+			t.Errorf("%s: err = %v, want the ledger's unavailability", c.Org, err)
+		}
+		if res.Content != nil || res.Logged || w.vault.decryptedCount() != 0 {
+			t.Errorf("%s: served %q (logged %v, %d decryptions) without a durable entry", c.Org, res.Content, res.Logged, w.vault.decryptedCount())
+		}
+	}
+}
+
+// TestGrantExpiry: a grant stops permitting at NotAfter on the service's
+// clock, and the deny names it.
+func TestGrantExpiry(t *testing.T) {
+	w := newWorld(t, consent.Policy{})
+	g := w.grant(t, "pat-1", consent.Grant{Grantee: consent.Grantee{Org: "hosp-b"}, Effect: consent.Permit, Actions: []consent.Action{consent.ActionRead}, Purposes: []consent.Purpose{consent.PurposeTreatment}, NotAfter: t0.Add(time.Hour)})
+	if _, err := w.Read(t.Context(), read(labID, hospB, consent.PurposeTreatment)); err != nil {
+		t.Fatalf("read in the period: %v", err)
+	}
+	w.setNow(t0.Add(time.Hour))
+	res, err := w.Read(t.Context(), read(labID, hospB, consent.PurposeTreatment))
+	if err != access.ErrNotFound || res.Decision.Reason != consent.ReasonDenyExpired || res.Decision.GrantID != g.ID {
+		t.Errorf("read at NotAfter: %v %+v, want deny.expired naming %s", err, res.Decision, g.ID)
+	}
+}
+
+// TestReadable: listings show the holder's own records and those a grant
+// covers for the purpose, nothing else.
+func TestReadable(t *testing.T) {
+	w := newWorld(t, consent.DefaultPolicy())
+	list := func(c access.Caller, patient string, p consent.Purpose) []string {
+		t.Helper()
+		recs, err := w.Readable(t.Context(), access.ListRequest{Caller: c, Patient: patient, Purpose: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range recs {
+			ids = append(ids, r.ID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	before, _ := w.log.Size(t.Context())
+	if got := list(hospB, "pat-1", consent.PurposeTreatment); len(got) != 0 {
+		t.Errorf("before a grant hospital B lists %v", got)
+	}
+	if diff := cmp.Diff([]string{labID, notesID}, list(hospA, "pat-1", consent.PurposeTreatment)); diff != "" {
+		t.Errorf("the holder's listing (-want +got):\n%s", diff)
+	}
+	if got := list(hospB, "pat-1", consent.PurposeEmergencyTreatment); len(got) != 0 {
+		t.Errorf("break-glass applies to listings: %v", got)
+	}
+	w.grant(t, "pat-1", consent.Grant{Grantee: consent.Grantee{Org: "hosp-b"}, Effect: consent.Permit, Actions: []consent.Action{consent.ActionRead}, Categories: []string{"labs"}, Purposes: []consent.Purpose{consent.PurposeTreatment}})
+	if diff := cmp.Diff([]string{labID}, list(hospB, "pat-1", consent.PurposeTreatment)); diff != "" {
+		t.Errorf("after a labs grant (-want +got):\n%s", diff)
+	}
+	if got := list(hospB, "pat-1", consent.PurposePayment); len(got) != 0 {
+		t.Errorf("for another purpose hospital B lists %v", got)
+	}
+	if got := list(hospB, "pat-2", consent.PurposeTreatment); len(got) != 0 {
+		t.Errorf("another patient: %v", got)
+	}
+	if n := len(w.log.decoded(t, ledger.TypeAccessDecided)); n != 0 {
+		t.Errorf("listings logged %d access decisions (log had %d entries)", n, before)
+	}
+	w.vault.listErr = errAppend
+	if _, err := w.Readable(t.Context(), access.ListRequest{Caller: hospB, Patient: "pat-1"}); !errors.Is(err, errAppend) {
+		t.Errorf("vault failure: %v", err)
+	}
+}
+
+// TestRevocationOrdering: readers race a revocation. Once Revoke returns,
+// no read may be permitted and no permit under the grant may be logged
+// after the revocation's entry. The test counts the reads that really
+// overlapped the revocation (began before it was acknowledged and ended
+// after it began) and fails if none did: the revocation's append waits
+// until some reader has begun a read while it is in progress.
+func TestRevocationOrdering(t *testing.T) {
+	w := newWorld(t, consent.Policy{})
+	g := w.grant(t, "pat-1", consent.Grant{Grantee: consent.Grantee{Org: "hosp-b"}, Effect: consent.Permit, Actions: []consent.Action{consent.ActionRead}, Purposes: []consent.Purpose{consent.PurposeTreatment}})
+
+	var (
+		revoking    atomic.Bool  // the revocation's append has begun
+		acked       atomic.Bool  // Revoke returned
+		inFlight    atomic.Int64 // reads begun and not ended
+		caught      = make(chan struct{}, 1)
+		overlapped  atomic.Int64 // reads that began before the ack and ended after the revocation began
+		servedAfter atomic.Int64 // reads that began after the ack and were served
+		afterAck    atomic.Int64 // reads that began after the ack
+		stop        = make(chan struct{})
+		wg          sync.WaitGroup
+		readerErrs  = make(chan error, 8)
+	)
+	// The revocation's append (under the patient's exclusive stripe) goes
+	// on only once a read is in flight: one that began before revoking was
+	// set and has not ended, or one that began after (and says so). A
+	// reader raises inFlight before it looks at revoking and the append
+	// sets revoking before it looks at inFlight, so one of them sees the
+	// other.
+	w.log.setFail(func(e ledger.Entry) error {
+		if e.Type != ledger.TypeConsentRevoked {
+			return nil
+		}
+		revoking.Store(true)
+		if inFlight.Load() == 0 {
+			select {
+			case <-caught:
+			case <-t.Context().Done():
+			}
+		}
+		return nil
+	})
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				startedAfterAck := acked.Load()
+				inFlight.Add(1)
+				if revoking.Load() {
+					select {
+					case caught <- struct{}{}:
+					default:
+					}
+				}
+				res, err := w.Read(t.Context(), read(labID, hospB, consent.PurposeTreatment))
+				inFlight.Add(-1)
+				if err != nil && err != access.ErrNotFound {
+					readerErrs <- err
+					return
+				}
+				if !startedAfterAck && revoking.Load() {
+					overlapped.Add(1)
+				}
+				if startedAfterAck {
+					if afterAck.Add(1); res.Content != nil {
+						servedAfter.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	_, rc, err := w.Revoke(t.Context(), pseudonym("pat-1"), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked.Store(true)
+	// Let every reader finish at least a few reads begun after the ack.
+	for afterAck.Load() < 16 {
+		select {
+		case err := <-readerErrs:
+			t.Fatal(err)
+		default:
+		}
+		if t.Context().Err() != nil {
+			t.Fatal("readers stopped")
+		}
+		runtimeGosched()
+	}
+	close(stop)
+	wg.Wait()
+	if overlapped.Load() == 0 {
+		t.Fatal("no read overlapped the revocation: the test proved nothing")
+	}
+	if n := servedAfter.Load(); n != 0 {
+		t.Errorf("%d reads begun after the revocation was acknowledged were served", n)
+	}
+	for _, e := range w.log.decodedFrom(t, rc.Index+1) {
+		if ad, ok := e.Body.(*ledger.AccessDecided); ok && ad.Decision == "permit" && ad.GrantID == g.ID {
+			t.Errorf("permit under the revoked grant logged after the revocation at %d", rc.Index)
+		}
+	}
+	t.Logf("%d reads overlapped the revocation, %d began after it", overlapped.Load(), afterAck.Load())
+}

@@ -1,0 +1,145 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/records"
+)
+
+// DefaultGrantPeriod is a grant's validity when the patient names no end.
+const DefaultGrantPeriod = 365 * 24 * time.Hour
+
+// Receipt proves that a consent entry is in the log: the entry, a signed
+// checkpoint that covers it, the inclusion proof that ties them together,
+// and the root of the tree the proof is for.
+type Receipt struct {
+	ledger.Receipt
+	RootHash tlog.Hash
+}
+
+// Grant records a patient's new grant. patient is the patient's
+// pseudonym and g the provision they ask for: an empty ID gets a fresh
+// one, a zero NotBefore is now (to the second), a zero NotAfter is
+// NotBefore plus DefaultGrantPeriod, and Patient is set to patient. The
+// grant is validated (consent.ValidationError, wrapping
+// consent.ErrInvalidGrant), appended as consent.granted under the
+// patient's exclusive stripe and projected before the stripe is released;
+// Grant then waits for a signed checkpoint covering it and returns the
+// grant as projected with its receipt.
+func (s *Service) Grant(ctx context.Context, patient string, g consent.Grant) (consent.Grant, Receipt, error) {
+	now := s.now()
+	g.Patient = patient
+	if g.ID == "" {
+		g.ID = consent.NewID()
+	}
+	if g.NotBefore.IsZero() {
+		g.NotBefore = now.Truncate(time.Second)
+	}
+	if g.NotAfter.IsZero() {
+		g.NotAfter = g.NotBefore.Add(DefaultGrantPeriod)
+	}
+	g.NotBefore, g.NotAfter = g.NotBefore.UTC(), g.NotAfter.UTC()
+	if err := g.Validate(consent.Rules{ValidCategory: records.ValidCategory, Now: now}); err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
+	return s.change(ctx, patient, g.ID, g.LedgerBody())
+}
+
+// Revoke withdraws grant id of patient (a pseudonym): consent.ErrNotFound
+// if there is no such grant or it is another patient's,
+// consent.ErrAlreadyRevoked if it was revoked already (also when a
+// concurrent revocation won). Otherwise it appends consent.revoked under
+// the patient's exclusive stripe, projects it, and returns the revoked
+// grant with the receipt. Once Revoke returns, every read decides under
+// the revocation.
+func (s *Service) Revoke(ctx context.Context, patient, id string) (consent.Grant, Receipt, error) {
+	g, err := s.cfg.Grants.Grant(ctx, id)
+	if err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
+	if err := g.CheckRevoke(patient); err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
+	stored, rc, err := s.change(ctx, patient, g.ID, g.RevocationBody())
+	if err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
+	if !stored.Revoked || stored.RevokedIndex != rc.Index {
+		// Another revocation won the race; ours is in the log but was a
+		// no-op for the projection.
+		return consent.Grant{}, Receipt{}, fmt.Errorf("access: revocation at %d lost to another: %w", rc.Index, consent.ErrAlreadyRevoked)
+	}
+	return stored, rc, nil
+}
+
+// change appends a patient's consent entry (a grant, or the revocation of
+// grant id), projects it while holding the patient's stripe exclusively,
+// waits for a checkpoint that covers it, and returns the grant as
+// projected and the receipt.
+func (s *Service) change(ctx context.Context, patient, id string, body any) (consent.Grant, Receipt, error) {
+	e, err := ledger.NewEntry("patient:"+patient, body)
+	if err != nil {
+		return consent.Grant{}, Receipt{}, fmt.Errorf("access: consent entry: %w", err)
+	}
+	idx, err := s.appendAndProject(ctx, patient, e)
+	if err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
+	rc, err := s.receipt(ctx, idx)
+	if err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
+	g, err := s.cfg.Grants.Grant(ctx, id)
+	if err != nil {
+		return consent.Grant{}, Receipt{}, fmt.Errorf("access: projected grant: %w", err)
+	}
+	return g, rc, nil
+}
+
+// appendAndProject appends e and projects it while holding the patient's
+// stripe exclusively, so that no read decided before the change logs
+// after it, and every read after it sees it.
+func (s *Service) appendAndProject(ctx context.Context, patient string, e ledger.Entry) (uint64, error) {
+	mu := s.locks.of(patient)
+	mu.Lock()
+	defer mu.Unlock()
+	idx, err := s.cfg.Log.Append(ctx, e)
+	if err != nil {
+		return 0, fmt.Errorf("access: append consent change: %w", err)
+	}
+	if err := s.cfg.Sync.Sync(ctx, idx+1); err != nil {
+		return 0, fmt.Errorf("access: project consent change: %w", err)
+	}
+	return idx, nil
+}
+
+// receipt waits (bounded by ReceiptTimeout) for a checkpoint that covers
+// entry index and proves the entry in it. A checkpoint that does not come
+// in time is ledger.ErrUnavailable: the entry is durable, its receipt is
+// not ready.
+func (s *Service) receipt(ctx context.Context, index uint64) (Receipt, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReceiptTimeout)
+	defer cancel()
+	r, err := ledger.MakeReceipt(ctx, s.cfg.Log, index)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return Receipt{}, fmt.Errorf("access: %w: %w", ledger.ErrUnavailable, err)
+		}
+		return Receipt{}, fmt.Errorf("access: %w", err)
+	}
+	if r.Proof == nil {
+		r.Proof = tlog.RecordProof{}
+	}
+	root, err := ledger.TreeHash(ctx, s.cfg.Log, r.TreeSize)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("access: receipt root: %w", err)
+	}
+	return Receipt{Receipt: r, RootHash: root}, nil
+}

@@ -1,0 +1,224 @@
+package access_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+var treatB = consent.Grant{Grantee: consent.Grantee{Org: "hosp-b"}, Effect: consent.Permit, Actions: []consent.Action{consent.ActionRead}, Purposes: []consent.Purpose{consent.PurposeTreatment}}
+
+// checkReceipt verifies a receipt against the log's checkpoint key.
+func checkReceipt(t *testing.T, l *memLog, rc access.Receipt) {
+	t.Helper()
+	v, err := ledger.ParseVerifierKey(l.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := ledger.OpenCheckpoint(rc.Checkpoint, v, "")
+	if err != nil {
+		t.Fatalf("receipt checkpoint: %v", err)
+	}
+	if cp.Size != rc.TreeSize || cp.Hash != rc.RootHash || rc.TreeSize <= rc.Index {
+		t.Errorf("receipt sizes and root %+v do not match its checkpoint %+v", rc, cp)
+	}
+	if err := ledger.VerifyInclusion(cp, rc.Index, rc.Entry, rc.Proof); err != nil {
+		t.Errorf("receipt inclusion proof: %v", err)
+	}
+}
+
+// TestGrant: a grant gets its defaults from the service's clock, is
+// logged by the patient, projected and proven in the receipt.
+func TestGrant(t *testing.T) {
+	w := newWorld(t, consent.Policy{})
+	ps := pseudonym("pat-1")
+	g, rc, err := w.Grant(t.Context(), ps, treatB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !consent.ValidID(g.ID) || g.Patient != ps || !g.NotBefore.Equal(t0) || !g.NotAfter.Equal(t0.Add(access.DefaultGrantPeriod)) || g.GrantedIndex != rc.Index {
+		t.Errorf("grant %+v (receipt at %d)", g, rc.Index)
+	}
+	checkReceipt(t, w.log, rc)
+	e, err := ledger.Decode(rc.Entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Org != "patient:"+ps || e.Type != ledger.TypeConsentGranted {
+		t.Errorf("entry %+v, want consent.granted by the patient", e)
+	}
+	if diff := cmp.Diff(g.LedgerBody(), e.Body); diff != "" {
+		t.Errorf("entry body (-grant +entry):\n%s", diff)
+	}
+}
+
+// TestGrantInvalid: invalid grants are refused with a typed error whose
+// public message names the field without this or any package's prefix,
+// and nothing is appended.
+func TestGrantInvalid(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		mutate func(*consent.Grant)
+		field  string
+	}{
+		{"unknown purpose", func(g *consent.Grant) { g.Purposes = []consent.Purpose{"FUN"} }, "purposes"},
+		{"unknown category", func(g *consent.Grant) { g.Categories = []string{"astrology"} }, "categories"},
+		{"ends before it starts", func(g *consent.Grant) { g.NotBefore, g.NotAfter = t0.Add(time.Hour), t0.Add(-time.Hour) }, "not_after"},
+		{"already expired", func(g *consent.Grant) { g.NotBefore, g.NotAfter = t0.Add(-2*time.Hour), t0.Add(-time.Hour) }, "not_after"},
+		{"org and kind", func(g *consent.Grant) { g.Grantee.Kind = "hospital" }, "grantee"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, consent.Policy{})
+			g := treatB
+			tt.mutate(&g)
+			_, _, err := w.Grant(t.Context(), pseudonym("pat-1"), g)
+			var ve *consent.ValidationError
+			if !errors.As(err, &ve) || !errors.Is(err, consent.ErrInvalidGrant) || ve.Field != tt.field {
+				t.Fatalf("err = %v, want a ValidationError of %s", err, tt.field)
+			}
+			msg := ve.PublicMessage()
+			if !strings.HasPrefix(msg, tt.field+": ") || strings.Contains(msg, "consent") || strings.Contains(msg, "invalid grant") {
+				t.Errorf("public message %q", msg)
+			}
+			if n, _ := w.log.Size(t.Context()); n != 0 {
+				t.Errorf("an invalid grant appended %d entries", n)
+			}
+		})
+	}
+}
+
+// TestRevoke: only the granting patient may revoke, once; the receipt
+// proves the revocation, and the very next read is denied.
+func TestRevoke(t *testing.T) {
+	w := newWorld(t, consent.Policy{})
+	g := w.grant(t, "pat-1", treatB)
+	if _, _, err := w.Revoke(t.Context(), pseudonym("pat-2"), g.ID); !errors.Is(err, consent.ErrNotFound) {
+		t.Errorf("another patient revokes: %v, want not found", err)
+	}
+	if _, _, err := w.Revoke(t.Context(), pseudonym("pat-1"), consent.NewID()); !errors.Is(err, consent.ErrNotFound) {
+		t.Errorf("unknown grant: %v, want not found", err)
+	}
+	size, _ := w.log.Size(t.Context())
+	if size != 1 {
+		t.Errorf("refused revocations appended: size %d", size)
+	}
+	r, rc, err := w.Revoke(t.Context(), pseudonym("pat-1"), g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Revoked || r.RevokedIndex != rc.Index {
+		t.Errorf("revoked grant %+v, receipt at %d", r, rc.Index)
+	}
+	checkReceipt(t, w.log, rc)
+	res, err := w.Read(t.Context(), read(labID, hospB, consent.PurposeTreatment))
+	if err != access.ErrNotFound || res.Decision.Reason != consent.ReasonDenyRevoked {
+		t.Errorf("read after the revocation: %v %+v", err, res.Decision)
+	}
+	if _, _, err := w.Revoke(t.Context(), pseudonym("pat-1"), g.ID); !errors.Is(err, consent.ErrAlreadyRevoked) {
+		t.Errorf("second revocation: %v, want already revoked", err)
+	}
+}
+
+// TestConsentChangeFailures: a failed append or projection fails the
+// change, and a log that never covers the entry with a checkpoint makes
+// the receipt unavailable (the entry itself is durable).
+func TestConsentChangeFailures(t *testing.T) {
+	w := newWorld(t, consent.Policy{})
+	w.log.setFail(func(ledger.Entry) error { return errAppend })
+	if _, _, err := w.Grant(t.Context(), pseudonym("pat-1"), treatB); !errors.Is(err, errAppend) {
+		t.Errorf("failed append: %v", err)
+	}
+	w.log.setFail(nil)
+
+	bad := &failingSync{err: errors.New("projection broken")}
+	svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Log: w.log, Sync: bad})
+	if _, _, err := svc.Grant(t.Context(), pseudonym("pat-1"), treatB); !errors.Is(err, bad.err) {
+		t.Errorf("failed projection: %v", err)
+	}
+
+	stuck := &waitingLog{memLog: w.log, release: make(chan struct{}), waiting: make(chan struct{}, 1)}
+	svc = access.New(access.Config{Vault: w.vault, Grants: w.proj, Log: stuck, Sync: w.proj, ReceiptTimeout: time.Millisecond})
+	if _, _, err := svc.Grant(t.Context(), pseudonym("pat-1"), treatB); !errors.Is(err, ledger.ErrUnavailable) {
+		t.Errorf("no checkpoint in time: %v, want unavailable", err)
+	}
+}
+
+type failingSync struct{ err error }
+
+func (f *failingSync) Sync(context.Context, uint64) error { return f.err }
+
+// waitingLog is a log that publishes a checkpoint on demand, but only when
+// the test says so: WaitCheckpoint reports that it waits, then blocks
+// until release is closed.
+type waitingLog struct {
+	*memLog
+	waiting chan struct{}
+	release chan struct{}
+}
+
+func (l *waitingLog) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
+	select {
+	case l.waiting <- struct{}{}:
+	default:
+	}
+	select {
+	case <-l.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return l.Checkpoint(ctx)
+}
+
+var _ ledger.CheckpointWaiter = (*waitingLog)(nil)
+
+// TestGrantWaitsForCheckpoint: the receipt waits for a checkpoint that
+// covers the entry (ledger.MakeReceipt through CheckpointWaiter), after
+// the change is projected and the patient's stripe released: reads go on
+// while the receipt is pending, and already see the grant.
+func TestGrantWaitsForCheckpoint(t *testing.T) {
+	w := newWorld(t, consent.Policy{})
+	l := &waitingLog{memLog: w.log, waiting: make(chan struct{}, 1), release: make(chan struct{})}
+	svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Log: l, Sync: w.proj, Now: func() time.Time { return t0 }, ReceiptTimeout: time.Hour})
+	type result struct {
+		g   consent.Grant
+		rc  access.Receipt
+		err error
+	}
+	done := make(chan result, 1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g, rc, err := svc.Grant(t.Context(), pseudonym("pat-1"), treatB)
+		done <- result{g, rc, err}
+	}()
+	<-l.waiting // Grant waits for the checkpoint now
+	select {
+	case r := <-done:
+		t.Fatalf("Grant returned before a checkpoint covered its entry: %+v", r)
+	default:
+	}
+	res, err := svc.Read(t.Context(), read(labID, hospB, consent.PurposeTreatment))
+	if err != nil || res.Decision.Reason != consent.ReasonPermitGrant {
+		t.Errorf("read while the receipt is pending: %v %+v; want a permit under the new grant", err, res.Decision)
+	}
+	close(l.release)
+	wg.Wait()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	checkReceipt(t, w.log, r.rc)
+	if r.rc.TreeSize <= r.rc.Index {
+		t.Errorf("receipt checkpoint of size %d does not cover entry %d", r.rc.TreeSize, r.rc.Index)
+	}
+}

@@ -1,0 +1,290 @@
+package access_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/records"
+)
+
+// memLog is an in-memory ledger: entries, their stored hashes and
+// checkpoints signed on demand. fail, when set, refuses an append.
+type memLog struct {
+	mu      sync.Mutex
+	entries [][]byte
+	hashes  []tlog.Hash
+	signer  note.Signer
+	vkey    string
+	fail    func(e ledger.Entry) error
+}
+
+func newMemLog(t *testing.T) *memLog {
+	t.Helper()
+	skey, vkey, err := ledger.GenerateCheckpointKey("access.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &memLog{signer: s, vkey: vkey}
+}
+
+func (l *memLog) Append(_ context.Context, e ledger.Entry) (uint64, error) {
+	l.mu.Lock()
+	fail := l.fail
+	l.mu.Unlock()
+	if fail != nil {
+		if err := fail(e); err != nil {
+			return 0, err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, err := ledger.Encode(e)
+	if err != nil {
+		return 0, err
+	}
+	n := int64(len(l.entries))
+	hs, err := tlog.StoredHashes(n, b, l.reader())
+	if err != nil {
+		return 0, err
+	}
+	l.entries = append(l.entries, b)
+	l.hashes = append(l.hashes, hs...)
+	return uint64(n), nil
+}
+
+func (l *memLog) setFail(f func(ledger.Entry) error) {
+	l.mu.Lock()
+	l.fail = f
+	l.mu.Unlock()
+}
+
+func (l *memLog) Size(context.Context) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return uint64(len(l.entries)), nil
+}
+
+func (l *memLog) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if end > uint64(len(l.entries)) || start > end {
+		return nil, ledger.ErrNotFound
+	}
+	return append([][]byte(nil), l.entries[start:end]...), nil
+}
+
+// reader reads the stored hashes; l.mu must be held.
+func (l *memLog) reader() tlog.HashReaderFunc {
+	return func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			if x < 0 || x >= int64(len(l.hashes)) {
+				return nil, fmt.Errorf("no stored hash %d", x)
+			}
+			out[i] = l.hashes[x]
+		}
+		return out, nil
+	}
+}
+
+func (l *memLog) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reader()(idx)
+}
+
+func (l *memLog) Checkpoint(context.Context) ([]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := int64(len(l.entries))
+	if n == 0 {
+		return nil, ledger.ErrNotFound
+	}
+	h, err := tlog.TreeHash(n, l.reader())
+	if err != nil {
+		return nil, err
+	}
+	return ledger.SignCheckpoint(ledger.Checkpoint{Origin: "access.test/log", Size: uint64(n), Hash: h}, l.signer)
+}
+
+// decoded returns the entries of type typ.
+func (l *memLog) decoded(t *testing.T, typ ledger.Type) []ledger.Entry {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []ledger.Entry
+	for _, b := range l.entries {
+		e, err := ledger.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// projection is an in-memory consent projection of a memLog.
+type projection struct {
+	log    *memLog
+	mu     sync.Mutex
+	next   uint64
+	grants []consent.Grant
+	syncs  int
+}
+
+func (p *projection) Sync(ctx context.Context, size uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.syncs++
+	if size <= p.next {
+		return nil
+	}
+	raw, err := p.log.Entries(ctx, p.next, size)
+	if err != nil {
+		return err
+	}
+	for i, b := range raw {
+		idx := p.next + uint64(i)
+		e, err := ledger.Decode(b)
+		if err != nil {
+			return err
+		}
+		switch body := e.Body.(type) {
+		case *ledger.ConsentGranted:
+			p.grants = append(p.grants, consent.FromLedger(idx, e.Time, body))
+		case *ledger.ConsentRevoked:
+			for j := range p.grants {
+				if g := &p.grants[j]; g.ID == body.ConsentID && g.Patient == body.Patient && !g.Revoked {
+					g.Revoked, g.RevokedIndex, g.RevokedAt = true, idx, e.Time
+				}
+			}
+		}
+	}
+	p.next = size
+	return nil
+}
+
+func (p *projection) GrantsFor(_ context.Context, patient, org string, kind auth.Kind) ([]consent.Grant, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []consent.Grant
+	for _, g := range p.grants {
+		if g.Patient == patient && g.Grantee.Matches(org, kind) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+func (p *projection) Grant(_ context.Context, id string) (consent.Grant, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, g := range p.grants {
+		if g.ID == id {
+			return g, nil
+		}
+	}
+	return consent.Grant{}, consent.ErrNotFound
+}
+
+// vault is a fake record vault: records with their plaintext. decrypted
+// counts the reads that got past the authorization step.
+type vault struct {
+	mu        sync.Mutex
+	recs      map[string]records.Record
+	content   map[string][]byte
+	decrypted int
+	listErr   error
+}
+
+func (v *vault) put(r records.Record, content string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.recs == nil {
+		v.recs, v.content = map[string]records.Record{}, map[string][]byte{}
+	}
+	v.recs[r.ID], v.content[r.ID] = r, []byte(content)
+}
+
+func (v *vault) Read(_ context.Context, id string, authorize func(records.Record) error) (records.Record, []byte, error) {
+	v.mu.Lock()
+	r, ok := v.recs[id]
+	v.mu.Unlock()
+	if !ok {
+		return records.Record{}, nil, records.ErrNotFound
+	}
+	if err := authorize(r); err != nil {
+		return records.Record{}, nil, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.decrypted++
+	return r, append([]byte(nil), v.content[id]...), nil
+}
+
+func (v *vault) ListByPatient(_ context.Context, patient string) ([]records.Record, error) {
+	if v.listErr != nil {
+		return nil, v.listErr
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var out []records.Record
+	for _, r := range v.recs {
+		if r.Patient == pseudonym(patient) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (v *vault) decryptedCount() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.decrypted
+}
+
+// pseudonym is the fake pseudonym of a patient ID: ps_ and 64 hex digits.
+func pseudonym(patient string) string {
+	const hex = "0123456789abcdef"
+	b := []byte("ps_")
+	for i := range 64 {
+		b = append(b, hex[(int(patient[i%len(patient)])+i)%16])
+	}
+	return string(b)
+}
+
+var errAppend = errors.New("disk on fire")
+
+// decodedFrom returns the entries from index on.
+func (l *memLog) decodedFrom(t *testing.T, from uint64) []ledger.Entry {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []ledger.Entry
+	for _, b := range l.entries[from:] {
+		e, err := ledger.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func runtimeGosched() { runtime.Gosched() }

@@ -1,0 +1,168 @@
+package access
+
+import (
+	"context"
+	"errors"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// ErrForbidden: the caller may not make this whole class of query (a
+// verifier listing consents, a hospital reading the audit log).
+var ErrForbidden = errors.New("access: not allowed for this caller")
+
+// QueryStore is the consent projection as the queries read it
+// (consentstore.Store).
+type QueryStore interface {
+	Grants
+	ListByPatient(ctx context.Context, patient string, p consent.Page) ([]consent.Grant, string, error)
+	ListForGrantee(ctx context.Context, org string, kind auth.Kind, p consent.Page) ([]consent.Grant, string, error)
+	AccessLog(ctx context.Context, patient string, p consent.Page) ([]consent.AccessEvent, string, error)
+	AuditEvents(ctx context.Context, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
+}
+
+// Pseudonymizer maps patient IDs to ledger pseudonyms
+// (ledger.Pseudonymizer).
+type Pseudonymizer interface {
+	Pseudonym(patient string) string
+}
+
+// QueriesConfig holds the dependencies of Queries; all are required.
+type QueriesConfig struct {
+	Store QueryStore
+	Pseud Pseudonymizer
+	// Log and Sync catch the projections up before the access-event
+	// queries read them, so that they show every decision acknowledged
+	// before.
+	Log  ledger.Reader
+	Sync Syncer
+}
+
+// Queries answers the consent and access-event queries for one viewer at
+// a time, showing only what that viewer may see: a patient their own
+// grants and access log; a hospital with system/consents.read the grants
+// that name it or its kind; a regulator with audit.read every access
+// event. It is safe for concurrent use.
+type Queries struct{ cfg QueriesConfig }
+
+// NewQueries returns Queries. A nil dependency panics.
+func NewQueries(cfg QueriesConfig) *Queries {
+	if cfg.Store == nil || cfg.Pseud == nil || cfg.Log == nil || cfg.Sync == nil {
+		panic("access.NewQueries: nil dependency")
+	}
+	return &Queries{cfg: cfg}
+}
+
+// PatientKey returns the pseudonym of a patient ID, or v itself when it
+// already is a pseudonym.
+func (q *Queries) PatientKey(v string) string {
+	if consent.ValidPseudonym(v) {
+		return v
+	}
+	return q.cfg.Pseud.Pseudonym(v)
+}
+
+// own is a patient viewer's pseudonym.
+func (q *Queries) own(v auth.Principal) string { return q.cfg.Pseud.Pseudonym(v.Patient) }
+
+func grantReader(v auth.Principal) bool {
+	return v.Kind == auth.KindHospital && v.HasScope(auth.ScopeConsentsRead)
+}
+
+// Visible reports whether viewer v may see grant g: its patient, or a
+// hospital with system/consents.read that it names.
+func (q *Queries) Visible(v auth.Principal, g consent.Grant) bool {
+	if v.IsPatient() {
+		return g.Patient == q.own(v)
+	}
+	return v.HasScope(auth.ScopeConsentsRead) && g.VisibleTo(v.Org, v.Kind)
+}
+
+// Consents lists the grants v may see, newest first: a patient's own, or
+// those naming a hospital. Others get ErrForbidden.
+func (q *Queries) Consents(ctx context.Context, v auth.Principal, p consent.Page) ([]consent.Grant, string, error) {
+	switch {
+	case v.IsPatient():
+		return q.cfg.Store.ListByPatient(ctx, q.own(v), p)
+	case grantReader(v):
+		return q.cfg.Store.ListForGrantee(ctx, v.Org, v.Kind, p)
+	}
+	return nil, "", ErrForbidden
+}
+
+// PatientConsents lists the grants of one patient (an ID or a pseudonym)
+// that v may see: for a patient, their own (another patient's: none); for
+// a hospital, those naming it (all of them, in one page).
+func (q *Queries) PatientConsents(ctx context.Context, v auth.Principal, patient string, p consent.Page) ([]consent.Grant, string, error) {
+	if grantReader(v) {
+		grants, err := q.cfg.Store.GrantsFor(ctx, q.PatientKey(patient), v.Org, v.Kind)
+		return grants, "", err
+	}
+	grants, next, err := q.Consents(ctx, v, p)
+	if err == nil && v.IsPatient() && q.PatientKey(patient) != q.own(v) {
+		return nil, "", nil // a patient sees only their own
+	}
+	return grants, next, err
+}
+
+// Consent returns grant id if v may see it; consent.ErrNotFound otherwise,
+// exactly as for a grant that does not exist.
+func (q *Queries) Consent(ctx context.Context, v auth.Principal, id string) (consent.Grant, error) {
+	g, err := q.cfg.Store.Grant(ctx, id)
+	if err != nil {
+		return consent.Grant{}, err
+	}
+	if !q.Visible(v, g) {
+		return consent.Grant{}, consent.ErrNotFound
+	}
+	return g, nil
+}
+
+// catchUp applies every durable entry to the projections.
+func (q *Queries) catchUp(ctx context.Context) error {
+	n, err := q.cfg.Log.Size(ctx)
+	if err != nil {
+		return err
+	}
+	return q.cfg.Sync.Sync(ctx, n)
+}
+
+// AccessLog returns a page of the access decisions about patient viewer
+// v, newest first, including every decision acknowledged before the call.
+// patient, when not "", must name v (an ID or pseudonym); another
+// patient's log is empty. A viewer who is not a patient gets
+// ErrForbidden.
+func (q *Queries) AccessLog(ctx context.Context, v auth.Principal, patient string, p consent.Page) ([]consent.AccessEvent, string, error) {
+	if !v.IsPatient() {
+		return nil, "", ErrForbidden
+	}
+	if err := q.catchUp(ctx); err != nil {
+		return nil, "", err
+	}
+	if patient != "" && q.PatientKey(patient) != q.own(v) {
+		return nil, "", nil
+	}
+	return q.cfg.Store.AccessLog(ctx, q.own(v), p)
+}
+
+// AuditEvents returns a page of access events matching f for a regulator
+// with audit.read (f.Patient may be a patient ID or a pseudonym), newest
+// first, including every decision acknowledged before the call. Anyone
+// else gets ErrForbidden. f is validated (consent.FilterError).
+func (q *Queries) AuditEvents(ctx context.Context, v auth.Principal, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error) {
+	if v.Kind != auth.KindRegulator || !v.HasScope(auth.ScopeAuditRead) {
+		return nil, "", ErrForbidden
+	}
+	if err := f.Validate(); err != nil {
+		return nil, "", err
+	}
+	if f.Patient != "" {
+		f.Patient = q.PatientKey(f.Patient)
+	}
+	if err := q.catchUp(ctx); err != nil {
+		return nil, "", err
+	}
+	return q.cfg.Store.AuditEvents(ctx, f, p)
+}

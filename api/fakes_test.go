@@ -1,0 +1,381 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/records"
+)
+
+// Hand-written fakes with function fields: a nil field is a call the test
+// does not expect, and fails it.
+
+type fakeAuth map[string]Principal
+
+func (f fakeAuth) Authenticate(_ context.Context, token string) (Principal, error) {
+	p, ok := f[token]
+	if !ok {
+		return Principal{}, errors.New("unknown token")
+	}
+	return p, nil
+}
+
+type fakeVault struct {
+	t     testing.TB
+	put   func(records.PutRequest) (records.Record, error)
+	shred func(holder, id string) (uint64, error)
+}
+
+func (f *fakeVault) Put(_ context.Context, r records.PutRequest) (records.Record, error) {
+	if f.put == nil {
+		f.t.Fatal("unexpected Vault.Put")
+	}
+	return f.put(r)
+}
+
+func (f *fakeVault) Shred(_ context.Context, holder, id string) (uint64, error) {
+	if f.shred == nil {
+		f.t.Fatal("unexpected Vault.Shred")
+	}
+	return f.shred(holder, id)
+}
+
+func (f *fakeVault) MaxSize() int64 { return 1 << 20 }
+
+type fakeGate struct {
+	t        testing.TB
+	read     func(access.ReadRequest) (access.Result, error)
+	readable func(access.ListRequest) ([]records.Record, error)
+}
+
+func (f *fakeGate) Read(_ context.Context, r access.ReadRequest) (access.Result, error) {
+	if f.read == nil {
+		f.t.Fatal("unexpected Gate.Read")
+	}
+	return f.read(r)
+}
+
+func (f *fakeGate) Readable(_ context.Context, r access.ListRequest) ([]records.Record, error) {
+	if f.readable == nil {
+		f.t.Fatal("unexpected Gate.Readable")
+	}
+	return f.readable(r)
+}
+
+type fakeEncKeys struct {
+	key func(org string) (jwk.Key, bool, error)
+}
+
+func (f *fakeEncKeys) EncryptionKey(_ context.Context, org string) (jwk.Key, bool, error) {
+	if f.key == nil {
+		return nil, false, nil
+	}
+	return f.key(org)
+}
+
+type fakeConsents struct {
+	t              testing.TB
+	grantsFor      func(patient, org string, kind auth.Kind) ([]consent.Grant, error)
+	grant          func(id string) (consent.Grant, error)
+	listByPatient  func(patient string, p consent.Page) ([]consent.Grant, string, error)
+	listForGrantee func(org string, kind auth.Kind, p consent.Page) ([]consent.Grant, string, error)
+	accessLog      func(patient string, p consent.Page) ([]consent.AccessEvent, string, error)
+	auditEvents    func(f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
+}
+
+func (f *fakeConsents) fail(m string) { f.t.Helper(); f.t.Fatalf("unexpected ConsentStore.%s", m) }
+
+func (f *fakeConsents) GrantsFor(_ context.Context, patient, org string, kind auth.Kind) ([]consent.Grant, error) {
+	if f.grantsFor == nil {
+		f.fail("GrantsFor")
+	}
+	return f.grantsFor(patient, org, kind)
+}
+
+func (f *fakeConsents) Grant(_ context.Context, id string) (consent.Grant, error) {
+	if f.grant == nil {
+		f.fail("Grant")
+	}
+	return f.grant(id)
+}
+
+func (f *fakeConsents) ListByPatient(_ context.Context, patient string, p consent.Page) ([]consent.Grant, string, error) {
+	if f.listByPatient == nil {
+		f.fail("ListByPatient")
+	}
+	return f.listByPatient(patient, p)
+}
+
+func (f *fakeConsents) ListForGrantee(_ context.Context, org string, kind auth.Kind, p consent.Page) ([]consent.Grant, string, error) {
+	if f.listForGrantee == nil {
+		f.fail("ListForGrantee")
+	}
+	return f.listForGrantee(org, kind, p)
+}
+
+func (f *fakeConsents) AccessLog(_ context.Context, patient string, p consent.Page) ([]consent.AccessEvent, string, error) {
+	if f.accessLog == nil {
+		f.fail("AccessLog")
+	}
+	return f.accessLog(patient, p)
+}
+
+func (f *fakeConsents) AuditEvents(_ context.Context, flt consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error) {
+	if f.auditEvents == nil {
+		f.fail("AuditEvents")
+	}
+	return f.auditEvents(flt, p)
+}
+
+type fakeChanges struct {
+	t      testing.TB
+	grant  func(patient string, g consent.Grant) (consent.Grant, access.Receipt, error)
+	revoke func(patient, id string) (consent.Grant, access.Receipt, error)
+}
+
+func (f *fakeChanges) Grant(_ context.Context, patient string, g consent.Grant) (consent.Grant, access.Receipt, error) {
+	if f.grant == nil {
+		f.t.Fatal("unexpected ConsentChanges.Grant")
+	}
+	return f.grant(patient, g)
+}
+
+func (f *fakeChanges) Revoke(_ context.Context, patient, id string) (consent.Grant, access.Receipt, error) {
+	if f.revoke == nil {
+		f.t.Fatal("unexpected ConsentChanges.Revoke")
+	}
+	return f.revoke(patient, id)
+}
+
+type fakeSync struct {
+	sync  func(size uint64) error
+	calls []uint64
+}
+
+func (f *fakeSync) Sync(_ context.Context, size uint64) error {
+	f.calls = append(f.calls, size)
+	if f.sync == nil {
+		return nil
+	}
+	return f.sync(size)
+}
+
+// fakePseud: "ps_" and the patient ID, padded (tests only compare).
+type fakePseud struct{}
+
+func (fakePseud) Pseudonym(patient string) string { return "ps_" + patient }
+
+type fakeTokens struct {
+	exchange func(auth.TokenRequest) (auth.AccessToken, error)
+}
+
+func (f *fakeTokens) Exchange(_ context.Context, r auth.TokenRequest) (auth.AccessToken, error) {
+	return f.exchange(r)
+}
+
+func (f *fakeTokens) SMARTConfiguration() map[string]any {
+	return map[string]any{"token_endpoint": "http://gw.test/oauth2/token"}
+}
+
+// fakeLedger is a LedgerReader over a fixed list of entries with their
+// stored hashes; checkpoint, when set, overrides the signed checkpoint of
+// the whole tree.
+type fakeLedger struct {
+	entries    [][]byte
+	hashes     []tlog.Hash
+	signer     note.Signer
+	vkey       string
+	sizeErr    error
+	checkpoint func() ([]byte, error)
+}
+
+func newFakeLedger(t testing.TB, n int) *fakeLedger {
+	t.Helper()
+	skey, vkey, err := ledger.GenerateCheckpointKey("api.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &fakeLedger{signer: s, vkey: vkey}
+	for i := range n {
+		e, err := ledger.NewEntry("hosp-a", &ledger.RecordShredded{RecordID: "r" + string(rune('a'+i)), Holder: "hosp-a", Patient: "ps_x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Time = time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)
+		b, err := ledger.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs, err := tlog.StoredHashes(int64(i), b, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.entries = append(l.entries, b)
+		l.hashes = append(l.hashes, hs...)
+	}
+	return l
+}
+
+func (l *fakeLedger) Size(context.Context) (uint64, error) {
+	return uint64(len(l.entries)), l.sizeErr
+}
+
+func (l *fakeLedger) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
+	if end > uint64(len(l.entries)) || start > end {
+		return nil, ledger.ErrNotFound
+	}
+	return l.entries[start:end], nil
+}
+
+func (l *fakeLedger) ReadHashes(idx []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(idx))
+	for i, x := range idx {
+		if x < 0 || x >= int64(len(l.hashes)) {
+			return nil, errors.New("no such hash")
+		}
+		out[i] = l.hashes[x]
+	}
+	return out, nil
+}
+
+func (l *fakeLedger) Checkpoint(context.Context) ([]byte, error) {
+	if l.checkpoint != nil {
+		return l.checkpoint()
+	}
+	n := int64(len(l.entries))
+	if n == 0 {
+		return nil, ledger.ErrNotFound
+	}
+	h, err := tlog.TreeHash(n, l)
+	if err != nil {
+		return nil, err
+	}
+	return ledger.SignCheckpoint(ledger.Checkpoint{Origin: "api.test/log", Size: uint64(n), Hash: h}, l.signer)
+}
+
+// Principals of the test tokens.
+var testPrincipals = fakeAuth{
+	"hosp-a":  {Org: "hosp-a", Kind: auth.KindHospital, Scopes: []auth.Scope{auth.ScopeRecordsRead, auth.ScopeRecordsWrite, auth.ScopeConsentsRead}, Expires: time.Now().Add(time.Hour)},
+	"hosp-b":  {Org: "hosp-b", Kind: auth.KindHospital, Scopes: []auth.Scope{auth.ScopeRecordsRead}},
+	"reg-x":   {Org: "reg-x", Kind: auth.KindRegulator, Scopes: []auth.Scope{auth.ScopeAuditRead}},
+	"ins-v":   {Org: "ins-v", Kind: auth.KindVerifier, Scopes: []auth.Scope{auth.ScopeProofsVerify}},
+	"pat-1":   {Patient: "pat-1"},
+	"pat-2":   {Patient: "pat-2"},
+	"noscope": {Org: "hosp-c", Kind: auth.KindHospital},
+}
+
+// testServer is a Server with every capability of this package mounted
+// on fakes (the zero-knowledge routes are tested with their own).
+type testServer struct {
+	*Server
+	t        *testing.T
+	vault    *fakeVault
+	gate     *fakeGate
+	keys     *fakeEncKeys
+	consents *fakeConsents
+	changes  *fakeChanges
+	sync     *fakeSync
+	ledger   *fakeLedger
+	tokens   *fakeTokens
+}
+
+func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	gin.SetMode(gin.ReleaseMode)
+	ts := &testServer{
+		t:        t,
+		vault:    &fakeVault{t: t},
+		gate:     &fakeGate{t: t},
+		keys:     &fakeEncKeys{},
+		consents: &fakeConsents{t: t},
+		changes:  &fakeChanges{t: t},
+		sync:     &fakeSync{},
+		ledger:   newFakeLedger(t, 5),
+		tokens:   &fakeTokens{},
+	}
+	ts.Server = New(Config{BaseURL: "http://gw.test"}, nil, testPrincipals,
+		WithReadiness("database", CheckerFunc(func(context.Context) error { return nil })))
+	jwks := jwk.NewSet()
+	ts.MountAuth(ts.tokens, jwks)
+	ts.MountLedger(ts.ledger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "tile "+r.URL.Path)
+	}))
+	ts.MountRecords(ts.vault, ts.gate, ts.keys)
+	ts.MountConsent(ConsentDeps{
+		Changes: ts.changes,
+		Queries: access.NewQueries(access.QueriesConfig{Store: ts.consents, Pseud: fakePseud{}, Log: ts.ledger, Sync: ts.sync}),
+		Pseud:   fakePseud{},
+	})
+	return ts
+}
+
+// do sends a request (body: nil, a string sent as is, or a value sent as
+// JSON) and returns the recorder.
+func (ts *testServer) do(method, path, token string, body any, hdr ...string) *httptest.ResponseRecorder {
+	ts.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			ts.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req := httptest.NewRequestWithContext(ts.t.Context(), method, path, rd)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	ts.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+// errorOf decodes an error body.
+func errorOf(t *testing.T, rec *httptest.ResponseRecorder) errorResponse {
+	t.Helper()
+	var e errorResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+		t.Fatalf("error body %q: %v", rec.Body, err)
+	}
+	return e
+}
+
+func decodeBody[T any](t *testing.T, rec *httptest.ResponseRecorder) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+		t.Fatalf("decode %T from %q: %v", v, rec.Body, err)
+	}
+	return v
+}

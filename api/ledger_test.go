@@ -1,0 +1,174 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/healthgw/healthgw/ledger"
+)
+
+func TestLedgerCheckpoint(t *testing.T) {
+	ts := newTestServer(t)
+	if rec := ts.do("GET", "/v1/ledger/checkpoint", "", nil); rec.Code != http.StatusUnauthorized {
+		t.Errorf("anonymous: %d", rec.Code)
+	}
+	rec := ts.do("GET", "/v1/ledger/checkpoint", "pat-1", nil)
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/plain; charset=utf-8" || rec.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("checkpoint: %d %v", rec.Code, rec.Header())
+	}
+	v, err := ledger.ParseVerifierKey(ts.ledger.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := ledger.OpenCheckpoint(rec.Body.Bytes(), v, "api.test/log")
+	if err != nil || cp.Size != 5 {
+		t.Errorf("served checkpoint %+v does not verify: %v", cp, err)
+	}
+	ts.ledger.checkpoint = func() ([]byte, error) { return nil, ledger.ErrUnavailable }
+	rec = ts.do("GET", "/v1/ledger/checkpoint", "pat-1", nil)
+	if e := errorOf(t, rec); rec.Code != http.StatusServiceUnavailable || e.Error != "unavailable" {
+		t.Errorf("checkpoint while the ledger is down: %d %+v", rec.Code, e)
+	}
+}
+
+func TestLedgerEntry(t *testing.T) {
+	ts := newTestServer(t)
+	v, err := ledger.ParseVerifierKey(ts.ledger.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []string{"", "3", "5"} {
+		path := "/v1/ledger/entries/2"
+		if size != "" {
+			path += "?tree_size=" + size
+		}
+		rec := ts.do("GET", path, "hosp-a", nil)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+		p := decodeBody[EntryProof](t, rec)
+		want := uint64(5)
+		if size != "" {
+			want, _ = strconv.ParseUint(size, 10, 64)
+		}
+		if p.Index != 2 || p.TreeSize != want || p.LeafHash != tlog.RecordHash(p.Entry) || p.Checkpoint == "" {
+			t.Errorf("%s: %+v", path, p)
+		}
+		root, err := ledger.TreeHash(t.Context(), ts.ledger, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.RootHash != root {
+			t.Errorf("%s: root %v, want %v", path, p.RootHash, root)
+		}
+		if err := tlog.CheckRecord(p.Proof, int64(p.TreeSize), p.RootHash, int64(p.Index), p.LeafHash); err != nil {
+			t.Errorf("%s: inclusion proof: %v", path, err)
+		}
+		cp, err := ledger.OpenCheckpoint([]byte(p.Checkpoint), v, "")
+		if err != nil || cp.Size != 5 {
+			t.Errorf("%s: checkpoint %+v: %v", path, cp, err)
+		}
+	}
+	for _, tt := range []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"/v1/ledger/entries/5", http.StatusNotFound, "not_found"},
+		{"/v1/ledger/entries/2?tree_size=9", http.StatusNotFound, "not_found"},
+		{"/v1/ledger/entries/3?tree_size=2", http.StatusBadRequest, "invalid_request"},
+		{"/v1/ledger/entries/-1", http.StatusBadRequest, "invalid_request"},
+		{"/v1/ledger/entries/x", http.StatusBadRequest, "invalid_request"},
+		{"/v1/ledger/entries/1?tree_size=big", http.StatusBadRequest, "invalid_request"},
+	} {
+		rec := ts.do("GET", tt.path, "hosp-a", nil)
+		if e := errorOf(t, rec); rec.Code != tt.status || e.Error != tt.code {
+			t.Errorf("%s: %d %+v, want %d %s", tt.path, rec.Code, e, tt.status, tt.code)
+		}
+	}
+	ts.ledger.sizeErr = errors.New("database is locked")
+	rec := ts.do("GET", "/v1/ledger/entries/1", "hosp-a", nil)
+	if e := errorOf(t, rec); rec.Code != http.StatusInternalServerError || e.Message != "Internal error." {
+		t.Errorf("storage failure: %d %+v", rec.Code, e)
+	}
+}
+
+func TestLedgerConsistency(t *testing.T) {
+	ts := newTestServer(t)
+	for _, path := range []string{"/v1/ledger/proofs/consistency?from=2&to=5", "/v1/ledger/proofs/consistency?from=3", "/v1/ledger/proofs/consistency?from=5&to=5"} {
+		rec := ts.do("GET", path, "reg-x", nil)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+		p := decodeBody[ConsistencyProof](t, rec)
+		if p.To != 5 || p.Proof == nil {
+			t.Errorf("%s: %+v", path, p)
+		}
+		if err := tlog.CheckTree(p.Proof, int64(p.To), p.ToRoot, int64(p.From), p.FromRoot); err != nil {
+			t.Errorf("%s: proof does not check: %v", path, err)
+		}
+	}
+	for _, tt := range []struct {
+		query  string
+		status int
+	}{
+		{"", http.StatusBadRequest},
+		{"from=0", http.StatusBadRequest},
+		{"from=4&to=2", http.StatusBadRequest},
+		{"from=1&to=x", http.StatusBadRequest},
+		{"from=1&to=9", http.StatusNotFound},
+	} {
+		rec := ts.do("GET", "/v1/ledger/proofs/consistency?"+tt.query, "reg-x", nil)
+		if rec.Code != tt.status {
+			t.Errorf("%q: %d %s, want %d", tt.query, rec.Code, rec.Body, tt.status)
+		}
+	}
+}
+
+func TestLedgerTiles(t *testing.T) {
+	ts := newTestServer(t)
+	rec := ts.do("GET", "/ledger/tile/0/000", "", nil)
+	if rec.Code != http.StatusOK || rec.Body.String() != "tile /tile/0/000" {
+		t.Errorf("tiles: %d %q", rec.Code, rec.Body)
+	}
+	if rec := ts.do("HEAD", "/ledger/checkpoint", "", nil); rec.Code != http.StatusOK {
+		t.Errorf("HEAD tiles: %d", rec.Code)
+	}
+}
+
+// TestLedgerUnavailable: a ledger that cannot serve its checkpoint makes
+// every proof route a 503, with no detail.
+func TestLedgerUnavailable(t *testing.T) {
+	ts := newTestServer(t)
+	ts.ledger.checkpoint = func() ([]byte, error) { return nil, errors.Join(ledger.ErrUnavailable, errors.New("pq: gone")) }
+	for _, path := range []string{"/v1/ledger/entries/1", "/v1/ledger/entries/1?tree_size=3", "/v1/ledger/proofs/consistency?from=1&to=3"} {
+		rec := ts.do("GET", path, "hosp-a", nil)
+		if e := errorOf(t, rec); rec.Code != http.StatusServiceUnavailable || e.Error != "unavailable" || strings.Contains(rec.Body.String(), "pq:") {
+			t.Errorf("%s: %d %+v", path, rec.Code, e)
+		}
+	}
+}
+
+// TestCatchUp: the query routes' catch-up syncs the projections to the
+// ledger's size, and reports either failing.
+func TestCatchUp(t *testing.T) {
+	ts := newTestServer(t)
+	sync := &fakeSync{}
+	ts.projections = sync
+	if err := ts.catchUp(t.Context()); err != nil || len(sync.calls) != 1 || sync.calls[0] != 5 {
+		t.Errorf("catchUp: %v, synced to %v", err, sync.calls)
+	}
+	sync.sync = func(uint64) error { return errors.New("broken") }
+	if err := ts.catchUp(t.Context()); err == nil {
+		t.Error("a failing sync was not reported")
+	}
+	ts.ledger.sizeErr = errors.New("locked")
+	if err := ts.catchUp(t.Context()); err == nil {
+		t.Error("a failing size was not reported")
+	}
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"gorm.io/gorm"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/database"
+)
+
+// statementCounter counts the SQL statements gorm runs for one request:
+// those whose context carries the request's mark (the request's own
+// queries) and those run inside a transaction (the ledger writer commits
+// appends in a transaction on its own goroutine and context). The ledger's
+// periodic checkpoint publisher runs neither marked nor in a transaction,
+// so it is not counted.
+type statementCounter struct {
+	mu   sync.Mutex
+	on   bool
+	sqls []string
+}
+
+type markKey struct{}
+
+func (c *statementCounter) install(t *testing.T, db *gorm.DB) {
+	t.Helper()
+	cb := db.Callback()
+	count := func(tx *gorm.DB) {
+		_, marked := tx.Statement.Context.Value(markKey{}).(bool)
+		_, inTx := tx.Statement.ConnPool.(gorm.TxCommitter)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.on && (marked || inTx) {
+			c.sqls = append(c.sqls, tx.Statement.SQL.String())
+		}
+	}
+	for name, err := range map[string]error{
+		"create": cb.Create().After("gorm:create").Register("test:count", count),
+		"query":  cb.Query().After("gorm:query").Register("test:count", count),
+		"update": cb.Update().After("gorm:update").Register("test:count", count),
+		"delete": cb.Delete().After("gorm:delete").Register("test:count", count),
+		"row":    cb.Row().After("gorm:row").Register("test:count", count),
+		"raw":    cb.Raw().After("gorm:raw").Register("test:count", count),
+	} {
+		if err != nil {
+			t.Fatalf("register %s callback: %v", name, err)
+		}
+	}
+}
+
+// during counts the statements of fn.
+func (c *statementCounter) during(fn func()) []string {
+	c.mu.Lock()
+	c.on, c.sqls = true, nil
+	c.mu.Unlock()
+	fn()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.on = false
+	return c.sqls
+}
+
+// TestGatedReadStatements counts the SQL statements of one consent-gated
+// read on the real SQLite path: the record row once (metadata and
+// ciphertext together), the grants (two indexed queries), and the
+// access.decided append (lock the head, insert, update the head). At most
+// six.
+func TestGatedReadStatements(t *testing.T) {
+	const maxStatements = 6
+	dir := t.TempDir()
+	db, err := database.Open(t.Context(), filepath.Join(dir, "healthgw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { database.Close(db) })
+	var counter statementCounter
+	counter.install(t, db)
+	g := newTestGatewayOn(t, db, func(c *serveConfig) { c.DataDir = filepath.Join(dir, "data") })
+	w := &world{testGateway: g}
+	w.atok = g.token(g.register("hosp-a", auth.KindHospital), "")
+	w.btok = g.token(g.register("hosp-b", auth.KindHospital), "")
+	w.ptok = g.patientToken("pat-1")
+	w.rec = g.putRecord(w.atok, "pat-1", "labs", "application/fhir+json", json.RawMessage(labFHIR))
+	w.grant(w.ptok, map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "purposes": []string{"TREAT"}})
+
+	read := func(token string) (int, []string) {
+		var status int
+		sqls := counter.during(func() {
+			req := httptest.NewRequestWithContext(context.WithValue(t.Context(), markKey{}, true), "GET", "/v1/records/"+w.rec.ID+"?purpose=TREAT", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			rec := httptest.NewRecorder()
+			g.api.Handler().ServeHTTP(rec, req)
+			status = rec.Code
+		})
+		return status, sqls
+	}
+	for _, tt := range []struct {
+		name, token string
+		status      int
+	}{
+		{"first read under a grant", w.btok, http.StatusOK},
+		{"second read under a grant", w.btok, http.StatusOK},
+		{"holder's read", w.atok, http.StatusOK},
+		{"patient token, refused before any read", w.ptok, http.StatusForbidden},
+	} {
+		status, sqls := read(tt.token)
+		if status != tt.status {
+			t.Fatalf("%s: status %d, want %d", tt.name, status, tt.status)
+		}
+		t.Logf("%s: %d statements:\n  %s", tt.name, len(sqls), strings.Join(sqls, "\n  "))
+		if len(sqls) > maxStatements {
+			t.Errorf("%s: %d SQL statements, want at most %d", tt.name, len(sqls), maxStatements)
+		}
+		if tt.status == http.StatusOK && len(sqls) < 4 {
+			t.Errorf("%s: only %d statements counted: the counter misses the record load, grants or append", tt.name, len(sqls))
+		}
+		records := 0
+		for _, q := range sqls {
+			if strings.Contains(q, "`records`") || strings.Contains(q, `"records"`) {
+				records++
+			}
+		}
+		if tt.status == http.StatusOK && records != 1 {
+			t.Errorf("%s: %d statements on the records table, want 1", tt.name, records)
+		}
+	}
+}
