@@ -62,9 +62,10 @@ func (s *Server) token(c *gin.Context) {
 	fail := func(e *auth.OAuthError) {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "token request refused",
 			slog.String("request_id", requestID(c)), slog.String("error", e.Code), slog.String("reason", e.Description))
-		if e.Code == auth.CodeInvalidClient {
-			c.Header("WWW-Authenticate", `Bearer realm="healthgw"`)
-		}
+		// No WWW-Authenticate: the client authenticated with an assertion
+		// in the body, not with an Authorization header (RFC 6749 section
+		// 5.2 asks for it only then), and clients such as openid-client
+		// hide the error body when the header is present.
 		c.AbortWithStatusJSON(e.Status, tokenError{Error: e.Code, Description: e.Description})
 	}
 	if c.ContentType() != "application/x-www-form-urlencoded" {

@@ -150,6 +150,10 @@ func (a *Authenticator) authenticate(ctx context.Context, bearer string) (Princi
 		return Principal{}, "", invalidToken("malformed token", err)
 	}
 	kid := logSafe(parts.hdr.kid)
+	if parts.hdr.jku != "" {
+		// Only client assertions may name a (registered) key set URL.
+		return Principal{}, kid, invalidToken("malformed token", errReason("header parameter %q is not accepted", "jku"))
+	}
 	iss := parts.claimString("iss")
 	if iss == a.cfg.Issuer {
 		p, err := a.accessToken(bearer, parts)
@@ -207,6 +211,9 @@ func (a *Authenticator) accessToken(bearer string, parts tokenParts) (Principal,
 func (a *Authenticator) patientToken(ctx context.Context, bearer string, parts tokenParts, idp *PatientIdP) (Principal, error) {
 	set := idp.Keys
 	if set == nil {
+		if err := a.cfg.checkJWKSURL(idp.JWKSURL); err != nil {
+			return Principal{}, invalidToken("patient IdP keys unavailable", err)
+		}
 		var err error
 		if set, err = a.remote.keys(ctx, idp.JWKSURL, idpPolicy, parts.hdr.kid); err != nil {
 			return Principal{}, invalidToken("patient IdP keys unavailable", err)

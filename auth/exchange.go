@@ -116,8 +116,23 @@ func NewExchanger(cfg Config, key *SigningKey, orgs OrgSource, replay ReplayCach
 	return &Exchanger{cfg: cfg, key: key, orgs: orgs, replay: replay, remote: newJWKSFetcher(cfg.HTTPClient, cfg.Now)}, nil
 }
 
-// TokenEndpoint returns the URL client assertions must name as aud.
+// TokenEndpoint returns the token endpoint's URL.
 func (x *Exchanger) TokenEndpoint() string { return x.cfg.TokenEndpoint }
+
+// Audiences returns the values a client assertion's aud may take: the
+// token endpoint URL (RFC 7523, SMART Backend Services) or the issuer
+// (RFC 7523bis, what openid-client and oauth4webapi send). aud must be
+// exactly one of them: a multi-valued aud is refused.
+func (x *Exchanger) Audiences() []string { return []string{x.cfg.TokenEndpoint, x.cfg.Issuer} }
+
+// acceptedAssertionTyp reports whether typ is acceptable for a client
+// assertion: absent, JWT, or client-authentication+jwt (RFC 7523bis, in
+// either its short or its application/ form), compared case-insensitively
+// as media types are.
+func acceptedAssertionTyp(typ string) bool {
+	t := strings.ToLower(typ)
+	return t == "" || t == "jwt" || t == "application/jwt" || t == typClientAuth || t == "application/"+typClientAuth
+}
 
 // Exchange checks a token request and issues an access token. Every
 // failure is an *OAuthError: unsupported_grant_type, invalid_request,
@@ -178,12 +193,13 @@ func (x *Exchanger) authorize(ctx context.Context, req TokenRequest) (grant, err
 		return g, invalidClient("client assertion has no valid iss", errReason("iss is not an organisation ID"))
 	}
 	g.logOrg = iss
-	if parts.hdr.typ != "" && !strings.EqualFold(parts.hdr.typ, typJWT) {
+	if !acceptedAssertionTyp(parts.hdr.typ) {
 		// In particular an access token (typ at+jwt) is never an assertion.
-		return g, invalidClient("client assertion has a wrong typ", errReason("typ %q is not JWT", logSafe(parts.hdr.typ)))
+		return g, invalidClient("client assertion typ must be JWT or client-authentication+jwt",
+			errReason("typ %q is not an assertion type", logSafe(parts.hdr.typ)))
 	}
 	if req.ClientID != "" && req.ClientID != iss {
-		return g, invalidClient("client_id does not match the assertion", errReason("client_id is not iss"))
+		return g, invalidClient("client_id does not match the assertion's iss", errReason("client_id is not iss"))
 	}
 	o, err := x.orgs.Org(ctx, iss)
 	if errors.Is(err, ErrUnknownOrg) {
@@ -192,24 +208,30 @@ func (x *Exchanger) authorize(ctx context.Context, req TokenRequest) (grant, err
 	if err != nil {
 		return g, fmt.Errorf("look up org: %w", err)
 	}
+	if parts.hdr.jku != "" && (o.JWKSURL == "" || parts.hdr.jku != o.JWKSURL) {
+		// SMART key resolution: a jku is honoured only when it is the
+		// client's registered JWKS URL; no other URL is ever fetched.
+		return g, invalidClient("client assertion jku is not the client's registered JWKS URL",
+			errReason("jku is not the registered JWKS URL"))
+	}
 	key, err := x.orgKey(ctx, o, parts.hdr.kid)
 	if err != nil {
 		return g, err
 	}
 	tok, err := verify(req.ClientAssertion, parts.hdr, key, checks{
-		issuer:   o.ID,
-		subject:  o.ID,
-		audience: x.cfg.TokenEndpoint,
-		maxAhead: MaxAssertionLifetime,
-		skew:     x.cfg.Skew,
-		now:      x.cfg.Now,
+		issuer:    o.ID,
+		subject:   o.ID,
+		audiences: x.Audiences(),
+		maxAhead:  MaxAssertionLifetime,
+		skew:      x.cfg.Skew,
+		now:       x.cfg.Now,
 	})
 	if err != nil {
-		return g, invalidClient("client assertion is not valid", err)
+		return g, invalidClient("client assertion: "+publicReason(err, "not valid"), err)
 	}
 	jti, _ := tok.JwtID()
 	if jti == "" || len(jti) > MaxJTILength {
-		return g, invalidClient("client assertion jti is empty or too long", errReason("bad jti"))
+		return g, invalidClient(fmt.Sprintf("client assertion jti must be 1 to %d characters", MaxJTILength), errReason("bad jti"))
 	}
 	if g.scopes, err = grantScopes(o, req.Scope); err != nil {
 		return g, err
@@ -218,7 +240,7 @@ func (x *Exchanger) authorize(ctx context.Context, req TokenRequest) (grant, err
 	// Keep the jti until the assertion can no longer pass the exp check.
 	if err := x.replay.Claim(ctx, o.ID, jti, exp.Add(x.cfg.Skew+time.Second)); err != nil {
 		if errors.Is(err, ErrReplay) {
-			return g, invalidClient("client assertion was already used", err)
+			return g, invalidClient("client assertion was already used (replayed jti)", err)
 		}
 		return g, fmt.Errorf("replay cache: %w", err)
 	}
@@ -233,6 +255,8 @@ func (x *Exchanger) orgKey(ctx context.Context, o Org, kid string) (verifyKey, e
 	var err error
 	if o.JWKS != "" {
 		set, err = ParseOrgJWKS([]byte(o.JWKS))
+	} else if err = x.cfg.checkJWKSURL(o.JWKSURL); err != nil {
+		return verifyKey{}, invalidClient("the client's registered JWKS URL does not use https", err)
 	} else {
 		set, err = x.remote.keys(ctx, o.JWKSURL, orgPolicy, kid)
 	}
@@ -241,7 +265,7 @@ func (x *Exchanger) orgKey(ctx context.Context, o Org, kid string) (verifyKey, e
 	}
 	k, ok := set.lookup(kid)
 	if !ok {
-		return verifyKey{}, invalidClient("unknown kid", errReason("kid not among the client's signature keys"))
+		return verifyKey{}, invalidClient("client assertion kid: unknown kid (not among the client's registered signature keys)", errReason("kid not among the client's signature keys"))
 	}
 	return k, nil
 }
@@ -257,7 +281,7 @@ func (x *Exchanger) EncryptionKey(ctx context.Context, orgID string) (k jwk.Key,
 	var set *KeySet
 	if o.JWKS != "" {
 		set, err = ParseOrgJWKS([]byte(o.JWKS))
-	} else {
+	} else if err = x.cfg.checkJWKSURL(o.JWKSURL); err == nil {
 		set, err = x.remote.keys(ctx, o.JWKSURL, orgPolicy, "")
 	}
 	if err != nil {

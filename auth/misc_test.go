@@ -157,7 +157,8 @@ func TestJWKSURL(t *testing.T) {
 	defer srv.Close()
 
 	clock := authtest.NewClock(t0)
-	cfg := auth.Config{Issuer: issuer, Now: clock.Now, HTTPClient: srv.Client()}
+	// A plain-http test server: development mode.
+	cfg := auth.Config{Issuer: issuer, Now: clock.Now, HTTPClient: srv.Client(), AllowInsecureJWKSURL: true}
 	byURL := org.Org
 	byURL.JWKS, byURL.JWKSURL = "", srv.URL+"/org.json"
 	orgs := authtest.NewOrgs()

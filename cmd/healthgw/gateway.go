@@ -153,7 +153,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	acfg := auth.Config{Issuer: cfg.BaseURL, Logger: logger}
+	acfg := auth.Config{Issuer: cfg.BaseURL, Logger: logger, AllowInsecureJWKSURL: cfg.HTTPJWKS}
 	exch, err := auth.NewExchanger(acfg, g.signKey, g.registry, replay)
 	if err != nil {
 		return err
