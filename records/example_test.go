@@ -69,7 +69,7 @@ func ExampleVault() {
 	vault := records.NewVault(store, keys, &printLog{}, pseud, records.Options{})
 
 	content, err := records.ParseContent(records.FHIRContentType,
-		json.RawMessage(`{"resourceType":"Observation","valueQuantity":{"value":6.9,"unit":"%"}}`))
+		json.RawMessage(`{"resourceType":"Observation","status":"final","code":{"text":"HbA1c"},"subject":{"reference":"Patient/patient-123"},"valueQuantity":{"value":6.9,"unit":"%"}}`))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func ExampleVault() {
 	// Output:
 	// ledger: record.registered
 	// stored Observation at ledger index 0 under key version 1
-	// {"resourceType":"Observation","valueQuantity":{"value":6.9,"unit":"%"}}
+	// {"resourceType":"Observation","status":"final","code":{"text":"HbA1c"},"subject":{"reference":"Patient/patient-123"},"valueQuantity":{"value":6.9,"unit":"%"}}
 	// ledger: record.shredded
 	// true
 }
