@@ -49,6 +49,10 @@ type Config struct {
 	// it, a key set fetched without TLS could be replaced by anyone on the
 	// path, and with it every assertion. Default false: https only.
 	AllowInsecureJWKSURL bool
+	// Revocations remembers revoked access tokens (RFC 7009) until they
+	// expire; the Authenticator refuses them. authstore.Store implements
+	// it. Nil: tokens cannot be revoked.
+	Revocations Revocations
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives rejections: org ID, kid and reason, never a token.

@@ -183,69 +183,136 @@ func (x *Exchanger) authorize(ctx context.Context, req TokenRequest) (grant, err
 	case req.ClientAssertionType != AssertionTypeJWTBearer:
 		return g, invalidRequest("client_assertion_type must be " + AssertionTypeJWTBearer)
 	}
-	parts, err := splitToken(req.ClientAssertion)
+	a, err := x.checkAssertion(ctx, &g, req.ClientAssertion, req.ClientID, x.Audiences())
 	if err != nil {
-		return g, invalidClient("client assertion is malformed", err)
+		return g, err
+	}
+	if g.scopes, err = grantScopes(a.org, req.Scope); err != nil {
+		return g, err
+	}
+	// Only now is the jti used up: a request refused for its scope can be
+	// retried with the same assertion.
+	if err := x.claim(ctx, a); err != nil {
+		return g, err
+	}
+	g.org = a.org
+	return g, nil
+}
+
+// assertion is a client assertion that verified, not yet claimed.
+type assertion struct {
+	org Org
+	jti string
+	exp time.Time
+}
+
+// checkAssertion verifies a client assertion (private_key_jwt) against the
+// registered keys of its issuer: typ, iss = sub = a registered org,
+// client_id (when given) = iss, jku only when registered, the signature,
+// aud one of audiences, exp within MaxAssertionLifetime, a jti. It sets
+// g.logOrg and g.kid as soon as known. The jti is not claimed yet.
+func (x *Exchanger) checkAssertion(ctx context.Context, g *grant, token, clientID string, audiences []string) (assertion, error) {
+	parts, err := splitToken(token)
+	if err != nil {
+		return assertion{}, invalidClient("client assertion is malformed", err)
 	}
 	g.kid = logSafe(parts.hdr.kid)
 	iss := parts.claimString("iss")
 	if !orgIDPattern.MatchString(iss) {
-		return g, invalidClient("client assertion has no valid iss", errReason("iss is not an organisation ID"))
+		return assertion{}, invalidClient("client assertion has no valid iss", errReason("iss is not an organisation ID"))
 	}
 	g.logOrg = iss
 	if !acceptedAssertionTyp(parts.hdr.typ) {
 		// In particular an access token (typ at+jwt) is never an assertion.
-		return g, invalidClient("client assertion typ must be JWT or client-authentication+jwt",
+		return assertion{}, invalidClient("client assertion typ must be JWT or client-authentication+jwt",
 			errReason("typ %q is not an assertion type", logSafe(parts.hdr.typ)))
 	}
-	if req.ClientID != "" && req.ClientID != iss {
-		return g, invalidClient("client_id does not match the assertion's iss", errReason("client_id is not iss"))
+	if clientID != "" && clientID != iss {
+		return assertion{}, invalidClient("client_id does not match the assertion's iss", errReason("client_id is not iss"))
 	}
 	o, err := x.orgs.Org(ctx, iss)
 	if errors.Is(err, ErrUnknownOrg) {
-		return g, invalidClient("unknown client", err)
+		return assertion{}, invalidClient("unknown client", err)
 	}
 	if err != nil {
-		return g, fmt.Errorf("look up org: %w", err)
+		return assertion{}, fmt.Errorf("look up org: %w", err)
 	}
 	if parts.hdr.jku != "" && (o.JWKSURL == "" || parts.hdr.jku != o.JWKSURL) {
 		// SMART key resolution: a jku is honoured only when it is the
 		// client's registered JWKS URL; no other URL is ever fetched.
-		return g, invalidClient("client assertion jku is not the client's registered JWKS URL",
+		return assertion{}, invalidClient("client assertion jku is not the client's registered JWKS URL",
 			errReason("jku is not the registered JWKS URL"))
 	}
 	key, err := x.orgKey(ctx, o, parts.hdr.kid)
 	if err != nil {
-		return g, err
+		return assertion{}, err
 	}
-	tok, err := verify(req.ClientAssertion, parts.hdr, key, checks{
+	tok, err := verify(token, parts.hdr, key, checks{
 		issuer:    o.ID,
 		subject:   o.ID,
-		audiences: x.Audiences(),
+		audiences: audiences,
 		maxAhead:  MaxAssertionLifetime,
 		skew:      x.cfg.Skew,
 		now:       x.cfg.Now,
 	})
 	if err != nil {
-		return g, invalidClient("client assertion: "+publicReason(err, "not valid"), err)
+		return assertion{}, invalidClient("client assertion: "+publicReason(err, "not valid"), err)
 	}
 	jti, _ := tok.JwtID()
 	if jti == "" || len(jti) > MaxJTILength {
-		return g, invalidClient(fmt.Sprintf("client assertion jti must be 1 to %d characters", MaxJTILength), errReason("bad jti"))
-	}
-	if g.scopes, err = grantScopes(o, req.Scope); err != nil {
-		return g, err
+		return assertion{}, invalidClient(fmt.Sprintf("client assertion jti must be 1 to %d characters", MaxJTILength), errReason("bad jti"))
 	}
 	exp, _ := tok.Expiration()
+	return assertion{org: o, jti: jti, exp: exp}, nil
+}
+
+// claim uses up an assertion's jti.
+func (x *Exchanger) claim(ctx context.Context, a assertion) error {
 	// Keep the jti until the assertion can no longer pass the exp check.
-	if err := x.replay.Claim(ctx, o.ID, jti, exp.Add(x.cfg.Skew+time.Second)); err != nil {
+	if err := x.replay.Claim(ctx, a.org.ID, a.jti, a.exp.Add(x.cfg.Skew+time.Second)); err != nil {
 		if errors.Is(err, ErrReplay) {
-			return g, invalidClient("client assertion was already used (replayed jti)", err)
+			return invalidClient("client assertion was already used (replayed jti)", err)
 		}
-		return g, fmt.Errorf("replay cache: %w", err)
+		return fmt.Errorf("replay cache: %w", err)
 	}
-	g.org = o
-	return g, nil
+	return nil
+}
+
+// AuthenticateClient authenticates a client by a private_key_jwt client
+// assertion, as at the token endpoint, for another endpoint of the
+// gateway (introspection, revocation): aud may also be that endpoint's
+// URL. The jti is used up. Failures are *OAuthError (invalid_client,
+// invalid_request).
+func (x *Exchanger) AuthenticateClient(ctx context.Context, assertionType, token, clientID, endpoint string) (Org, error) {
+	var g grant
+	err := func() error {
+		switch {
+		case assertionType == "" || token == "":
+			return &OAuthError{Code: CodeInvalidClient, Description: "client authentication is required (private_key_jwt or a bearer token)", Status: http.StatusUnauthorized}
+		case assertionType != AssertionTypeJWTBearer:
+			return invalidRequest("client_assertion_type must be " + AssertionTypeJWTBearer)
+		}
+		a, err := x.checkAssertion(ctx, &g, token, clientID, append(x.Audiences(), endpoint))
+		if err != nil {
+			return err
+		}
+		if err := x.claim(ctx, a); err != nil {
+			return err
+		}
+		g.org = a.org
+		return nil
+	}()
+	if err == nil {
+		return g.org, nil
+	}
+	var oe *OAuthError
+	if !errors.As(err, &oe) {
+		oe = serverError(err)
+	}
+	x.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "client authentication rejected",
+		slog.String("org", g.logOrg), slog.String("kid", g.kid),
+		slog.String("code", oe.Code), slog.String("reason", reasonOf(oe)))
+	return Org{}, oe
 }
 
 // orgKey returns the organisation's signature key kid: from its inline
