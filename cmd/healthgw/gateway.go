@@ -153,7 +153,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	acfg := auth.Config{Issuer: cfg.BaseURL, Logger: logger, AllowInsecureJWKSURL: cfg.HTTPJWKS}
+	acfg := auth.Config{Issuer: cfg.BaseURL, Logger: logger, AllowInsecureJWKSURL: cfg.HTTPJWKS, Revocations: replay}
 	exch, err := auth.NewExchanger(acfg, g.signKey, g.registry, replay)
 	if err != nil {
 		return err
@@ -193,6 +193,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 		})),
 	)
 	g.api.MountAuth(exch, jwks)
+	g.api.MountTokenManagement(exch, authn)
 	g.api.MountLedger(g.ledger, tiles.New(g.ledger, tiles.Options{Logger: logger}))
 
 	// Records and consent.
