@@ -166,8 +166,8 @@ func TestDiscovery(t *testing.T) {
 		"grant_types_supported":                            "client_credentials",
 		"token_endpoint_auth_methods_supported":            "private_key_jwt",
 		"token_endpoint_auth_signing_alg_values_supported": "ES384",
-		"capabilities":                                     "client-confidential-asymmetric",
-		"scopes_supported":                                 "system/records.read",
+		"capabilities":     "client-confidential-asymmetric",
+		"scopes_supported": "system/records.read",
 	} {
 		if !has(root, field, value) {
 			t.Errorf("smart-configuration %s lacks %q: %v", field, value, root[field])
@@ -242,9 +242,13 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 	}{
 		"no client authentication": {url.Values{"token": {tokA}}, "", 401, "invalid_client"},
 		"a bad bearer":             {url.Values{"token": {tokA}}, "nope", 401, "invalid_token"},
-		"two methods":              {func() url.Values { f := assertionForm(g.a.Assertion(t, iss, time.Now())); f.Set("token", tokA); return f }(), tokB, 400, "invalid_request"},
-		"no token":                 {url.Values{}, tokB, 400, "invalid_request"},
-		"token twice":              {url.Values{"token": {tokA, tokB}}, tokB, 400, "invalid_request"},
+		"two methods": {func() url.Values {
+			f := assertionForm(g.a.Assertion(t, iss, time.Now()))
+			f.Set("token", tokA)
+			return f
+		}(), tokB, 400, "invalid_request"},
+		"no token":    {url.Values{}, tokB, 400, "invalid_request"},
+		"token twice": {url.Values{"token": {tokA, tokB}}, tokB, 400, "invalid_request"},
 	} {
 		resp, body := g.post(t, "/oauth2/introspect", tt.form, tt.bearer)
 		if resp.StatusCode != tt.status || body["error"] != tt.code {
