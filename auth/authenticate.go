@@ -219,12 +219,12 @@ func (a *Authenticator) accessToken(bearer string, parts tokenParts) (Principal,
 	if clientID != sub || !orgIDPattern.MatchString(sub) || !Kind(kind).Valid() {
 		return Principal{}, nil, invalidToken("access token is not valid", errReason("bad sub, client_id or org_kind"))
 	}
-	scopes, err := ParseScopes(scope)
+	scopes, err := parseRequestedScopes(scope)
 	if err != nil || len(scopes) == 0 {
 		return Principal{}, nil, invalidToken("access token is not valid", errReason("bad scope"))
 	}
 	for _, s := range scopes {
-		if !slices.Contains(KindScopes[Kind(kind)], s) {
+		if !scopeAllowedForKind(s, Kind(kind)) {
 			return Principal{}, nil, invalidToken("access token is not valid", errReason("scope not allowed for the org kind"))
 		}
 	}

@@ -358,10 +358,11 @@ func (x *Exchanger) EncryptionKey(ctx context.Context, orgID string) (k jwk.Key,
 	return k, ok, nil
 }
 
-// grantScopes returns the requested scopes if the org may hold them all,
-// or all of the org's scopes when none are requested.
+// grantScopes returns the scopes to grant for a request (gateway scopes
+// and SMART resource scopes, see scopes.go), or all of the org's scopes
+// when none are requested.
 func grantScopes(o Org, requested string) ([]Scope, error) {
-	want, err := ParseScopes(requested)
+	want, err := parseRequestedScopes(requested)
 	if err != nil {
 		return nil, &OAuthError{Code: CodeInvalidScope, Description: "unknown scope requested", Status: http.StatusBadRequest, Err: err}
 	}
@@ -371,12 +372,11 @@ func grantScopes(o Org, requested string) ([]Scope, error) {
 		}
 		return slices.Clone(o.Scopes), nil
 	}
-	for _, s := range want {
-		if !o.HasScope(s) {
-			return nil, &OAuthError{Code: CodeInvalidScope, Description: "scope " + string(s) + " is not granted to this client", Status: http.StatusBadRequest}
-		}
+	granted, refused := expandScopes(o, want)
+	if refused != "" {
+		return nil, &OAuthError{Code: CodeInvalidScope, Description: "scope " + string(refused) + " is not granted to this client", Status: http.StatusBadRequest}
 	}
-	return want, nil
+	return granted, nil
 }
 
 // Access token claims beyond the registered ones (RFC 9068).

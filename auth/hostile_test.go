@@ -744,7 +744,7 @@ func TestExchangeHostile(t *testing.T) {
 			why:  "unknown scope",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				r := assertionRequest(a.Assertion(t, tokenURL, now))
-				r.Scope = "system/*.*"
+				r.Scope = "patient/*.read"
 				return r
 			},
 			wantCode: auth.CodeInvalidScope,

@@ -260,7 +260,7 @@ func TestSMARTConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.TokenEndpoint != tokenURL || !cmp.Equal(got.AuthMethods, []string{"private_key_jwt"}) ||
-		!cmp.Equal(got.Grants, []string{"client_credentials"}) || len(got.Scopes) != 6 ||
+		!cmp.Equal(got.Grants, []string{"client_credentials"}) || len(got.Scopes) != len(auth.AllScopes())+6 ||
 		!cmp.Equal(got.Algs, []string{"ES256", "ES384", "RS384", "EdDSA"}) || len(got.Capabilities) == 0 {
 		t.Errorf("SMART configuration = %s", b)
 	}

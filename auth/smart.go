@@ -64,5 +64,7 @@ func (x *Exchanger) scopesSupported() []string {
 	for _, s := range AllScopes() {
 		scopes = append(scopes, string(s))
 	}
-	return scopes
+	// SMART resource scopes (scopes.go): the wildcards; any record type
+	// may stand for * as well.
+	return append(scopes, "system/*.rs", "system/*.cud", "system/*.read", "system/*.write", "system/Consent.rs", "system/AuditEvent.rs")
 }
