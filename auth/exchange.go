@@ -214,7 +214,7 @@ type assertion struct {
 func (x *Exchanger) checkAssertion(ctx context.Context, g *grant, token, clientID string, audiences []string) (assertion, error) {
 	parts, err := splitToken(token)
 	if err != nil {
-		return assertion{}, invalidClient("client assertion is malformed", err)
+		return assertion{}, invalidClient("client assertion is malformed: "+reasonText(err), err)
 	}
 	g.kid = logSafe(parts.hdr.kid)
 	iss := parts.claimString("iss")
@@ -417,6 +417,16 @@ func newJTI() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// reasonText returns the fixed reason of a token defect (the text of a
+// splitToken error: no token material, header names quoted and cut).
+func reasonText(err error) string {
+	var d *defectError
+	if errors.As(err, &d) {
+		return d.reason
+	}
+	return "not a JWT"
 }
 
 // reasonOf returns the internal reason of an OAuth error for the log.

@@ -261,6 +261,7 @@ func TestExchangeHostile(t *testing.T) {
 		{
 			name: "alg None",
 			why:  "does not match key",
+			desc: "alg does not match the key's algorithm (ES256)",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				return assertionRequest(authtest.Compact(t, with(a.Header(), "alg", "None"), claims(), []byte("x")))
 			},
@@ -576,6 +577,7 @@ func TestExchangeHostile(t *testing.T) {
 		{
 			name: "x5u header pointing elsewhere",
 			why:  "\"x5u\" is not accepted",
+			desc: `header parameter "x5u" is not accepted`,
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				return assertionRequest(a.Sign(t, with(a.Header(), "x5u", "https://evil.example/cert.pem"), claims()))
 			},
@@ -601,6 +603,7 @@ func TestExchangeHostile(t *testing.T) {
 		{
 			name: "duplicate alg in header",
 			why:  "duplicate header",
+			desc: `malformed: duplicate header parameter "alg"`,
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				tok := a.Assertion(t, tokenURL, now)
 				segs := strings.Split(tok, ".")

@@ -245,7 +245,10 @@ func verify(token string, hdr header, key verifyKey, c checks) (jwt.Token, error
 	// any spelling, HS256 "signed" with the public key, …) is refused
 	// before anything is verified.
 	if hdr.alg != key.alg.String() {
-		return nil, errReason("alg %q does not match key %q (%s)", truncate(hdr.alg, 16), key.kid, key.alg)
+		return nil, &defectError{
+			reason: fmt.Sprintf("alg %q does not match key %q (%s)", truncate(hdr.alg, 16), key.kid, key.alg),
+			public: fmt.Sprintf("alg does not match the key's algorithm (%s)", key.alg),
+		}
 	}
 	opts := []jwt.ParseOption{
 		jwt.WithKey(key.alg, key.raw),
