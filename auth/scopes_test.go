@@ -126,3 +126,20 @@ func TestSMARTScopeGrants(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseSMARTScope: any string parses or not without panicking, and
+// what parses is a system scope reading or writing something.
+func FuzzParseSMARTScope(f *testing.F) {
+	for _, s := range []string{"system/Observation.rs", "system/*.cruds", "system/Patient.read", "patient/*.rs", "system/Consent.c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sc, ok := auth.ParseSMARTScope(s)
+		if !ok {
+			return
+		}
+		if sc.Resource == "" || (!sc.Read && !sc.Write) {
+			t.Fatalf("ParseSMARTScope(%q) = %+v", s, sc)
+		}
+	})
+}

@@ -336,3 +336,16 @@ func FuzzValidateFHIR(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkValidateFHIR(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join("testdata", "fhir", "observation-f001.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := ValidateFHIR(data, "f001", CategoryLabs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

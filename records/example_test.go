@@ -138,3 +138,18 @@ func ExampleRotate() {
 	// Output:
 	// now at version 2 created: true
 }
+
+func ExampleValidateFHIR() {
+	_, err := records.ValidateFHIR([]byte(`{"resourceType":"Observation","status":"banana","code":{"text":"HbA1c"}}`), "pat-1", records.CategoryLabs)
+	var ve *records.ValidationError
+	if errors.As(err, &ve) {
+		fmt.Println(ve.Element)
+		fmt.Println(ve.Message)
+	}
+	rt, err := records.ValidateFHIR([]byte(`{"resourceType":"Observation","status":"final","code":{"text":"HbA1c"},"subject":{"reference":"Patient/pat-1"}}`), "pat-1", records.CategoryLabs)
+	fmt.Println(rt, err)
+	// Output:
+	// Observation.status
+	// not a valid FHIR R4 resource: Observation.status: code type mismatch
+	// Observation <nil>
+}
