@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?= -race -count=1 -timeout 25m
 BENCHTIME ?= 1s
 
-.PHONY: run build test bench lint fmt demo testnet clean
+.PHONY: run build test bench lint fmt demo testnet clean interop-deps
 
 run: build
 	./$(BIN) serve
@@ -35,6 +35,11 @@ demo: build
 # validator, on loopback ports 8081-8084 (see deploy/consortium/README.md).
 testnet:
 	./scripts/testnet.sh
+
+# The pinned node clients of the interop test (interop/); without them
+# that test skips.
+interop-deps:
+	cd interop && npm ci --no-audit --no-fund --ignore-scripts
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -194,6 +194,10 @@ func (f *fakeTokens) SMARTConfiguration() map[string]any {
 	return map[string]any{"token_endpoint": "http://gw.test/oauth2/token"}
 }
 
+func (f *fakeTokens) AuthorizationServerMetadata() map[string]any {
+	return map[string]any{"issuer": "http://gw.test", "token_endpoint": "http://gw.test/oauth2/token"}
+}
+
 // fakeLedger is a LedgerReader over a fixed list of entries with their
 // stored hashes; checkpoint, when set, overrides the signed checkpoint of
 // the whole tree.

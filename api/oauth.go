@@ -20,17 +20,33 @@ const maxTokenForm = 64 << 10
 type TokenService interface {
 	Exchange(ctx context.Context, req auth.TokenRequest) (auth.AccessToken, error)
 	SMARTConfiguration() map[string]any
+	AuthorizationServerMetadata() map[string]any
 }
 
-// MountAuth mounts POST /oauth2/token, the SMART configuration and the
+// MountAuth mounts POST /oauth2/token, the discovery documents and the
 // gateway's public JWK Set (jwks: the access-token key and the checkpoint
-// key).
+// key). The SMART configuration is served at the server root and at the
+// FHIR base (/fhir), where SMART clients look for it; RFC 8414 metadata
+// at /.well-known/oauth-authorization-server.
 func (s *Server) MountAuth(tokens TokenService, jwks jwk.Set) {
 	s.tokens = tokens
 	s.engine.POST("/oauth2/token", s.limitBody(maxTokenForm), s.token)
-	s.engine.GET("/.well-known/smart-configuration", func(c *gin.Context) {
-		c.JSON(http.StatusOK, tokens.SMARTConfiguration())
-	})
+	discovery := func(doc map[string]any) gin.HandlerFunc {
+		body, err := json.Marshal(doc)
+		if err != nil {
+			s.log.Error("marshal discovery document", slog.String("err", err.Error()))
+			return func(c *gin.Context) { s.fail(c, errInternal) }
+		}
+		return func(c *gin.Context) {
+			c.Header("Cache-Control", "public, max-age=300")
+			c.Header("Access-Control-Allow-Origin", "*")
+			c.Data(http.StatusOK, "application/json", body)
+		}
+	}
+	smart := discovery(tokens.SMARTConfiguration())
+	s.engine.GET("/.well-known/smart-configuration", smart)
+	s.engine.GET("/fhir/.well-known/smart-configuration", smart)
+	s.engine.GET("/.well-known/oauth-authorization-server", discovery(tokens.AuthorizationServerMetadata()))
 	body, err := json.Marshal(jwks)
 	if err != nil {
 		body = []byte(`{"keys":[]}`)
@@ -62,9 +78,10 @@ func (s *Server) token(c *gin.Context) {
 	fail := func(e *auth.OAuthError) {
 		s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "token request refused",
 			slog.String("request_id", requestID(c)), slog.String("error", e.Code), slog.String("reason", e.Description))
-		if e.Code == auth.CodeInvalidClient {
-			c.Header("WWW-Authenticate", `Bearer realm="healthgw"`)
-		}
+		// No WWW-Authenticate: the client authenticated with an assertion
+		// in the body, not with an Authorization header (RFC 6749 section
+		// 5.2 asks for it only then), and clients such as openid-client
+		// hide the error body when the header is present.
 		c.AbortWithStatusJSON(e.Status, tokenError{Error: e.Code, Description: e.Description})
 	}
 	if c.ContentType() != "application/x-www-form-urlencoded" {

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwt"
 )
 
 // Principal is who a request comes from: an organisation (Org, Kind,
@@ -150,10 +152,20 @@ func (a *Authenticator) authenticate(ctx context.Context, bearer string) (Princi
 		return Principal{}, "", invalidToken("malformed token", err)
 	}
 	kid := logSafe(parts.hdr.kid)
+	if parts.hdr.jku != "" {
+		// Only client assertions may name a (registered) key set URL.
+		return Principal{}, kid, invalidToken("malformed token", errReason("header parameter %q is not accepted", "jku"))
+	}
 	iss := parts.claimString("iss")
 	if iss == a.cfg.Issuer {
-		p, err := a.accessToken(bearer, parts)
-		return p, kid, err
+		p, tok, err := a.accessToken(bearer, parts)
+		if err != nil {
+			return p, kid, err
+		}
+		if err := a.checkRevoked(ctx, tok); err != nil {
+			return Principal{}, kid, err
+		}
+		return p, kid, nil
 	}
 	for i := range a.idps {
 		if a.idps[i].Issuer == iss {
@@ -164,13 +176,30 @@ func (a *Authenticator) authenticate(ctx context.Context, bearer string) (Princi
 	return Principal{}, kid, invalidToken("unknown issuer", errReason("iss is neither the gateway nor a patient IdP"))
 }
 
-// accessToken verifies one of the gateway's own access tokens.
-func (a *Authenticator) accessToken(bearer string, parts tokenParts) (Principal, error) {
+// checkRevoked refuses an access token whose jti was revoked.
+func (a *Authenticator) checkRevoked(ctx context.Context, tok jwt.Token) error {
+	if a.cfg.Revocations == nil {
+		return nil
+	}
+	jti, _ := tok.JwtID()
+	revoked, err := a.cfg.Revocations.Revoked(ctx, jti)
+	if err != nil {
+		return fmt.Errorf("revocation list: %w", err)
+	}
+	if revoked {
+		return invalidToken("access token was revoked", errReason("token revoked"))
+	}
+	return nil
+}
+
+// accessToken verifies one of the gateway's own access tokens (not its
+// revocation).
+func (a *Authenticator) accessToken(bearer string, parts tokenParts) (Principal, jwt.Token, error) {
 	if !strings.EqualFold(parts.hdr.typ, typAccessToken) {
-		return Principal{}, invalidToken("not an access token", errReason("typ is not at+jwt"))
+		return Principal{}, nil, invalidToken("not an access token", errReason("typ is not at+jwt"))
 	}
 	if parts.hdr.kid != a.key.verify.kid {
-		return Principal{}, invalidToken("unknown kid", errReason("kid is not the access-token key"))
+		return Principal{}, nil, invalidToken("unknown kid", errReason("kid is not the access-token key"))
 	}
 	tok, err := verify(bearer, parts.hdr, a.key.verify, checks{
 		issuer:   a.cfg.Issuer,
@@ -180,33 +209,36 @@ func (a *Authenticator) accessToken(bearer string, parts tokenParts) (Principal,
 		now:      a.cfg.Now,
 	})
 	if err != nil {
-		return Principal{}, invalidToken("access token is not valid", err)
+		return Principal{}, nil, invalidToken("access token is not valid", err)
 	}
 	sub, _ := tok.Subject()
 	var clientID, kind, scope string
 	if tok.Get(claimClientID, &clientID) != nil || tok.Get(claimOrgKind, &kind) != nil || tok.Get(claimScope, &scope) != nil {
-		return Principal{}, invalidToken("access token is not valid", errReason("client_id, org_kind or scope missing"))
+		return Principal{}, nil, invalidToken("access token is not valid", errReason("client_id, org_kind or scope missing"))
 	}
 	if clientID != sub || !orgIDPattern.MatchString(sub) || !Kind(kind).Valid() {
-		return Principal{}, invalidToken("access token is not valid", errReason("bad sub, client_id or org_kind"))
+		return Principal{}, nil, invalidToken("access token is not valid", errReason("bad sub, client_id or org_kind"))
 	}
-	scopes, err := ParseScopes(scope)
+	scopes, err := parseRequestedScopes(scope)
 	if err != nil || len(scopes) == 0 {
-		return Principal{}, invalidToken("access token is not valid", errReason("bad scope"))
+		return Principal{}, nil, invalidToken("access token is not valid", errReason("bad scope"))
 	}
 	for _, s := range scopes {
-		if !slices.Contains(KindScopes[Kind(kind)], s) {
-			return Principal{}, invalidToken("access token is not valid", errReason("scope not allowed for the org kind"))
+		if !scopeAllowedForKind(s, Kind(kind)) {
+			return Principal{}, nil, invalidToken("access token is not valid", errReason("scope not allowed for the org kind"))
 		}
 	}
 	exp, _ := tok.Expiration()
-	return Principal{Org: sub, Kind: Kind(kind), Scopes: scopes, Expires: exp}, nil
+	return Principal{Org: sub, Kind: Kind(kind), Scopes: scopes, Expires: exp}, tok, nil
 }
 
 // patientToken verifies a token of a patient IdP.
 func (a *Authenticator) patientToken(ctx context.Context, bearer string, parts tokenParts, idp *PatientIdP) (Principal, error) {
 	set := idp.Keys
 	if set == nil {
+		if err := a.cfg.checkJWKSURL(idp.JWKSURL); err != nil {
+			return Principal{}, invalidToken("patient IdP keys unavailable", err)
+		}
 		var err error
 		if set, err = a.remote.keys(ctx, idp.JWKSURL, idpPolicy, parts.hdr.kid); err != nil {
 			return Principal{}, invalidToken("patient IdP keys unavailable", err)

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -43,10 +44,32 @@ type Config struct {
 	// HTTPClient fetches JWK Sets registered by URL (organisations,
 	// patient IdPs). Default: a client with a 10 s timeout.
 	HTTPClient *http.Client
+	// AllowInsecureJWKSURL lets JWK Sets registered by URL (organisations,
+	// patient IdPs) be fetched over plain http. Development only: outside
+	// it, a key set fetched without TLS could be replaced by anyone on the
+	// path, and with it every assertion. Default false: https only.
+	AllowInsecureJWKSURL bool
+	// Revocations remembers revoked access tokens (RFC 7009) until they
+	// expire; the Authenticator refuses them. authstore.Store implements
+	// it. Nil: tokens cannot be revoked.
+	Revocations Revocations
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives rejections: org ID, kid and reason, never a token.
 	Logger *slog.Logger
+}
+
+// ErrInsecureJWKSURL: a registered JWKS URL is plain http and
+// Config.AllowInsecureJWKSURL is not set; nothing is fetched from it.
+var ErrInsecureJWKSURL = errors.New("auth: JWKS URL is not https")
+
+// checkJWKSURL refuses plain-http JWKS URLs unless development allows
+// them.
+func (c Config) checkJWKSURL(u string) error {
+	if strings.HasPrefix(u, "https://") || (c.AllowInsecureJWKSURL && strings.HasPrefix(u, "http://")) {
+		return nil
+	}
+	return ErrInsecureJWKSURL
 }
 
 func (c Config) withDefaults() (Config, error) {

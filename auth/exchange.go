@@ -116,8 +116,23 @@ func NewExchanger(cfg Config, key *SigningKey, orgs OrgSource, replay ReplayCach
 	return &Exchanger{cfg: cfg, key: key, orgs: orgs, replay: replay, remote: newJWKSFetcher(cfg.HTTPClient, cfg.Now)}, nil
 }
 
-// TokenEndpoint returns the URL client assertions must name as aud.
+// TokenEndpoint returns the token endpoint's URL.
 func (x *Exchanger) TokenEndpoint() string { return x.cfg.TokenEndpoint }
+
+// Audiences returns the values a client assertion's aud may take: the
+// token endpoint URL (RFC 7523, SMART Backend Services) or the issuer
+// (RFC 7523bis, what openid-client and oauth4webapi send). aud must be
+// exactly one of them: a multi-valued aud is refused.
+func (x *Exchanger) Audiences() []string { return []string{x.cfg.TokenEndpoint, x.cfg.Issuer} }
+
+// acceptedAssertionTyp reports whether typ is acceptable for a client
+// assertion: absent, JWT, or client-authentication+jwt (RFC 7523bis, in
+// either its short or its application/ form), compared case-insensitively
+// as media types are.
+func acceptedAssertionTyp(typ string) bool {
+	t := strings.ToLower(typ)
+	return t == "" || t == "jwt" || t == "application/jwt" || t == typClientAuth || t == "application/"+typClientAuth
+}
 
 // Exchange checks a token request and issues an access token. Every
 // failure is an *OAuthError: unsupported_grant_type, invalid_request,
@@ -168,62 +183,136 @@ func (x *Exchanger) authorize(ctx context.Context, req TokenRequest) (grant, err
 	case req.ClientAssertionType != AssertionTypeJWTBearer:
 		return g, invalidRequest("client_assertion_type must be " + AssertionTypeJWTBearer)
 	}
-	parts, err := splitToken(req.ClientAssertion)
+	a, err := x.checkAssertion(ctx, &g, req.ClientAssertion, req.ClientID, x.Audiences())
 	if err != nil {
-		return g, invalidClient("client assertion is malformed", err)
+		return g, err
+	}
+	if g.scopes, err = grantScopes(a.org, req.Scope); err != nil {
+		return g, err
+	}
+	// Only now is the jti used up: a request refused for its scope can be
+	// retried with the same assertion.
+	if err := x.claim(ctx, a); err != nil {
+		return g, err
+	}
+	g.org = a.org
+	return g, nil
+}
+
+// assertion is a client assertion that verified, not yet claimed.
+type assertion struct {
+	org Org
+	jti string
+	exp time.Time
+}
+
+// checkAssertion verifies a client assertion (private_key_jwt) against the
+// registered keys of its issuer: typ, iss = sub = a registered org,
+// client_id (when given) = iss, jku only when registered, the signature,
+// aud one of audiences, exp within MaxAssertionLifetime, a jti. It sets
+// g.logOrg and g.kid as soon as known. The jti is not claimed yet.
+func (x *Exchanger) checkAssertion(ctx context.Context, g *grant, token, clientID string, audiences []string) (assertion, error) {
+	parts, err := splitToken(token)
+	if err != nil {
+		return assertion{}, invalidClient("client assertion is malformed: "+reasonText(err), err)
 	}
 	g.kid = logSafe(parts.hdr.kid)
 	iss := parts.claimString("iss")
 	if !orgIDPattern.MatchString(iss) {
-		return g, invalidClient("client assertion has no valid iss", errReason("iss is not an organisation ID"))
+		return assertion{}, invalidClient("client assertion has no valid iss", errReason("iss is not an organisation ID"))
 	}
 	g.logOrg = iss
-	if parts.hdr.typ != "" && !strings.EqualFold(parts.hdr.typ, typJWT) {
+	if !acceptedAssertionTyp(parts.hdr.typ) {
 		// In particular an access token (typ at+jwt) is never an assertion.
-		return g, invalidClient("client assertion has a wrong typ", errReason("typ %q is not JWT", logSafe(parts.hdr.typ)))
+		return assertion{}, invalidClient("client assertion typ must be JWT or client-authentication+jwt",
+			errReason("typ %q is not an assertion type", logSafe(parts.hdr.typ)))
 	}
-	if req.ClientID != "" && req.ClientID != iss {
-		return g, invalidClient("client_id does not match the assertion", errReason("client_id is not iss"))
+	if clientID != "" && clientID != iss {
+		return assertion{}, invalidClient("client_id does not match the assertion's iss", errReason("client_id is not iss"))
 	}
 	o, err := x.orgs.Org(ctx, iss)
 	if errors.Is(err, ErrUnknownOrg) {
-		return g, invalidClient("unknown client", err)
+		return assertion{}, invalidClient("unknown client", err)
 	}
 	if err != nil {
-		return g, fmt.Errorf("look up org: %w", err)
+		return assertion{}, fmt.Errorf("look up org: %w", err)
+	}
+	if parts.hdr.jku != "" && (o.JWKSURL == "" || parts.hdr.jku != o.JWKSURL) {
+		// SMART key resolution: a jku is honoured only when it is the
+		// client's registered JWKS URL; no other URL is ever fetched.
+		return assertion{}, invalidClient("client assertion jku is not the client's registered JWKS URL",
+			errReason("jku is not the registered JWKS URL"))
 	}
 	key, err := x.orgKey(ctx, o, parts.hdr.kid)
 	if err != nil {
-		return g, err
+		return assertion{}, err
 	}
-	tok, err := verify(req.ClientAssertion, parts.hdr, key, checks{
-		issuer:   o.ID,
-		subject:  o.ID,
-		audience: x.cfg.TokenEndpoint,
-		maxAhead: MaxAssertionLifetime,
-		skew:     x.cfg.Skew,
-		now:      x.cfg.Now,
+	tok, err := verify(token, parts.hdr, key, checks{
+		issuer:    o.ID,
+		subject:   o.ID,
+		audiences: audiences,
+		maxAhead:  MaxAssertionLifetime,
+		skew:      x.cfg.Skew,
+		now:       x.cfg.Now,
 	})
 	if err != nil {
-		return g, invalidClient("client assertion is not valid", err)
+		return assertion{}, invalidClient("client assertion: "+publicReason(err, "not valid"), err)
 	}
 	jti, _ := tok.JwtID()
 	if jti == "" || len(jti) > MaxJTILength {
-		return g, invalidClient("client assertion jti is empty or too long", errReason("bad jti"))
-	}
-	if g.scopes, err = grantScopes(o, req.Scope); err != nil {
-		return g, err
+		return assertion{}, invalidClient(fmt.Sprintf("client assertion jti must be 1 to %d characters", MaxJTILength), errReason("bad jti"))
 	}
 	exp, _ := tok.Expiration()
+	return assertion{org: o, jti: jti, exp: exp}, nil
+}
+
+// claim uses up an assertion's jti.
+func (x *Exchanger) claim(ctx context.Context, a assertion) error {
 	// Keep the jti until the assertion can no longer pass the exp check.
-	if err := x.replay.Claim(ctx, o.ID, jti, exp.Add(x.cfg.Skew+time.Second)); err != nil {
+	if err := x.replay.Claim(ctx, a.org.ID, a.jti, a.exp.Add(x.cfg.Skew+time.Second)); err != nil {
 		if errors.Is(err, ErrReplay) {
-			return g, invalidClient("client assertion was already used", err)
+			return invalidClient("client assertion was already used (replayed jti)", err)
 		}
-		return g, fmt.Errorf("replay cache: %w", err)
+		return fmt.Errorf("replay cache: %w", err)
 	}
-	g.org = o
-	return g, nil
+	return nil
+}
+
+// AuthenticateClient authenticates a client by a private_key_jwt client
+// assertion, as at the token endpoint, for another endpoint of the
+// gateway (introspection, revocation): aud may also be that endpoint's
+// URL. The jti is used up. Failures are *OAuthError (invalid_client,
+// invalid_request).
+func (x *Exchanger) AuthenticateClient(ctx context.Context, assertionType, token, clientID, endpoint string) (Org, error) {
+	var g grant
+	err := func() error {
+		switch {
+		case assertionType == "" || token == "":
+			return &OAuthError{Code: CodeInvalidClient, Description: "client authentication is required (private_key_jwt or a bearer token)", Status: http.StatusUnauthorized}
+		case assertionType != AssertionTypeJWTBearer:
+			return invalidRequest("client_assertion_type must be " + AssertionTypeJWTBearer)
+		}
+		a, err := x.checkAssertion(ctx, &g, token, clientID, append(x.Audiences(), endpoint))
+		if err != nil {
+			return err
+		}
+		if err := x.claim(ctx, a); err != nil {
+			return err
+		}
+		g.org = a.org
+		return nil
+	}()
+	if err == nil {
+		return g.org, nil
+	}
+	var oe *OAuthError
+	if !errors.As(err, &oe) {
+		oe = serverError(err)
+	}
+	x.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "client authentication rejected",
+		slog.String("org", g.logOrg), slog.String("kid", g.kid),
+		slog.String("code", oe.Code), slog.String("reason", reasonOf(oe)))
+	return Org{}, oe
 }
 
 // orgKey returns the organisation's signature key kid: from its inline
@@ -233,6 +322,8 @@ func (x *Exchanger) orgKey(ctx context.Context, o Org, kid string) (verifyKey, e
 	var err error
 	if o.JWKS != "" {
 		set, err = ParseOrgJWKS([]byte(o.JWKS))
+	} else if err = x.cfg.checkJWKSURL(o.JWKSURL); err != nil {
+		return verifyKey{}, invalidClient("the client's registered JWKS URL does not use https", err)
 	} else {
 		set, err = x.remote.keys(ctx, o.JWKSURL, orgPolicy, kid)
 	}
@@ -241,7 +332,7 @@ func (x *Exchanger) orgKey(ctx context.Context, o Org, kid string) (verifyKey, e
 	}
 	k, ok := set.lookup(kid)
 	if !ok {
-		return verifyKey{}, invalidClient("unknown kid", errReason("kid not among the client's signature keys"))
+		return verifyKey{}, invalidClient("client assertion kid: unknown kid (not among the client's registered signature keys)", errReason("kid not among the client's signature keys"))
 	}
 	return k, nil
 }
@@ -257,7 +348,7 @@ func (x *Exchanger) EncryptionKey(ctx context.Context, orgID string) (k jwk.Key,
 	var set *KeySet
 	if o.JWKS != "" {
 		set, err = ParseOrgJWKS([]byte(o.JWKS))
-	} else {
+	} else if err = x.cfg.checkJWKSURL(o.JWKSURL); err == nil {
 		set, err = x.remote.keys(ctx, o.JWKSURL, orgPolicy, "")
 	}
 	if err != nil {
@@ -267,10 +358,11 @@ func (x *Exchanger) EncryptionKey(ctx context.Context, orgID string) (k jwk.Key,
 	return k, ok, nil
 }
 
-// grantScopes returns the requested scopes if the org may hold them all,
-// or all of the org's scopes when none are requested.
+// grantScopes returns the scopes to grant for a request (gateway scopes
+// and SMART resource scopes, see scopes.go), or all of the org's scopes
+// when none are requested.
 func grantScopes(o Org, requested string) ([]Scope, error) {
-	want, err := ParseScopes(requested)
+	want, err := parseRequestedScopes(requested)
 	if err != nil {
 		return nil, &OAuthError{Code: CodeInvalidScope, Description: "unknown scope requested", Status: http.StatusBadRequest, Err: err}
 	}
@@ -280,12 +372,11 @@ func grantScopes(o Org, requested string) ([]Scope, error) {
 		}
 		return slices.Clone(o.Scopes), nil
 	}
-	for _, s := range want {
-		if !o.HasScope(s) {
-			return nil, &OAuthError{Code: CodeInvalidScope, Description: "scope " + string(s) + " is not granted to this client", Status: http.StatusBadRequest}
-		}
+	granted, refused := expandScopes(o, want)
+	if refused != "" {
+		return nil, &OAuthError{Code: CodeInvalidScope, Description: "scope " + string(refused) + " is not granted to this client", Status: http.StatusBadRequest}
 	}
-	return want, nil
+	return granted, nil
 }
 
 // Access token claims beyond the registered ones (RFC 9068).
@@ -326,6 +417,16 @@ func newJTI() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// reasonText returns the fixed reason of a token defect (the text of a
+// splitToken error: no token material, header names quoted and cut).
+func reasonText(err error) string {
+	var d *defectError
+	if errors.As(err, &d) {
+		return d.reason
+	}
+	return "not a JWT"
 }
 
 // reasonOf returns the internal reason of an OAuth error for the log.

@@ -4,7 +4,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +36,16 @@ type fixture struct {
 	a, b   *authtest.Org
 	c, d   *authtest.Org
 	reg    *authtest.Org
+	// u is registered by an https JWKS URL (served by tlsSrv), h by a
+	// plain-http one (httpSrv).
+	u, h    *authtest.Org
+	tlsSrv  *httptest.Server
+	httpSrv *httptest.Server
+	// fetches counts every JWKS request to either server; evil counts
+	// requests to a server no org registered.
+	fetches atomic.Int32
+	evil    *httptest.Server
+	evilHit atomic.Int32
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -49,7 +62,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{
+	f := &fixture{
 		gwKey:  gw,
 		signer: signer,
 		idpKey: idp,
@@ -58,7 +71,27 @@ func newFixture(t testing.TB) *fixture {
 		c:      authtest.NewOrg(t, "hosp-c", auth.KindHospital, "ES384"),
 		d:      authtest.NewOrg(t, "verif-d", auth.KindVerifier, "EdDSA"),
 		reg:    authtest.NewOrg(t, "reg-e", auth.KindRegulator, "ES256"),
+		u:      authtest.NewOrg(t, "hosp-u", auth.KindHospital, "ES256"),
+		h:      authtest.NewOrg(t, "hosp-h", auth.KindHospital, "ES256"),
 	}
+	serve := func(jwks string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			f.fetches.Add(1)
+			_, _ = w.Write([]byte(jwks))
+		}
+	}
+	f.tlsSrv = httptest.NewTLSServer(serve(f.u.JWKS))
+	t.Cleanup(f.tlsSrv.Close)
+	f.httpSrv = httptest.NewServer(serve(f.h.JWKS))
+	t.Cleanup(f.httpSrv.Close)
+	f.evil = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.evilHit.Add(1)
+		_, _ = w.Write([]byte(f.b.JWKS))
+	}))
+	t.Cleanup(f.evil.Close)
+	f.u.JWKS, f.u.JWKSURL = "", f.tlsSrv.URL+"/jwks.json"
+	f.h.JWKS, f.h.JWKSURL = "", f.httpSrv.URL+"/jwks.json"
+	return f
 }
 
 // world is one row's gateway.
@@ -69,14 +102,17 @@ type world struct {
 	authn *auth.Authenticator
 }
 
-func (f *fixture) world(t testing.TB, replay auth.ReplayCache) *world {
+func (f *fixture) world(t testing.TB, replay auth.ReplayCache, opts ...func(*auth.Config)) *world {
 	t.Helper()
 	clock := authtest.NewClock(t0)
 	if replay == nil {
 		replay = authtest.NewReplay(clock.Now)
 	}
-	cfg := auth.Config{Issuer: issuer, Now: clock.Now}
-	x, err := auth.NewExchanger(cfg, f.signer, authtest.NewOrgs(f.a, f.b, f.c, f.d, f.reg), replay)
+	cfg := auth.Config{Issuer: issuer, Now: clock.Now, HTTPClient: f.tlsSrv.Client()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	x, err := auth.NewExchanger(cfg, f.signer, authtest.NewOrgs(f.a, f.b, f.c, f.d, f.reg, f.u, f.h), replay)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,8 +225,14 @@ func TestExchangeHostile(t *testing.T) {
 		before   func(t *testing.T, w *world, req auth.TokenRequest)
 		wantCode string
 		wantErr  error
-		// why is a fragment of the expected (internal) reason.
-		why string
+		// why is a fragment of the expected (internal) reason; desc one
+		// of the public error_description (checked when set).
+		why  string
+		desc string
+		// cfg adjusts the row's gateway configuration.
+		cfg func(*auth.Config)
+		// check runs last (e.g. asserts that nothing was fetched).
+		check func(t *testing.T, w *world)
 	}{
 		{
 			name: "valid ES256",
@@ -219,6 +261,7 @@ func TestExchangeHostile(t *testing.T) {
 		{
 			name: "alg None",
 			why:  "does not match key",
+			desc: "alg does not match the key's algorithm (ES256)",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				return assertionRequest(authtest.Compact(t, with(a.Header(), "alg", "None"), claims(), []byte("x")))
 			},
@@ -266,7 +309,8 @@ func TestExchangeHostile(t *testing.T) {
 		},
 		{
 			name: "iss is not sub",
-			why:  "claims not valid",
+			why:  "sub must equal iss",
+			desc: "sub must equal iss",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				return assertionRequest(a.Sign(t, a.Header(), with(claims(), "sub", "hosp-b")))
 			},
@@ -275,14 +319,96 @@ func TestExchangeHostile(t *testing.T) {
 		{
 			name: "wrong aud",
 			why:  "wrong audience",
+			desc: "wrong audience",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				return assertionRequest(a.Sign(t, a.Header(), with(claims(), "aud", "https://other.example/oauth2/token")))
 			},
 			wantCode: auth.CodeInvalidClient,
 		},
 		{
+			name: "aud is the issuer (RFC 7523bis, openid-client's default)",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, a.Header(), with(claims(), "aud", issuer)))
+			},
+		},
+		{
+			name: "aud is the issuer with a trailing slash",
+			why:  "wrong audience",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, a.Header(), with(claims(), "aud", issuer+"/")))
+			},
+			wantCode: auth.CodeInvalidClient,
+		},
+		{
+			name: "aud is an array of the token endpoint alone",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, a.Header(), with(claims(), "aud", []string{tokenURL})))
+			},
+		},
+		{
+			name: "multi-valued aud (token endpoint and issuer)",
+			why:  "single value",
+			desc: "aud must be a single value",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, a.Header(), with(claims(), "aud", []string{tokenURL, issuer})))
+			},
+			wantCode: auth.CodeInvalidClient,
+		},
+		{
+			name: "multi-valued aud injecting another server",
+			why:  "single value",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, a.Header(), with(claims(), "aud", []string{"https://other.example/token", tokenURL})))
+			},
+			wantCode: auth.CodeInvalidClient,
+		},
+		{
+			name: "empty aud array",
+			why:  "single value",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, a.Header(), with(claims(), "aud", []string{})))
+			},
+			wantCode: auth.CodeInvalidClient,
+		},
+		{
+			name: "no aud",
+			why:  "required claim",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, a.Header(), without(claims(), "aud")))
+			},
+			wantCode: auth.CodeInvalidClient,
+		},
+		{
+			name: "typ client-authentication+jwt (RFC 7523bis)",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, with(a.Header(), "typ", "client-authentication+jwt"), with(claims(), "aud", issuer)))
+			},
+		},
+		{
+			name: "typ application/client-authentication+jwt",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, with(a.Header(), "typ", "application/client-authentication+jwt"), claims()))
+			},
+		},
+		{
+			name: "no typ",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, without(a.Header(), "typ"), claims()))
+			},
+		},
+		{
+			name: "typ of another kind of JWT (logout token)",
+			why:  "not an assertion type",
+			desc: "typ must be JWT or client-authentication+jwt",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(a.Sign(t, with(a.Header(), "typ", "logout+jwt"), claims()))
+			},
+			wantCode: auth.CodeInvalidClient,
+		},
+		{
 			name: "expired",
 			why:  "token expired",
+			desc: "expired",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				return assertionRequest(a.Sign(t, a.Header(), with(claims(), "iat", now.Add(-5*time.Minute).Unix(), "exp", now.Add(-time.Minute).Unix())))
 			},
@@ -306,7 +432,8 @@ func TestExchangeHostile(t *testing.T) {
 		},
 		{
 			name: "exp more than 5 minutes ahead",
-			why:  "claims not valid",
+			why:  "exp is too far ahead",
+			desc: "exp is too far ahead",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				return assertionRequest(a.Sign(t, a.Header(), with(claims(), "exp", now.Add(10*time.Minute).Unix())))
 			},
@@ -339,6 +466,7 @@ func TestExchangeHostile(t *testing.T) {
 		{
 			name: "replayed jti",
 			why:  "already used",
+			desc: "replayed",
 			req:  func(t *testing.T, w *world) auth.TokenRequest { return assertionRequest(a.Assertion(t, tokenURL, now)) },
 			before: func(t *testing.T, w *world, req auth.TokenRequest) {
 				if _, err := w.x.Exchange(t.Context(), req); err != nil {
@@ -366,6 +494,7 @@ func TestExchangeHostile(t *testing.T) {
 		{
 			name: "unknown kid",
 			why:  "kid",
+			desc: "unknown kid",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				return assertionRequest(a.Sign(t, with(a.Header(), "kid", "no-such-key"), claims()))
 			},
@@ -380,16 +509,75 @@ func TestExchangeHostile(t *testing.T) {
 			wantCode: auth.CodeInvalidClient,
 		},
 		{
-			name: "jku header pointing elsewhere",
-			why:  "\"jku\" is not accepted",
+			name: "jku header pointing elsewhere (org with inline keys)",
+			why:  "jku is not the registered JWKS URL",
+			desc: "jku is not the client's registered JWKS URL",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
-				return assertionRequest(a.Sign(t, with(a.Header(), "jku", "https://evil.example/jwks.json"), claims()))
+				return assertionRequest(a.Sign(t, with(a.Header(), "jku", f.evil.URL+"/jwks.json"), claims()))
+			},
+			wantCode: auth.CodeInvalidClient,
+			check:    noEvilFetch(f),
+		},
+		{
+			name: "jku equal to the registered JWKS URL",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(f.u.Sign(t, with(f.u.Header(), "jku", f.u.JWKSURL), f.u.Claims(tokenURL, now)))
+			},
+		},
+		{
+			name: "registered JWKS URL, no jku",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(f.u.Assertion(t, tokenURL, now))
+			},
+		},
+		{
+			name: "jku naming an unregistered URL (org registered by URL), key from there",
+			why:  "jku is not the registered JWKS URL",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				// Signed by hosp-b's key, which the evil set serves under
+				// hosp-b's kid.
+				return assertionRequest(f.b.Sign(t, with(f.b.Header(), "jku", f.evil.URL+"/jwks.json"), f.u.Claims(tokenURL, now)))
+			},
+			wantCode: auth.CodeInvalidClient,
+			check:    noEvilFetch(f),
+		},
+		{
+			name: "jku differing from the registered URL only in case",
+			why:  "jku is not the registered JWKS URL",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(f.u.Sign(t, with(f.u.Header(), "jku", strings.ToUpper(f.u.JWKSURL)), f.u.Claims(tokenURL, now)))
 			},
 			wantCode: auth.CodeInvalidClient,
 		},
 		{
+			name: "plain-http registered JWKS URL in production",
+			why:  "not https",
+			desc: "does not use https",
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(f.h.Assertion(t, tokenURL, now))
+			},
+			wantCode: auth.CodeInvalidClient,
+			wantErr:  auth.ErrInsecureJWKSURL,
+			check: func(t *testing.T, w *world) {
+				if n := f.fetches.Load(); n != 0 {
+					t.Errorf("a plain-http JWKS URL was fetched %d times in production", n)
+				}
+			},
+		},
+		{
+			name: "plain-http registered JWKS URL in development",
+			cfg: func(c *auth.Config) {
+				c.AllowInsecureJWKSURL = true
+				c.HTTPClient = f.httpSrv.Client()
+			},
+			req: func(t *testing.T, w *world) auth.TokenRequest {
+				return assertionRequest(f.h.Sign(t, with(f.h.Header(), "jku", f.h.JWKSURL), f.h.Claims(tokenURL, now)))
+			},
+		},
+		{
 			name: "x5u header pointing elsewhere",
 			why:  "\"x5u\" is not accepted",
+			desc: `header parameter "x5u" is not accepted`,
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				return assertionRequest(a.Sign(t, with(a.Header(), "x5u", "https://evil.example/cert.pem"), claims()))
 			},
@@ -415,6 +603,7 @@ func TestExchangeHostile(t *testing.T) {
 		{
 			name: "duplicate alg in header",
 			why:  "duplicate header",
+			desc: `malformed: duplicate header parameter "alg"`,
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				tok := a.Assertion(t, tokenURL, now)
 				segs := strings.Split(tok, ".")
@@ -476,7 +665,7 @@ func TestExchangeHostile(t *testing.T) {
 		},
 		{
 			name: "org-signed assertion typed as an access token",
-			why:  "is not JWT",
+			why:  "not an assertion type",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				return assertionRequest(a.Sign(t, with(a.Header(), "typ", "at+jwt"), claims()))
 			},
@@ -558,7 +747,7 @@ func TestExchangeHostile(t *testing.T) {
 			why:  "unknown scope",
 			req: func(t *testing.T, w *world) auth.TokenRequest {
 				r := assertionRequest(a.Assertion(t, tokenURL, now))
-				r.Scope = "system/*.*"
+				r.Scope = "patient/*.read"
 				return r
 			},
 			wantCode: auth.CodeInvalidScope,
@@ -566,17 +755,32 @@ func TestExchangeHostile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := f.world(t, nil)
+			var opts []func(*auth.Config)
+			if tt.cfg != nil {
+				opts = append(opts, tt.cfg)
+			}
+			f.fetches.Store(0)
+			w := f.world(t, nil, opts...)
 			req := tt.req(t, w)
 			if tt.before != nil {
 				tt.before(t, w, req)
 			}
 			at, err := w.x.Exchange(t.Context(), req)
+			if tt.check != nil {
+				defer tt.check(t, w)
+			}
 			if got := oauthCode(t, err); got != tt.wantCode {
 				t.Fatalf("Exchange: code %q, want %q (err %v)", got, tt.wantCode, err)
 			}
 			if err != nil && !strings.Contains(err.Error(), tt.why) {
 				t.Errorf("Exchange: %v, want reason %q", err, tt.why)
+			}
+			var oe *auth.OAuthError
+			if errors.As(err, &oe) {
+				if tt.desc != "" && !strings.Contains(oe.Description, tt.desc) {
+					t.Errorf("error_description %q, want it to say %q", oe.Description, tt.desc)
+				}
+				checkPublicDescription(t, oe.Description)
 			}
 			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Errorf("Exchange: err %v, want %v", err, tt.wantErr)
@@ -600,6 +804,30 @@ func TestExchangeHostile(t *testing.T) {
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// noEvilFetch asserts that no request reached the unregistered key server.
+func noEvilFetch(f *fixture) func(t *testing.T, w *world) {
+	return func(t *testing.T, w *world) {
+		if n := f.evilHit.Load(); n != 0 {
+			t.Errorf("an unregistered jku was fetched %d times", n)
+		}
+	}
+}
+
+// checkPublicDescription fails if an error_description holds anything a
+// client did not send or should not learn: token material, URLs, key
+// IDs, internal error text.
+func checkPublicDescription(t *testing.T, desc string) {
+	t.Helper()
+	if desc == "" {
+		t.Errorf("empty error_description")
+	}
+	for _, bad := range []string{"eyJ", "http://", "https://", "127.0.0.1", "auth: ", "jwx", "%!"} {
+		if strings.Contains(desc, bad) {
+			t.Errorf("error_description %q holds %q", desc, bad)
+		}
+	}
+}
 
 // TestAuthenticateHostile sends one hostile bearer token per row to the
 // authenticator.
@@ -721,7 +949,7 @@ func TestAuthenticateHostile(t *testing.T) {
 		},
 		{
 			name: "exp beyond the access token lifetime",
-			why:  "claims not valid",
+			why:  "exp is too far ahead",
 			tok: func(t *testing.T, w *world) string {
 				return gwSign(t, w, w.gatewayHeader(), with(w.gatewayClaims(), "exp", t0.Add(time.Hour).Unix()))
 			},
@@ -869,6 +1097,46 @@ func TestAuthenticateHostile(t *testing.T) {
 			}
 			if got := oauthCode(t, p.RequirePatient()); got != wantPatient {
 				t.Errorf("RequirePatient: code %q, want %q", got, wantPatient)
+			}
+		})
+	}
+}
+
+// TestPatientIdPPlainHTTPJWKS: outside development a patient IdP whose
+// JWKS URL is plain http is never fetched and its tokens are refused.
+func TestPatientIdPPlainHTTPJWKS(t *testing.T) {
+	f := newFixture(t)
+	for _, tt := range []struct {
+		name     string
+		insecure bool
+		wantCode string
+	}{
+		{"production", false, auth.CodeInvalidToken},
+		{"development", true, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var hits atomic.Int32
+			jwks, err := auth.PublicJWKS(f.idpKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				hits.Add(1)
+				_, _ = w.Write(jwks)
+			}))
+			defer srv.Close()
+			w := f.world(t, nil)
+			cfg := auth.Config{Issuer: issuer, Now: w.clock.Now, HTTPClient: srv.Client(), AllowInsecureJWKSURL: tt.insecure}
+			a, err := auth.NewAuthenticator(cfg, f.signer, auth.PatientIdP{Issuer: idpIss, JWKSURL: srv.URL + "/jwks.json"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = a.Authenticate(t.Context(), w.patientToken(t))
+			if got := oauthCode(t, err); got != tt.wantCode {
+				t.Fatalf("Authenticate: code %q, want %q (err %v)", got, tt.wantCode, err)
+			}
+			if tt.wantCode != "" && hits.Load() != 0 {
+				t.Errorf("plain-http JWKS fetched %d times in production", hits.Load())
 			}
 		})
 	}

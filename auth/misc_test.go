@@ -157,7 +157,8 @@ func TestJWKSURL(t *testing.T) {
 	defer srv.Close()
 
 	clock := authtest.NewClock(t0)
-	cfg := auth.Config{Issuer: issuer, Now: clock.Now, HTTPClient: srv.Client()}
+	// A plain-http test server: development mode.
+	cfg := auth.Config{Issuer: issuer, Now: clock.Now, HTTPClient: srv.Client(), AllowInsecureJWKSURL: true}
 	byURL := org.Org
 	byURL.JWKS, byURL.JWKSURL = "", srv.URL+"/org.json"
 	orgs := authtest.NewOrgs()
@@ -259,7 +260,7 @@ func TestSMARTConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.TokenEndpoint != tokenURL || !cmp.Equal(got.AuthMethods, []string{"private_key_jwt"}) ||
-		!cmp.Equal(got.Grants, []string{"client_credentials"}) || len(got.Scopes) != 6 ||
+		!cmp.Equal(got.Grants, []string{"client_credentials"}) || len(got.Scopes) != len(auth.AllScopes())+6 ||
 		!cmp.Equal(got.Algs, []string{"ES256", "ES384", "RS384", "EdDSA"}) || len(got.Capabilities) == 0 {
 		t.Errorf("SMART configuration = %s", b)
 	}

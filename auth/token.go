@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,14 +28,20 @@ const MaxSkew = 60 * time.Second
 const (
 	typAccessToken = "at+jwt"
 	typJWT         = "JWT"
+	// typClientAuth is the explicit type of a client assertion
+	// (draft-ietf-oauth-rfc7523bis); the media type form
+	// application/client-authentication+jwt is accepted too.
+	typClientAuth = "client-authentication+jwt"
 )
 
 // allowedHeaders are the only JOSE header parameters a token may carry.
-// In particular jku, x5u, jwk and x5c (keys named or embedded by the
-// sender) are refused outright and never fetched; crit and b64 are
-// refused because nothing here understands an extension; cty because
-// nested tokens are not accepted.
-var allowedHeaders = map[string]bool{"alg": true, "kid": true, "typ": true, "x5t": true, "x5t#S256": true}
+// In particular x5u, jwk and x5c (keys named or embedded by the sender)
+// are refused outright and never fetched; crit and b64 are refused
+// because nothing here understands an extension; cty because nested
+// tokens are not accepted. jku is parsed, but only client assertions
+// accept it, and only when it is the organisation's registered JWKS URL
+// (SMART Backend Services key resolution): it never names a URL to fetch.
+var allowedHeaders = map[string]bool{"alg": true, "kid": true, "typ": true, "jku": true, "x5t": true, "x5t#S256": true}
 
 // header is the part of a JOSE header the gateway looks at before
 // verification.
@@ -42,6 +49,7 @@ type header struct {
 	alg string
 	kid string
 	typ string
+	jku string
 }
 
 // tokenParts is a compact JWS split and checked, with its header decoded
@@ -51,10 +59,37 @@ type tokenParts struct {
 	claims map[string]json.RawMessage
 }
 
+// defectError is a token defect. reason is for the log (fixed text and
+// at most sanitised fragments, never token material); public, when set,
+// is a fixed description fit for the client (error_description).
+type defectError struct {
+	reason string
+	public string
+}
+
+func (e *defectError) Error() string { return ErrInvalidToken.Error() + ": " + e.reason }
+
+func (e *defectError) Unwrap() error { return ErrInvalidToken }
+
 // errReason builds a token error whose text is a fixed reason: never any
 // part of the token.
 func errReason(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidToken}, args...)...)
+	return &defectError{reason: fmt.Sprintf(format, args...)}
+}
+
+// errPublic builds a token error whose reason is also its public
+// description: fixed text that tells a client what to fix and nothing
+// about the gateway's keys or state.
+func errPublic(reason string) error { return &defectError{reason: reason, public: reason} }
+
+// publicReason returns the public description of a token defect, or
+// fallback when it has none.
+func publicReason(err error, fallback string) string {
+	var d *defectError
+	if errors.As(err, &d) && d.public != "" {
+		return d.public
+	}
+	return fallback
 }
 
 // splitToken checks that token is a compact JWS of bounded size whose three
@@ -149,6 +184,8 @@ func parseHeader(b []byte) (header, error) {
 			h.kid = s
 		case "typ":
 			h.typ = s
+		case "jku":
+			h.jku = s
 		}
 		if !isString {
 			return header{}, errReason("header parameter %q is not a string", name)
@@ -188,9 +225,13 @@ func (p tokenParts) claimString(name string) string {
 
 // checks are the claim checks of one kind of token.
 type checks struct {
-	issuer   string
-	subject  string // "" for any
-	audience string
+	issuer  string
+	subject string // "" for any
+	// audience is the one aud accepted; with audiences set instead, aud
+	// must be one single value (a string, or an array of one) that is
+	// among them (RFC 7523bis: no multi-valued aud).
+	audience  string
+	audiences []string
 	// maxAhead bounds exp - now (0: no bound).
 	maxAhead time.Duration
 	skew     time.Duration
@@ -206,27 +247,47 @@ func verify(token string, hdr header, key verifyKey, c checks) (jwt.Token, error
 	// any spelling, HS256 "signed" with the public key, …) is refused
 	// before anything is verified.
 	if hdr.alg != key.alg.String() {
-		return nil, errReason("alg %q does not match key %q (%s)", truncate.String(hdr.alg, 16), key.kid, key.alg)
+		return nil, &defectError{
+			reason: fmt.Sprintf("alg %q does not match key %q (%s)", truncate.String(hdr.alg, 16), key.kid, key.alg),
+			public: fmt.Sprintf("alg does not match the key's algorithm (%s)", key.alg),
+		}
 	}
 	opts := []jwt.ParseOption{
 		jwt.WithKey(key.alg, key.raw),
 		jwt.WithClock(jwt.ClockFunc(c.now)),
 		jwt.WithAcceptableSkew(c.skew),
 		jwt.WithIssuer(c.issuer),
-		jwt.WithAudience(c.audience),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 		jwt.WithRequiredClaim(jwt.JwtIDKey),
 		jwt.WithRequiredClaim(jwt.SubjectKey),
+		jwt.WithRequiredClaim(jwt.AudienceKey),
 	}
-	if c.subject != "" {
-		opts = append(opts, jwt.WithSubject(c.subject))
-	}
-	if c.maxAhead > 0 {
-		opts = append(opts, jwt.WithMaxDelta(c.maxAhead, jwt.ExpirationKey, ""))
+	if c.audience != "" {
+		opts = append(opts, jwt.WithAudience(c.audience))
 	}
 	tok, err := jwt.ParseString(token, opts...)
 	if err != nil {
 		return nil, classifyJWTError(err)
+	}
+	if c.subject != "" {
+		if sub, _ := tok.Subject(); sub != c.subject {
+			return nil, errPublic("sub must equal iss")
+		}
+	}
+	if len(c.audiences) > 0 {
+		aud, _ := tok.Audience()
+		switch {
+		case len(aud) != 1:
+			return nil, errPublic("aud must be a single value (the token endpoint URL or the issuer)")
+		case !slices.Contains(c.audiences, aud[0]):
+			return nil, errPublic("wrong audience: aud must be the token endpoint URL or the issuer")
+		}
+	}
+	if c.maxAhead > 0 {
+		exp, _ := tok.Expiration()
+		if exp.After(c.now().Add(c.maxAhead + c.skew)) {
+			return nil, errPublic(fmt.Sprintf("exp is too far ahead (at most %s)", c.maxAhead))
+		}
 	}
 	return tok, nil
 }
@@ -236,19 +297,19 @@ func verify(token string, hdr header, key verifyKey, c checks) (jwt.Token, error
 func classifyJWTError(err error) error {
 	switch {
 	case errors.Is(err, jwt.TokenExpiredError()):
-		return errReason("token expired")
+		return errPublic("token expired")
 	case errors.Is(err, jwt.TokenNotYetValidError()):
-		return errReason("token not yet valid (nbf)")
+		return errPublic("token not yet valid (nbf)")
 	case errors.Is(err, jwt.InvalidIssuedAtError()):
-		return errReason("token issued in the future (iat)")
+		return errPublic("token issued in the future (iat)")
 	case errors.Is(err, jwt.InvalidAudienceError()):
-		return errReason("wrong audience")
+		return errPublic("wrong audience")
 	case errors.Is(err, jwt.InvalidIssuerError()):
-		return errReason("wrong issuer")
+		return errPublic("wrong issuer")
 	case errors.Is(err, jwt.MissingRequiredClaimError()):
-		return errReason("a required claim is missing (iss, sub, aud, exp, jti)")
+		return errPublic("a required claim is missing (iss, sub, aud, exp, jti)")
 	case errors.Is(err, jwt.ValidateError()):
-		return errReason("claims not valid (sub, or exp too far ahead)")
+		return errPublic("claims not valid")
 	}
-	return errReason("signature or format not valid")
+	return errPublic("signature or format not valid")
 }

@@ -97,80 +97,165 @@ func NewConsent(g consent.Grant, now time.Time) *Consent {
 	return c
 }
 
-// NewAuditEvent returns the FHIR AuditEvent for an access decision.
-func NewAuditEvent(e consent.AccessEvent) *AuditEvent {
+// IHE Basic Audit Log Patterns (BALP 1.1) profiles claimed in meta.profile.
+const (
+	// ProfilePatientRead: a successful RESTful read of a resource with a
+	// patient subject (a permitted record read).
+	ProfilePatientRead = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"
+	// ProfileAuthZconsent: an authorization decision made on a patient's
+	// consent (a denied record read, with the consent that decided it).
+	ProfileAuthZconsent = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.AuthZconsent"
+)
+
+// NewAuditEvent returns the FHIR AuditEvent for an access decision, as
+// IHE BALP records it (see the package documentation). server is the
+// gateway's FHIR base URL, its network address; "" for unknown.
+//
+// A permit is a successful read: IHE.BasicAudit.PatientRead. A deny is a
+// consent authorization decision that failed: IHE.BasicAudit.AuthZconsent,
+// claimed when a consent decided it (the profile requires the consent
+// entity); a deny by default, with no consent on file, has the same shape
+// without the claim.
+func NewAuditEvent(e consent.AccessEvent, server string) *AuditEvent {
+	if server == "" {
+		server = "urn:healthgw:gateway"
+	}
+	gateway := &Reference{Identifier: &Identifier{System: SystemGateway, Value: server}, Display: Observer}
+	serverNet := &AuditNetwork{Address: server, Type: "5"} // URI
+	// The ledger keeps no IP addresses: the client is known on the network
+	// by its registered organisation URI (its OAuth client_id).
+	clientNet := &AuditNetwork{Address: "urn:healthgw:org:" + e.Requester, Type: "5"}
+	org := func() *Reference { return &Reference{Identifier: &Identifier{System: SystemOrg, Value: e.Requester}} }
 	a := &AuditEvent{
 		ResourceType: "AuditEvent",
 		ID:           AuditEventID(e.Index),
 		Extension:    []Extension{ledgerIndex(ExtLedgerIndex, e.Index)},
-		Type:         Coding{System: SystemAuditEventType, Code: "rest", Display: "Restful Operation"},
-		Subtype:      []Coding{{System: SystemRestfulInteraction, Code: "read", Display: "read"}},
-		Action:       "R",
 		Recorded:     instant(e.Time),
-		Outcome:      "4", // minor failure: the consent authorization denied
 		OutcomeDesc:  string(e.Reason),
-		Agent: []AuditAgent{
-			{ // the requesting organisation
-				Type:      &CodeableConcept{Coding: []Coding{{System: SystemDICOM, Code: "110153", Display: "Source Role ID"}}},
-				Who:       &Reference{Identifier: &Identifier{System: SystemOrg, Value: e.Requester}},
-				Requestor: true,
-			},
-			// the gateway
-			{
-				Type:      &CodeableConcept{Coding: []Coding{{System: SystemDICOM, Code: "110152", Display: "Destination Role ID"}}},
-				Who:       &Reference{Display: Observer},
-				Requestor: false,
-			},
-		},
 		Source: AuditSource{
-			Observer: Reference{Display: Observer},
+			Observer: *gateway,
 			Type:     []Coding{{System: SystemSecuritySourceType, Code: "4", Display: "Application Server"}},
 		},
-		Entity: []AuditEntity{
-			{
-				What: pseudonymRef(e.Patient),
-				Type: &Coding{System: SystemAuditEntityType, Code: "1", Display: "Person"},
-				Role: &Coding{System: SystemObjectRole, Code: "1", Display: "Patient"},
+	}
+	patientEntity := AuditEntity{
+		What: &Reference{Type: "Patient", Identifier: &Identifier{System: SystemPseudonym, Value: e.Patient}},
+		Type: &Coding{System: SystemAuditEntityType, Code: "1", Display: "Person"},
+		Role: &Coding{System: SystemObjectRole, Code: "1", Display: "Patient"},
+	}
+	var consentEntity *AuditEntity
+	if e.GrantID != "" {
+		consentEntity = &AuditEntity{
+			What: &Reference{
+				Reference:  "Consent/" + ConsentID(e.GrantID),
+				Type:       "Consent",
+				Identifier: &Identifier{System: SystemConsent, Value: e.GrantID},
 			},
-			{
-				What:   &Reference{Identifier: &Identifier{System: SystemRecord, Value: e.RecordID}},
-				Type:   &Coding{System: SystemAuditEntityType, Code: "2", Display: "System Object"},
-				Role:   &Coding{System: SystemObjectRole, Code: "4", Display: "Domain Resource"},
-				Detail: detail("category", e.Category),
-			},
-		},
+			Type: &Coding{System: SystemResourceTypes, Code: "Consent", Display: "Consent"},
+		}
+	}
+	var pou []CodeableConcept
+	if e.Purpose != "" {
+		pou = []CodeableConcept{{Coding: []Coding{purposeCoding(e.Purpose)}}}
+		a.PurposeOfEvent = pou
 	}
 	if e.Decision == consent.Permit {
+		// IHE.BasicAudit.PatientRead: the client (the requesting
+		// organisation's system) is the Destination of the data, the
+		// gateway its Source.
+		a.Meta = &Meta{Profile: []string{ProfilePatientRead}}
+		a.Type = Coding{System: SystemAuditEventType, Code: "rest", Display: "Restful Operation"}
+		a.Subtype = []Coding{{System: SystemRestfulInteraction, Code: "read", Display: "read"}}
+		a.Action = "R"
 		a.Outcome = "0"
-	}
-	if e.Purpose != "" {
-		pou := CodeableConcept{Coding: []Coding{purposeCoding(e.Purpose)}}
-		a.PurposeOfEvent = []CodeableConcept{pou}
-		a.Agent[0].PurposeOfUse = []CodeableConcept{pou}
+		a.Agent = []AuditAgent{
+			{
+				Type:      &CodeableConcept{Coding: []Coding{{System: SystemDICOM, Code: "110152", Display: "Destination Role ID"}}},
+				Who:       org(),
+				Requestor: true,
+				Network:   clientNet,
+			},
+			{
+				Type:      &CodeableConcept{Coding: []Coding{{System: SystemDICOM, Code: "110153", Display: "Source Role ID"}}},
+				Who:       gateway,
+				Requestor: false,
+				Network:   serverNet,
+			},
+		}
+		data := AuditEntity{
+			What: &Reference{Identifier: &Identifier{System: SystemRecord, Value: e.RecordID}},
+			Type: &Coding{System: SystemAuditEntityType, Code: "2", Display: "System Object"},
+			Role: &Coding{System: SystemObjectRole, Code: "4", Display: "Domain Resource"},
+		}
+		if e.Category != "" {
+			data.Extension = []Extension{{URL: ExtRecordCategory, ValueCode: e.Category}}
+		}
+		a.Entity = []AuditEntity{patientEntity, data}
+		if consentEntity != nil {
+			a.Entity = append(a.Entity, *consentEntity)
+		}
+		if e.RequestID != "" {
+			a.Entity = append(a.Entity, AuditEntity{
+				What: &Reference{Identifier: &Identifier{Value: e.RequestID}},
+				Type: &Coding{System: SystemBALPEntityType, Code: "XrequestId", Display: "X-Request-Id"},
+			})
+		}
+	} else {
+		// IHE.BasicAudit.AuthZconsent: the gateway, deciding on the
+		// patient's consent, is the authorizer and the audit source; the
+		// requesting organisation is client application, user (the
+		// recipient it asked for) and user organisation at once.
+		if consentEntity != nil {
+			a.Meta = &Meta{Profile: []string{ProfileAuthZconsent}}
+		}
+		a.Type = Coding{System: SystemDICOM, Code: "110113", Display: "Security Alert"}
+		a.Subtype = []Coding{{System: SystemBALPAuthZSubType, Code: "AuthZ-Consent", Display: "Authorization Decision using Roles and Consent"}}
+		a.Action = "E"
+		a.Outcome = "8" // serious failure: access refused
+		a.Source.Type = []Coding{{System: SystemSecuritySourceType, Code: "6", Display: "Security Server"}}
+		a.Agent = []AuditAgent{
+			{
+				Type:      &CodeableConcept{Coding: []Coding{{System: SystemDICOM, Code: "110150", Display: "Application"}}},
+				Who:       org(),
+				Requestor: false,
+				Network:   clientNet,
+			},
+			{
+				Type:         &CodeableConcept{Coding: []Coding{{System: SystemParticipationType, Code: "IRCP", Display: "information recipient"}}},
+				Who:          org(),
+				Requestor:    true,
+				PurposeOfUse: pou,
+			},
+			{
+				Type:      &CodeableConcept{Coding: []Coding{{System: SystemRoleClass, Code: "PROV", Display: "healthcare provider"}}},
+				Who:       org(),
+				Requestor: false,
+			},
+			{
+				Type:      &CodeableConcept{Coding: []Coding{{System: SystemSecurityRoleType, Code: "authserver", Display: "authorization server"}}},
+				Who:       gateway,
+				Requestor: false,
+			},
+		}
+		// The profile's entity slicing is closed (patient, consent, token):
+		// the record and the request ID go into extensions.
+		a.Entity = []AuditEntity{patientEntity}
+		if consentEntity != nil {
+			a.Entity = append(a.Entity, *consentEntity)
+		}
+		a.Extension = append(a.Extension, Extension{URL: ExtRecord, ValueIdentifier: &Identifier{System: SystemRecord, Value: e.RecordID}})
+		if e.Category != "" {
+			a.Extension = append(a.Extension, Extension{URL: ExtRecordCategory, ValueCode: e.Category})
+		}
+		if e.RequestID != "" {
+			a.Extension = append(a.Extension, Extension{URL: ExtRequestID, ValueString: e.RequestID})
+		}
 	}
 	if e.BreakGlass {
 		t := true
 		a.Extension = append(a.Extension, Extension{URL: ExtBreakGlass, ValueBoolean: &t})
 	}
-	if e.GrantID != "" {
-		a.Entity = append(a.Entity, AuditEntity{
-			What: &Reference{
-				Reference:  "Consent/" + ConsentID(e.GrantID),
-				Identifier: &Identifier{System: SystemConsent, Value: e.GrantID},
-			},
-			Type: &Coding{System: SystemAuditEntityType, Code: "2", Display: "System Object"},
-			Role: &Coding{System: SystemObjectRole, Code: "13", Display: "Security Resource"},
-		})
-	}
-	if e.RequestID != "" || e.JustificationHash != "" {
-		tx := AuditEntity{
-			Type:   &Coding{System: SystemBALPEntityType, Code: "XrequestId", Display: "X-Request-Id"},
-			Detail: detail("justification-sha256", e.JustificationHash),
-		}
-		if e.RequestID != "" {
-			tx.What = &Reference{Identifier: &Identifier{Value: e.RequestID}}
-		}
-		a.Entity = append(a.Entity, tx)
+	if e.JustificationHash != "" {
+		a.Extension = append(a.Extension, Extension{URL: ExtJustificationHash, ValueString: e.JustificationHash})
 	}
 	return a
 }
@@ -189,7 +274,7 @@ func ConsentBundle(grants []consent.Grant, now time.Time, l Links) *Bundle {
 func AuditEventBundle(events []consent.AccessEvent, l Links) *Bundle {
 	b := newBundle(l)
 	for _, e := range events {
-		a := NewAuditEvent(e)
+		a := NewAuditEvent(e, l.Base)
 		b.Entry = append(b.Entry, entry(l, "AuditEvent", a.ID, a))
 	}
 	return b
@@ -239,13 +324,6 @@ func pseudonymRef(p string) *Reference {
 
 func ledgerIndex(url string, index uint64) Extension {
 	return Extension{URL: url, ValueIdentifier: &Identifier{System: SystemLedger, Value: strconv.FormatUint(index, 10)}}
-}
-
-func detail(typ, value string) []AuditEntityDetail {
-	if value == "" {
-		return nil
-	}
-	return []AuditEntityDetail{{Type: typ, ValueString: value}}
 }
 
 // instant formats t as a FHIR instant in UTC (nanosecond precision kept),

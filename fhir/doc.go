@@ -18,13 +18,29 @@
 //   - Ledger indices are carried in extensions (ExtLedgerIndex,
 //     ExtRevocationIndex) as valueIdentifier, since a 64-bit index does not
 //     fit FHIR's 32-bit integer.
-//   - AuditEvent follows the IHE Basic Audit Log Patterns (BALP) read
-//     pattern: type rest, subtype read, action R, recorded = entry time,
-//     agent = requesting organisation (with purposeOfUse) and the gateway,
-//     entity = patient (pseudonym), the record, the consent that decided and
-//     the request ID. Outcome is 0 (success) for a permit and 4 (minor
-//     failure) for a consent-authorization deny; outcomeDesc holds the
-//     reason code and a break-glass decision carries ExtBreakGlass.
-//     meta.profile does not claim BALP conformance.
+//   - AuditEvents follow the IHE Basic Audit Log Patterns (BALP 1.1) and
+//     claim them in meta.profile. A permitted read is
+//     IHE.BasicAudit.PatientRead: type rest, subtype read, action R,
+//     outcome 0; the client agent (the requesting organisation, the
+//     requestor) has DICOM role 110152 Destination Role ID and the
+//     gateway agent 110153 Source Role ID, as BALP fixes them for a
+//     read (the data flows from server to client), each with its
+//     network address (type 5, URI: the gateway's FHIR base URL; the
+//     organisation's URI urn:healthgw:org:<id>, since the ledger keeps
+//     no IP addresses); entities are the patient (a Reference of type
+//     Patient to the pseudonym), the record (role Domain Resource, its
+//     category in ExtRecordCategory), the consent that permitted it and
+//     the X-Request-Id.
+//   - A denied read is an authorization decision on consent,
+//     IHE.BasicAudit.AuthZconsent: type DCM 110113 Security Alert,
+//     subtype AuthZ-Consent, action E, outcome 8, outcomeDesc the reason
+//     code; agents client (110150 Application), user (IRCP, the
+//     requestor, with purposeOfUse), user organisation (PROV) and the
+//     gateway as authorizer and audit source; entities the patient and
+//     the consent (the profile's entity slicing is closed, so the record
+//     and request ID go into ExtRecord and ExtRequestID). A deny by
+//     default has no consent to name and does not claim the profile.
+//   - Break-glass decisions carry ExtBreakGlass and the justification's
+//     hash in ExtJustificationHash.
 //   - A revoked or expired grant has status inactive.
 package fhir

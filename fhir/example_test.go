@@ -27,6 +27,6 @@ func ExampleAuditEventBundle() {
 	out, _ := json.Marshal(ae.Extension)
 	fmt.Println(string(out))
 	// Output:
-	// searchset ae-42 R 4 deny.no-grant 2026-03-01T12:00:00Z
-	// [{"url":"urn:healthgw:fhir:extension:ledger-index","valueIdentifier":{"system":"urn:healthgw:ledger-index","value":"42"}}]
+	// searchset ae-42 E 8 deny.no-grant 2026-03-01T12:00:00Z
+	// [{"url":"urn:healthgw:fhir:extension:ledger-index","valueIdentifier":{"system":"urn:healthgw:ledger-index","value":"42"}},{"url":"urn:healthgw:fhir:extension:record","valueIdentifier":{"system":"urn:healthgw:record","value":"rec-1"}},{"url":"urn:healthgw:fhir:extension:record-category","valueCode":"lab"}]
 }

@@ -129,14 +129,19 @@ func TestNewConsent(t *testing.T) {
 }
 
 func TestNewAuditEvent(t *testing.T) {
-	a := fhir.NewAuditEvent(breakGlassEvent)
+	const base = "https://gw.example/fhir"
+	a := fhir.NewAuditEvent(breakGlassEvent, base)
 	if a.ID != "ae-123" || a.Outcome != "0" || a.OutcomeDesc != "permit.break-glass" || a.Action != "R" ||
 		a.Type.Code != "rest" || a.Subtype[0].Code != "read" || a.Recorded != "2026-03-01T12:00:00.000000005Z" {
 		t.Errorf("permit event header: %+v", a)
 	}
+	if a.Meta == nil || !cmp.Equal(a.Meta.Profile, []string{fhir.ProfilePatientRead}) {
+		t.Errorf("permit meta %+v, want the PatientRead profile", a.Meta)
+	}
 	wantExt := []fhir.Extension{
 		{URL: fhir.ExtLedgerIndex, ValueIdentifier: &fhir.Identifier{System: fhir.SystemLedger, Value: "123"}},
 		{URL: fhir.ExtBreakGlass, ValueBoolean: ptr(true)},
+		{URL: fhir.ExtJustificationHash, ValueString: "ab12"},
 	}
 	if diff := cmp.Diff(wantExt, a.Extension); diff != "" {
 		t.Errorf("extensions (-want +got):\n%s", diff)
@@ -145,38 +150,63 @@ func TestNewAuditEvent(t *testing.T) {
 	if diff := cmp.Diff(etreat, a.PurposeOfEvent); diff != "" {
 		t.Errorf("purposeOfEvent (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(etreat, a.Agent[0].PurposeOfUse); diff != "" {
-		t.Errorf("agent purposeOfUse (-want +got):\n%s", diff)
+	wantAgents := []fhir.AuditAgent{
+		{
+			Type:      &fhir.CodeableConcept{Coding: []fhir.Coding{{System: fhir.SystemDICOM, Code: "110152", Display: "Destination Role ID"}}},
+			Who:       &fhir.Reference{Identifier: &fhir.Identifier{System: fhir.SystemOrg, Value: "hospital-b"}},
+			Requestor: true,
+			Network:   &fhir.AuditNetwork{Address: "urn:healthgw:org:hospital-b", Type: "5"},
+		},
+		{
+			Type:      &fhir.CodeableConcept{Coding: []fhir.Coding{{System: fhir.SystemDICOM, Code: "110153", Display: "Source Role ID"}}},
+			Who:       &fhir.Reference{Identifier: &fhir.Identifier{System: fhir.SystemGateway, Value: base}, Display: fhir.Observer},
+			Requestor: false,
+			Network:   &fhir.AuditNetwork{Address: base, Type: "5"},
+		},
 	}
-	if !a.Agent[0].Requestor || a.Agent[0].Who.Identifier.Value != "hospital-b" || a.Agent[1].Requestor {
-		t.Errorf("agents: %+v", a.Agent)
+	if diff := cmp.Diff(wantAgents, a.Agent); diff != "" {
+		t.Errorf("permit agents (-want +got):\n%s", diff)
 	}
-	entities := map[string]string{} // role or type code -> what
-	for _, e := range a.Entity {
-		key := e.Type.Code
-		if e.Role != nil {
-			key = e.Role.Code
-		}
-		if e.What != nil && e.What.Identifier != nil {
-			entities[key] = e.What.Identifier.Value
-		}
+	wantEntities := []fhir.AuditEntity{
+		{
+			What: &fhir.Reference{Type: "Patient", Identifier: &fhir.Identifier{System: fhir.SystemPseudonym, Value: patient}},
+			Type: &fhir.Coding{System: fhir.SystemAuditEntityType, Code: "1", Display: "Person"},
+			Role: &fhir.Coding{System: fhir.SystemObjectRole, Code: "1", Display: "Patient"},
+		},
+		{
+			Extension: []fhir.Extension{{URL: fhir.ExtRecordCategory, ValueCode: "lab"}},
+			What:      &fhir.Reference{Identifier: &fhir.Identifier{System: fhir.SystemRecord, Value: "rec-1"}},
+			Type:      &fhir.Coding{System: fhir.SystemAuditEntityType, Code: "2", Display: "System Object"},
+			Role:      &fhir.Coding{System: fhir.SystemObjectRole, Code: "4", Display: "Domain Resource"},
+		},
+		{
+			What: &fhir.Reference{Identifier: &fhir.Identifier{Value: "req-9"}},
+			Type: &fhir.Coding{System: fhir.SystemBALPEntityType, Code: "XrequestId", Display: "X-Request-Id"},
+		},
 	}
-	if diff := cmp.Diff(map[string]string{"1": patient, "4": "rec-1", "XrequestId": "req-9"}, entities); diff != "" {
-		t.Errorf("entities by role (-want +got):\n%s", diff)
+	if diff := cmp.Diff(wantEntities, a.Entity); diff != "" {
+		t.Errorf("permit entities (-want +got):\n%s", diff)
 	}
 
-	d := fhir.NewAuditEvent(denyEvent)
-	if d.Outcome != "4" || d.OutcomeDesc != "deny.explicit" || len(d.Extension) != 1 {
-		t.Errorf("deny event: outcome %q desc %q extensions %+v", d.Outcome, d.OutcomeDesc, d.Extension)
+	d := fhir.NewAuditEvent(denyEvent, base)
+	if d.Outcome != "8" || d.OutcomeDesc != "deny.explicit" || d.Action != "E" || d.Type.Code != "110113" ||
+		d.Subtype[0].Code != "AuthZ-Consent" || d.Meta == nil || !cmp.Equal(d.Meta.Profile, []string{fhir.ProfileAuthZconsent}) {
+		t.Errorf("deny event header: %+v", d)
 	}
 	var consentRef *fhir.Reference
 	for _, e := range d.Entity {
-		if e.Role != nil && e.Role.Code == "13" {
+		if e.Type.Code == "Consent" {
 			consentRef = e.What
 		}
 	}
 	if consentRef == nil || consentRef.Reference != "Consent/cns-ffffffffffffffffffffffffffffffff" || consentRef.Identifier.Value != denyEvent.GrantID {
 		t.Errorf("deny event consent entity: %+v", consentRef)
+	}
+	// A deny by default has no consent to name: same shape, no claim.
+	noGrant := denyEvent
+	noGrant.GrantID, noGrant.Reason = "", consent.ReasonDenyNoGrant
+	if n := fhir.NewAuditEvent(noGrant, base); n.Meta != nil || len(n.Entity) != 1 {
+		t.Errorf("deny without consent: meta %+v, %d entities", n.Meta, len(n.Entity))
 	}
 }
 
@@ -283,11 +313,11 @@ func TestBundles(t *testing.T) {
 		t.Errorf("empty bundle = %s", b)
 	}
 	// The gateway agent's requestor=false must be present (it is 1..1).
-	b, _ = json.Marshal(fhir.NewAuditEvent(denyEvent))
+	b, _ = json.Marshal(fhir.NewAuditEvent(denyEvent, ""))
 	var ae struct {
 		Agent []map[string]any `json:"agent"`
 	}
-	if err := json.Unmarshal(b, &ae); err != nil || len(ae.Agent) != 2 || ae.Agent[1]["requestor"] != false {
+	if err := json.Unmarshal(b, &ae); err != nil || len(ae.Agent) != 4 || ae.Agent[3]["requestor"] != false {
 		t.Errorf("agents in JSON: %+v, %v", ae.Agent, err)
 	}
 }

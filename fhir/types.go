@@ -19,6 +19,10 @@ const (
 	SystemObjectRole         = "http://terminology.hl7.org/CodeSystem/object-role"
 	SystemSecuritySourceType = "http://terminology.hl7.org/CodeSystem/security-source-type"
 	SystemBALPEntityType     = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
+	SystemBALPAuthZSubType   = "https://profiles.ihe.net/ITI/BALP/CodeSystem/AuthZsubType"
+	SystemRoleClass          = "http://terminology.hl7.org/CodeSystem/v3-RoleClass"
+	SystemSecurityRoleType   = "http://terminology.hl7.org/CodeSystem/extra-security-role-type"
+	SystemNetworkType        = "http://hl7.org/fhir/network-type"
 )
 
 // healthgw's own identifier systems and extensions.
@@ -30,6 +34,8 @@ const (
 	SystemRecord    = "urn:healthgw:record"
 	SystemCategory  = "urn:healthgw:record-category"
 	SystemLedger    = "urn:healthgw:ledger-index"
+	// SystemGateway identifies a gateway by its FHIR base URL.
+	SystemGateway = "urn:healthgw:gateway"
 
 	// ExtLedgerIndex: the ledger index of the entry a resource comes from
 	// (consent.granted, access.decided), as valueIdentifier in
@@ -41,6 +47,16 @@ const (
 	// ExtBreakGlass: valueBoolean true on an AuditEvent decided by the
 	// break-glass rule.
 	ExtBreakGlass = "urn:healthgw:fhir:extension:break-glass"
+	// ExtJustificationHash: valueString, the hex SHA-256 of a break-glass
+	// justification.
+	ExtJustificationHash = "urn:healthgw:fhir:extension:break-glass-justification-sha256"
+	// ExtRecordCategory: valueCode, the record's category.
+	ExtRecordCategory = "urn:healthgw:fhir:extension:record-category"
+	// ExtRecord: valueIdentifier, the record a denied read asked for (the
+	// AuthZconsent pattern has no entity for it).
+	ExtRecord = "urn:healthgw:fhir:extension:record"
+	// ExtRequestID: valueString, the X-Request-ID of a denied read.
+	ExtRequestID = "urn:healthgw:fhir:extension:request-id"
 )
 
 // Coding is a FHIR Coding.
@@ -65,7 +81,9 @@ type Identifier struct {
 // Reference is a FHIR Reference: literal (Reference), logical
 // (Identifier), or both.
 type Reference struct {
-	Reference  string      `json:"reference,omitempty"`
+	Reference string `json:"reference,omitempty"`
+	// Type is the target's resource type (Patient, Consent).
+	Type       string      `json:"type,omitempty"`
 	Identifier *Identifier `json:"identifier,omitempty"`
 	Display    string      `json:"display,omitempty"`
 }
@@ -81,11 +99,14 @@ type Extension struct {
 	URL             string      `json:"url"`
 	ValueIdentifier *Identifier `json:"valueIdentifier,omitempty"`
 	ValueBoolean    *bool       `json:"valueBoolean,omitempty"`
+	ValueCode       string      `json:"valueCode,omitempty"`
+	ValueString     string      `json:"valueString,omitempty"`
 }
 
 // Meta is FHIR resource metadata.
 type Meta struct {
-	LastUpdated string `json:"lastUpdated,omitempty"`
+	LastUpdated string   `json:"lastUpdated,omitempty"`
+	Profile     []string `json:"profile,omitempty"`
 }
 
 // Consent is a FHIR R4 Consent resource.
@@ -132,6 +153,7 @@ type ConsentData struct {
 type AuditEvent struct {
 	ResourceType   string            `json:"resourceType"`
 	ID             string            `json:"id"`
+	Meta           *Meta             `json:"meta,omitempty"`
 	Extension      []Extension       `json:"extension,omitempty"`
 	Type           Coding            `json:"type"`
 	Subtype        []Coding          `json:"subtype,omitempty"`
@@ -150,7 +172,15 @@ type AuditAgent struct {
 	Type         *CodeableConcept  `json:"type,omitempty"`
 	Who          *Reference        `json:"who,omitempty"`
 	Requestor    bool              `json:"requestor"`
+	Network      *AuditNetwork     `json:"network,omitempty"`
 	PurposeOfUse []CodeableConcept `json:"purposeOfUse,omitempty"`
+}
+
+// AuditNetwork is AuditEvent.agent.network; Type is a code of
+// SystemNetworkType (1 machine name, 2 IP address, 5 URI).
+type AuditNetwork struct {
+	Address string `json:"address,omitempty"`
+	Type    string `json:"type,omitempty"`
 }
 
 // AuditSource is AuditEvent.source.
@@ -161,16 +191,10 @@ type AuditSource struct {
 
 // AuditEntity is AuditEvent.entity.
 type AuditEntity struct {
-	What   *Reference          `json:"what,omitempty"`
-	Type   *Coding             `json:"type,omitempty"`
-	Role   *Coding             `json:"role,omitempty"`
-	Detail []AuditEntityDetail `json:"detail,omitempty"`
-}
-
-// AuditEntityDetail is AuditEvent.entity.detail.
-type AuditEntityDetail struct {
-	Type        string `json:"type"`
-	ValueString string `json:"valueString"`
+	Extension []Extension `json:"extension,omitempty"`
+	What      *Reference  `json:"what,omitempty"`
+	Type      *Coding     `json:"type,omitempty"`
+	Role      *Coding     `json:"role,omitempty"`
 }
 
 // Bundle is a FHIR R4 Bundle.

@@ -1,6 +1,9 @@
 package records
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Category classifies a record for consent. The vocabulary is closed:
 // consent grants name categories, and a record outside it could not be
@@ -75,4 +78,83 @@ func (c Category) Sensitive() bool {
 		return true
 	}
 	return false
+}
+
+// sensitiveCategories may be used by any clinical resource type whose
+// content may be specially protected (a note, a report, a
+// condition may be about mental health as well as about a fracture).
+var sensitiveCategories = []Category{CategoryMentalHealth, CategorySexualHealth, CategorySubstanceUse, CategoryGenomics}
+
+// resourceCategories maps each FHIR R4 resource type a record may hold to
+// the categories it may be filed under. The sensitive categories are
+// allowed wherever the type can carry such content. A resource type
+// missing here is not accepted as a record: consent is granted by
+// category, so every record must have one that fits. docs/scopes.md
+// shows the same table.
+var resourceCategories = map[string][]Category{
+	// Who the patient is.
+	"Patient":       {CategoryDemographics},
+	"RelatedPerson": {CategoryDemographics},
+	// Allergies.
+	"AllergyIntolerance": {CategoryAllergies},
+	// Problems and diagnoses.
+	"Condition":           append([]Category{CategoryConditions}, sensitiveCategories...),
+	"FamilyMemberHistory": append([]Category{CategoryConditions}, sensitiveCategories...),
+	// Medications.
+	"MedicationRequest":        append([]Category{CategoryMedications}, sensitiveCategories...),
+	"MedicationStatement":      append([]Category{CategoryMedications}, sensitiveCategories...),
+	"MedicationAdministration": append([]Category{CategoryMedications}, sensitiveCategories...),
+	"MedicationDispense":       append([]Category{CategoryMedications}, sensitiveCategories...),
+	// Immunizations.
+	"Immunization":               {CategoryImmunizations},
+	"ImmunizationRecommendation": {CategoryImmunizations},
+	// Results: an Observation is a lab result, a vital sign, an imaging
+	// or procedure finding, or sensitive (an HIV test, a genetic variant).
+	"Observation":       append([]Category{CategoryLabs, CategoryVitals, CategoryImaging, CategoryProcedures}, sensitiveCategories...),
+	"DiagnosticReport":  append([]Category{CategoryLabs, CategoryImaging}, sensitiveCategories...),
+	"Specimen":          append([]Category{CategoryLabs}, sensitiveCategories...),
+	"MolecularSequence": {CategoryGenomics},
+	"ImagingStudy":      {CategoryImaging},
+	// Care.
+	"Procedure":     append([]Category{CategoryProcedures}, sensitiveCategories...),
+	"Encounter":     append([]Category{CategoryEncounters}, sensitiveCategories...),
+	"EpisodeOfCare": append([]Category{CategoryEncounters}, sensitiveCategories...),
+	// Notes and documents. A DocumentReference wraps any clinical
+	// document (a discharge letter, a scanned lab report).
+	"Composition":        append([]Category{CategoryNotes}, sensitiveCategories...),
+	"ClinicalImpression": append([]Category{CategoryNotes}, sensitiveCategories...),
+	"CarePlan":           append([]Category{CategoryNotes, CategoryConditions}, sensitiveCategories...),
+	"DocumentReference": append([]Category{
+		CategoryNotes, CategoryLabs, CategoryImaging, CategoryProcedures, CategoryEncounters,
+		CategoryConditions, CategoryMedications, CategoryImmunizations, CategoryAllergies, CategoryVitals,
+	}, sensitiveCategories...),
+}
+
+// CategoriesFor returns the categories a FHIR resource type may be filed
+// under, in documentation order; nil when the type is not accepted as a
+// record.
+func CategoriesFor(resourceType string) []Category {
+	cs, ok := resourceCategories[resourceType]
+	if !ok {
+		return nil
+	}
+	var out []Category
+	for _, c := range categories {
+		if slices.Contains(cs, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// ResourceTypes returns every FHIR resource type accepted as a record,
+// sorted.
+func ResourceTypes() []string {
+	return slices.Sorted(maps.Keys(resourceCategories))
+}
+
+// Fits reports whether a resource of type resourceType may be filed under
+// c (a Patient is demographics, not labs).
+func (c Category) Fits(resourceType string) bool {
+	return slices.Contains(resourceCategories[resourceType], c)
 }

@@ -69,7 +69,7 @@ func ExampleVault() {
 	vault := records.NewVault(store, keys, &printLog{}, pseud, records.Options{})
 
 	content, err := records.ParseContent(records.FHIRContentType,
-		json.RawMessage(`{"resourceType":"Observation","valueQuantity":{"value":6.9,"unit":"%"}}`))
+		json.RawMessage(`{"resourceType":"Observation","status":"final","code":{"text":"HbA1c"},"subject":{"reference":"Patient/patient-123"},"valueQuantity":{"value":6.9,"unit":"%"}}`))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func ExampleVault() {
 	// Output:
 	// ledger: record.registered
 	// stored Observation at ledger index 0 under key version 1
-	// {"resourceType":"Observation","valueQuantity":{"value":6.9,"unit":"%"}}
+	// {"resourceType":"Observation","status":"final","code":{"text":"HbA1c"},"subject":{"reference":"Patient/patient-123"},"valueQuantity":{"value":6.9,"unit":"%"}}
 	// ledger: record.shredded
 	// true
 }
@@ -137,4 +137,19 @@ func ExampleRotate() {
 	fmt.Println("now at version", res.To, "created:", res.Created)
 	// Output:
 	// now at version 2 created: true
+}
+
+func ExampleValidateFHIR() {
+	_, err := records.ValidateFHIR([]byte(`{"resourceType":"Observation","status":"banana","code":{"text":"HbA1c"}}`), "pat-1", records.CategoryLabs)
+	var ve *records.ValidationError
+	if errors.As(err, &ve) {
+		fmt.Println(ve.Element)
+		fmt.Println(ve.Message)
+	}
+	rt, err := records.ValidateFHIR([]byte(`{"resourceType":"Observation","status":"final","code":{"text":"HbA1c"},"subject":{"reference":"Patient/pat-1"}}`), "pat-1", records.CategoryLabs)
+	fmt.Println(rt, err)
+	// Output:
+	// Observation.status
+	// not a valid FHIR R4 resource: Observation.status: code type mismatch
+	// Observation <nil>
 }

@@ -155,7 +155,7 @@ func (v *Vault) validate(r PutRequest) (contentType, resourceType string, err er
 	}
 	rt := r.ResourceType
 	if IsFHIR(ct) {
-		got, err := FHIRResourceType(r.Content)
+		got, err := ValidateFHIR(r.Content, r.Patient, r.Category)
 		if err != nil {
 			return "", "", err
 		}

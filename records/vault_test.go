@@ -132,7 +132,7 @@ func TestVaultNoPlaintextInDatabase(t *testing.T) {
 		fhir := records.PutRequest{
 			Holder: "hosp-a", Patient: patient, Category: records.CategoryMentalHealth,
 			ContentType: records.FHIRContentType,
-			Content:     []byte(`{"resourceType":"Condition","note":[{"text":"` + secret + `"}]}`),
+			Content:     []byte(`{"resourceType":"Condition","subject":{"reference":"Patient/` + patient + `"},"note":[{"text":"` + secret + `"}]}`),
 		}
 		blob := bytes.Repeat([]byte("BINARY-SECRET-"+secret), 2000) // spills into overflow pages / TOAST
 		bin := records.PutRequest{Holder: "hosp-a", Patient: patient, Category: records.CategoryImaging, ContentType: "application/dicom", Content: blob}

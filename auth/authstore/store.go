@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/database"
@@ -26,6 +27,15 @@ type jtiRow struct {
 
 func (jtiRow) TableName() string { return "auth_jti_replay" }
 
+// revokedRow is one revoked access token: its jti until ExpiresAt (Unix
+// seconds), when the token would fail its exp check anyway.
+type revokedRow struct {
+	JTI       string `gorm:"column:jti;primaryKey;size:255"`
+	ExpiresAt int64  `gorm:"not null;index"`
+}
+
+func (revokedRow) TableName() string { return "auth_revoked_tokens" }
+
 // Options configures a Store. Zero values take the defaults.
 type Options struct {
 	// Now is the clock (default time.Now).
@@ -43,7 +53,10 @@ type Store struct {
 	purge time.Time // last purge
 }
 
-var _ auth.ReplayCache = (*Store)(nil)
+var (
+	_ auth.ReplayCache = (*Store)(nil)
+	_ auth.Revocations = (*Store)(nil)
+)
 
 // Open migrates the replay table and returns the store.
 func Open(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
@@ -53,7 +66,7 @@ func Open(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
 	if opts.PurgeInterval == 0 {
 		opts.PurgeInterval = DefaultPurgeInterval
 	}
-	if err := db.WithContext(ctx).AutoMigrate(&jtiRow{}); err != nil {
+	if err := db.WithContext(ctx).AutoMigrate(&jtiRow{}, &revokedRow{}); err != nil {
 		return nil, fmt.Errorf("migrate auth store: %w", err)
 	}
 	return &Store{db: db, opts: opts}, nil
@@ -81,13 +94,49 @@ func (s *Store) Claim(ctx context.Context, issuer, jti string, until time.Time) 
 	return nil
 }
 
-// Purge deletes the records that expired before now and returns how many.
+// Revoke records an access token's jti as revoked until the given time.
+// Revoking it again keeps the later of the two times.
+func (s *Store) Revoke(ctx context.Context, jti string, until time.Time) error {
+	if jti == "" {
+		return fmt.Errorf("revoke: empty jti")
+	}
+	s.maybePurge(ctx, s.opts.Now())
+	row := revokedRow{JTI: jti, ExpiresAt: ceilUnix(until)}
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "jti"}},
+		DoUpdates: clause.Assignments(map[string]any{"expires_at": gorm.Expr("CASE WHEN auth_revoked_tokens.expires_at > ? THEN auth_revoked_tokens.expires_at ELSE ? END", row.ExpiresAt, row.ExpiresAt)}),
+	}).Create(&row).Error
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	return nil
+}
+
+// Revoked reports whether jti is recorded as revoked and the record has
+// not expired.
+func (s *Store) Revoked(ctx context.Context, jti string) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&revokedRow{}).
+		Where("jti = ? AND expires_at >= ?", jti, s.opts.Now().Unix()).Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("revocation list: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Purge deletes the replay and revocation records that expired before
+// now and returns how many.
 func (s *Store) Purge(ctx context.Context) (int64, error) {
-	res := s.db.WithContext(ctx).Where("expires_at < ?", s.opts.Now().Unix()).Delete(&jtiRow{})
+	now := s.opts.Now().Unix()
+	res := s.db.WithContext(ctx).Where("expires_at < ?", now).Delete(&jtiRow{})
 	if res.Error != nil {
 		return 0, fmt.Errorf("purge replay cache: %w", res.Error)
 	}
-	return res.RowsAffected, nil
+	rev := s.db.WithContext(ctx).Where("expires_at < ?", now).Delete(&revokedRow{})
+	if rev.Error != nil {
+		return res.RowsAffected, fmt.Errorf("purge revocation list: %w", rev.Error)
+	}
+	return res.RowsAffected + rev.RowsAffected, nil
 }
 
 // Len returns the number of records (expired or not).

@@ -146,3 +146,50 @@ func TestClaimConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestRevocations: a revoked jti stays revoked until its time, across a
+// "restart" (a second store over the same database), revoking twice keeps
+// the later time, and Purge drops expired records.
+func TestRevocations(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		clock := authtest.NewClock(t0)
+		s := open(t, db, clock)
+		until := t0.Add(5 * time.Minute)
+		revoked := func(s *authstore.Store, jti string) bool {
+			t.Helper()
+			ok, err := s.Revoked(t.Context(), jti)
+			if err != nil {
+				t.Fatalf("Revoked: %v", err)
+			}
+			return ok
+		}
+		if revoked(s, "t1") {
+			t.Fatal("t1 revoked before Revoke")
+		}
+		if err := s.Revoke(t.Context(), "t1", until); err != nil {
+			t.Fatalf("Revoke: %v", err)
+		}
+		if err := s.Revoke(t.Context(), "t1", t0.Add(time.Minute)); err != nil {
+			t.Fatalf("Revoke again (earlier): %v", err)
+		}
+		if err := s.Revoke(t.Context(), "", until); err == nil {
+			t.Error("Revoke accepted an empty jti")
+		}
+		again := open(t, db, clock)
+		if !revoked(again, "t1") || revoked(again, "t2") {
+			t.Errorf("after restart: t1 revoked %v (want true), t2 %v (want false)", revoked(again, "t1"), revoked(again, "t2"))
+		}
+		clock.Set(until)
+		if !revoked(again, "t1") {
+			t.Error("t1 not revoked at its last second (a second Revoke shortened it?)")
+		}
+		clock.Set(until.Add(time.Second))
+		if revoked(again, "t1") {
+			t.Error("t1 still revoked after its time")
+		}
+		n, err := again.Purge(t.Context())
+		if err != nil || n != 1 {
+			t.Errorf("Purge = %d, %v; want 1 record", n, err)
+		}
+	})
+}

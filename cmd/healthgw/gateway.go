@@ -182,7 +182,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	acfg := auth.Config{Issuer: cfg.BaseURL, Logger: logger}
+	acfg := auth.Config{Issuer: cfg.BaseURL, Logger: logger, AllowInsecureJWKSURL: cfg.HTTPJWKS, Revocations: replay}
 	exch, err := auth.NewExchanger(acfg, g.signKey, g.registry, replay)
 	if err != nil {
 		return err
@@ -226,6 +226,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	)
 	g.api.SetClock(g.clock.Now)
 	g.api.MountAuth(exch, jwks)
+	g.api.MountTokenManagement(exch, authn)
 	var tilesLog tiles.Log = g.ledger
 	if eps, _ := cfg.witnessEndpoints(); len(eps) > 0 {
 		g.witnesses = witness.NewSubmitter(g.ledger, eps, nil, logger)
