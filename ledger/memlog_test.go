@@ -17,6 +17,10 @@ type memLog struct {
 	hashes  []tlog.Hash
 	signer  note.Signer
 	cpSize  uint64 // size of the published checkpoint
+	// served, if set, receives the size of every checkpoint Checkpoint
+	// serves (without blocking), so a test can tell that a poller has
+	// looked.
+	served chan uint64
 }
 
 func (m *memLog) add(data []byte) {
@@ -80,7 +84,14 @@ func (m *memLog) Checkpoint(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return SignCheckpoint(Checkpoint{Origin: m.signer.Name(), Size: size, Hash: root}, m.signer)
+	cp, err := SignCheckpoint(Checkpoint{Origin: m.signer.Name(), Size: size, Hash: root}, m.signer)
+	if err == nil && m.served != nil {
+		select {
+		case m.served <- size:
+		default:
+		}
+	}
+	return cp, err
 }
 
 var _ ReceiptLog = (*memLog)(nil)

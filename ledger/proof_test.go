@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -128,13 +127,23 @@ func TestReceipt(t *testing.T) {
 	}
 
 	// An entry not yet covered by a checkpoint: MakeReceipt waits for one.
+	// The test publishes only after MakeReceipt has been served a
+	// checkpoint that does not cover the entry, so the wait is exercised.
 	m.add(m.entries[0])
+	m.served = make(chan uint64, 1)
 	done := make(chan error, 1)
 	go func() {
 		_, err := MakeReceipt(t.Context(), m, 10)
 		done <- err
 	}()
-	time.Sleep(2 * receiptPoll)
+	select {
+	case size := <-m.served:
+		if size > 10 {
+			t.Fatalf("MakeReceipt was served a checkpoint of size %d before the publish", size)
+		}
+	case err := <-done:
+		t.Fatalf("MakeReceipt returned before a checkpoint covered the entry: %v", err)
+	}
 	m.publish()
 	if err := <-done; err != nil {
 		t.Errorf("MakeReceipt after publish: %v", err)

@@ -104,6 +104,9 @@ func TestNewSignerRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if other.Author() != "gw-b" || s.Author() != testAuthor {
+		t.Errorf("authors %q, %q", other.Author(), s.Author())
+	}
 	stmt, err := s.Statement(OrgPatient, fixedSalt(1), &ConsentRevokedV2{ConsentID: "c", Patient: testRef(t, "p", fixedSalt(1))})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,9 @@ package comet_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 
@@ -52,11 +54,13 @@ func ExampleOpen() {
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
-		fmt.Println("open:", err)
+		// This example runs where no consortium was laid out yet.
+		fmt.Println("no consortium home:", errors.Is(err, fs.ErrNotExist))
 		return
 	}
 	defer l.Close()
 	e, _ := ledger.NewEntry("hospital-1", &ledger.ConsentRevoked{ConsentID: "c-1", Patient: "ps_…"})
 	idx, err := l.Append(ctx, e) // returns once the block is committed
 	fmt.Println(idx, err)
+	// Output: no consortium home: true
 }

@@ -283,6 +283,13 @@ func (l *Log) Status() Status {
 	return s
 }
 
+// NextCommit returns a channel that is closed when this node next commits
+// a block, for callers that wait for the node to move.
+func (l *Log) NextCommit() <-chan struct{} {
+	_, ch := l.app.committedAndNext()
+	return ch
+}
+
 // Close stops the node and closes the ledger database. Appends still
 // waiting return ledger.ErrClosed.
 func (l *Log) Close() error {

@@ -57,27 +57,37 @@ func decodeAt(t testing.TB, l *comet.Log, idx uint64) ledger.Entry {
 func waitAgree(t testing.TB, net *comettest.Network, minSize uint64) []comet.Status {
 	t.Helper()
 	net.WaitSize(minSize, time.Minute)
-	deadline := time.Now().Add(time.Minute)
+	timeout := time.NewTimer(time.Minute)
+	defer timeout.Stop()
 	for {
-		var sts []comet.Status
+		var (
+			sts    []comet.Status
+			lowest <-chan struct{} // the next commit of the node furthest behind
+			low    int64
+		)
 		same := true
 		for _, l := range net.Logs() {
 			if l == nil {
 				continue
 			}
+			next := l.NextCommit() // taken before the status, so no commit is missed
 			s := l.Status()
 			if len(sts) > 0 && s.Height != sts[0].Height {
 				same = false
+			}
+			if lowest == nil || s.Height < low {
+				lowest, low = next, s.Height
 			}
 			sts = append(sts, s)
 		}
 		if same {
 			return sts
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-lowest:
+		case <-timeout.C:
 			t.Fatalf("nodes did not settle on one height: %+v", sts)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

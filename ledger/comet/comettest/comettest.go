@@ -74,12 +74,6 @@ type Node struct {
 	log   *comet.Log
 }
 
-// Start starts an n-validator network and returns each node's log. The
-// network stops when the test ends.
-func Start(t testing.TB, n int) []*comet.Log {
-	return NewNetwork(t, n, Options{}).Logs()
-}
-
 // NewNetwork creates and starts an n-validator network.
 func NewNetwork(t testing.TB, n int, opts Options) *Network {
 	t.Helper()
