@@ -137,6 +137,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(ctxPrincipal, p)
+	if !s.limitPrincipal(c, p) {
+		return
+	}
 	c.Next()
 }
 

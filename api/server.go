@@ -69,6 +69,8 @@ type Server struct {
 	zk         ZKDeps
 	// projections is the follower the query routes catch up first.
 	projections Syncer
+	// limits, when set, rate-limits the token endpoint and principals.
+	limits RateLimiter
 }
 
 // Option configures a Server.
@@ -114,6 +116,9 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = false
 	e.Use(s.requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware)
+	if s.limits != nil {
+		e.Use(s.tokenRateLimit)
+	}
 	e.NoRoute(func(c *gin.Context) { s.fail(c, errNotFound) })
 	e.NoMethod(func(c *gin.Context) {
 		s.fail(c, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "Method not allowed."})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ratelimit"
 )
 
 // serveConfig is everything `healthgw serve` reads from flags, HEALTHGW_*
@@ -34,6 +35,8 @@ type serveConfig struct {
 	ZKKeys       string        // directory of Groth16 keys (default <data>/zk)
 	ZKDevSetup   bool          // create development Groth16 keys when there are none
 	Shutdown     time.Duration
+	RateLimit    bool             // apply RateLimits (default on)
+	RateLimits   ratelimit.Config // see ratelimit.DefaultConfig
 }
 
 func defaultServeConfig() serveConfig {
@@ -46,6 +49,8 @@ func defaultServeConfig() serveConfig {
 		MaxRecord:  16 << 20,
 		BreakGlass: "hospital",
 		Shutdown:   15 * time.Second,
+		RateLimit:  true,
+		RateLimits: ratelimit.DefaultConfig(),
 	}
 }
 
@@ -67,6 +72,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ZKKeys, "zk-keys", c.ZKKeys, "directory of Groth16 keys (default <data>/zk)")
 	fs.BoolVar(&c.ZKDevSetup, "zk-dev-setup", c.ZKDevSetup, "if --zk-keys holds no keys, run a single-party DEVELOPMENT setup in the background (disable in production; use a ceremony)")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
+	c.rateLimitFlags(fs)
 }
 
 // finish fills derived defaults and validates.
@@ -116,6 +122,9 @@ func (c *serveConfig) finish() error {
 		return fmt.Errorf("patients need an identity provider: set --patient-issuer and --patient-jwks, or --dev-idp")
 	}
 	if _, err := breakGlassPolicy(c.BreakGlass); err != nil {
+		return err
+	}
+	if err := c.RateLimits.Validate(); err != nil {
 		return err
 	}
 	_ = database.DialectOf(c.DB)

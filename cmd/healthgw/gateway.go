@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 	"gorm.io/gorm"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/ledger/tiles"
+	"github.com/healthgw/healthgw/ratelimit"
 	"github.com/healthgw/healthgw/records"
 	"github.com/healthgw/healthgw/records/recordstore"
 	"github.com/healthgw/healthgw/registry"
@@ -58,6 +60,7 @@ type gateway struct {
 	devIdP   *auth.DevIdP
 	vkey     string // checkpoint verifier key (note text)
 	api      *api.Server
+	limits   *ratelimit.Limiter
 	closers  []func() error // run in reverse order by close
 }
 
@@ -179,7 +182,10 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 
 	// API.
-	g.api = api.New(api.Config{BaseURL: cfg.BaseURL}, logger, authn,
+	reg := prometheus.NewRegistry()
+	var opsOpts []api.Option
+	g.limits, opsOpts = rateLimitOptions(cfg, reg)
+	g.api = api.New(api.Config{BaseURL: cfg.BaseURL}, logger, authn, append(opsOpts,
 		api.WithReadiness("database", api.CheckerFunc(func(ctx context.Context) error {
 			sqlDB, err := g.db.DB()
 			if err != nil {
@@ -191,7 +197,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 			_, err := g.ledger.Checkpoint(ctx)
 			return err
 		})),
-	)
+	)...)
 	g.api.MountAuth(exch, jwks)
 	g.api.MountLedger(g.ledger, tiles.New(g.ledger, tiles.Options{Logger: logger}))
 
