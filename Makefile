@@ -7,17 +7,34 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # because the machines are small and shared.
 TESTFLAGS ?= -race -count=1 -timeout 25m
 BENCHTIME ?= 1s
+# Tests that take minutes (the full multi-party ceremony) run only when
+# this is set; plain `go test ./...` leaves them out to fit Go's default
+# 10-minute timeout.
+export HEALTHGW_LONG_TESTS ?= 1
 
-.PHONY: run build test bench lint fmt demo testnet clean
+.PHONY: run build release test bench lint fmt demo testnet clean
 
 run: build
 	./$(BIN) serve
 
+# build compiles with the same settings as `go test` and `go vet` (no
+# -trimpath, the default CGO_ENABLED), so they share the build cache:
+# -trimpath and CGO_ENABLED=0 each change every package's cache key and
+# made the first `make run` after `make test` compile everything again.
+# (-ldflags only affects the link.) The race detector's builds cannot be
+# shared either way. `make release` builds the static, path-free binary
+# the container image ships.
 build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/healthgw
+
+release:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/healthgw
 
+# The race detector excludes the full ceremony test (it is built !race), so
+# it runs once more without it.
 test:
 	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test -count=1 -timeout 25m -run '^TestFullCeremony$$' ./circuits/ceremony/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...

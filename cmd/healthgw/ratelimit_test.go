@@ -170,4 +170,3 @@ func TestRateLimitOff(t *testing.T) {
 		}
 	}
 }
-
