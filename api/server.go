@@ -71,6 +71,8 @@ type Server struct {
 	projections Syncer
 	// limits, when set, rate-limits the token endpoint and principals.
 	limits RateLimiter
+	// observer, when set, is told of token failures and record bytes.
+	observer Observer
 }
 
 // Option configures a Server.
@@ -116,6 +118,9 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = false
 	e.Use(s.requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware)
+	if s.observer != nil {
+		e.Use(s.observeMiddleware)
+	}
 	if s.limits != nil {
 		e.Use(s.tokenRateLimit)
 	}
@@ -127,6 +132,7 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
 	e.GET("/v1/whoami", s.authenticate, s.whoami)
+	e.GET("/openapi.json", serveOpenAPI)
 	s.engine = e
 	return s
 }

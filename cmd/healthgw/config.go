@@ -35,6 +35,7 @@ type serveConfig struct {
 	ZKKeys       string        // directory of Groth16 keys (default <data>/zk)
 	ZKDevSetup   bool          // create development Groth16 keys when there are none
 	Shutdown     time.Duration
+	LogFormat    string           // text (default) or json
 	RateLimit    bool             // apply RateLimits (default on)
 	RateLimits   ratelimit.Config // see ratelimit.DefaultConfig
 }
@@ -49,6 +50,7 @@ func defaultServeConfig() serveConfig {
 		MaxRecord:  16 << 20,
 		BreakGlass: "hospital",
 		Shutdown:   15 * time.Second,
+		LogFormat:  "text",
 		RateLimit:  true,
 		RateLimits: ratelimit.DefaultConfig(),
 	}
@@ -72,7 +74,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ZKKeys, "zk-keys", c.ZKKeys, "directory of Groth16 keys (default <data>/zk)")
 	fs.BoolVar(&c.ZKDevSetup, "zk-dev-setup", c.ZKDevSetup, "if --zk-keys holds no keys, run a single-party DEVELOPMENT setup in the background (disable in production; use a ceremony)")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
-	c.rateLimitFlags(fs)
+	c.operationsFlags(fs)
 }
 
 // finish fills derived defaults and validates.
@@ -126,6 +128,9 @@ func (c *serveConfig) finish() error {
 	}
 	if err := c.RateLimits.Validate(); err != nil {
 		return err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
 	}
 	_ = database.DialectOf(c.DB)
 	return nil

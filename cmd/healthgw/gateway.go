@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 	"gorm.io/gorm"
 
@@ -182,10 +181,9 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 
 	// API.
-	reg := prometheus.NewRegistry()
-	var opsOpts []api.Option
-	g.limits, opsOpts = rateLimitOptions(cfg, reg)
-	g.api = api.New(api.Config{BaseURL: cfg.BaseURL}, logger, authn, append(opsOpts,
+	ops := newOperations(cfg, g.ledger)
+	g.limits = ops.limits
+	g.api = api.New(api.Config{BaseURL: cfg.BaseURL}, logger, authn, append(ops.opts,
 		api.WithReadiness("database", api.CheckerFunc(func(ctx context.Context) error {
 			sqlDB, err := g.db.DB()
 			if err != nil {
@@ -206,7 +204,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	g.vault = records.NewVault(recStore, newKeystore(e, cfg.DataDir, true), g.ledger, g.pseud, records.Options{MaxSize: cfg.MaxRecord})
+	g.vault = records.NewVault(recStore, newKeystore(e, cfg.DataDir, true), ops.appender(g.ledger), g.pseud, records.Options{MaxSize: cfg.MaxRecord})
 	if st, err := g.vault.Recover(ctx); err != nil {
 		return fmt.Errorf("recover record vault: %w", err)
 	} else if st != (records.RecoverStats{}) {
@@ -217,12 +215,12 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Log: g.ledger, Sync: g.follower, Pseud: g.pseud, Policy: policy})
+	g.api.MountConsent(api.ConsentDeps{Store: g.consent, Log: ops.appender(g.ledger), Sync: g.follower, Pseud: g.pseud, Policy: policy})
 
 	// Zero-knowledge eligibility.
 	g.zkKeys = &zkKeys{dir: cfg.ZKKeys, log: g.ledger, sync: g.follower, store: g.zkstore, logger: logger}
 	g.api.MountZK(api.ZKDeps{
-		Store: g.zkstore, Keys: g.zkKeys, Log: g.ledger, Sync: g.follower,
+		Store: g.zkstore, Keys: g.zkKeys, Log: ops.appender(g.ledger), Sync: g.follower,
 		Issuers: &issuerKeys{dir: filepath.Join(cfg.DataDir, "keys", "issuers"), log: g.ledger, sync: g.follower, store: g.zkstore},
 	})
 	return nil

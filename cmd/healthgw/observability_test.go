@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+)
+
+// lockedBuffer is a log sink safe for the gateway's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestDemoMetricsAndJSONLogs runs the demo against a gateway logging in
+// JSON at debug level, then checks that every log line is one JSON object
+// (with the request ID on every line about a request) and that /metrics
+// shows the operational metrics.
+func TestDemoMetricsAndJSONLogs(t *testing.T) {
+	gin.SetMode(gin.ReleaseMode)
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := defaultServeConfig()
+	cfg.DataDir, cfg.ZKKeys, cfg.Addr = dir, devZKKeys(t), "127.0.0.1:0"
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Addr = ln.Addr().String()
+	if err := cfg.finish(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	g, err := openGateway(t.Context(), cfg, newLogger(logs, "json", slog.LevelDebug), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(g.api.Handler())
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := g.close(); err != nil {
+			t.Error(err)
+		}
+	})
+	tg := &testGateway{gateway: g, t: t, srv: srv, url: cfg.BaseURL}
+
+	var out strings.Builder
+	if err := run(t.Context(), []string{"demo", "--url", cfg.BaseURL, "--data", dir}, func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	// One refused token request, so the failure counter has a series.
+	if st, _ := tg.postToken("not-a-jwt", ""); st != http.StatusUnauthorized {
+		t.Fatalf("bad assertion: %d", st)
+	}
+
+	st, body := tg.do("GET", "/metrics", "", nil)
+	if st != http.StatusOK {
+		t.Fatalf("/metrics: %d", st)
+	}
+	for _, name := range []string{
+		"healthgw_http_requests_total",
+		`healthgw_access_decisions_total{decision="permit"`,
+		`healthgw_access_decisions_total{decision="deny"`,
+		`healthgw_token_failures_total{reason="invalid_client"} 1`,
+		`healthgw_record_bytes_total{direction="in"}`,
+		`healthgw_record_bytes_total{direction="out"}`,
+		`healthgw_ledger_append_duration_seconds_count{outcome="ok"}`,
+		"healthgw_ledger_entries ",
+		"healthgw_ledger_checkpoint_size ",
+		"healthgw_ledger_checkpoint_age_seconds ",
+		`healthgw_rate_limited_total{scope="token_backoff"} 0`,
+		"process_resident_memory_bytes",
+	} {
+		if !bytes.Contains(body, []byte(name)) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	for _, zero := range []string{`healthgw_record_bytes_total{direction="in"} 0`, `healthgw_record_bytes_total{direction="out"} 0`, "healthgw_ledger_entries 0"} {
+		if bytes.Contains(body, []byte(zero+"\n")) {
+			t.Errorf("/metrics: %s after the demo", zero)
+		}
+	}
+
+	sc := bufio.NewScanner(strings.NewReader(logs.String()))
+	sc.Buffer(nil, 1<<20)
+	lines, withRoute := 0, 0
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("log line %d is not JSON: %v\n%s", lines+1, err, sc.Text())
+		}
+		for _, k := range []string{"time", "level", "msg"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("log line %d lacks %q: %s", lines+1, k, sc.Text())
+			}
+		}
+		if _, ok := rec["route"]; ok {
+			withRoute++
+			if id, _ := rec["request_id"].(string); id == "" {
+				t.Errorf("request log line without request_id: %s", sc.Text())
+			}
+		}
+		lines++
+	}
+	if lines == 0 || withRoute == 0 {
+		t.Fatalf("%d log lines, %d about requests: want some of each", lines, withRoute)
+	}
+}
