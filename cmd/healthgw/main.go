@@ -63,6 +63,7 @@ func commands() []command {
 		{"ledger", "verify and inspect the tamper-evident ledger (regulator tools)", cmdLedger},
 		{"keys", "record key-encryption keys: init, rotate, status", cmdKeys},
 		{"demo", "tell the whole story against a running gateway, step by step", cmdDemo},
+		{"bench", "load and soak a running gateway with a realistic mix; throughput, p50/p99, errors, memory", cmdBench},
 		{"version", "print the version", cmdVersion},
 		{"org", "register and list organisations, make demo client keys", cmdOrg},
 		{"token", "mint patient tokens (development), get client access tokens", cmdToken},

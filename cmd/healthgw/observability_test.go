@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +106,17 @@ func TestDemoMetricsAndJSONLogs(t *testing.T) {
 	for _, zero := range []string{`healthgw_record_bytes_total{direction="in"} 0`, `healthgw_record_bytes_total{direction="out"} 0`, "healthgw_ledger_entries 0"} {
 		if bytes.Contains(body, []byte(zero+"\n")) {
 			t.Errorf("/metrics: %s after the demo", zero)
+		}
+	}
+
+	// Every metric the Grafana dashboard queries exists.
+	dash, err := os.ReadFile("../../deploy/grafana/healthgw.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range regexp.MustCompile(`(?:healthgw|process|go)_[a-z_]+`).FindAllString(string(dash), -1) {
+		if !bytes.Contains(body, []byte("\n"+name)) {
+			t.Errorf("dashboard queries %s, which /metrics lacks", name)
 		}
 	}
 
