@@ -104,7 +104,8 @@ type Limiter struct {
 	addr      *Buckets
 	org       *Buckets
 	principal *Buckets
-	failures  *backoffs
+	failures  *backoffs // per (org, address)
+	addrFails *backoffs // per address, whatever the org: AddressFailureFactor × the threshold
 	logs      *LogLimiter
 	refused   *prometheus.CounterVec
 	clock     atomic.Pointer[func() time.Time]
@@ -129,6 +130,7 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 		org:       NewBuckets(off(cfg.TokenPerOrg), cfg.MaxKeys),
 		principal: NewBuckets(off(cfg.PerPrincipal), cfg.MaxKeys),
 		failures:  newBackoffs(cfg.TokenFailures, cfg.MaxKeys),
+		addrFails: newBackoffs(addressBackoff(cfg.TokenFailures), cfg.MaxKeys),
 		logs:      NewLogLimiter(cfg.LogInterval, cfg.MaxKeys),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthgw_rate_limited_total",
@@ -155,6 +157,18 @@ func (l *Limiter) refuse(s Scope, wait time.Duration) Decision {
 	return Decision{RetryAfter: wait, Scope: s}
 }
 
+// AddressFailureFactor scales the failure threshold for the back-off of a
+// source address as a whole, which catches a client that names a new org
+// with every failed request.
+const AddressFailureFactor = 5
+
+func addressBackoff(b Backoff) Backoff {
+	if b != (Backoff{}) {
+		b.Threshold *= AddressFailureFactor
+	}
+	return b
+}
+
 // failureKey is the back-off's key: a client org as seen from one address,
 // so that a third party sending bad assertions in an org's name slows
 // itself, not the org.
@@ -165,7 +179,7 @@ func failureKey(addr, org string) string { return org + "\x00" + addr }
 // client spends no tokens.
 func (l *Limiter) TokenRequest(addr, org string) Decision {
 	now := l.now()
-	if d := l.failures.blocked(failureKey(addr, org), now); d > 0 {
+	if d := max(l.failures.blocked(failureKey(addr, org), now), l.addrFails.blocked(addr, now)); d > 0 {
 		return l.refuse(ScopeTokenBackoff, d)
 	}
 	if ok, d := l.addr.Allow(addr, now); !ok {
@@ -186,9 +200,12 @@ func (l *Limiter) TokenResult(addr, org string, ok bool) {
 	key := failureKey(addr, org)
 	if ok {
 		l.failures.success(key)
+		l.addrFails.success(addr)
 		return
 	}
-	l.failures.failure(key, l.now())
+	now := l.now()
+	l.failures.failure(key, now)
+	l.addrFails.failure(addr, now)
 }
 
 // Principal decides an authenticated request of principal key.

@@ -192,6 +192,30 @@ func TestLimiterToken(t *testing.T) {
 	}
 }
 
+// TestLimiterAddressBackoff: a client naming a new org with every failed
+// request still backs off, after AddressFailureFactor × the threshold.
+func TestLimiterAddressBackoff(t *testing.T) {
+	l := New(Config{TokenFailures: Backoff{Threshold: 2, Base: time.Second, Max: time.Minute}}, nil)
+	l.SetClock(func() time.Time { return t0 })
+	n := 0
+	for ; n < 100; n++ {
+		org := fmt.Sprint("org-", n)
+		if d := l.TokenRequest("10.0.0.9", org); !d.Allowed {
+			if d.Scope != ScopeTokenBackoff {
+				t.Fatalf("refused by %s", d.Scope)
+			}
+			break
+		}
+		l.TokenResult("10.0.0.9", org, false)
+	}
+	if n != 2*AddressFailureFactor {
+		t.Fatalf("address backed off after %d failures, want %d", n, 2*AddressFailureFactor)
+	}
+	if d := l.TokenRequest("10.0.0.10", "org-0"); !d.Allowed {
+		t.Fatalf("another address: %+v", d)
+	}
+}
+
 func TestLimiterPrincipalAndUnlimited(t *testing.T) {
 	l := New(Config{PerPrincipal: Limit{Rate: 1, Burst: 2}}, nil)
 	l.SetClock(func() time.Time { return t0 })
