@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -143,5 +144,39 @@ func TestDemoMetricsAndJSONLogs(t *testing.T) {
 	}
 	if lines == 0 || withRoute == 0 {
 		t.Fatalf("%d log lines, %d about requests: want some of each", lines, withRoute)
+	}
+}
+
+// TestServeOperationsSettings: the log format and rate limits are read
+// from flags, the environment and the example configuration file, and bad
+// values are refused with the flag's name.
+func TestServeOperationsSettings(t *testing.T) {
+	e := func(kv map[string]string) *env {
+		return &env{getenv: func(k string) string { return kv[k] }, stdout: io.Discard, stderr: io.Discard}
+	}
+	cfg, _, err := loadServeConfig(e(nil), []string{"--config", "../../deploy/healthgw.conf.example"})
+	if err != nil {
+		t.Fatalf("example configuration: %v", err)
+	}
+	if cfg.LogFormat != "json" || !cfg.RateLimit || cfg.RateLimits.TokenPerOrg.String() != "5:50" || cfg.RateLimits.TokenFailures.Max != 5*time.Minute {
+		t.Errorf("example configuration: %+v", cfg)
+	}
+	cfg, _, err = loadServeConfig(e(map[string]string{"HEALTHGW_RATE_LIMIT_API": "off"}), []string{"--rate-limit-token-org", "0.5:3", "--log-format", "text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RateLimits.TokenPerOrg.String() != "0.5:3" || !cfg.RateLimits.PerPrincipal.Unlimited() || cfg.LogFormat != "text" {
+		t.Errorf("flags and environment: %+v", cfg.RateLimits)
+	}
+	for _, bad := range [][]string{
+		{"--log-format", "xml"},
+		{"--rate-limit-token-org", "5"},
+		{"--rate-limit-api", "-1:5"},
+		{"--rate-limit-token-failures", "0"},
+		{"--rate-limit-backoff", "1m", "--rate-limit-backoff-max", "1s"},
+	} {
+		if _, _, err := loadServeConfig(e(nil), bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }
