@@ -86,12 +86,13 @@ func (s *Server) limitPrincipal(c *gin.Context, p Principal) bool {
 	if s.limits == nil {
 		return true
 	}
-	key := "org:" + p.Org
+	key, logKey := "org:"+p.Org, "org:"+p.Org
 	if p.IsPatient() {
-		key = "patient:" + p.Patient
+		// A patient ID is PHI: it keys the limit but is never logged.
+		key, logKey = "patient:"+p.Patient, "patient"
 	}
 	if d := s.limits.Principal(key); !d.Allowed {
-		s.refuseRate(c, d, sourceAddress(c.Request.RemoteAddr), key)
+		s.refuseRate(c, d, sourceAddress(c.Request.RemoteAddr), logKey)
 		return false
 	}
 	return true
