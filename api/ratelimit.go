@@ -25,6 +25,8 @@ import (
 type RateLimiter interface {
 	TokenRequest(addr, org string) ratelimit.Decision
 	TokenResult(addr, org string, ok bool)
+	Credentials(addr string) ratelimit.Decision
+	CredentialsResult(addr string, ok bool)
 	Principal(key string) ratelimit.Decision
 	LogAllowed(key string) (bool, int)
 }
@@ -33,7 +35,8 @@ var _ RateLimiter = (*ratelimit.Limiter)(nil)
 
 // WithRateLimits applies l: POST /oauth2/token per source address, per
 // client org and with a back-off after failures; every authenticated
-// route per principal. Refusals are 429 with Retry-After.
+// route per principal, and per address after repeated authentication
+// failures. Refusals are 429 with Retry-After.
 func WithRateLimits(l RateLimiter) Option { return func(s *Server) { s.limits = l } }
 
 // WithRegistry makes the server expose reg on /metrics instead of a
@@ -62,7 +65,7 @@ type rateLimitedError struct {
 // as global middleware so that it needs nothing from the route.
 func (s *Server) tokenRateLimit(c *gin.Context) {
 	if c.Request.Method != http.MethodPost || c.FullPath() != tokenPath {
-		c.Next()
+		s.credentialsRateLimit(c)
 		return
 	}
 	addr := sourceAddress(c.Request.RemoteAddr)
@@ -77,6 +80,28 @@ func (s *Server) tokenRateLimit(c *gin.Context) {
 		s.limits.TokenResult(addr, org, true)
 	case st >= 400 && st < 500 && st != http.StatusRequestEntityTooLarge && st != http.StatusTooManyRequests:
 		s.limits.TokenResult(addr, org, false)
+	}
+}
+
+// credentialsRateLimit backs off an address whose requests with a bearer
+// token keep failing authentication (401); any other answer to a request
+// that carried one clears it.
+func (s *Server) credentialsRateLimit(c *gin.Context) {
+	if c.GetHeader("Authorization") == "" {
+		c.Next()
+		return
+	}
+	addr := sourceAddress(c.Request.RemoteAddr)
+	if d := s.limits.Credentials(addr); !d.Allowed {
+		s.refuseRate(c, d, addr, "")
+		return
+	}
+	c.Next()
+	switch st := c.Writer.Status(); {
+	case st == http.StatusUnauthorized:
+		s.limits.CredentialsResult(addr, false)
+	case st != http.StatusTooManyRequests:
+		s.limits.CredentialsResult(addr, true)
 	}
 }
 

@@ -87,6 +87,7 @@ const (
 	ScopeTokenOrg     Scope = "token_org"
 	ScopeTokenBackoff Scope = "token_backoff"
 	ScopePrincipal    Scope = "principal"
+	ScopeAuthBackoff  Scope = "auth_backoff"
 )
 
 // Decision is a limiter's answer. RetryAfter is set when refused.
@@ -106,6 +107,7 @@ type Limiter struct {
 	principal *Buckets
 	failures  *backoffs // per (org, address)
 	addrFails *backoffs // per address, whatever the org: AddressFailureFactor × the threshold
+	authFails *backoffs // bearer-token failures per address, as addrFails
 	logs      *LogLimiter
 	refused   *prometheus.CounterVec
 	clock     atomic.Pointer[func() time.Time]
@@ -131,13 +133,14 @@ func New(cfg Config, reg prometheus.Registerer) *Limiter {
 		principal: NewBuckets(off(cfg.PerPrincipal), cfg.MaxKeys),
 		failures:  newBackoffs(cfg.TokenFailures, cfg.MaxKeys),
 		addrFails: newBackoffs(addressBackoff(cfg.TokenFailures), cfg.MaxKeys),
+		authFails: newBackoffs(addressBackoff(cfg.TokenFailures), cfg.MaxKeys),
 		logs:      NewLogLimiter(cfg.LogInterval, cfg.MaxKeys),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "healthgw_rate_limited_total",
 			Help: "Requests refused with 429 by the rate limits, by the limit that refused them.",
 		}, []string{"scope"}),
 	}
-	for _, s := range []Scope{ScopeTokenAddress, ScopeTokenOrg, ScopeTokenBackoff, ScopePrincipal} {
+	for _, s := range []Scope{ScopeTokenAddress, ScopeTokenOrg, ScopeTokenBackoff, ScopePrincipal, ScopeAuthBackoff} {
 		l.refused.WithLabelValues(string(s))
 	}
 	if reg != nil {
@@ -206,6 +209,26 @@ func (l *Limiter) TokenResult(addr, org string, ok bool) {
 	now := l.now()
 	l.failures.failure(key, now)
 	l.addrFails.failure(addr, now)
+}
+
+// Credentials decides a request to an authenticated route from addr
+// before its bearer token is checked: an address whose last
+// AddressFailureFactor × threshold requests all failed authentication
+// backs off, so a client guessing or replaying tokens slows down.
+func (l *Limiter) Credentials(addr string) Decision {
+	if d := l.authFails.blocked(addr, l.now()); d > 0 {
+		return l.refuse(ScopeAuthBackoff, d)
+	}
+	return allowed
+}
+
+// CredentialsResult records whether a request from addr authenticated.
+func (l *Limiter) CredentialsResult(addr string, ok bool) {
+	if ok {
+		l.authFails.success(addr)
+		return
+	}
+	l.authFails.failure(addr, l.now())
 }
 
 // Principal decides an authenticated request of principal key.

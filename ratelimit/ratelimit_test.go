@@ -250,3 +250,24 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestLimiterCredentials(t *testing.T) {
+	l := New(Config{TokenFailures: Backoff{Threshold: 2, Base: time.Second, Max: time.Minute}}, nil)
+	l.SetClock(func() time.Time { return t0 })
+	for i := range 2 * AddressFailureFactor {
+		if d := l.Credentials("10.0.0.1"); !d.Allowed {
+			t.Fatalf("request %d refused", i)
+		}
+		l.CredentialsResult("10.0.0.1", false)
+	}
+	if d := l.Credentials("10.0.0.1"); d.Allowed || d.Scope != ScopeAuthBackoff {
+		t.Fatalf("after %d failures: %+v", 2*AddressFailureFactor, d)
+	}
+	if d := l.Credentials("10.0.0.2"); !d.Allowed {
+		t.Fatalf("another address: %+v", d)
+	}
+	l.CredentialsResult("10.0.0.1", true)
+	if d := l.Credentials("10.0.0.1"); !d.Allowed {
+		t.Fatalf("after a success: %+v", d)
+	}
+}

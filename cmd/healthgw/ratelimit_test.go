@@ -170,3 +170,39 @@ func TestRateLimitOff(t *testing.T) {
 		}
 	}
 }
+
+// TestBadBearerTokensBackOff: an address whose requests keep failing
+// authentication gets 429 after AddressFailureFactor × the threshold;
+// a client at another address is not slowed.
+func TestBadBearerTokensBackOff(t *testing.T) {
+	g := newTestGateway(t)
+	g.limits.SetClock(authtest.NewClock(time.Now()).Now)
+	good := g.token(g.register("hosp-a", auth.KindHospital), "")
+	guesser, other := clientFrom(t, "127.0.0.4"), clientFrom(t, "127.0.0.5")
+	get := func(c *http.Client, token string) (int, string) {
+		req, err := http.NewRequestWithContext(t.Context(), "GET", g.url+"/v1/whoami", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	limit := ratelimit.DefaultFailureThreshold * ratelimit.AddressFailureFactor
+	for i := range limit {
+		if st, _ := get(guesser, "guess-"+strconv.Itoa(i)); st != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, st)
+		}
+	}
+	if st, ra := get(guesser, "guess-last"); st != http.StatusTooManyRequests || ra == "" {
+		t.Fatalf("after %d failures: %d, Retry-After %q", limit, st, ra)
+	}
+	if st, _ := get(other, good); st != http.StatusOK {
+		t.Fatalf("another address: %d", st)
+	}
+}
