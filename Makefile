@@ -12,7 +12,7 @@ BENCHTIME ?= 1s
 # 10-minute timeout.
 export HEALTHGW_LONG_TESTS ?= 1
 
-.PHONY: run build release test bench lint fmt demo testnet clean
+.PHONY: run build release test bench soak lint fmt demo testnet clean
 
 run: build
 	./$(BIN) serve
@@ -47,6 +47,10 @@ lint:
 # The whole story against a running gateway (start it with `make run`).
 demo: build
 	./$(BIN) demo
+
+# A 10-minute soak at 20 operations a second against a fresh gateway.
+soak:
+	./scripts/soak.sh 20 10m
 
 # A local consortium: four hospital gateways, each with a CometBFT
 # validator, on loopback ports 8081-8084 (see deploy/consortium/README.md).
