@@ -12,18 +12,23 @@ import (
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authtest"
+	"github.com/healthgw/healthgw/internal/openapitest"
 	"github.com/healthgw/healthgw/ratelimit"
 )
 
-// clientFrom is an HTTP client whose connections come from the loopback
-// address ip (127.0.0.0/8 is all loopback on Linux), so a test can play
-// several source addresses.
-func clientFrom(t testing.TB, ip string) *http.Client {
-	t.Helper()
+// clientFrom is an HTTP client of g whose connections come from the
+// loopback address ip (127.0.0.0/8 is all loopback on Linux), so a test
+// can play several source addresses. Its exchanges are validated against
+// the OpenAPI document like the helpers'.
+func (g *testGateway) clientFrom(ip string) *http.Client {
+	g.t.Helper()
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 	tr := &http.Transport{DialContext: d.DialContext}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: time.Minute}
+	g.t.Cleanup(tr.CloseIdleConnections)
+	c := openAPIClient(g.t, g.url)
+	c.Transport.(*openapitest.Transport).Base = tr
+	c.Timeout = time.Minute
+	return c
 }
 
 type tokenReply struct {
@@ -64,7 +69,7 @@ func TestTokenRateLimit(t *testing.T) {
 	g.limits.SetClock(clock.Now)
 	a := g.register("hosp-a", auth.KindHospital)
 	b := g.register("hosp-b", auth.KindHospital)
-	attacker, orgB, orgA := clientFrom(t, "127.0.0.1"), clientFrom(t, "127.0.0.2"), clientFrom(t, "127.0.0.3")
+	attacker, orgB, orgA := g.clientFrom("127.0.0.1"), g.clientFrom("127.0.0.2"), g.clientFrom("127.0.0.3")
 
 	// b's key under a's name: a bad assertion naming hosp-a.
 	bad := func() string { return b.Sign(t, b.Header(), a.Claims(g.tokenURL(), time.Now())) }
@@ -139,7 +144,7 @@ func TestAPIRateLimitPerPrincipal(t *testing.T) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+ta)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := g.httpClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +183,7 @@ func TestBadBearerTokensBackOff(t *testing.T) {
 	g := newTestGateway(t)
 	g.limits.SetClock(authtest.NewClock(time.Now()).Now)
 	good := g.token(g.register("hosp-a", auth.KindHospital), "")
-	guesser, other := clientFrom(t, "127.0.0.4"), clientFrom(t, "127.0.0.5")
+	guesser, other := g.clientFrom("127.0.0.4"), g.clientFrom("127.0.0.5")
 	get := func(c *http.Client, token string) (int, string) {
 		req, err := http.NewRequestWithContext(t.Context(), "GET", g.url+"/v1/whoami", nil)
 		if err != nil {
