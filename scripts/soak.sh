@@ -18,4 +18,9 @@ for _ in $(seq 1 100); do
 	sleep 0.2
 done
 echo "gateway pid $pid, data $dir (logs in $dir/serve.log)"
-./bin/healthgw bench --url "http://$addr" --data "$dir/data" --rate "$rate" --duration "$duration" --pid "$pid" --progress 30s
+status=0
+./bin/healthgw bench --url "http://$addr" --data "$dir/data" --rate "$rate" --duration "$duration" --pid "$pid" --progress 30s || status=$?
+echo
+echo "gateway metrics after the run:"
+curl -fsS "http://$addr/metrics" | grep -E '^healthgw_(ledger_entries|ledger_checkpoint|ledger_append_duration_seconds_(count|sum)|access_decisions_total|token_failures_total|rate_limited_total|record_bytes_total)' || true
+exit "$status"
