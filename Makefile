@@ -7,17 +7,34 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 # because the machines are small and shared.
 TESTFLAGS ?= -race -count=1 -timeout 25m
 BENCHTIME ?= 1s
+# Tests that take minutes (the full multi-party ceremony) run only when
+# this is set; plain `go test ./...` leaves them out to fit Go's default
+# 10-minute timeout.
+export HEALTHGW_LONG_TESTS ?= 1
 
-.PHONY: run build test bench lint fmt demo testnet clean interop-deps
+.PHONY: run build release test bench soak lint fmt demo testnet clean interop-deps
 
 run: build
 	./$(BIN) serve
 
+# build compiles with the same settings as `go test` and `go vet` (no
+# -trimpath, the default CGO_ENABLED), so they share the build cache:
+# -trimpath and CGO_ENABLED=0 each change every package's cache key and
+# made the first `make run` after `make test` compile everything again.
+# (-ldflags only affects the link.) The race detector's builds cannot be
+# shared either way. `make release` builds the static, path-free binary
+# the container image ships.
 build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/healthgw
+
+release:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/healthgw
 
+# The race detector excludes the full ceremony test (it is built !race), so
+# it runs once more without it.
 test:
 	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test -count=1 -timeout 25m -run '^TestFullCeremony$$' ./circuits/ceremony/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...
@@ -30,6 +47,10 @@ lint:
 # The whole story against a running gateway (start it with `make run`).
 demo: build
 	./$(BIN) demo
+
+# A 10-minute soak at 20 operations a second against a fresh gateway.
+soak:
+	./scripts/soak.sh 20 10m
 
 # A local consortium: four hospital gateways, each with a CometBFT
 # validator, on loopback ports 8081-8084 (see deploy/consortium/README.md).

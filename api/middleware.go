@@ -38,6 +38,7 @@ func (s *Server) requestIDMiddleware(c *gin.Context) {
 		rid = uuid.NewString()
 	}
 	c.Set(ctxRequestID, rid)
+	c.Request = c.Request.WithContext(ContextWithRequestID(c.Request.Context(), rid))
 	c.Header(headerRequestID, rid)
 	c.Next()
 }
@@ -137,6 +138,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	c.Set(ctxPrincipal, p)
+	if !s.limitPrincipal(c, p) {
+		return
+	}
 	c.Next()
 }
 

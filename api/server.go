@@ -71,6 +71,10 @@ type Server struct {
 	zk       ZKDeps
 	// projections is the follower the query routes catch up first.
 	projections Syncer
+	// limits, when set, rate-limits the token endpoint and principals.
+	limits RateLimiter
+	// observer, when set, is told of token failures and record bytes.
+	observer Observer
 }
 
 // Option configures a Server.
@@ -116,6 +120,12 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = false
 	e.Use(s.requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware)
+	if s.observer != nil {
+		e.Use(s.observeMiddleware)
+	}
+	if s.limits != nil {
+		e.Use(s.tokenRateLimit)
+	}
 	e.NoRoute(func(c *gin.Context) { s.fail(c, errNotFound) })
 	e.NoMethod(func(c *gin.Context) {
 		s.fail(c, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "Method not allowed."})
@@ -124,6 +134,7 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
 	e.GET("/v1/whoami", s.authenticate, s.whoami)
+	e.GET("/openapi.json", serveOpenAPI)
 	s.engine = e
 	return s
 }

@@ -89,6 +89,9 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 				return nil, fmt.Errorf("create database directory: %w", err)
 			}
 		}
+		if err := checkSQLitePath(path); err != nil {
+			return nil, err
+		}
 		q := url.Values{}
 		for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)", "busy_timeout(10000)"} {
 			q.Add("_pragma", p)

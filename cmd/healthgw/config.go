@@ -14,6 +14,7 @@ import (
 
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger/witness"
+	"github.com/healthgw/healthgw/ratelimit"
 )
 
 // serveConfig is everything `healthgw serve` reads from flags, HEALTHGW_*
@@ -40,6 +41,9 @@ type serveConfig struct {
 	Witnesses    listFlag      // witnesses to submit checkpoints to: <verifier key>@<url>
 	HTTPJWKS     bool          // allow plain-http JWKS URLs (development only)
 	Shutdown     time.Duration
+	LogFormat    string           // text (default) or json
+	RateLimit    bool             // apply RateLimits (default on)
+	RateLimits   ratelimit.Config // see ratelimit.DefaultConfig
 }
 
 func defaultServeConfig() serveConfig {
@@ -52,6 +56,9 @@ func defaultServeConfig() serveConfig {
 		MaxRecord:  16 << 20,
 		BreakGlass: "hospital",
 		Shutdown:   15 * time.Second,
+		LogFormat:  "text",
+		RateLimit:  true,
+		RateLimits: ratelimit.DefaultConfig(),
 	}
 }
 
@@ -75,6 +82,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.HTTPJWKS, "allow-http-jwks", c.HTTPJWKS, "DEVELOPMENT ONLY: fetch organisation and patient IdP JWKS URLs over plain http (default: https only)")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
 	fs.Var(&c.Witnesses, "witness", "a witness to submit each checkpoint to, as <cosignature verifier key>@<url>; repeatable (C2SP tlog-witness)")
+	c.operationsFlags(fs)
 }
 
 // finish fills derived defaults and validates.
@@ -136,6 +144,12 @@ func (c *serveConfig) finish() error {
 	}
 	if _, err := c.witnessEndpoints(); err != nil {
 		return err
+	}
+	if err := c.RateLimits.Validate(); err != nil {
+		return err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
 	}
 	_ = database.DialectOf(c.DB)
 	return nil

@@ -31,6 +31,7 @@ import (
 	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/ledger/tiles"
 	"github.com/healthgw/healthgw/ledger/witness"
+	"github.com/healthgw/healthgw/ratelimit"
 	"github.com/healthgw/healthgw/records"
 	"github.com/healthgw/healthgw/records/recordstore"
 	"github.com/healthgw/healthgw/registry/registrystore"
@@ -65,6 +66,7 @@ type gateway struct {
 	access   *access.Service
 	api      *api.Server
 	clock    clock
+	limits   *ratelimit.Limiter
 	closers  []func() error // run in reverse order by close
 	// witnesses submits checkpoints to the configured witnesses (nil:
 	// none); serve runs it.
@@ -208,7 +210,9 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 
 	// API.
-	g.api = api.New(api.Config{BaseURL: cfg.BaseURL}, logger, authn,
+	ops := newOperations(cfg, g.ledger)
+	g.limits = ops.limits
+	g.api = api.New(api.Config{BaseURL: cfg.BaseURL}, logger, authn, append(ops.opts,
 		api.WithReadiness("database", api.CheckerFunc(func(ctx context.Context) error {
 			sqlDB, err := g.db.DB()
 			if err != nil {
@@ -223,7 +227,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 			_, err := g.ledger.Checkpoint(ctx)
 			return err
 		})),
-	)
+	)...)
 	g.api.SetClock(g.clock.Now)
 	g.api.MountAuth(exch, jwks)
 	g.api.MountTokenManagement(exch, authn)
@@ -239,7 +243,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	g.vault = records.NewVault(recStore, newKeystore(e, cfg.DataDir, true), g.ledger, g.pseud, records.Options{MaxSize: cfg.MaxRecord})
+	g.vault = records.NewVault(recStore, newKeystore(e, cfg.DataDir, true), ops.appender(g.ledger), g.pseud, records.Options{MaxSize: cfg.MaxRecord})
 	if st, err := g.vault.Recover(ctx); err != nil {
 		return fmt.Errorf("recover record vault: %w", err)
 	} else if st != (records.RecoverStats{}) {
@@ -250,7 +254,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 		return err
 	}
 	g.access = access.New(access.Config{
-		Vault: g.vault, Grants: g.consent, Log: g.ledger, Sync: g.follower,
+		Vault: g.vault, Grants: g.consent, Log: ops.log(g.ledger), Sync: g.follower,
 		Policy: policy, Now: g.clock.Now,
 	})
 	g.api.MountRecords(g.vault, g.access, exch)
@@ -261,7 +265,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	})
 
 	// Zero-knowledge eligibility.
-	g.mountZK(cfg, logger)
+	g.mountZK(cfg, logger, ops.appender(g.ledger))
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,9 +31,11 @@ import (
 // testGateway is a complete gateway on a loopback listener.
 type testGateway struct {
 	*gateway
-	t   testing.TB
-	srv *httptest.Server
-	url string
+	t      testing.TB
+	srv    *httptest.Server
+	url    string
+	client *http.Client // validates every exchange against api/openapi.json
+	once   sync.Once    // builds client when a test made the testGateway itself
 }
 
 // newTestGateway starts a gateway with a fresh data directory (SQLite by
@@ -120,7 +123,7 @@ func (g *testGateway) postToken(assertion, scope string) (int, []byte) {
 	if scope != "" {
 		form.Set("scope", scope)
 	}
-	resp, err := http.PostForm(g.tokenURL(), form)
+	resp, err := g.httpClient().PostForm(g.tokenURL(), form)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -170,7 +173,7 @@ func (g *testGateway) do(method, path, token string, body any, hdr ...string) (i
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := g.httpClient().Do(req)
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -19,16 +19,24 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, errUsage) && !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "healthgw:", err)
-		}
-		var ex exitError
-		if errors.As(err, &ex) {
-			os.Exit(ex.code)
-		}
-		os.Exit(1)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode is the process status for run's error, which it reports on
+// stderr: 0 for none and for -h (help was asked for and printed), the
+// exitError's code, else 1.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case !errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "healthgw:", err)
 	}
+	var ex exitError
+	if errors.As(err, &ex) {
+		return ex.code
+	}
+	return 1
 }
 
 // env is what every subcommand gets from the process: nothing else is
@@ -55,6 +63,7 @@ func commands() []command {
 		{"ledger", "verify and inspect the tamper-evident ledger (regulator tools)", cmdLedger},
 		{"keys", "record key-encryption keys: init, rotate, status", cmdKeys},
 		{"demo", "tell the whole story against a running gateway, step by step", cmdDemo},
+		{"bench", "load and soak a running gateway with a realistic mix; throughput, p50/p99, errors, memory", cmdBench},
 		{"version", "print the version", cmdVersion},
 		{"org", "register and list organisations, make demo client keys", cmdOrg},
 		{"token", "mint patient tokens (development), get client access tokens", cmdToken},
@@ -86,6 +95,9 @@ func cmdVersion(_ context.Context, e *env, _ []string) error {
 // run is the whole program; tests call it directly.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	e := &env{getenv: getenv, stdout: stdout, stderr: stderr}
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version" || args[0] == "-v") {
+		return cmdVersion(ctx, e, args[1:])
+	}
 	return dispatch(ctx, e, "healthgw", commands(), args)
 }
 

@@ -61,7 +61,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	logger := newLogger(e.stderr, cfg.LogFormat, level)
 	gin.SetMode(gin.ReleaseMode)
 	gnarklog.Disable() // gnark logs to stdout through a process-wide logger
 

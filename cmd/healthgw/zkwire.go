@@ -6,16 +6,17 @@ import (
 
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/circuits/eligibility"
+	"github.com/healthgw/healthgw/ledger"
 )
 
 // mountZK wires zero-knowledge eligibility: the Groth16 key directory
 // (its circuits registered on the ledger when first loaded), the issuer
 // keys under <data>/keys/issuers, and the use case behind the API.
-func (g *gateway) mountZK(cfg serveConfig, logger *slog.Logger) {
+func (g *gateway) mountZK(cfg serveConfig, logger *slog.Logger, appender ledger.Appender) {
 	g.zkKeys = eligibility.NewKeyDir(cfg.ZKKeys, g.ledger, g.follower, g.zkstore, logger)
 	issuers := eligibility.NewIssuerKeys(filepath.Join(cfg.DataDir, "keys", "issuers"), g.ledger, g.follower, g.zkstore)
 	svc := eligibility.NewService(eligibility.Config{
-		Store: g.zkstore, Keys: g.zkKeys, Issuers: issuers, Log: g.ledger, Sync: g.follower,
+		Store: g.zkstore, Keys: g.zkKeys, Issuers: issuers, Log: appender, Sync: g.follower,
 	})
 	g.api.MountZK(api.ZKDeps{Service: svc, Sync: g.follower})
 }
