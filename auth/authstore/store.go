@@ -45,12 +45,23 @@ type Options struct {
 	PurgeInterval time.Duration
 }
 
+// DefaultRevocationRefresh is how often Watch reloads the revocation list,
+// so that revocations recorded by other processes sharing the database
+// (replicas) take effect here too.
+const DefaultRevocationRefresh = time.Second
+
 // Store is the jti replay cache.
 type Store struct {
 	db    *gorm.DB
 	opts  Options
 	mu    sync.Mutex
 	purge time.Time // last purge
+
+	// revoked mirrors the unexpired rows of the revocation list (jti →
+	// expiry, Unix seconds): Revoked answers from memory, so checking a
+	// token costs no statement on the request path.
+	revMu   sync.RWMutex
+	revoked map[string]int64
 }
 
 var (
@@ -69,7 +80,54 @@ func Open(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
 	if err := db.WithContext(ctx).AutoMigrate(&jtiRow{}, &revokedRow{}); err != nil {
 		return nil, fmt.Errorf("migrate auth store: %w", err)
 	}
-	return &Store{db: db, opts: opts}, nil
+	s := &Store{db: db, opts: opts}
+	if err := s.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Refresh reloads the revocation list from the database (the rows other
+// processes wrote as well as this one's).
+func (s *Store) Refresh(ctx context.Context) error {
+	var rows []revokedRow
+	if err := s.db.WithContext(ctx).Where("expires_at >= ?", s.opts.Now().Unix()).Find(&rows).Error; err != nil {
+		return fmt.Errorf("load revocation list: %w", err)
+	}
+	m := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		m[r.JTI] = r.ExpiresAt
+	}
+	s.revMu.Lock()
+	for jti, exp := range s.revoked { // a Revoke that raced the query
+		if exp > m[jti] {
+			m[jti] = exp
+		}
+	}
+	s.revoked = m
+	s.revMu.Unlock()
+	return nil
+}
+
+// Watch calls Refresh every interval (DefaultRevocationRefresh if not
+// positive) until ctx ends; errors are reported to onErr (which may be
+// nil) and the last list is kept.
+func (s *Store) Watch(ctx context.Context, interval time.Duration, onErr func(error)) {
+	if interval <= 0 {
+		interval = DefaultRevocationRefresh
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil && onErr != nil {
+				onErr(err)
+			}
+		}
+	}
 }
 
 // Claim records (issuer, jti) until the given time. It returns an error
@@ -109,19 +167,23 @@ func (s *Store) Revoke(ctx context.Context, jti string, until time.Time) error {
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
+	s.revMu.Lock()
+	if row.ExpiresAt > s.revoked[jti] {
+		s.revoked[jti] = row.ExpiresAt
+	}
+	s.revMu.Unlock()
 	return nil
 }
 
 // Revoked reports whether jti is recorded as revoked and the record has
-// not expired.
-func (s *Store) Revoked(ctx context.Context, jti string) (bool, error) {
-	var n int64
-	err := s.db.WithContext(ctx).Model(&revokedRow{}).
-		Where("jti = ? AND expires_at >= ?", jti, s.opts.Now().Unix()).Count(&n).Error
-	if err != nil {
-		return false, fmt.Errorf("revocation list: %w", err)
-	}
-	return n > 0, nil
+// not expired. It answers from the list in memory: revocations made
+// through this store at once, those of other processes sharing the
+// database after the next Refresh.
+func (s *Store) Revoked(_ context.Context, jti string) (bool, error) {
+	s.revMu.RLock()
+	exp, ok := s.revoked[jti]
+	s.revMu.RUnlock()
+	return ok && exp >= s.opts.Now().Unix(), nil
 }
 
 // Purge deletes the replay and revocation records that expired before

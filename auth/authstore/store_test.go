@@ -1,6 +1,7 @@
 package authstore_test
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -192,4 +193,61 @@ func TestRevocations(t *testing.T) {
 			t.Errorf("Purge = %d, %v; want 1 record", n, err)
 		}
 	})
+}
+
+// TestRevocationsOfOtherProcesses: a replica sharing the database sees a
+// revocation once it refreshes its list (Watch does that in the gateway),
+// and a refresh never forgets a revocation made through the store itself.
+func TestRevocationsOfOtherProcesses(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		clock := authtest.NewClock(t0)
+		a, b := open(t, db, clock), open(t, db, clock)
+		if err := a.Revoke(t.Context(), "shared", t0.Add(5*time.Minute)); err != nil {
+			t.Fatalf("Revoke: %v", err)
+		}
+		if ok, _ := b.Revoked(t.Context(), "shared"); ok {
+			t.Fatal("b saw the revocation before refreshing: its list is not in memory")
+		}
+		if err := b.Refresh(t.Context()); err != nil {
+			t.Fatalf("Refresh: %v", err)
+		}
+		if ok, _ := b.Revoked(t.Context(), "shared"); !ok {
+			t.Error("b does not see a's revocation after Refresh")
+		}
+		if err := a.Refresh(t.Context()); err != nil {
+			t.Fatalf("Refresh: %v", err)
+		}
+		if ok, _ := a.Revoked(t.Context(), "shared"); !ok {
+			t.Error("a forgot its own revocation on Refresh")
+		}
+	})
+}
+
+// TestWatchRefreshes: Watch reloads the list until its context ends.
+func TestWatchRefreshes(t *testing.T) {
+	db := databasetest.SQLite(t)
+	clock := authtest.NewClock(t0)
+	a, b := open(t, db, clock), open(t, db, clock)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); b.Watch(ctx, time.Millisecond, func(err error) { t.Errorf("refresh: %v", err) }) }()
+	if err := a.Revoke(t.Context(), "w", t0.Add(time.Minute)); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	deadline := time.NewTimer(time.Minute)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		if ok, _ := b.Revoked(t.Context(), "w"); ok {
+			break
+		}
+		select {
+		case <-deadline.C:
+			t.Fatal("Watch never picked up the revocation")
+		case <-tick.C:
+		}
+	}
+	cancel()
+	<-done
 }

@@ -40,10 +40,14 @@ type serveConfig struct {
 	ZKDevSetup   bool          // create development Groth16 keys when there are none
 	Witnesses    listFlag      // witnesses to submit checkpoints to: <verifier key>@<url>
 	HTTPJWKS     bool          // allow plain-http JWKS URLs (development only)
-	Shutdown     time.Duration
-	LogFormat    string           // text (default) or json
-	RateLimit    bool             // apply RateLimits (default on)
-	RateLimits   ratelimit.Config // see ratelimit.DefaultConfig
+	// RevocationRefresh is how often the revoked-token list is reloaded
+	// from the database for revocations made by other replicas (0: the
+	// default, 1 s; negative: never).
+	RevocationRefresh time.Duration
+	Shutdown          time.Duration
+	LogFormat         string           // text (default) or json
+	RateLimit         bool             // apply RateLimits (default on)
+	RateLimits        ratelimit.Config // see ratelimit.DefaultConfig
 }
 
 func defaultServeConfig() serveConfig {
@@ -80,6 +84,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ZKKeys, "zk-keys", c.ZKKeys, "directory of Groth16 keys (default <data>/zk)")
 	fs.BoolVar(&c.ZKDevSetup, "zk-dev-setup", c.ZKDevSetup, "if --zk-keys holds no keys, run a single-party DEVELOPMENT setup in the background (disable in production; use a ceremony)")
 	fs.BoolVar(&c.HTTPJWKS, "allow-http-jwks", c.HTTPJWKS, "DEVELOPMENT ONLY: fetch organisation and patient IdP JWKS URLs over plain http (default: https only)")
+	fs.DurationVar(&c.RevocationRefresh, "revocation-refresh", c.RevocationRefresh, "how often to reload revoked access tokens written by other replicas sharing the database (0: 1s; negative: never)")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
 	fs.Var(&c.Witnesses, "witness", "a witness to submit each checkpoint to, as <cosignature verifier key>@<url>; repeatable (C2SP tlog-witness)")
 	c.operationsFlags(fs)

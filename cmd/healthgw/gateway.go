@@ -184,6 +184,17 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
+	if cfg.RevocationRefresh >= 0 { // revocations by other replicas sharing the database
+		watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			replay.Watch(watchCtx, cfg.RevocationRefresh, func(err error) {
+				logger.Warn("revocation list not refreshed", slog.String("err", err.Error()))
+			})
+		}()
+		g.closers = append(g.closers, func() error { stopWatch(); <-done; return nil })
+	}
 	acfg := auth.Config{Issuer: cfg.BaseURL, Logger: logger, AllowInsecureJWKSURL: cfg.HTTPJWKS, Revocations: replay}
 	exch, err := auth.NewExchanger(acfg, g.signKey, g.registry, replay)
 	if err != nil {
