@@ -230,7 +230,10 @@ func TestWatchRefreshes(t *testing.T) {
 	a, b := open(t, db, clock), open(t, db, clock)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { defer close(done); b.Watch(ctx, time.Millisecond, func(err error) { t.Errorf("refresh: %v", err) }) }()
+	go func() {
+		defer close(done)
+		b.Watch(ctx, time.Millisecond, func(err error) { t.Errorf("refresh: %v", err) })
+	}()
 	if err := a.Revoke(t.Context(), "w", t0.Add(time.Minute)); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
