@@ -1,0 +1,373 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwe"
+)
+
+// Sealing (docs/design/ledger-privacy.md, "Sealing"). An opening is stored
+// and replicated sealed to the parties that may read it: one JWE in JSON
+// serialization (RFC 7516 §7.2) with ECDH-ES+A256KW on X25519 per
+// recipient and A256GCM for the content, built and opened by
+// github.com/lestrrat-go/jwx/v3. Recipient slots carry no "kid": a
+// recipient list would tell a non-party who is involved, so a node tries
+// its key on every slot (OpenSealed). The JWE's additional authenticated
+// data is the entry's commitment, so a sealed opening is bound to its
+// header and CheckSealed can check that binding without any key.
+//
+// With several recipients jwx writes the general JSON serialization (a
+// "recipients" array); with one it writes the flattened one (§7.2.2).
+// Both are accepted.
+
+// Sealing bounds.
+const (
+	// MaxRecipients bounds the recipient slots of a sealed opening,
+	// dummies included; it bounds a trial open's work too.
+	MaxRecipients = 32
+	// MaxSealedSize bounds a sealed opening.
+	MaxSealedSize = (MaxOpeningSize+sealPadBlock)*4/3 + MaxRecipients*sealSlotSize + 1024
+
+	// sealPadBlock: plaintexts are padded with spaces to a multiple of
+	// this, so a sealed opening's size tells little about its body.
+	sealPadBlock = 256
+	// sealSlotSize bounds the JSON of one recipient slot.
+	sealSlotSize = 256
+)
+
+// Sealing errors.
+var (
+	// ErrNotRecipient: no recipient slot of the sealed opening opens with
+	// the key (or its ciphertext was altered: AES-GCM cannot tell).
+	ErrNotRecipient = errors.New("ledger: sealed opening does not open with this key")
+	// ErrBadSealed: the bytes are not a sealed opening in this format.
+	ErrBadSealed = errors.New("ledger: malformed sealed opening")
+	// ErrBadSealKey: a key is not an X25519 key, or a recipient list is
+	// empty, too long or repeats a key.
+	ErrBadSealKey = errors.New("ledger: bad sealing key")
+)
+
+// NewSealKey returns a new X25519 sealing key.
+func NewSealKey() (*ecdh.PrivateKey, error) {
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: sealing key: %w", err)
+	}
+	return k, nil
+}
+
+// EncodeSealKey returns the text form of an X25519 public key (unpadded
+// base64url), as GatewayRegistered.SealKey carries it.
+func EncodeSealKey(pub *ecdh.PublicKey) string {
+	return base64.RawURLEncoding.EncodeToString(pub.Bytes())
+}
+
+// ParseSealKey parses an X25519 public key from its text form. It
+// refuses low-order points, with which no key agreement succeeds (a
+// gateway registering one would make every seal that names it fail).
+func ParseSealKey(text string) (*ecdh.PublicKey, error) {
+	var b [32]byte
+	if err := decodeB64Exact(text, b[:]); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSealKey, err)
+	}
+	pub, err := ecdh.X25519().NewPublicKey(b[:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSealKey, err)
+	}
+	probe, err := NewSealKey()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := probe.ECDH(pub); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSealKey, err)
+	}
+	return pub, nil
+}
+
+// EncodeNodeKey returns the text form of an Ed25519 node key (unpadded
+// base64url), as GatewayRegistered.PublicKey carries it.
+func EncodeNodeKey(pub ed25519.PublicKey) string {
+	return base64.RawURLEncoding.EncodeToString(pub)
+}
+
+// ParseNodeKey parses an Ed25519 node key from its text form.
+func ParseNodeKey(text string) (ed25519.PublicKey, error) {
+	b := make([]byte, ed25519.PublicKeySize)
+	if err := decodeB64Exact(text, b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadNodeKey, err)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// SealOption configures SealOpening.
+type SealOption func(*sealConfig)
+
+type sealConfig struct {
+	minRecipients int
+}
+
+// WithMinRecipients pads the recipient slots with dummy slots (sealed to
+// fresh keys nobody keeps) up to n, so the number of slots does not tell
+// how many parties an entry has. n is capped at MaxRecipients.
+func WithMinRecipients(n int) SealOption {
+	return func(c *sealConfig) { c.minRecipients = min(n, MaxRecipients) }
+}
+
+// SealOpening seals opening o of the entry with header h to the X25519
+// public keys to, in random slot order. The opening must open h
+// (CheckOpening). Seal one opening per audience: a break-glass
+// justification goes to regulators only (Opening.WithoutJustification for
+// the others).
+func SealOpening(o Opening, h Header, to []*ecdh.PublicKey, opts ...SealOption) ([]byte, error) {
+	var cfg sealConfig
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	if len(to) == 0 || len(to) > MaxRecipients {
+		return nil, fmt.Errorf("%w: %d recipients (1 to %d)", ErrBadSealKey, len(to), MaxRecipients)
+	}
+	seen := make(map[string]bool, len(to))
+	keys := make([]*ecdh.PublicKey, 0, max(len(to), cfg.minRecipients))
+	for i, k := range to {
+		if k == nil || k.Curve() != ecdh.X25519() {
+			return nil, fmt.Errorf("%w: recipient %d is not an X25519 key", ErrBadSealKey, i)
+		}
+		if seen[string(k.Bytes())] {
+			return nil, fmt.Errorf("%w: recipient %d repeats a key", ErrBadSealKey, i)
+		}
+		seen[string(k.Bytes())] = true
+		keys = append(keys, k)
+	}
+	for len(keys) < cfg.minRecipients {
+		dummy, err := NewSealKey()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, dummy.PublicKey())
+	}
+	if err := shuffle(keys); err != nil {
+		return nil, err
+	}
+	if _, err := CheckOpening(o, h); err != nil {
+		return nil, fmt.Errorf("seal: %w", err)
+	}
+	plain, err := EncodeOpening(o)
+	if err != nil {
+		return nil, err
+	}
+	if r := len(plain) % sealPadBlock; r != 0 {
+		plain = append(plain, bytes.Repeat([]byte{' '}, sealPadBlock-r)...)
+	}
+	eopts := make([]jwe.EncryptOption, 0, 4+len(keys))
+	eopts = append(eopts,
+		jwe.WithJSON(),
+		jwe.WithContentEncryption(jwa.A256GCM()),
+		jwe.WithAuthenticateData(h.Commitment[:]),
+		jwe.WithLegacyHeaderMerging(false),
+	)
+	for _, k := range keys {
+		// A raw key, not a jwk.Key: jwx copies a JWK's "kid" into the
+		// recipient header.
+		eopts = append(eopts, jwe.WithKey(jwa.ECDH_ES_A256KW(), k))
+	}
+	sealed, err := jwe.Encrypt(plain, eopts...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: seal: %w", err)
+	}
+	if len(sealed) > MaxSealedSize {
+		return nil, fmt.Errorf("%w: sealed opening of %d bytes", ErrTooLarge, len(sealed))
+	}
+	return sealed, nil
+}
+
+// shuffle permutes keys uniformly with a generator seeded from
+// crypto/rand, so a slot's position says nothing about its recipient.
+func shuffle(keys []*ecdh.PublicKey) error {
+	var seed [32]byte
+	if err := randomFill(seed[:]); err != nil {
+		return fmt.Errorf("ledger: seal: %w", err)
+	}
+	r := mrand.New(mrand.NewChaCha8(seed))
+	r.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	return nil
+}
+
+// OpenSealed trial-opens a sealed opening with one X25519 private key: it
+// tries the key on every recipient slot. It returns ErrNotRecipient if no
+// slot opens, and ErrCommitmentMismatch if the opening inside is not the
+// one the JWE is bound to. The caller then checks the opening against the
+// entry's header (CheckOpening).
+func OpenSealed(sealed []byte, key *ecdh.PrivateKey) (Opening, error) {
+	if key == nil || key.Curve() != ecdh.X25519() {
+		return Opening{}, fmt.Errorf("%w: not an X25519 private key", ErrBadSealKey)
+	}
+	commitment, err := parseSealed(sealed)
+	if err != nil {
+		return Opening{}, err
+	}
+	plain, err := jwe.Decrypt(sealed,
+		jwe.WithKey(jwa.ECDH_ES_A256KW(), key),
+		jwe.WithMaxRecipients(MaxRecipients),
+	)
+	if err != nil {
+		return Opening{}, ErrNotRecipient
+	}
+	o, err := DecodeOpening(bytes.TrimRight(plain, " "))
+	if err != nil {
+		return Opening{}, fmt.Errorf("sealed: %w", err)
+	}
+	if Commitment(o.Statement) != commitment {
+		return Opening{}, fmt.Errorf("%w: sealed opening bound to another entry", ErrCommitmentMismatch)
+	}
+	return o, nil
+}
+
+// CheckSealed checks, without any key, that sealed is a well-formed sealed
+// opening bound to header h: the JSON shape, ECDH-ES+A256KW with an X25519
+// ephemeral key in every slot, A256GCM, no "kid" and no compression,
+// 1 to MaxRecipients slots, and the commitment as additional
+// authenticated data. This is what a consortium node that is not a party
+// can check.
+func CheckSealed(sealed []byte, h Header) error {
+	c, err := parseSealed(sealed)
+	if err != nil {
+		return err
+	}
+	if c != h.Commitment {
+		return fmt.Errorf("%w: sealed opening bound to another entry", ErrCommitmentMismatch)
+	}
+	return nil
+}
+
+// The accepted JSON shape of a sealed opening. strictUnmarshal refuses
+// every other member: a "kid", an "unprotected" header, "zip", "jku", ….
+type (
+	wireSealed struct {
+		Protected  string            `json:"protected"`
+		Recipients []wireSealedEntry `json:"recipients,omitempty"`
+		// Flattened serialization (one recipient).
+		Header       *wireSlotHeader `json:"header,omitempty"`
+		EncryptedKey string          `json:"encrypted_key,omitempty"`
+		AAD          string          `json:"aad"`
+		IV           string          `json:"iv"`
+		Ciphertext   string          `json:"ciphertext"`
+		Tag          string          `json:"tag"`
+	}
+	wireSealedEntry struct {
+		Header       *wireSlotHeader `json:"header"`
+		EncryptedKey string          `json:"encrypted_key"`
+	}
+	wireSlotHeader struct {
+		Alg string   `json:"alg,omitempty"`
+		EPK *wireEPK `json:"epk,omitempty"`
+	}
+	wireProtected struct {
+		Alg string   `json:"alg,omitempty"`
+		Enc string   `json:"enc"`
+		EPK *wireEPK `json:"epk,omitempty"`
+	}
+	wireEPK struct {
+		Crv string `json:"crv"`
+		Kty string `json:"kty"`
+		X   string `json:"x"`
+	}
+)
+
+func badSealed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadSealed, fmt.Sprintf(format, args...))
+}
+
+// parseSealed checks the shape of a sealed opening and returns the
+// commitment it is bound to.
+func parseSealed(sealed []byte) (Digest, error) {
+	if len(sealed) > MaxSealedSize {
+		return Digest{}, fmt.Errorf("%w: sealed opening of %d bytes", ErrTooLarge, len(sealed))
+	}
+	var w wireSealed
+	if err := strictUnmarshal(sealed, &w); err != nil {
+		return Digest{}, badSealed("%v", err)
+	}
+	pb, err := base64.RawURLEncoding.Strict().DecodeString(w.Protected)
+	if err != nil {
+		return Digest{}, badSealed("protected header: %v", err)
+	}
+	var p wireProtected
+	if err := strictUnmarshal(pb, &p); err != nil {
+		return Digest{}, badSealed("protected header: %v", err)
+	}
+	if p.Enc != jwa.A256GCM().String() {
+		return Digest{}, badSealed("enc %q", p.Enc)
+	}
+	var slots []wireSealedEntry
+	switch {
+	case w.Recipients != nil:
+		if w.Header != nil || w.EncryptedKey != "" || p.Alg != "" || p.EPK != nil {
+			return Digest{}, badSealed("recipients with flattened members")
+		}
+		slots = w.Recipients
+	default:
+		// Flattened: the one slot's parameters are in the protected
+		// header (jwx merges them there).
+		if w.Header != nil && (w.Header.Alg != "" || w.Header.EPK != nil) {
+			return Digest{}, badSealed("flattened header repeats protected parameters")
+		}
+		slots = []wireSealedEntry{{Header: &wireSlotHeader{Alg: p.Alg, EPK: p.EPK}, EncryptedKey: w.EncryptedKey}}
+	}
+	if len(slots) == 0 || len(slots) > MaxRecipients {
+		return Digest{}, badSealed("%d recipients (1 to %d)", len(slots), MaxRecipients)
+	}
+	for i, s := range slots {
+		if err := checkSlot(s); err != nil {
+			return Digest{}, badSealed("recipient %d: %v", i, err)
+		}
+	}
+	var iv [12]byte
+	if err := decodeB64Exact(w.IV, iv[:]); err != nil {
+		return Digest{}, badSealed("iv: %v", err)
+	}
+	var tag [16]byte
+	if err := decodeB64Exact(w.Tag, tag[:]); err != nil {
+		return Digest{}, badSealed("tag: %v", err)
+	}
+	if w.Ciphertext == "" {
+		return Digest{}, badSealed("no ciphertext")
+	}
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(w.Ciphertext); err != nil {
+		return Digest{}, badSealed("ciphertext: %v", err)
+	}
+	var c Digest
+	if err := decodeB64Exact(w.AAD, c[:]); err != nil {
+		return Digest{}, badSealed("aad is not a commitment: %v", err)
+	}
+	return c, nil
+}
+
+func checkSlot(s wireSealedEntry) error {
+	if s.Header == nil {
+		return errors.New("no header")
+	}
+	if s.Header.Alg != jwa.ECDH_ES_A256KW().String() {
+		return fmt.Errorf("alg %q", s.Header.Alg)
+	}
+	epk := s.Header.EPK
+	if epk == nil || epk.Kty != "OKP" || epk.Crv != "X25519" {
+		return errors.New("epk is not an X25519 key")
+	}
+	var x [32]byte
+	if err := decodeB64Exact(epk.X, x[:]); err != nil {
+		return fmt.Errorf("epk: %v", err)
+	}
+	var ek [40]byte // AES key wrap of a 256-bit key
+	if err := decodeB64Exact(s.EncryptedKey, ek[:]); err != nil {
+		return fmt.Errorf("encrypted_key: %v", err)
+	}
+	return nil
+}
