@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,6 +33,7 @@ import (
 	"github.com/healthgw/healthgw/records"
 	"github.com/healthgw/healthgw/records/recordstore"
 	"github.com/healthgw/healthgw/registry"
+	"github.com/healthgw/healthgw/web"
 )
 
 // pseudonymKeyFile holds the ledger secret behind patient pseudonyms,
@@ -62,8 +64,14 @@ type gateway struct {
 	vkey     string // checkpoint verifier key (note text)
 	access   *access.Service
 	api      *api.Server
-	clock    clock
-	closers  []func() error // run in reverse order by close
+	// The patient app and console, the development IdP's OIDC provider
+	// (web.go), and the one handler serving them and the API.
+	web        *web.Server
+	devOIDC    *auth.DevOIDC
+	devSecrets [2]string
+	handler    http.Handler
+	clock      clock
+	closers    []func() error // run in reverse order by close
 }
 
 // clock is the gateway's clock: time.Now unless a test moves it. The API
@@ -192,6 +200,10 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	if g.devIdP != nil {
 		idps = append(idps, g.devIdP.PatientIdP(cfg.BaseURL))
+		if err := g.openDevOIDC(); err != nil {
+			return err
+		}
+		idps = append(idps, g.devOIDC.PatientIdP())
 	}
 	authn, err := auth.NewAuthenticator(acfg, g.signKey, idps...)
 	if err != nil {
@@ -248,7 +260,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 		Store: g.zkstore, Keys: g.zkKeys, Log: g.ledger, Sync: g.follower,
 		Issuers: &issuerKeys{dir: filepath.Join(cfg.DataDir, "keys", "issuers"), log: g.ledger, sync: g.follower, store: g.zkstore},
 	})
-	return nil
+	return g.openWeb()
 }
 
 // openBackend opens the configured ledger backend.
