@@ -31,7 +31,7 @@ func asHTTPS(u *url.URL) *url.URL {
 }
 
 func (j secureJar) SetCookies(u *url.URL, cs []*http.Cookie) { j.Jar.SetCookies(asHTTPS(u), cs) }
-func (j secureJar) Cookies(u *url.URL) []*http.Cookie      { return j.Jar.Cookies(asHTTPS(u)) }
+func (j secureJar) Cookies(u *url.URL) []*http.Cookie        { return j.Jar.Cookies(asHTTPS(u)) }
 
 // browser is a cookie-keeping HTTP client: one person's browser.
 type browser struct {
