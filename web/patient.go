@@ -169,7 +169,7 @@ func (s *Server) grantFormData(ctx context.Context, rq *request, in grantInput) 
 func (s *Server) grantForm(w http.ResponseWriter, rq *request) error {
 	q := rq.URL.Query()
 	in := grantInput{Query: q.Get("q"), Org: q.Get("org"), Categories: q["category"], Purposes: q["purpose"], From: q.Get("from"), Until: q.Get("until")}
-	if len(in.Purposes) == 0 && !q.Has("q") {
+	if len(in.Purposes) == 0 {
 		in.Purposes = []string{string(consent.PurposeTreatment)}
 	}
 	d, err := s.grantFormData(rq.Context(), rq, in)

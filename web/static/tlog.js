@@ -45,9 +45,11 @@
 
   // parseVerifierKey reads "name+hash+base64(0x01 || key)".
   async function parseVerifierKey(vkey) {
-    const parts = vkey.trim().split("+");
-    if (parts.length !== 3) throw new Error("malformed verifier key");
-    const [name, hashHex, keyB64] = parts;
+    // The base64 key may itself contain "+": split at the first two only.
+    const v = vkey.trim(), i = v.indexOf("+"), j = v.indexOf("+", i + 1);
+    if (i <= 0 || j < 0) throw new Error("malformed verifier key");
+    const name = v.slice(0, i), hashHex = v.slice(i + 1, j), keyB64 = v.slice(j + 1);
+    if (!/^[0-9a-f]{8}$/.test(hashHex)) throw new Error("malformed verifier key hash");
     const raw = b64(keyB64);
     if (raw.length !== 33 || raw[0] !== 1) throw new Error("not an Ed25519 note key");
     const h = (await sha256(concat(enc.encode(name + "\n"), raw))).slice(0, 4);
