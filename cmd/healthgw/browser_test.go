@@ -297,6 +297,11 @@ func TestBrowserStory(t *testing.T) {
 	if txt := pageText(t, ctx); !strings.Contains(txt, "Refused") || !strings.Contains(txt, "your consent was withdrawn") {
 		t.Errorf("access log lacks B's denied read: %s", txt)
 	}
+	// An emergency read without consent, flagged on the patient's page.
+	if status, body := w.do("GET", "/v1/records/"+w.rec.ID+"?purpose=ETREAT", w.btok, nil,
+		"X-Break-Glass-Reason", "unconscious patient in the emergency department"); status != http.StatusOK {
+		t.Fatalf("break-glass read: %d %s", status, body)
+	}
 	capture(t, ctx, base, "app-consents", "/app/consents")
 	capture(t, ctx, base, "app-access", "/app/access")
 
@@ -331,7 +336,7 @@ func TestBrowserStory(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("table.events")),
 	)
 	rows := value(t, ctx, "rows", chromedp.Evaluate[int](`document.querySelectorAll("table.events tbody tr").length`))
-	if txt := pageText(t, ctx); rows != 2 || !strings.Contains(txt, "Allowed") || !strings.Contains(txt, "Refused") {
+	if txt := pageText(t, ctx); rows != 3 || !strings.Contains(txt, "Allowed") || !strings.Contains(txt, "Refused") || !strings.Contains(txt, "Emergency") {
 		t.Errorf("audit search for pat-1: %d rows: %s", rows, txt)
 	}
 	capture(t, ctx, base, "console-ledger", "/console/")

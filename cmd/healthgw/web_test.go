@@ -240,6 +240,24 @@ func TestWebStory(t *testing.T) {
 		bundle.Total != 2 || len(bundle.Entry) != 2 || bundle.Entry[0].Resource.ResourceType != "AuditEvent" {
 		t.Errorf("FHIR export: %d %v %+v", status, err, bundle)
 	}
+	// Break-glass: B reads without consent in an emergency; the patient
+	// sees it called out, the regulator's report lists it.
+	if status, body := w.do("GET", "/v1/records/"+w.rec.ID+"?purpose=ETREAT", w.btok, nil,
+		"X-Break-Glass-Reason", "unconscious patient in the emergency department"); status != http.StatusOK {
+		t.Fatalf("break-glass read: %d %s", status, body)
+	}
+	_, page = p.get("/app/access")
+	if !strings.Contains(page, "Emergency access without your consent: 1") || !strings.Contains(page, "row-bg") {
+		t.Errorf("access log does not call out the break-glass read:\n%s", page)
+	}
+	_, page = p.get("/app/access?break_glass=true")
+	if strings.Count(page, "<tr class=") != 1 {
+		t.Errorf("break-glass filter: want 1 row:\n%s", page)
+	}
+	_, page = r.get("/console/break-glass")
+	if strings.Count(page, "<tr class=") != 1 || !strings.Contains(page, "emergency access without consent") {
+		t.Errorf("break-glass report: want the one emergency read:\n%s", page)
+	}
 	for _, path := range []string{"/console/break-glass", "/console/hospitals", "/console/ledger"} {
 		if status, page := r.get(path); status != http.StatusOK {
 			t.Errorf("GET %s: %d %s", path, status, page)
