@@ -3,6 +3,7 @@ package web
 import (
 	"io/fs"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -258,4 +259,24 @@ func TestCSVSafe(t *testing.T) {
 			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzReadFilter: any query string gives a filter or an error, never a
+// panic, and an accepted filter validates.
+func FuzzReadFilter(f *testing.F) {
+	for _, s := range []string{"", "org=hosp-b&decision=deny", "since=2026-01-01&until=2025-01-01", "page=-1", "break_glass=true&page=3", "since=x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		_, af, err := readFilter(q)
+		if err == nil {
+			if verr := af.Validate(); verr != nil {
+				t.Errorf("accepted filter %+v does not validate: %v", af, verr)
+			}
+		}
+	})
 }
