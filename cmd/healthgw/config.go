@@ -34,12 +34,22 @@ type serveConfig struct {
 	DevIdP       bool          // mint patient tokens with a local development IdP
 	PatientIss   string        // patient identity provider issuer
 	PatientJWKS  string        // its JWKS file or URL
-	MaxRecord    int64         // largest record accepted, bytes
-	BreakGlass   string        // comma-separated org kinds allowed to break the glass
-	ZKKeys       string        // directory of Groth16 keys (default <data>/zk)
-	ZKDevSetup   bool          // create development Groth16 keys when there are none
-	Witnesses    listFlag      // witnesses to submit checkpoints to: <verifier key>@<url>
-	HTTPJWKS     bool          // allow plain-http JWKS URLs (development only)
+	// OIDC clients of the patient app and the regulator console (web/):
+	// empty settings fall back to the development IdP with --dev-idp.
+	PatientClientID     string
+	PatientClientSecret string
+	PatientRedirect     string // default <base>/app/callback
+	ConsoleIss          string // regulator staff IdP issuer
+	ConsoleClientID     string
+	ConsoleClientSecret string
+	ConsoleRedirect     string   // default <base>/console/callback
+	ConsoleOrg          string   // the regulator org the console's staff act for
+	MaxRecord           int64    // largest record accepted, bytes
+	BreakGlass          string   // comma-separated org kinds allowed to break the glass
+	ZKKeys              string   // directory of Groth16 keys (default <data>/zk)
+	ZKDevSetup          bool     // create development Groth16 keys when there are none
+	Witnesses           listFlag // witnesses to submit checkpoints to: <verifier key>@<url>
+	HTTPJWKS            bool     // allow plain-http JWKS URLs (development only)
 	// RevocationRefresh is how often the revoked-token list is reloaded
 	// from the database for revocations made by other replicas (0: the
 	// default, 1 s; negative: never).
@@ -79,6 +89,14 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.DevIdP, "dev-idp", c.DevIdP, "accept patient tokens from the local development IdP (disable in production)")
 	fs.StringVar(&c.PatientIss, "patient-issuer", c.PatientIss, "patient identity provider issuer URL")
 	fs.StringVar(&c.PatientJWKS, "patient-jwks", c.PatientJWKS, "patient identity provider JWKS file or URL")
+	fs.StringVar(&c.PatientClientID, "patient-client-id", c.PatientClientID, "patient app: OIDC client ID at --patient-issuer")
+	fs.StringVar(&c.PatientClientSecret, "patient-client-secret", c.PatientClientSecret, "patient app: OIDC client secret (prefer HEALTHGW_PATIENT_CLIENT_SECRET)")
+	fs.StringVar(&c.PatientRedirect, "patient-redirect-url", c.PatientRedirect, "patient app: OIDC redirect URL (default <base-url>/app/callback)")
+	fs.StringVar(&c.ConsoleIss, "console-issuer", c.ConsoleIss, "regulator console: staff OIDC issuer URL")
+	fs.StringVar(&c.ConsoleClientID, "console-client-id", c.ConsoleClientID, "regulator console: OIDC client ID")
+	fs.StringVar(&c.ConsoleClientSecret, "console-client-secret", c.ConsoleClientSecret, "regulator console: OIDC client secret (prefer HEALTHGW_CONSOLE_CLIENT_SECRET)")
+	fs.StringVar(&c.ConsoleRedirect, "console-redirect-url", c.ConsoleRedirect, "regulator console: OIDC redirect URL (default <base-url>/console/callback)")
+	fs.StringVar(&c.ConsoleOrg, "console-org", c.ConsoleOrg, "regulator console: the registered regulator org its staff act for (required with --console-issuer)")
 	fs.Int64Var(&c.MaxRecord, "max-record-bytes", c.MaxRecord, "largest record accepted")
 	fs.StringVar(&c.BreakGlass, "break-glass-kinds", c.BreakGlass, "org kinds allowed emergency access without consent (comma-separated, empty for none)")
 	fs.StringVar(&c.ZKKeys, "zk-keys", c.ZKKeys, "directory of Groth16 keys (default <data>/zk)")
@@ -143,6 +161,15 @@ func (c *serveConfig) finish() error {
 	}
 	if !c.DevIdP && c.PatientIss == "" {
 		return fmt.Errorf("patients need an identity provider: set --patient-issuer and --patient-jwks, or --dev-idp")
+	}
+	if (c.PatientClientID != "") && c.PatientIss == "" {
+		return fmt.Errorf("--patient-client-id needs --patient-issuer")
+	}
+	if (c.ConsoleIss == "") != (c.ConsoleClientID == "") {
+		return fmt.Errorf("--console-issuer and --console-client-id go together")
+	}
+	if c.ConsoleIss != "" && c.ConsoleOrg == "" {
+		return fmt.Errorf("--console-issuer needs --console-org (the regulator organisation its staff act for)")
 	}
 	if _, err := breakGlassPolicy(c.BreakGlass); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,7 @@ import (
 	"github.com/healthgw/healthgw/records"
 	"github.com/healthgw/healthgw/records/recordstore"
 	"github.com/healthgw/healthgw/registry/registrystore"
+	"github.com/healthgw/healthgw/web"
 )
 
 // pseudonymKeyFile holds the ledger secret behind patient pseudonyms,
@@ -65,9 +67,15 @@ type gateway struct {
 	vkey     string // checkpoint verifier key (note text)
 	access   *access.Service
 	api      *api.Server
-	clock    clock
-	limits   *ratelimit.Limiter
-	closers  []func() error // run in reverse order by close
+	// The patient app and console, the development IdP's OIDC provider
+	// (web.go), and the one handler serving them and the API.
+	web        *web.Server
+	devOIDC    *auth.DevOIDC
+	devSecrets [2]string
+	handler    http.Handler
+	clock      clock
+	limits     *ratelimit.Limiter
+	closers    []func() error // run in reverse order by close
 	// witnesses submits checkpoints to the configured witnesses (nil:
 	// none); serve runs it.
 	witnesses *witness.Submitter
@@ -210,6 +218,10 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	if g.devIdP != nil {
 		idps = append(idps, g.devIdP.PatientIdP(cfg.BaseURL))
+		if err := g.openDevOIDC(); err != nil {
+			return err
+		}
+		idps = append(idps, g.devOIDC.PatientIdP())
 	}
 	authn, err := auth.NewAuthenticator(acfg, g.signKey, idps...)
 	if err != nil {
@@ -277,7 +289,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 
 	// Zero-knowledge eligibility.
 	g.mountZK(cfg, logger, ops.appender(g.ledger))
-	return nil
+	return g.openWeb()
 }
 
 // openBackend opens the configured ledger backend.

@@ -72,7 +72,7 @@ func newTestGatewayOn(t testing.TB, db *gorm.DB, mutate ...func(*serveConfig)) *
 		ln.Close()
 		t.Fatalf("open gateway: %v", err)
 	}
-	srv := httptest.NewUnstartedServer(g.api.Handler())
+	srv := httptest.NewUnstartedServer(g.handler)
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()

@@ -76,7 +76,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           g.api.Handler(),
+		Handler:           g.handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -175,5 +175,7 @@ Get a first token (in another terminal):
   ./bin/healthgw org keygen --id hosp-a --name "Hospital A" --kind hospital --out keys
   TOKEN=$(./bin/healthgw token client --org hosp-a --key keys/hosp-a.jwk --url %s)
   curl -H "Authorization: Bearer $TOKEN" %s/v1/ledger/checkpoint
-`, version, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, origin, vkey, cfg.BaseURL, cfg.BaseURL)
+
+Patient app: %s/app/   Regulator console: %s/console/
+`, version, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, origin, vkey, cfg.BaseURL, cfg.BaseURL, cfg.BaseURL, cfg.BaseURL)
 }

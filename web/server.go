@@ -1,0 +1,370 @@
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+
+	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/registry"
+)
+
+// Consents is the consent projection as the pages read it
+// (consentstore.Store).
+type Consents interface {
+	Grant(ctx context.Context, id string) (consent.Grant, error)
+	ListByPatient(ctx context.Context, patient string, p consent.Page) ([]consent.Grant, string, error)
+	AccessLog(ctx context.Context, patient string, p consent.Page) ([]consent.AccessEvent, string, error)
+	AuditEvents(ctx context.Context, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
+}
+
+// Changes are a patient's consent changes with receipts (access.Service).
+type Changes interface {
+	Grant(ctx context.Context, patient string, g consent.Grant) (consent.Grant, access.Receipt, error)
+	Revoke(ctx context.Context, patient, id string) (consent.Grant, access.Receipt, error)
+}
+
+var _ Changes = (*access.Service)(nil)
+
+// Orgs is the organisation registry (registrystore.Store).
+type Orgs interface {
+	List(ctx context.Context) ([]registry.Registration, error)
+	Org(ctx context.Context, id string) (auth.Org, error)
+}
+
+// Ledger is the log as receipts and the ledger status read it.
+type Ledger interface {
+	ledger.Reader
+	ledger.Prover
+}
+
+// Syncer catches the projections up with the log (ledger.Follower).
+type Syncer interface {
+	Sync(ctx context.Context, size uint64) error
+}
+
+// Pseudonymizer maps patient IDs to ledger pseudonyms.
+type Pseudonymizer interface {
+	Pseudonym(patient string) string
+}
+
+// Deps are the services behind the pages. All are required.
+type Deps struct {
+	Consents Consents
+	Changes  Changes
+	Orgs     Orgs
+	Ledger   Ledger
+	Sync     Syncer
+	Pseud    Pseudonymizer
+}
+
+// Config configures the web front doors.
+type Config struct {
+	// BaseURL is the gateway's public URL.
+	BaseURL string
+	// Patient and Console are the two relying parties.
+	Patient, Console OIDCConfig
+	// ConsoleOrg, when set, is the regulator organisation every staff
+	// member of the console's IdP acts for. When empty, the ID token's
+	// healthgw_org claim names it (the development IdP sets it). Either
+	// way the organisation must be a registered regulator holding
+	// audit.read.
+	ConsoleOrg string
+	// CheckpointKey is the ledger's checkpoint verifier key (a note
+	// verifier key), against which pages check receipts.
+	CheckpointKey string
+	// SessionIdle and SessionMax: see DefaultSessionIdle, DefaultSessionMax.
+	SessionIdle, SessionMax time.Duration
+	// HTTPClient reaches the identity providers (default: 10 s timeout).
+	HTTPClient *http.Client
+	// Now is the clock (time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Server serves /app/, /console/ and /static/.
+type Server struct {
+	cfg      Config
+	d        Deps
+	log      *slog.Logger
+	bundle   *i18n.Bundle
+	pages    map[string]*template.Template
+	sessions *sessionStore
+	patient  *relyingParty
+	console  *relyingParty
+	mux      *http.ServeMux
+}
+
+// New builds the web server; templates and catalogues are parsed once,
+// here.
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Consents == nil || d.Changes == nil || d.Orgs == nil || d.Ledger == nil || d.Sync == nil || d.Pseud == nil {
+		return nil, errors.New("web: a dependency is missing")
+	}
+	// An area without an issuer has sign-in switched off (its pages say
+	// so); a half-configured one is an error.
+	if cfg.Patient.Issuer != "" || cfg.Patient.ClientID != "" {
+		if err := cfg.Patient.validate("patient"); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Console.Issuer != "" || cfg.Console.ClientID != "" {
+		if err := cfg.Console.validate("console"); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.CheckpointKey == "" {
+		return nil, errors.New("web: the checkpoint verifier key is required")
+	}
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = DefaultSessionIdle
+	}
+	if cfg.SessionMax <= 0 {
+		cfg.SessionMax = DefaultSessionMax
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	b, err := newBundle()
+	if err != nil {
+		return nil, err
+	}
+	pages, err := parsePages()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, d: d, log: cfg.Logger, bundle: b, pages: pages,
+		sessions: newSessionStore(cfg.SessionIdle, cfg.SessionMax, cfg.Now),
+		patient:  &relyingParty{cfg: cfg.Patient, client: cfg.HTTPClient},
+		console:  &relyingParty{cfg: cfg.Console, client: cfg.HTTPClient},
+		mux:      http.NewServeMux(),
+	}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the handler for /app/, /console/ and /static/.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
+
+// csp is the Content-Security-Policy of every page: scripts and styles
+// only from files of this origin, nothing inline, no framing, forms only
+// to this origin.
+const csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+	if strings.HasPrefix(s.cfg.BaseURL, "https://") {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// request is one page request: the session (zero if none), the area and
+// the translator.
+type request struct {
+	*http.Request
+	area area
+	sess session
+	has  bool // a live session was found
+	text
+}
+
+// handler is a page handler: it gathers data and renders, or returns an
+// error for fail.
+type handler func(w http.ResponseWriter, rq *request) error
+
+// page wraps a handler: language, session, and for signed-in areas the
+// sign-in check; state-changing methods must carry the session's CSRF
+// token.
+func (s *Server) page(a area, needSignIn bool, h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lang, set := pickLanguage(r)
+		if set {
+			http.SetCookie(w, &http.Cookie{Name: langCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600,
+				Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		}
+		rq := &request{Request: r, area: a, text: text{loc: i18n.NewLocalizer(s.bundle, lang), lang: lang}}
+		if c, err := r.Cookie(a.cookie); err == nil {
+			rq.sess, rq.has = s.sessions.get(a, c.Value)
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Vary", "Cookie, Accept-Language")
+		var err error
+		switch {
+		case r.Method != http.MethodGet && r.Method != http.MethodHead && !s.csrfOK(rq):
+			err = errCSRF
+		case needSignIn && !(rq.has && rq.sess.signedIn()):
+			err = errSignedOut
+		default:
+			err = h(w, rq)
+		}
+		if err != nil {
+			s.fail(w, rq, err)
+		}
+	})
+}
+
+// maxForm bounds a form body.
+const maxForm = 64 << 10
+
+// csrfOK checks the synchronizer token of a state-changing request: the
+// form field "csrf" must equal the session's token. No session, no
+// token, or another token is refused.
+func (s *Server) csrfOK(rq *request) bool {
+	if !rq.has {
+		return false
+	}
+	rq.Body = http.MaxBytesReader(nil, rq.Body, maxForm)
+	if err := rq.ParseForm(); err != nil {
+		return false
+	}
+	got := rq.PostForm.Get("csrf")
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(rq.sess.CSRF)) == 1
+}
+
+// Page errors.
+var (
+	errCSRF         = errors.New("web: missing or wrong CSRF token")
+	errSignedOut    = errors.New("web: not signed in")
+	errNotFound     = errors.New("web: not found")
+	errNoConsole    = errors.New("web: not a regulator with audit.read")
+	errSignInFailed = errors.New("web: sign-in failed")
+	errBadRequest   = errors.New("web: bad request")
+	errNoSignIn     = errors.New("web: sign-in is not configured")
+)
+
+// publicMessage is implemented by domain errors whose message is safe to
+// show (consent.ValidationError, consent.FilterError).
+type publicMessage interface{ PublicMessage() string }
+
+// errorRule maps an error kind to a status and a catalogue message.
+type errorRule struct {
+	target error
+	status int
+	msg    string
+}
+
+// errorPages is the one table from error kinds to pages; the first match
+// wins; anything else is a 500 with no detail.
+var errorPages = []errorRule{
+	{errNotFound, http.StatusNotFound, "ErrNotFound"},
+	{consent.ErrNotFound, http.StatusNotFound, "ErrNotFound"},
+	{access.ErrNotFound, http.StatusNotFound, "ErrNotFound"},
+	{ledger.ErrNotFound, http.StatusNotFound, "ErrNotFound"},
+	{errCSRF, http.StatusForbidden, "ErrCSRF"},
+	{errNoConsole, http.StatusForbidden, "ErrNoConsole"},
+	{errSignInFailed, http.StatusBadRequest, "ErrSignIn"},
+	{errBadRequest, http.StatusBadRequest, "ErrBadRequest"},
+	{consent.ErrInvalidGrant, http.StatusBadRequest, "ErrInvalidGrant"},
+	{consent.ErrInvalidFilter, http.StatusBadRequest, "ErrBadRequest"},
+	{consent.ErrInvalidCursor, http.StatusBadRequest, "ErrBadRequest"},
+	{consent.ErrAlreadyRevoked, http.StatusConflict, "ErrAlreadyRevoked"},
+	{errIdPUnavailable, http.StatusBadGateway, "ErrIdP"},
+	{errNoSignIn, http.StatusServiceUnavailable, "ErrNoSignIn"},
+	{ledger.ErrUnavailable, http.StatusServiceUnavailable, "ErrUnavailable"},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, "ErrUnavailable"},
+}
+
+// fail renders err as an error page (or, signed out, sends the browser to
+// sign in).
+func (s *Server) fail(w http.ResponseWriter, rq *request, err error) {
+	if errors.Is(err, errSignedOut) {
+		if rq.Method == http.MethodGet {
+			http.Redirect(w, rq.Request, rq.area.path+"login", http.StatusSeeOther)
+			return
+		}
+		s.render(w, rq, http.StatusUnauthorized, "error.html", "ErrSignedOut", errorData{Message: rq.T("ErrSignedOut")})
+		return
+	}
+	status, msg := http.StatusInternalServerError, "ErrInternal"
+	for _, rule := range errorPages {
+		if errors.Is(err, rule.target) {
+			status, msg = rule.status, rule.msg
+			break
+		}
+	}
+	data := errorData{Message: rq.T(msg)}
+	var pm publicMessage
+	if status == http.StatusBadRequest && errors.As(err, &pm) {
+		data.Detail = pm.PublicMessage()
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(rq.Context(), level, "web page error", slog.String("path", rq.URL.Path),
+		slog.Int("status", status), slog.String("err", err.Error()))
+	s.render(w, rq, status, "error.html", "ErrorTitle", data)
+}
+
+type errorData struct {
+	Message, Detail string
+}
+
+// view is what every template gets: the translator, the session's area
+// and CSRF token, and the page's own data.
+type view struct {
+	text
+	Area     string
+	Title    string
+	CSRF     string
+	SignedIn bool
+	Who      string
+	Path     string
+	Data     any
+}
+
+func (s *Server) render(w http.ResponseWriter, rq *request, status int, name, title string, data any) {
+	t, ok := s.pages[name]
+	if !ok {
+		panic("web: no template " + name)
+	}
+	v := view{text: rq.text, Area: rq.area.name, Title: rq.T(title), Data: data, Path: rq.URL.Path}
+	if rq.has && rq.sess.signedIn() {
+		v.SignedIn, v.CSRF, v.Who = true, rq.sess.CSRF, rq.sess.Subject
+	}
+	var buf strings.Builder
+	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
+		s.log.LogAttrs(rq.Context(), slog.LevelError, "web template", slog.String("page", name), slog.String("err", err.Error()))
+		http.Error(w, "Internal error.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprint(w, buf.String())
+}
+
+// catchUp brings the projections up to the log's size, so a page shows
+// every decision acknowledged before it.
+func (s *Server) catchUp(ctx context.Context) error {
+	n, err := s.d.Ledger.Size(ctx)
+	if err != nil {
+		return err
+	}
+	return s.d.Sync.Sync(ctx, n)
+}
