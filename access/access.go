@@ -134,6 +134,10 @@ type ReadRequest struct {
 	Justification string
 	// RequestID ties the ledger entry to the transport's request.
 	RequestID string
+	// ResourceType, when set, is the FHIR resource type the caller asks
+	// for (GET /fhir/Observation/{id}): a record of another type is
+	// ErrNotFound, before anything is decided or logged.
+	ResourceType string
 }
 
 // Result is the outcome of a gated read.
@@ -159,14 +163,15 @@ type Result struct {
 // returned (wrapping, e.g., ledger.ErrUnavailable).
 //
 // A record whose resource type the caller's token does not cover
-// (Caller.MayRead) is ErrNotFound before consent is consulted, like a
+// (Caller.MayRead), or not of the type asked for (ReadRequest.ResourceType),
+// is ErrNotFound before consent is consulted, like a
 // record that does not exist: nothing about the patient's consent was
 // decided, so nothing is logged, and the work is the same as for a
 // missing record.
 func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 	var res Result
 	rec, content, err := s.cfg.Vault.Read(ctx, req.RecordID, func(r records.Record) error {
-		if !req.Caller.MayRead(r.ResourceType) {
+		if !req.Caller.MayRead(r.ResourceType) || (req.ResourceType != "" && r.ResourceType != req.ResourceType) {
 			return ErrNotFound
 		}
 		d, idx, err := s.decideAndLog(ctx, req, r)

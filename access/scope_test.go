@@ -53,6 +53,20 @@ func TestReadScopes(t *testing.T) {
 			}
 		})
 	}
+	// A read of one resource type does not find a record of another.
+	for _, tt := range []struct {
+		rt     string
+		permit bool
+	}{{"Observation", true}, {"Condition", false}} {
+		before := len(w.log.decoded(t, ledger.TypeAccessDecided))
+		req := read(labID, hospB, consent.PurposeTreatment)
+		req.ResourceType = tt.rt
+		_, err := w.Read(t.Context(), req)
+		logged := len(w.log.decoded(t, ledger.TypeAccessDecided)) - before
+		if tt.permit != (err == nil) || logged != map[bool]int{true: 1, false: 0}[tt.permit] {
+			t.Errorf("read of the Observation as %s: %v, %d entries logged", tt.rt, err, logged)
+		}
+	}
 	list := func(c access.Caller) []string {
 		t.Helper()
 		recs, err := w.Readable(t.Context(), access.ListRequest{Caller: c, Patient: "pat-1", Purpose: consent.PurposeTreatment})

@@ -55,9 +55,10 @@ func (s *Server) MountRecords(v Vault, gate Gate, keys EncryptionKeys) {
 	s.vault, s.gate, s.encKeys = v, gate, keys
 	g := s.engine.Group("/v1", s.authenticate)
 	g.POST("/records", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(records.MaxBodySize(v.MaxSize())), s.postRecord)
-	g.GET("/records/:id", s.requireOrg(auth.ScopeRecordsRead, auth.KindHospital), s.getRecord)
+	g.GET("/records/:id", s.requireRecordReader, s.getRecord)
 	g.DELETE("/records/:id", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.deleteRecord)
-	g.GET("/patients/:patient/records", s.requireOrg(auth.ScopeRecordsRead, auth.KindHospital), s.listPatientRecords)
+	g.GET("/patients/:patient/records", s.requireRecordReader, s.listPatientRecords)
+	s.mountFHIRRecords()
 }
 
 // purposeQuery is the purpose query parameter of record reads and
@@ -80,10 +81,11 @@ func purposeList() string {
 	return strings.Join(names, ", ")
 }
 
-// caller is the gate's view of the request's organisation.
+// caller is the gate's view of the request's organisation, with the
+// token's scopes (which record resource types it may read).
 func caller(c *gin.Context) access.Caller {
 	p := principal(c)
-	return access.Caller{Org: p.Org, Kind: p.Kind}
+	return access.Caller{Org: p.Org, Kind: p.Kind, Scopes: p.Scopes}
 }
 
 // recordRequest is the body of POST /v1/records.

@@ -125,6 +125,7 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
 	e.GET("/v1/whoami", s.authenticate, s.whoami)
 	s.engine = e
+	s.mountFHIRBase()
 	return s
 }
 
