@@ -287,6 +287,7 @@ var testPrincipals = fakeAuth{
 	"pat-1":   {Patient: "pat-1"},
 	"pat-2":   {Patient: "pat-2"},
 	"noscope": {Org: "hosp-c", Kind: auth.KindHospital},
+	"obs-only": {Org: "hosp-b", Kind: auth.KindHospital, Scopes: []auth.Scope{"system/Observation.rs"}},
 }
 
 // testServer is a Server with every capability of this package mounted

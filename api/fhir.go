@@ -101,6 +101,18 @@ func (s *Server) mountFHIRRecords() {
 	f.GET("/:type/:id", s.requireRecordReader, s.fhirRecordRead)
 }
 
+// keep returns the elements of in for which ok holds, in a new slice (in
+// belongs to the query that returned it).
+func keep[T any](in []T, ok func(T) bool) []T {
+	var out []T
+	for _, v := range in {
+		if ok(v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func renderFHIR(c *gin.Context, v any) {
 	c.Header("Content-Type", fhir.ContentType)
 	c.JSON(http.StatusOK, v)
@@ -273,8 +285,8 @@ func (s *Server) fhirConsentSearch(c *gin.Context) {
 		return
 	}
 	now := s.nowUTC()
-	grants = slices.DeleteFunc(grants, func(g consent.Grant) bool {
-		return (statuses != nil && !slices.Contains(statuses, fhir.NewConsent(g, now).Status)) || !dates.Matches(g.GrantedAt)
+	grants = keep(grants, func(g consent.Grant) bool {
+		return (statuses == nil || slices.Contains(statuses, fhir.NewConsent(g, now).Status)) && dates.Matches(g.GrantedAt)
 	})
 	renderFHIR(c, fhir.ConsentBundle(grants, now, f.links(s, next)))
 }
@@ -348,7 +360,7 @@ func (s *Server) fhirAuditEventSearch(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	events = slices.DeleteFunc(events, func(e consent.AccessEvent) bool { return !dates.Matches(e.Time) })
+	events = keep(events, func(e consent.AccessEvent) bool { return dates.Matches(e.Time) })
 	renderFHIR(c, fhir.AuditEventBundle(events, f.links(s, next)))
 }
 
@@ -526,8 +538,8 @@ func (s *Server) fhirRecordSearch(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	visible = slices.DeleteFunc(visible, func(r records.Record) bool {
-		return r.ResourceType != rt || !updated.Matches(r.CreatedAt) || (after != nil && compareRecords(r, *after) <= 0)
+	visible = keep(visible, func(r records.Record) bool {
+		return r.ResourceType == rt && updated.Matches(r.CreatedAt) && (after == nil || compareRecords(r, *after) > 0)
 	})
 	slices.SortFunc(visible, compareRecords)
 	next := ""

@@ -86,6 +86,12 @@ func Check(doc []byte) (string, error) {
 	if err != nil {
 		return head.ResourceType, err
 	}
+	// Erratum: the R4 (4.0.1) JSON schema's FHIRVersion enumeration stops
+	// at 4.0.0, so it refuses the CapabilityStatement.fhirVersion 4.0.1
+	// that R4 servers must claim. Only that value is let through.
+	if m, ok := inst.(map[string]any); ok && head.ResourceType == "CapabilityStatement" && m["fhirVersion"] == "4.0.1" {
+		m["fhirVersion"] = "4.0.0"
+	}
 	if err := s.Validate(inst); err != nil {
 		return head.ResourceType, fmt.Errorf("%s is not valid against the FHIR R4 JSON schema: %w", head.ResourceType, err)
 	}
