@@ -431,8 +431,8 @@ func (s *Server) fhirRecordRead(c *gin.Context) {
 	if !ok {
 		return
 	}
-	purpose := purposeQuery(c.Query("purpose"))
-	if err := purpose.Validate(); err != nil {
+	purpose, err := purposeOf(c)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -507,15 +507,15 @@ func (s *Server) fhirRecordSearch(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	p, err := f.get("purpose")
-	if err == nil {
-		err = purposeQuery(p).Validate()
+	if _, err := f.get("purpose"); err != nil {
+		s.fail(c, err)
+		return
 	}
+	purpose, err := purposeOf(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	purpose := purposeQuery(p)
 	updated, err := f.dates("_lastUpdated")
 	if err == nil {
 		err = f.finish()
@@ -620,7 +620,7 @@ func (s *Server) fhirMetadata(c *gin.Context) {
 				Interaction:   read,
 				SearchParam: []fhir.CapabilitySearchParam{
 					param("patient", "reference", "Required: the patient's ID."),
-					param("purpose", "token", "The purpose of use, an HL7 v3 ActReason code (TREAT, ETREAT, HPAYMT, HOPERAT, HRESCH, PUBHLTH); break-glass needs the X-Break-Glass-Reason header."),
+					param("purpose", "token", "The purpose of use, an HL7 v3 ActReason code (TREAT, ETREAT, HPAYMT, HOPERAT, HRESCH, PUBHLTH), here or in the X-Purpose-Of-Use header (also for reads by ID); break-glass needs the X-Break-Glass-Reason header."),
 					param("_lastUpdated", "date", "When the record was stored, with prefixes."),
 				},
 			})

@@ -24,6 +24,26 @@ import (
 // proxy logs; the ledger keeps only its SHA-256.
 const HeaderBreakGlass = "X-Break-Glass-Reason"
 
+// HeaderPurpose carries the purpose of use of a record read or listing,
+// as an alternative to the purpose query parameter, for clients (FHIR
+// libraries) that cannot add a query to a read by ID or to a fullUrl.
+// Given both, they must agree.
+const HeaderPurpose = "X-Purpose-Of-Use"
+
+// purposeOf returns the request's purpose of use: the purpose query
+// parameter or the HeaderPurpose header, validated.
+func purposeOf(c *gin.Context) (purposeQuery, error) {
+	q, h := c.Query("purpose"), strings.TrimSpace(c.GetHeader(HeaderPurpose))
+	if q != "" && h != "" && q != h {
+		return "", badRequest("The purpose query parameter and the " + HeaderPurpose + " header differ.")
+	}
+	p := purposeQuery(q)
+	if p == "" {
+		p = purposeQuery(h)
+	}
+	return p, p.Validate()
+}
+
 // Vault is the record vault as the record routes use it (records.Vault);
 // reads go through the Gate.
 type Vault interface {
@@ -190,8 +210,8 @@ func (s *Server) getRecord(c *gin.Context) {
 		}
 		encKey = k
 	}
-	purpose := purposeQuery(c.Query("purpose"))
-	if err := purpose.Validate(); err != nil {
+	purpose, err := purposeOf(c)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -247,8 +267,8 @@ func (s *Server) deleteRecord(c *gin.Context) {
 type recordList = client.RecordList
 
 func (s *Server) listPatientRecords(c *gin.Context) {
-	purpose := purposeQuery(c.Query("purpose"))
-	if err := purpose.Validate(); err != nil {
+	purpose, err := purposeOf(c)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
