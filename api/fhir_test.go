@@ -522,3 +522,38 @@ func TestRestrictedScopeRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestPurposeHeader: the purpose of use may come in X-Purpose-Of-Use (for
+// FHIR clients that cannot add a query to a read by ID), on v1 and FHIR
+// routes alike; given with the query, the two must agree.
+func TestPurposeHeader(t *testing.T) {
+	ts := newTestServer(t)
+	var got []consent.Purpose
+	ts.gate.read = func(r access.ReadRequest) (access.Result, error) {
+		got = append(got, r.Purpose)
+		return access.Result{Record: labRecord, Content: []byte(labContent)}, nil
+	}
+	ts.gate.readable = func(r access.ListRequest) ([]records.Record, error) {
+		got = append(got, r.Purpose)
+		return nil, nil
+	}
+	for _, p := range []string{"/v1/records/" + recID, "/fhir/Observation/" + recID, "/v1/patients/pat-1/records", "/fhir/Observation?patient=pat-1"} {
+		got = nil
+		if rec := ts.do("GET", p, "hosp-b", nil, HeaderPurpose, "HPAYMT"); rec.Code != http.StatusOK || !cmp.Equal(got, []consent.Purpose{consent.PurposePayment}) {
+			t.Errorf("%s with the header: %d %v %s", p, rec.Code, got, rec.Body)
+		}
+		sep := "?"
+		if strings.Contains(p, "?") {
+			sep = "&"
+		}
+		if rec := ts.do("GET", p+sep+"purpose=HPAYMT", "hosp-b", nil, HeaderPurpose, "HPAYMT"); rec.Code != http.StatusOK {
+			t.Errorf("%s, query and header agree: %d %s", p, rec.Code, rec.Body)
+		}
+		if rec := ts.do("GET", p+sep+"purpose=TREAT", "hosp-b", nil, HeaderPurpose, "HPAYMT"); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "differ") {
+			t.Errorf("%s, query and header differ: %d %s", p, rec.Code, rec.Body)
+		}
+		if rec := ts.do("GET", p, "hosp-b", nil, HeaderPurpose, "SNOOP"); rec.Code != http.StatusBadRequest {
+			t.Errorf("%s, bad header: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+}
