@@ -1,6 +1,7 @@
 package access_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -90,4 +91,79 @@ func TestReadScopes(t *testing.T) {
 	if got := list(none); len(got) != 0 {
 		t.Errorf("no scope lists %v", got)
 	}
+}
+
+// TestAccessEvent: one access event by ledger index, for a viewer who may
+// see it; another patient's, an index without one and anyone but a
+// patient or regulator get not found or forbidden.
+func TestAccessEvent(t *testing.T) {
+	w := newWorld(t, consent.Policy{})
+	res := access.Result{Index: 7}
+	events := []consent.AccessEvent{ // newest first
+		{Index: 9, Patient: pseudonym("pat-2"), RecordID: notesID, Decision: consent.Permit},
+		{Index: 7, Patient: pseudonym("pat-1"), RecordID: labID, Decision: consent.Deny},
+		{Index: 3, Patient: pseudonym("pat-1"), RecordID: labID, Decision: consent.Permit},
+	}
+	store := &pagedEvents{queryStore: &queryStore{projection: w.proj, events: events}}
+	q := access.NewQueries(access.QueriesConfig{Store: store, Pseud: fakePseud{}, Log: w.log, Sync: w.proj})
+	pat1 := auth.Principal{Patient: "pat-1"}
+	reg := auth.Principal{Org: "reg-x", Kind: auth.KindRegulator, Scopes: []auth.Scope{auth.ScopeAuditRead}}
+	for _, v := range []auth.Principal{pat1, reg} {
+		e, err := q.AccessEvent(t.Context(), v, res.Index)
+		if err != nil || e.Index != res.Index || e.RecordID != labID || e.Decision != consent.Deny {
+			t.Errorf("%+v: %+v %v", v, e, err)
+		}
+	}
+	for _, tt := range []struct {
+		v     auth.Principal
+		index uint64
+		want  error
+	}{
+		{auth.Principal{Patient: "pat-2"}, res.Index, consent.ErrNotFound},
+		{pat1, res.Index + 1, consent.ErrNotFound},
+		{pat1, 8, consent.ErrNotFound},
+		{auth.Principal{Patient: "pat-1"}, 9, consent.ErrNotFound},
+		{reg, 0, consent.ErrNotFound},
+		{reg, ^uint64(0), consent.ErrNotFound},
+		{auth.Principal{Org: "hosp-a", Kind: auth.KindHospital, Scopes: []auth.Scope{auth.ScopeRecordsRead, auth.ScopeConsentsRead}}, res.Index, access.ErrForbidden},
+	} {
+		if _, err := q.AccessEvent(t.Context(), tt.v, tt.index); !errors.Is(err, tt.want) {
+			t.Errorf("%+v at %d: %v, want %v", tt.v, tt.index, err, tt.want)
+		}
+	}
+}
+
+// pagedEvents pages the access events as the store does: newest first,
+// below the cursor's index.
+type pagedEvents struct{ *queryStore }
+
+func (s *pagedEvents) page(events []consent.AccessEvent, p consent.Page) ([]consent.AccessEvent, string, error) {
+	before, ok, err := p.Before()
+	if err != nil {
+		return nil, "", err
+	}
+	var out []consent.AccessEvent
+	for _, e := range events {
+		if !ok || e.Index < before {
+			out = append(out, e)
+		}
+	}
+	if len(out) > p.Size() {
+		return out[:p.Size()], consent.EncodeCursor(out[p.Size()-1].Index), nil
+	}
+	return out, "", nil
+}
+
+func (s *pagedEvents) AccessLog(_ context.Context, patient string, p consent.Page) ([]consent.AccessEvent, string, error) {
+	var mine []consent.AccessEvent
+	for _, e := range s.events {
+		if e.Patient == patient {
+			mine = append(mine, e)
+		}
+	}
+	return s.page(mine, p)
+}
+
+func (s *pagedEvents) AuditEvents(_ context.Context, _ consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error) {
+	return s.page(s.events, p)
 }
