@@ -284,11 +284,33 @@ func (s *Server) fhirConsentSearch(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if grants, next, err = pageGrants(grants, next, pg); err != nil {
+		s.fail(c, err)
+		return
+	}
 	now := s.nowUTC()
 	grants = keep(grants, func(g consent.Grant) bool {
 		return (statuses == nil || slices.Contains(statuses, fhir.NewConsent(g, now).Status)) && dates.Matches(g.GrantedAt)
 	})
 	renderFHIR(c, fhir.ConsentBundle(grants, now, f.links(s, next)))
+}
+
+// pageGrants applies the page to grants, newest first: a hospital's
+// search by patient comes back whole (access.Queries.PatientConsents), a
+// patient's already paged by the store (then this changes nothing). The
+// cursor is the store's: continue below a ledger index.
+func pageGrants(grants []consent.Grant, next string, pg consent.Page) ([]consent.Grant, string, error) {
+	before, ok, err := pg.Before()
+	if err != nil {
+		return nil, "", err
+	}
+	out := keep(grants, func(g consent.Grant) bool { return !ok || g.GrantedIndex < before })
+	slices.SortStableFunc(out, func(a, b consent.Grant) int { return cmp.Compare(b.GrantedIndex, a.GrantedIndex) })
+	if n := pg.Size(); len(out) > n {
+		out = out[:n]
+		next = consent.EncodeCursor(out[n-1].GrantedIndex)
+	}
+	return out, next, nil
 }
 
 // fhirConsentRead serves GET /fhir/Consent/{id}: the grant of

@@ -204,13 +204,14 @@ func TestFHIRConsentSearchAndRead(t *testing.T) {
 	ts := newTestServer(t)
 	revoked := grantB1
 	revoked.ID, revoked.Revoked, revoked.RevokedIndex, revoked.RevokedAt = "cns_ffffffffffffffffffffffffffffffff", true, 8, tGrant.Add(time.Hour)
-	revoked.GrantedAt = tGrant.AddDate(0, 1, 0)
-	pages := map[string][]consent.Grant{"": {grantB1}, "c2": {revoked}}
+	revoked.GrantedAt, revoked.GrantedIndex = tGrant.AddDate(0, 1, 0), 2
+	c2 := consent.EncodeCursor(grantB1.GrantedIndex)
+	pages := map[string][]consent.Grant{"": {grantB1}, c2: {revoked}}
 	var gotPages []consent.Page
 	ts.consents.listByPatient = func(patient string, p consent.Page) ([]consent.Grant, string, error) {
 		gotPages = append(gotPages, p)
 		if p.Cursor == "" {
-			return pages[""], "c2", nil
+			return pages[""], c2, nil
 		}
 		return pages[p.Cursor], "", nil
 	}
@@ -255,7 +256,7 @@ func TestFHIRConsentSearchAndRead(t *testing.T) {
 	if diff := cmp.Diff([]string{"cns-0123456789abcdef0123456789abcdef", "cns-ffffffffffffffffffffffffffffffff"}, ids); diff != "" {
 		t.Errorf("consents followed (-want +got):\n%s", diff)
 	}
-	if gotPages[0].Limit != 1 || gotPages[1].Cursor != "c2" || gotPages[1].Limit != 1 {
+	if gotPages[0].Limit != 1 || gotPages[1].Cursor != c2 || gotPages[1].Limit != 1 {
 		t.Errorf("pages asked %+v", gotPages)
 	}
 	count := func(b fhirBundle) int { return len(b.Entry) }
@@ -580,4 +581,41 @@ func FuzzRecordCursor(f *testing.F) {
 			t.Fatalf("round trip of %q: %d %q %v", id, ns, got, err)
 		}
 	})
+}
+
+// TestFHIRConsentHospitalPaging: a hospital's search by patient (which the
+// queries answer whole) honours _count and its next links, newest first.
+func TestFHIRConsentHospitalPaging(t *testing.T) {
+	ts := newTestServer(t)
+	var grants []consent.Grant
+	for i := range 5 {
+		g := grantB1
+		g.ID = fmt.Sprintf("cns_%032x", i+1)
+		g.GrantedIndex = uint64(10 + i)
+		grants = append(grants, g)
+	}
+	ts.consents.grantsFor = func(patient, org string, kind auth.Kind) ([]consent.Grant, error) {
+		return slices.Clone(grants), nil
+	}
+	var ids []string
+	link := "http://gw.test/fhir/Consent?patient=pat-1&_count=2"
+	for i := 0; link != ""; i++ {
+		if i > 5 {
+			t.Fatal("the next links do not end")
+		}
+		rec := ts.do("GET", path(t, link), "hosp-a", nil)
+		fhirOK(t, rec, "Bundle")
+		b := decodeBody[fhirBundle](t, rec)
+		if len(b.Entry) > 2 {
+			t.Errorf("page %d holds %d entries, _count is 2", i, len(b.Entry))
+		}
+		for _, e := range b.Entry {
+			ids = append(ids, strings.TrimPrefix(e.FullURL, "http://gw.test/fhir/Consent/"))
+		}
+		link = b.link("next")
+	}
+	want := []string{"cns-00000000000000000000000000000005", "cns-00000000000000000000000000000004", "cns-00000000000000000000000000000003", "cns-00000000000000000000000000000002", "cns-00000000000000000000000000000001"}
+	if diff := cmp.Diff(want, ids); diff != "" {
+		t.Errorf("followed (-want +got):\n%s", diff)
+	}
 }

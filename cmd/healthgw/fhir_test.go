@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/fhir/fhirtest"
 	"github.com/healthgw/healthgw/ledger"
 )
@@ -73,9 +74,14 @@ func (w *world) accessEntries(t *testing.T, since uint64) []*ledger.AccessDecide
 // entry), a deny answers the same OperationOutcome as a missing record,
 // a search reads (and logs) every entry it returns and its next links
 // end, and a token holding only system/Observation.rs reads Observations
-// and nothing else, over v1 and FHIR.
+// and nothing else, over v1 and FHIR. On SQLite and PostgreSQL.
 func TestFHIRGatedRead(t *testing.T) {
-	w := newWorld(t)
+	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		testFHIRGatedRead(t, newWorld(t, func(c *serveConfig) { c.DB = dsn }))
+	})
+}
+
+func testFHIRGatedRead(t *testing.T, w *world) {
 	obsPath := "/fhir/Observation/" + w.rec.ID + "?purpose=TREAT"
 
 	// Deny (no consent): logged, and the same 404 as a missing record.
