@@ -18,6 +18,7 @@ import (
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/fhir/fhirtest"
+	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
 )
 
@@ -195,6 +196,11 @@ func TestFHIROperationOutcome(t *testing.T) {
 	if e := errorOf(t, ts.do("GET", "/v1/consents/nope", "", nil)); e.Error != "unauthorized" {
 		t.Errorf("v1 error %+v", e)
 	}
+	// An unavailable ledger: nothing served, 503 transient.
+	ts.gate.read = func(access.ReadRequest) (access.Result, error) {
+		return access.Result{}, fmt.Errorf("access: log access decision: %w", ledger.ErrUnavailable)
+	}
+	outcomeOf(t, ts.do("GET", "/fhir/Observation/1", "hosp-b", nil), 503, "transient")
 	// A panic under /fhir is an OperationOutcome too.
 	ts.gate.read = func(access.ReadRequest) (access.Result, error) { panic("boom") }
 	outcomeOf(t, ts.do("GET", "/fhir/Observation/1", "hosp-b", nil), 500, "exception")
