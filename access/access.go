@@ -108,6 +108,18 @@ func (l *stripes) of(patient string) *sync.RWMutex {
 type Caller struct {
 	Org  string
 	Kind auth.Kind
+	// Scopes are the scopes of the caller's token. It reads only records
+	// of the FHIR resource types they cover (auth.Principal.MayReadResource:
+	// system/records.read covers every record, system/Observation.rs only
+	// Observation records); no scope covers nothing, the holder's own
+	// records included.
+	Scopes []auth.Scope
+}
+
+// MayRead reports whether the caller's token covers records of FHIR
+// resource type rt ("" for a record that is not FHIR).
+func (c Caller) MayRead(rt string) bool {
+	return auth.Principal{Org: c.Org, Kind: c.Kind, Scopes: c.Scopes}.MayReadResource(rt)
 }
 
 // ReadRequest is one gated read.
@@ -122,6 +134,10 @@ type ReadRequest struct {
 	Justification string
 	// RequestID ties the ledger entry to the transport's request.
 	RequestID string
+	// ResourceType, when set, is the FHIR resource type the caller asks
+	// for (GET /fhir/Observation/{id}): a record of another type is
+	// ErrNotFound, before anything is decided or logged.
+	ResourceType string
 }
 
 // Result is the outcome of a gated read.
@@ -145,9 +161,19 @@ type Result struct {
 // A deny, and a record that does not exist, are both ErrNotFound. If the
 // decision cannot be logged nothing is served: the ledger's error is
 // returned (wrapping, e.g., ledger.ErrUnavailable).
+//
+// A record whose resource type the caller's token does not cover
+// (Caller.MayRead), or not of the type asked for (ReadRequest.ResourceType),
+// is ErrNotFound before consent is consulted, like a
+// record that does not exist: nothing about the patient's consent was
+// decided, so nothing is logged, and the work is the same as for a
+// missing record.
 func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 	var res Result
 	rec, content, err := s.cfg.Vault.Read(ctx, req.RecordID, func(r records.Record) error {
+		if !req.Caller.MayRead(r.ResourceType) || (req.ResourceType != "" && r.ResourceType != req.ResourceType) {
+			return ErrNotFound
+		}
 		d, idx, err := s.decideAndLog(ctx, req, r)
 		if err != nil {
 			return err
@@ -223,7 +249,8 @@ type ListRequest struct {
 // Readable returns the metadata of the records of a patient that the
 // caller may read for the purpose: its own, and those a grant permits.
 // Listings are not logged per record, and break-glass does not apply to
-// them; the others are left out without a trace, not even a count.
+// them; the others are left out without a trace, not even a count. So are
+// records of resource types the caller's token does not cover.
 func (s *Service) Readable(ctx context.Context, req ListRequest) ([]records.Record, error) {
 	all, err := s.cfg.Vault.ListByPatient(ctx, req.Patient)
 	if err != nil {
@@ -236,6 +263,9 @@ func (s *Service) Readable(ctx context.Context, req ListRequest) ([]records.Reco
 	)
 	now := s.now()
 	for _, r := range all {
+		if !req.Caller.MayRead(r.ResourceType) {
+			continue
+		}
 		if r.Holder == req.Caller.Org {
 			out = append(out, r)
 			continue

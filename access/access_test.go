@@ -19,9 +19,9 @@ import (
 )
 
 var (
-	hospA = access.Caller{Org: "hosp-a", Kind: auth.KindHospital}
-	hospB = access.Caller{Org: "hosp-b", Kind: auth.KindHospital}
-	verV  = access.Caller{Org: "ins-v", Kind: auth.KindVerifier}
+	hospA = access.Caller{Org: "hosp-a", Kind: auth.KindHospital, Scopes: []auth.Scope{auth.ScopeRecordsRead}}
+	hospB = access.Caller{Org: "hosp-b", Kind: auth.KindHospital, Scopes: []auth.Scope{auth.ScopeRecordsRead}}
+	verV  = access.Caller{Org: "ins-v", Kind: auth.KindVerifier, Scopes: []auth.Scope{auth.ScopeRecordsRead}}
 	t0    = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 )
 

@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"errors"
+	"math"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
@@ -165,4 +166,31 @@ func (q *Queries) AuditEvents(ctx context.Context, v auth.Principal, f consent.A
 		return nil, "", err
 	}
 	return q.cfg.Store.AuditEvents(ctx, f, p)
+}
+
+// AccessEvent returns the access event at ledger index if v may see it
+// (a patient: a decision about them; a regulator with audit.read: any);
+// consent.ErrNotFound otherwise, exactly as for an index that holds no
+// access decision. Viewers who may see no access events get
+// ErrForbidden, as for the lists.
+func (q *Queries) AccessEvent(ctx context.Context, v auth.Principal, index uint64) (consent.AccessEvent, error) {
+	// The lists are newest first and continue below a cursor's index: the
+	// page of one after index+1 starts at index if v may see it.
+	p := consent.Page{Cursor: consent.EncodeCursor(index + 1), Limit: 1}
+	var (
+		events []consent.AccessEvent
+		err    error
+	)
+	if v.IsPatient() {
+		events, _, err = q.AccessLog(ctx, v, "", p)
+	} else {
+		events, _, err = q.AuditEvents(ctx, v, consent.AuditFilter{}, p)
+	}
+	if err != nil {
+		return consent.AccessEvent{}, err
+	}
+	if index == math.MaxUint64 || len(events) == 0 || events[0].Index != index {
+		return consent.AccessEvent{}, consent.ErrNotFound
+	}
+	return events[0], nil
 }

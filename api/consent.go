@@ -23,6 +23,7 @@ type ConsentQueries interface {
 	Consent(ctx context.Context, v auth.Principal, id string) (consent.Grant, error)
 	AccessLog(ctx context.Context, v auth.Principal, patient string, p consent.Page) ([]consent.AccessEvent, string, error)
 	AuditEvents(ctx context.Context, v auth.Principal, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
+	AccessEvent(ctx context.Context, v auth.Principal, index uint64) (consent.AccessEvent, error)
 }
 
 var _ ConsentQueries = (*access.Queries)(nil)
@@ -67,9 +68,7 @@ func (s *Server) MountConsent(d ConsentDeps) {
 	g.POST("/consents/:id/revoke", s.requirePatient, s.limitBody(s.cfg.MaxJSONBody), s.revokeConsent)
 	g.GET("/me/access-log", s.requirePatient, s.accessLog)
 	g.GET("/audit/events", s.requireOrg(auth.ScopeAuditRead, auth.KindRegulator), s.auditEvents)
-	f := s.engine.Group("/fhir", s.authenticate)
-	f.GET("/Consent", s.fhirConsent)
-	f.GET("/AuditEvent", s.fhirAuditEvent)
+	s.mountFHIRConsent()
 }
 
 // catchUp applies every durable entry to the projections (through the

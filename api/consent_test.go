@@ -341,7 +341,7 @@ func TestFHIRConsent(t *testing.T) {
 	if rec := ts.do("GET", "/fhir/Consent", "reg-x", nil); rec.Code != http.StatusForbidden {
 		t.Errorf("regulator: %d", rec.Code)
 	}
-	if rec := ts.do("GET", "/fhir/Consent?limit=0", "pat-1", nil); rec.Code != http.StatusBadRequest {
+	if rec := ts.do("GET", "/fhir/Consent?_count=0", "pat-1", nil); rec.Code != http.StatusBadRequest {
 		t.Errorf("bad limit: %d", rec.Code)
 	}
 	if rec := ts.do("GET", "/fhir/Consent", "", nil); rec.Code != http.StatusUnauthorized {
@@ -372,7 +372,7 @@ func TestFHIRAuditEvent(t *testing.T) {
 		{"reg-x", "?org=hosp-z", 200, false},
 		{"reg-x", "?decision=maybe", 400, false},
 		{"hosp-a", "", 403, false},
-		{"pat-1", "?limit=x", 400, false},
+		{"pat-1", "?_count=x", 400, false},
 	} {
 		rec := ts.do("GET", "/fhir/AuditEvent"+tt.query, tt.token, nil)
 		if rec.Code != tt.status || strings.Contains(rec.Body.String(), `"AuditEvent"`) != tt.hasEvent {

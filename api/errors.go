@@ -10,6 +10,7 @@ import (
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/fhir"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
 )
@@ -147,6 +148,17 @@ func (s *Server) fail(c *gin.Context, err error) {
 		slog.String("code", e.Code),
 		slog.String("err", err.Error()),
 	)
+	writeError(c, e, rid)
+}
+
+// writeError renders an error: under /fhir as a FHIR OperationOutcome
+// (application/fhir+json), elsewhere as errorResponse.
+func writeError(c *gin.Context, e *Error, rid string) {
+	if isFHIRPath(c.Request.URL.Path) {
+		c.Header("Content-Type", fhir.ContentType)
+		c.AbortWithStatusJSON(e.Status, fhir.NewOperationOutcome(e.Status, e.Code, e.Message, rid))
+		return
+	}
 	c.AbortWithStatusJSON(e.Status, errorResponse{Error: e.Code, Message: e.Message, RequestID: rid})
 }
 

@@ -280,13 +280,14 @@ func (l *fakeLedger) Checkpoint(context.Context) ([]byte, error) {
 
 // Principals of the test tokens.
 var testPrincipals = fakeAuth{
-	"hosp-a":  {Org: "hosp-a", Kind: auth.KindHospital, Scopes: []auth.Scope{auth.ScopeRecordsRead, auth.ScopeRecordsWrite, auth.ScopeConsentsRead}, Expires: time.Now().Add(time.Hour)},
-	"hosp-b":  {Org: "hosp-b", Kind: auth.KindHospital, Scopes: []auth.Scope{auth.ScopeRecordsRead}},
-	"reg-x":   {Org: "reg-x", Kind: auth.KindRegulator, Scopes: []auth.Scope{auth.ScopeAuditRead}},
-	"ins-v":   {Org: "ins-v", Kind: auth.KindVerifier, Scopes: []auth.Scope{auth.ScopeProofsVerify}},
-	"pat-1":   {Patient: "pat-1"},
-	"pat-2":   {Patient: "pat-2"},
-	"noscope": {Org: "hosp-c", Kind: auth.KindHospital},
+	"hosp-a":   {Org: "hosp-a", Kind: auth.KindHospital, Scopes: []auth.Scope{auth.ScopeRecordsRead, auth.ScopeRecordsWrite, auth.ScopeConsentsRead}, Expires: time.Now().Add(time.Hour)},
+	"hosp-b":   {Org: "hosp-b", Kind: auth.KindHospital, Scopes: []auth.Scope{auth.ScopeRecordsRead}},
+	"reg-x":    {Org: "reg-x", Kind: auth.KindRegulator, Scopes: []auth.Scope{auth.ScopeAuditRead}},
+	"ins-v":    {Org: "ins-v", Kind: auth.KindVerifier, Scopes: []auth.Scope{auth.ScopeProofsVerify}},
+	"pat-1":    {Patient: "pat-1"},
+	"pat-2":    {Patient: "pat-2"},
+	"noscope":  {Org: "hosp-c", Kind: auth.KindHospital},
+	"obs-only": {Org: "hosp-b", Kind: auth.KindHospital, Scopes: []auth.Scope{"system/Observation.rs"}},
 }
 
 // testServer is a Server with every capability of this package mounted

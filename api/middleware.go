@@ -60,7 +60,7 @@ func (s *Server) recoverMiddleware(c *gin.Context) {
 				slog.String("stack", string(debug.Stack())),
 			)
 			if !c.Writer.Written() {
-				c.AbortWithStatusJSON(http.StatusInternalServerError, errorResponse{Error: errInternal.Code, Message: errInternal.Message, RequestID: requestID(c)})
+				writeError(c, errInternal, requestID(c))
 			} else {
 				c.Abort()
 			}
@@ -170,6 +170,27 @@ func (s *Server) requireOrg(scope auth.Scope, kinds ...auth.Kind) gin.HandlerFun
 		}
 		c.Next()
 	}
+}
+
+// requireRecordReader admits hospitals whose token reads records of some
+// resource type (auth.Principal.MayReadRecords: system/records.read, or
+// system/Observation.rs and the like); which records, access.Service
+// decides (Caller.Scopes).
+func (s *Server) requireRecordReader(c *gin.Context) {
+	p := principal(c)
+	if p.IsPatient() || p.Org == "" {
+		s.fail(c, &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "This route is for organisations.", Err: errors.New("patient on org route")})
+		return
+	}
+	if p.Kind != auth.KindHospital {
+		s.fail(c, &Error{Status: http.StatusForbidden, Code: "forbidden", Message: "Not allowed for this kind of organisation.", Err: fmt.Errorf("kind %s", p.Kind)})
+		return
+	}
+	if !p.MayReadRecords() {
+		s.fail(c, &Error{Status: http.StatusForbidden, Code: "insufficient_scope", Message: "The token lacks scope system/records.read (or system/<ResourceType>.rs).", Err: errors.New("no record read scope")})
+		return
+	}
+	c.Next()
 }
 
 // requirePatient admits only patient principals.

@@ -24,6 +24,26 @@ import (
 // proxy logs; the ledger keeps only its SHA-256.
 const HeaderBreakGlass = "X-Break-Glass-Reason"
 
+// HeaderPurpose carries the purpose of use of a record read or listing,
+// as an alternative to the purpose query parameter, for clients (FHIR
+// libraries) that cannot add a query to a read by ID or to a fullUrl.
+// Given both, they must agree.
+const HeaderPurpose = "X-Purpose-Of-Use"
+
+// purposeOf returns the request's purpose of use: the purpose query
+// parameter or the HeaderPurpose header, validated.
+func purposeOf(c *gin.Context) (purposeQuery, error) {
+	q, h := c.Query("purpose"), strings.TrimSpace(c.GetHeader(HeaderPurpose))
+	if q != "" && h != "" && q != h {
+		return "", badRequest("The purpose query parameter and the " + HeaderPurpose + " header differ.")
+	}
+	p := purposeQuery(q)
+	if p == "" {
+		p = purposeQuery(h)
+	}
+	return p, p.Validate()
+}
+
 // Vault is the record vault as the record routes use it (records.Vault);
 // reads go through the Gate.
 type Vault interface {
@@ -55,9 +75,10 @@ func (s *Server) MountRecords(v Vault, gate Gate, keys EncryptionKeys) {
 	s.vault, s.gate, s.encKeys = v, gate, keys
 	g := s.engine.Group("/v1", s.authenticate)
 	g.POST("/records", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(records.MaxBodySize(v.MaxSize())), s.postRecord)
-	g.GET("/records/:id", s.requireOrg(auth.ScopeRecordsRead, auth.KindHospital), s.getRecord)
+	g.GET("/records/:id", s.requireRecordReader, s.getRecord)
 	g.DELETE("/records/:id", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.deleteRecord)
-	g.GET("/patients/:patient/records", s.requireOrg(auth.ScopeRecordsRead, auth.KindHospital), s.listPatientRecords)
+	g.GET("/patients/:patient/records", s.requireRecordReader, s.listPatientRecords)
+	s.mountFHIRRecords()
 }
 
 // purposeQuery is the purpose query parameter of record reads and
@@ -80,10 +101,11 @@ func purposeList() string {
 	return strings.Join(names, ", ")
 }
 
-// caller is the gate's view of the request's organisation.
+// caller is the gate's view of the request's organisation, with the
+// token's scopes (which record resource types it may read).
 func caller(c *gin.Context) access.Caller {
 	p := principal(c)
-	return access.Caller{Org: p.Org, Kind: p.Kind}
+	return access.Caller{Org: p.Org, Kind: p.Kind, Scopes: p.Scopes}
 }
 
 // recordRequest is the body of POST /v1/records.
@@ -188,8 +210,8 @@ func (s *Server) getRecord(c *gin.Context) {
 		}
 		encKey = k
 	}
-	purpose := purposeQuery(c.Query("purpose"))
-	if err := purpose.Validate(); err != nil {
+	purpose, err := purposeOf(c)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -245,8 +267,8 @@ func (s *Server) deleteRecord(c *gin.Context) {
 type recordList = client.RecordList
 
 func (s *Server) listPatientRecords(c *gin.Context) {
-	purpose := purposeQuery(c.Query("purpose"))
-	if err := purpose.Validate(); err != nil {
+	purpose, err := purposeOf(c)
+	if err != nil {
 		s.fail(c, err)
 		return
 	}

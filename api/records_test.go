@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
@@ -132,7 +133,7 @@ func TestGetRecord(t *testing.T) {
 	if rec.Code != http.StatusOK || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("read: %d %s", rec.Code, rec.Body)
 	}
-	want := access.ReadRequest{Caller: access.Caller{Org: "hosp-b", Kind: "hospital"}, RecordID: recID, Purpose: "TREAT", Justification: "reason", RequestID: "req-9"}
+	want := access.ReadRequest{Caller: access.Caller{Org: "hosp-b", Kind: "hospital", Scopes: []auth.Scope{auth.ScopeRecordsRead}}, RecordID: recID, Purpose: "TREAT", Justification: "reason", RequestID: "req-9"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("gate request (-want +got):\n%s", diff)
 	}
@@ -162,7 +163,7 @@ func TestGetRecord(t *testing.T) {
 		{"unknown purpose", "hosp-b", "/v1/records/" + recID + "?purpose=SNOOP", 400, `purpose "SNOOP" is not one of TREAT, ETREAT, HPAYMT, HOPERAT, HRESCH, PUBHLTH.`},
 		{"patient token", "pat-1", "/v1/records/" + recID, 403, "This route is for organisations."},
 		{"regulator", "reg-x", "/v1/records/" + recID, 403, "Not allowed for this kind of organisation."},
-		{"no read scope", "noscope", "/v1/records/" + recID, 403, "The token lacks scope system/records.read."},
+		{"no read scope", "noscope", "/v1/records/" + recID, 403, "The token lacks scope system/records.read (or system/<ResourceType>.rs)."},
 	} {
 		rec := ts.do("GET", tt.path, tt.token, nil)
 		if e := errorOf(t, rec); rec.Code != tt.status || e.Message != tt.msg {
@@ -261,8 +262,9 @@ func TestListPatientRecords(t *testing.T) {
 	if diff := cmp.Diff(recordList{Records: []recordMeta{metaOf(labRecord)}}, decodeBody[recordList](t, rec)); rec.Code != http.StatusOK || diff != "" {
 		t.Errorf("holder's listing: %d (-want +got):\n%s", rec.Code, diff)
 	}
-	if want := (access.ListRequest{Caller: access.Caller{Org: "hosp-a", Kind: "hospital"}, Patient: "pat-1", Purpose: "TREAT"}); got != want {
-		t.Errorf("list request %+v, want %+v", got, want)
+	want := access.ListRequest{Caller: access.Caller{Org: "hosp-a", Kind: "hospital", Scopes: testPrincipals["hosp-a"].Scopes}, Patient: "pat-1", Purpose: "TREAT"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("list request (-want +got):\n%s", diff)
 	}
 	rec = ts.do("GET", "/v1/patients/pat-1/records?purpose=TREAT", "hosp-b", nil)
 	if rec.Code != http.StatusOK || rec.Body.String() != `{"records":[]}` {

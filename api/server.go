@@ -136,6 +136,7 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	e.GET("/v1/whoami", s.authenticate, s.whoami)
 	e.GET("/openapi.json", serveOpenAPI)
 	s.engine = e
+	s.mountFHIRBase()
 	return s
 }
 

@@ -243,3 +243,18 @@ func (p Principal) mayResource(rt string, write bool) bool {
 	}
 	return false
 }
+
+// MayReadRecords reports whether p may read records of some resource
+// type: with system/records.read, or a SMART scope on a record resource
+// type (system/Observation.rs). MayReadResource says which.
+func (p Principal) MayReadRecords() bool {
+	if p.HasScope(ScopeRecordsRead) {
+		return true
+	}
+	for _, s := range p.Scopes {
+		if sm, ok := ParseSMARTScope(string(s)); ok && p.IsOrg() && !sm.unrestricted() && sm.Read {
+			return true
+		}
+	}
+	return false
+}

@@ -1,8 +1,11 @@
-// Package fhir renders healthgw's consent data as FHIR R4 JSON: Consent
-// resources from consent.Grant, AuditEvent resources from
-// consent.AccessEvent, and searchset Bundles of either, for the
-// GET /fhir/Consent and GET /fhir/AuditEvent endpoints. Serve them with
-// content type ContentType.
+// Package fhir renders healthgw's data as FHIR R4 JSON for the /fhir
+// endpoint (docs/fhir.md): Consent resources from consent.Grant,
+// AuditEvent resources from consent.AccessEvent, searchset Bundles, the
+// CapabilityStatement (NewCapabilityStatement), the OperationOutcome of an
+// error (NewOperationOutcome), and the date search parameter (ParseDate,
+// with its comparator prefixes). Serve them with content type
+// ContentType. Package fhirtest validates FHIR JSON in tests against the
+// official R4 JSON schema.
 //
 // The structs are hand-written and minimal: only the elements healthgw
 // fills. JSON tags are part of this package's job (FHIR JSON is a wire

@@ -1,75 +1,27 @@
 package fhir_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/fhir"
-)
-
-// r4Schema compiles the official FHIR R4 JSON Schema (testdata) once per
-// test binary, for one definition (Bundle, AuditEvent, Consent).
-var r4Schema = sync.OnceValues(func() (*jsonschema.Compiler, error) {
-	f, err := os.Open(filepath.Join("testdata", "fhir.schema.json"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		return nil, err
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("fhir.schema.json", doc); err != nil {
-		return nil, err
-	}
-	return c, nil
-})
-
-var (
-	schemaMu sync.Mutex
-	schemas  = map[string]*jsonschema.Schema{}
+	"github.com/healthgw/healthgw/fhir/fhirtest"
 )
 
 // validateR4 validates v (marshalled as JSON) against the R4 schema's
-// definition of resourceType.
+// definition of resourceType (fhirtest, shared with the API's tests).
 func validateR4(t *testing.T, resourceType string, v any) {
 	t.Helper()
-	c, err := r4Schema()
-	if err != nil {
-		t.Fatalf("R4 schema: %v", err)
-	}
-	schemaMu.Lock()
-	sch, ok := schemas[resourceType]
-	if !ok {
-		sch, err = c.Compile("fhir.schema.json#/definitions/" + resourceType)
-		if err != nil {
-			schemaMu.Unlock()
-			t.Fatalf("compile %s: %v", resourceType, err)
-		}
-		schemas[resourceType] = sch
-	}
-	schemaMu.Unlock()
 	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sch.Validate(inst); err != nil {
-		t.Errorf("%s is not valid against the FHIR R4 JSON schema: %v\n%s", resourceType, err, b)
-	}
+	fhirtest.Validate(t, resourceType, b)
 }
 
 // events covers every shape of AuditEvent: permit by a grant, by the
@@ -117,11 +69,7 @@ func TestSchemaValid(t *testing.T) {
 // TestSchemaCatchesInvalid: the schema check fails on invalid resources,
 // so TestSchemaValid means something.
 func TestSchemaCatchesInvalid(t *testing.T) {
-	c, err := r4Schema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("fhir.schema.json#/definitions/AuditEvent")
+	sch, err := fhirtest.Schema("AuditEvent")
 	if err != nil {
 		t.Fatal(err)
 	}
