@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"slices"
@@ -171,16 +170,7 @@ func progress(w io.Writer) func(done, total uint64) {
 
 // openLedgerDB opens an existing database read-only as a ledger.
 func openLedgerDB(ctx context.Context, dsn string) (*gormlog.Log, func(), error) {
-	if database.DialectOf(dsn) == database.SQLite {
-		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "file:")
-		if i := strings.IndexByte(path, '?'); i >= 0 {
-			path = path[:i]
-		}
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("database %s does not exist", path)
-		}
-	}
-	db, err := database.Open(ctx, dsn)
+	db, err := database.OpenExisting(ctx, dsn)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/healthgw/healthgw/auth"
@@ -21,6 +22,7 @@ import (
 // dsn without serving it, and returns the error of opening it.
 func openTestGatewayErr(t *testing.T, dataDir, dsn string) error {
 	t.Helper()
+	gin.SetMode(gin.ReleaseMode)
 	cfg := defaultServeConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.DataDir, cfg.DB = dataDir, dsn
