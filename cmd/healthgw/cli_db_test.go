@@ -152,3 +152,53 @@ func TestOrgListConsortiumNode(t *testing.T) {
 		t.Errorf("org list with a --comet-home that is no node: %v, want an error naming --comet-home", err)
 	}
 }
+
+// TestLedgerWrongKeyMessage: checking a database's checkpoints with
+// another log's key names the file the key came from, the key expected
+// and the key that signed.
+func TestLedgerWrongKeyMessage(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	dsn := filepath.Join(data, "healthgw.db")
+	if err := openTestGatewayErr(t, data, dsn); err != nil {
+		t.Fatal(err)
+	}
+	own, err := os.ReadFile(filepath.Join(data, checkpointKeyFile+ledger.VerifierKeySuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownV, err := ledger.ParseVerifierKey(string(own))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, otherKey, err := ledger.GenerateCheckpointKey("other.example/ledger")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherV, err := ledger.ParseVerifierKey(otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "other.pub")
+	if err := os.WriteFile(keyFile, []byte(otherKey+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{
+		{"ledger", "checkpoint", "--db", dsn, "--key", keyFile},
+		{"ledger", "verify", "--db", dsn, "--key", keyFile, "--quiet"},
+	} {
+		_, _, err := runCLI(t, cmd...)
+		if err == nil {
+			t.Fatalf("%v succeeded with another log's key", cmd)
+		}
+		msg := err.Error()
+		for _, part := range []string{
+			ledger.KeyID(otherV.Name(), otherV.KeyHash()),
+			ledger.KeyID(ownV.Name(), ownV.KeyHash()),
+			"--key read from " + keyFile,
+		} {
+			if !strings.Contains(msg, part) {
+				t.Errorf("%v: message %q does not name %q", cmd[:2], msg, part)
+			}
+		}
+	}
+}
