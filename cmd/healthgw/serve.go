@@ -95,7 +95,8 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	go func() {
 		defer close(zkDone)
 		if cfg.ZKDevSetup {
-			if err := g.zkKeys.DevSetup(zkCtx, e.stderr); err != nil {
+			setup := func(ctx context.Context) error { return g.zkKeys.DevSetup(ctx, e.stderr) }
+			if err := devSetupWithBanner(zkCtx, cfg.ZKKeys, setup, e.stderr, time.Now); err != nil {
 				if zkCtx.Err() == nil {
 					logger.Error("development zero-knowledge setup failed", slog.String("err", err.Error()))
 				}
