@@ -40,6 +40,7 @@ type serveConfig struct {
 	Witnesses    listFlag      // witnesses to submit checkpoints to: <verifier key>@<url>
 	HTTPJWKS     bool          // allow plain-http JWKS URLs (development only)
 	Shutdown     time.Duration
+	tlsConfig    // --tls-cert, --tls-key, --allow-dev-on-public (tls.go)
 }
 
 func defaultServeConfig() serveConfig {
@@ -75,6 +76,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.HTTPJWKS, "allow-http-jwks", c.HTTPJWKS, "DEVELOPMENT ONLY: fetch organisation and patient IdP JWKS URLs over plain http (default: https only)")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
 	fs.Var(&c.Witnesses, "witness", "a witness to submit each checkpoint to, as <cosignature verifier key>@<url>; repeatable (C2SP tlog-witness)")
+	c.tlsFlags(fs)
 }
 
 // finish fills derived defaults and validates.
@@ -91,6 +93,9 @@ func (c *serveConfig) finish() error {
 		c.BaseURL = "http://" + net.JoinHostPort(host, port)
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if err := c.finishTLS(baseURLGiven); err != nil {
+		return err
+	}
 	if !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
 		return fmt.Errorf("--base-url must be an http(s) URL")
 	}

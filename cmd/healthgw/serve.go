@@ -75,8 +75,15 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	reloads, stopSIGHUP := sighupReloads()
+	defer stopSIGHUP()
+	ln, handler, stopTLS, err := serveTLS(cfg, ln, g.api.Handler(), reloads, logger, nil)
+	if err != nil {
+		return errors.Join(err, g.close())
+	}
+	defer stopTLS()
 	srv := &http.Server{
-		Handler:           g.api.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -166,7 +173,11 @@ func ledgerOrigin(l backend, cfg serveConfig) string {
 }
 
 func printWelcome(e *env, cfg serveConfig, addr, vkey, origin string) {
-	fmt.Fprintf(e.stdout, `healthgw %s listening on http://%s (public URL %s)
+	scheme := "http"
+	if cfg.tlsEnabled() {
+		scheme = "https"
+	}
+	fmt.Fprintf(e.stdout, `healthgw %s listening on %s://%s (public URL %s)
   data directory  %s
   database        %s
   ledger          %s (origin %q)
@@ -176,5 +187,5 @@ Get a first token (in another terminal):
   ./bin/healthgw org keygen --id hosp-a --name "Hospital A" --kind hospital --out keys
   TOKEN=$(./bin/healthgw token client --org hosp-a --key keys/hosp-a.jwk --url %s)
   curl -H "Authorization: Bearer $TOKEN" %s/v1/ledger/checkpoint
-`, version, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, origin, vkey, cfg.BaseURL, cfg.BaseURL)
+`, version, scheme, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, origin, vkey, cfg.BaseURL, cfg.BaseURL)
 }
