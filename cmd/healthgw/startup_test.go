@@ -16,6 +16,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/database/databasetest"
 )
 
 // openTestGatewayErr opens (and closes again) a gateway on dataDir and
@@ -213,5 +215,48 @@ func TestDatabaseAndKeyModes(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "keys")); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("keys directory: %v %v, want mode 700", fi.Mode(), err)
+	}
+}
+
+// TestStartRefusesOtherKeySetPostgres: the container case of the issue —
+// PostgreSQL keeps the data, the data directory (no persistent volume)
+// comes back empty: the gateway refuses instead of making new keys, and
+// writes nothing (no key, no change to the database's key set).
+func TestStartRefusesOtherKeySetPostgres(t *testing.T) {
+	dsn := databasetest.PostgresDSN(t)
+	first := filepath.Join(t.TempDir(), "data")
+	if err := openTestGatewayErr(t, first, dsn); err != nil {
+		t.Fatal(err)
+	}
+	db, err := database.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer database.Close(db)
+	before, _, err := database.ReadKeySet(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := filepath.Join(t.TempDir(), "data")
+	err = openTestGatewayErr(t, fresh, dsn)
+	var kerr *KeySetError
+	if !errors.As(err, &kerr) || kerr.Key != "checkpoint key" || kerr.Path != filepath.Join(fresh, checkpointKeyFile) {
+		t.Fatalf("restart with an empty data directory: %v, want a KeySetError for the checkpoint key", err)
+	}
+	if strings.Contains(err.Error(), "postgres@") {
+		t.Errorf("message %q shows the DSN's user part", err)
+	}
+	if _, err := os.Stat(fresh); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the refused start created %s: %v", fresh, err)
+	}
+	after, _, err := database.ReadKeySet(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("the key set changed (-before +after):\n%s", diff)
+	}
+	if err := openTestGatewayErr(t, first, dsn); err != nil {
+		t.Errorf("restart with the original keys: %v", err)
 	}
 }
