@@ -20,6 +20,8 @@ import (
 // environment variables and an optional configuration file, in that order
 // of precedence, over the documented defaults.
 type serveConfig struct {
+	tlsConfig // --tls-cert, --tls-key, --allow-dev-on-public (tls.go)
+
 	Addr         string        // listen address (default 127.0.0.1:8080)
 	BaseURL      string        // public URL (default http://<addr>)
 	DataDir      string        // data directory (default ./data)
@@ -40,7 +42,6 @@ type serveConfig struct {
 	Witnesses    listFlag      // witnesses to submit checkpoints to: <verifier key>@<url>
 	HTTPJWKS     bool          // allow plain-http JWKS URLs (development only)
 	Shutdown     time.Duration
-	tlsConfig    // --tls-cert, --tls-key, --allow-dev-on-public (tls.go)
 }
 
 func defaultServeConfig() serveConfig {
@@ -57,6 +58,7 @@ func defaultServeConfig() serveConfig {
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
+	c.tlsFlags(fs)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
 	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "public base URL (default http://<addr>)")
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory (database, keys)")
@@ -76,7 +78,6 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.HTTPJWKS, "allow-http-jwks", c.HTTPJWKS, "DEVELOPMENT ONLY: fetch organisation and patient IdP JWKS URLs over plain http (default: https only)")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
 	fs.Var(&c.Witnesses, "witness", "a witness to submit each checkpoint to, as <cosignature verifier key>@<url>; repeatable (C2SP tlog-witness)")
-	c.tlsFlags(fs)
 }
 
 // finish fills derived defaults and validates.
