@@ -133,8 +133,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		}
 	}
 	if err != nil {
-		c.Header("WWW-Authenticate", `Bearer realm="healthgw", error="invalid_token"`)
-		s.fail(c, &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "Missing or invalid credentials.", Err: fmt.Errorf("%w: %w", errAuth, err)})
+		challenge, e := bearerRefusal(err)
+		c.Header("WWW-Authenticate", challenge)
+		s.fail(c, e)
 		return
 	}
 	c.Set(ctxPrincipal, p)

@@ -52,6 +52,9 @@ var (
 	// ErrInvalidToken: a token is malformed, wrongly signed or not valid
 	// now; the wrapping error says why.
 	ErrInvalidToken = errors.New("auth: invalid token")
+	// ErrTokenExpired: a token is past its exp (it matches
+	// ErrInvalidToken too).
+	ErrTokenExpired = errors.New("auth: token expired")
 )
 
 func invalidClient(desc string, err error) *OAuthError {

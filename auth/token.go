@@ -65,7 +65,11 @@ type tokenParts struct {
 type defectError struct {
 	reason string
 	public string
+	kind   error // a further sentinel it matches (ErrTokenExpired), or nil
 }
+
+// Is reports whether target is the defect's kind.
+func (e *defectError) Is(target error) bool { return e.kind != nil && target == e.kind }
 
 func (e *defectError) Error() string { return ErrInvalidToken.Error() + ": " + e.reason }
 
@@ -297,7 +301,7 @@ func verify(token string, hdr header, key verifyKey, c checks) (jwt.Token, error
 func classifyJWTError(err error) error {
 	switch {
 	case errors.Is(err, jwt.TokenExpiredError()):
-		return errPublic("token expired")
+		return &defectError{reason: "token expired", public: "token expired", kind: ErrTokenExpired}
 	case errors.Is(err, jwt.TokenNotYetValidError()):
 		return errPublic("token not yet valid (nbf)")
 	case errors.Is(err, jwt.InvalidIssuedAtError()):

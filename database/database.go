@@ -53,6 +53,15 @@ func DialectOf(dsn string) Dialect {
 // timeout. gorm's own logging is off: queries may carry PHI.
 func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 	dsn = cmp.Or(dsn, DefaultPath)
+	created := false
+	db, err := open(ctx, dsn, &created)
+	if err != nil && created {
+		_ = os.Remove(sqlitePath(dsn)) // the empty file this call made
+	}
+	return db, err
+}
+
+func open(ctx context.Context, dsn string, created *bool) (*gorm.DB, error) {
 	cfg := &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
@@ -90,6 +99,9 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 			}
 		}
 		if err := checkSQLitePath(path); err != nil {
+			return nil, err
+		}
+		if *created, err = prepareSQLiteFile(path); err != nil {
 			return nil, err
 		}
 		q := url.Values{}

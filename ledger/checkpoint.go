@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
@@ -49,8 +50,11 @@ func OpenCheckpoint(raw []byte, v note.Verifier, origin string) (Checkpoint, err
 	if err != nil {
 		var unverified *note.UnverifiedNoteError
 		var invalid *note.InvalidSignatureError
-		if errors.As(err, &unverified) || errors.As(err, &invalid) {
-			return Checkpoint{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		if errors.As(err, &unverified) {
+			return Checkpoint{}, newSignatureError(v, unverified.Note)
+		}
+		if errors.As(err, &invalid) {
+			return Checkpoint{}, &SignatureError{Expected: KeyID(v.Name(), v.KeyHash()), Found: []string{KeyID(invalid.Name, invalid.Hash)}, Invalid: true}
 		}
 		return Checkpoint{}, fmt.Errorf("%w: %v", ErrBadCheckpoint, err)
 	}
@@ -62,6 +66,45 @@ func OpenCheckpoint(raw []byte, v note.Verifier, origin string) (Checkpoint, err
 		return Checkpoint{}, fmt.Errorf("%w: got %q, want %q", ErrWrongOrigin, c.Origin, origin)
 	}
 	return c, nil
+}
+
+// KeyID names a note key as "<name>+<hash>" (the hash in hex, as in a
+// verifier key).
+func KeyID(name string, hash uint32) string { return fmt.Sprintf("%s+%08x", name, hash) }
+
+// SignatureError is a checkpoint without a valid signature by the expected
+// key. It names the key expected and the keys that did sign, so that a
+// wrong key is told apart from a forged checkpoint. It matches
+// ErrBadSignature.
+type SignatureError struct {
+	Expected string   // KeyID of the expected key
+	Found    []string // KeyIDs of the signatures the note carries
+	Invalid  bool     // a signature by the expected key's name and hash did not verify
+}
+
+func (e *SignatureError) Error() string {
+	switch {
+	case e.Invalid:
+		return fmt.Sprintf("%v: the signature by %s does not verify (forged or altered checkpoint)", ErrBadSignature, e.Expected)
+	case len(e.Found) == 0:
+		return fmt.Sprintf("%v: expected a signature by %s, the checkpoint carries none", ErrBadSignature, e.Expected)
+	default:
+		return fmt.Sprintf("%v: expected a signature by %s, the checkpoint is signed by %s (a different key: check which key you passed)",
+			ErrBadSignature, e.Expected, strings.Join(e.Found, ", "))
+	}
+}
+
+// Is reports whether target is ErrBadSignature.
+func (e *SignatureError) Is(target error) bool { return target == ErrBadSignature }
+
+func newSignatureError(v note.Verifier, n *note.Note) *SignatureError {
+	e := &SignatureError{Expected: KeyID(v.Name(), v.KeyHash())}
+	if n != nil {
+		for _, s := range n.UnverifiedSigs {
+			e.Found = append(e.Found, KeyID(s.Name, s.Hash))
+		}
+	}
+	return e
 }
 
 // ParseCheckpoint parses a signed checkpoint note WITHOUT checking any

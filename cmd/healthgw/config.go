@@ -21,6 +21,8 @@ import (
 // environment variables and an optional configuration file, in that order
 // of precedence, over the documented defaults.
 type serveConfig struct {
+	tlsConfig // --tls-cert, --tls-key, --allow-dev-on-public (tls.go)
+
 	Addr         string        // listen address (default 127.0.0.1:8080)
 	BaseURL      string        // public URL (default http://<addr>)
 	DataDir      string        // data directory (default ./data)
@@ -77,6 +79,7 @@ func defaultServeConfig() serveConfig {
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
+	c.tlsFlags(fs)
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
 	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "public base URL (default http://<addr>)")
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "data directory (database, keys)")
@@ -122,6 +125,9 @@ func (c *serveConfig) finish() error {
 		c.BaseURL = "http://" + net.JoinHostPort(host, port)
 	}
 	c.BaseURL = strings.TrimRight(c.BaseURL, "/")
+	if err := c.finishTLS(baseURLGiven); err != nil {
+		return err
+	}
 	if !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
 		return fmt.Errorf("--base-url must be an http(s) URL")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strings"
 
@@ -65,6 +66,12 @@ func cmdConsortiumInit(_ context.Context, e *env, args []string) error {
 			"HEALTHGW_ADDR=" + m.HTTPAddr,
 			"HEALTHGW_BASE_URL=" + m.BaseURL,
 		}, "\n") + "\n"
+		if host, _, _ := net.SplitHostPort(m.HTTPAddr); !isLoopbackHost(host) {
+			// In a container: it listens on all of the container's
+			// interfaces, which compose publishes on the host's loopback
+			// only. The development IdP and ZK setup stay on for the demo.
+			env += "# development IdP and ZK setup behind compose's 127.0.0.1 port mapping; remove for production\nHEALTHGW_ALLOW_DEV_ON_PUBLIC=true\n"
+		}
 		if err := writeFileAtomic(filepath.Join(m.Dir, consortiumEnvFile), []byte(env), 0o644); err != nil {
 			return fmt.Errorf("consortium init: %w", err)
 		}

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -117,51 +115,31 @@ func openGatewayOn(ctx context.Context, cfg serveConfig, logger *slog.Logger, e 
 
 func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	cfg, logger, progress := g.cfg, g.log, e.stderr
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	created := []string{}
 
-	// Keys: generated on first start, 0600, never logged.
-	g.signKey, err = auth.LoadOrCreateSigningKey(auth.SigningKeyPath(cfg.DataDir))
+	// Storage first (unless the caller opened it: then it keeps
+	// ownership): keys are made only together with a new database.
+	if g.db == nil {
+		if g.db, err = database.Open(ctx, cfg.DB); err != nil {
+			return err
+		}
+		g.closers = append(g.closers, func() error { return database.Close(g.db) })
+	}
+
+	// Keys: checked against the key set the database belongs to, or
+	// generated with a new database (startup.go). 0600, never logged.
+	keys, err := openKeySet(ctx, g.db, cfg.DB, cfg.DataDir, checkpointKeyName(cfg), true, progress)
 	if err != nil {
-		return fmt.Errorf("access-token key: %w", err)
+		return err
 	}
-	cpPath := filepath.Join(cfg.DataDir, checkpointKeyFile)
-	_, statErr := os.Stat(cpPath)
-	signer, vkey, err := ledger.LoadOrCreateCheckpointKey(cpPath, checkpointKeyName(cfg))
-	if err != nil {
-		return fmt.Errorf("checkpoint key: %w", err)
-	}
-	if errors.Is(statErr, os.ErrNotExist) {
-		created = append(created, "checkpoint signing key "+cpPath)
-	}
-	g.vkey = vkey
-	secret, fresh, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, pseudonymKeyFile), ledger.PseudonymKeySize)
-	if err != nil {
-		return fmt.Errorf("pseudonym secret: %w", err)
-	}
-	if fresh {
-		created = append(created, "pseudonym secret "+filepath.Join(cfg.DataDir, pseudonymKeyFile))
-	}
-	if g.pseud, err = ledger.NewPseudonymizer(secret); err != nil {
+	g.signKey, g.vkey = keys.sign, keys.vkey
+	signer, vkey := keys.signer, keys.vkey
+	if g.pseud, err = ledger.NewPseudonymizer(keys.secret); err != nil {
 		return err
 	}
 	if cfg.DevIdP {
 		if g.devIdP, err = auth.LoadOrCreateDevIdP(auth.DevIdPKeyPath(cfg.DataDir)); err != nil {
 			return fmt.Errorf("development IdP key: %w", err)
 		}
-	}
-	for _, c := range created {
-		fmt.Fprintln(progress, "created", c)
-	}
-
-	// Storage (unless the caller opened it: then it keeps ownership).
-	if g.db == nil {
-		if g.db, err = database.Open(ctx, cfg.DB); err != nil {
-			return err
-		}
-		g.closers = append(g.closers, func() error { return database.Close(g.db) })
 	}
 
 	// Ledger.

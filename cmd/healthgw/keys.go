@@ -35,12 +35,14 @@ func cmdKeys(ctx context.Context, e *env, args []string) error {
 // keysFlags are the flags every keys subcommand takes.
 type keysFlags struct {
 	org, data, db string
+	create        bool
 }
 
 func (k *keysFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.org, "org", "", "organisation ID (required)")
 	fs.StringVar(&k.data, "data", "data", "data directory (keys under <data>/keys/kek)")
 	fs.StringVar(&k.db, "db", "", "database: a SQLite path or postgres://… (default <data>/healthgw.db)")
+	fs.BoolVar(&k.create, "create", false, "keys init: create the key even if --data holds no gateway database yet")
 }
 
 func (k *keysFlags) finish() error {
@@ -65,6 +67,14 @@ func cmdKeysInit(ctx context.Context, e *env, args []string) error {
 	}
 	if err := k.finish(); err != nil {
 		return fmt.Errorf("keys init: %w", err)
+	}
+	if !k.create {
+		// Keys belong to a gateway's data directory: refuse a mistyped one.
+		db, err := database.OpenExisting(ctx, k.db)
+		if err != nil {
+			return fmt.Errorf("keys init: %w", err)
+		}
+		_ = database.Close(db)
 	}
 	kek, err := newKeystore(e, k.data, true).Current(ctx, k.org)
 	if err != nil {
@@ -186,7 +196,7 @@ func cmdKeysStatus(ctx context.Context, e *env, args []string) error {
 
 // openRecordStore opens the database and the records store on it.
 func openRecordStore(ctx context.Context, dsn string) (*recordstore.Store, func(), error) {
-	db, err := database.Open(ctx, dsn)
+	db, err := database.OpenExisting(ctx, dsn)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -167,7 +167,8 @@ func TestKeysCommandErrors(t *testing.T) {
 	}{
 		{[]string{"keys", "rotate", "--data", data}, "--org is required"},
 		{[]string{"keys", "rotate", "--org", "hosp-a", "--data", data, "--batch", "0"}, "--batch"},
-		{[]string{"keys", "rotate", "--org", "hosp-a", "--data", data}, "key-encryption key not found"},
+		{[]string{"keys", "rotate", "--org", "hosp-a", "--data", data}, "no healthgw database at " + filepath.Join(data, "healthgw.db")},
+		{[]string{"keys", "init", "--org", "hosp-a", "--data", data}, "pass --create"},
 		{[]string{"keys", "frobnicate"}, "unknown command"},
 	}
 	for _, tt := range tests {
@@ -180,10 +181,10 @@ func TestKeysCommandErrors(t *testing.T) {
 		})
 	}
 	var out, errOut bytes.Buffer
-	if err := run(ctx, []string{"keys", "init", "--org", "hosp-a", "--data", data}, getenv, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"keys", "init", "--org", "hosp-a", "--data", data, "--create"}, getenv, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(ctx, []string{"keys", "init", "--org", "hosp-a", "--data", data}, getenv, &out, &errOut); err != nil {
+	if err := run(ctx, []string{"keys", "init", "--org", "hosp-a", "--data", data, "--create"}, getenv, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := out.String(), "hosp-a: key-encryption key v1 is current\nhosp-a: key-encryption key v1 is current\n"; got != want {

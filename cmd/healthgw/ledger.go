@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"slices"
@@ -119,7 +118,7 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 	}
 	var f *verify.Failure
 	if errors.As(err, &f) {
-		return exitError{code: exitVerifyFailed, err: err}
+		return exitError{code: exitVerifyFailed, err: explainKeyError(err, "--key", *key)}
 	}
 	if err != nil {
 		return err
@@ -171,16 +170,7 @@ func progress(w io.Writer) func(done, total uint64) {
 
 // openLedgerDB opens an existing database read-only as a ledger.
 func openLedgerDB(ctx context.Context, dsn string) (*gormlog.Log, func(), error) {
-	if database.DialectOf(dsn) == database.SQLite {
-		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite://"), "file:")
-		if i := strings.IndexByte(path, '?'); i >= 0 {
-			path = path[:i]
-		}
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("database %s does not exist", path)
-		}
-	}
-	db, err := database.Open(ctx, dsn)
+	db, err := database.OpenExisting(ctx, dsn)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -241,7 +231,7 @@ func cmdLedgerCheckpoint(ctx context.Context, e *env, args []string) error {
 		}
 		c, err = ledger.OpenCheckpoint(raw, v, *origin)
 		if err != nil {
-			return exitError{code: exitVerifyFailed, err: err}
+			return exitError{code: exitVerifyFailed, err: explainKeyError(err, "--key", *key)}
 		}
 	} else if c, err = ledger.ParseCheckpoint(raw); err != nil {
 		return err
@@ -277,6 +267,19 @@ func cmdLedgerKeygen(_ context.Context, e *env, args []string) error {
 	fmt.Fprintln(e.stdout, vkey)
 	fmt.Fprintf(e.stderr, "wrote %s (secret) and %s\n", *out, *out+ledger.VerifierKeySuffix)
 	return nil
+}
+
+// explainKeyError adds where the expected checkpoint key came from to a
+// signature error: the flag and the file (or "key text").
+func explainKeyError(err error, flag, arg string) error {
+	if !errors.Is(err, ledger.ErrBadSignature) || arg == "" {
+		return err
+	}
+	src := "given as key text"
+	if _, serr := os.Stat(arg); serr == nil {
+		src = "read from " + arg
+	}
+	return fmt.Errorf("%w (the expected key is %s %s)", err, flag, src)
 }
 
 // loadVerifier reads a checkpoint verifier key given as a file path or as

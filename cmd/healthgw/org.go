@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -39,12 +40,14 @@ type storeFlags struct {
 	db        string
 	data      string
 	cometHome string
+	create    bool
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.data, "data", "data", "data directory (database, keys)")
 	fs.StringVar(&s.db, "db", "", "database: a SQLite path or postgres://… (default <data>/healthgw.db)")
 	fs.StringVar(&s.cometHome, "comet-home", "", "consortium: append through this running node's CometBFT RPC (the gateway's --comet-home) instead of the embedded ledger")
+	fs.BoolVar(&s.create, "create", false, "create the database (and its keys) if --data holds none; without it the command needs a gateway's existing database")
 }
 
 // registrar is where org add and keygen append: the embedded ledger (and
@@ -97,9 +100,10 @@ type cliLedger interface {
 const checkpointKeyFile = "keys/checkpoint.key"
 
 // openLedger opens the embedded ledger over db for a one-shot command:
-// read-only for listing, else with the gateway's checkpoint key (created
-// on first use, named by serve's default origin, as serve would).
-func openLedger(ctx context.Context, db *gorm.DB, dataDir string, readOnly bool) (cliLedger, error) {
+// read-only for listing, else with the gateway's checkpoint key, checked
+// against the key set the database belongs to (made, with the database,
+// only when create is set).
+func openLedger(ctx context.Context, db *gorm.DB, dsn, dataDir string, readOnly, create bool) (cliLedger, error) {
 	if readOnly {
 		return gormlog.OpenReadOnly(ctx, db, gormlog.Options{})
 	}
@@ -108,11 +112,20 @@ func openLedger(ctx context.Context, db *gorm.DB, dataDir string, readOnly bool)
 	if err := cfg.finish(); err != nil {
 		return nil, err
 	}
-	signer, _, err := ledger.LoadOrCreateCheckpointKey(filepath.Join(dataDir, checkpointKeyFile), checkpointKeyName(cfg))
+	keys, err := openKeySet(ctx, db, dsn, dataDir, checkpointKeyName(cfg), create, io.Discard)
 	if err != nil {
 		return nil, err
 	}
-	return gormlog.Open(ctx, db, gormlog.Options{Signer: signer, Logger: slog.New(slog.DiscardHandler)})
+	return gormlog.Open(ctx, db, gormlog.Options{Signer: keys.signer, Logger: slog.New(slog.DiscardHandler)})
+}
+
+// openCLIDatabase opens the database a command works on: an existing one,
+// or with --create a new one.
+func openCLIDatabase(ctx context.Context, dsn string, create bool) (*gorm.DB, error) {
+	if create {
+		return database.Open(ctx, dsn)
+	}
+	return database.OpenExisting(ctx, dsn)
 }
 
 // orgStores is the database, the ledger and the registry projection, kept
@@ -125,11 +138,11 @@ type orgStores struct {
 }
 
 func openOrgStores(ctx context.Context, sf storeFlags, readOnly bool) (*orgStores, error) {
-	db, err := database.Open(ctx, sf.dsn())
+	db, err := openCLIDatabase(ctx, sf.dsn(), sf.create && !readOnly)
 	if err != nil {
 		return nil, err
 	}
-	log, err := openLedger(ctx, db, sf.data, readOnly)
+	log, err := openLedger(ctx, db, sf.dsn(), sf.data, readOnly, sf.create)
 	if err != nil {
 		_ = database.Close(db)
 		return nil, fmt.Errorf("open ledger: %w", err)
@@ -218,10 +231,22 @@ func cmdOrgList(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
+	if sf.cometHome != "" {
+		// A consortium node: the gateway on it projects the replicated
+		// ledger into its database; list that projection.
+		if _, err := os.Stat(filepath.Join(sf.cometHome, "config", "config.toml")); err != nil {
+			return fmt.Errorf("org list: --comet-home %s is not a CometBFT node home: %w", sf.cometHome, err)
+		}
+		if _, err := comet.LoadNodeConfig(sf.cometHome); err != nil {
+			return fmt.Errorf("org list: --comet-home: %w", err)
+		}
+		return listProjection(ctx, e, sf)
+	}
 	st, err := openOrgStores(ctx, sf, true)
 	if errors.Is(err, ledger.ErrNotFound) {
-		// A database without a ledger has no organisations yet.
-		return printOrgs(e, nil)
+		// No embedded ledger in this database: a consortium node's,
+		// whose registry the gateway projects from the replicated ledger.
+		return listProjection(ctx, e, sf)
 	}
 	if err != nil {
 		return err
@@ -231,6 +256,21 @@ func cmdOrgList(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("org list: %w", err)
 	}
 	return orgList(ctx, e, st.reg)
+}
+
+// listProjection prints the registry projection that the gateway on
+// --data (or --db) serves, as it is: the gateway keeps it up to date.
+func listProjection(ctx context.Context, e *env, sf storeFlags) error {
+	db, err := database.OpenExisting(ctx, sf.dsn())
+	if err != nil {
+		return fmt.Errorf("org list: %w", err)
+	}
+	defer database.Close(db)
+	reg, err := registrystore.Open(ctx, db, registrystore.Options{})
+	if err != nil {
+		return fmt.Errorf("org list: %w", err)
+	}
+	return orgList(ctx, e, reg)
 }
 
 // orgList prints the registry as a table.

@@ -98,7 +98,7 @@ func TestOriginFromBaseURL(t *testing.T) {
 func TestOrgKeygenBeforeServe(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	if _, _, err := runCLI(t, "org", "keygen", "--id", "hosp-a", "--name", "Hospital A", "--kind", "hospital",
-		"--out", filepath.Join(t.TempDir(), "keys"), "--data", dir); err != nil {
+		"--out", filepath.Join(t.TempDir(), "keys"), "--data", dir, "--create"); err != nil {
 		t.Fatal(err)
 	}
 	g, err := openTestGatewayCfg(t, dir, "127.0.0.1:19191", nil)

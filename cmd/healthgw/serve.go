@@ -75,8 +75,15 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	reloads, stopSIGHUP := sighupReloads()
+	defer stopSIGHUP()
+	ln, handler, stopTLS, err := serveTLS(cfg, ln, g.handler, reloads, logger, nil)
+	if err != nil {
+		return errors.Join(err, g.close())
+	}
+	defer stopTLS()
 	srv := &http.Server{
-		Handler:           g.handler,
+		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -95,7 +102,8 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	go func() {
 		defer close(zkDone)
 		if cfg.ZKDevSetup {
-			if err := g.zkKeys.DevSetup(zkCtx, e.stderr); err != nil {
+			setup := func(ctx context.Context) error { return g.zkKeys.DevSetup(ctx, e.stderr) }
+			if err := devSetupWithBanner(zkCtx, cfg.ZKKeys, setup, e.stderr, time.Now); err != nil {
 				if zkCtx.Err() == nil {
 					logger.Error("development zero-knowledge setup failed", slog.String("err", err.Error()))
 				}
@@ -165,7 +173,11 @@ func ledgerOrigin(l backend, cfg serveConfig) string {
 }
 
 func printWelcome(e *env, cfg serveConfig, addr, vkey, origin string) {
-	fmt.Fprintf(e.stdout, `healthgw %s listening on http://%s (public URL %s)
+	scheme := "http"
+	if cfg.tlsEnabled() {
+		scheme = "https"
+	}
+	fmt.Fprintf(e.stdout, `healthgw %s listening on %s://%s (public URL %s)
   data directory  %s
   database        %s
   ledger          %s (origin %q)
@@ -177,5 +189,5 @@ Get a first token (in another terminal):
   curl -H "Authorization: Bearer $TOKEN" %s/v1/ledger/checkpoint
 
 Patient app: %s/app/   Regulator console: %s/console/
-`, version, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, origin, vkey, cfg.BaseURL, cfg.BaseURL, cfg.BaseURL, cfg.BaseURL)
+`, version, scheme, addr, cfg.BaseURL, cfg.DataDir, dbKind(cfg.DB), cfg.Ledger, origin, vkey, cfg.BaseURL, cfg.BaseURL, cfg.BaseURL, cfg.BaseURL)
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -22,26 +24,38 @@ func cmdToken(ctx context.Context, e *env, args []string) error {
 	}, args)
 }
 
+// maxPatientTokenTTL is the longest lifetime token patient mints.
+const maxPatientTokenTTL = 24 * time.Hour
+
 // cmdTokenPatient prints a patient token minted with the development IdP
-// key under the data directory (created on first use). A gateway started
-// with --dev-idp over the same data directory accepts it.
+// key under the data directory, which a gateway started with --dev-idp
+// (the default) creates and then accepts the token; --create makes the key
+// when no gateway has run there yet.
 func cmdTokenPatient(_ context.Context, e *env, args []string) error {
 	fs := newFlags(e, "token patient")
 	id := fs.String("id", "", "patient ID (the token's sub)")
 	data := fs.String("data", "data", "data directory (holds the development IdP key)")
 	base := fs.String("url", defaultGatewayURL, "the gateway's base URL")
 	aud := fs.String("aud", "", "audience (default --url)")
-	ttl := fs.Duration("ttl", auth.DefaultPatientTokenTTL, "lifetime")
+	ttl := fs.Duration("ttl", auth.DefaultPatientTokenTTL, "lifetime, more than 0 and at most "+maxPatientTokenTTL.String())
+	create := fs.Bool("create", false, "create the development IdP key if --data holds none")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
 	if *id == "" {
 		return errors.New("token patient: --id is required")
 	}
+	if err := checkPatientTTL(*ttl); err != nil {
+		return fmt.Errorf("token patient: %w", err)
+	}
 	if *aud == "" {
 		*aud = strings.TrimRight(*base, "/")
 	}
-	idp, err := auth.LoadOrCreateDevIdP(auth.DevIdPKeyPath(*data))
+	path := auth.DevIdPKeyPath(*data)
+	if _, err := os.Stat(path); errors.Is(err, iofs.ErrNotExist) && !*create {
+		return fmt.Errorf("token patient: no development IdP key at %s: start `healthgw serve --data %s` (with --dev-idp) first, or pass --create", path, *data)
+	}
+	idp, err := auth.LoadOrCreateDevIdP(path)
 	if err != nil {
 		return fmt.Errorf("token patient: %w", err)
 	}
@@ -50,6 +64,18 @@ func cmdTokenPatient(_ context.Context, e *env, args []string) error {
 		return fmt.Errorf("token patient: %w", err)
 	}
 	fmt.Fprintln(e.stdout, tok)
+	return nil
+}
+
+// checkPatientTTL refuses a lifetime that is not positive or above the
+// maximum (rather than quietly minting a token of another lifetime).
+func checkPatientTTL(ttl time.Duration) error {
+	switch {
+	case ttl <= 0:
+		return fmt.Errorf("--ttl %s: the lifetime must be more than 0 (e.g. 15m)", ttl)
+	case ttl > maxPatientTokenTTL:
+		return fmt.Errorf("--ttl %s: the lifetime must be at most %s", ttl, maxPatientTokenTTL)
+	}
 	return nil
 }
 

@@ -27,7 +27,7 @@ func runToken(t *testing.T, args ...string) (string, error) {
 
 func TestTokenPatient(t *testing.T) {
 	data := t.TempDir()
-	tok, err := runToken(t, "token", "patient", "--id", "pat-123", "--data", data, "--url", "https://gw.example/")
+	tok, err := runToken(t, "token", "patient", "--id", "pat-123", "--data", data, "--url", "https://gw.example/", "--create")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,13 @@
 package comet_test
 
 import (
+	"errors"
 	"sync"
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/healthgw/healthgw/internal/testscale"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/comet/comettest"
@@ -38,7 +40,14 @@ func TestConformance(t *testing.T) {
 	ledgertest.RunBackend(t, ledgertest.Backend{
 		Verifier: verifier,
 		Origin:   origin,
-		Open:     open,
+		Timeout:  testscale.Timeout(ledgertest.DefaultTimeout),
+		// An append that timed out waiting for a block (ErrUnavailable)
+		// may still be committed: the suite waits for it rather than
+		// appending it twice. A closed log is not pending.
+		Pending: func(err error) bool {
+			return errors.Is(err, ledger.ErrUnavailable) && !errors.Is(err, ledger.ErrClosed)
+		},
+		Open: open,
 		Reopen: func(t *testing.T, old ledger.Log) ledger.Log {
 			mu.Lock()
 			net := nets[old.(*comet.Log)]

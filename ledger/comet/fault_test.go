@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/healthgw/healthgw/internal/testscale"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/comet/comettest"
@@ -120,7 +121,7 @@ func TestTwoValidatorsDown(t *testing.T) {
 	net.StartNode(2)
 	// Progress resumes once the returning node has reconnected; until
 	// then appends may still time out, and must say so.
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(testscale.Timeout(2 * time.Minute))
 	for {
 		idx, err := net.Log(1).Append(t.Context(), entry(t, 2))
 		if err == nil {

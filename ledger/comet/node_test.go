@@ -15,6 +15,7 @@ import (
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/healthgw/healthgw/internal/testscale"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/comet/comettest"
@@ -57,7 +58,7 @@ func decodeAt(t testing.TB, l *comet.Log, idx uint64) ledger.Entry {
 func waitAgree(t testing.TB, net *comettest.Network, minSize uint64) []comet.Status {
 	t.Helper()
 	net.WaitSize(minSize, time.Minute)
-	timeout := time.NewTimer(time.Minute)
+	timeout := time.NewTimer(testscale.Timeout(time.Minute))
 	defer timeout.Stop()
 	for {
 		var (
@@ -264,7 +265,7 @@ func TestRemote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), testscale.Timeout(time.Minute))
 	defer cancel()
 	want := entry(t, 7)
 	idx, err := r.Append(ctx, want)

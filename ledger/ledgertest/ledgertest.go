@@ -51,6 +51,14 @@ type Backend struct {
 	Origin string
 	// Timeout bounds waits for checkpoints. Default DefaultTimeout.
 	Timeout time.Duration
+	// Pending, if not nil, reports whether a failed Append left its
+	// outcome unknown: the entry may still be committed (a replicated
+	// backend that timed out waiting for consensus answers
+	// ledger.ErrUnavailable while the entry sits in a mempool). The suite
+	// then does not append it again (that could duplicate it) but waits,
+	// up to Timeout, for the entry to appear and takes its index; only if
+	// it never does is the append a failure. Nil: every error fails.
+	Pending func(err error) bool
 }
 
 // RunBackend runs the whole suite against b.
@@ -130,11 +138,58 @@ var callerTime = time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
 func (s *suite) append(t *testing.T, l ledger.Log, e ledger.Entry) uint64 {
 	t.Helper()
 	e.Time = callerTime
-	i, err := l.Append(t.Context(), e)
+	i, err := s.appendOrAwait(t, l, e)
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
 	return i
+}
+
+// appendOrAwait appends e; when the backend says the outcome is unknown
+// (Backend.Pending) it waits for e to show up in the log instead of
+// appending it again.
+func (s *suite) appendOrAwait(t *testing.T, l ledger.Log, e ledger.Entry) (uint64, error) {
+	i, err := l.Append(t.Context(), e)
+	if err == nil || s.b.Pending == nil || !s.b.Pending(err) {
+		return i, err
+	}
+	t.Logf("append outcome unknown (%v); waiting for the entry to be committed", err)
+	want, werr := ledger.Encode(withTime(e, time.Time{}))
+	if werr != nil {
+		return 0, werr
+	}
+	deadline := time.Now().Add(s.b.Timeout)
+	var seen uint64
+	for {
+		size, serr := l.Size(t.Context())
+		if serr == nil && size > seen {
+			raws, rerr := l.Entries(t.Context(), seen, size)
+			if rerr == nil {
+				for j, raw := range raws {
+					if got, derr := ledger.Decode(raw); derr == nil {
+						if b, _ := ledger.Encode(withTime(got, time.Time{})); bytes.Equal(b, want) {
+							return seen + uint64(j), nil
+						}
+					}
+				}
+				seen = size
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("%w; the entry was still not in the log after %v", err, s.b.Timeout)
+		}
+		// Poll: the suite has no portable way to wait for the next block.
+		select {
+		case <-t.Context().Done():
+			return 0, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func withTime(e ledger.Entry, at time.Time) ledger.Entry {
+	e.Time = at
+	return e
 }
 
 // appendN appends Entry(first)…Entry(first+n-1) concurrently and returns
@@ -150,7 +205,7 @@ func (s *suite) appendN(t *testing.T, l ledger.Log, first, n int) []uint64 {
 			defer wg.Done()
 			e := Entry(first + i)
 			e.Time = callerTime
-			idx[i], errs[i] = l.Append(t.Context(), e)
+			idx[i], errs[i] = s.appendOrAwait(t, l, e)
 		}()
 	}
 	wg.Wait()

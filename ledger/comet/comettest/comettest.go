@@ -21,6 +21,7 @@ import (
 	cfg "github.com/cometbft/cometbft/config"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/healthgw/healthgw/internal/testscale"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
 )
@@ -81,7 +82,8 @@ func NewNetwork(t testing.TB, n int, opts Options) *Network {
 		opts.TimeoutCommit = 50 * time.Millisecond
 	}
 	if opts.AppendTimeout <= 0 {
-		opts.AppendTimeout = 15 * time.Second
+		// Scaled to the machine: on a loaded one a block takes longer.
+		opts.AppendTimeout = testscale.Timeout(15 * time.Second)
 	}
 	if opts.Logger == nil {
 		if os.Getenv("HEALTHGW_COMETTEST_LOG") != "" {
@@ -209,7 +211,7 @@ func (net *Network) StartNode(i int) *comet.Log {
 	if n.log != nil {
 		net.t.Fatalf("node %d already running", i)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testscale.Timeout(time.Minute))
 	defer cancel()
 	l, err := comet.Open(ctx, comet.Config{
 		Home:          n.Home,
@@ -313,9 +315,11 @@ func (net *Network) Close() {
 }
 
 // WaitSize waits until every running node's log has at least size
-// entries, or fails the test after timeout.
+// entries, or fails the test after timeout (scaled to the machine,
+// internal/testscale).
 func (net *Network) WaitSize(size uint64, timeout time.Duration) {
 	net.t.Helper()
+	timeout = testscale.Timeout(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		behind := ""
