@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -36,11 +37,11 @@ const nodeTimeout = 2 * time.Minute
 func TestThirdPartyClients(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed: skipping the third-party client interop test")
+		skipOrFail(t, "node is not installed: skipping the third-party client interop test")
 	}
 	for _, dep := range []string{"openid-client", "jose", "fhir-kit-client"} {
 		if _, err := os.Stat(filepath.Join("node_modules", dep, "package.json")); err != nil {
-			t.Skipf("interop/node_modules/%s is missing: run `make interop-deps` (npm ci in interop/) to run this test", dep)
+			skipOrFail(t, fmt.Sprintf("interop/node_modules/%s is missing: run `make interop-deps` (npm ci in interop/) to run this test", dep))
 		}
 	}
 
@@ -172,4 +173,14 @@ func TestThirdPartyClients(t *testing.T) {
 	if r := j.Replay; r.Status != 401 || r.WWWAuthenticate != nil || r.Body.Error != "invalid_client" || !strings.Contains(r.Body.Description, "replayed") {
 		t.Errorf("replayed assertion: %+v", r)
 	}
+}
+
+// skipOrFail skips the test, unless HEALTHGW_REQUIRE_INTEROP=1 (CI) makes
+// a missing client a failure.
+func skipOrFail(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("HEALTHGW_REQUIRE_INTEROP") == "1" {
+		t.Fatal("HEALTHGW_REQUIRE_INTEROP=1: " + msg)
+	}
+	t.Skip(msg)
 }
