@@ -90,6 +90,7 @@ var errorTable = []errorRule{
 	{target: consent.ErrAlreadyRevoked, status: http.StatusConflict, code: "conflict", message: "The consent is already revoked."},
 
 	// Dependencies.
+	{target: access.ErrNotCaughtUp, status: http.StatusServiceUnavailable, code: "unavailable", message: "Ledger not caught up: this node has not yet applied every committed entry, so it does not decide. Retry shortly."},
 	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable; nothing was recorded."},
 	{target: ledger.ErrClosed, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is shutting down."},
 
