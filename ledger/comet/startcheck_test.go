@@ -105,4 +105,3 @@ func TestStartRefusesTornJournal(t *testing.T) {
 		t.Fatalf("restart with a torn journal = %v, want ErrCorrupt naming the ledger database", err)
 	}
 }
-
