@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"sync"
@@ -55,6 +56,29 @@ type Syncer interface {
 	Sync(ctx context.Context, size uint64) error
 }
 
+// Head reports the position a node must have projected before it
+// decides: the size of the log after the newest block it knows to be
+// committed anywhere (comet.Log waits for this node to apply it first).
+type Head interface {
+	Head(ctx context.Context) (uint64, error)
+}
+
+// Replicator waits until the nodes this one is connected to have applied
+// the first size entries (comet.Log). Revocations wait for it before they
+// are acknowledged.
+type Replicator interface {
+	WaitReplicated(ctx context.Context, size uint64) error
+}
+
+// DefaultHeadTimeout bounds how long a read waits for its node to reach
+// the head of the log, and a revocation for its peers to apply it.
+const DefaultHeadTimeout = 5 * time.Second
+
+// ErrNotCaughtUp: the node could not apply every committed entry it
+// knows of within the head timeout, so it does not decide (a 503; the
+// read can be retried). It wraps ledger.ErrUnavailable.
+var ErrNotCaughtUp = fmt.Errorf("access: ledger not caught up: %w", ledger.ErrUnavailable)
+
 // Config holds a Service's dependencies and settings. Vault, Grants, Log
 // and Sync are required; zero settings take the documented defaults.
 type Config struct {
@@ -62,6 +86,17 @@ type Config struct {
 	Grants Grants
 	Log    Log
 	Sync   Syncer
+	// Head, if set, is where reads and revocations decide: before each,
+	// the projections are synced up to Head (see DefaultHeadTimeout).
+	// Nil decides on the projections as they are (one node, where every
+	// local change is projected before it is acknowledged).
+	Head Head
+	// Replicate, if set, is waited for (bounded by HeadTimeout) before a
+	// revocation is acknowledged, so that reads that start at other nodes
+	// after the acknowledgement decide under it.
+	Replicate Replicator
+	// HeadTimeout: see DefaultHeadTimeout.
+	HeadTimeout time.Duration
 	// Policy is the break-glass policy handed to consent.Decide (the zero
 	// Policy disables break-glass).
 	Policy consent.Policy
@@ -89,7 +124,33 @@ func New(cfg Config) *Service {
 	if cfg.ReceiptTimeout <= 0 {
 		cfg.ReceiptTimeout = DefaultReceiptTimeout
 	}
+	if cfg.HeadTimeout <= 0 {
+		cfg.HeadTimeout = DefaultHeadTimeout
+	}
 	return &Service{cfg: cfg}
+}
+
+// atHead syncs the projections up to the head of the log (Config.Head),
+// waiting at most HeadTimeout; ErrNotCaughtUp if the node cannot get
+// there in time.
+func (s *Service) atHead(ctx context.Context) error {
+	if s.cfg.Head == nil {
+		return nil
+	}
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HeadTimeout)
+	defer cancel()
+	size, err := s.cfg.Head.Head(hctx)
+	if err == nil {
+		err = s.cfg.Sync.Sync(hctx, size)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: %w", ErrNotCaughtUp, err)
+	default:
+		return fmt.Errorf("access: reach the head of the ledger: %w", err)
+	}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
@@ -154,7 +215,8 @@ type Result struct {
 	Logged bool
 }
 
-// Read is the consent-gated read: it loads the record, decides, appends
+// Read is the consent-gated read: it brings the projections to the head
+// of the log (Config.Head), loads the record, decides, appends
 // access.decided and waits for it to be durable, and only then decrypts.
 // The holder always may read its own records (logged as permit.holder).
 //
@@ -170,6 +232,9 @@ type Result struct {
 // missing record.
 func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 	var res Result
+	if err := s.atHead(ctx); err != nil {
+		return res, err
+	}
 	rec, content, err := s.cfg.Vault.Read(ctx, req.RecordID, func(r records.Record) error {
 		if !req.Caller.MayRead(r.ResourceType) || (req.ResourceType != "" && r.ResourceType != req.ResourceType) {
 			return ErrNotFound
@@ -252,6 +317,9 @@ type ListRequest struct {
 // them; the others are left out without a trace, not even a count. So are
 // records of resource types the caller's token does not cover.
 func (s *Service) Readable(ctx context.Context, req ListRequest) ([]records.Record, error) {
+	if err := s.atHead(ctx); err != nil {
+		return nil, err
+	}
 	all, err := s.cfg.Vault.ListByPatient(ctx, req.Patient)
 	if err != nil {
 		return nil, err

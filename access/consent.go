@@ -58,8 +58,14 @@ func (s *Service) Grant(ctx context.Context, patient string, g consent.Grant) (c
 // concurrent revocation won). Otherwise it appends consent.revoked under
 // the patient's exclusive stripe, projects it, and returns the revoked
 // grant with the receipt. Once Revoke returns, every read decides under
-// the revocation.
+// the revocation: here at once, and at other nodes of a consortium once
+// they apply its block, which every read there waits for (Config.Head;
+// Config.Replicate makes Revoke wait for the connected nodes first).
 func (s *Service) Revoke(ctx context.Context, patient, id string) (consent.Grant, Receipt, error) {
+	// The grant may have been made at another node.
+	if err := s.atHead(ctx); err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
 	g, err := s.cfg.Grants.Grant(ctx, id)
 	if err != nil {
 		return consent.Grant{}, Receipt{}, err
@@ -75,6 +81,16 @@ func (s *Service) Revoke(ctx context.Context, patient, id string) (consent.Grant
 		// Another revocation won the race; ours is in the log but was a
 		// no-op for the projection.
 		return consent.Grant{}, Receipt{}, fmt.Errorf("access: revocation at %d lost to another: %w", rc.Index, consent.ErrAlreadyRevoked)
+	}
+	if s.cfg.Replicate != nil {
+		// The revocation is committed (Append returned). Waiting for the
+		// peers makes it hold at once for reads that start there after
+		// this returns; a peer that is slower than the bound catches up
+		// in its own atHead before it decides, so the wait's failure
+		// does not fail the revocation.
+		rctx, cancel := context.WithTimeout(ctx, s.cfg.HeadTimeout)
+		_ = s.cfg.Replicate.WaitReplicated(rctx, rc.Index+1)
+		cancel()
 	}
 	return stored, rc, nil
 }

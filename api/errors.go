@@ -91,7 +91,8 @@ var errorTable = []errorRule{
 	{target: consent.ErrAlreadyRevoked, status: http.StatusConflict, code: "conflict", message: "The consent is already revoked."},
 
 	// Dependencies.
-	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable; nothing was recorded."},
+	{target: access.ErrNotCaughtUp, status: http.StatusServiceUnavailable, code: "unavailable", message: "Ledger not caught up: this node has not yet applied every committed entry, so it does not decide. Retry shortly."},
+	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable. If this was a write, its outcome is unknown: it may still be recorded, so look it up (list your records or consents) before you repeat it."},
 	{target: ledger.ErrClosed, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is shutting down."},
 
 	// Zero-knowledge rules: registered by MountZK (api/zk.go) through

@@ -29,7 +29,7 @@ func (s *Server) MountLedger(l LedgerReader, tiles http.Handler) {
 	s.addErrorRules(
 		errorRule{target: ledger.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "No such entry or tree size."},
 		errorRule{target: ledger.ErrInvalidRange, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid index or tree size."},
-		errorRule{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable; nothing was recorded."},
+		errorRule{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable. If this was a write, its outcome is unknown: it may still be recorded, so look it up (list your records or consents) before you repeat it."},
 		errorRule{target: ledger.ErrClosed, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is shutting down."},
 	)
 	g := s.engine.Group("/v1/ledger", s.authenticate)

@@ -187,9 +187,20 @@ func (c *Client) Exchange(ctx context.Context, endpoint, assertion, scope string
 		if desc == "" {
 			desc = tr.Message
 		}
-		return TokenResponse{}, fmt.Errorf("token endpoint: status %d: %s: %s", resp.StatusCode, tr.Error, desc)
+		return TokenResponse{}, &TokenError{Status: resp.StatusCode, Code: tr.Error, Description: desc}
 	}
 	return tr.TokenResponse, nil
+}
+
+// TokenError is the token endpoint's error answer (RFC 6749 section 5.2).
+type TokenError struct {
+	Status      int
+	Code        string // "invalid_client", …
+	Description string
+}
+
+func (e *TokenError) Error() string {
+	return fmt.Sprintf("token endpoint: status %d: %s: %s", e.Status, e.Code, e.Description)
 }
 
 // Whoami returns the token's principal.

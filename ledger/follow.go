@@ -94,3 +94,22 @@ func (f *Follower) Run(ctx context.Context, interval time.Duration, logger *slog
 		}
 	}
 }
+
+// Watch applies new entries each time next's channel is closed (a
+// backend's commit notification, such as comet.Log.Committed) until ctx
+// is done: other nodes' entries are projected as soon as this node
+// commits them, without polling. Errors are logged and retried at the
+// next notification.
+func (f *Follower) Watch(ctx context.Context, next func() <-chan struct{}, logger *slog.Logger) {
+	for {
+		ch := next() // before syncing, so that no commit is missed
+		if err := f.SyncAll(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("ledger follower", slog.String("err", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}

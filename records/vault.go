@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -243,6 +244,15 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 		return Record{}, fmt.Errorf("records: store: %w", err)
 	}
 	idx, err := v.ledger.Append(ctx, entry)
+	if err != nil && errors.Is(err, ledger.ErrUnavailable) {
+		// The outcome is unknown: the registration may still be
+		// committed (a consortium transaction that reached a mempool).
+		// Deleting the record now could leave a registration without
+		// its record, so the pending record stays, unreadable.
+		v.opts.Logger.Warn("records: registration outcome unknown; the pending record is kept",
+			slog.String("record_id", rec.ID))
+		return Record{}, fmt.Errorf("records: register on ledger (outcome unknown; record %s kept pending): %w", rec.ID, err)
+	}
 	if err != nil {
 		fctx, cancel := finishContext(ctx)
 		defer cancel()

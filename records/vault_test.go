@@ -345,22 +345,38 @@ func rawContent(raw string) []byte {
 	return []byte(raw)
 }
 
-func TestVaultAppendFailureKeepsNothing(t *testing.T) {
-	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
-		f := newFixture(t, db, records.Options{})
-		f.log.Fail = func(ledger.Entry) error { return ledger.ErrUnavailable }
-		_, err := f.vault.Put(t.Context(), observation("7.0"))
-		if !errors.Is(err, ledger.ErrUnavailable) {
-			t.Fatalf("err = %v, want ledger.ErrUnavailable", err)
-		}
-		if n := f.count(t); n != 0 {
-			t.Fatalf("%d rows left after a failed append", n)
-		}
-		list, err := f.vault.ListByPatient(t.Context(), "patient-123")
-		if err != nil || len(list) != 0 {
-			t.Fatalf("ListByPatient = %v, %v", list, err)
-		}
-	})
+// TestVaultAppendFailure: an append the ledger refused leaves nothing; an
+// append whose outcome is unknown (ledger.ErrUnavailable: it may still be
+// committed) keeps the pending record, unlisted and unreadable, so that a
+// registration committed later never lacks its record.
+func TestVaultAppendFailure(t *testing.T) {
+	tests := []struct {
+		name     string
+		err      error
+		wantRows int64
+	}{
+		{"refused", errors.New("rejected by the ledger application"), 0},
+		{"outcome unknown", fmt.Errorf("quorum lost: %w", ledger.ErrUnavailable), 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+				f := newFixture(t, db, records.Options{})
+				f.log.Fail = func(ledger.Entry) error { return tc.err }
+				_, err := f.vault.Put(t.Context(), observation("7.0"))
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("err = %v, want %v", err, tc.err)
+				}
+				if n := f.count(t); int64(n) != tc.wantRows {
+					t.Fatalf("%d rows left after the failed append, want %d", n, tc.wantRows)
+				}
+				list, err := f.vault.ListByPatient(t.Context(), "patient-123")
+				if err != nil || len(list) != 0 {
+					t.Fatalf("ListByPatient = %v, %v", list, err)
+				}
+			})
+		})
+	}
 }
 
 // TestVaultInvisibleUntilLogged looks at the record while its

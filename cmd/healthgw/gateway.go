@@ -254,10 +254,19 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	g.access = access.New(access.Config{
+	svcCfg := access.Config{
 		Vault: g.vault, Grants: g.consent, Log: ops.log(g.ledger), Sync: g.follower,
 		Policy: policy, Now: g.clock.Now,
-	})
+	}
+	// In a consortium, reads decide at the head of the log and
+	// revocations are acknowledged once the connected nodes applied them.
+	if h, ok := g.ledger.(access.Head); ok {
+		svcCfg.Head = h
+	}
+	if r, ok := g.ledger.(access.Replicator); ok {
+		svcCfg.Replicate = r
+	}
+	g.access = access.New(svcCfg)
 	g.api.MountRecords(g.vault, g.access, exch)
 	g.api.MountConsent(api.ConsentDeps{
 		Changes: g.access,

@@ -95,6 +95,10 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	followDone := make(chan struct{})
 	go func() {
 		defer close(followDone)
+		if n, ok := g.ledger.(interface{ Committed() <-chan struct{} }); ok {
+			g.follower.Watch(followCtx, n.Committed, logger) // notified by each commit
+			return
+		}
 		g.follower.Run(followCtx, 0, logger)
 	}()
 	zkCtx, stopZK := context.WithCancel(context.Background())

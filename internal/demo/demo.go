@@ -47,6 +47,9 @@ type Config struct {
 	// RegisterOrg registers organisation o on the gateway's ledger with
 	// fresh keys written under dir and returns its private signing key.
 	RegisterOrg func(ctx context.Context, dir string, o auth.Org) (jwk.Key, error)
+	// RegistryWait bounds the wait for the gateway to apply a new
+	// organisation (DefaultRegistryWait).
+	RegistryWait time.Duration
 }
 
 // Run tells the story; it returns the first step that did not hold.
@@ -91,16 +94,54 @@ func (d *demo) orgToken(ctx context.Context, dir string, o auth.Org) (string, er
 		return "", err
 	}
 	endpoint := d.c.BaseURL() + auth.TokenPath
-	as, err := auth.NewClientAssertion(key, o.ID, endpoint, time.Now(), 0)
-	if err != nil {
-		return "", err
+	// The registration may have been committed through another node (a
+	// consortium): the gateway knows the organisation once its node has
+	// applied the block, so an unknown client is retried, with progress,
+	// until RegistryWait.
+	wait := d.cfg.RegistryWait
+	if wait <= 0 {
+		wait = DefaultRegistryWait
 	}
-	tr, err := d.c.Exchange(ctx, endpoint, as, "")
-	if err != nil {
-		return "", fmt.Errorf("token for %s: %w", o.ID, err)
+	deadline := time.Now().Add(wait)
+	var tick *time.Ticker
+	for attempt := 0; ; attempt++ {
+		as, err := auth.NewClientAssertion(key, o.ID, endpoint, time.Now(), 0)
+		if err != nil {
+			return "", err
+		}
+		tr, err := d.c.Exchange(ctx, endpoint, as, "")
+		if err == nil {
+			if attempt > 0 {
+				fmt.Fprintf(d.cfg.Out, "   … the gateway knows %s\n", o.ID)
+			}
+			return tr.AccessToken, nil
+		}
+		var te *client.TokenError
+		if !errors.As(err, &te) || te.Code != "invalid_client" || time.Now().After(deadline) {
+			if attempt > 0 {
+				return "", fmt.Errorf("token for %s (the gateway had not applied its registration after %s): %w", o.ID, wait, err)
+			}
+			return "", fmt.Errorf("token for %s: %w", o.ID, err)
+		}
+		if tick == nil {
+			fmt.Fprintf(d.cfg.Out, "   … waiting for the gateway to apply the registration of %s (up to %s)\n", o.ID, wait)
+			tick = time.NewTicker(registryPoll)
+			defer tick.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-tick.C:
+		}
 	}
-	return tr.AccessToken, nil
 }
+
+// DefaultRegistryWait bounds how long the demo waits for the gateway to
+// apply a new organisation's registration.
+const DefaultRegistryWait = time.Minute
+
+// registryPoll is how often the demo asks again.
+const registryPoll = 250 * time.Millisecond
 
 // verifyResult is the part of a proof verification's answer the demo
 // shows.

@@ -37,4 +37,19 @@
 // in another process (one-shot commands while the gateway runs).
 // InitConsortium writes the homes of a local or containerised consortium.
 // Package comettest starts networks of nodes on loopback for tests.
+//
+// A node that cannot prove its state does not serve. At start it opens
+// goleveldb in strict mode (a torn journal is an error, never a silent
+// "recovery"), checks every entry against its leaf hash, every stored
+// hash against the hashes below it, the tree against the committed root
+// and the root against the application hash CometBFT recorded; any
+// mismatch is ErrCorrupt naming the index, and Open fails. A consensus
+// failure at run time (CometBFT logs it and stops consensus) is logged at
+// Error and halts the Log: Ready, reads and appends answer a HaltError
+// (ErrHalted, ledger.ErrUnavailable) with CometBFT's reason.
+//
+// Reads decide at the head: Log.Head waits until this node has applied
+// every block it knows (from its peers' reported heights) is committed;
+// Log.WaitReplicated lets a revocation be acknowledged once the connected
+// nodes applied it; Log.Committed notifies followers of each commit.
 package comet

@@ -8,10 +8,12 @@ import (
 	"sync"
 	"time"
 
+	cs "github.com/cometbft/cometbft/consensus"
 	"github.com/cometbft/cometbft/mempool"
 	"github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/rpc/client/local"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
+	"github.com/cometbft/cometbft/types"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -31,6 +33,7 @@ type Log struct {
 	origin        string
 	appendTimeout time.Duration
 	logger        *slog.Logger
+	halt          *haltState
 
 	closeOnce sync.Once
 	closeErr  error
@@ -55,8 +58,8 @@ var ErrReadOnly = errors.New("comet: read-only node (no gateway key)")
 // ledger.ErrUnavailable; the entry was not acknowledged, but a transaction
 // that reached a mempool may still be committed later.
 func (l *Log) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
-	if l.isClosed() {
-		return 0, ledger.ErrClosed
+	if err := l.usable(); err != nil {
+		return 0, fmt.Errorf("append: %w", err)
 	}
 	if l.gateway.ID == "" {
 		return 0, fmt.Errorf("append: %w: %w", ledger.ErrUnavailable, ErrReadOnly)
@@ -148,6 +151,20 @@ func (l *Log) unavailable(ctx context.Context, cause error) error {
 	return fmt.Errorf("%w: %w (%s); the entry was not acknowledged", ledger.ErrUnavailable, cause, detail)
 }
 
+// usable returns ledger.ErrClosed once the log is closed and a HaltError
+// once consensus stopped on this node: a halted node's committed state may
+// be one no quorum agreed on, so it is not served.
+func (l *Log) usable() error {
+	if l.isClosed() {
+		return ledger.ErrClosed
+	}
+	return l.halt.err()
+}
+
+// Ready reports whether the node serves: nil unless it is closed or its
+// consensus halted (HaltError, naming CometBFT's reason).
+func (l *Log) Ready(context.Context) error { return l.usable() }
+
 func (l *Log) isClosed() bool {
 	select {
 	case <-l.done:
@@ -159,8 +176,8 @@ func (l *Log) isClosed() bool {
 
 // Size returns the number of committed entries.
 func (l *Log) Size(context.Context) (uint64, error) {
-	if l.isClosed() {
-		return 0, ledger.ErrClosed
+	if err := l.usable(); err != nil {
+		return 0, err
 	}
 	return l.app.Committed().Size, nil
 }
@@ -168,8 +185,8 @@ func (l *Log) Size(context.Context) (uint64, error) {
 // Entries returns the canonical encodings of committed entries
 // [start, end).
 func (l *Log) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
-	if l.isClosed() {
-		return nil, ledger.ErrClosed
+	if err := l.usable(); err != nil {
+		return nil, err
 	}
 	if start > end {
 		return nil, fmt.Errorf("%w: entries [%d, %d)", ledger.ErrInvalidRange, start, end)
@@ -186,8 +203,8 @@ func (l *Log) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
 // ReadHashes returns the stored hashes at the given tlog storage indexes.
 // Only hashes of committed entries are served.
 func (l *Log) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	if l.isClosed() {
-		return nil, ledger.ErrClosed
+	if err := l.usable(); err != nil {
+		return nil, err
 	}
 	limit := tlog.StoredHashCount(int64(l.app.Committed().Size))
 	out := make([]tlog.Hash, len(indexes))
@@ -208,8 +225,8 @@ func (l *Log) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 // MarshalCheckpoint), signed with this node's key. It is cached per
 // height.
 func (l *Log) Checkpoint(context.Context) ([]byte, error) {
-	if l.isClosed() {
-		return nil, ledger.ErrClosed
+	if err := l.usable(); err != nil {
+		return nil, err
 	}
 	st := l.app.Committed()
 	l.cpMu.Lock()
@@ -231,6 +248,9 @@ func (l *Log) Checkpoint(context.Context) ([]byte, error) {
 // latest checkpoint already covers it; WaitCheckpoint exists so that
 // callers of the ledger.CheckpointWaiter interface need not poll.
 func (l *Log) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
 	if st := l.app.Committed(); size > st.Size {
 		return nil, fmt.Errorf("%w: checkpoint of size %d, log size %d", ledger.ErrNotFound, size, st.Size)
 	}
@@ -312,3 +332,102 @@ func (l *Log) Close() error {
 
 // Origin returns the checkpoint origin line.
 func (l *Log) Origin() string { return l.origin }
+
+// ErrBehind: this node has not applied a block that it knows is
+// committed (a peer reports it), within the caller's deadline.
+var ErrBehind = errors.New("comet: ledger not caught up")
+
+// replicationPoll is how often WaitReplicated looks at its peers'
+// heights: CometBFT has no event for a peer's new height.
+const replicationPoll = 2 * time.Millisecond
+
+// Head returns the size of the log after the newest block this node knows
+// to be committed: its own last commit or one a connected peer reports
+// (a peer at consensus height h has committed h-1). If a peer is ahead,
+// Head waits until this node has applied that block; it gives up when ctx
+// is done with an error wrapping ErrBehind and ledger.ErrUnavailable.
+//
+// A read that decides on the projection at Head therefore decides under
+// every entry this node knows is committed.
+func (l *Log) Head(ctx context.Context) (uint64, error) {
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	known, _ := l.peerHeights()
+	for {
+		st, next := l.app.committedAndNext()
+		if st.Height >= known {
+			return st.Size, nil
+		}
+		select {
+		case <-next:
+		case <-l.done:
+			return 0, ledger.ErrClosed
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: %w: this node is at height %d, its peers committed %d: %w",
+				ledger.ErrUnavailable, ErrBehind, st.Height, known, ctx.Err())
+		}
+	}
+}
+
+// peerHeights returns the highest and the lowest height that this node's
+// connected peers report committed (a peer at consensus height h has
+// committed h-1), each starting from this node's own committed height.
+func (l *Log) peerHeights() (high, low int64) {
+	own := l.app.Height()
+	high, low = own, own
+	first := true
+	for _, p := range l.node.Switch().Peers().List() {
+		ps, ok := p.Get(types.PeerStateKey).(*cs.PeerState)
+		if !ok {
+			continue
+		}
+		ph := ps.GetHeight() - 1
+		high = max(high, ph)
+		if first || ph < low {
+			low, first = ph, false
+		}
+	}
+	return high, low
+}
+
+// WaitReplicated waits until every connected peer reports that it has
+// committed the block holding entry size-1 (or ctx is done: the entry is
+// committed either way, and a node that lags behind catches up in Head
+// before it decides). Revocations wait for it, so that a read started at
+// any connected node after the revocation is acknowledged decides under
+// it.
+func (l *Log) WaitReplicated(ctx context.Context, size uint64) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	st := l.app.Committed()
+	if st.Size < size {
+		return fmt.Errorf("%w: entry %d is not committed here (size %d)", ledger.ErrNotFound, size-1, st.Size)
+	}
+	var t *time.Ticker
+	for {
+		if _, low := l.peerHeights(); low >= st.Height {
+			return nil
+		}
+		if t == nil {
+			t = time.NewTicker(replicationPoll)
+			defer t.Stop()
+		}
+		select {
+		case <-t.C:
+		case <-l.done:
+			return ledger.ErrClosed
+		case <-ctx.Done():
+			return fmt.Errorf("%w: not every peer has committed height %d: %w", ledger.ErrUnavailable, st.Height, ctx.Err())
+		}
+	}
+}
+
+// Committed returns a channel that is closed by this node's next Commit,
+// so that followers apply other nodes' entries as soon as they arrive
+// instead of polling.
+func (l *Log) Committed() <-chan struct{} {
+	_, next := l.app.committedAndNext()
+	return next
+}

@@ -1,6 +1,7 @@
 package comet
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -17,7 +18,10 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/proxy"
 	"github.com/cometbft/cometbft/rpc/client/local"
+	sm "github.com/cometbft/cometbft/state"
+	cmtstore "github.com/cometbft/cometbft/store"
 	"github.com/cometbft/cometbft/types"
+	"github.com/syndtr/goleveldb/leveldb/opt"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -131,7 +135,7 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 		return nil, err
 	}
 
-	db, err := dbm.NewDB(appDBName, dbm.BackendType(conf.DBBackend), conf.DBDir())
+	db, err := openDB(appDBName, dbm.BackendType(conf.DBBackend), conf.DBDir())
 	if err != nil {
 		return nil, fmt.Errorf("open ledger database: %w", err)
 	}
@@ -140,12 +144,22 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 		db.Close()
 		return nil, err
 	}
+	if !fresh {
+		if err := checkChain(conf, app.Committed()); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	halt := &haltState{onHalt: func(reason string) {
+		logger.Error("consortium ledger halted: this node no longer serves the log or accepts writes",
+			slog.String("reason", reason), slog.Int64("height", app.Height()))
+	}}
 	n, err := node.NewNodeWithContext(ctx, conf, pv, nodeKey,
 		proxy.NewLocalClientCreator(app),
 		func() (*types.GenesisDoc, error) { return genDoc, nil },
 		closeTolerantDBProvider,
 		node.DefaultMetricsProvider(conf.Instrumentation),
-		newCometLogger(logger),
+		newCometLogger(logger, halt),
 	)
 	if err != nil {
 		db.Close()
@@ -168,6 +182,7 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 		origin:        c.Origin,
 		appendTimeout: c.AppendTimeout,
 		logger:        logger,
+		halt:          halt,
 		done:          make(chan struct{}),
 	}
 	logger.Info("consortium ledger node started",
@@ -209,13 +224,30 @@ func checkGatewayInGenesis(gk GatewayKey, gs GenesisState) error {
 }
 
 // closeTolerantDBProvider opens CometBFT's databases like
-// cfg.DefaultDBProvider, wrapped in closeTolerantDB.
+// cfg.DefaultDBProvider (but goleveldb in strict mode, see openDB),
+// wrapped in closeTolerantDB.
 func closeTolerantDBProvider(ctx *cfg.DBContext) (dbm.DB, error) {
-	db, err := cfg.DefaultDBProvider(ctx)
+	db, err := openDB(ctx.ID, dbm.BackendType(ctx.Config.DBBackend), ctx.Config.DBDir())
 	if err != nil {
 		return nil, err
 	}
 	return &closeTolerantDB{DB: db}, nil
+}
+
+// openDB opens a database; goleveldb in strict mode (opt.StrictAll): a
+// torn or corrupt journal, manifest or table is an error at open instead
+// of being "recovered" by silently dropping what it held, which would
+// lose committed entries and later halt consensus on a replayed
+// transaction.
+func openDB(name string, backend dbm.BackendType, dir string) (dbm.DB, error) {
+	if backend == dbm.GoLevelDBBackend {
+		db, err := dbm.NewGoLevelDBWithOpts(name, dir, &opt.Options{Strict: opt.StrictAll})
+		if err != nil {
+			return nil, fmt.Errorf("%w: database %s in %s: %w", ErrCorrupt, name, dir, err)
+		}
+		return db, nil
+	}
+	return dbm.NewDB(name, backend, dir)
 }
 
 // closeTolerantDB works around a CometBFT shutdown race: per-peer
@@ -247,4 +279,49 @@ func (d *closeTolerantDB) Has(key []byte) (bool, error) {
 func (d *closeTolerantDB) Close() error {
 	d.closed.Store(true)
 	return d.DB.Close()
+}
+
+// checkChain checks the application's committed root against the
+// application hash CometBFT recorded for the same height: the state
+// store's (the hash after its last block) when the heights are equal, or
+// the next stored block header's (each header carries the hash after the
+// block before it) when the application is behind and CometBFT will
+// replay blocks into it.
+func checkChain(conf *cfg.Config, st State) error {
+	open := func(name string) (dbm.DB, error) {
+		return openDB(name, dbm.BackendType(conf.DBBackend), conf.DBDir())
+	}
+	sdb, err := open("state")
+	if err != nil {
+		return err
+	}
+	defer sdb.Close()
+	cs, err := sm.NewStore(sdb, sm.StoreOptions{}).Load()
+	if err != nil {
+		return fmt.Errorf("%w: read consensus state: %w", ErrCorrupt, err)
+	}
+	if cs.IsEmpty() || cs.LastBlockHeight == 0 {
+		if st.Height != 0 {
+			return fmt.Errorf("%w: the ledger is at height %d but CometBFT has no committed block", ErrCorrupt, st.Height)
+		}
+		return nil
+	}
+	switch {
+	case st.Height == cs.LastBlockHeight:
+		if !bytes.Equal(st.Root[:], cs.AppHash) {
+			return fmt.Errorf("%w: height %d: the ledger's root %x is not the application hash %x the consortium committed", ErrCorrupt, st.Height, st.Root[:], cs.AppHash)
+		}
+	case st.Height > cs.LastBlockHeight:
+		return fmt.Errorf("%w: the ledger is at height %d, ahead of CometBFT's last block %d", ErrCorrupt, st.Height, cs.LastBlockHeight)
+	default:
+		bdb, err := open("blockstore")
+		if err != nil {
+			return err
+		}
+		defer bdb.Close()
+		if m := cmtstore.NewBlockStore(bdb).LoadBlockMeta(st.Height + 1); m != nil && !bytes.Equal(st.Root[:], m.Header.AppHash) {
+			return fmt.Errorf("%w: height %d: the ledger's root %x is not the application hash %x in block %d", ErrCorrupt, st.Height, st.Root[:], []byte(m.Header.AppHash), st.Height+1)
+		}
+	}
+	return nil
 }
