@@ -49,17 +49,28 @@ type Log interface {
 	ledger.Prover
 }
 
+// Orgs is the organisation registry as the consent changes read it
+// (registrystore.Store): a grant may only name an organisation that is
+// registered, of a kind that can be a grantee.
+type Orgs interface {
+	// Org returns the organisation registered under id, or an error
+	// wrapping auth.ErrUnknownOrg if there is none.
+	Org(ctx context.Context, id string) (auth.Org, error)
+}
+
 // Syncer brings the projections up to date with the log
 // (ledger.Follower).
 type Syncer interface {
 	Sync(ctx context.Context, size uint64) error
 }
 
-// Config holds a Service's dependencies and settings. Vault, Grants, Log
-// and Sync are required; zero settings take the documented defaults.
+// Config holds a Service's dependencies and settings. Vault, Grants,
+// Orgs, Log and Sync are required; zero settings take the documented
+// defaults.
 type Config struct {
 	Vault  Vault
 	Grants Grants
+	Orgs   Orgs
 	Log    Log
 	Sync   Syncer
 	// Policy is the break-glass policy handed to consent.Decide (the zero
@@ -80,7 +91,7 @@ type Service struct {
 // New returns a Service. A nil required dependency is a programming error
 // and panics.
 func New(cfg Config) *Service {
-	if cfg.Vault == nil || cfg.Grants == nil || cfg.Log == nil || cfg.Sync == nil {
+	if cfg.Vault == nil || cfg.Grants == nil || cfg.Orgs == nil || cfg.Log == nil || cfg.Sync == nil {
 		panic("access.New: nil dependency")
 	}
 	if cfg.Now == nil {

@@ -49,7 +49,7 @@ func newWorld(t *testing.T, policy consent.Policy) *world {
 	w.vault.put(records.Record{ID: labID, Holder: "hosp-a", Patient: pseudonym("pat-1"), Category: "labs", ResourceType: "Observation", ContentType: "application/fhir+json"}, `{"resourceType":"Observation"}`)
 	w.vault.put(records.Record{ID: notesID, Holder: "hosp-a", Patient: pseudonym("pat-1"), Category: "notes", ContentType: "application/pdf"}, "%PDF")
 	w.Service = access.New(access.Config{
-		Vault: w.vault, Grants: w.proj, Log: w.log, Sync: w.proj, Policy: policy,
+		Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Log: w.log, Sync: w.proj, Policy: policy,
 		Now: func() time.Time { return *w.now.Load() },
 	})
 	return w

@@ -288,3 +288,17 @@ func (l *memLog) decodedFrom(t *testing.T, from uint64) []ledger.Entry {
 }
 
 func runtimeGosched() { runtime.Gosched() }
+
+// orgs is a registry of organisations by ID.
+type orgs map[string]auth.Kind
+
+func (o orgs) Org(_ context.Context, id string) (auth.Org, error) {
+	k, ok := o[id]
+	if !ok {
+		return auth.Org{}, fmt.Errorf("%w: %s", auth.ErrUnknownOrg, id)
+	}
+	return auth.Org{ID: id, Name: id, Kind: k}, nil
+}
+
+// testOrgs are the organisations the tests' grants may name.
+var testOrgs = orgs{"hosp-a": auth.KindHospital, "hosp-b": auth.KindHospital, "hosp-c": auth.KindHospital, "ins-v": auth.KindVerifier, "reg-r": auth.KindRegulator}

@@ -250,7 +250,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 		return err
 	}
 	g.access = access.New(access.Config{
-		Vault: g.vault, Grants: g.consent, Log: g.ledger, Sync: g.follower,
+		Vault: g.vault, Grants: g.consent, Orgs: g.registry, Log: g.ledger, Sync: g.follower,
 		Policy: policy, Now: g.clock.Now,
 	})
 	g.api.MountRecords(g.vault, g.access, exch)
