@@ -131,8 +131,12 @@ type ReadRequest struct {
 	// Justification is a break-glass reason (purpose ETREAT). Only its
 	// hash is logged.
 	Justification string
-	// RequestID ties the ledger entry to the transport's request.
+	// RequestID ties the ledger entry to the transport's request: the
+	// gateway's own ID, never one a client chose.
 	RequestID string
+	// ClientRequestID is the caller's own request ID (X-Request-ID), kept
+	// alongside and marked client-supplied.
+	ClientRequestID string
 }
 
 // Result is the outcome of a gated read.
@@ -209,7 +213,9 @@ func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.R
 		}
 		d = consent.Decide(creq, grants, s.now(), s.cfg.Policy)
 	}
-	e, err := ledger.NewEntry(req.Caller.Org, d.LedgerBody(creq, req.RequestID))
+	body := d.LedgerBody(creq, req.RequestID)
+	body.ClientRequestID = req.ClientRequestID
+	e, err := ledger.NewEntry(req.Caller.Org, body)
 	if err != nil {
 		return d, 0, fmt.Errorf("access: access entry: %w", err)
 	}

@@ -100,6 +100,18 @@ func (s *Service) checkGrantee(ctx context.Context, g consent.Grantee) error {
 	}
 	org, err := s.cfg.Orgs.Org(ctx, g.Org)
 	if errors.Is(err, auth.ErrUnknownOrg) {
+		// The registry is a projection: in a consortium the org may have
+		// been registered at another node a moment ago. Catch up once.
+		size, serr := s.cfg.Log.Size(ctx)
+		if serr == nil {
+			serr = s.cfg.Sync.Sync(ctx, size)
+		}
+		if serr != nil {
+			return fmt.Errorf("access: catch up the registry: %w", serr)
+		}
+		org, err = s.cfg.Orgs.Org(ctx, g.Org)
+	}
+	if errors.Is(err, auth.ErrUnknownOrg) {
 		return &GranteeError{Field: "grantee.org", Message: fmt.Sprintf("no organisation %q is registered", g.Org)}
 	}
 	if err != nil {

@@ -143,12 +143,13 @@ func (s *Server) fail(c *gin.Context, err error) {
 	}
 	s.log.LogAttrs(c.Request.Context(), level, "request failed",
 		slog.String("request_id", rid),
+		slog.String("client_request_id", clientRequestID(c)),
 		slog.String("route", c.FullPath()),
 		slog.Int("status", e.Status),
 		slog.String("code", e.Code),
 		slog.String("err", err.Error()),
 	)
-	c.AbortWithStatusJSON(e.Status, errorResponse{Error: e.Code, Message: e.Message, RequestID: rid})
+	c.AbortWithStatusJSON(e.Status, errorResponse{Error: e.Code, Message: e.Message, RequestID: rid, ClientRequestID: clientRequestID(c)})
 }
 
 func (s *Server) classify(err error) *Error {

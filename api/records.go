@@ -194,11 +194,12 @@ func (s *Server) getRecord(c *gin.Context) {
 		return
 	}
 	res, err := s.gate.Read(ctx, access.ReadRequest{
-		Caller:        caller(c),
-		RecordID:      c.Param("id"),
-		Purpose:       consent.Purpose(purpose),
-		Justification: c.GetHeader(HeaderBreakGlass),
-		RequestID:     requestID(c),
+		Caller:          caller(c),
+		RecordID:        c.Param("id"),
+		Purpose:         consent.Purpose(purpose),
+		Justification:   c.GetHeader(HeaderBreakGlass),
+		RequestID:       requestID(c),
+		ClientRequestID: clientRequestID(c),
 	})
 	if err != nil {
 		s.fail(c, err)

@@ -132,7 +132,10 @@ func TestGetRecord(t *testing.T) {
 	if rec.Code != http.StatusOK || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("read: %d %s", rec.Code, rec.Body)
 	}
-	want := access.ReadRequest{Caller: access.Caller{Org: "hosp-b", Kind: "hospital"}, RecordID: recID, Purpose: "TREAT", Justification: "reason", RequestID: "req-9"}
+	want := access.ReadRequest{Caller: access.Caller{Org: "hosp-b", Kind: "hospital"}, RecordID: recID, Purpose: "TREAT", Justification: "reason", RequestID: rec.Header().Get("X-Request-ID"), ClientRequestID: "req-9"}
+	if got.RequestID == "req-9" || got.RequestID == "" {
+		t.Errorf("the gate got the client's request ID %q as the gateway's", got.RequestID)
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("gate request (-want +got):\n%s", diff)
 	}
@@ -151,7 +154,9 @@ func TestGetRecord(t *testing.T) {
 	// A deny and a missing record answer the same.
 	denied := ts.do("GET", "/v1/records/"+recID+"?purpose=HPAYMT", "hosp-b", nil, "X-Request-ID", "r")
 	missing := ts.do("GET", "/v1/records/0b7d0a52-1d1c-4b59-8a2a-00000000dead?purpose=HPAYMT", "hosp-b", nil, "X-Request-ID", "r")
-	if denied.Code != http.StatusNotFound || denied.Body.String() != missing.Body.String() || missing.Code != denied.Code {
+	de, me := errorOf(t, denied), errorOf(t, missing)
+	de.RequestID, me.RequestID = "", "" // the gateway's own, fresh per request
+	if denied.Code != http.StatusNotFound || de != me || missing.Code != denied.Code {
 		t.Errorf("deny %d %s, missing %d %s", denied.Code, denied.Body, missing.Code, missing.Body)
 	}
 	for _, tt := range []struct {

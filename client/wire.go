@@ -12,6 +12,8 @@ type Error struct {
 	Error     string `json:"error"`
 	Message   string `json:"message"`
 	RequestID string `json:"request_id"`
+	// ClientRequestID echoes the caller's X-Request-ID (when well-formed).
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 // TokenResponse is the token endpoint's answer (RFC 6749 section 5.1, and
@@ -174,7 +176,10 @@ type AccessEvent struct {
 	GrantID           string    `json:"grant_id,omitempty"`
 	BreakGlass        bool      `json:"break_glass"`
 	JustificationHash string    `json:"justification_hash,omitempty"`
-	RequestID         string    `json:"request_id"`
+	// RequestID is the gateway's own ID of the request that was decided;
+	// ClientRequestID the caller's X-Request-ID, client-supplied.
+	RequestID       string `json:"request_id"`
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 // EventList is a page of access events, newest first.

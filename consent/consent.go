@@ -190,7 +190,10 @@ type AccessEvent struct {
 	BreakGlass bool
 	// JustificationHash is the hex SHA-256 of a break-glass justification.
 	JustificationHash string
-	RequestID         string
+	// RequestID is the gateway's own request ID; ClientRequestID the
+	// caller's X-Request-ID (client-supplied, proves nothing).
+	RequestID       string
+	ClientRequestID string
 }
 
 // Errors. Storage and validation errors wrap these.

@@ -99,6 +99,7 @@ func AccessEventFromLedger(index uint64, t time.Time, b *ledger.AccessDecided) A
 		BreakGlass:        b.BreakGlass,
 		JustificationHash: b.JustificationHash,
 		RequestID:         b.RequestID,
+		ClientRequestID:   b.ClientRequestID,
 	}
 }
 

@@ -76,7 +76,13 @@ type AccessDecided struct {
 	// JustificationHash is the hex SHA-256 of a break-glass justification:
 	// the free text may hold PHI, so only its hash is logged.
 	JustificationHash string `json:"justification_hash,omitempty"`
-	RequestID         string `json:"request_id"`
+	// RequestID is the gateway's own request ID (random; older entries
+	// may carry a client's).
+	RequestID string `json:"request_id"`
+	// ClientRequestID is the caller's X-Request-ID, if it sent a
+	// well-formed one: client-supplied, so it proves nothing and may
+	// equal another client's.
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 // IssuerRegistered registers a credential issuer's EdDSA (BN254 twisted

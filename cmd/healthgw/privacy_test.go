@@ -72,3 +72,54 @@ func TestGranteeMustExist(t *testing.T) {
 		}
 	})
 }
+
+// lastAccess is the body of the newest access.decided entry.
+func (g *testGateway) lastAccess() *ledger.AccessDecided {
+	g.t.Helper()
+	es := g.entries(ledger.TypeAccessDecided)
+	if len(es) == 0 {
+		g.t.Fatal("no access.decided entry")
+	}
+	return es[len(es)-1].Body.(*ledger.AccessDecided)
+}
+
+// TestRequestIDsAreTheGateways: the request ID on the ledger is the
+// gateway's own; a client's X-Request-ID is kept as client_request_id
+// (bounded, safe charset, else dropped), so one org cannot make its
+// entries carry another's request ID.
+func TestRequestIDsAreTheGateways(t *testing.T) {
+	w := newWorld(t)
+	w.read(w.atok, "TREAT", "X-Request-ID", "corr-a-1")
+	a := w.lastAccess()
+	if a.Requester != "hosp-a" || a.ClientRequestID != "corr-a-1" || a.RequestID == "corr-a-1" || a.RequestID == "" {
+		t.Fatalf("hospital A's entry: request_id %q client_request_id %q", a.RequestID, a.ClientRequestID)
+	}
+	// Hospital B replays A's request ID (the gateway's, seen in the log)
+	// and A's own correlation ID.
+	seen := map[string]bool{a.RequestID: true}
+	for _, reuse := range []string{a.RequestID, "corr-a-1"} {
+		w.read(w.btok, "TREAT", "X-Request-ID", reuse)
+		b := w.lastAccess()
+		if b.Requester != "hosp-b" || seen[b.RequestID] || b.RequestID == reuse {
+			t.Errorf("hospital B's entry carries request ID %q (reused %q)", b.RequestID, reuse)
+		}
+		if b.ClientRequestID != reuse {
+			t.Errorf("client_request_id %q, want %q", b.ClientRequestID, reuse)
+		}
+		seen[b.RequestID] = true
+	}
+	// A malformed or oversized client ID is dropped, never recorded.
+	for _, bad := range []string{"<script>", strings.Repeat("x", 65), "a b", "é"} {
+		w.read(w.btok, "TREAT", "X-Request-ID", bad)
+		if b := w.lastAccess(); b.ClientRequestID != "" || seen[b.RequestID] {
+			t.Errorf("X-Request-ID %q: entry client_request_id %q request_id %q", bad, b.ClientRequestID, b.RequestID)
+		} else {
+			seen[b.RequestID] = true
+		}
+	}
+	// The regulator sees both, the client's marked as such.
+	ev := w.events("/v1/audit/events?org=hosp-a", w.rtok)
+	if len(ev.Events) != 1 || ev.Events[0].RequestID != a.RequestID || ev.Events[0].ClientRequestID != "corr-a-1" {
+		t.Errorf("audit events %+v", ev.Events)
+	}
+}

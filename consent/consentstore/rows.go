@@ -51,6 +51,7 @@ type eventRow struct {
 	BreakGlass        bool   `gorm:"not null;index:idx_consent_events_break_glass,priority:1"`
 	JustificationHash string `gorm:"not null"`
 	RequestID         string `gorm:"not null"`
+	ClientRequestID   string `gorm:"not null;default:''"`
 }
 
 func (eventRow) TableName() string { return "consent_access_events" }
@@ -159,6 +160,7 @@ func eventToRow(e consent.AccessEvent) eventRow {
 		BreakGlass:        e.BreakGlass,
 		JustificationHash: e.JustificationHash,
 		RequestID:         e.RequestID,
+		ClientRequestID:   e.ClientRequestID,
 	}
 }
 
@@ -177,6 +179,7 @@ func rowToEvent(r eventRow) consent.AccessEvent {
 		BreakGlass:        r.BreakGlass,
 		JustificationHash: r.JustificationHash,
 		RequestID:         r.RequestID,
+		ClientRequestID:   r.ClientRequestID,
 	}
 }
 
