@@ -2,8 +2,10 @@ package access
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,12 +159,22 @@ type Result struct {
 // access.decided and waits for it to be durable, and only then decrypts.
 // The holder always may read its own records (logged as permit.holder).
 //
-// A deny, and a record that does not exist, are both ErrNotFound. If the
-// decision cannot be logged nothing is served: the ledger's error is
-// returned (wrapping, e.g., ledger.ErrUnavailable).
+// A deny, and a record that does not exist, are both ErrNotFound, and up
+// to the response they do the same work: a read of a missing (or pending,
+// or shredded) record still loads grants, for a placeholder patient with
+// the same queries, and appends access.decided with reason
+// consent.ReasonDenyNotFound (no patient, no category), so that probing
+// for record IDs shows in the regulator's audit and takes as long as a
+// denied read. The holder's own read loads grants too. If the decision
+// cannot be logged nothing is served: the ledger's error is returned
+// (wrapping, e.g., ledger.ErrUnavailable).
 func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
-	var res Result
+	var (
+		res    Result
+		called bool
+	)
 	rec, content, err := s.cfg.Vault.Read(ctx, req.RecordID, func(r records.Record) error {
+		called = true
 		d, idx, err := s.decideAndLog(ctx, req, r)
 		if err != nil {
 			return err
@@ -173,11 +185,54 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrNotFound) && !called {
+		d, idx, lerr := s.decideAndLog(ctx, req, missingRecord(req.RecordID))
+		if lerr != nil {
+			return res, lerr
+		}
+		res.Decision, res.Index, res.Logged = d, idx, true
+		return res, ErrNotFound
+	}
 	if err != nil {
 		return res, err
 	}
 	res.Record, res.Content = rec, content
 	return res, nil
+}
+
+// placeholderPatient is the pseudonym the grants of a read of a missing
+// record are loaded for: of the pseudonyms' form (so the queries and the
+// indexes used are those of a real read), and no patient's (pseudonyms
+// are HMAC outputs).
+const placeholderPatient = "ps_0000000000000000000000000000000000000000000000000000000000000000"
+
+// maxLoggedID bounds the record ID a not-found decision logs; longer or
+// unsafe IDs (never a record's) are logged as invalidRecordID.
+const (
+	maxLoggedID     = 128
+	invalidRecordID = "invalid-id"
+)
+
+// missingRecord is the stand-in a read of a record that does not exist
+// decides on: no holder, the placeholder patient, and the ID asked for
+// when it is safe to log.
+func missingRecord(id string) records.Record {
+	if !safeID(id) {
+		id = invalidRecordID
+	}
+	return records.Record{ID: id, Patient: placeholderPatient}
+}
+
+func safeID(id string) bool {
+	if id == "" || len(id) > maxLoggedID {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 // consentRequest is the consent.Request for caller reading r.
@@ -203,15 +258,20 @@ func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.R
 	mu.RLock()
 	defer mu.RUnlock()
 	creq := consentRequest(req.Caller, r, req.Purpose, req.Justification)
-	var d consent.Decision
-	if r.Holder == req.Caller.Org {
+	// Grants are loaded on every path (the holder's own read, a missing
+	// record), so that no path does less work than a denied read.
+	grants, err := s.cfg.Grants.GrantsFor(ctx, r.Patient, req.Caller.Org, req.Caller.Kind)
+	if err != nil {
+		return consent.Decision{}, 0, fmt.Errorf("access: load grants: %w", err)
+	}
+	d := consent.Decide(creq, grants, s.now(), s.cfg.Policy)
+	switch {
+	case r.Holder == "":
+		// The record does not exist: nothing about a patient is logged.
+		creq.Patient, creq.Category, creq.ResourceType = "", "", ""
+		d = consent.Decision{Effect: consent.Deny, Reason: consent.ReasonDenyNotFound, BreakGlass: d.BreakGlass}
+	case r.Holder == req.Caller.Org:
 		d = consent.Decision{Effect: consent.Permit, Reason: consent.ReasonPermitHolder}
-	} else {
-		grants, err := s.cfg.Grants.GrantsFor(ctx, r.Patient, req.Caller.Org, req.Caller.Kind)
-		if err != nil {
-			return d, 0, fmt.Errorf("access: load grants: %w", err)
-		}
-		d = consent.Decide(creq, grants, s.now(), s.cfg.Policy)
 	}
 	body := d.LedgerBody(creq, req.RequestID)
 	body.ClientRequestID = req.ClientRequestID
@@ -246,22 +306,22 @@ func (s *Service) Readable(ctx context.Context, req ListRequest) ([]records.Reco
 	if err != nil {
 		return nil, err
 	}
-	var (
-		grants []consent.Grant
-		loaded bool
-		out    []records.Record
-	)
+	// Grants are always loaded, whether the patient has records or not,
+	// and whoever holds them: a listing takes the same work either way.
+	patient := placeholderPatient
+	if len(all) > 0 {
+		patient = all[0].Patient // every record here has the same patient
+	}
+	grants, err := s.cfg.Grants.GrantsFor(ctx, patient, req.Caller.Org, req.Caller.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("access: load grants: %w", err)
+	}
+	var out []records.Record
 	now := s.now()
 	for _, r := range all {
 		if r.Holder == req.Caller.Org {
 			out = append(out, r)
 			continue
-		}
-		if !loaded { // every record here has the same patient
-			if grants, err = s.cfg.Grants.GrantsFor(ctx, r.Patient, req.Caller.Org, req.Caller.Kind); err != nil {
-				return nil, fmt.Errorf("access: load grants: %w", err)
-			}
-			loaded = true
 		}
 		if consent.Decide(consentRequest(req.Caller, r, req.Purpose, ""), grants, now, s.cfg.Policy).Permitted() {
 			out = append(out, r)

@@ -82,6 +82,10 @@ func TestRead(t *testing.T) {
 		wantErr error
 		reason  consent.Reason // "" when nothing is logged
 		glass   bool
+		// missing: the record does not exist; loggedID is the record ID
+		// logged ("" for the one asked for).
+		missing  bool
+		loggedID string
 	}{
 		{name: "holder reads its own record", req: read(labID, hospA, consent.PurposeTreatment), reason: consent.ReasonPermitHolder},
 		{name: "holder needs no purpose", req: read(labID, hospA, ""), reason: consent.ReasonPermitHolder},
@@ -90,7 +94,10 @@ func TestRead(t *testing.T) {
 		{name: "grant for another purpose", grants: []consent.Grant{labsForB}, req: read(labID, hospB, consent.PurposePayment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyPurpose},
 		{name: "grant for another category", grants: []consent.Grant{labsForB}, req: read(notesID, hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNoGrant},
 		{name: "grant naming another org", grants: []consent.Grant{labsForB}, req: read(labID, verV, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNoGrant},
-		{name: "missing record is not found and not logged", req: read("0b7d0a52-1d1c-4b59-8a2a-00000000dead", hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound},
+		{name: "missing record is a logged not-found", req: read("0b7d0a52-1d1c-4b59-8a2a-00000000dead", hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true},
+		{name: "missing record asked for by a holder", req: read("0b7d0a52-1d1c-4b59-8a2a-00000000dead", hospA, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true},
+		{name: "malformed ID is a logged not-found", req: read("../../etc/passwd\n", hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true, loggedID: "invalid-id"},
+		{name: "oversized ID is a logged not-found", req: read(strings.Repeat("a", 129), hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true, loggedID: "invalid-id"},
 		{name: "break-glass", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, reason: consent.ReasonPermitBreakGlass, glass: true},
 		{name: "break-glass with a short reason", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: "unconscious"}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyBreakGlassJustification, glass: true},
 		{name: "break-glass for a kind the policy excludes", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: verV, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyBreakGlassKind, glass: true},
@@ -106,6 +113,7 @@ func TestRead(t *testing.T) {
 				w.grant(t, "pat-1", g)
 			}
 			before := len(w.log.decoded(t, ledger.TypeAccessDecided))
+			w.proj.resetCalls()
 			res, err := w.Read(t.Context(), tt.req)
 			if err != tt.wantErr { // deny and missing are the very same error
 				t.Fatalf("Read: err = %v, want %v", err, tt.wantErr)
@@ -135,6 +143,17 @@ func TestRead(t *testing.T) {
 				Requester: tt.req.Caller.Org, RecordID: tt.req.RecordID, Patient: pseudonym("pat-1"),
 				Category: ad.Category, Purpose: string(tt.req.Purpose), Decision: string(res.Decision.Effect),
 				Reason: string(tt.reason), GrantID: res.Decision.GrantID, BreakGlass: tt.glass, RequestID: tt.req.RequestID,
+			}
+			if tt.missing {
+				want.Patient, want.Category, want.Decision = "", "", string(consent.Deny)
+				if tt.loggedID != "" {
+					want.RecordID = tt.loggedID
+				}
+			}
+			// Every path loads the grants once, as a denied read does:
+			// the holder's own read and a missing record too.
+			if got := w.proj.grantsForCalls(); got != 1 {
+				t.Errorf("the read loaded grants %d times, want 1", got)
 			}
 			if tt.req.Justification != "" {
 				want.JustificationHash = consent.JustificationHash(tt.req.Justification)

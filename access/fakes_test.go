@@ -146,6 +146,19 @@ type projection struct {
 	next   uint64
 	grants []consent.Grant
 	syncs  int
+	calls  int // of GrantsFor
+}
+
+func (p *projection) grantsForCalls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+func (p *projection) resetCalls() {
+	p.mu.Lock()
+	p.calls = 0
+	p.mu.Unlock()
 }
 
 func (p *projection) Sync(ctx context.Context, size uint64) error {
@@ -183,6 +196,7 @@ func (p *projection) Sync(ctx context.Context, size uint64) error {
 func (p *projection) GrantsFor(_ context.Context, patient, org string, kind auth.Kind) ([]consent.Grant, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.calls++
 	var out []consent.Grant
 	for _, g := range p.grants {
 		if g.Patient == patient && g.Grantee.Matches(org, kind) {

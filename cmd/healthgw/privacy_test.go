@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/client"
+	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
 )
@@ -122,4 +129,143 @@ func TestRequestIDsAreTheGateways(t *testing.T) {
 	if len(ev.Events) != 1 || ev.Events[0].RequestID != a.RequestID || ev.Events[0].ClientRequestID != "corr-a-1" {
 		t.Errorf("audit events %+v", ev.Events)
 	}
+}
+
+// TestReadPathsSameWork: a read of a record that does not exist, a denied
+// read, a permitted read and the holder's own read run the very same SQL
+// statements (the record row, both grant queries, the access.decided
+// append) and append one entry each, counted on the real SQLite path as
+// TestGatedReadStatements does. So does a patient listing with and
+// without records held elsewhere.
+func TestReadPathsSameWork(t *testing.T) {
+	dir := t.TempDir()
+	db, err := database.Open(t.Context(), filepath.Join(dir, "healthgw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { database.Close(db) })
+	var counter statementCounter
+	counter.install(t, db)
+	g := newTestGatewayOn(t, db, func(c *serveConfig) { c.DataDir = filepath.Join(dir, "data") })
+	w := &world{testGateway: g}
+	w.atok = g.token(g.register("hosp-a", auth.KindHospital), "")
+	w.btok = g.token(g.register("hosp-b", auth.KindHospital), "")
+	ctok := g.token(g.register("hosp-c", auth.KindHospital), "")
+	w.ptok = g.patientToken("pat-1")
+	w.rec = g.putRecord(w.atok, "pat-1", "labs", "application/fhir+json", json.RawMessage(labFHIR))
+	g.putRecord(w.btok, "pat-2", "labs", "application/fhir+json", json.RawMessage(labFHIR))
+	w.grant(w.ptok, map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "purposes": []string{"TREAT"}})
+	for _, tok := range []string{w.atok, w.btok, ctok} { // first use of a token checks revocations
+		if status, body := w.do("GET", "/v1/whoami", tok, nil); status != http.StatusOK {
+			t.Fatalf("whoami: %d %s", status, body)
+		}
+	}
+	get := func(token, path string) (int, []string, uint64) {
+		t.Helper()
+		var status int
+		before := g.size()
+		sqls := counter.during(func() {
+			req := httptest.NewRequestWithContext(context.WithValue(t.Context(), markKey{}, true), "GET", path, nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			rec := httptest.NewRecorder()
+			g.api.Handler().ServeHTTP(rec, req)
+			status = rec.Code
+		})
+		return status, sqls, g.size() - before
+	}
+	missing := "/v1/records/0b7d0a52-1d1c-4b59-8a2a-00000000dead?purpose=TREAT"
+	record := "/v1/records/" + w.rec.ID + "?purpose=TREAT"
+	cases := []struct {
+		name, token, path string
+		status            int
+	}{
+		{"denied", ctok, record, http.StatusNotFound},
+		{"missing", ctok, missing, http.StatusNotFound},
+		{"permitted", w.btok, record, http.StatusOK},
+		{"holder", w.atok, record, http.StatusOK},
+		{"missing, asked by the holder", w.atok, missing, http.StatusNotFound},
+	}
+	var want []string
+	for i, tt := range cases {
+		status, sqls, appended := get(tt.token, tt.path)
+		if status != tt.status {
+			t.Fatalf("%s: status %d, want %d", tt.name, status, tt.status)
+		}
+		if appended != 1 {
+			t.Errorf("%s: %d ledger appends, want 1", tt.name, appended)
+		}
+		t.Logf("%s: %d statements", tt.name, len(sqls))
+		if i == 0 {
+			want = sqls
+			if len(want) < 4 {
+				t.Fatalf("denied: only %d statements counted:\n  %s", len(want), strings.Join(want, "\n  "))
+			}
+			continue
+		}
+		if diff := cmp.Diff(want, sqls); diff != "" {
+			t.Errorf("%s: statements differ from a denied read (-denied +%s):\n%s", tt.name, tt.name, diff)
+		}
+	}
+
+	// Listings: grants are loaded whether or not the patient has records
+	// held by others, or any records at all.
+	var wantList []string
+	for i, tt := range []struct{ name, token, patient string }{
+		{"records held elsewhere", ctok, "pat-1"},
+		{"only the caller's own records", w.btok, "pat-2"},
+		{"no records", ctok, "pat-nobody"},
+	} {
+		status, sqls, appended := get(tt.token, "/v1/patients/"+tt.patient+"/records?purpose=TREAT")
+		if status != http.StatusOK || appended != 0 {
+			t.Fatalf("%s: status %d, %d appends", tt.name, status, appended)
+		}
+		if i == 0 {
+			wantList = sqls
+			continue
+		}
+		if diff := cmp.Diff(wantList, sqls); diff != "" {
+			t.Errorf("listing, %s: statements differ (-elsewhere +this):\n%s", tt.name, diff)
+		}
+	}
+}
+
+// TestProbeInAudit: a read of a record that does not exist answers as a
+// denied read does and is logged as access.decided deny.not-found, naming
+// the prober and the ID but no patient: the regulator sees the probe, no
+// patient's access log shows it.
+func TestProbeInAudit(t *testing.T) {
+	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		w := newWorld(t, func(c *serveConfig) { c.DB = dsn })
+		const probed = "0b7d0a52-1d1c-4b59-8a2a-00000000beef"
+		status, body := w.do("GET", "/v1/records/"+probed+"?purpose=TREAT", w.btok, nil)
+		ds, db := w.read(w.btok, "TREAT")
+		got, want := decode[apiError](t, body), decode[apiError](t, db)
+		got.RequestID, want.RequestID = "", ""
+		if status != http.StatusNotFound || status != ds || got != want {
+			t.Fatalf("probe %d %+v, denied read %d %+v", status, got, ds, want)
+		}
+		ev := w.events("/v1/audit/events?org=hosp-b&decision=deny", w.rtok)
+		var probes []client.AccessEvent
+		for _, e := range ev.Events {
+			if e.Reason == string(ledger.ReasonNotFound) {
+				probes = append(probes, e)
+			}
+		}
+		if len(probes) != 1 {
+			t.Fatalf("regulator sees %d probes in %+v, want 1", len(probes), ev.Events)
+		}
+		p := probes[0]
+		if p.RecordID != probed || p.Requester != "hosp-b" || p.Decision != "deny" || p.Patient != "" || p.Category != "" || p.Purpose != "TREAT" {
+			t.Errorf("probe event %+v", p)
+		}
+		if len(w.events("/v1/audit/events", w.rtok).Events) != 2 {
+			t.Errorf("the unfiltered audit does not show both decisions")
+		}
+		for _, e := range w.events("/v1/me/access-log", w.ptok).Events {
+			if e.Reason == string(ledger.ReasonNotFound) {
+				t.Errorf("the patient's access log shows another's probe: %+v", e)
+			}
+		}
+		w.verifyLedger()
+	})
 }
