@@ -102,6 +102,13 @@ type CircuitRegistered struct {
 }
 
 // ProofVerified logs the outcome of one proof verification.
+//
+// Issuer and Nullifier are what a valid proof proved (Proven true). A
+// refused proof proved nothing: it leaves them empty and logs what it
+// claimed as ClaimedIssuer and ClaimedNullifier, with Proven false, so
+// nobody takes a claimed nullifier for a proven one. Entries written
+// before Proven existed have it absent (nil) and carry the claimed values
+// in Issuer and Nullifier, unmarked.
 type ProofVerified struct {
 	Verifier  string            `json:"verifier"`
 	Statement string            `json:"statement"`
@@ -111,6 +118,11 @@ type ProofVerified struct {
 	Valid     bool              `json:"valid"`
 	Reason    string            `json:"reason,omitempty"`
 	Challenge string            `json:"challenge"`
+	// Proven says whether Issuer and Nullifier are proven (nil in entries
+	// older than the field).
+	Proven           *bool  `json:"proven,omitempty"`
+	ClaimedIssuer    string `json:"claimed_issuer,omitempty"`
+	ClaimedNullifier string `json:"claimed_nullifier,omitempty"`
 }
 
 func typeOf(body any) (Type, bool) {

@@ -21,6 +21,7 @@ import (
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authstore"
+	"github.com/healthgw/healthgw/circuits"
 	"github.com/healthgw/healthgw/circuits/eligibility"
 	"github.com/healthgw/healthgw/circuits/zkstore"
 	"github.com/healthgw/healthgw/consent"
@@ -39,6 +40,10 @@ import (
 // pseudonymKeyFile holds the ledger secret behind patient pseudonyms,
 // under the data directory. Every consortium node must share it.
 const pseudonymKeyFile = "keys/pseudonym.key"
+
+// challengeKeyFile holds the Ed25519 seed of the key that signs
+// zero-knowledge proof challenges, under the data directory.
+const challengeKeyFile = "keys/challenge.key"
 
 // backend is a ledger backend as the gateway uses it.
 type backend interface {
@@ -60,12 +65,14 @@ type gateway struct {
 	zkKeys   *eligibility.KeyDir
 	pseud    *ledger.Pseudonymizer
 	signKey  *auth.SigningKey
-	devIdP   *auth.DevIdP
-	vkey     string // checkpoint verifier key (note text)
-	access   *access.Service
-	api      *api.Server
-	clock    clock
-	closers  []func() error // run in reverse order by close
+	// challengeKey signs zero-knowledge proof challenges.
+	challengeKey ed25519.PrivateKey
+	devIdP       *auth.DevIdP
+	vkey         string // checkpoint verifier key (note text)
+	access       *access.Service
+	api          *api.Server
+	clock        clock
+	closers      []func() error // run in reverse order by close
 	// witnesses submits checkpoints to the configured witnesses (nil:
 	// none); serve runs it.
 	witnesses *witness.Submitter
@@ -137,6 +144,14 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if g.pseud, err = ledger.NewPseudonymizer(secret); err != nil {
 		return err
 	}
+	seed, fresh, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, challengeKeyFile), ed25519.SeedSize)
+	if err != nil {
+		return fmt.Errorf("challenge key: %w", err)
+	}
+	if fresh {
+		created = append(created, "challenge signing key "+filepath.Join(cfg.DataDir, challengeKeyFile))
+	}
+	g.challengeKey = ed25519.NewKeyFromSeed(seed)
 	if cfg.DevIdP {
 		if g.devIdP, err = auth.LoadOrCreateDevIdP(auth.DevIdPKeyPath(cfg.DataDir)); err != nil {
 			return fmt.Errorf("development IdP key: %w", err)
@@ -202,7 +217,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	jwks, err := gatewayJWKS(g.signKey, vkey)
+	jwks, err := gatewayJWKS(g.signKey, vkey, g.challengeKey.Public().(ed25519.PublicKey))
 	if err != nil {
 		return err
 	}
@@ -302,7 +317,7 @@ func (g *gateway) close() error {
 // gatewayJWKS is the gateway's public JWK Set: the access-token key and the
 // checkpoint key (as an Ed25519 OKP key whose kid is the note key's
 // name+hash).
-func gatewayJWKS(k *auth.SigningKey, vkey string) (jwk.Set, error) {
+func gatewayJWKS(k *auth.SigningKey, vkey string, challenge ed25519.PublicKey) (jwk.Set, error) {
 	set := jwk.NewSet()
 	if err := set.AddKey(k.Public()); err != nil {
 		return nil, err
@@ -325,6 +340,18 @@ func gatewayJWKS(k *auth.SigningKey, vkey string) (jwk.Set, error) {
 		}
 	}
 	if err := set.AddKey(cp); err != nil {
+		return nil, err
+	}
+	ck, err := jwk.Import(challenge)
+	if err != nil {
+		return nil, fmt.Errorf("challenge key: %w", err)
+	}
+	for name, v := range map[string]any{jwk.KeyIDKey: circuits.ChallengeKeyID, jwk.KeyUsageKey: "sig", jwk.AlgorithmKey: "EdDSA"} {
+		if err := ck.Set(name, v); err != nil {
+			return nil, err
+		}
+	}
+	if err := set.AddKey(ck); err != nil {
 		return nil, err
 	}
 	return set, nil
