@@ -60,6 +60,14 @@ type Orgs interface {
 	Org(ctx context.Context, id string) (auth.Org, error)
 }
 
+// Justifications keeps the openings of break-glass justification
+// commitments where only regulators can read them
+// (justificationstore.Store).
+type Justifications interface {
+	// Put stores j durably, keyed by its commitment.
+	Put(ctx context.Context, j ledger.Justification) error
+}
+
 // Syncer brings the projections up to date with the log
 // (ledger.Follower).
 type Syncer interface {
@@ -67,14 +75,15 @@ type Syncer interface {
 }
 
 // Config holds a Service's dependencies and settings. Vault, Grants,
-// Orgs, Log and Sync are required; zero settings take the documented
-// defaults.
+// Orgs, Justifications, Log and Sync are required; zero settings take the
+// documented defaults.
 type Config struct {
-	Vault  Vault
-	Grants Grants
-	Orgs   Orgs
-	Log    Log
-	Sync   Syncer
+	Vault          Vault
+	Grants         Grants
+	Orgs           Orgs
+	Justifications Justifications
+	Log            Log
+	Sync           Syncer
 	// Policy is the break-glass policy handed to consent.Decide (the zero
 	// Policy disables break-glass).
 	Policy consent.Policy
@@ -93,7 +102,7 @@ type Service struct {
 // New returns a Service. A nil required dependency is a programming error
 // and panics.
 func New(cfg Config) *Service {
-	if cfg.Vault == nil || cfg.Grants == nil || cfg.Orgs == nil || cfg.Log == nil || cfg.Sync == nil {
+	if cfg.Vault == nil || cfg.Grants == nil || cfg.Orgs == nil || cfg.Justifications == nil || cfg.Log == nil || cfg.Sync == nil {
 		panic("access.New: nil dependency")
 	}
 	if cfg.Now == nil {
@@ -130,8 +139,9 @@ type ReadRequest struct {
 	// Purpose is the declared purpose of use ("" is none, which no grant
 	// covers).
 	Purpose consent.Purpose
-	// Justification is a break-glass reason (purpose ETREAT). Only its
-	// hash is logged.
+	// Justification is a break-glass reason (purpose ETREAT). The ledger
+	// gets only a salted commitment to it; the opening (salt and reason)
+	// is kept for regulators (Config.Justifications). Never logged.
 	Justification string
 	// RequestID ties the ledger entry to the transport's request: the
 	// gateway's own ID, never one a client chose.
@@ -173,9 +183,16 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 		res    Result
 		called bool
 	)
+	// A justification is committed to, and its opening stored, before
+	// anything else: the same work whether the record exists or not, and
+	// no decision is logged whose reason a regulator could not open.
+	jc, err := s.commitJustification(ctx, req.Justification)
+	if err != nil {
+		return res, err
+	}
 	rec, content, err := s.cfg.Vault.Read(ctx, req.RecordID, func(r records.Record) error {
 		called = true
-		d, idx, err := s.decideAndLog(ctx, req, r)
+		d, idx, err := s.decideAndLog(ctx, req, r, jc)
 		if err != nil {
 			return err
 		}
@@ -186,7 +203,7 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 		return nil
 	})
 	if errors.Is(err, ErrNotFound) && !called {
-		d, idx, lerr := s.decideAndLog(ctx, req, missingRecord(req.RecordID))
+		d, idx, lerr := s.decideAndLog(ctx, req, missingRecord(req.RecordID), jc)
 		if lerr != nil {
 			return res, lerr
 		}
@@ -198,6 +215,41 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 	}
 	res.Record, res.Content = rec, content
 	return res, nil
+}
+
+// ErrInvalidJustification is a break-glass justification that cannot be
+// committed to: longer than ledger.MaxJustificationLength bytes, or not
+// UTF-8. It is bad input; nothing is read or logged.
+var ErrInvalidJustification = errors.New("access: invalid break-glass justification")
+
+// JustificationError is ErrInvalidJustification with a message for the
+// caller.
+type JustificationError struct{ Message string }
+
+func (e *JustificationError) Error() string {
+	return "access: invalid break-glass justification: " + e.Message
+}
+
+// Unwrap returns ErrInvalidJustification.
+func (e *JustificationError) Unwrap() error { return ErrInvalidJustification }
+
+// PublicMessage is the text a transport may show the caller.
+func (e *JustificationError) PublicMessage() string { return "Break-glass reason: " + e.Message + "." }
+
+// commitJustification returns the hex commitment to a break-glass reason
+// ("" for none), after storing its opening.
+func (s *Service) commitJustification(ctx context.Context, reason string) (string, error) {
+	if reason == "" {
+		return "", nil
+	}
+	j, err := ledger.NewJustification(reason)
+	if err != nil {
+		return "", &JustificationError{Message: fmt.Sprintf("must be at most %d bytes of UTF-8", ledger.MaxJustificationLength)}
+	}
+	if err := s.cfg.Justifications.Put(ctx, j); err != nil {
+		return "", fmt.Errorf("access: keep the break-glass justification: %w", err)
+	}
+	return ledger.JustificationCommitment(j.Salt, j.Reason).String(), nil
 }
 
 // placeholderPatient is the pseudonym the grants of a read of a missing
@@ -253,7 +305,7 @@ func consentRequest(c Caller, r records.Record, purpose consent.Purpose, justifi
 // decideAndLog decides req on r and appends the decision, holding r's
 // patient stripe shared from loading the grants until the entry is
 // durable.
-func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.Record) (consent.Decision, uint64, error) {
+func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.Record, justificationCommitment string) (consent.Decision, uint64, error) {
 	mu := s.locks.of(r.Patient)
 	mu.RLock()
 	defer mu.RUnlock()
@@ -275,6 +327,7 @@ func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.R
 	}
 	body := d.LedgerBody(creq, req.RequestID)
 	body.ClientRequestID = req.ClientRequestID
+	body.JustificationCommitment = justificationCommitment
 	e, err := ledger.NewEntry(req.Caller.Org, body)
 	if err != nil {
 		return d, 0, fmt.Errorf("access: access entry: %w", err)

@@ -141,13 +141,13 @@ func TestConsentChangeFailures(t *testing.T) {
 	w.log.setFail(nil)
 
 	bad := &failingSync{err: errors.New("projection broken")}
-	svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Log: w.log, Sync: bad})
+	svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: w.log, Sync: bad})
 	if _, _, err := svc.Grant(t.Context(), pseudonym("pat-1"), treatB); !errors.Is(err, bad.err) {
 		t.Errorf("failed projection: %v", err)
 	}
 
 	stuck := &waitingLog{memLog: w.log, release: make(chan struct{}), waiting: make(chan struct{}, 1)}
-	svc = access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Log: stuck, Sync: w.proj, ReceiptTimeout: time.Millisecond})
+	svc = access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: stuck, Sync: w.proj, ReceiptTimeout: time.Millisecond})
 	if _, _, err := svc.Grant(t.Context(), pseudonym("pat-1"), treatB); !errors.Is(err, ledger.ErrUnavailable) {
 		t.Errorf("no checkpoint in time: %v, want unavailable", err)
 	}
@@ -188,7 +188,7 @@ var _ ledger.CheckpointWaiter = (*waitingLog)(nil)
 func TestGrantWaitsForCheckpoint(t *testing.T) {
 	w := newWorld(t, consent.Policy{})
 	l := &waitingLog{memLog: w.log, waiting: make(chan struct{}, 1), release: make(chan struct{})}
-	svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Log: l, Sync: w.proj, Now: func() time.Time { return t0 }, ReceiptTimeout: time.Hour})
+	svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: l, Sync: w.proj, Now: func() time.Time { return t0 }, ReceiptTimeout: time.Hour})
 	type result struct {
 		g   consent.Grant
 		rc  access.Receipt
@@ -268,7 +268,7 @@ func TestGrantGranteeMustExist(t *testing.T) {
 	t.Run("registry unavailable", func(t *testing.T) {
 		w := newWorld(t, consent.Policy{})
 		broken := errors.New("registry down")
-		svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: failingOrgs{broken}, Log: w.log, Sync: w.proj})
+		svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: failingOrgs{broken}, Justifications: w.justs, Log: w.log, Sync: w.proj})
 		_, _, err := svc.Grant(t.Context(), pseudonym("pat-1"), treatB)
 		if !errors.Is(err, broken) || errors.Is(err, consent.ErrInvalidGrant) {
 			t.Fatalf("err = %v, want the registry's error, not bad input", err)

@@ -316,3 +316,35 @@ func (o orgs) Org(_ context.Context, id string) (auth.Org, error) {
 
 // testOrgs are the organisations the tests' grants may name.
 var testOrgs = orgs{"hosp-a": auth.KindHospital, "hosp-b": auth.KindHospital, "hosp-c": auth.KindHospital, "ins-v": auth.KindVerifier, "reg-r": auth.KindRegulator}
+
+// justifications is an in-memory store of justification openings.
+type justifications struct {
+	mu   sync.Mutex
+	byC  map[string]ledger.Justification
+	fail error
+}
+
+func (j *justifications) Put(_ context.Context, o ledger.Justification) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fail != nil {
+		return j.fail
+	}
+	if j.byC == nil {
+		j.byC = map[string]ledger.Justification{}
+	}
+	j.byC[ledger.JustificationCommitment(o.Salt, o.Reason).String()] = o
+	return nil
+}
+
+func (j *justifications) Openings(_ context.Context, cs []string) (map[string]ledger.Justification, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := map[string]ledger.Justification{}
+	for _, c := range cs {
+		if o, ok := j.byC[c]; ok {
+			out[c] = o
+		}
+	}
+	return out, nil
+}

@@ -259,6 +259,7 @@ func viewEvent(e consent.AccessEvent) accessEventView {
 		Patient: e.Patient, Category: e.Category, Purpose: string(e.Purpose), Decision: string(e.Decision),
 		Reason: string(e.Reason), GrantID: e.GrantID, BreakGlass: e.BreakGlass,
 		JustificationHash: e.JustificationHash, RequestID: e.RequestID,
+		JustificationCommitment: e.JustificationCommitment, Justification: e.Justification,
 		ClientRequestID: e.ClientRequestID,
 	}
 }

@@ -75,6 +75,7 @@ var errorTable = []errorRule{
 	{target: ledger.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "No such entry or tree size."},
 
 	// Bad input.
+	{target: access.ErrInvalidJustification, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid break-glass reason.", public: true},
 	{target: access.ErrInvalidGrantee, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid grantee.", public: true},
 	{target: consent.ErrInvalidGrant, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid consent.", public: true},
 	{target: consent.ErrInvalidCursor, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid cursor."},

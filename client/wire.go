@@ -176,6 +176,11 @@ type AccessEvent struct {
 	GrantID           string    `json:"grant_id,omitempty"`
 	BreakGlass        bool      `json:"break_glass"`
 	JustificationHash string    `json:"justification_hash,omitempty"`
+	// JustificationCommitment is the salted commitment to a break-glass
+	// reason; Justification the reason itself, shown to regulators only,
+	// checked against the commitment.
+	JustificationCommitment string `json:"justification_commitment,omitempty"`
+	Justification           string `json:"justification,omitempty"`
 	// RequestID is the gateway's own ID of the request that was decided;
 	// ClientRequestID the caller's X-Request-ID, client-supplied.
 	RequestID       string `json:"request_id"`

@@ -73,9 +73,16 @@ type AccessDecided struct {
 	Reason     string `json:"reason"`   // consent.Reason code
 	GrantID    string `json:"grant_id,omitempty"`
 	BreakGlass bool   `json:"break_glass"`
-	// JustificationHash is the hex SHA-256 of a break-glass justification:
-	// the free text may hold PHI, so only its hash is logged.
+	// JustificationHash is the unsalted hex SHA-256 of a break-glass
+	// justification, in entries written before JustificationCommitment
+	// (short or templated reasons fall to a dictionary; no longer written).
 	JustificationHash string `json:"justification_hash,omitempty"`
+	// JustificationCommitment is the hex JustificationCommitment(salt,
+	// reason) of a break-glass justification, with a fresh 32-byte salt
+	// per entry that is never published: the free text may hold PHI and
+	// cannot be guessed and checked. The opening (salt and reason) is kept
+	// off the ledger, for regulators.
+	JustificationCommitment string `json:"justification_commitment,omitempty"`
 	// RequestID is the gateway's own request ID (random; older entries
 	// may carry a client's).
 	RequestID string `json:"request_id"`

@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/access/justificationstore"
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authstore"
@@ -264,14 +265,18 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
+	justifications, err := justificationstore.Open(ctx, g.db)
+	if err != nil {
+		return err
+	}
 	g.access = access.New(access.Config{
-		Vault: g.vault, Grants: g.consent, Orgs: g.registry, Log: g.ledger, Sync: g.follower,
+		Vault: g.vault, Grants: g.consent, Orgs: g.registry, Justifications: justifications, Log: g.ledger, Sync: g.follower,
 		Policy: policy, Now: g.clock.Now,
 	})
 	g.api.MountRecords(g.vault, g.access, exch)
 	g.api.MountConsent(api.ConsentDeps{
 		Changes: g.access,
-		Queries: access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower}),
+		Queries: access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower, Openings: justifications}),
 		Pseud:   g.pseud,
 	})
 

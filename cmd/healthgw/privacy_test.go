@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -267,5 +269,72 @@ func TestProbeInAudit(t *testing.T) {
 			}
 		}
 		w.verifyLedger()
+	})
+}
+
+// TestBreakGlassReasonCommitted: a break-glass reason is on the ledger only
+// as a salted commitment (a short templated reason cannot be found by
+// hashing candidate reasons), the regulator's audit shows the reason
+// opened from it, the patient and the reader never see it, and an
+// oversized reason is a 400 that logs nothing.
+func TestBreakGlassReasonCommitted(t *testing.T) {
+	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		w := newWorld(t, func(c *serveConfig) { c.DB = dsn })
+		const reason = "pt unconscious in ED, need labs" // short, templated
+		for range 2 {
+			if status, body := w.read(w.btok, "ETREAT", HeaderBreakGlassName, reason); status != http.StatusOK {
+				t.Fatalf("break-glass read: %d %s", status, body)
+			}
+		}
+		es := w.entries(ledger.TypeAccessDecided)
+		var published []string
+		for _, e := range es {
+			b := e.Body.(*ledger.AccessDecided)
+			if b.BreakGlass {
+				published = append(published, b.JustificationCommitment)
+				if b.JustificationHash != "" {
+					t.Errorf("an unsalted justification_hash is still written: %s", b.JustificationHash)
+				}
+			}
+			raw, _ := ledger.Encode(e)
+			if strings.Contains(string(raw), "unconscious") {
+				t.Errorf("the ledger holds the reason: %s", raw)
+			}
+		}
+		if len(published) != 2 || published[0] == published[1] || len(published[0]) != 64 {
+			t.Fatalf("published commitments %q: want two distinct digests", published)
+		}
+		for _, guess := range []string{reason, "pt unconscious in ED", "unconscious", reason + "."} {
+			plain := sha256.Sum256([]byte(guess))
+			for _, c := range published {
+				if c == hex.EncodeToString(plain[:]) || c == ledger.JustificationCommitment(ledger.Salt{}, guess).String() {
+					t.Errorf("commitment %s matches the guess %q", c, guess)
+				}
+			}
+		}
+		// The regulator opens it; nobody else sees it.
+		audit := w.events("/v1/audit/events?break_glass=true", w.rtok)
+		if len(audit.Events) != 2 {
+			t.Fatalf("regulator sees %d break-glass events", len(audit.Events))
+		}
+		for _, e := range audit.Events {
+			if e.Justification != reason || (e.JustificationCommitment != published[0] && e.JustificationCommitment != published[1]) {
+				t.Errorf("regulator's event %+v", e)
+			}
+		}
+		for _, e := range w.events("/v1/me/access-log", w.ptok).Events {
+			if e.Justification != "" {
+				t.Errorf("the patient's access log shows the reason: %+v", e)
+			}
+		}
+		// An oversized reason: 400 before any read, nothing logged.
+		before := w.size()
+		status, body := w.read(w.btok, "ETREAT", HeaderBreakGlassName, strings.Repeat("r", ledger.MaxJustificationLength+1))
+		if e := decode[apiError](t, body); status != http.StatusBadRequest || !strings.HasPrefix(e.Message, "Break-glass reason: ") {
+			t.Errorf("oversized reason: %d %+v", status, e)
+		}
+		if w.size() != before {
+			t.Errorf("an oversized reason appended entries")
+		}
 	})
 }
