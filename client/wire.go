@@ -52,11 +52,14 @@ type RecordCreated struct {
 	LedgerIndex uint64 `json:"ledger_index"`
 }
 
-// Record is a record's metadata. Patient is the patient's pseudonym.
+// Record is a record's metadata. Patient is the patient ID the caller
+// named in a listing (GET /v1/patients/{patient}/records), and empty in a
+// read of one record: the gateway never hands out a value that would link
+// a patient across hospitals (such as the ledger pseudonym).
 type Record struct {
 	ID           string    `json:"id"`
 	Holder       string    `json:"holder"`
-	Patient      string    `json:"patient"`
+	Patient      string    `json:"patient,omitempty"`
 	Category     string    `json:"category"`
 	ResourceType string    `json:"resource_type,omitempty"`
 	ContentType  string    `json:"content_type"`
