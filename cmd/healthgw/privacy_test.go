@@ -338,3 +338,54 @@ func TestBreakGlassReasonCommitted(t *testing.T) {
 		}
 	})
 }
+
+// TestNoCrossHospitalPatientValue: nothing the API hands two hospitals
+// links a patient across them: record reads name no patient, listings
+// echo the caller's own patient ID, and consents naming a hospital show
+// the patient under that hospital's own pseudonym.
+func TestNoCrossHospitalPatientValue(t *testing.T) {
+	w := newWorld(t)
+	ctok := w.token(w.register("hosp-c", auth.KindHospital), "")
+	for _, org := range []string{"hosp-b", "hosp-c"} {
+		w.grant(w.ptok, map[string]any{"grantee": map[string]string{"org": org}, "purposes": []string{"TREAT"}})
+	}
+	pseudonym := w.entries(ledger.TypeRecordRegistered)[0].Body.(*ledger.RecordRegistered).Patient
+	seen := map[string]string{}
+	for _, tc := range []struct{ org, tok string }{{"hosp-b", w.btok}, {"hosp-c", ctok}} {
+		status, body := w.read(tc.tok, "TREAT")
+		if status != http.StatusOK {
+			t.Fatalf("%s reads: %d %s", tc.org, status, body)
+		}
+		if rc := decode[client.RecordContent](t, body); rc.Patient != "" {
+			t.Errorf("%s's read names patient %q", tc.org, rc.Patient)
+		}
+		status, body = w.do("GET", "/v1/patients/pat-1/records?purpose=TREAT", tc.tok, nil)
+		if l := decode[client.RecordList](t, body); status != http.StatusOK || len(l.Records) != 1 || l.Records[0].Patient != "pat-1" {
+			t.Errorf("%s's listing: %d %+v", tc.org, status, l)
+		}
+		status, body = w.do("GET", "/v1/consents", tc.tok, nil)
+		cl := decode[client.ConsentList](t, body)
+		if status != http.StatusOK || len(cl.Consents) != 1 {
+			t.Fatalf("%s's consents: %d %s", tc.org, status, body)
+		}
+		p := cl.Consents[0].Patient
+		status, body = w.do("GET", "/v1/consents/"+cl.Consents[0].ID, tc.tok, nil)
+		if one := decode[client.Consent](t, body); status != http.StatusOK || one.Patient != p {
+			t.Errorf("%s's consent by ID names %q, the list %q", tc.org, one.Patient, p)
+		}
+		if p == "" || p == pseudonym || strings.Contains(string(body), pseudonym) {
+			t.Errorf("%s is shown the ledger pseudonym or nothing: %q", tc.org, p)
+		}
+		for other, v := range seen {
+			if v == p {
+				t.Errorf("%s and %s are shown the same patient value %q", tc.org, other, p)
+			}
+		}
+		seen[tc.org] = p
+	}
+	// The patient sees their own grants as before.
+	status, body := w.do("GET", "/v1/consents", w.ptok, nil)
+	if cl := decode[client.ConsentList](t, body); status != http.StatusOK || len(cl.Consents) != 2 || cl.Consents[0].Patient != pseudonym {
+		t.Errorf("the patient's consents: %d %s", status, body)
+	}
+}
