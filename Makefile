@@ -12,7 +12,7 @@ BENCHTIME ?= 1s
 # 10-minute timeout.
 export HEALTHGW_LONG_TESTS ?= 1
 
-.PHONY: run build release test bench soak lint fmt demo testnet clean interop-deps
+.PHONY: run build release test bench soak timing lint fmt demo testnet clean interop-deps
 
 run: build
 	./$(BIN) serve
@@ -36,8 +36,14 @@ test:
 	$(GO) test $(TESTFLAGS) ./...
 	$(GO) test -count=1 -timeout 25m -run '^TestFullCeremony$$' ./circuits/ceremony/
 
-bench:
+bench: timing
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...
+
+# The statistical side-channel test of the read path (missing vs denied
+# reads, with control pairs; sign test, no absolute thresholds). Behind
+# the timing build tag so that `make test` and CI stay deterministic.
+timing:
+	$(GO) test -tags timing -run '^TestReadTiming$$' -count=1 -v -timeout 10m ./cmd/healthgw
 
 lint:
 	$(GO) vet ./...

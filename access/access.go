@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,23 @@ type Log interface {
 	ledger.Prover
 }
 
+// Orgs is the organisation registry as the consent changes read it
+// (registrystore.Store): a grant may only name an organisation that is
+// registered, of a kind that can be a grantee.
+type Orgs interface {
+	// Org returns the organisation registered under id, or an error
+	// wrapping auth.ErrUnknownOrg if there is none.
+	Org(ctx context.Context, id string) (auth.Org, error)
+}
+
+// Justifications keeps the openings of break-glass justification
+// commitments where only regulators can read them
+// (justificationstore.Store).
+type Justifications interface {
+	// Put stores j durably, keyed by its commitment.
+	Put(ctx context.Context, j ledger.Justification) error
+}
+
 // Syncer brings the projections up to date with the log
 // (ledger.Follower).
 type Syncer interface {
@@ -79,13 +97,16 @@ const DefaultHeadTimeout = 5 * time.Second
 // read can be retried). It wraps ledger.ErrUnavailable.
 var ErrNotCaughtUp = fmt.Errorf("access: ledger not caught up: %w", ledger.ErrUnavailable)
 
-// Config holds a Service's dependencies and settings. Vault, Grants, Log
-// and Sync are required; zero settings take the documented defaults.
+// Config holds a Service's dependencies and settings. Vault, Grants,
+// Orgs, Justifications, Log and Sync are required; zero settings take the
+// documented defaults.
 type Config struct {
-	Vault  Vault
-	Grants Grants
-	Log    Log
-	Sync   Syncer
+	Vault          Vault
+	Grants         Grants
+	Orgs           Orgs
+	Justifications Justifications
+	Log            Log
+	Sync           Syncer
 	// Head, if set, is where reads and revocations decide: before each,
 	// the projections are synced up to Head (see DefaultHeadTimeout).
 	// Nil decides on the projections as they are (one node, where every
@@ -115,7 +136,7 @@ type Service struct {
 // New returns a Service. A nil required dependency is a programming error
 // and panics.
 func New(cfg Config) *Service {
-	if cfg.Vault == nil || cfg.Grants == nil || cfg.Log == nil || cfg.Sync == nil {
+	if cfg.Vault == nil || cfg.Grants == nil || cfg.Orgs == nil || cfg.Justifications == nil || cfg.Log == nil || cfg.Sync == nil {
 		panic("access.New: nil dependency")
 	}
 	if cfg.Now == nil {
@@ -190,15 +211,20 @@ type ReadRequest struct {
 	// Purpose is the declared purpose of use ("" is none, which no grant
 	// covers).
 	Purpose consent.Purpose
-	// Justification is a break-glass reason (purpose ETREAT). Only its
-	// hash is logged.
+	// Justification is a break-glass reason (purpose ETREAT). The ledger
+	// gets only a salted commitment to it; the opening (salt and reason)
+	// is kept for regulators (Config.Justifications). Never logged.
 	Justification string
-	// RequestID ties the ledger entry to the transport's request.
+	// RequestID ties the ledger entry to the transport's request: the
+	// gateway's own ID, never one a client chose.
 	RequestID string
 	// ResourceType, when set, is the FHIR resource type the caller asks
 	// for (GET /fhir/Observation/{id}): a record of another type is
 	// ErrNotFound, before anything is decided or logged.
 	ResourceType string
+	// ClientRequestID is the caller's own request ID (X-Request-ID), kept
+	// alongside and marked client-supplied.
+	ClientRequestID string
 }
 
 // Result is the outcome of a gated read.
@@ -220,26 +246,42 @@ type Result struct {
 // access.decided and waits for it to be durable, and only then decrypts.
 // The holder always may read its own records (logged as permit.holder).
 //
-// A deny, and a record that does not exist, are both ErrNotFound. If the
-// decision cannot be logged nothing is served: the ledger's error is
-// returned (wrapping, e.g., ledger.ErrUnavailable).
+// A deny, and a record that does not exist, are both ErrNotFound, and up
+// to the response they do the same work: a read of a missing (or pending,
+// or shredded) record still loads grants, for a placeholder patient with
+// the same queries, and appends access.decided with reason
+// consent.ReasonDenyNotFound (no patient, no category), so that probing
+// for record IDs shows in the regulator's audit and takes as long as a
+// denied read. The holder's own read loads grants too. If the decision
+// cannot be logged nothing is served: the ledger's error is returned
+// (wrapping, e.g., ledger.ErrUnavailable).
 //
 // A record whose resource type the caller's token does not cover
 // (Caller.MayRead), or not of the type asked for (ReadRequest.ResourceType),
-// is ErrNotFound before consent is consulted, like a
-// record that does not exist: nothing about the patient's consent was
-// decided, so nothing is logged, and the work is the same as for a
-// missing record.
+// is read exactly as a record that does not exist: nothing of it is
+// decided on, and the not-found decision is logged, so a caller cannot
+// tell a record of another type from no record by the work done.
 func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
-	var res Result
+	var (
+		res    Result
+		called bool
+	)
 	if err := s.atHead(ctx); err != nil {
+		return res, err
+	}
+	// A justification is committed to, and its opening stored, before
+	// anything else: the same work whether the record exists or not, and
+	// no decision is logged whose reason a regulator could not open.
+	jc, err := s.commitJustification(ctx, req.Justification)
+	if err != nil {
 		return res, err
 	}
 	rec, content, err := s.cfg.Vault.Read(ctx, req.RecordID, func(r records.Record) error {
 		if !req.Caller.MayRead(r.ResourceType) || (req.ResourceType != "" && r.ResourceType != req.ResourceType) {
-			return ErrNotFound
+			return ErrNotFound // as if missing: called stays false
 		}
-		d, idx, err := s.decideAndLog(ctx, req, r)
+		called = true
+		d, idx, err := s.decideAndLog(ctx, req, r, jc)
 		if err != nil {
 			return err
 		}
@@ -249,11 +291,89 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrNotFound) && !called {
+		d, idx, lerr := s.decideAndLog(ctx, req, missingRecord(req.RecordID), jc)
+		if lerr != nil {
+			return res, lerr
+		}
+		res.Decision, res.Index, res.Logged = d, idx, true
+		return res, ErrNotFound
+	}
 	if err != nil {
 		return res, err
 	}
 	res.Record, res.Content = rec, content
 	return res, nil
+}
+
+// ErrInvalidJustification is a break-glass justification that cannot be
+// committed to: longer than ledger.MaxJustificationLength bytes, or not
+// UTF-8. It is bad input; nothing is read or logged.
+var ErrInvalidJustification = errors.New("access: invalid break-glass justification")
+
+// JustificationError is ErrInvalidJustification with a message for the
+// caller.
+type JustificationError struct{ Message string }
+
+func (e *JustificationError) Error() string {
+	return "access: invalid break-glass justification: " + e.Message
+}
+
+// Unwrap returns ErrInvalidJustification.
+func (e *JustificationError) Unwrap() error { return ErrInvalidJustification }
+
+// PublicMessage is the text a transport may show the caller.
+func (e *JustificationError) PublicMessage() string { return "Break-glass reason: " + e.Message + "." }
+
+// commitJustification returns the hex commitment to a break-glass reason
+// ("" for none), after storing its opening.
+func (s *Service) commitJustification(ctx context.Context, reason string) (string, error) {
+	if reason == "" {
+		return "", nil
+	}
+	j, err := ledger.NewJustification(reason)
+	if err != nil {
+		return "", &JustificationError{Message: fmt.Sprintf("must be at most %d bytes of UTF-8", ledger.MaxJustificationLength)}
+	}
+	if err := s.cfg.Justifications.Put(ctx, j); err != nil {
+		return "", fmt.Errorf("access: keep the break-glass justification: %w", err)
+	}
+	return ledger.JustificationCommitment(j.Salt, j.Reason).String(), nil
+}
+
+// placeholderPatient is the pseudonym the grants of a read of a missing
+// record are loaded for: of the pseudonyms' form (so the queries and the
+// indexes used are those of a real read), and no patient's (pseudonyms
+// are HMAC outputs).
+const placeholderPatient = "ps_0000000000000000000000000000000000000000000000000000000000000000"
+
+// maxLoggedID bounds the record ID a not-found decision logs; longer or
+// unsafe IDs (never a record's) are logged as invalidRecordID.
+const (
+	maxLoggedID     = 128
+	invalidRecordID = "invalid-id"
+)
+
+// missingRecord is the stand-in a read of a record that does not exist
+// decides on: no holder, the placeholder patient, and the ID asked for
+// when it is safe to log.
+func missingRecord(id string) records.Record {
+	if !safeID(id) {
+		id = invalidRecordID
+	}
+	return records.Record{ID: id, Patient: placeholderPatient}
+}
+
+func safeID(id string) bool {
+	if id == "" || len(id) > maxLoggedID {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 // consentRequest is the consent.Request for caller reading r.
@@ -274,22 +394,30 @@ func consentRequest(c Caller, r records.Record, purpose consent.Purpose, justifi
 // decideAndLog decides req on r and appends the decision, holding r's
 // patient stripe shared from loading the grants until the entry is
 // durable.
-func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.Record) (consent.Decision, uint64, error) {
+func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.Record, justificationCommitment string) (consent.Decision, uint64, error) {
 	mu := s.locks.of(r.Patient)
 	mu.RLock()
 	defer mu.RUnlock()
 	creq := consentRequest(req.Caller, r, req.Purpose, req.Justification)
-	var d consent.Decision
-	if r.Holder == req.Caller.Org {
-		d = consent.Decision{Effect: consent.Permit, Reason: consent.ReasonPermitHolder}
-	} else {
-		grants, err := s.cfg.Grants.GrantsFor(ctx, r.Patient, req.Caller.Org, req.Caller.Kind)
-		if err != nil {
-			return d, 0, fmt.Errorf("access: load grants: %w", err)
-		}
-		d = consent.Decide(creq, grants, s.now(), s.cfg.Policy)
+	// Grants are loaded on every path (the holder's own read, a missing
+	// record), so that no path does less work than a denied read.
+	grants, err := s.cfg.Grants.GrantsFor(ctx, r.Patient, req.Caller.Org, req.Caller.Kind)
+	if err != nil {
+		return consent.Decision{}, 0, fmt.Errorf("access: load grants: %w", err)
 	}
-	e, err := ledger.NewEntry(req.Caller.Org, d.LedgerBody(creq, req.RequestID))
+	d := consent.Decide(creq, grants, s.now(), s.cfg.Policy)
+	switch {
+	case r.Holder == "":
+		// The record does not exist: nothing about a patient is logged.
+		creq.Patient, creq.Category, creq.ResourceType = "", "", ""
+		d = consent.Decision{Effect: consent.Deny, Reason: consent.ReasonDenyNotFound, BreakGlass: d.BreakGlass}
+	case r.Holder == req.Caller.Org:
+		d = consent.Decision{Effect: consent.Permit, Reason: consent.ReasonPermitHolder}
+	}
+	body := d.LedgerBody(creq, req.RequestID)
+	body.ClientRequestID = req.ClientRequestID
+	body.JustificationCommitment = justificationCommitment
+	e, err := ledger.NewEntry(req.Caller.Org, body)
 	if err != nil {
 		return d, 0, fmt.Errorf("access: access entry: %w", err)
 	}
@@ -324,11 +452,17 @@ func (s *Service) Readable(ctx context.Context, req ListRequest) ([]records.Reco
 	if err != nil {
 		return nil, err
 	}
-	var (
-		grants []consent.Grant
-		loaded bool
-		out    []records.Record
-	)
+	// Grants are always loaded, whether the patient has records or not,
+	// and whoever holds them: a listing takes the same work either way.
+	patient := placeholderPatient
+	if len(all) > 0 {
+		patient = all[0].Patient // every record here has the same patient
+	}
+	grants, err := s.cfg.Grants.GrantsFor(ctx, patient, req.Caller.Org, req.Caller.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("access: load grants: %w", err)
+	}
+	var out []records.Record
 	now := s.now()
 	for _, r := range all {
 		if !req.Caller.MayRead(r.ResourceType) {
@@ -337,12 +471,6 @@ func (s *Service) Readable(ctx context.Context, req ListRequest) ([]records.Reco
 		if r.Holder == req.Caller.Org {
 			out = append(out, r)
 			continue
-		}
-		if !loaded { // every record here has the same patient
-			if grants, err = s.cfg.Grants.GrantsFor(ctx, r.Patient, req.Caller.Org, req.Caller.Kind); err != nil {
-				return nil, fmt.Errorf("access: load grants: %w", err)
-			}
-			loaded = true
 		}
 		if consent.Decide(consentRequest(req.Caller, r, req.Purpose, ""), grants, now, s.cfg.Policy).Permitted() {
 			out = append(out, r)

@@ -1,6 +1,8 @@
 package access_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -38,18 +40,19 @@ type world struct {
 	log   *memLog
 	proj  *projection
 	vault *vault
+	justs *justifications
 	now   atomic.Pointer[time.Time]
 }
 
 func newWorld(t *testing.T, policy consent.Policy) *world {
 	t.Helper()
-	w := &world{log: newMemLog(t), vault: &vault{}}
+	w := &world{log: newMemLog(t), vault: &vault{}, justs: &justifications{}}
 	w.proj = &projection{log: w.log}
 	w.setNow(t0)
 	w.vault.put(records.Record{ID: labID, Holder: "hosp-a", Patient: pseudonym("pat-1"), Category: "labs", ResourceType: "Observation", ContentType: "application/fhir+json"}, `{"resourceType":"Observation"}`)
 	w.vault.put(records.Record{ID: notesID, Holder: "hosp-a", Patient: pseudonym("pat-1"), Category: "notes", ContentType: "application/pdf"}, "%PDF")
 	w.Service = access.New(access.Config{
-		Vault: w.vault, Grants: w.proj, Log: w.log, Sync: w.proj, Policy: policy,
+		Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: w.log, Sync: w.proj, Policy: policy,
 		Now: func() time.Time { return *w.now.Load() },
 	})
 	return w
@@ -82,6 +85,10 @@ func TestRead(t *testing.T) {
 		wantErr error
 		reason  consent.Reason // "" when nothing is logged
 		glass   bool
+		// missing: the record does not exist; loggedID is the record ID
+		// logged ("" for the one asked for).
+		missing  bool
+		loggedID string
 	}{
 		{name: "holder reads its own record", req: read(labID, hospA, consent.PurposeTreatment), reason: consent.ReasonPermitHolder},
 		{name: "holder needs no purpose", req: read(labID, hospA, ""), reason: consent.ReasonPermitHolder},
@@ -90,7 +97,10 @@ func TestRead(t *testing.T) {
 		{name: "grant for another purpose", grants: []consent.Grant{labsForB}, req: read(labID, hospB, consent.PurposePayment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyPurpose},
 		{name: "grant for another category", grants: []consent.Grant{labsForB}, req: read(notesID, hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNoGrant},
 		{name: "grant naming another org", grants: []consent.Grant{labsForB}, req: read(labID, verV, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNoGrant},
-		{name: "missing record is not found and not logged", req: read("0b7d0a52-1d1c-4b59-8a2a-00000000dead", hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound},
+		{name: "missing record is a logged not-found", req: read("0b7d0a52-1d1c-4b59-8a2a-00000000dead", hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true},
+		{name: "missing record asked for by a holder", req: read("0b7d0a52-1d1c-4b59-8a2a-00000000dead", hospA, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true},
+		{name: "malformed ID is a logged not-found", req: read("../../etc/passwd\n", hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true, loggedID: "invalid-id"},
+		{name: "oversized ID is a logged not-found", req: read(strings.Repeat("a", 129), hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true, loggedID: "invalid-id"},
 		{name: "break-glass", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, reason: consent.ReasonPermitBreakGlass, glass: true},
 		{name: "break-glass with a short reason", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: "unconscious"}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyBreakGlassJustification, glass: true},
 		{name: "break-glass for a kind the policy excludes", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: verV, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyBreakGlassKind, glass: true},
@@ -106,6 +116,7 @@ func TestRead(t *testing.T) {
 				w.grant(t, "pat-1", g)
 			}
 			before := len(w.log.decoded(t, ledger.TypeAccessDecided))
+			w.proj.resetCalls()
 			res, err := w.Read(t.Context(), tt.req)
 			if err != tt.wantErr { // deny and missing are the very same error
 				t.Fatalf("Read: err = %v, want %v", err, tt.wantErr)
@@ -136,8 +147,24 @@ func TestRead(t *testing.T) {
 				Category: ad.Category, Purpose: string(tt.req.Purpose), Decision: string(res.Decision.Effect),
 				Reason: string(tt.reason), GrantID: res.Decision.GrantID, BreakGlass: tt.glass, RequestID: tt.req.RequestID,
 			}
+			if tt.missing {
+				want.Patient, want.Category, want.Decision = "", "", string(consent.Deny)
+				if tt.loggedID != "" {
+					want.RecordID = tt.loggedID
+				}
+			}
+			// Every path loads the grants once, as a denied read does:
+			// the holder's own read and a missing record too.
+			if got := w.proj.grantsForCalls(); got != 1 {
+				t.Errorf("the read loaded grants %d times, want 1", got)
+			}
 			if tt.req.Justification != "" {
-				want.JustificationHash = consent.JustificationHash(tt.req.Justification)
+				// A salted commitment whose opening the store keeps.
+				want.JustificationCommitment = ad.JustificationCommitment
+				o, ok := w.justs.byC[ad.JustificationCommitment]
+				if !ok || o.Reason != tt.req.Justification || ledger.JustificationCommitment(o.Salt, o.Reason).String() != ad.JustificationCommitment {
+					t.Errorf("no opening of commitment %q for the reason", ad.JustificationCommitment)
+				}
 			}
 			if diff := cmp.Diff(want, ad); diff != "" {
 				t.Errorf("access.decided (-want +got):\n%s", diff)
@@ -340,4 +367,76 @@ func TestRevocationOrdering(t *testing.T) {
 		}
 	}
 	t.Logf("%d reads overlapped the revocation, %d began after it", overlapped.Load(), afterAck.Load())
+}
+
+// TestBreakGlassJustification: a break-glass reason reaches the ledger
+// only as a salted commitment that a dictionary of candidate reasons
+// cannot match (neither by their plain SHA-256, nor by the commitment
+// function without the salt); the opening is stored first, shown to
+// regulators, and an oversized reason or a failed store logs nothing.
+func TestBreakGlassJustification(t *testing.T) {
+	const templated = "pt unconscious, ED, need labs"
+	w := newWorld(t, consent.DefaultPolicy())
+	var commitments []string
+	for range 2 {
+		res, err := w.Read(t.Context(), access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: templated})
+		if err != nil || !res.Decision.BreakGlass {
+			t.Fatalf("break-glass read: %v %+v", err, res.Decision)
+		}
+		es := w.log.decoded(t, ledger.TypeAccessDecided)
+		commitments = append(commitments, es[len(es)-1].Body.(*ledger.AccessDecided).JustificationCommitment)
+	}
+	if commitments[0] == commitments[1] {
+		t.Errorf("the same reason twice gives the same published value %s: not salted", commitments[0])
+	}
+	dictionary := []string{templated, "unconscious", "patient unconscious", "emergency", "pt unconscious, ED, need labs "}
+	for _, c := range commitments {
+		for _, guess := range dictionary {
+			plain := sha256.Sum256([]byte(guess))
+			if c == hex.EncodeToString(plain[:]) || c == ledger.JustificationCommitment(ledger.Salt{}, guess).String() {
+				t.Errorf("published value %s matches the guess %q", c, guess)
+			}
+		}
+		if o, ok := w.justs.byC[c]; !ok || o.Reason != templated {
+			t.Errorf("no opening kept for %s", c)
+		}
+	}
+	// Regulators see the reason, opened from the commitment.
+	store := &queryStore{projection: w.proj, events: []consent.AccessEvent{
+		{Index: 1, JustificationCommitment: commitments[0], BreakGlass: true},
+		{Index: 2},
+		{Index: 3, JustificationCommitment: strings.Repeat("ab", 32), BreakGlass: true}, // no opening kept
+	}}
+	q := access.NewQueries(access.QueriesConfig{Store: store, Pseud: fakePseud{}, Log: w.log, Sync: w.proj, Openings: w.justs})
+	reg := auth.Principal{Org: "reg-r", Kind: auth.KindRegulator, Scopes: []auth.Scope{auth.ScopeAuditRead}}
+	evs, _, err := q.AuditEvents(t.Context(), reg, consent.AuditFilter{}, consent.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].Justification != templated || evs[1].Justification != "" || evs[2].Justification != "" {
+		t.Errorf("regulator's events %+v", evs)
+	}
+	// The patient's access log never carries it.
+	store.events[0].Patient = pseudonym("pat-1")
+	log, _, err := q.AccessLog(t.Context(), auth.Principal{Patient: "pat-1"}, "", consent.Page{})
+	if err != nil || len(log) != 1 || log[0].Justification != "" {
+		t.Errorf("patient's access log %+v, %v", log, err)
+	}
+
+	// An oversized reason is bad input: nothing logged, nothing kept.
+	before, _ := w.log.Size(t.Context())
+	_, err = w.Read(t.Context(), access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: strings.Repeat("x", ledger.MaxJustificationLength+1)})
+	var je *access.JustificationError
+	if !errors.As(err, &je) || !errors.Is(err, access.ErrInvalidJustification) {
+		t.Errorf("oversized reason: %v", err)
+	}
+	// A store that cannot keep the opening fails the read before any
+	// decision is logged.
+	w.justs.fail = errors.New("store down")
+	if _, err := w.Read(t.Context(), access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: templated}); !errors.Is(err, w.justs.fail) {
+		t.Errorf("failed store: %v", err)
+	}
+	if after, _ := w.log.Size(t.Context()); after != before || w.vault.decryptedCount() != 2 {
+		t.Errorf("refused reads appended %d entries, decrypted %d", after-before, w.vault.decryptedCount())
+	}
 }

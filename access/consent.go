@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
@@ -49,7 +52,83 @@ func (s *Service) Grant(ctx context.Context, patient string, g consent.Grant) (c
 	if err := g.Validate(consent.Rules{ValidCategory: records.ValidCategory, Now: now}); err != nil {
 		return consent.Grant{}, Receipt{}, err
 	}
+	if err := s.checkGrantee(ctx, g.Grantee); err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
 	return s.change(ctx, patient, g.ID, g.LedgerBody())
+}
+
+// GranteeKinds are the organisation kinds a grant may name, alone or as
+// the kind of the one org it names: only hospitals read records (the
+// records.read scope is a hospital's). A grant to a verifier or a
+// regulator would be a promise nobody can use, or a later surprise.
+var GranteeKinds = []auth.Kind{auth.KindHospital}
+
+// ErrInvalidGrantee is wrapped by GranteeError: a grant names an
+// organisation that is not registered, or a kind that cannot be a
+// grantee. It also wraps consent.ErrInvalidGrant, so it is bad input.
+var ErrInvalidGrantee = errors.New("access: invalid grantee")
+
+// GranteeError is a grant whose grantee cannot receive it. Message is safe
+// to show the patient (it names only what they sent).
+type GranteeError struct {
+	Field   string // grantee.org or grantee.kind
+	Message string
+}
+
+func (e *GranteeError) Error() string {
+	return "access: invalid grantee: " + e.Field + ": " + e.Message
+}
+
+// Is matches ErrInvalidGrantee and consent.ErrInvalidGrant.
+func (e *GranteeError) Is(target error) bool {
+	return target == ErrInvalidGrantee || target == consent.ErrInvalidGrant
+}
+
+// PublicMessage is the text a transport may show the caller.
+func (e *GranteeError) PublicMessage() string { return e.Field + ": " + e.Message + "." }
+
+// checkGrantee refuses a grantee that is not a registered organisation of
+// a grantee kind, or a kind that is not one: an unregistered org ID must
+// not be able to inherit consent by being registered later.
+func (s *Service) checkGrantee(ctx context.Context, g consent.Grantee) error {
+	if g.Kind != "" {
+		if !slices.Contains(GranteeKinds, g.Kind) {
+			return &GranteeError{Field: "grantee.kind", Message: fmt.Sprintf("must be %s: only hospitals can be granted access to records", kindList())}
+		}
+		return nil
+	}
+	org, err := s.cfg.Orgs.Org(ctx, g.Org)
+	if errors.Is(err, auth.ErrUnknownOrg) {
+		// The registry is a projection: in a consortium the org may have
+		// been registered at another node a moment ago. Catch up once.
+		size, serr := s.cfg.Log.Size(ctx)
+		if serr == nil {
+			serr = s.cfg.Sync.Sync(ctx, size)
+		}
+		if serr != nil {
+			return fmt.Errorf("access: catch up the registry: %w", serr)
+		}
+		org, err = s.cfg.Orgs.Org(ctx, g.Org)
+	}
+	if errors.Is(err, auth.ErrUnknownOrg) {
+		return &GranteeError{Field: "grantee.org", Message: fmt.Sprintf("no organisation %q is registered", g.Org)}
+	}
+	if err != nil {
+		return fmt.Errorf("access: look up grantee: %w", err)
+	}
+	if !slices.Contains(GranteeKinds, org.Kind) {
+		return &GranteeError{Field: "grantee.org", Message: fmt.Sprintf("organisation %q is a %s; only hospitals can be granted access to records", g.Org, org.Kind)}
+	}
+	return nil
+}
+
+func kindList() string {
+	s := make([]string, len(GranteeKinds))
+	for i, k := range GranteeKinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, " or ")
 }
 
 // Revoke withdraws grant id of patient (a pseudonym): consent.ErrNotFound

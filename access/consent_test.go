@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
 )
@@ -140,13 +141,13 @@ func TestConsentChangeFailures(t *testing.T) {
 	w.log.setFail(nil)
 
 	bad := &failingSync{err: errors.New("projection broken")}
-	svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Log: w.log, Sync: bad})
+	svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: w.log, Sync: bad})
 	if _, _, err := svc.Grant(t.Context(), pseudonym("pat-1"), treatB); !errors.Is(err, bad.err) {
 		t.Errorf("failed projection: %v", err)
 	}
 
 	stuck := &waitingLog{memLog: w.log, release: make(chan struct{}), waiting: make(chan struct{}, 1)}
-	svc = access.New(access.Config{Vault: w.vault, Grants: w.proj, Log: stuck, Sync: w.proj, ReceiptTimeout: time.Millisecond})
+	svc = access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: stuck, Sync: w.proj, ReceiptTimeout: time.Millisecond})
 	if _, _, err := svc.Grant(t.Context(), pseudonym("pat-1"), treatB); !errors.Is(err, ledger.ErrUnavailable) {
 		t.Errorf("no checkpoint in time: %v, want unavailable", err)
 	}
@@ -187,7 +188,7 @@ var _ ledger.CheckpointWaiter = (*waitingLog)(nil)
 func TestGrantWaitsForCheckpoint(t *testing.T) {
 	w := newWorld(t, consent.Policy{})
 	l := &waitingLog{memLog: w.log, waiting: make(chan struct{}, 1), release: make(chan struct{})}
-	svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Log: l, Sync: w.proj, Now: func() time.Time { return t0 }, ReceiptTimeout: time.Hour})
+	svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: l, Sync: w.proj, Now: func() time.Time { return t0 }, ReceiptTimeout: time.Hour})
 	type result struct {
 		g   consent.Grant
 		rc  access.Receipt
@@ -222,3 +223,62 @@ func TestGrantWaitsForCheckpoint(t *testing.T) {
 		t.Errorf("receipt checkpoint of size %d does not cover entry %d", r.rc.TreeSize, r.rc.Index)
 	}
 }
+
+// TestGrantGranteeMustExist: a grant naming an organisation that is not
+// registered, one of a kind that cannot read records, or a kind other
+// than hospital, is refused with a typed error (public message naming the
+// field) and nothing is appended.
+func TestGrantGranteeMustExist(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		grantee consent.Grantee
+		field   string
+	}{
+		{"unknown org", consent.Grantee{Org: "hosp-nobody"}, "grantee.org"},
+		{"a verifier", consent.Grantee{Org: "ins-v"}, "grantee.org"},
+		{"a regulator", consent.Grantee{Org: "reg-r"}, "grantee.org"},
+		{"every verifier", consent.Grantee{Kind: auth.KindVerifier}, "grantee.kind"},
+		{"every regulator", consent.Grantee{Kind: auth.KindRegulator}, "grantee.kind"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, consent.Policy{})
+			g := treatB
+			g.Grantee = tt.grantee
+			_, _, err := w.Grant(t.Context(), pseudonym("pat-1"), g)
+			var ge *access.GranteeError
+			if !errors.As(err, &ge) || !errors.Is(err, access.ErrInvalidGrantee) || !errors.Is(err, consent.ErrInvalidGrant) || ge.Field != tt.field {
+				t.Fatalf("err = %v, want a GranteeError of %s", err, tt.field)
+			}
+			if msg := ge.PublicMessage(); !strings.HasPrefix(msg, tt.field+": ") || strings.Contains(msg, "access:") || strings.Contains(msg, "invalid grantee") {
+				t.Errorf("public message %q", msg)
+			}
+			if n, _ := w.log.Size(t.Context()); n != 0 {
+				t.Errorf("a refused grant appended %d entries", n)
+			}
+		})
+	}
+	t.Run("every hospital", func(t *testing.T) {
+		w := newWorld(t, consent.Policy{})
+		g := treatB
+		g.Grantee = consent.Grantee{Kind: auth.KindHospital}
+		if _, _, err := w.Grant(t.Context(), pseudonym("pat-1"), g); err != nil {
+			t.Fatalf("grant to every hospital: %v", err)
+		}
+	})
+	t.Run("registry unavailable", func(t *testing.T) {
+		w := newWorld(t, consent.Policy{})
+		broken := errors.New("registry down")
+		svc := access.New(access.Config{Vault: w.vault, Grants: w.proj, Orgs: failingOrgs{broken}, Justifications: w.justs, Log: w.log, Sync: w.proj})
+		_, _, err := svc.Grant(t.Context(), pseudonym("pat-1"), treatB)
+		if !errors.Is(err, broken) || errors.Is(err, consent.ErrInvalidGrant) {
+			t.Fatalf("err = %v, want the registry's error, not bad input", err)
+		}
+		if n, _ := w.log.Size(t.Context()); n != 0 {
+			t.Errorf("appended %d entries", n)
+		}
+	})
+}
+
+type failingOrgs struct{ err error }
+
+func (f failingOrgs) Org(context.Context, string) (auth.Org, error) { return auth.Org{}, f.err }

@@ -146,6 +146,19 @@ type projection struct {
 	next   uint64
 	grants []consent.Grant
 	syncs  int
+	calls  int // of GrantsFor
+}
+
+func (p *projection) grantsForCalls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+func (p *projection) resetCalls() {
+	p.mu.Lock()
+	p.calls = 0
+	p.mu.Unlock()
 }
 
 func (p *projection) Sync(ctx context.Context, size uint64) error {
@@ -183,6 +196,7 @@ func (p *projection) Sync(ctx context.Context, size uint64) error {
 func (p *projection) GrantsFor(_ context.Context, patient, org string, kind auth.Kind) ([]consent.Grant, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.calls++
 	var out []consent.Grant
 	for _, g := range p.grants {
 		if g.Patient == patient && g.Grantee.Matches(org, kind) {
@@ -288,3 +302,49 @@ func (l *memLog) decodedFrom(t *testing.T, from uint64) []ledger.Entry {
 }
 
 func runtimeGosched() { runtime.Gosched() }
+
+// orgs is a registry of organisations by ID.
+type orgs map[string]auth.Kind
+
+func (o orgs) Org(_ context.Context, id string) (auth.Org, error) {
+	k, ok := o[id]
+	if !ok {
+		return auth.Org{}, fmt.Errorf("%w: %s", auth.ErrUnknownOrg, id)
+	}
+	return auth.Org{ID: id, Name: id, Kind: k}, nil
+}
+
+// testOrgs are the organisations the tests' grants may name.
+var testOrgs = orgs{"hosp-a": auth.KindHospital, "hosp-b": auth.KindHospital, "hosp-c": auth.KindHospital, "ins-v": auth.KindVerifier, "reg-r": auth.KindRegulator}
+
+// justifications is an in-memory store of justification openings.
+type justifications struct {
+	mu   sync.Mutex
+	byC  map[string]ledger.Justification
+	fail error
+}
+
+func (j *justifications) Put(_ context.Context, o ledger.Justification) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fail != nil {
+		return j.fail
+	}
+	if j.byC == nil {
+		j.byC = map[string]ledger.Justification{}
+	}
+	j.byC[ledger.JustificationCommitment(o.Salt, o.Reason).String()] = o
+	return nil
+}
+
+func (j *justifications) Openings(_ context.Context, cs []string) (map[string]ledger.Justification, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := map[string]ledger.Justification{}
+	for _, c := range cs {
+		if o, ok := j.byC[c]; ok {
+			out[c] = o
+		}
+	}
+	return out, nil
+}

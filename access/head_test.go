@@ -32,7 +32,7 @@ func TestReadAtHead(t *testing.T) {
 	var head headFunc = func(ctx context.Context) (uint64, error) { return w.log.Size(ctx) }
 	var replicated []uint64
 	svc := access.New(access.Config{
-		Vault: w.vault, Grants: w.proj, Log: w.log, Sync: w.proj,
+		Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: w.log, Sync: w.proj,
 		Head: headFunc(func(ctx context.Context) (uint64, error) { return head(ctx) }),
 		Replicate: replicatorFunc(func(_ context.Context, size uint64) error {
 			replicated = append(replicated, size)
@@ -63,7 +63,7 @@ func TestReadAtHead(t *testing.T) {
 		return 0, ctx.Err()
 	}
 	slow := access.New(access.Config{
-		Vault: w.vault, Grants: w.proj, Log: w.log, Sync: w.proj,
+		Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: w.log, Sync: w.proj,
 		Head:        headFunc(func(ctx context.Context) (uint64, error) { return head(ctx) }),
 		HeadTimeout: time.Millisecond,
 	})

@@ -3,7 +3,9 @@ package access
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
@@ -39,6 +41,16 @@ type QueriesConfig struct {
 	// before.
 	Log  ledger.Reader
 	Sync Syncer
+	// Openings, when set, opens break-glass justification commitments for
+	// regulators (justificationstore.Store); without it the audit shows
+	// the commitments only.
+	Openings Openings
+}
+
+// Openings returns the stored openings of justification commitments
+// (hex), each checked against its commitment.
+type Openings interface {
+	Openings(ctx context.Context, commitments []string) (map[string]ledger.Justification, error)
 }
 
 // Queries answers the consent and access-event queries for one viewer at
@@ -165,7 +177,32 @@ func (q *Queries) AuditEvents(ctx context.Context, v auth.Principal, f consent.A
 	if err := q.catchUp(ctx); err != nil {
 		return nil, "", err
 	}
-	return q.cfg.Store.AuditEvents(ctx, f, p)
+	events, next, err := q.cfg.Store.AuditEvents(ctx, f, p)
+	if err != nil || q.cfg.Openings == nil {
+		return events, next, err
+	}
+	// Regulators, and only they, see break-glass reasons, opened from
+	// their commitments.
+	var cs []string
+	for _, e := range events {
+		if e.JustificationCommitment != "" {
+			cs = append(cs, e.JustificationCommitment)
+		}
+	}
+	if len(cs) == 0 {
+		return events, next, nil
+	}
+	open, err := q.cfg.Openings.Openings(ctx, cs)
+	if err != nil {
+		return nil, "", fmt.Errorf("access: open justifications: %w", err)
+	}
+	events = slices.Clone(events) // the store's slice is not ours to change
+	for i, e := range events {
+		if j, ok := open[e.JustificationCommitment]; ok {
+			events[i].Justification = j.Reason
+		}
+	}
+	return events, next, nil
 }
 
 // AccessEvent returns the access event at ledger index if v may see it

@@ -49,8 +49,9 @@ func TestReadScopes(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, access.ErrNotFound) || res.Logged || res.Content != nil || after != before {
-				t.Errorf("read: %v (logged %v, content %q, %d entries); want not found, nothing logged", err, res.Logged, res.Content, after-before)
+			// As a missing record: not found, the not-found decision logged.
+			if !errors.Is(err, access.ErrNotFound) || res.Content != nil || after != before+1 || res.Decision.Reason != consent.ReasonDenyNotFound {
+				t.Errorf("read: %v (reason %q, content %q, %d entries); want not found, logged as not found", err, res.Decision.Reason, res.Content, after-before)
 			}
 		})
 	}
@@ -64,7 +65,7 @@ func TestReadScopes(t *testing.T) {
 		req.ResourceType = tt.rt
 		_, err := w.Read(t.Context(), req)
 		logged := len(w.log.decoded(t, ledger.TypeAccessDecided)) - before
-		if tt.permit != (err == nil) || logged != map[bool]int{true: 1, false: 0}[tt.permit] {
+		if tt.permit != (err == nil) || logged != 1 {
 			t.Errorf("read of the Observation as %s: %v, %d entries logged", tt.rt, err, logged)
 		}
 	}

@@ -37,9 +37,11 @@ type ConsentChanges interface {
 
 var _ ConsentChanges = (*access.Service)(nil)
 
-// Pseudonymizer maps patient IDs to ledger pseudonyms.
+// Pseudonymizer maps patient IDs to ledger pseudonyms, and pseudonyms to
+// the per-reader pseudonyms organisations are shown (ledger.Pseudonymizer).
 type Pseudonymizer interface {
 	Pseudonym(patient string) string
+	ForReader(reader, pseudonym string) string
 }
 
 // Syncer brings the projections up to date with the log (ledger.Follower).
@@ -213,9 +215,21 @@ func (s *Server) listConsents(c *gin.Context) {
 	now := s.nowUTC()
 	out := grantList{Consents: []grantView{}, NextCursor: next}
 	for _, g := range grants {
-		out.Consents = append(out.Consents, viewGrant(g, now))
+		out.Consents = append(out.Consents, s.viewGrantFor(principal(c), g, now))
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// viewGrantFor is viewGrant as viewer may see it: an organisation is
+// shown the patient under its own per-reader pseudonym, never the ledger
+// pseudonym, which is the same at every hospital and would link the
+// patient across them.
+func (s *Server) viewGrantFor(viewer auth.Principal, g consent.Grant, now time.Time) grantView {
+	v := viewGrant(g, now)
+	if viewer.Org != "" {
+		v.Patient = s.consent.Pseud.ForReader(viewer.Org, g.Patient)
+	}
+	return v
 }
 
 func (s *Server) getConsent(c *gin.Context) {
@@ -224,7 +238,7 @@ func (s *Server) getConsent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, viewGrant(g, s.nowUTC()))
+	c.JSON(http.StatusOK, s.viewGrantFor(principal(c), g, s.nowUTC()))
 }
 
 // emptyBody accepts an empty body or {}.
@@ -258,6 +272,8 @@ func viewEvent(e consent.AccessEvent) accessEventView {
 		Patient: e.Patient, Category: e.Category, Purpose: string(e.Purpose), Decision: string(e.Decision),
 		Reason: string(e.Reason), GrantID: e.GrantID, BreakGlass: e.BreakGlass,
 		JustificationHash: e.JustificationHash, RequestID: e.RequestID,
+		JustificationCommitment: e.JustificationCommitment, Justification: e.Justification,
+		ClientRequestID: e.ClientRequestID,
 	}
 }
 

@@ -76,6 +76,8 @@ var errorTable = []errorRule{
 	{target: ledger.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "No such entry or tree size."},
 
 	// Bad input.
+	{target: access.ErrInvalidJustification, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid break-glass reason.", public: true},
+	{target: access.ErrInvalidGrantee, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid grantee.", public: true},
 	{target: consent.ErrInvalidGrant, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid consent.", public: true},
 	{target: consent.ErrInvalidCursor, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid cursor."},
 	{target: consent.ErrInvalidFilter, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid filter.", public: true},
@@ -144,6 +146,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 	}
 	s.log.LogAttrs(c.Request.Context(), level, "request failed",
 		slog.String("request_id", rid),
+		slog.String("client_request_id", clientRequestID(c)),
 		slog.String("route", c.FullPath()),
 		slog.Int("status", e.Status),
 		slog.String("code", e.Code),
@@ -160,7 +163,7 @@ func writeError(c *gin.Context, e *Error, rid string) {
 		c.AbortWithStatusJSON(e.Status, fhir.NewOperationOutcome(e.Status, e.Code, e.Message, rid))
 		return
 	}
-	c.AbortWithStatusJSON(e.Status, errorResponse{Error: e.Code, Message: e.Message, RequestID: rid})
+	c.AbortWithStatusJSON(e.Status, errorResponse{Error: e.Code, Message: e.Message, RequestID: rid, ClientRequestID: clientRequestID(c)})
 }
 
 func (s *Server) classify(err error) *Error {

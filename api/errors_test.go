@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/consent"
@@ -44,11 +45,16 @@ func TestErrorBoundary(t *testing.T) {
 		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 			t.Fatalf("%s: %v: %s", tt.path, err, rec.Body)
 		}
-		if rec.Code != tt.status || body.Error != tt.code || body.Message != tt.msg || body.RequestID != "req-123" {
+		rid := rec.Header().Get("X-Request-ID")
+		if rec.Code != tt.status || body.Error != tt.code || body.Message != tt.msg || body.RequestID != rid || body.ClientRequestID != "req-123" {
 			t.Errorf("%s: %d %+v, want %d %s %q", tt.path, rec.Code, body, tt.status, tt.code, tt.msg)
 		}
-		if strings.Contains(rec.Body.String(), "users_secret_table") || rec.Header().Get("X-Request-ID") != "req-123" {
-			t.Errorf("%s: leaked detail or lost the request ID: %s", tt.path, rec.Body)
+		if strings.Contains(rec.Body.String(), "users_secret_table") || rec.Header().Get("X-Client-Request-ID") != "req-123" {
+			t.Errorf("%s: leaked detail or lost the client's request ID: %s", tt.path, rec.Body)
+		}
+		// The request ID is the gateway's own, never the client's.
+		if _, err := uuid.Parse(rid); err != nil || rid == "req-123" {
+			t.Errorf("%s: request ID %q is not the gateway's", tt.path, rid)
 		}
 	}
 	// A malformed request ID is replaced, never echoed.
@@ -58,6 +64,9 @@ func TestErrorBoundary(t *testing.T) {
 	s.Handler().ServeHTTP(rec, req)
 	if got := rec.Header().Get("X-Request-ID"); got == "" || got == "<script>" {
 		t.Errorf("request ID %q", got)
+	}
+	if got := rec.Header().Get("X-Client-Request-ID"); got != "" {
+		t.Errorf("malformed client request ID echoed: %q", got)
 	}
 	if rec.Code != http.StatusOK {
 		t.Errorf("healthz: %d", rec.Code)

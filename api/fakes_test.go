@@ -182,6 +182,8 @@ type fakePseud struct{}
 
 func (fakePseud) Pseudonym(patient string) string { return "ps_" + patient }
 
+func (fakePseud) ForReader(reader, pseudonym string) string { return "rp_" + reader + "_" + pseudonym }
+
 type fakeTokens struct {
 	exchange func(auth.TokenRequest) (auth.AccessToken, error)
 }

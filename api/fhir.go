@@ -421,12 +421,13 @@ func (s *Server) fhirResourceType(c *gin.Context) (string, bool) {
 // type asked for.
 func (s *Server) fhirRead(c *gin.Context, rt, id string, purpose purposeQuery) (access.Result, error) {
 	return s.gate.Read(c.Request.Context(), access.ReadRequest{
-		Caller:        caller(c),
-		RecordID:      id,
-		Purpose:       consent.Purpose(purpose),
-		Justification: c.GetHeader(HeaderBreakGlass),
-		RequestID:     requestID(c),
-		ResourceType:  rt,
+		Caller:          caller(c),
+		RecordID:        id,
+		Purpose:         consent.Purpose(purpose),
+		Justification:   c.GetHeader(HeaderBreakGlass),
+		RequestID:       requestID(c),
+		ClientRequestID: clientRequestID(c),
+		ResourceType:    rt,
 	})
 }
 

@@ -22,28 +22,41 @@ import (
 )
 
 const (
-	headerRequestID = "X-Request-ID"
-	ctxRequestID    = "healthgw.request_id"
-	ctxPrincipal    = "healthgw.principal"
+	headerRequestID       = "X-Request-ID"
+	headerClientRequestID = "X-Client-Request-ID"
+	ctxRequestID          = "healthgw.request_id"
+	ctxClientRequestID    = "healthgw.client_request_id"
+	ctxPrincipal          = "healthgw.principal"
 )
 
+// requestIDPattern is what a client's X-Request-ID must look like to be
+// kept: bounded, and of a charset that is safe in logs, headers and JSON.
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// requestIDMiddleware gives every request an ID: the caller's X-Request-ID
-// when it is well-formed, a fresh UUID otherwise. It is echoed on every
-// response and logged with every error.
+// requestIDMiddleware gives every request the gateway's own ID, a fresh
+// random UUID: it goes on the ledger, in every error body and log line,
+// and in the X-Request-ID response header. A client's well-formed
+// X-Request-ID is kept alongside as the client request ID (echoed in
+// X-Client-Request-ID, logged and recorded as client-supplied), so no
+// client can make its entries carry another's request ID. A malformed one
+// is dropped.
 func (s *Server) requestIDMiddleware(c *gin.Context) {
-	rid := c.GetHeader(headerRequestID)
-	if !requestIDPattern.MatchString(rid) {
-		rid = uuid.NewString()
-	}
+	rid := uuid.NewString()
 	c.Set(ctxRequestID, rid)
 	c.Request = c.Request.WithContext(ContextWithRequestID(c.Request.Context(), rid))
 	c.Header(headerRequestID, rid)
+	if crid := c.GetHeader(headerRequestID); requestIDPattern.MatchString(crid) {
+		c.Set(ctxClientRequestID, crid)
+		c.Header(headerClientRequestID, crid)
+	}
 	c.Next()
 }
 
+// requestID is the gateway's own ID of the request.
 func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
+
+// clientRequestID is the caller's X-Request-ID ("" if none or malformed).
+func clientRequestID(c *gin.Context) string { return c.GetString(ctxClientRequestID) }
 
 // recoverMiddleware turns a panic into a 500 without detail; the stack goes
 // to the log with the request ID.

@@ -165,13 +165,16 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// recordMeta is a record's metadata as the API shows it. Patient is the
-// pseudonym: the vault never stores raw patient identifiers.
+// recordMeta is a record's metadata as the API shows it. It never carries
+// the vault's patient pseudonym, which is the same for a patient at every
+// hospital and would link the patient across them: Patient is the
+// patient ID the caller itself named (a listing), or empty (a read of one
+// record by ID).
 type recordMeta = client.Record
 
-func metaOf(r records.Record) recordMeta {
+func metaOf(r records.Record, patient string) recordMeta {
 	return recordMeta{
-		ID: r.ID, Holder: r.Holder, Patient: r.Patient, Category: string(r.Category),
+		ID: r.ID, Holder: r.Holder, Patient: patient, Category: string(r.Category),
 		ResourceType: r.ResourceType, ContentType: r.ContentType, Size: r.Size,
 		Commitment: r.Commitment, LedgerIndex: r.LedgerIndex, CreatedAt: r.CreatedAt.UTC(),
 	}
@@ -216,11 +219,12 @@ func (s *Server) getRecord(c *gin.Context) {
 		return
 	}
 	res, err := s.gate.Read(ctx, access.ReadRequest{
-		Caller:        caller(c),
-		RecordID:      c.Param("id"),
-		Purpose:       consent.Purpose(purpose),
-		Justification: c.GetHeader(HeaderBreakGlass),
-		RequestID:     requestID(c),
+		Caller:          caller(c),
+		RecordID:        c.Param("id"),
+		Purpose:         consent.Purpose(purpose),
+		Justification:   c.GetHeader(HeaderBreakGlass),
+		RequestID:       requestID(c),
+		ClientRequestID: clientRequestID(c),
 	})
 	if err != nil {
 		s.fail(c, err)
@@ -247,7 +251,7 @@ func (s *Server) getRecord(c *gin.Context) {
 	} else {
 		content, _ = json.Marshal(base64.StdEncoding.EncodeToString(res.Content))
 	}
-	c.JSON(http.StatusOK, recordResponse{Record: metaOf(res.Record), Content: content})
+	c.JSON(http.StatusOK, recordResponse{Record: metaOf(res.Record, ""), Content: content})
 }
 
 // shredResponse is the body of DELETE /v1/records/{id}.
@@ -281,7 +285,7 @@ func (s *Server) listPatientRecords(c *gin.Context) {
 	}
 	out := recordList{Records: []recordMeta{}}
 	for _, r := range visible {
-		out.Records = append(out.Records, metaOf(r))
+		out.Records = append(out.Records, metaOf(r, c.Param("patient"))) // the caller's own name for the patient
 	}
 	c.JSON(http.StatusOK, out)
 }

@@ -133,12 +133,15 @@ func TestGetRecord(t *testing.T) {
 	if rec.Code != http.StatusOK || rec.Header().Get("Cache-Control") != "no-store" {
 		t.Fatalf("read: %d %s", rec.Code, rec.Body)
 	}
-	want := access.ReadRequest{Caller: access.Caller{Org: "hosp-b", Kind: "hospital", Scopes: []auth.Scope{auth.ScopeRecordsRead}}, RecordID: recID, Purpose: "TREAT", Justification: "reason", RequestID: "req-9"}
+	want := access.ReadRequest{Caller: access.Caller{Org: "hosp-b", Kind: "hospital", Scopes: []auth.Scope{auth.ScopeRecordsRead}}, RecordID: recID, Purpose: "TREAT", Justification: "reason", RequestID: rec.Header().Get("X-Request-ID"), ClientRequestID: "req-9"}
+	if got.RequestID == "req-9" || got.RequestID == "" {
+		t.Errorf("the gate got the client's request ID %q as the gateway's", got.RequestID)
+	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("gate request (-want +got):\n%s", diff)
 	}
 	body := decodeBody[recordResponse](t, rec)
-	if diff := cmp.Diff(metaOf(labRecord), body.Record); diff != "" {
+	if diff := cmp.Diff(metaOf(labRecord, ""), body.Record); diff != "" {
 		t.Errorf("metadata (-want +got):\n%s", diff)
 	}
 	if string(body.Content) != labContent {
@@ -152,7 +155,9 @@ func TestGetRecord(t *testing.T) {
 	// A deny and a missing record answer the same.
 	denied := ts.do("GET", "/v1/records/"+recID+"?purpose=HPAYMT", "hosp-b", nil, "X-Request-ID", "r")
 	missing := ts.do("GET", "/v1/records/0b7d0a52-1d1c-4b59-8a2a-00000000dead?purpose=HPAYMT", "hosp-b", nil, "X-Request-ID", "r")
-	if denied.Code != http.StatusNotFound || denied.Body.String() != missing.Body.String() || missing.Code != denied.Code {
+	de, me := errorOf(t, denied), errorOf(t, missing)
+	de.RequestID, me.RequestID = "", "" // the gateway's own, fresh per request
+	if denied.Code != http.StatusNotFound || de != me || missing.Code != denied.Code {
 		t.Errorf("deny %d %s, missing %d %s", denied.Code, denied.Body, missing.Code, missing.Body)
 	}
 	for _, tt := range []struct {
@@ -259,7 +264,7 @@ func TestListPatientRecords(t *testing.T) {
 		return nil, nil
 	}
 	rec := ts.do("GET", "/v1/patients/pat-1/records?purpose=TREAT", "hosp-a", nil)
-	if diff := cmp.Diff(recordList{Records: []recordMeta{metaOf(labRecord)}}, decodeBody[recordList](t, rec)); rec.Code != http.StatusOK || diff != "" {
+	if diff := cmp.Diff(recordList{Records: []recordMeta{metaOf(labRecord, "pat-1")}}, decodeBody[recordList](t, rec)); rec.Code != http.StatusOK || diff != "" {
 		t.Errorf("holder's listing: %d (-want +got):\n%s", rec.Code, diff)
 	}
 	want := access.ListRequest{Caller: access.Caller{Org: "hosp-a", Kind: "hospital", Scopes: testPrincipals["hosp-a"].Scopes}, Patient: "pat-1", Purpose: "TREAT"}
@@ -278,5 +283,42 @@ func TestListPatientRecords(t *testing.T) {
 	}
 	if rec := ts.do("GET", "/v1/patients/%20x/records", "hosp-b", nil); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "patient must be") {
 		t.Errorf("bad patient: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestRecordMetadataNamesNoPseudonym: no record response carries the
+// vault's patient pseudonym (one value for a patient at every hospital):
+// a read of one record names no patient, a listing the patient ID the
+// caller named.
+func TestRecordMetadataNamesNoPseudonym(t *testing.T) {
+	ts := newTestServer(t)
+	ts.gate.read = func(access.ReadRequest) (access.Result, error) {
+		return access.Result{Record: labRecord, Content: []byte(labContent), Decision: consent.Decision{Effect: consent.Permit}}, nil
+	}
+	ts.gate.readable = func(access.ListRequest) ([]records.Record, error) { return []records.Record{labRecord}, nil }
+	for _, tt := range []struct{ path, want string }{
+		{"/v1/records/" + recID + "?purpose=TREAT", ""},
+		{"/v1/patients/pat-1/records?purpose=TREAT", "pat-1"},
+	} {
+		rec := ts.do("GET", tt.path, "hosp-b", nil)
+		if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), labRecord.Patient) {
+			t.Errorf("GET %s: %d, pseudonym in %s", tt.path, rec.Code, rec.Body)
+		}
+		var body struct {
+			Patient *string `json:"patient"`
+			Records []struct {
+				Patient *string `json:"patient"`
+			} `json:"records"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		got := body.Patient
+		if len(body.Records) == 1 {
+			got = body.Records[0].Patient
+		}
+		if (tt.want == "") != (got == nil) || got != nil && *got != tt.want {
+			t.Errorf("GET %s: patient %v, want %q", tt.path, got, tt.want)
+		}
 	}
 }

@@ -33,7 +33,7 @@
 //	hospital: key := credential.GenerateIssuerKey(rand.Reader)   (register key.Public() on the ledger)
 //	patient:  secret := credential.NewSecret(rand.Reader); send secret.Commitment()
 //	hospital: cred := credential.Issue(key, commitment, schema, attrs, expiry)
-//	verifier: ch := Challenge{Statement, Params, Nonce, Scope, Date}
-//	patient:  proof := prover.Prove(cred, secret, ch)
+//	gateway:  ch := Challenge{Statement, Params, Nonce, Verifier, Scope: ScopeFor(Verifier), Date}; ch.Sign(key)
+//	patient:  proof := prover.ProveChallenge(cred, secret, ch, Trust{GatewayKey, Verifier})
 //	verifier: verifier.Verify(proof.Statement, proof.PublicFor(ch), proof.Bytes)
 package circuits

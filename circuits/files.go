@@ -35,13 +35,13 @@ type challengeJSON struct {
 	Scope     string            `json:"scope"`
 	Date      string            `json:"date"`
 	ExpiresAt *time.Time        `json:"expires_at,omitempty"`
+	// Verifier is the verifier's org ID; Signature the gateway's
+	// signature (base64url, no padding).
+	Verifier  string `json:"verifier,omitempty"`
+	Signature string `json:"signature,omitempty"`
 }
 
-// MarshalChallenge encodes ch in the challenge wire format.
-func MarshalChallenge(ch Challenge) ([]byte, error) {
-	if err := ch.Validate(); err != nil {
-		return nil, err
-	}
+func (ch Challenge) wire() challengeJSON {
 	j := challengeJSON{
 		ID:        ch.ID,
 		Statement: string(ch.Statement),
@@ -49,12 +49,22 @@ func MarshalChallenge(ch Challenge) ([]byte, error) {
 		Nonce:     base64.RawURLEncoding.EncodeToString(ch.Nonce),
 		Scope:     ch.Scope,
 		Date:      ch.Date.String(),
+		Verifier:  ch.Verifier,
+		Signature: base64.RawURLEncoding.EncodeToString(ch.Signature),
 	}
 	if !ch.ExpiresAt.IsZero() {
 		t := ch.ExpiresAt.UTC()
 		j.ExpiresAt = &t
 	}
-	b, err := json.MarshalIndent(j, "", "  ")
+	return j
+}
+
+// MarshalChallenge encodes ch in the challenge wire format.
+func MarshalChallenge(ch Challenge) ([]byte, error) {
+	if err := ch.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(ch.wire(), "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("marshal challenge: %w", err)
 	}
@@ -80,6 +90,13 @@ func ParseChallenge(data []byte) (Challenge, error) {
 		return Challenge{}, fmt.Errorf("%w: nonce: %w", ErrFile, err)
 	}
 	ch.Scope = j.Scope
+	ch.Verifier = j.Verifier
+	if ch.Signature, err = base64.RawURLEncoding.DecodeString(j.Signature); err != nil {
+		return Challenge{}, fmt.Errorf("%w: signature: %w", ErrFile, err)
+	}
+	if len(ch.Signature) == 0 {
+		ch.Signature = nil
+	}
 	if ch.Date, err = credential.ParseDay(j.Date); err != nil {
 		return Challenge{}, fmt.Errorf("%w: date: %w", ErrFile, err)
 	}

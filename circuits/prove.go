@@ -35,6 +35,11 @@ type Challenge struct {
 	Scope     string
 	Date      credential.Day
 	ExpiresAt time.Time // zero if not given
+	// Verifier is the org ID of the verifier the gateway issued the
+	// challenge to; Scope must be ScopeFor(Verifier). Signature is the
+	// gateway's Ed25519 signature over the rest (Sign, Check).
+	Verifier  string
+	Signature []byte
 }
 
 // Validate checks the challenge is complete and its params fit its
@@ -88,7 +93,10 @@ type Prover struct {
 // Statement returns the statement p proves.
 func (p *Prover) Statement() Statement { return p.statement }
 
-// Prove proves the challenge's statement for the holder of cred. It first
+// Prove proves the challenge's statement for the holder of cred, taking
+// the challenge as given: a holder proving a challenge it received uses
+// ProveChallenge, which checks the gateway's signature and the verifier
+// binding first. It first
 // checks natively that the credential is genuine, unexpired on the
 // challenge date, held by secret and satisfies the statement, so that
 // mistakes give a clear error (ErrNotSatisfied, credential.ErrExpired,

@@ -12,6 +12,8 @@ type Error struct {
 	Error     string `json:"error"`
 	Message   string `json:"message"`
 	RequestID string `json:"request_id"`
+	// ClientRequestID echoes the caller's X-Request-ID (when well-formed).
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 // TokenResponse is the token endpoint's answer (RFC 6749 section 5.1, and
@@ -50,11 +52,14 @@ type RecordCreated struct {
 	LedgerIndex uint64 `json:"ledger_index"`
 }
 
-// Record is a record's metadata. Patient is the patient's pseudonym.
+// Record is a record's metadata. Patient is the patient ID the caller
+// named in a listing (GET /v1/patients/{patient}/records), and empty in a
+// read of one record: the gateway never hands out a value that would link
+// a patient across hospitals (such as the ledger pseudonym).
 type Record struct {
 	ID           string    `json:"id"`
 	Holder       string    `json:"holder"`
-	Patient      string    `json:"patient"`
+	Patient      string    `json:"patient,omitempty"`
 	Category     string    `json:"category"`
 	ResourceType string    `json:"resource_type,omitempty"`
 	ContentType  string    `json:"content_type"`
@@ -174,7 +179,15 @@ type AccessEvent struct {
 	GrantID           string    `json:"grant_id,omitempty"`
 	BreakGlass        bool      `json:"break_glass"`
 	JustificationHash string    `json:"justification_hash,omitempty"`
-	RequestID         string    `json:"request_id"`
+	// JustificationCommitment is the salted commitment to a break-glass
+	// reason; Justification the reason itself, shown to regulators only,
+	// checked against the commitment.
+	JustificationCommitment string `json:"justification_commitment,omitempty"`
+	Justification           string `json:"justification,omitempty"`
+	// RequestID is the gateway's own ID of the request that was decided;
+	// ClientRequestID the caller's X-Request-ID, client-supplied.
+	RequestID       string `json:"request_id"`
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 // EventList is a page of access events, newest first.

@@ -188,9 +188,19 @@ type AccessEvent struct {
 	Reason     Reason
 	GrantID    string
 	BreakGlass bool
-	// JustificationHash is the hex SHA-256 of a break-glass justification.
-	JustificationHash string
-	RequestID         string
+	// JustificationHash is the unsalted hex SHA-256 of a break-glass
+	// justification (older entries); JustificationCommitment the salted
+	// commitment newer entries carry (ledger.JustificationCommitment).
+	JustificationHash       string
+	JustificationCommitment string
+	// Justification is the opened break-glass reason: set only for
+	// regulators (access.Queries.AuditEvents), after checking it against
+	// JustificationCommitment. Never logged.
+	Justification string
+	// RequestID is the gateway's own request ID; ClientRequestID the
+	// caller's X-Request-ID (client-supplied, proves nothing).
+	RequestID       string
+	ClientRequestID string
 }
 
 // Errors. Storage and validation errors wrap these.

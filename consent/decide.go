@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/ledger"
 )
 
 // Reason says why a decision came out as it did. It is logged on the ledger
@@ -54,6 +55,11 @@ const (
 	// ReasonDenyBreakGlassJustification: emergency access without a grant,
 	// with a missing or too short written justification.
 	ReasonDenyBreakGlassJustification Reason = "deny.break-glass.justification"
+	// ReasonDenyNotFound: the record asked for does not exist (or is not
+	// readable by anyone: pending or shredded). Decide never returns it;
+	// the gated read logs it, so that probing for record IDs is visible to
+	// regulators. It is ledger.ReasonNotFound.
+	ReasonDenyNotFound Reason = ledger.ReasonNotFound
 )
 
 // Reasons lists every reason code.

@@ -1,8 +1,6 @@
 package consent
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"time"
 
 	"github.com/healthgw/healthgw/auth"
@@ -55,7 +53,9 @@ func FromLedger(index uint64, t time.Time, b *ledger.ConsentGranted) Grant {
 }
 
 // LedgerBody returns the access.decided body that logs decision d on req.
-// The justification is not logged, only its hex SHA-256 (it may hold PHI).
+// The justification is not logged (it may hold PHI); the caller sets
+// JustificationCommitment, a salted commitment to it (see
+// ledger.NewJustification), and keeps the opening for regulators.
 func (d Decision) LedgerBody(req Request, requestID string) *ledger.AccessDecided {
 	b := &ledger.AccessDecided{
 		Requester:  req.Requester,
@@ -69,36 +69,28 @@ func (d Decision) LedgerBody(req Request, requestID string) *ledger.AccessDecide
 		BreakGlass: d.BreakGlass,
 		RequestID:  requestID,
 	}
-	if req.Justification != "" {
-		b.JustificationHash = JustificationHash(req.Justification)
-	}
 	return b
-}
-
-// JustificationHash returns the hex SHA-256 of a break-glass justification,
-// as logged in access.decided entries.
-func JustificationHash(justification string) string {
-	h := sha256.Sum256([]byte(justification))
-	return hex.EncodeToString(h[:])
 }
 
 // AccessEventFromLedger returns the access event an access.decided body at
 // index (entry time t) describes.
 func AccessEventFromLedger(index uint64, t time.Time, b *ledger.AccessDecided) AccessEvent {
 	return AccessEvent{
-		Index:             index,
-		Time:              t.UTC(),
-		Requester:         b.Requester,
-		RecordID:          b.RecordID,
-		Patient:           b.Patient,
-		Category:          b.Category,
-		Purpose:           Purpose(b.Purpose),
-		Decision:          Effect(b.Decision),
-		Reason:            Reason(b.Reason),
-		GrantID:           b.GrantID,
-		BreakGlass:        b.BreakGlass,
-		JustificationHash: b.JustificationHash,
-		RequestID:         b.RequestID,
+		Index:                   index,
+		Time:                    t.UTC(),
+		Requester:               b.Requester,
+		RecordID:                b.RecordID,
+		Patient:                 b.Patient,
+		Category:                b.Category,
+		Purpose:                 Purpose(b.Purpose),
+		Decision:                Effect(b.Decision),
+		Reason:                  Reason(b.Reason),
+		GrantID:                 b.GrantID,
+		BreakGlass:              b.BreakGlass,
+		JustificationHash:       b.JustificationHash,
+		JustificationCommitment: b.JustificationCommitment,
+		RequestID:               b.RequestID,
+		ClientRequestID:         b.ClientRequestID,
 	}
 }
 

@@ -147,7 +147,7 @@ func TestDecisionLedgerBody(t *testing.T) {
 	want := &ledger.AccessDecided{
 		Requester: "hospital-b", RecordID: "rec-1", Patient: patient, Category: "lab",
 		Purpose: "ETREAT", Decision: "permit", Reason: "permit.break-glass", BreakGlass: true,
-		JustificationHash: consent.JustificationHash(goodJustification), RequestID: "req-7",
+		RequestID: "req-7",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("LedgerBody() mismatch (-want +got):\n%s", diff)
@@ -155,20 +155,19 @@ func TestDecisionLedgerBody(t *testing.T) {
 	if strings.Contains(fmt.Sprint(*got), goodJustification) {
 		t.Errorf("LedgerBody() carries the justification text")
 	}
-	if len(got.JustificationHash) != 64 || got.JustificationHash == consent.JustificationHash(goodJustification+" ") {
-		t.Errorf("JustificationHash %q is not a distinct hex SHA-256", got.JustificationHash)
-	}
+	// The caller commits to the justification (access.Service).
+	got.JustificationCommitment = strings.Repeat("ab", 32)
 	ev := consent.AccessEventFromLedger(9, t0, got)
 	wantEv := consent.AccessEvent{
 		Index: 9, Time: t0, Requester: "hospital-b", RecordID: "rec-1", Patient: patient, Category: "lab",
 		Purpose: consent.PurposeEmergencyTreatment, Decision: consent.Permit, Reason: consent.ReasonPermitBreakGlass,
-		BreakGlass: true, JustificationHash: got.JustificationHash, RequestID: "req-7",
+		BreakGlass: true, JustificationCommitment: got.JustificationCommitment, RequestID: "req-7",
 	}
 	if diff := cmp.Diff(wantEv, ev); diff != "" {
 		t.Errorf("AccessEventFromLedger() mismatch (-want +got):\n%s", diff)
 	}
-	if plain := (consent.Decision{Effect: consent.Deny, Reason: consent.ReasonDenyNoGrant}).LedgerBody(readLab(), "r"); plain.JustificationHash != "" {
-		t.Errorf("JustificationHash = %q for a request without justification", plain.JustificationHash)
+	if plain := (consent.Decision{Effect: consent.Deny, Reason: consent.ReasonDenyNoGrant}).LedgerBody(readLab(), "r"); plain.JustificationHash != "" || plain.JustificationCommitment != "" {
+		t.Errorf("justification fields %+v for a request without justification", plain)
 	}
 }
 

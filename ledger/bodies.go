@@ -73,10 +73,23 @@ type AccessDecided struct {
 	Reason     string `json:"reason"`   // consent.Reason code
 	GrantID    string `json:"grant_id,omitempty"`
 	BreakGlass bool   `json:"break_glass"`
-	// JustificationHash is the hex SHA-256 of a break-glass justification:
-	// the free text may hold PHI, so only its hash is logged.
+	// JustificationHash is the unsalted hex SHA-256 of a break-glass
+	// justification, in entries written before JustificationCommitment
+	// (short or templated reasons fall to a dictionary; no longer written).
 	JustificationHash string `json:"justification_hash,omitempty"`
-	RequestID         string `json:"request_id"`
+	// JustificationCommitment is the hex JustificationCommitment(salt,
+	// reason) of a break-glass justification, with a fresh 32-byte salt
+	// per entry that is never published: the free text may hold PHI and
+	// cannot be guessed and checked. The opening (salt and reason) is kept
+	// off the ledger, for regulators.
+	JustificationCommitment string `json:"justification_commitment,omitempty"`
+	// RequestID is the gateway's own request ID (random; older entries
+	// may carry a client's).
+	RequestID string `json:"request_id"`
+	// ClientRequestID is the caller's X-Request-ID, if it sent a
+	// well-formed one: client-supplied, so it proves nothing and may
+	// equal another client's.
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 // IssuerRegistered registers a credential issuer's EdDSA (BN254 twisted
@@ -96,6 +109,13 @@ type CircuitRegistered struct {
 }
 
 // ProofVerified logs the outcome of one proof verification.
+//
+// Issuer and Nullifier are what a valid proof proved (Proven true). A
+// refused proof proved nothing: it leaves them empty and logs what it
+// claimed as ClaimedIssuer and ClaimedNullifier, with Proven false, so
+// nobody takes a claimed nullifier for a proven one. Entries written
+// before Proven existed have it absent (nil) and carry the claimed values
+// in Issuer and Nullifier, unmarked.
 type ProofVerified struct {
 	Verifier  string            `json:"verifier"`
 	Statement string            `json:"statement"`
@@ -105,6 +125,11 @@ type ProofVerified struct {
 	Valid     bool              `json:"valid"`
 	Reason    string            `json:"reason,omitempty"`
 	Challenge string            `json:"challenge"`
+	// Proven says whether Issuer and Nullifier are proven (nil in entries
+	// older than the field).
+	Proven           *bool  `json:"proven,omitempty"`
+	ClaimedIssuer    string `json:"claimed_issuer,omitempty"`
+	ClaimedNullifier string `json:"claimed_nullifier,omitempty"`
 }
 
 func typeOf(body any) (Type, bool) {

@@ -33,3 +33,22 @@ func (p *Pseudonymizer) Pseudonym(patient string) string {
 	m.Write([]byte(patient))
 	return "ps_" + hex.EncodeToString(m.Sum(nil))
 }
+
+// readerDomain separates reader pseudonyms from every other keyed hash
+// (a newline cannot occur in an org ID or a pseudonym).
+const readerDomain = "healthgw/reader-pseudonym/v1\n"
+
+// ForReader returns the pseudonym under which reader (an org ID) is shown
+// the patient of pseudonym: "rp_" and 64 hex digits, HMAC-SHA-256 under
+// the ledger secret of the reader and the pseudonym. A reader sees the
+// same value for the same patient every time, but two readers see
+// unrelated values, so the values they are handed do not link the
+// patient across them.
+func (p *Pseudonymizer) ForReader(reader, pseudonym string) string {
+	m := hmac.New(sha256.New, p.key)
+	m.Write([]byte(readerDomain))
+	m.Write([]byte(reader))
+	m.Write([]byte{'\n'})
+	m.Write([]byte(pseudonym))
+	return "rp_" + hex.EncodeToString(m.Sum(nil))
+}

@@ -3,6 +3,7 @@ package eligibility
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -31,6 +32,10 @@ type Config struct {
 	// Rand is the source of challenge IDs and nonces (crypto/rand when
 	// nil).
 	Rand io.Reader
+	// ChallengeKey is the gateway's Ed25519 key that signs challenges
+	// (circuits.Challenge.Sign); required to issue challenges. Holders
+	// check the signature and the verifier binding before proving.
+	ChallengeKey ed25519.PrivateKey
 }
 
 // Service is the eligibility use case. It is safe for concurrent use.
@@ -170,9 +175,19 @@ func (s *Service) NewChallenge(ctx context.Context, verifier, statement string, 
 	if _, err := io.ReadFull(s.c.Rand, raw[:]); err != nil {
 		return nil, fmt.Errorf("challenge nonce: %w", err)
 	}
+	// The scope is derived from the verifier's org ID, and the challenge
+	// signed with it, so that no verifier can hand out a challenge scoped
+	// to another (which would link a patient's nullifiers across them).
 	ch := circuits.Challenge{
 		ID: hex.EncodeToString(raw[:8]), Statement: st, Params: p, Nonce: raw[8:],
-		Scope: verifier, Date: day, ExpiresAt: now.Add(s.c.ChallengeTTL),
+		Scope: circuits.ScopeFor(verifier), Date: day, ExpiresAt: now.Add(s.c.ChallengeTTL),
+		Verifier: verifier,
+	}
+	if len(s.c.ChallengeKey) == 0 {
+		return nil, errors.New("eligibility: no challenge signing key configured")
+	}
+	if err := ch.Sign(s.c.ChallengeKey); err != nil {
+		return nil, err
 	}
 	body, err := circuits.MarshalChallenge(ch)
 	if err != nil {
@@ -251,10 +266,7 @@ func (s *Service) Verify(ctx context.Context, verifier string, proof []byte, now
 		return Result{}, fmt.Errorf("check proof: %w", err)
 	}
 	res.Valid = res.Reason == ""
-	e, err := ledger.NewEntry(verifier, &ledger.ProofVerified{
-		Verifier: verifier, Statement: string(p.Statement), Params: p.Public.Params.Map(p.Statement), Issuer: res.Issuer,
-		Nullifier: res.Nullifier, Valid: res.Valid, Reason: string(res.Reason), Challenge: p.Challenge,
-	})
+	e, err := ledger.NewEntry(verifier, proofEntry(verifier, p, res))
 	if err != nil {
 		return Result{}, err
 	}
@@ -262,6 +274,23 @@ func (s *Service) Verify(ctx context.Context, verifier string, proof []byte, now
 		return Result{}, fmt.Errorf("log proof verification: %w", err)
 	}
 	return res, nil
+}
+
+// proofEntry is the proof.verified body of res: the issuer and nullifier
+// as proven for a valid proof; for a refused one, only as claimed
+// (claimed_issuer, claimed_nullifier, proven false).
+func proofEntry(verifier string, p *circuits.Proof, res Result) *ledger.ProofVerified {
+	proven := res.Valid
+	b := &ledger.ProofVerified{
+		Verifier: verifier, Statement: string(p.Statement), Params: p.Public.Params.Map(p.Statement),
+		Valid: res.Valid, Reason: string(res.Reason), Challenge: p.Challenge, Proven: &proven,
+	}
+	if proven {
+		b.Issuer, b.Nullifier = res.Issuer, res.Nullifier
+	} else {
+		b.ClaimedIssuer, b.ClaimedNullifier = res.Issuer, res.Nullifier
+	}
+	return b
 }
 
 // check uses the proof's challenge (so it cannot be used again) and

@@ -3,6 +3,7 @@ package eligibility_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -42,6 +43,7 @@ type world struct {
 	verify func(s circuits.Statement, pub circuits.Public, proof []byte) error
 	ready  error
 	svc    *eligibility.Service
+	chKey  ed25519.PrivateKey
 }
 
 func newWorld(t *testing.T) *world {
@@ -69,7 +71,8 @@ func newWorld(t *testing.T) *world {
 		},
 		pkPath: func(s circuits.Statement) string { return "/keys/" + string(s) + ".pk" },
 	}
-	w.svc = eligibility.NewService(eligibility.Config{Store: w.store, Keys: keys, Log: w.log, Sync: w.sync,
+	_, w.chKey, _ = ed25519.GenerateKey(nil)
+	w.svc = eligibility.NewService(eligibility.Config{Store: w.store, Keys: keys, Log: w.log, Sync: w.sync, ChallengeKey: w.chKey,
 		Issuers: fakeIssuers(func(_ context.Context, org string) (*credential.IssuerKey, error) {
 			if org != "hosp-a" {
 				return nil, errors.New("not an issuer")
@@ -94,6 +97,11 @@ func (w *world) challenge(t *testing.T, statement string, params map[string]stri
 	ch, err := circuits.ParseChallenge(b)
 	if err != nil {
 		t.Fatalf("parse challenge: %v", err)
+	}
+	// Every challenge is the gateway's, for the verifier that asked,
+	// scoped as the gateway derives it.
+	if err := ch.Check(w.chKey.Public().(ed25519.PublicKey), verifierOrg); err != nil || ch.Scope != circuits.ScopeFor(verifierOrg) {
+		t.Fatalf("challenge %+v: %v", ch, err)
 	}
 	return ch
 }
@@ -251,8 +259,15 @@ func TestVerify(t *testing.T) {
 				t.Fatalf("%d proof.verified entries logged, want 1", len(logged)-before)
 			}
 			e := logged[len(logged)-1]
-			if e.Valid != got.Valid || e.Reason != string(got.Reason) || e.Verifier != verifierOrg || e.Issuer != got.Issuer || e.Nullifier != got.Nullifier {
+			if e.Valid != got.Valid || e.Reason != string(got.Reason) || e.Verifier != verifierOrg || e.Proven == nil || *e.Proven != got.Valid {
 				t.Errorf("logged %+v for result %+v", e, got)
+			}
+			// A valid proof's values are proven; a refused proof's only
+			// claimed, and marked so.
+			proven := [2]string{e.Issuer, e.Nullifier}
+			claimed := [2]string{e.ClaimedIssuer, e.ClaimedNullifier}
+			if want := [2]string{got.Issuer, got.Nullifier}; got.Valid && (proven != want || claimed != [2]string{}) || !got.Valid && (claimed != want || proven != [2]string{}) {
+				t.Errorf("valid %v: logged proven %q, claimed %q; result %q", got.Valid, proven, claimed, want)
 			}
 			if got.LedgerIndex != uint64(len(w.log.entries)-1) {
 				t.Errorf("ledger index %d, want %d", got.LedgerIndex, len(w.log.entries)-1)

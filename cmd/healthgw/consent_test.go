@@ -163,9 +163,11 @@ func TestConsentStory(t *testing.T) {
 		if len(audit.Events) != 4 {
 			t.Errorf("regulator sees %d events, want 4", len(audit.Events))
 		}
+		// Three denied reads, and sameNotFound's probe of a missing ID
+		// (deny.not-found, naming no patient).
 		denies := w.events("/v1/audit/events?decision=deny", w.rtok)
-		if len(denies.Events) != 3 {
-			t.Errorf("regulator sees %d denies, want 3", len(denies.Events))
+		if len(denies.Events) != 4 {
+			t.Errorf("regulator sees %d denies, want 4", len(denies.Events))
 		}
 		// Every event is a real ledger entry of type access.decided.
 		for _, e := range audit.Events {

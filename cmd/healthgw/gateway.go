@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,9 +18,11 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/access/justificationstore"
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authstore"
+	"github.com/healthgw/healthgw/circuits"
 	"github.com/healthgw/healthgw/circuits/eligibility"
 	"github.com/healthgw/healthgw/circuits/zkstore"
 	"github.com/healthgw/healthgw/consent"
@@ -41,6 +44,10 @@ import (
 // under the data directory. Every consortium node must share it.
 const pseudonymKeyFile = "keys/pseudonym.key"
 
+// challengeKeyFile holds the Ed25519 seed of the key that signs
+// zero-knowledge proof challenges, under the data directory.
+const challengeKeyFile = "keys/challenge.key"
+
 // backend is a ledger backend as the gateway uses it.
 type backend interface {
 	ledger.Log
@@ -61,10 +68,12 @@ type gateway struct {
 	zkKeys   *eligibility.KeyDir
 	pseud    *ledger.Pseudonymizer
 	signKey  *auth.SigningKey
-	devIdP   *auth.DevIdP
-	vkey     string // checkpoint verifier key (note text)
-	access   *access.Service
-	api      *api.Server
+	// challengeKey signs zero-knowledge proof challenges.
+	challengeKey ed25519.PrivateKey
+	devIdP       *auth.DevIdP
+	vkey         string // checkpoint verifier key (note text)
+	access       *access.Service
+	api          *api.Server
 	// The patient app and console, the development IdP's OIDC provider
 	// (web.go), and the one handler serving them and the API.
 	web        *web.Server
@@ -136,6 +145,14 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if g.pseud, err = ledger.NewPseudonymizer(keys.secret); err != nil {
 		return err
 	}
+	seed, fresh, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, challengeKeyFile), ed25519.SeedSize)
+	if err != nil {
+		return fmt.Errorf("challenge key: %w", err)
+	}
+	if fresh {
+		fmt.Fprintf(progress, "created challenge signing key %s\n", filepath.Join(cfg.DataDir, challengeKeyFile))
+	}
+	g.challengeKey = ed25519.NewKeyFromSeed(seed)
 	if cfg.DevIdP {
 		if g.devIdP, err = auth.LoadOrCreateDevIdP(auth.DevIdPKeyPath(cfg.DataDir)); err != nil {
 			return fmt.Errorf("development IdP key: %w", err)
@@ -205,7 +222,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	jwks, err := gatewayJWKS(g.signKey, vkey)
+	jwks, err := gatewayJWKS(g.signKey, vkey, g.challengeKey.Public().(ed25519.PublicKey))
 	if err != nil {
 		return err
 	}
@@ -254,8 +271,12 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
+	justifications, err := justificationstore.Open(ctx, g.db)
+	if err != nil {
+		return err
+	}
 	svcCfg := access.Config{
-		Vault: g.vault, Grants: g.consent, Log: ops.log(g.ledger), Sync: g.follower,
+		Vault: g.vault, Grants: g.consent, Orgs: g.registry, Justifications: justifications, Log: ops.log(g.ledger), Sync: g.follower,
 		Policy: policy, Now: g.clock.Now,
 	}
 	// In a consortium, reads decide at the head of the log and
@@ -270,7 +291,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	g.api.MountRecords(g.vault, g.access, exch)
 	g.api.MountConsent(api.ConsentDeps{
 		Changes: g.access,
-		Queries: access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower}),
+		Queries: access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower, Openings: justifications}),
 		Pseud:   g.pseud,
 	})
 
@@ -316,7 +337,7 @@ func (g *gateway) close() error {
 // gatewayJWKS is the gateway's public JWK Set: the access-token key and the
 // checkpoint key (as an Ed25519 OKP key whose kid is the note key's
 // name+hash).
-func gatewayJWKS(k *auth.SigningKey, vkey string) (jwk.Set, error) {
+func gatewayJWKS(k *auth.SigningKey, vkey string, challenge ed25519.PublicKey) (jwk.Set, error) {
 	set := jwk.NewSet()
 	if err := set.AddKey(k.Public()); err != nil {
 		return nil, err
@@ -339,6 +360,18 @@ func gatewayJWKS(k *auth.SigningKey, vkey string) (jwk.Set, error) {
 		}
 	}
 	if err := set.AddKey(cp); err != nil {
+		return nil, err
+	}
+	ck, err := jwk.Import(challenge)
+	if err != nil {
+		return nil, fmt.Errorf("challenge key: %w", err)
+	}
+	for name, v := range map[string]any{jwk.KeyIDKey: circuits.ChallengeKeyID, jwk.KeyUsageKey: "sig", jwk.AlgorithmKey: "EdDSA"} {
+		if err := ck.Set(name, v); err != nil {
+			return nil, err
+		}
+	}
+	if err := set.AddKey(ck); err != nil {
 		return nil, err
 	}
 	return set, nil

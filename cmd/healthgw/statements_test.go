@@ -90,6 +90,13 @@ func TestGatedReadStatements(t *testing.T) {
 	w.ptok = g.patientToken("pat-1")
 	w.rec = g.putRecord(w.atok, "pat-1", "labs", "application/fhir+json", json.RawMessage(labFHIR))
 	w.grant(w.ptok, map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "purposes": []string{"TREAT"}})
+	// A token's first use checks the revocation list once (then cached):
+	// not part of the read.
+	for _, tok := range []string{w.atok, w.btok} {
+		if status, body := w.do("GET", "/v1/whoami", tok, nil); status != http.StatusOK {
+			t.Fatalf("whoami: %d %s", status, body)
+		}
+	}
 
 	// Authentication is counted apart: a token's first use checks the
 	// revocation list once, then the verified-token cache answers. Warm

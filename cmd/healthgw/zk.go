@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/consensys/gnark/logger"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/healthgw/healthgw/circuits"
 	"github.com/healthgw/healthgw/circuits/ceremony"
@@ -372,11 +374,22 @@ func cmdZKChallenge(_ context.Context, e *env, args []string) error {
 	fs := newFlags(e, "zk challenge")
 	stmt := fs.String("statement", "", "statement: age, range or member")
 	params := fs.String("params", "", `parameters as JSON or @file, e.g. {"attribute":"birth_date","cutoff":"2008-03-01"}`)
-	scope := fs.String("scope", "", "verifier scope (e.g. the verifier's org ID)")
+	verifier := fs.String("verifier", "", "org ID of the verifier the challenge is for (its scope is derived from it)")
+	keyFile := fs.String("key", "", "challenge signing key: the gateway's "+challengeKeyFile+" under its data directory")
 	date := fs.String("date", "", "date the credential must be valid on, YYYY-MM-DD (default today, UTC)")
 	out := fs.String("out", "", "challenge file to write (default stdout)")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
+	}
+	if *verifier == "" || *keyFile == "" {
+		return errors.New("zk challenge: --verifier and --key are required")
+	}
+	seed, err := os.ReadFile(*keyFile)
+	if err != nil {
+		return err
+	}
+	if len(seed) != ed25519.SeedSize {
+		return fmt.Errorf("zk challenge: %s is not a challenge key (%d bytes, want %d)", *keyFile, len(seed), ed25519.SeedSize)
 	}
 	s, err := circuits.ParseStatement(*stmt)
 	if err != nil {
@@ -394,9 +407,14 @@ func cmdZKChallenge(_ context.Context, e *env, args []string) error {
 	if _, err := rand.Read(nonce); err != nil {
 		return err
 	}
-	b, err := circuits.MarshalChallenge(circuits.Challenge{
-		ID: hex.EncodeToString(nonce[:8]), Statement: s, Params: p, Nonce: nonce, Scope: *scope, Date: day,
-	})
+	ch := circuits.Challenge{
+		ID: hex.EncodeToString(nonce[:8]), Statement: s, Params: p, Nonce: nonce,
+		Verifier: *verifier, Scope: circuits.ScopeFor(*verifier), Date: day,
+	}
+	if err := ch.Sign(ed25519.NewKeyFromSeed(seed)); err != nil {
+		return err
+	}
+	b, err := circuits.MarshalChallenge(ch)
 	if err != nil {
 		return err
 	}
@@ -442,6 +460,32 @@ func readCredential(path string) (*credential.Credential, error) {
 	return c, nil
 }
 
+// readChallengeKey reads the gateway's challenge key from a JWK Set file
+// (the gateway's /.well-known/jwks.json; the key with ID
+// circuits.ChallengeKeyID) or a file holding that one JWK.
+func readChallengeKey(path string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	set, err := jwk.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a JWK Set: %w", path, err)
+	}
+	k, ok := set.LookupKeyID(circuits.ChallengeKeyID)
+	if !ok && set.Len() == 1 {
+		k, ok = set.Key(0)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s: no key %q", path, circuits.ChallengeKeyID)
+	}
+	var pub ed25519.PublicKey
+	if err := jwk.Export(k, &pub); err != nil {
+		return nil, fmt.Errorf("%s: the challenge key is not an Ed25519 key: %w", path, err)
+	}
+	return pub, nil
+}
+
 func readChallenge(path string) (circuits.Challenge, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -461,13 +505,19 @@ func cmdZKProve(_ context.Context, e *env, args []string) error {
 	stmt := fs.String("statement", "", "statement (optional; must match the challenge)")
 	params := fs.String("params", "", "parameters as JSON or @file (optional; must match the challenge; for member may add the set)")
 	chFile := fs.String("challenge", "", "challenge file from the verifier")
+	verifier := fs.String("verifier", "", "org ID of the verifier you are proving to: a challenge scoped to any other is refused")
+	gwKey := fs.String("gateway-key", "", "the gateway's JWK Set (as served at /.well-known/jwks.json), with its challenge key")
 	keys := fs.String("keys", "", "key directory (with the statement's pk.bin)")
 	out := fs.String("out", "", "proof file to write (default stdout)")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	if *credFile == "" || *secretFile == "" || *chFile == "" || *keys == "" {
-		return errors.New("zk prove: --credential, --secret, --challenge and --keys are required")
+	if *credFile == "" || *secretFile == "" || *chFile == "" || *keys == "" || *verifier == "" || *gwKey == "" {
+		return errors.New("zk prove: --credential, --secret, --challenge, --verifier, --gateway-key and --keys are required")
+	}
+	trustKey, err := readChallengeKey(*gwKey)
+	if err != nil {
+		return err
 	}
 	cred, err := readCredential(*credFile)
 	if err != nil {
@@ -484,6 +534,12 @@ func cmdZKProve(_ context.Context, e *env, args []string) error {
 	ch, err := readChallenge(*chFile)
 	if err != nil {
 		return err
+	}
+	// Before anything else: the challenge must be the gateway's, for the
+	// verifier the patient means to prove to.
+	trust := circuits.Trust{GatewayKey: trustKey, Verifier: *verifier}
+	if err := ch.Check(trust.GatewayKey, trust.Verifier); err != nil {
+		return fmt.Errorf("zk prove: refusing the challenge: %w", err)
 	}
 	if *stmt != "" && *stmt != string(ch.Statement) {
 		return fmt.Errorf("zk prove: --statement %s, but the challenge is for %s", *stmt, ch.Statement)
@@ -502,7 +558,7 @@ func cmdZKProve(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	step := circuits.StartStep(e.stderr, "proving %s", ch.Statement)
-	proof, err := prover.Prove(cred, secret, ch)
+	proof, err := prover.ProveChallenge(cred, secret, ch, trust)
 	step.Done(err)
 	if err != nil {
 		return err

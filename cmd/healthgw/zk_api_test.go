@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -330,5 +332,101 @@ func TestZKBadInput(t *testing.T) {
 				t.Errorf("ledger grew on a refused request")
 			}
 		})
+	}
+}
+
+// gatewayChallengeKey is the challenge key the gateway publishes in its
+// JWK Set.
+func (w *zkWorld) gatewayChallengeKey() ed25519.PublicKey {
+	w.t.Helper()
+	status, body := w.do("GET", "/.well-known/jwks.json", "", nil)
+	if status != http.StatusOK {
+		w.t.Fatalf("jwks: %d %s", status, body)
+	}
+	f := filepath.Join(w.t.TempDir(), "jwks.json")
+	if err := os.WriteFile(f, body, 0o600); err != nil {
+		w.t.Fatal(err)
+	}
+	k, err := readChallengeKey(f)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return k
+}
+
+// TestZKChallengeBoundToVerifier: the gateway signs every challenge and
+// scopes it to the verifier that asked; the prover refuses, before
+// proving, a challenge that verifier V2 hands a patient but that is scoped
+// to V1 (genuine or rewritten), so V2 cannot link the patient's
+// nullifiers at V1. A refused proof's proof.verified entry marks its
+// values as claimed, not proven.
+func TestZKChallengeBoundToVerifier(t *testing.T) {
+	w := newZKWorld(t)
+	v2tok := w.token(w.register("ins-v2", auth.KindVerifier), "")
+	gw := w.gatewayChallengeKey()
+	cred, err := credential.ParseCredential(w.cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	v1ch := w.challenge("age", over18) // issued to ins-v
+	if err := v1ch.Check(gw, "ins-v"); err != nil || v1ch.Verifier != "ins-v" || v1ch.Scope != circuits.ScopeFor("ins-v") {
+		t.Fatalf("V1's challenge %+v: %v", v1ch, err)
+	}
+	status, body := w.do("POST", "/v1/proofs/challenges", v2tok, map[string]any{"statement": "age", "params": over18})
+	if status != http.StatusCreated {
+		t.Fatalf("V2's challenge: %d %s", status, body)
+	}
+	v2ch, err := circuits.ParseChallenge(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2ch.Verifier != "ins-v2" || v2ch.Scope != circuits.ScopeFor("ins-v2") {
+		t.Fatalf("V2's challenge is not scoped to V2: %+v", v2ch)
+	}
+	rewritten := v2ch
+	rewritten.Scope = circuits.ScopeFor("ins-v")
+	relabelled := v2ch
+	relabelled.Verifier, relabelled.Scope = "ins-v", circuits.ScopeFor("ins-v")
+	for _, tt := range []struct {
+		name string
+		ch   circuits.Challenge
+		want error
+	}{
+		{"V1's challenge handed out by V2", v1ch, circuits.ErrChallengeScope},
+		{"V2's challenge rewritten to V1's scope", rewritten, circuits.ErrChallengeSignature},
+		{"V2's challenge relabelled as V1's", relabelled, circuits.ErrChallengeSignature},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := w.prover.ProveChallenge(cred, w.secret, tt.ch, circuits.Trust{GatewayKey: gw, Verifier: "ins-v2"}); !errors.Is(err, tt.want) {
+				t.Errorf("prove to V2: %v, want %v", err, tt.want)
+			}
+		})
+	}
+
+	// A valid proof, then the same proof again (refused: the challenge is
+	// used up).
+	p, err := w.prover.ProveChallenge(cred, w.secret, v1ch, circuits.Trust{GatewayKey: gw, Verifier: "ins-v"})
+	if err != nil {
+		t.Fatalf("prove V1's challenge to V1: %v", err)
+	}
+	pb, err := circuits.MarshalProof(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, again := w.verify(pb), w.verify(pb)
+	if !first.Valid || again.Valid {
+		t.Fatalf("verify: %+v then %+v", first, again)
+	}
+	es := w.entries(ledger.TypeProofVerified)
+	if len(es) < 2 {
+		t.Fatalf("%d proof.verified entries", len(es))
+	}
+	ok, refused := es[len(es)-2].Body.(*ledger.ProofVerified), es[len(es)-1].Body.(*ledger.ProofVerified)
+	if !ok.Valid || ok.Proven == nil || !*ok.Proven || ok.Nullifier != first.Nullifier || ok.ClaimedNullifier != "" {
+		t.Errorf("valid proof logged as %+v", ok)
+	}
+	if refused.Valid || refused.Proven == nil || *refused.Proven || refused.Nullifier != "" || refused.Issuer != "" || refused.ClaimedNullifier != first.Nullifier {
+		t.Errorf("refused proof logged as %+v", refused)
 	}
 }

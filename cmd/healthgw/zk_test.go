@@ -2,11 +2,18 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/healthgw/healthgw/circuits"
 )
 
 func runZK(t *testing.T, args ...string) (stdout, stderr string, err error) {
@@ -54,8 +61,18 @@ func TestZKFlow(t *testing.T) {
 		}
 	}
 	params := `{"attribute":"birth_date","cutoff":"2008-03-01"}`
-	mustZK(t, "challenge", "--statement", "age", "--params", params, "--scope", "insurer-acme", "--date", "2026-03-01", "--out", p("ch.json"))
-	mustZK(t, "challenge", "--statement", "age", "--params", params, "--scope", "insurer-acme", "--date", "2026-03-01", "--out", p("ch2.json"))
+	writeChallengeKey(t, p("challenge.key"), p("jwks.json"))
+	mustZK(t, "challenge", "--statement", "age", "--params", params, "--verifier", "insurer-acme", "--key", p("challenge.key"), "--date", "2026-03-01", "--out", p("ch.json"))
+	mustZK(t, "challenge", "--statement", "age", "--params", params, "--verifier", "insurer-acme", "--key", p("challenge.key"), "--date", "2026-03-01", "--out", p("ch2.json"))
+	// Another verifier's challenge, and a tampered one.
+	mustZK(t, "challenge", "--statement", "age", "--params", params, "--verifier", "insurer-other", "--key", p("challenge.key"), "--date", "2026-03-01", "--out", p("ch-other.json"))
+	ch, err := os.ReadFile(p("ch.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p("ch-tampered.json"), []byte(strings.Replace(string(ch), `"date": "2026-03-01"`, `"date": "2026-03-02"`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	_, errOut, err := runZK(t, "setup", "--dev", "--keys", p("keys"), "--statements", "age")
 	if err != nil {
@@ -69,8 +86,24 @@ func TestZKFlow(t *testing.T) {
 		t.Errorf("circuits output:\n%s", out)
 	}
 
+	// The prover refuses, before proving, a challenge scoped to another
+	// verifier than the one it proves to, and a tampered one.
+	for _, tc := range []struct{ name, challenge, verifier, want string }{
+		{"scoped to another verifier", p("ch-other.json"), "insurer-acme", "another verifier"},
+		{"for this verifier, proved to another", p("ch.json"), "insurer-other", "another verifier"},
+		{"tampered", p("ch-tampered.json"), "insurer-acme", "signature"},
+	} {
+		_, errOut, err := runZK(t, "prove", "--credential", p("cred.json"), "--secret", p("secret.json"),
+			"--challenge", tc.challenge, "--verifier", tc.verifier, "--gateway-key", p("jwks.json"), "--keys", p("keys"), "--out", p("refused.json"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(errOut, "proving") {
+			t.Errorf("%s: err %v (stderr %q), want a refusal naming %q before proving", tc.name, err, errOut, tc.want)
+		}
+		if _, err := os.Stat(p("refused.json")); err == nil {
+			t.Errorf("%s: a proof was written", tc.name)
+		}
+	}
 	mustZK(t, "prove", "--credential", p("cred.json"), "--secret", p("secret.json"), "--statement", "age",
-		"--params", params, "--challenge", p("ch.json"), "--keys", p("keys"), "--out", p("proof.json"))
+		"--params", params, "--challenge", p("ch.json"), "--verifier", "insurer-acme", "--gateway-key", p("jwks.json"), "--keys", p("keys"), "--out", p("proof.json"))
 	out = mustZK(t, "verify", "--keys", p("keys"), "--proof", p("proof.json"), "--challenge", p("ch.json"), "--issuer", issuer)
 	if !strings.HasPrefix(out, "VALID age") {
 		t.Errorf("verify output %q", out)
@@ -95,7 +128,8 @@ func TestZKErrors(t *testing.T) {
 		{"unknown statement", []string{"setup", "--dev", "--keys", filepath.Join(dir, "k"), "--statements", "height"}},
 		{"unknown subcommand", []string{"frobnicate"}},
 		{"prove without flags", []string{"prove"}},
-		{"challenge with bad params", []string{"challenge", "--statement", "range", "--params", `{"attribute":"hba1c","lo":"7"}`, "--scope", "s"}},
+		{"challenge with bad params", []string{"challenge", "--statement", "range", "--params", `{"attribute":"hba1c","lo":"7"}`, "--verifier", "s", "--key", filepath.Join(dir, "k")}},
+		{"challenge without a key", []string{"challenge", "--statement", "age", "--params", `{"attribute":"birth_date","cutoff":"2008-03-01"}`, "--verifier", "s"}},
 		{"finalize with a short beacon", []string{"ceremony", "finalize", "--dir", dir, "--beacon", "00"}},
 		{"verify of a missing ceremony", []string{"ceremony", "verify", "--dir", dir}},
 	} {
@@ -105,4 +139,38 @@ func TestZKErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeChallengeKey writes a fresh challenge signing key (the gateway's
+// key file) to keyFile and its public half as the gateway's JWK Set to
+// jwksFile.
+func writeChallengeKey(t *testing.T, keyFile, jwksFile string) ed25519.PublicKey {
+	t.Helper()
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	k, err := jwk.Import(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Set(jwk.KeyIDKey, circuits.ChallengeKeyID); err != nil {
+		t.Fatal(err)
+	}
+	set := jwk.NewSet()
+	if err := set.AddKey(k); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(jwksFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }

@@ -50,7 +50,11 @@ type eventRow struct {
 	GrantID           string `gorm:"not null"`
 	BreakGlass        bool   `gorm:"not null;index:idx_consent_events_break_glass,priority:1"`
 	JustificationHash string `gorm:"not null"`
-	RequestID         string `gorm:"not null"`
+	// JustificationCommitment: the salted commitment (the opening is not
+	// in the projection).
+	JustificationCommitment string `gorm:"not null;default:''"`
+	RequestID               string `gorm:"not null"`
+	ClientRequestID         string `gorm:"not null;default:''"`
 }
 
 func (eventRow) TableName() string { return "consent_access_events" }
@@ -146,37 +150,41 @@ func decodeList[T ~string](s *string) ([]T, error) {
 
 func eventToRow(e consent.AccessEvent) eventRow {
 	return eventRow{
-		LedgerIndex:       e.Index,
-		EntryTime:         toNanos(e.Time),
-		Requester:         e.Requester,
-		RecordID:          e.RecordID,
-		Patient:           e.Patient,
-		Category:          e.Category,
-		Purpose:           string(e.Purpose),
-		Decision:          string(e.Decision),
-		Reason:            string(e.Reason),
-		GrantID:           e.GrantID,
-		BreakGlass:        e.BreakGlass,
-		JustificationHash: e.JustificationHash,
-		RequestID:         e.RequestID,
+		LedgerIndex:             e.Index,
+		EntryTime:               toNanos(e.Time),
+		Requester:               e.Requester,
+		RecordID:                e.RecordID,
+		Patient:                 e.Patient,
+		Category:                e.Category,
+		Purpose:                 string(e.Purpose),
+		Decision:                string(e.Decision),
+		Reason:                  string(e.Reason),
+		GrantID:                 e.GrantID,
+		BreakGlass:              e.BreakGlass,
+		JustificationHash:       e.JustificationHash,
+		JustificationCommitment: e.JustificationCommitment,
+		RequestID:               e.RequestID,
+		ClientRequestID:         e.ClientRequestID,
 	}
 }
 
 func rowToEvent(r eventRow) consent.AccessEvent {
 	return consent.AccessEvent{
-		Index:             r.LedgerIndex,
-		Time:              fromNanos(r.EntryTime),
-		Requester:         r.Requester,
-		RecordID:          r.RecordID,
-		Patient:           r.Patient,
-		Category:          r.Category,
-		Purpose:           consent.Purpose(r.Purpose),
-		Decision:          consent.Effect(r.Decision),
-		Reason:            consent.Reason(r.Reason),
-		GrantID:           r.GrantID,
-		BreakGlass:        r.BreakGlass,
-		JustificationHash: r.JustificationHash,
-		RequestID:         r.RequestID,
+		Index:                   r.LedgerIndex,
+		Time:                    fromNanos(r.EntryTime),
+		Requester:               r.Requester,
+		RecordID:                r.RecordID,
+		Patient:                 r.Patient,
+		Category:                r.Category,
+		Purpose:                 consent.Purpose(r.Purpose),
+		Decision:                consent.Effect(r.Decision),
+		Reason:                  consent.Reason(r.Reason),
+		GrantID:                 r.GrantID,
+		BreakGlass:              r.BreakGlass,
+		JustificationHash:       r.JustificationHash,
+		JustificationCommitment: r.JustificationCommitment,
+		RequestID:               r.RequestID,
+		ClientRequestID:         r.ClientRequestID,
 	}
 }
 

@@ -10,6 +10,7 @@ package demo
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -281,6 +282,31 @@ func (d *demo) run(ctx context.Context) error {
 	return nil
 }
 
+// challengeKey fetches the gateway's challenge signing key from its JWK
+// Set.
+func (d *demo) challengeKey(ctx context.Context) (ed25519.PublicKey, error) {
+	status, body, err := d.c.Raw(ctx, "GET", "/.well-known/jwks.json", "", nil)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("gateway JWK Set: %d", status)
+	}
+	set, err := jwk.Parse(body)
+	if err != nil {
+		return nil, fmt.Errorf("gateway JWK Set: %w", err)
+	}
+	k, ok := set.LookupKeyID(circuits.ChallengeKeyID)
+	if !ok {
+		return nil, errors.New("the gateway publishes no challenge key")
+	}
+	var pub ed25519.PublicKey
+	if err := jwk.Export(k, &pub); err != nil {
+		return nil, fmt.Errorf("challenge key: %w", err)
+	}
+	return pub, nil
+}
+
 // eligibility is the zero-knowledge part of the story: hospital A issues a
 // credential, the patient proves "over 18" to an insurer, a replay is
 // refused.
@@ -320,6 +346,15 @@ func (d *demo) eligibility(ctx context.Context, dir, hospital string) error {
 		return err
 	}
 	d.detail("challenge %s: prove birth_date <= %s, single use, valid until %s", ch.ID, cutoff, ch.ExpiresAt.Format(time.TimeOnly))
+	gwKey, err := d.challengeKey(ctx)
+	if err != nil {
+		return err
+	}
+	trust := circuits.Trust{GatewayKey: gwKey, Verifier: "demo-insurer"}
+	if err := ch.Check(trust.GatewayKey, trust.Verifier); err != nil {
+		return fmt.Errorf("the challenge: %w", err)
+	}
+	d.detail("the patient app checks the gateway's signature on the challenge and that it is scoped to demo-insurer, the verifier it proves to")
 
 	d.say("The patient app makes a holder secret; hospital A issues a credential over the patient's attributes")
 	secret, err := credential.NewSecret(rand.Reader)
@@ -361,7 +396,7 @@ func (d *demo) eligibility(ctx context.Context, dir, hospital string) error {
 		return err
 	}
 	start := time.Now()
-	proof, err := prover.Prove(cred, secret, ch)
+	proof, err := prover.ProveChallenge(cred, secret, ch, trust)
 	if err != nil {
 		return fmt.Errorf("prove: %w", err)
 	}
