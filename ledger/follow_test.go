@@ -1,16 +1,18 @@
-package ledger
+package ledger_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 )
 
-// recorder is a fake Applier with function fields for failures.
+// recorder is a fake ledger.Applier with function fields for failures.
 type recorder struct {
 	mu      sync.Mutex
 	name    string
@@ -28,7 +30,7 @@ func (r *recorder) Next(context.Context) (uint64, error) {
 	return r.next, nil
 }
 
-func (r *recorder) Apply(_ context.Context, first uint64, entries []Entry) error {
+func (r *recorder) Apply(_ context.Context, first uint64, entries []ledger.Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
@@ -42,7 +44,7 @@ func (r *recorder) Apply(_ context.Context, first uint64, entries []Entry) error
 	}
 	for i, e := range entries {
 		want := fmt.Sprintf("c%d", first+uint64(i))
-		if got := e.Body.(*ConsentRevoked).ConsentID; got != want {
+		if got := e.Body.(*ledger.ConsentRevoked).ConsentID; got != want {
 			return fmt.Errorf("entry %d is %s, want %s", first+uint64(i), got, want)
 		}
 		r.applied = append(r.applied, first+uint64(i))
@@ -58,7 +60,7 @@ func (r *recorder) state() (uint64, int) {
 }
 
 func TestFollowerSync(t *testing.T) {
-	const n = followBatch*2 + 10
+	const n = ledger.FollowBatch*2 + 10
 	m, _ := filledLog(t, n)
 	tests := []struct {
 		name      string
@@ -76,7 +78,7 @@ func TestFollowerSync(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &recorder{name: "r", next: tc.start}
-			f := NewFollower(m, r)
+			f := ledger.NewFollower(m, r)
 			if err := f.Sync(t.Context(), tc.syncTo); err != nil {
 				t.Fatalf("Sync: %v", err)
 			}
@@ -100,7 +102,7 @@ func TestFollowerErrors(t *testing.T) {
 	m, _ := filledLog(t, 10)
 	boom := errors.New("boom")
 	r := &recorder{name: "consent", failAt: func(uint64) error { return boom }}
-	f := NewFollower(m, r)
+	f := ledger.NewFollower(m, r)
 	err := f.Sync(t.Context(), 10)
 	if !errors.Is(err, boom) {
 		t.Fatalf("Sync: err = %v, want boom", err)
@@ -108,14 +110,14 @@ func TestFollowerErrors(t *testing.T) {
 	if next, _ := r.state(); next != 0 {
 		t.Errorf("a failed Apply advanced next to %d", next)
 	}
-	if err := NewFollower(m, &recorder{name: "x"}).Sync(t.Context(), 11); !errors.Is(err, ErrNotFound) {
-		t.Errorf("Sync beyond the log: err = %v, want ErrNotFound", err)
+	if err := ledger.NewFollower(m, &recorder{name: "x"}).Sync(t.Context(), 11); !errors.Is(err, ledger.ErrNotFound) {
+		t.Errorf("Sync beyond the log: err = %v, want ledger.ErrNotFound", err)
 	}
 	// A corrupt entry stops the projection.
-	bad := &memLog{signer: m.signer}
-	bad.add([]byte(`{"not":"an entry"}`))
-	if err := NewFollower(bad, &recorder{name: "x"}).Sync(t.Context(), 1); !errors.Is(err, ErrMalformed) {
-		t.Errorf("Sync over a corrupt entry: err = %v, want ErrMalformed", err)
+	bad := &ledgertest.MemLog{Signer: m.Signer}
+	mustAdd(t, bad, []byte(`{"not":"an entry"}`))
+	if err := ledger.NewFollower(bad, &recorder{name: "x"}).Sync(t.Context(), 1); !errors.Is(err, ledger.ErrMalformed) {
+		t.Errorf("Sync over a corrupt entry: err = %v, want ledger.ErrMalformed", err)
 	}
 }
 
@@ -123,7 +125,7 @@ func TestFollowerRun(t *testing.T) {
 	m, _ := filledLog(t, 3)
 	a := &recorder{name: "a"}
 	b := &recorder{name: "b"}
-	f := NewFollower(m, a, b)
+	f := ledger.NewFollower(m, a, b)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
@@ -132,9 +134,9 @@ func TestFollowerRun(t *testing.T) {
 	}()
 	// Entries appended "elsewhere" reach both projections.
 	for i := 3; i < 6; i++ {
-		e, _ := NewEntry("org", &ConsentRevoked{ConsentID: fmt.Sprintf("c%d", i), Patient: "ps"})
-		raw, _ := Encode(e)
-		m.add(raw)
+		e, _ := ledger.NewEntry("org", &ledger.ConsentRevoked{ConsentID: fmt.Sprintf("c%d", i), Patient: "ps"})
+		raw, _ := ledger.Encode(e)
+		mustAdd(t, m, raw)
 	}
 	deadline := time.After(30 * time.Second)
 	for {

@@ -26,6 +26,9 @@ type MemLog struct {
 	Fail func(e ledger.Entry) error
 	// Signer signs checkpoints (Checkpoint needs it).
 	Signer note.Signer
+	// OnCheckpoint, if set, is called with the size of every checkpoint
+	// Checkpoint serves, so a test can tell that a poller has looked.
+	OnCheckpoint func(size uint64)
 
 	mu      sync.Mutex
 	entries [][]byte
@@ -168,5 +171,9 @@ func (m *MemLog) Checkpoint(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ledger.SignCheckpoint(ledger.Checkpoint{Origin: m.Signer.Name(), Size: size, Hash: root}, m.Signer)
+	cp, err := ledger.SignCheckpoint(ledger.Checkpoint{Origin: m.Signer.Name(), Size: size, Hash: root}, m.Signer)
+	if err == nil && m.OnCheckpoint != nil {
+		m.OnCheckpoint(size)
+	}
+	return cp, err
 }

@@ -1,0 +1,11 @@
+package ledger
+
+// Test helpers of this package's internal tests, for its external tests
+// (package ledger_test), which can use ledgertest.MemLog.
+var TestSigner = testSigner
+
+const TestOrigin = testOrigin
+
+var TestTime = testTime
+
+const FollowBatch = followBatch
