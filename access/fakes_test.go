@@ -9,23 +9,22 @@ import (
 	"testing"
 
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/records"
 )
 
-// memLog is an in-memory ledger: entries, their stored hashes and
-// checkpoints signed on demand. fail, when set, refuses an append.
+// memLog is ledgertest.MemLog with a checkpoint that always covers every
+// entry, and fail, when set, refusing an append.
 type memLog struct {
-	mu      sync.Mutex
-	entries [][]byte
-	hashes  []tlog.Hash
-	signer  note.Signer
-	vkey    string
-	fail    func(e ledger.Entry) error
+	*ledgertest.MemLog
+	vkey string
+
+	mu   sync.Mutex
+	fail func(e ledger.Entry) error
 }
 
 func newMemLog(t *testing.T) *memLog {
@@ -38,32 +37,17 @@ func newMemLog(t *testing.T) *memLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &memLog{signer: s, vkey: vkey}
-}
-
-func (l *memLog) Append(_ context.Context, e ledger.Entry) (uint64, error) {
-	l.mu.Lock()
-	fail := l.fail
-	l.mu.Unlock()
-	if fail != nil {
-		if err := fail(e); err != nil {
-			return 0, err
+	l := &memLog{MemLog: &ledgertest.MemLog{Signer: s}, vkey: vkey}
+	l.MemLog.Fail = func(e ledger.Entry) error {
+		l.mu.Lock()
+		fail := l.fail
+		l.mu.Unlock()
+		if fail != nil {
+			return fail(e)
 		}
+		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, err := ledger.Encode(e)
-	if err != nil {
-		return 0, err
-	}
-	n := int64(len(l.entries))
-	hs, err := tlog.StoredHashes(n, b, l.reader())
-	if err != nil {
-		return 0, err
-	}
-	l.entries = append(l.entries, b)
-	l.hashes = append(l.hashes, hs...)
-	return uint64(n), nil
+	return l
 }
 
 func (l *memLog) setFail(f func(ledger.Entry) error) {
@@ -72,66 +56,20 @@ func (l *memLog) setFail(f func(ledger.Entry) error) {
 	l.mu.Unlock()
 }
 
-func (l *memLog) Size(context.Context) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return uint64(len(l.entries)), nil
-}
-
-func (l *memLog) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if end > uint64(len(l.entries)) || start > end {
+// Checkpoint signs a checkpoint of the whole log (none while it is empty).
+func (l *memLog) Checkpoint(ctx context.Context) ([]byte, error) {
+	if n, _ := l.Size(ctx); n == 0 {
 		return nil, ledger.ErrNotFound
 	}
-	return append([][]byte(nil), l.entries[start:end]...), nil
-}
-
-// reader reads the stored hashes; l.mu must be held.
-func (l *memLog) reader() tlog.HashReaderFunc {
-	return func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		for i, x := range idx {
-			if x < 0 || x >= int64(len(l.hashes)) {
-				return nil, fmt.Errorf("no stored hash %d", x)
-			}
-			out[i] = l.hashes[x]
-		}
-		return out, nil
-	}
-}
-
-func (l *memLog) ReadHashes(idx []int64) ([]tlog.Hash, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.reader()(idx)
-}
-
-func (l *memLog) Checkpoint(context.Context) ([]byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := int64(len(l.entries))
-	if n == 0 {
-		return nil, ledger.ErrNotFound
-	}
-	h, err := tlog.TreeHash(n, l.reader())
-	if err != nil {
-		return nil, err
-	}
-	return ledger.SignCheckpoint(ledger.Checkpoint{Origin: "access.test/log", Size: uint64(n), Hash: h}, l.signer)
+	l.Publish()
+	return l.MemLog.Checkpoint(ctx)
 }
 
 // decoded returns the entries of type typ.
 func (l *memLog) decoded(t *testing.T, typ ledger.Type) []ledger.Entry {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []ledger.Entry
-	for _, b := range l.entries {
-		e, err := ledger.Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range l.decodedFrom(t, 0) {
 		if e.Type == typ {
 			out = append(out, e)
 		}
@@ -288,17 +226,11 @@ var errAppend = errors.New("disk on fire")
 // decodedFrom returns the entries from index on.
 func (l *memLog) decodedFrom(t *testing.T, from uint64) []ledger.Entry {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []ledger.Entry
-	for _, b := range l.entries[from:] {
-		e, err := ledger.Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, e)
+	all, err := l.Decoded()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return all[from:]
 }
 
 func runtimeGosched() { runtime.Gosched() }
