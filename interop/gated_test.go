@@ -10,6 +10,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/access/justificationstore"
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/consent/consentstore"
@@ -32,7 +33,7 @@ type gatedRecords struct {
 // mountRecords mounts the record and consent routes on s over the real
 // consent-gated read: access.Service on a SQLite vault, the consent
 // projection and the embedded ledger.
-func mountRecords(t *testing.T, s *api.Server, keys api.EncryptionKeys) *gatedRecords {
+func mountRecords(t *testing.T, s *api.Server, keys api.EncryptionKeys, orgs access.Orgs) *gatedRecords {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -71,7 +72,11 @@ func mountRecords(t *testing.T, s *api.Server, keys api.EncryptionKeys) *gatedRe
 	}
 	kek := records.NewKeystore(records.KeystoreConfig{Dir: filepath.Join(dir, "kek"), Getenv: os.Getenv, AutoCreate: true})
 	vault := records.NewVault(store, kek, l, pseud, records.Options{})
-	svc := access.New(access.Config{Vault: vault, Grants: cs, Log: l, Sync: follower})
+	justs, err := justificationstore.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := access.New(access.Config{Vault: vault, Grants: cs, Orgs: orgs, Justifications: justs, Log: l, Sync: follower})
 	s.MountRecords(vault, svc, keys)
 	s.MountConsent(api.ConsentDeps{
 		Changes: svc,

@@ -52,7 +52,8 @@ func TestThirdPartyClients(t *testing.T) {
 	defer srv.Close()
 	key := authtest.NewSigningKey(t)
 	cfg := auth.Config{Issuer: srv.URL}
-	x, err := auth.NewExchanger(cfg, key, authtest.NewOrgs(org), authtest.NewReplay(time.Now))
+	orgs := authtest.NewOrgs(org)
+	x, err := auth.NewExchanger(cfg, key, orgs, authtest.NewReplay(time.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestThirdPartyClients(t *testing.T) {
 	s := api.New(api.Config{BaseURL: srv.URL}, nil, authn)
 	s.MountAuth(x, key.PublicJWKS())
 	s.MountTokenManagement(x, authn)
-	recs := mountRecords(t, s, x)
+	recs := mountRecords(t, s, x, orgs)
 	h = s.Handler()
 
 	keyFile := filepath.Join(t.TempDir(), "org.jwk")
@@ -165,10 +166,12 @@ func TestThirdPartyClients(t *testing.T) {
 	}
 	// Every read was decided on the ledger: the Observations read by the
 	// openid-client token, the jose token, the search and the reads by ID
-	// permitted; the record without consent denied.
+	// permitted; the record without consent denied, and the Condition the
+	// Observation-only token asked for read as a missing record (a logged
+	// not-found deny).
 	permits, denies := recs.decisions(t)
-	if want := 1 + 1 + 2*len(recs.observations); permits != want || denies != 1 {
-		t.Errorf("ledger: %d permits, %d denies; want %d and 1", permits, denies, want)
+	if want := 1 + 1 + 2*len(recs.observations); permits != want || denies != 2 {
+		t.Errorf("ledger: %d permits, %d denies; want %d and 2", permits, denies, want)
 	}
 	if r := j.Replay; r.Status != 401 || r.WWWAuthenticate != nil || r.Body.Error != "invalid_client" || !strings.Contains(r.Body.Description, "replayed") {
 		t.Errorf("replayed assertion: %+v", r)
