@@ -166,20 +166,9 @@ func (s *Server) selection(ctx context.Context, af consent.AuditFilter) ([]conse
 	if err := s.catchUp(ctx); err != nil {
 		return nil, err
 	}
-	var all []consent.AccessEvent
-	p := consent.Page{Limit: consent.MaxPageSize}
-	for len(all) < maxListed {
-		evs, next, err := s.d.Consents.AuditEvents(ctx, af, p)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, evs...)
-		if next == "" {
-			break
-		}
-		p.Cursor = next
-	}
-	return all, nil
+	return collect(func(p consent.Page) ([]consent.AccessEvent, string, error) {
+		return s.d.Consents.AuditEvents(ctx, af, p)
+	})
 }
 
 func (s *Server) auditCSV(w http.ResponseWriter, rq *request) error {

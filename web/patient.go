@@ -46,22 +46,30 @@ func (s *Server) appHome(w http.ResponseWriter, rq *request) error {
 	return nil
 }
 
-// allGrants loads the patient's grants, newest first.
-func (s *Server) allGrants(ctx context.Context, pseud string) ([]consent.Grant, error) {
-	var out []consent.Grant
+// collect follows a paged query's cursors until the end or maxListed
+// items.
+func collect[T any](page func(consent.Page) ([]T, string, error)) ([]T, error) {
+	var out []T
 	p := consent.Page{Limit: consent.MaxPageSize}
 	for len(out) < maxListed {
-		gs, next, err := s.d.Consents.ListByPatient(ctx, pseud, p)
+		items, next, err := page(p)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, gs...)
+		out = append(out, items...)
 		if next == "" {
 			break
 		}
 		p.Cursor = next
 	}
 	return out, nil
+}
+
+// allGrants loads the patient's grants, newest first.
+func (s *Server) allGrants(ctx context.Context, pseud string) ([]consent.Grant, error) {
+	return collect(func(p consent.Page) ([]consent.Grant, string, error) {
+		return s.d.Consents.ListByPatient(ctx, pseud, p)
+	})
 }
 
 func (s *Server) myConsents(w http.ResponseWriter, rq *request) error {
@@ -437,18 +445,11 @@ func (s *Server) accessPage(w http.ResponseWriter, rq *request) error {
 	if err := s.catchUp(ctx); err != nil {
 		return err
 	}
-	var all []consent.AccessEvent
-	p := consent.Page{Limit: consent.MaxPageSize}
-	for len(all) < maxListed {
-		evs, next, err := s.d.Consents.AccessLog(ctx, s.pseudonym(rq), p)
-		if err != nil {
-			return err
-		}
-		all = append(all, evs...)
-		if next == "" {
-			break
-		}
-		p.Cursor = next
+	all, err := collect(func(p consent.Page) ([]consent.AccessEvent, string, error) {
+		return s.d.Consents.AccessLog(ctx, s.pseudonym(rq), p)
+	})
+	if err != nil {
+		return err
 	}
 	names, orgs, err := s.orgNames(ctx)
 	if err != nil {
