@@ -1,0 +1,696 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdh"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// The v2 log (docs/design/ledger-privacy.md). A backend (Store) keeps,
+// per index, the public leaf (what the tree and the tiles hold) and the
+// entry's envelope: its signed header and its opening, sealed to the
+// gateways that may read it. A Node is a gateway's view of a store: it
+// signs and seals what the gateway appends, checks and opens what it
+// reads, and keeps the registry of gateways and org homes that says who
+// may author what (authorship, "A ledger that never signs a lie").
+
+// Envelope is what a store keeps and replicates of an entry besides its
+// public leaf: the signed header and the opening, sealed to its recipients
+// (Sealed) or, for registry entries every gateway must read to check
+// authorship deterministically (gateway, org, issuer and circuit
+// registrations), in clear (Clear). Exactly one of Sealed and Clear is set.
+// Envelopes are never public: the tiles serve leaves only.
+type Envelope struct {
+	Header []byte
+	Sealed []byte
+	Clear  []byte
+}
+
+// ErrIdentityMismatch: the gateway's keys are not the ones the log has
+// registered for it.
+var ErrIdentityMismatch = errors.New("ledger: gateway identity does not match the log")
+
+// ErrBadEnvelope: an envelope is malformed or not bound to its header.
+var ErrBadEnvelope = errors.New("ledger: malformed envelope")
+
+// clearType reports whether entries of type t travel in clear: the
+// registry facts every gateway must process to check authorship.
+func clearType(t Type) bool {
+	switch t {
+	case TypeGatewayRegistered, TypeOrgRegistered, TypeOrgKeysRotated, TypeIssuerRegistered, TypeCircuitRegistered:
+		return true
+	}
+	return false
+}
+
+// CheckEnvelope checks, without any key, that env is well-formed: the
+// header decodes, a clear opening opens it (CheckOpening) and is of a
+// registry type, a sealed one is bound to it (CheckSealed). It returns
+// the header. It does not check the signature or authorship (Authority).
+func CheckEnvelope(env Envelope) (Header, error) {
+	h, err := DecodeHeader(env.Header)
+	if err != nil {
+		return Header{}, err
+	}
+	switch {
+	case len(env.Sealed) > 0 && len(env.Clear) > 0, len(env.Sealed) == 0 && len(env.Clear) == 0:
+		return Header{}, fmt.Errorf("%w: want exactly one of a sealed or a clear opening", ErrBadEnvelope)
+	case len(env.Clear) > 0:
+		if !clearType(h.Type) {
+			return Header{}, fmt.Errorf("%w: %s must be sealed", ErrBadEnvelope, h.Type)
+		}
+		o, err := DecodeOpening(env.Clear)
+		if err != nil {
+			return Header{}, err
+		}
+		if _, err := CheckOpening(o, h); err != nil {
+			return Header{}, err
+		}
+		if o.Subject != "" || o.Justification != nil {
+			return Header{}, fmt.Errorf("%w: a clear opening has no subject or justification", ErrBadEnvelope)
+		}
+	default:
+		if clearType(h.Type) {
+			return Header{}, fmt.Errorf("%w: %s travels in clear", ErrBadEnvelope, h.Type)
+		}
+		if err := CheckSealed(env.Sealed, h); err != nil {
+			return Header{}, err
+		}
+	}
+	return h, nil
+}
+
+// NewLeafFor returns the canonical leaf of the entry whose header is
+// header, at time t (the store's clock or the block time).
+func NewLeafFor(header []byte, t time.Time) ([]byte, error) {
+	h, err := DecodeHeader(header)
+	if err != nil {
+		return nil, err
+	}
+	return EncodeLeaf(Leaf{Version: VersionV2, Type: h.Type, Time: t.UTC(), Seal: Seal(header)})
+}
+
+// Store is the contract of a v2 backend: Log's without the signing and
+// opening, which are the Node's.
+type Store interface {
+	// AppendEnvelope appends the entry of env: it checks env
+	// (CheckEnvelope; a backend shared by several gateways also checks
+	// the signature and authorship, see Authority), sets the leaf
+	// (NewLeafFor with its clock) and returns the index, with
+	// Appender.Append's durability contract.
+	AppendEnvelope(ctx context.Context, env Envelope) (uint64, error)
+	// Reader's Entries returns the leaves.
+	Reader
+	// Envelopes returns the envelopes of [start, end).
+	Envelopes(ctx context.Context, start, end uint64) ([]Envelope, error)
+	Prover
+	Close() error
+}
+
+// GenesisGateways is implemented by stores whose gateways are fixed
+// before the first entry (a consortium's genesis): the node keys of the
+// gateways that may register. A store without it admits one gateway, the
+// one that writes entry 0.
+type GenesisGateways interface {
+	GenesisGateways() map[string]GatewayKeys
+}
+
+// Source is what a projection reads: entries in the domain view, opened
+// and checked.
+type Source interface {
+	Size(ctx context.Context) (uint64, error)
+	// Read returns the entries [start, end) in the domain view. An entry
+	// this gateway may not open has its Type, Author, Org and Time and a
+	// nil Body.
+	Read(ctx context.Context, start, end uint64) ([]Entry, error)
+}
+
+// Identity is a gateway's: its ID, public base URL, node key (signing)
+// and sealing key, and the pseudonym secret behind patient references.
+type Identity struct {
+	Gateway    string
+	BaseURL    string
+	NodeKey    crypto.Signer // Ed25519
+	SealKey    *ecdh.PrivateKey
+	Pseudonyms *Pseudonymizer
+}
+
+// Node is a gateway's log: a Store with the gateway's identity. It
+// implements Log.
+type Node struct {
+	store  Store
+	id     Identity
+	signer *Signer
+
+	mu      sync.Mutex // guards auth and cache
+	auth    *Authority
+	cache   entryCache
+	trusted uint64 // entries below were proved against a checkpoint at open
+
+	// appendMu orders registry appends (gateway and org registrations)
+	// with the authority check, so two can't race past it.
+	appendMu sync.Mutex
+}
+
+var _ Log = (*Node)(nil)
+
+// OpenNode returns the node of identity id over store. It loads the
+// registry (gateways, org homes) from the log, checks every entry beyond
+// the latest checkpoint (its signature, authorship and opening: entries
+// a checkpoint covers were checked before it was signed, and the store
+// proved them against it at open), and registers the gateway itself
+// (gateway.registered) if it is not yet.
+func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
+	if id.SealKey == nil || id.SealKey.Curve() != ecdh.X25519() {
+		return nil, fmt.Errorf("%w: the node needs an X25519 sealing key", ErrBadSealKey)
+	}
+	if id.Pseudonyms == nil {
+		return nil, errors.New("ledger: the node needs the pseudonym secret")
+	}
+	signer, err := NewSigner(id.Gateway, id.NodeKey)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{store: store, id: id, signer: signer, auth: NewAuthority(nil)}
+	if g, ok := store.(GenesisGateways); ok {
+		n.auth = NewAuthority(g.GenesisGateways())
+	}
+	n.cache.init(entryCacheSize)
+	size, err := store.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+	trusted := uint64(0)
+	if cp, err := store.Checkpoint(ctx); err == nil {
+		if c, err := ParseCheckpoint(cp); err == nil {
+			trusted = min(c.Size, size)
+		}
+	}
+	n.trusted = trusted
+	n.mu.Lock()
+	err = n.advance(ctx, size)
+	n.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if gk, ok := n.auth.Gateway(id.Gateway); !ok || gk.Seal == nil {
+		if ok && !gk.Public.Equal(signer.Public()) {
+			return nil, fmt.Errorf("%w: gateway %q has another node key in the genesis than keys/gateway.key", ErrIdentityMismatch, id.Gateway)
+		}
+		if err := n.registerSelf(ctx); err != nil {
+			return nil, err
+		}
+	} else if !gk.Public.Equal(signer.Public()) {
+		return nil, fmt.Errorf("%w: gateway %q is registered with another node key than keys/gateway.key", ErrIdentityMismatch, id.Gateway)
+	} else if !bytes.Equal(gk.Seal.Bytes(), id.SealKey.PublicKey().Bytes()) {
+		return nil, fmt.Errorf("%w: gateway %q is registered with another sealing key than keys/seal.key", ErrIdentityMismatch, id.Gateway)
+	}
+	return n, nil
+}
+
+func (n *Node) registerSelf(ctx context.Context) error {
+	_, err := n.Append(ctx, Entry{Type: TypeGatewayRegistered, Version: VersionV2, Body: &GatewayRegistered{
+		ID: n.id.Gateway, PublicKey: EncodeNodeKey(n.signer.Public()),
+		SealKey: EncodeSealKey(n.id.SealKey.PublicKey()), BaseURL: n.id.BaseURL,
+	}})
+	if err != nil {
+		return fmt.Errorf("register gateway %q: %w", n.id.Gateway, err)
+	}
+	return nil
+}
+
+// Store returns the node's store.
+func (n *Node) Store() Store { return n.store }
+
+// Gateway returns the node's gateway ID.
+func (n *Node) Gateway() string { return n.id.Gateway }
+
+// Authority returns a snapshot of the registry as of the log's current
+// size (as far as the node has read it).
+func (n *Node) Authority() *Authority {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.auth.Clone()
+}
+
+// advance brings the authority up to index end. Entries the node has
+// cached (appended or opened here) are applied as they are; entries below
+// the trusted size (covered by the checkpoint the store proved at open)
+// are applied from their headers; every other entry is checked in full
+// (leaf, envelope, signature and authorship as of its index, opening and
+// subject where this gateway can open it) and cached. Called with n.mu
+// held.
+func (n *Node) advance(ctx context.Context, end uint64) error {
+	for n.auth.next < end {
+		idx := n.auth.next
+		if c, ok := n.cache.get(idx); ok {
+			if err := n.auth.Apply(idx, c.header, c.statement); err != nil {
+				return err
+			}
+			continue
+		}
+		hi := min(end, idx+readBatch)
+		leaves, err := n.store.Entries(ctx, idx, hi)
+		if err != nil {
+			return err
+		}
+		envs, err := n.store.Envelopes(ctx, idx, hi)
+		if err != nil {
+			return err
+		}
+		if len(leaves) != int(hi-idx) || len(envs) != int(hi-idx) {
+			return fmt.Errorf("ledger: store returned %d leaves and %d envelopes for [%d,%d)", len(leaves), len(envs), idx, hi)
+		}
+		for i := range leaves {
+			if err := n.checkLocked(idx+uint64(i), leaves[i], envs[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkLocked checks the entry at idx = n.auth.next and applies it.
+func (n *Node) checkLocked(idx uint64, leaf []byte, env Envelope) error {
+	h, err := DecodeHeader(env.Header)
+	if err != nil {
+		return verifyError(idx, err)
+	}
+	if idx < n.trusted {
+		var st *Statement
+		if len(env.Clear) > 0 {
+			s, err := clearStatement(env.Clear, h)
+			if err != nil {
+				return verifyError(idx, err)
+			}
+			st = &s
+		}
+		return n.auth.Apply(idx, h, st)
+	}
+	l, err := DecodeLeaf(leaf)
+	if err != nil {
+		return verifyError(idx, err)
+	}
+	if err := CheckLeaf(l, h); err != nil {
+		return verifyError(idx, err)
+	}
+	if _, err := CheckEnvelope(env); err != nil {
+		return verifyError(idx, err)
+	}
+	o, st, err := n.openEnvelope(idx, h, env)
+	if err != nil {
+		return err
+	}
+	if err := n.auth.Verify(idx, h, st); err != nil {
+		return err
+	}
+	if st != nil {
+		e, err := n.domain(idx, h, *st, o.Subject)
+		if err != nil {
+			return err
+		}
+		n.cache.put(idx, cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st)})
+	}
+	return n.auth.Apply(idx, h, st)
+}
+
+// openEnvelope opens env (a clear opening, or the sealed one with this
+// gateway's key) and checks it against h. Both results are nil when this
+// gateway is not a recipient.
+func (n *Node) openEnvelope(idx uint64, h Header, env Envelope) (*Opening, *Statement, error) {
+	var o Opening
+	var err error
+	if len(env.Clear) > 0 {
+		o, err = DecodeOpening(env.Clear)
+	} else {
+		o, err = OpenSealed(env.Sealed, n.id.SealKey)
+		if errors.Is(err, ErrNotRecipient) {
+			return nil, nil, nil
+		}
+	}
+	if err != nil {
+		return nil, nil, verifyError(idx, err)
+	}
+	st, err := CheckOpening(o, h)
+	if err != nil {
+		return nil, nil, verifyError(idx, err)
+	}
+	return &o, &st, nil
+}
+
+// domain returns the domain view of an opened entry (without its time).
+func (n *Node) domain(idx uint64, h Header, st Statement, subject string) (Entry, error) {
+	if err := n.checkSubject(st, subject); err != nil {
+		return Entry{}, verifyError(idx, err)
+	}
+	org, body, err := fromV2(st, subject)
+	if err != nil {
+		return Entry{}, verifyError(idx, err)
+	}
+	return Entry{Type: h.Type, Version: CurrentVersion, Org: org, Author: h.Author, Body: body}, nil
+}
+
+func registryStatement(h Header, st *Statement) *Statement {
+	if st == nil || !clearType(h.Type) {
+		return nil
+	}
+	return st
+}
+
+func clearStatement(clear []byte, h Header) (Statement, error) {
+	o, err := DecodeOpening(clear)
+	if err != nil {
+		return Statement{}, err
+	}
+	return CheckOpening(o, h)
+}
+
+// readBatch bounds how many entries one store read returns.
+const readBatch = 1024
+
+// Append implements Appender: it translates e into a v2 statement
+// authored by this gateway, signs it, seals its opening to the gateways
+// that may read it (or, for registry entries, keeps it in clear) and
+// appends it. Authorship is checked first: a gateway may only write for
+// the orgs whose home it is.
+func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
+	salt, err := NewSalt()
+	if err != nil {
+		return 0, err
+	}
+	v, err := toV2(e, salt, n.id.Pseudonyms, GatewayHome{Gateway: n.id.Gateway, BaseURL: n.id.BaseURL})
+	if err != nil {
+		return 0, err
+	}
+	statement, err := n.signer.Statement(v.org, salt, v.body)
+	if err != nil {
+		return 0, err
+	}
+	h, _, err := n.signer.Sign(statement, nil)
+	if err != nil {
+		return 0, err
+	}
+	header, err := EncodeHeader(h)
+	if err != nil {
+		return 0, err
+	}
+	st, err := DecodeStatement(statement)
+	if err != nil {
+		return 0, err
+	}
+	o := Opening{Statement: statement, Subject: v.subject}
+	env := Envelope{Header: header}
+	registry := clearType(h.Type)
+	if registry {
+		// Registry entries are checked against the authority and
+		// appended one at a time, so that two registrations of one
+		// org cannot both pass the check.
+		n.appendMu.Lock()
+		defer n.appendMu.Unlock()
+		if env.Clear, err = EncodeOpening(o); err != nil {
+			return 0, err
+		}
+	}
+	to, err := n.checkAppend(ctx, h, &st)
+	if err != nil {
+		return 0, err
+	}
+	if !registry {
+		if env.Sealed, err = SealOpening(o, h, to); err != nil {
+			return 0, err
+		}
+	}
+	idx, err := n.store.AppendEnvelope(ctx, env)
+	if err != nil {
+		return idx, err
+	}
+	dom, err := n.domain(idx, h, st, v.subject)
+	if err != nil {
+		return idx, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cache.put(idx, cachedEntry{entry: dom, opening: o, header: h, statement: registryStatement(h, &st)})
+	if registry {
+		// Bring the authority up to the new entry, so that the next
+		// registry append sees it.
+		if err := n.advance(ctx, idx+1); err != nil {
+			return idx, err
+		}
+	}
+	return idx, nil
+}
+
+// checkAppend checks authorship of a new entry against the registry as of
+// the log's head and returns the keys to seal it to.
+func (n *Node) checkAppend(ctx context.Context, h Header, st *Statement) ([]*ecdh.PublicKey, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	err := n.auth.Check(h, st)
+	if err != nil {
+		// The registry may have moved on elsewhere (another gateway
+		// registered the org): catch up once.
+		size, serr := n.store.Size(ctx)
+		if serr != nil {
+			return nil, serr
+		}
+		if aerr := n.advance(ctx, size); aerr != nil {
+			return nil, aerr
+		}
+		if err = n.auth.Check(h, st); err != nil {
+			return nil, err
+		}
+	}
+	to := n.auth.SealKeys()
+	if len(to) == 0 {
+		to = []*ecdh.PublicKey{n.id.SealKey.PublicKey()}
+	}
+	return to, nil
+}
+
+// Size implements Reader.
+func (n *Node) Size(ctx context.Context) (uint64, error) { return n.store.Size(ctx) }
+
+// Entries implements Reader: the public leaves.
+func (n *Node) Entries(ctx context.Context, start, end uint64) ([][]byte, error) {
+	return n.store.Entries(ctx, start, end)
+}
+
+// Checkpoint implements Prover.
+func (n *Node) Checkpoint(ctx context.Context) ([]byte, error) { return n.store.Checkpoint(ctx) }
+
+// ReadHashes implements Prover.
+func (n *Node) ReadHashes(indexes []int64) ([]tlog.Hash, error) { return n.store.ReadHashes(indexes) }
+
+// Close closes the store.
+func (n *Node) Close() error { return n.store.Close() }
+
+// Read implements Source: the entries [start, end) in the domain view,
+// each checked (leaf, header, signature, authorship as of its index,
+// opening, subject) when it was first read or appended here. Entries
+// sealed to other gateways only have a nil Body.
+func (n *Node) Read(ctx context.Context, start, end uint64) ([]Entry, error) {
+	if start > end {
+		return nil, fmt.Errorf("%w: [%d,%d)", ErrInvalidRange, start, end)
+	}
+	out := make([]Entry, 0, end-start)
+	for start < end {
+		hi := min(end, start+readBatch)
+		leaves, err := n.store.Entries(ctx, start, hi)
+		if err != nil {
+			return nil, err
+		}
+		batch, err := n.readBatch(ctx, start, leaves)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, batch...)
+		start = hi
+	}
+	return out, nil
+}
+
+func (n *Node) readBatch(ctx context.Context, start uint64, leaves [][]byte) ([]Entry, error) {
+	end := start + uint64(len(leaves))
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.advance(ctx, end); err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(leaves))
+	var envs []Envelope
+	for i, b := range leaves {
+		idx := start + uint64(i)
+		l, err := DecodeLeaf(b)
+		if err != nil {
+			return nil, verifyError(idx, err)
+		}
+		c, ok := n.cache.get(idx)
+		if !ok {
+			// Evicted, or not ours to open: open it again (it was
+			// checked against the registry when first read).
+			if envs == nil {
+				if envs, err = n.store.Envelopes(ctx, start, end); err != nil {
+					return nil, err
+				}
+			}
+			if c, err = n.reopenLocked(idx, l, envs[i]); err != nil {
+				return nil, err
+			}
+		}
+		e := c.entry
+		e.Time = l.Time
+		out[i] = e
+	}
+	return out, nil
+}
+
+// reopenLocked opens an entry the authority has passed.
+func (n *Node) reopenLocked(idx uint64, l Leaf, env Envelope) (cachedEntry, error) {
+	h, err := DecodeHeader(env.Header)
+	if err != nil {
+		return cachedEntry{}, verifyError(idx, err)
+	}
+	if err := CheckLeaf(l, h); err != nil {
+		return cachedEntry{}, verifyError(idx, err)
+	}
+	o, st, err := n.openEnvelope(idx, h, env)
+	if err != nil {
+		return cachedEntry{}, err
+	}
+	if st == nil {
+		return cachedEntry{entry: Entry{Type: h.Type, Version: CurrentVersion, Org: h.Org, Author: h.Author}, header: h}, nil
+	}
+	e, err := n.domain(idx, h, *st, o.Subject)
+	if err != nil {
+		return cachedEntry{}, err
+	}
+	c := cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st)}
+	n.cache.put(idx, c)
+	return c, nil
+}
+
+// ErrSubjectMismatch: an opening's subject is not the patient its
+// statement's patient reference is of.
+var ErrSubjectMismatch = errors.New("ledger: opening subject does not match the patient reference")
+
+func (n *Node) checkSubject(st Statement, subject string) error {
+	ref := patientRefOf(st.Body)
+	if ref == "" {
+		if subject != "" {
+			return fmt.Errorf("%w: %s names no patient", ErrSubjectMismatch, st.Type)
+		}
+		return nil
+	}
+	k, err := n.id.Pseudonyms.RefKey(subject)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrSubjectMismatch, err)
+	}
+	if !IsAbout(k, st.Salt, ref) {
+		return ErrSubjectMismatch
+	}
+	return nil
+}
+
+// Opened is an entry as a party sees it: its leaf, header and opening,
+// checked, with the entry in the domain view.
+type Opened struct {
+	Index   uint64
+	Leaf    []byte
+	Header  []byte
+	Opening Opening
+	Entry   Entry
+}
+
+// Open returns the entry at index with its opening, for serving a body to
+// a party entitled to it (the caller decides who is). It returns
+// ErrNotRecipient if this gateway cannot open it.
+func (n *Node) Open(ctx context.Context, index uint64) (Opened, error) {
+	es, err := n.Read(ctx, index, index+1)
+	if err != nil {
+		return Opened{}, err
+	}
+	if es[0].Body == nil {
+		return Opened{}, ErrNotRecipient
+	}
+	leaves, err := n.store.Entries(ctx, index, index+1)
+	if err != nil {
+		return Opened{}, err
+	}
+	envs, err := n.store.Envelopes(ctx, index, index+1)
+	if err != nil {
+		return Opened{}, err
+	}
+	n.mu.Lock()
+	c, ok := n.cache.get(index)
+	n.mu.Unlock()
+	o := c.opening
+	if !ok {
+		l, err := DecodeLeaf(leaves[0])
+		if err != nil {
+			return Opened{}, err
+		}
+		n.mu.Lock()
+		c, err = n.reopenLocked(index, l, envs[0])
+		n.mu.Unlock()
+		if err != nil {
+			return Opened{}, err
+		}
+		o = c.opening
+	}
+	return Opened{Index: index, Leaf: leaves[0], Header: envs[0].Header, Opening: o, Entry: es[0]}, nil
+}
+
+// entryCacheSize bounds the cache of opened entries (appended here or
+// read): projections read each entry soon after it is appended, once per
+// projection.
+const entryCacheSize = 8192
+
+type cachedEntry struct {
+	entry     Entry // without its time (the leaf's)
+	opening   Opening
+	header    Header
+	statement *Statement // registry entries only
+}
+
+// entryCache is a bounded map of index to opened entry, evicting the
+// oldest insertion.
+type entryCache struct {
+	m    map[uint64]cachedEntry
+	ring []uint64
+	next int
+	full bool
+}
+
+func (c *entryCache) init(n int) {
+	c.m = make(map[uint64]cachedEntry, n)
+	c.ring = make([]uint64, n)
+}
+
+func (c *entryCache) get(i uint64) (cachedEntry, bool) {
+	e, ok := c.m[i]
+	return e, ok
+}
+
+func (c *entryCache) put(i uint64, e cachedEntry) {
+	if _, ok := c.m[i]; ok {
+		c.m[i] = e
+		return
+	}
+	if c.full {
+		delete(c.m, c.ring[c.next])
+	}
+	c.ring[c.next] = i
+	c.m[i] = e
+	c.next++
+	if c.next == len(c.ring) {
+		c.next, c.full = 0, true
+	}
+}
