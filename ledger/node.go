@@ -37,6 +37,9 @@ type Envelope struct {
 // registered for it.
 var ErrIdentityMismatch = errors.New("ledger: gateway identity does not match the log")
 
+// ErrReadOnlyNode: Append on a node opened read-only.
+var ErrReadOnlyNode = errors.New("ledger: the log was opened read-only")
+
 // ErrBadEnvelope: an envelope is malformed or not bound to its header.
 var ErrBadEnvelope = errors.New("ledger: malformed envelope")
 
@@ -140,6 +143,10 @@ type Identity struct {
 	NodeKey    crypto.Signer // Ed25519
 	SealKey    *ecdh.PrivateKey
 	Pseudonyms *Pseudonymizer
+	// ReadOnly opens the log to read and check it only (a listing tool):
+	// no node key is needed and the gateway is not registered; without a
+	// SealKey sealed entries read with a nil Body.
+	ReadOnly bool
 }
 
 // Node is a gateway's log: a Store with the gateway's identity. It
@@ -168,15 +175,18 @@ var _ Log = (*Node)(nil)
 // proved them against it at open), and registers the gateway itself
 // (gateway.registered) if it is not yet.
 func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
-	if id.SealKey == nil || id.SealKey.Curve() != ecdh.X25519() {
+	if (id.SealKey == nil && !id.ReadOnly) || (id.SealKey != nil && id.SealKey.Curve() != ecdh.X25519()) {
 		return nil, fmt.Errorf("%w: the node needs an X25519 sealing key", ErrBadSealKey)
 	}
-	if id.Pseudonyms == nil {
+	if id.Pseudonyms == nil && (!id.ReadOnly || id.SealKey != nil) {
 		return nil, errors.New("ledger: the node needs the pseudonym secret")
 	}
-	signer, err := NewSigner(id.Gateway, id.NodeKey)
-	if err != nil {
-		return nil, err
+	var signer *Signer
+	if !id.ReadOnly {
+		var err error
+		if signer, err = NewSigner(id.Gateway, id.NodeKey); err != nil {
+			return nil, err
+		}
 	}
 	n := &Node{store: store, id: id, signer: signer, auth: NewAuthority(nil)}
 	if g, ok := store.(GenesisGateways); ok {
@@ -199,6 +209,9 @@ func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
 	n.mu.Unlock()
 	if err != nil {
 		return nil, err
+	}
+	if id.ReadOnly {
+		return n, nil
 	}
 	if gk, ok := n.auth.Gateway(id.Gateway); !ok || gk.Seal == nil {
 		if ok && !gk.Public.Equal(signer.Public()) {
@@ -327,9 +340,12 @@ func (n *Node) checkLocked(idx uint64, leaf []byte, env Envelope) error {
 func (n *Node) openEnvelope(idx uint64, h Header, env Envelope) (*Opening, *Statement, error) {
 	var o Opening
 	var err error
-	if len(env.Clear) > 0 {
+	switch {
+	case len(env.Clear) > 0:
 		o, err = DecodeOpening(env.Clear)
-	} else {
+	case n.id.SealKey == nil:
+		return nil, nil, nil
+	default:
 		o, err = OpenSealed(env.Sealed, n.id.SealKey)
 		if errors.Is(err, ErrNotRecipient) {
 			return nil, nil, nil
@@ -381,6 +397,9 @@ const readBatch = 1024
 // appends it. Authorship is checked first: a gateway may only write for
 // the orgs whose home it is.
 func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
+	if n.signer == nil {
+		return 0, ErrReadOnlyNode
+	}
 	salt, err := NewSalt()
 	if err != nil {
 		return 0, err
@@ -693,4 +712,89 @@ func (c *entryCache) put(i uint64, e cachedEntry) {
 	if c.next == len(c.ring) {
 		c.next, c.full = 0, true
 	}
+}
+
+// ClearEnvelope returns the envelope of a registry entry (gateway, org,
+// issuer or circuit registration: the types that travel in clear) signed
+// by s, for a gateway with home as its identity. It is for tools that
+// submit registry entries without a Node (comet.Remote); authorship is
+// checked where the entry is appended.
+func ClearEnvelope(s *Signer, e Entry, home GatewayHome) (Envelope, error) {
+	if !clearType(e.Type) {
+		return Envelope{}, fmt.Errorf("%w: %s entries are sealed: append them through the gateway", ErrBadEnvelope, e.Type)
+	}
+	salt, err := NewSalt()
+	if err != nil {
+		return Envelope{}, err
+	}
+	v, err := toV2(e, salt, nil, home)
+	if err != nil {
+		return Envelope{}, err
+	}
+	statement, err := s.Statement(v.org, salt, v.body)
+	if err != nil {
+		return Envelope{}, err
+	}
+	h, _, err := s.Sign(statement, nil)
+	if err != nil {
+		return Envelope{}, err
+	}
+	header, err := EncodeHeader(h)
+	if err != nil {
+		return Envelope{}, err
+	}
+	clear, err := EncodeOpening(Opening{Statement: statement})
+	if err != nil {
+		return Envelope{}, err
+	}
+	return Envelope{Header: header, Clear: clear}, nil
+}
+
+// CheckpointAt implements CheckpointHistory when the store does (else
+// ErrNotFound).
+func (n *Node) CheckpointAt(ctx context.Context, size uint64) ([]byte, error) {
+	if h, ok := n.store.(CheckpointHistory); ok {
+		return h.CheckpointAt(ctx, size)
+	}
+	return nil, fmt.Errorf("checkpoint of size %d: %w", size, ErrNotFound)
+}
+
+// WaitCheckpoint implements CheckpointWaiter: the store's, or a poll of
+// its periodic checkpoints.
+func (n *Node) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
+	if w, ok := n.store.(CheckpointWaiter); ok {
+		return w.WaitCheckpoint(ctx, size)
+	}
+	t := time.NewTicker(receiptPoll)
+	defer t.Stop()
+	for {
+		raw, err := n.store.Checkpoint(ctx)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if err == nil {
+			c, err := ParseCheckpoint(raw)
+			if err != nil {
+				return nil, err
+			}
+			if c.Size >= size {
+				return raw, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Ready reports the store's readiness (stores that can refuse to sign,
+// or lose their quorum, implement it).
+func (n *Node) Ready(ctx context.Context) error {
+	if r, ok := n.store.(interface{ Ready(context.Context) error }); ok {
+		return r.Ready(ctx)
+	}
+	_, err := n.store.Checkpoint(ctx)
+	return err
 }

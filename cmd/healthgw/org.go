@@ -88,11 +88,7 @@ func (s *storeFlags) dsn() string {
 
 // cliLedger is what the org commands need from the ledger: append entries
 // and read them back into the registry projection.
-type cliLedger interface {
-	ledger.Appender
-	ledger.Reader
-	Close() error
-}
+type cliLedger = ledger.Log
 
 // checkpointKeyFile is the checkpoint signer key under the data
 // directory. The CLI must sign with the same key as `serve`: its
@@ -105,7 +101,17 @@ const checkpointKeyFile = "keys/checkpoint.key"
 // only when create is set).
 func openLedger(ctx context.Context, db *gorm.DB, dsn, dataDir string, readOnly, create bool) (cliLedger, error) {
 	if readOnly {
-		return gormlog.OpenReadOnly(ctx, db, gormlog.Options{})
+		// Listing reads the registry entries, which are in clear: no
+		// keys are needed.
+		st, err := gormlog.OpenReadOnly(ctx, db, gormlog.Options{})
+		if err != nil {
+			return nil, err
+		}
+		n, err := ledger.OpenNode(ctx, st, ledger.Identity{ReadOnly: true})
+		if err != nil {
+			return nil, errors.Join(err, st.Close())
+		}
+		return n, nil
 	}
 	cfg := defaultServeConfig()
 	cfg.DataDir = dataDir
@@ -116,7 +122,19 @@ func openLedger(ctx context.Context, db *gorm.DB, dsn, dataDir string, readOnly,
 	if err != nil {
 		return nil, err
 	}
-	return gormlog.Open(ctx, db, gormlog.Options{Signer: keys.signer, Logger: slog.New(slog.DiscardHandler)})
+	st, err := gormlog.Open(ctx, db, gormlog.Options{Signer: keys.signer, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	id, err := loadIdentity(dataDir, cfg.BaseURL, keys.secret, st, io.Discard)
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	n, err := ledger.OpenNode(ctx, st, id)
+	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	return n, nil
 }
 
 // openCLIDatabase opens the database a command works on: an existing one,

@@ -32,6 +32,7 @@ const (
 	CodeDuplicate      uint32 = 4
 	CodeNotReady       uint32 = 5
 	CodeNotFound       uint32 = 6 // Query only
+	CodeRefused        uint32 = 7
 )
 
 // codeOf maps a transaction error to its result code.
@@ -47,6 +48,8 @@ func codeOf(err error) uint32 {
 		return CodeDuplicate
 	case errors.Is(err, errNotReady):
 		return CodeNotReady
+	case errors.Is(err, ErrRefused):
+		return CodeRefused
 	default:
 		return CodeBadTx
 	}
@@ -63,6 +66,8 @@ func errOfCode(code uint32) error {
 		return ErrDuplicate
 	case CodeNotReady:
 		return errNotReady
+	case CodeRefused:
+		return ErrRefused
 	default:
 		return ErrBadTx
 	}
@@ -102,16 +107,22 @@ type App struct {
 	mu        sync.RWMutex
 	committed State
 	commitCh  chan struct{} // closed (and replaced) by every Commit
+	// auth is the registry (ledger.Authority) as of the committed size:
+	// who may author what. It is derived from headers and clear
+	// registry openings only, so every node derives the same.
+	auth *ledger.Authority
 }
 
 // stagedBlock is the effect of one block, held between FinalizeBlock and
 // Commit.
 type stagedBlock struct {
-	state   State // position after the block
-	first   uint64
-	entries [][]byte
-	hashes  map[int64]tlog.Hash
-	txs     map[TxID]uint64
+	state     State // position after the block
+	first     uint64
+	entries   [][]byte // leaves
+	envelopes []ledger.Envelope
+	hashes    map[int64]tlog.Hash
+	txs       map[TxID]uint64
+	auth      *ledger.Authority // after the block
 }
 
 var _ abci.Application = (*App)(nil)
@@ -162,8 +173,81 @@ func NewApp(db dbm.DB, opts AppOptions) (*App, error) {
 		if err := a.setGenesis(g); err != nil {
 			return nil, err
 		}
+		if err := a.loadAuthority(); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
+}
+
+// genesisAuthority returns the authority of the empty log of the current
+// genesis gateways.
+func (a *App) genesisAuthority() *ledger.Authority {
+	g := make(map[string]ledger.GatewayKeys, len(a.gateways))
+	for id, pub := range a.gateways {
+		g[id] = ledger.GatewayKeys{Public: pub}
+	}
+	return ledger.NewAuthority(g)
+}
+
+// GenesisGateways returns the genesis gateways' node keys (no sealing
+// keys: each gateway registers its own with gateway.registered).
+func (a *App) GenesisGateways() map[string]ledger.GatewayKeys {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	g := make(map[string]ledger.GatewayKeys, len(a.gateways))
+	for id, pub := range a.gateways {
+		g[id] = ledger.GatewayKeys{Public: pub}
+	}
+	return g
+}
+
+// loadAuthority rebuilds the registry from the committed entries (checked
+// against the app hash by checkTree).
+func (a *App) loadAuthority() error {
+	auth := a.genesisAuthority()
+	size := a.committed.Size
+	for start := uint64(0); start < size; start += 1024 {
+		end := min(size, start+1024)
+		envs, err := a.store.envelopes(start, end)
+		if err != nil {
+			return err
+		}
+		for i, env := range envs {
+			h, st, err := envelopeStatement(env)
+			if err != nil {
+				return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, start+uint64(i), err)
+			}
+			if err := auth.Apply(start+uint64(i), h, st); err != nil {
+				return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, start+uint64(i), err)
+			}
+		}
+	}
+	a.mu.Lock()
+	a.auth = auth
+	a.mu.Unlock()
+	return nil
+}
+
+// envelopeStatement returns env's header and, for a clear (registry)
+// entry, its checked statement.
+func envelopeStatement(env ledger.Envelope) (ledger.Header, *ledger.Statement, error) {
+	h, err := ledger.CheckEnvelope(env)
+	if err != nil {
+		return ledger.Header{}, nil, err
+	}
+	if len(env.Clear) == 0 {
+		return h, nil, nil
+	}
+	o, err := ledger.DecodeOpening(env.Clear)
+	if err != nil {
+		return ledger.Header{}, nil, err
+	}
+	st, err := ledger.CheckOpening(o, h)
+	if err != nil {
+		return ledger.Header{}, nil, err
+	}
+	return h, &st, nil
 }
 
 func (a *App) setGenesis(g genesisRecord) error {
@@ -210,6 +294,9 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
 	a.newGenesis = &g
+	a.mu.Lock()
+	a.auth = a.genesisAuthority()
+	a.mu.Unlock()
 	a.logger.Info("ledger chain initialised", slog.String("chain_id", req.ChainId), slog.Int("gateways", len(a.gateways)))
 	return &abci.ResponseInitChain{AppHash: append([]byte(nil), m.Root[:]...)}, nil
 }
@@ -302,7 +389,33 @@ func (a *App) checkTx(tx []byte) (Tx, error) {
 	if dup {
 		return Tx{}, fmt.Errorf("%w: %s", ErrDuplicate, t.ID)
 	}
+	// Refuse early what the registry refuses now (FinalizeBlock checks
+	// again, at the entry's index).
+	a.mu.RLock()
+	auth := a.auth
+	a.mu.RUnlock()
+	if auth != nil {
+		if err := checkAuthorship(auth, auth.Next(), t, false); err != nil {
+			return Tx{}, err
+		}
+	}
 	return t, nil
+}
+
+// checkAuthorship checks t's entry at index against auth (the registry
+// as of index) and, if apply, applies it to auth.
+func checkAuthorship(auth *ledger.Authority, index uint64, t Tx, apply bool) error {
+	h, st, err := envelopeStatement(t.Envelope)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadTx, err)
+	}
+	if err := auth.Verify(index, h, st); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	if !apply {
+		return nil
+	}
+	return auth.Apply(index, h, st)
 }
 
 // CheckTx admits a transaction to the mempool if it is well formed, signed
@@ -369,11 +482,18 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	if gateways == nil {
 		return nil, errNotReady
 	}
+	a.mu.RLock()
+	auth := a.auth
+	a.mu.RUnlock()
+	if auth == nil {
+		return nil, errNotReady
+	}
 	b := &stagedBlock{
 		state:  State{Height: req.Height, Size: base.Size},
 		first:  base.Size,
 		hashes: make(map[int64]tlog.Hash),
 		txs:    make(map[TxID]uint64),
+		auth:   auth.Clone(),
 	}
 	reader := a.stagedReader(b, base.Size)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
@@ -381,7 +501,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		idx, err := a.apply(chainID, gateways, b, reader, raw, req)
 		if err != nil {
 			if !errors.Is(err, ErrBadTx) && !errors.Is(err, ErrUnknownGateway) &&
-				!errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrDuplicate) {
+				!errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrDuplicate) && !errors.Is(err, ErrRefused) {
 				return nil, fmt.Errorf("finalize block %d: tx %d: %w", req.Height, i, err)
 			}
 			results[i] = &abci.ExecTxResult{Code: codeOf(err), Log: err.Error()}
@@ -416,15 +536,16 @@ func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *st
 	if dup {
 		return 0, fmt.Errorf("%w: %s", ErrDuplicate, t.ID)
 	}
-	e := t.Entry
-	e.Time = req.Time
-	data, err := ledger.Encode(e)
+	idx := b.state.Size
+	if err := checkAuthorship(b.auth, idx, t, true); err != nil {
+		return 0, err
+	}
+	data, err := ledger.NewLeafFor(t.Envelope.Header, req.Time)
 	if err != nil {
-		// Decode accepted the entry with a zero time, so this cannot
-		// happen for a well-formed block time; reject rather than halt.
+		// CheckEnvelope accepted the header, so this cannot happen for a
+		// well-formed block time; reject rather than halt.
 		return 0, fmt.Errorf("%w: entry: %w", ErrBadTx, err)
 	}
-	idx := b.state.Size
 	hashes, err := tlog.StoredHashes(int64(idx), data, reader)
 	if err != nil {
 		return 0, fmt.Errorf("stored hashes for %d: %w", idx, err)
@@ -434,6 +555,7 @@ func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *st
 		b.hashes[base+int64(k)] = h
 	}
 	b.entries = append(b.entries, data)
+	b.envelopes = append(b.envelopes, t.Envelope)
 	b.txs[t.ID] = idx
 	b.state.Size++
 	return idx, nil
@@ -479,6 +601,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	a.staged, a.newGenesis = nil, nil
 	a.mu.Lock()
 	a.committed = b.state
+	a.auth = b.auth
 	close(a.commitCh)
 	a.commitCh = make(chan struct{})
 	a.mu.Unlock()

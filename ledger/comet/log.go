@@ -44,27 +44,31 @@ type Log struct {
 	checkpoint []byte
 }
 
-var _ ledger.Log = (*Log)(nil)
+var (
+	_ ledger.Store           = (*Log)(nil)
+	_ ledger.GenesisGateways = (*Log)(nil)
+)
 
 // ErrReadOnly: the node has no gateway key, so it replicates and serves
 // the log but cannot append to it.
 var ErrReadOnly = errors.New("comet: read-only node (no gateway key)")
 
-// Append submits e, signed by this node's gateway, and returns its index
+// AppendEnvelope submits the entry of env (authored by this node's
+// gateway: see Gateway), signed by this node's gateway, and returns its index
 // once the block that holds it is committed on this node (and so signed by
 // more than two thirds of the voting power). The entry's Time is the block
 // time. If the entry is not committed within the append timeout (no quorum,
 // the node cannot reach its peers) Append returns an error wrapping
 // ledger.ErrUnavailable; the entry was not acknowledged, but a transaction
 // that reached a mempool may still be committed later.
-func (l *Log) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
+func (l *Log) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, error) {
 	if err := l.usable(); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
 	if l.gateway.ID == "" {
 		return 0, fmt.Errorf("append: %w: %w", ledger.ErrUnavailable, ErrReadOnly)
 	}
-	tx, id, err := SignTx(l.chainID, l.gateway.ID, l.gateway.PrivateKey, e)
+	tx, id, err := SignTx(l.chainID, l.gateway.ID, l.gateway.PrivateKey, env)
 	if err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
@@ -199,6 +203,31 @@ func (l *Log) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
 	}
 	return l.app.store.entries(start, end)
 }
+
+// Envelopes implements ledger.Store: the envelopes of committed entries
+// [start, end).
+func (l *Log) Envelopes(_ context.Context, start, end uint64) ([]ledger.Envelope, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	if start > end {
+		return nil, fmt.Errorf("%w: envelopes [%d, %d)", ledger.ErrInvalidRange, start, end)
+	}
+	if size := l.app.Committed().Size; end > size {
+		return nil, fmt.Errorf("%w: envelopes up to %d, log size %d", ledger.ErrNotFound, end, size)
+	}
+	if start == end {
+		return []ledger.Envelope{}, nil
+	}
+	return l.app.store.envelopes(start, end)
+}
+
+// GenesisGateways implements ledger.GenesisGateways.
+func (l *Log) GenesisGateways() map[string]ledger.GatewayKeys { return l.app.GenesisGateways() }
+
+// Gateway returns this node's gateway key (ID "" on a read-only node):
+// the node key the gateway signs its entries with.
+func (l *Log) Gateway() GatewayKey { return l.gateway }
 
 // ReadHashes returns the stored hashes at the given tlog storage indexes.
 // Only hashes of committed entries are served.

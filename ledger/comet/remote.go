@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -28,7 +29,12 @@ type Remote struct {
 	client  *rpchttp.HTTP
 	chainID string
 	gateway GatewayKey
+	baseURL string
 }
+
+// SetBaseURL sets the gateway's public base URL, named as the home of the
+// orgs it registers.
+func (r *Remote) SetBaseURL(u string) { r.baseURL = u }
 
 // OpenRemote reads the node home's config.toml (RPC address), genesis
 // (chain ID) and gateway key, and returns a Remote for that node. The RPC
@@ -57,14 +63,42 @@ func OpenRemote(home string) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("comet rpc client: %w", err)
 	}
-	return &Remote{client: client, chainID: doc.ChainID, gateway: gk}, nil
+	return &Remote{client: client, chainID: doc.ChainID, gateway: gk, baseURL: memberBaseURL(home)}, nil
 }
 
-// Append submits e and returns its index once the node has committed it,
+// memberBaseURL reads the gateway's public base URL from the member's
+// environment file beside the node home (consortium init writes
+// HEALTHGW_BASE_URL there), or returns "" if there is none.
+func memberBaseURL(home string) string {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(home), "healthgw.env"))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "HEALTHGW_BASE_URL="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Append submits e, a registry entry (org, issuer or circuit
+// registration; other entries are sealed and go through the gateway), and returns its index once the node has committed it,
 // or an error wrapping ledger.ErrUnavailable when ctx ends first (bound
 // it with a deadline).
 func (r *Remote) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
-	tx, id, err := SignTx(r.chainID, r.gateway.ID, r.gateway.PrivateKey, e)
+	signer, err := ledger.NewSigner(r.gateway.ID, r.gateway.PrivateKey)
+	if err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	if r.baseURL == "" {
+		return 0, fmt.Errorf("append: the gateway's public base URL is unknown (no HEALTHGW_BASE_URL in %s)", "healthgw.env beside the node home")
+	}
+	env, err := ledger.ClearEnvelope(signer, e, ledger.GatewayHome{Gateway: r.gateway.ID, BaseURL: r.baseURL})
+	if err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	tx, id, err := SignTx(r.chainID, r.gateway.ID, r.gateway.PrivateKey, env)
 	if err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}

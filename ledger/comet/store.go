@@ -9,6 +9,8 @@ import (
 
 	dbm "github.com/cometbft/cometbft-db"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/healthgw/healthgw/ledger"
 )
 
 // Key layout of the application database. Every value is written only by
@@ -16,7 +18,8 @@ import (
 //
 //	"m"                 meta: height (8) | size (8) | root (32)
 //	"g"                 genesis: JSON {chain_id, app_state}
-//	"e" + be64(index)   canonical entry
+//	"e" + be64(index)   the entry's public leaf
+//	"v" + be64(index)   the entry's envelope: JSON {header, sealed | clear}
 //	"h" + be64(storage) tlog stored hash
 //	"t" + TxID          be64(index) of the entry the transaction appended
 var (
@@ -28,6 +31,7 @@ const (
 	entryPrefix = 'e'
 	hashPrefix  = 'h'
 	txPrefix    = 't'
+	envPrefix   = 'v'
 )
 
 func entryKey(i uint64) []byte {
@@ -35,6 +39,56 @@ func entryKey(i uint64) []byte {
 	k[0] = entryPrefix
 	binary.BigEndian.PutUint64(k[1:], i)
 	return k
+}
+
+// envKey is the key of entry i's envelope.
+func envKey(i uint64) []byte {
+	k := make([]byte, 1, 9)
+	k[0] = envPrefix
+	return binary.BigEndian.AppendUint64(k, i)
+}
+
+// wireEnvelope is a stored envelope.
+type wireEnvelope struct {
+	Header []byte `json:"header"`
+	Sealed []byte `json:"sealed,omitempty"`
+	Clear  []byte `json:"clear,omitempty"`
+}
+
+func encodeEnvelope(e ledger.Envelope) ([]byte, error) {
+	return json.Marshal(wireEnvelope{Header: e.Header, Sealed: e.Sealed, Clear: e.Clear})
+}
+
+func decodeEnvelope(b []byte) (ledger.Envelope, error) {
+	var w wireEnvelope
+	if err := json.Unmarshal(b, &w); err != nil {
+		return ledger.Envelope{}, fmt.Errorf("comet: stored envelope: %w", err)
+	}
+	return ledger.Envelope{Header: w.Header, Sealed: w.Sealed, Clear: w.Clear}, nil
+}
+
+// envelopes reads the envelopes of entries [start, end).
+func (s store) envelopes(start, end uint64) ([]ledger.Envelope, error) {
+	out := make([]ledger.Envelope, 0, end-start)
+	it, err := s.db.Iterator(envKey(start), envKey(end))
+	if err != nil {
+		return nil, fmt.Errorf("read envelopes: %w", err)
+	}
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		e, err := decodeEnvelope(it.Value())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("read envelopes: %w", err)
+	}
+	if uint64(len(out)) != end-start {
+		return nil, fmt.Errorf("comet: envelopes [%d,%d): found %d", start, end, len(out))
+	}
+	return out, nil
 }
 
 func hashKey(i int64) []byte {
@@ -185,6 +239,15 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 			return err
 		}
 	}
+	for i, e := range b.envelopes {
+		eb, err := encodeEnvelope(e)
+		if err != nil {
+			return err
+		}
+		if err := batch.Set(envKey(b.first+uint64(i)), eb); err != nil {
+			return err
+		}
+	}
 	for i, h := range b.hashes {
 		if err := batch.Set(hashKey(i), h[:]); err != nil {
 			return err
@@ -213,8 +276,35 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 // recorded, or the database itself is damaged. The node refuses to start.
 var ErrCorrupt = errors.New("comet: stored log does not match the committed application hash")
 
+// checkEnvelope checks that entry i's stored envelope is the one its leaf
+// commits to (the header's seal) and is well-formed.
+func (s store) checkEnvelope(i uint64, leafBytes []byte) error {
+	b, err := s.db.Get(envKey(i))
+	if err != nil {
+		return fmt.Errorf("%w: entry %d: read envelope: %w", ErrCorrupt, i, err)
+	}
+	if b == nil {
+		return fmt.Errorf("%w: entry %d: envelope is missing", ErrCorrupt, i)
+	}
+	env, err := decodeEnvelope(b)
+	if err != nil {
+		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+	}
+	leaf, err := ledger.DecodeLeaf(leafBytes)
+	if err != nil {
+		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+	}
+	if ledger.Seal(env.Header) != leaf.Seal {
+		return fmt.Errorf("%w: entry %d: its envelope is not the one its leaf seals", ErrCorrupt, i)
+	}
+	if _, err := ledger.CheckEnvelope(env); err != nil {
+		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+	}
+	return nil
+}
+
 // checkTree verifies the whole committed state: every entry against its
-// stored leaf hash, every stored hash against the hashes it covers
+// stored leaf hash and its envelope against its leaf, every stored hash against the hashes it covers
 // (recomputed with tlog.StoredHashes), the tree of m.Size entries
 // against m.Root, and that no entry is stored past m.Size. The error
 // names the first index that fails. It reads every entry once: about a
@@ -257,6 +347,9 @@ func (s store) checkTree(m State) error {
 				}
 				return fmt.Errorf("%w: entry %d: stored hash %d does not match the hashes below it", ErrCorrupt, i, base+int64(k))
 			}
+		}
+		if err := s.checkEnvelope(i, it.Value()); err != nil {
+			return err
 		}
 		i++
 	}

@@ -26,14 +26,19 @@ var (
 	ErrBadSignature = errors.New("comet: bad gateway signature")
 	// ErrDuplicate: a transaction with the same ID is already in the log.
 	ErrDuplicate = errors.New("comet: duplicate transaction")
+	// ErrRefused: the entry's author may not write it (the registry's
+	// authorship rules, ledger.Authority) or its signature does not
+	// verify under the author's node key.
+	ErrRefused = errors.New("comet: entry refused by the registry")
 )
 
-// MaxTxSize bounds a transaction: a maximal entry in base64 plus the
-// envelope.
-const MaxTxSize = 4*(ledger.MaxEntrySize+2)/3 + 1024
+// MaxTxSize bounds a transaction: a maximal envelope in base64 plus the
+// transaction's own fields.
+const MaxTxSize = 4*(ledger.MaxHeaderSize+max(ledger.MaxSealedSize, ledger.MaxOpeningSize)+4)/3 + 1024
 
-// txVersion is the envelope version written by this code.
-const txVersion = 1
+// txVersion is the envelope version written by this code: 2 carries a v2
+// entry envelope (signed header, sealed or clear opening).
+const txVersion = 2
 
 // nonceSize is the size of the random nonce that makes every submission
 // unique.
@@ -56,7 +61,9 @@ type wireTx struct {
 	Version int    `json:"v"`
 	Gateway string `json:"gateway"`
 	Nonce   string `json:"nonce"` // hex
-	Entry   []byte `json:"entry"` // ledger.Encode with a zero Time
+	Header  []byte `json:"header"`
+	Sealed  []byte `json:"sealed,omitempty"`
+	Clear   []byte `json:"clear,omitempty"`
 	Sig     []byte `json:"sig,omitempty"`
 }
 
@@ -64,30 +71,34 @@ type wireTx struct {
 type Tx struct {
 	ID      TxID
 	Gateway string
-	// Entry is the submitted entry (Time is zero).
-	Entry ledger.Entry
+	// Envelope is the submitted entry's envelope, and Header its
+	// decoded header (authored by Gateway).
+	Envelope ledger.Envelope
+	Header   ledger.Header
 }
 
-// SignTx returns a transaction that submits entry (whose Time is ignored
-// and sent as zero) on the chain chainID, signed by gateway with key, and
-// the transaction's ID.
-func SignTx(chainID, gateway string, key ed25519.PrivateKey, e ledger.Entry) ([]byte, TxID, error) {
+// SignTx returns a transaction that submits the entry of env on the chain
+// chainID, signed by gateway with key (the gateway must be the entry's
+// author), and the transaction's ID.
+func SignTx(chainID, gateway string, key ed25519.PrivateKey, env ledger.Envelope) ([]byte, TxID, error) {
 	if err := checkGatewayID(gateway); err != nil {
 		return nil, TxID{}, err
 	}
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, TxID{}, errors.New("comet: gateway key must be an Ed25519 private key")
 	}
-	e.Time = zeroTime
-	raw, err := ledger.Encode(e)
+	h, err := ledger.CheckEnvelope(env)
 	if err != nil {
 		return nil, TxID{}, err
+	}
+	if h.Author != gateway {
+		return nil, TxID{}, fmt.Errorf("%w: entry authored by %q submitted by %q", ErrBadTx, h.Author, gateway)
 	}
 	var nonce [nonceSize]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, TxID{}, fmt.Errorf("nonce: %w", err)
 	}
-	w := wireTx{Version: txVersion, Gateway: gateway, Nonce: hex.EncodeToString(nonce[:]), Entry: raw}
+	w := wireTx{Version: txVersion, Gateway: gateway, Nonce: hex.EncodeToString(nonce[:]), Header: env.Header, Sealed: env.Sealed, Clear: env.Clear}
 	msg, err := signedMessage(chainID, w)
 	if err != nil {
 		return nil, TxID{}, err
@@ -117,7 +128,7 @@ func signedMessage(chainID string, w wireTx) ([]byte, error) {
 
 // ParseTx parses tx, checks that it is canonical, that its gateway is in
 // gateways and that the signature verifies for chainID, and that it carries
-// a canonical entry with a zero Time. It is deterministic and reads no
+// a well-formed entry envelope authored by that gateway. It is deterministic and reads no
 // state beyond its arguments.
 func ParseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (Tx, error) {
 	if len(tx) > MaxTxSize {
@@ -153,12 +164,13 @@ func ParseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (
 	if !ed25519.Verify(pub, msg, w.Sig) {
 		return Tx{}, fmt.Errorf("%w: gateway %q", ErrBadSignature, w.Gateway)
 	}
-	e, err := ledger.Decode(w.Entry)
+	env := ledger.Envelope{Header: w.Header, Sealed: w.Sealed, Clear: w.Clear}
+	h, err := ledger.CheckEnvelope(env)
 	if err != nil {
 		return Tx{}, fmt.Errorf("%w: entry: %w", ErrBadTx, err)
 	}
-	if !e.Time.Equal(zeroTime) {
-		return Tx{}, fmt.Errorf("%w: entry time must be zero", ErrBadTx)
+	if h.Author != w.Gateway {
+		return Tx{}, fmt.Errorf("%w: entry authored by %q submitted by %q", ErrRefused, h.Author, w.Gateway)
 	}
-	return Tx{ID: sha256.Sum256(msg), Gateway: w.Gateway, Entry: e}, nil
+	return Tx{ID: sha256.Sum256(msg), Gateway: w.Gateway, Envelope: env, Header: h}, nil
 }
