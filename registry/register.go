@@ -85,8 +85,10 @@ func Normalize(o Org) Org {
 
 // Register validates o (after Normalize), appends an org.registered entry
 // and waits until sync has applied it, so that the very next lookup sees
-// it. It returns the entry's index. A registration of an existing ID
-// replaces it. An invalid organisation is refused before anything is
+// it. It returns the entry's index. An organisation is registered once:
+// the ledger refuses a registration of an existing ID (the error wraps
+// ledger.ErrAuthorship) and nothing is appended; its gateway becomes the
+// organisation's home, the only one that writes for it. An invalid organisation is refused before anything is
 // appended (the error wraps ErrInvalidOrg); keys checks its inline JWK
 // Set (auth.CheckOrgJWKS). If the entry was
 // appended but the projection could not catch up, the index is returned

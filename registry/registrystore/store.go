@@ -25,8 +25,8 @@ import (
 // ProjectionName is the registry's name as a ledger.Applier.
 const ProjectionName = "registry"
 
-// orgRow is one registered organisation, as of its latest org.registered
-// entry.
+// orgRow is one registered organisation, as of its org.registered entry
+// (an org is registered once: the ledger refuses a second registration).
 type orgRow struct {
 	ID      string `gorm:"primaryKey;size:63"`
 	Name    string `gorm:"size:200;not null"`
@@ -91,8 +91,10 @@ func (s *Store) Next(ctx context.Context) (uint64, error) {
 }
 
 // Apply implements ledger.Applier: in one transaction it applies the
-// org.registered entries among entries (a later registration of an ID
-// replaces the earlier one) and advances the cursor. Entries already
+// org.registered entries among entries and advances the cursor. An org is
+// registered once (the ledger's registry refuses a second registration of
+// an ID, see ledger.Authority); should an entry register an ID again, the
+// first registration stands, as it does for the ledger. Entries already
 // applied (first below the cursor) are skipped; a gap is an error. An
 // org.registered entry whose organisation does not validate is skipped
 // (deterministically, so a rebuild skips it too) and logged.
@@ -108,7 +110,9 @@ func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry)
 }
 
 func (s *Store) apply(ctx context.Context, tx *gorm.DB, index uint64, e ledger.Entry) error {
-	if e.Type != ledger.TypeOrgRegistered {
+	if e.Type != ledger.TypeOrgRegistered || e.Body == nil {
+		// Not a registration, or one this gateway cannot open
+		// (registrations travel in clear, so no log it reads has one).
 		return nil
 	}
 	body, ok := e.Body.(*ledger.OrgRegistered)
@@ -124,7 +128,7 @@ func (s *Store) apply(ctx context.Context, tx *gorm.DB, index uint64, e ledger.E
 	row := toRow(o, index, e.Time)
 	if err := tx.Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "id"}},
-		UpdateAll: true,
+		DoNothing: true,
 	}).Create(&row).Error; err != nil {
 		return fmt.Errorf("registry: entry %d: %w", index, err)
 	}
