@@ -532,7 +532,10 @@ func (b *AccessDecidedV2) checkV2() error {
 	if err := need("record_id", b.RecordID); err != nil {
 		return err
 	}
-	if err := need("purpose", b.Purpose); err != nil {
+	// A read may name no purpose: the holder reads its own records
+	// without one, and a read without one is decided (denied) and
+	// logged as asked.
+	if err := optional("purpose", b.Purpose); err != nil {
 		return err
 	}
 	if b.Decision != DecisionPermit && b.Decision != DecisionDeny {
