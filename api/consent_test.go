@@ -12,6 +12,7 @@ import (
 
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
 )
@@ -30,22 +31,25 @@ var (
 	}
 )
 
-// receiptOf is a receipt for the fake ledger's entry 2.
+// receiptOf is a receipt for the fake ledger's grant (entry 2).
 func receiptOf(t *testing.T, l *fakeLedger) access.Receipt {
 	t.Helper()
 	cp, err := l.Checkpoint(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ledger.InclusionProof(t.Context(), l, 2, 5)
+	r, err := ledger.MakeReceipt(t.Context(), l, entryGrant)
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := ledger.TreeHash(t.Context(), l, 5)
+	root, err := ledger.TreeHash(t.Context(), l, r.TreeSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return access.Receipt{Receipt: ledger.Receipt{Index: 2, Entry: l.entries[2], Checkpoint: cp, TreeSize: 5, Proof: p}, RootHash: root}
+	if r.TreeSize != fakeLedgerSize || len(r.Header) == 0 || len(r.Opening) == 0 || string(r.Checkpoint) != string(cp) {
+		t.Fatalf("receipt %+v", r)
+	}
+	return access.Receipt{Receipt: r, RootHash: root}
 }
 
 func TestPostConsent(t *testing.T) {
@@ -82,6 +86,19 @@ func TestPostConsent(t *testing.T) {
 	}
 	if err := tlog.CheckRecord(body.Receipt.Proof, 5, body.Receipt.RootHash, 2, body.Receipt.LeafHash); err != nil {
 		t.Errorf("receipt proof: %v", err)
+	}
+	// The receipt opens the entry: the grant the patient signed for,
+	// checked against the leaf in the signed tree.
+	v, err := ledger.ParseVerifierKey(ts.ledger.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := client.VerifyEntry(body.Receipt, v, "api.test/log")
+	if err != nil {
+		t.Fatalf("receipt: %v", err)
+	}
+	if g, ok := st.Body.(*ledger.ConsentGrantedV2); !ok || g.ConsentID != grantB1.ID || g.Grantee.Org != "hosp-b" {
+		t.Errorf("receipt statement %+v", st.Body)
 	}
 
 	// A bad purpose is a 400 whose message names the field, without any
