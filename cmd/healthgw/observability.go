@@ -82,6 +82,15 @@ func (l *observedLog) Append(ctx context.Context, e ledger.Entry) (uint64, error
 	return l.a.Append(ctx, e)
 }
 
+// Open keeps the log's ledger.Opener (the node's), so that receipts made
+// through the observed log carry the entry's header and opening.
+func (l *observedLog) Open(ctx context.Context, index uint64) (ledger.Opened, error) {
+	if o, ok := l.Log.(ledger.Opener); ok {
+		return o.Open(ctx, index)
+	}
+	return ledger.Opened{}, ledger.ErrNotRecipient
+}
+
 type waitingObservedLog struct {
 	observedLog
 	w ledger.CheckpointWaiter
