@@ -14,6 +14,7 @@ import (
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/fhir"
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -399,6 +400,31 @@ func TestFHIRAuditEvent(t *testing.T) {
 			t.Errorf("%s %s: content type %q", tt.token, tt.query, rec.Header().Get("Content-Type"))
 		}
 	}
+
+	// A break-glass event shows its justification commitment to all who
+	// see the event, and the reason, opened from it, to regulators only.
+	j, err := ledger.NewJustification("unconscious in ED, suspected DKA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.openings[j.Commitment().String()] = j
+	glass := event1
+	glass.Purpose, glass.Reason, glass.BreakGlass, glass.JustificationCommitment = consent.PurposeEmergencyTreatment, consent.ReasonPermitBreakGlass, true, j.Commitment().String()
+	ts.consents.accessLog = func(string, consent.Page) ([]consent.AccessEvent, string, error) { return []consent.AccessEvent{glass}, "", nil }
+	ts.consents.auditEvents = func(consent.AuditFilter, consent.Page) ([]consent.AccessEvent, string, error) {
+		return []consent.AccessEvent{glass}, "", nil
+	}
+	for _, tok := range []string{"pat-1", "reg-x"} {
+		rec := ts.do("GET", "/fhir/AuditEvent", tok, nil)
+		body := rec.Body.String()
+		if rec.Code != http.StatusOK || !strings.Contains(body, fhir.ExtJustificationCommitment) || !strings.Contains(body, j.Commitment().String()) {
+			t.Errorf("%s: break-glass event without its commitment: %d %s", tok, rec.Code, body)
+		}
+		if got := strings.Contains(body, j.Reason); got != (tok == "reg-x") {
+			t.Errorf("%s: reason shown %v: %s", tok, got, body)
+		}
+	}
+
 	ts.sync.sync = func(uint64) error { return errors.New("projection broken") }
 	if rec := ts.do("GET", "/fhir/AuditEvent", "pat-1", nil); rec.Code != http.StatusInternalServerError {
 		t.Errorf("projection failure: %d", rec.Code)
