@@ -410,7 +410,9 @@ func TestFHIRAuditEvent(t *testing.T) {
 	ts.openings[j.Commitment().String()] = j
 	glass := event1
 	glass.Purpose, glass.Reason, glass.BreakGlass, glass.JustificationCommitment = consent.PurposeEmergencyTreatment, consent.ReasonPermitBreakGlass, true, j.Commitment().String()
-	ts.consents.accessLog = func(string, consent.Page) ([]consent.AccessEvent, string, error) { return []consent.AccessEvent{glass}, "", nil }
+	ts.consents.accessLog = func(string, consent.Page) ([]consent.AccessEvent, string, error) {
+		return []consent.AccessEvent{glass}, "", nil
+	}
 	ts.consents.auditEvents = func(consent.AuditFilter, consent.Page) ([]consent.AccessEvent, string, error) {
 		return []consent.AccessEvent{glass}, "", nil
 	}
