@@ -62,9 +62,10 @@ func (s *Server) ledgerStatus(ctx context.Context, rq *request) (ledgerStatus, e
 		if err != nil {
 			return ledgerStatus{}, err
 		}
-		if e, err := ledger.Decode(es[0]); err == nil {
-			st.Newest = rq.DateTime(e.Time)
-			st.Age = rq.T("AgeSeconds", "N", int(s.cfg.Now().Sub(e.Time).Seconds()))
+		// The public leaf carries the entry's time.
+		if l, err := ledger.DecodeLeaf(es[0]); err == nil {
+			st.Newest = rq.DateTime(l.Time)
+			st.Age = rq.T("AgeSeconds", "N", int(s.cfg.Now().Sub(l.Time).Seconds()))
 		}
 	}
 	return st, nil
