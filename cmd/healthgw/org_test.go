@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -18,54 +15,14 @@ import (
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
-// memLedger is an in-memory cliLedger for tests (the real backend is
-// wired in openLedger).
-type memLedger struct {
-	mu      sync.Mutex
-	entries [][]byte
-	fail    error // Append fails with this when set
-}
-
-var _ cliLedger = (*memLedger)(nil)
-
-func (l *memLedger) Append(_ context.Context, e ledger.Entry) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.fail != nil {
-		return 0, l.fail
-	}
-	e.Time = time.Unix(int64(len(l.entries)), 0)
-	b, err := ledger.Encode(e)
-	if err != nil {
-		return 0, err
-	}
-	l.entries = append(l.entries, b)
-	return uint64(len(l.entries) - 1), nil
-}
-
-func (l *memLedger) Size(context.Context) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return uint64(len(l.entries)), nil
-}
-
-func (l *memLedger) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if end > uint64(len(l.entries)) || start > end {
-		return nil, ledger.ErrNotFound
-	}
-	return append([][]byte(nil), l.entries[start:end]...), nil
-}
-
-func (l *memLedger) Close() error { return nil }
-
-// testStores is the registry over a test database and a memLedger.
+// testStores is the registry over a test database and an in-memory
+// ledger.
 type testStores struct {
-	log    *memLedger
+	log    *ledgertest.MemLog
 	reg    *registrystore.Store
 	follow *ledger.Follower
 }
@@ -76,7 +33,7 @@ func newTestStores(t *testing.T, db *gorm.DB) *testStores {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &memLedger{}
+	log := &ledgertest.MemLog{}
 	return &testStores{log: log, reg: reg, follow: ledger.NewFollower(log, reg)}
 }
 
@@ -208,7 +165,7 @@ func TestOrgKeygen(t *testing.T) {
 
 func TestOrgKeygenRemovesFilesWhenRefused(t *testing.T) {
 	st := newTestStores(t, databasetest.SQLite(t))
-	st.log.fail = fmt.Errorf("%w: no quorum", ledger.ErrUnavailable)
+	st.log.Fail = func(ledger.Entry) error { return fmt.Errorf("%w: no quorum", ledger.ErrUnavailable) }
 	e, _, _ := testEnv()
 	dir := t.TempDir()
 	kg, err := newKeygen(auth.Org{ID: "hosp-a", Name: "A", Kind: auth.KindHospital}, dir, "ES256")
