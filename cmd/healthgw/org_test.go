@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -212,6 +213,45 @@ func TestOrgCommands(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if len(lines) != 3 || !strings.HasPrefix(lines[1], "hosp-a ") || !strings.HasPrefix(lines[2], "verif-1 ") {
 			t.Errorf("org list:\n%s", out)
+		}
+		// An org is registered once: a second registration is refused
+		// and says how keys change; rotate replaces the keys.
+		if _, err := do("org", "add", "--id", "verif-1", "--kind", "verifier", "--jwks", filepath.Join(clients, "hosp-a.jwks.json")); err == nil ||
+			!strings.Contains(err.Error(), "already registered") || !strings.Contains(err.Error(), "org rotate --id verif-1") {
+			t.Errorf("second org add = %v, want a refusal naming org rotate", err)
+		}
+		k, err := auth.GenerateSigningKey("ES256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, _ := auth.PublicJWKS(k)
+		newJWKS := filepath.Join(data, "new.jwks.json")
+		if err := os.WriteFile(newJWKS, set, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := do("org", "rotate", "--id", "verif-1", "--jwks", newJWKS); err != nil || !strings.Contains(out, "rotated the keys of verif-1") {
+			t.Fatalf("org rotate = %q, %v", out, err)
+		}
+		if _, err := do("org", "rotate", "--id", "nobody", "--jwks", newJWKS); !errors.Is(err, auth.ErrUnknownOrg) {
+			t.Errorf("org rotate of an unknown org = %v, want ErrUnknownOrg", err)
+		}
+		db, err := database.OpenExisting(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer database.Close(db)
+		reg, err := registrystore.Open(t.Context(), db, registrystore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := reg.Org(t.Context(), "verif-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		_ = json.Compact(&want, set)
+		if got.JWKS != want.String() {
+			t.Errorf("verif-1's keys after rotate = %s, want the new set", got.JWKS)
 		}
 	})
 }
