@@ -572,16 +572,22 @@ type RecoverStats struct {
 // the pending records whose registration is known absent: those older
 // than the pending timeout, unless the ledger may commit late
 // (Options.LateCommits), in which case no pending record is ever deleted
-// here (they are counted in the log). Finally it appends the missing
+// here (they are counted in the log); nor if it cannot catch up (the
+// node is behind its peers). Finally it appends the missing
 // record.shredded entries of records shredded before a failed append.
 func (v *Vault) Recover(ctx context.Context) (RecoverStats, error) {
 	var st RecoverStats
+	caughtUp := true
 	if v.opts.Sync != nil {
 		if err := v.opts.Sync.SyncHead(ctx); err != nil {
-			return st, fmt.Errorf("records: recover: catch up with the ledger: %w", err)
+			// Not fatal: the follower publishes what commits later. But
+			// what is not known cannot be known absent: delete nothing.
+			caughtUp = false
+			v.opts.Logger.Warn("records: recover: could not catch up with the ledger; pending records are kept",
+				slog.Any("error", err))
 		}
 	}
-	if v.opts.LateCommits {
+	if v.opts.LateCommits || !caughtUp {
 		n, err := v.store.CountPending(ctx)
 		if err != nil {
 			return st, fmt.Errorf("records: recover: %w", err)
