@@ -107,8 +107,10 @@ type Claim struct {
 	Attempt int
 	// Started is when the first attempt began.
 	Started time.Time
-	// Until is when this attempt's lease ends: it must be done by then.
+	// Until is when this attempt's lease ends (by the store's clock),
+	// and For how long it lasts: the attempt must be done by then.
 	Until time.Time
+	For   time.Duration
 	// Replay, when set, is the result of the key's completed write: the
 	// caller answers with it and does nothing else (there is no lease).
 	Replay *Response

@@ -130,7 +130,7 @@ func (s *Store) Begin(ctx context.Context, r idempotency.Request) (idempotency.C
 			return idempotency.Claim{}, fmt.Errorf("idempotency: store key: %w", res.Error)
 		}
 		if res.RowsAffected == 1 {
-			return idempotency.Claim{Scope: r.Scope, KeyHash: keyHash, ResourceID: fresh.ResourceID, Attempt: 1, Started: now, Until: until, Lease: lease}, nil
+			return idempotency.Claim{Scope: r.Scope, KeyHash: keyHash, ResourceID: fresh.ResourceID, Attempt: 1, Started: now, Until: until, For: s.opts.Lease, Lease: lease}, nil
 		}
 		var cur row
 		err := db.Where("scope = ? AND key_hash = ?", r.Scope, keyHash).Take(&cur).Error
@@ -159,7 +159,7 @@ func (s *Store) Begin(ctx context.Context, r idempotency.Request) (idempotency.C
 			return idempotency.Claim{}, fmt.Errorf("idempotency: take lease: %w", res.Error)
 		}
 		if res.RowsAffected == 1 {
-			claim.Attempt, claim.Until, claim.Lease = cur.Attempts+1, until, lease
+			claim.Attempt, claim.Until, claim.For, claim.Lease = cur.Attempts+1, until, s.opts.Lease, lease
 			return claim, nil
 		}
 		// Another attempt took the lease or finished: look again.
