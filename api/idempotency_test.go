@@ -131,8 +131,8 @@ func TestIdempotencyKeyMade(t *testing.T) {
 		t.Errorf("repeat with the key made: %d, record IDs %v", rec.Code, ids)
 	}
 	rec = ts.do("POST", "/v1/records", "hosp-a", uploadBody)
-	if len(ids) != 3 || ids[2] == ids[0] {
-		t.Errorf("a request without a key is a new write: record IDs %v", ids)
+	if len(ids) != 3 || ids[2] == ids[0] || errorOf(t, rec).IdempotencyKey == e.IdempotencyKey {
+		t.Errorf("a request without a key is a new write: record IDs %v, key %q", ids, errorOf(t, rec).IdempotencyKey)
 	}
 }
 

@@ -28,10 +28,20 @@ type lateLog struct {
 	mu      sync.Mutex
 	holding bool
 	held    []ledger.Entry
+	// ackLost: an append is committed at once, but its caller hears
+	// ledger.ErrUnavailable (the acknowledgement was lost).
+	ackLost bool
 }
 
 func (l *lateLog) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
 	l.mu.Lock()
+	if l.ackLost {
+		l.mu.Unlock()
+		if _, err := l.log.Append(ctx, e); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("append: %w (acknowledgement lost)", ledger.ErrUnavailable)
+	}
 	if l.holding {
 		l.held = append(l.held, e)
 		l.mu.Unlock()
@@ -123,7 +133,7 @@ func withID(r records.PutRequest, id string) records.PutRequest {
 // has its record: the follower publishes it, and a retry with the same
 // ID returns it without appending anything.
 func TestVaultPutCommittedLate(t *testing.T) {
-	for _, resolve := range []string{"follower", "retry"} {
+	for _, resolve := range []string{"follower", "retry", "ack lost"} {
 		t.Run(resolve, func(t *testing.T) {
 			databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
 				f, late := newLateFixture(t, db, records.Options{})
@@ -132,6 +142,11 @@ func TestVaultPutCommittedLate(t *testing.T) {
 				req := withID(observation("7.0"), id)
 
 				late.hold(true)
+				if resolve == "ack lost" {
+					late.mu.Lock()
+					late.holding, late.ackLost = false, true
+					late.mu.Unlock()
+				}
 				if _, err := f.vault.Put(ctx, req); !errors.Is(err, ledger.ErrUnavailable) {
 					t.Fatalf("Put without quorum: %v, want ErrUnavailable", err)
 				}
@@ -144,7 +159,9 @@ func TestVaultPutCommittedLate(t *testing.T) {
 				}
 
 				late.commit(t) // the quorum is back; the mempool's transaction commits
-				late.hold(false)
+				late.mu.Lock()
+				late.holding, late.ackLost = false, false
+				late.mu.Unlock()
 				if got := f.registrations(id); len(got) != 1 || got[0].Commitment != pending.Commitment {
 					t.Fatalf("registrations in the log: %+v", got)
 				}
