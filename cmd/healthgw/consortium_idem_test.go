@@ -28,7 +28,9 @@ func TestConsortiumUnknownOutcome(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a four-validator network")
 	}
-	c := newConsortiumWith(t, 4, comettest.Options{TimeoutCommit: 100 * time.Millisecond, AppendTimeout: 3 * time.Second})
+	// A short append timeout (scaled to the machine): the writes without
+	// quorum are answered 503 sooner.
+	c := newConsortiumWith(t, 4, comettest.Options{TimeoutCommit: 100 * time.Millisecond, AppendTimeout: testscale.Timeout(3 * time.Second)})
 	n1 := c.gws[0]
 	hospA := n1.register("hosp-a", auth.KindHospital)
 	n1.register("hosp-b", auth.KindHospital)
