@@ -532,9 +532,7 @@ func (b *AccessDecidedV2) checkV2() error {
 	if err := need("record_id", b.RecordID); err != nil {
 		return err
 	}
-	// A read may name no purpose: the holder reads its own records
-	// without one, and a read without one is decided (denied) and
-	// logged as asked.
+	// A holder reading its own record states no purpose.
 	if err := optional("purpose", b.Purpose); err != nil {
 		return err
 	}

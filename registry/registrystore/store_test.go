@@ -67,8 +67,8 @@ func TestRegisterAndRebuild(t *testing.T) {
 			idx, err := registry.Register(ctx, log, f, auth.CheckOrgJWKS, o)
 			if o.Name == "Hospital A (renamed)" {
 				// An org is registered once: its home is fixed.
-				if !errors.Is(err, ledger.ErrAuthorship) {
-					t.Errorf("Register(%s) again = %d, %v; want ErrAuthorship", o.ID, idx, err)
+				if !errors.Is(err, registry.ErrExists) || !errors.Is(err, ledger.ErrAuthorship) {
+					t.Errorf("Register(%s) again = %d, %v; want ErrExists", o.ID, idx, err)
 				}
 				if after, _ := log.Size(ctx); after != before {
 					t.Errorf("a refused re-registration appended: size %d -> %d", before, after)
