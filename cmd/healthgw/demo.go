@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"io"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"time"
@@ -14,6 +14,7 @@ import (
 	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/internal/demo"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/registry"
 )
 
 // cmdDemo tells the product's story against a running gateway (see
@@ -41,7 +42,9 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 
 // registerDemoOrg generates keys for o under dir, registers it on the
 // gateway's ledger (as `healthgw org keygen` does) and returns its private
-// signing key.
+// signing key. An organisation an earlier demo run registered (an org is
+// registered once) gets the fresh keys by rotation (`healthgw org
+// rotate`).
 func registerDemoOrg(ctx context.Context, e *env, sf storeFlags, dir string, o auth.Org) (jwk.Key, error) {
 	kg, err := newKeygen(o, dir, "ES256")
 	if err != nil {
@@ -51,13 +54,15 @@ func registerDemoOrg(ctx context.Context, e *env, sf storeFlags, dir string, o a
 	if err != nil {
 		return nil, err
 	}
-	quiet := &env{getenv: e.getenv, stdout: io.Discard, stderr: io.Discard}
-	err = kg.run(ctx, quiet, r.app, r.sync)
+	_, err = registry.Register(ctx, r.app, r.sync, auth.CheckOrgJWKS, kg.org)
+	if errors.Is(err, registry.ErrExists) {
+		_, err = registry.Rotate(ctx, r.app, r.sync, auth.CheckOrgJWKS, kg.org, string(kg.public), "")
+	}
 	if cerr := r.close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, err
 	}
-	return auth.ReadPrivateKey(kg.sigPath)
+	return kg.sig, nil
 }
