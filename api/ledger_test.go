@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/tiles"
 )
 
 func TestLedgerCheckpoint(t *testing.T) {
@@ -219,8 +221,9 @@ func TestLedgerEntryBodies(t *testing.T) {
 		glass:       {"hosp-a", "hosp-b", "pat-1", "reg-x"},
 		sealed:      nil, // this gateway cannot open it
 	}
+	leaves := tileLeaves(t, l)
 	for index, who := range entitled {
-		leaf := l.leaf(t, index)
+		leaf := leaves[index] // the leaf as the public tiles serve it
 		for _, tok := range tokens {
 			rec := ts.do("GET", "/v1/ledger/entries/"+strconv.FormatUint(index, 10), tok, nil)
 			if rec.Code != http.StatusOK {
@@ -274,4 +277,36 @@ func TestLedgerEntryBodies(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), "Hospital A & Co <main>") {
 		t.Errorf("the opening was re-encoded: %s", rec.Body)
 	}
+}
+
+// tileLeaves returns the log's leaves as the public C2SP tlog-tiles API
+// serves them (one partial entry bundle: the test log is small).
+func tileLeaves(t *testing.T, l *fakeLedger) [][]byte {
+	t.Helper()
+	n, err := l.Size(t.Context())
+	if err != nil || n == 0 || n >= 256 {
+		t.Fatalf("size %d, %v", n, err)
+	}
+	rec := httptest.NewRecorder()
+	tiles.New(l, tiles.Options{}).ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), "GET", "/tile/entries/000.p/"+strconv.FormatUint(n, 10), nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("entry bundle: %d %s", rec.Code, rec.Body)
+	}
+	b := rec.Body.Bytes()
+	var out [][]byte
+	for len(b) > 0 {
+		if len(b) < 2 {
+			t.Fatal("truncated entry bundle")
+		}
+		m := int(b[0])<<8 | int(b[1])
+		if len(b) < 2+m {
+			t.Fatal("truncated entry bundle")
+		}
+		out = append(out, b[2:2+m])
+		b = b[2+m:]
+	}
+	if uint64(len(out)) != n {
+		t.Fatalf("entry bundle of %d entries, want %d", len(out), n)
+	}
+	return out
 }
