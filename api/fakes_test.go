@@ -296,16 +296,6 @@ func (l *fakeLedger) add(t testing.TB, org string, body any) uint64 {
 	return i
 }
 
-// leaf returns the public leaf at index.
-func (l *fakeLedger) leaf(t testing.TB, index uint64) []byte {
-	t.Helper()
-	b, err := l.Entries(t.Context(), index, index+1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b[0]
-}
-
 func (l *fakeLedger) Size(ctx context.Context) (uint64, error) {
 	if l.sizeErr != nil {
 		return 0, l.sizeErr
