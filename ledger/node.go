@@ -329,6 +329,7 @@ func (n *Node) checkLocked(idx uint64, leaf []byte, env Envelope) error {
 		if err != nil {
 			return err
 		}
+		e.Attestations = o.Attestations
 		n.cache.put(idx, cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st)})
 	}
 	return n.auth.Apply(idx, h, st)
@@ -370,7 +371,7 @@ func (n *Node) domain(idx uint64, h Header, st Statement, subject string) (Entry
 	if err != nil {
 		return Entry{}, verifyError(idx, err)
 	}
-	return Entry{Type: h.Type, Version: CurrentVersion, Org: org, Author: h.Author, Body: body}, nil
+	return Entry{Type: h.Type, Version: CurrentVersion, Org: org, Author: h.Author, Body: body, Commitment: h.Commitment}, nil
 }
 
 func registryStatement(h Header, st *Statement) *Statement {
@@ -395,24 +396,62 @@ const readBatch = 1024
 // authored by this gateway, signs it, seals its opening to the gateways
 // that may read it (or, for registry entries, keeps it in clear) and
 // appends it. Authorship is checked first: a gateway may only write for
-// the orgs whose home it is.
+// the orgs whose home it is. Append is Prepare then AppendPrepared
+// without attestations.
 func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
+	p, err := n.Prepare(e)
+	if err != nil {
+		return 0, err
+	}
+	return n.AppendPrepared(ctx, p, nil)
+}
+
+// Prepared is an entry translated and committed to but not yet signed
+// or appended, so that attestations over its commitment can be collected
+// first (a patient's passkey assertion whose challenge is the
+// commitment).
+type Prepared struct {
+	entry     Entry
+	subject   string
+	statement []byte
+	st        Statement
+}
+
+// Commitment is what attestations of the prepared entry sign.
+func (p *Prepared) Commitment() Digest { return Commitment(p.statement) }
+
+// Statement returns the prepared entry's canonical statement.
+func (p *Prepared) Statement() []byte { return bytes.Clone(p.statement) }
+
+// Prepare translates e into a v2 statement authored by this gateway.
+func (n *Node) Prepare(e Entry) (*Prepared, error) {
 	if n.signer == nil {
-		return 0, ErrReadOnlyNode
+		return nil, ErrReadOnlyNode
 	}
 	salt, err := NewSalt()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	v, err := toV2(e, salt, n.id.Pseudonyms, GatewayHome{Gateway: n.id.Gateway, BaseURL: n.id.BaseURL})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	statement, err := n.signer.Statement(v.org, salt, v.body)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	h, _, err := n.signer.Sign(statement, nil)
+	st, err := DecodeStatement(statement)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{entry: e, subject: v.subject, statement: statement, st: st}, nil
+}
+
+// AppendPrepared signs the prepared entry with its attestations (their
+// digest is in the signed header, the attestations in the opening) and
+// appends it.
+func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestation) (uint64, error) {
+	h, _, err := n.signer.Sign(p.statement, atts)
 	if err != nil {
 		return 0, err
 	}
@@ -420,14 +459,14 @@ func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	st, err := DecodeStatement(statement)
-	if err != nil {
-		return 0, err
-	}
-	o := Opening{Statement: statement, Subject: v.subject}
+	st := p.st
+	o := Opening{Statement: p.statement, Attestations: atts, Subject: p.subject}
 	env := Envelope{Header: header}
 	registry := clearType(h.Type)
 	if registry {
+		if len(atts) > 0 && h.Type != TypeOrgKeysRotated {
+			return 0, fmt.Errorf("%w: %s carries no attestations", ErrBadEnvelope, h.Type)
+		}
 		// Registry entries are checked against the authority and
 		// appended one at a time, so that two registrations of one
 		// org cannot both pass the check.
@@ -450,10 +489,11 @@ func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
 	if err != nil {
 		return idx, err
 	}
-	dom, err := n.domain(idx, h, st, v.subject)
+	dom, err := n.domain(idx, h, st, p.subject)
 	if err != nil {
 		return idx, err
 	}
+	dom.Attestations = atts
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.cache.put(idx, cachedEntry{entry: dom, opening: o, header: h, statement: registryStatement(h, &st)})
@@ -591,6 +631,7 @@ func (n *Node) reopenLocked(idx uint64, l Leaf, env Envelope) (cachedEntry, erro
 	if err != nil {
 		return cachedEntry{}, err
 	}
+	e.Attestations = o.Attestations
 	c := cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st)}
 	n.cache.put(idx, c)
 	return c, nil
