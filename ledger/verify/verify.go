@@ -177,11 +177,11 @@ func (r *replay) size() uint64 { return r.rng.End() }
 // indexes), the leaf first.
 func (r *replay) add(entry []byte, visit func(x int64, h tlog.Hash)) (tlog.Hash, error) {
 	i := r.size()
-	e, err := ledger.Decode(entry)
+	l, err := ledger.DecodeLeaf(entry)
 	if err != nil {
-		return tlog.Hash{}, fail(KindEntry, int64(i), err, "not a canonical entry")
+		return tlog.Hash{}, fail(KindEntry, int64(i), err, "not a canonical v2 leaf")
 	}
-	r.types[e.Type]++
+	r.types[l.Type]++
 	leaf := tlog.Hash(rfc6962.DefaultHasher.HashLeaf(entry))
 	var v compact.VisitFn
 	if visit != nil {
