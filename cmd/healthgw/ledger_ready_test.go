@@ -35,7 +35,7 @@ func TestReadyzAfterRefusedCheckpoint(t *testing.T) {
 		g.api.Handler().ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/readyz", nil))
 		return rec.Code, rec.Body.String()
 	}
-	l := g.ledger.(*gormlog.Log)
+	l, st := g.ledger, g.store.(*gormlog.Log)
 	ctx := t.Context()
 	if code, _ := readyz(); code != http.StatusOK {
 		t.Fatalf("/readyz = %d before the edit", code)
@@ -45,7 +45,7 @@ func TestReadyzAfterRefusedCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := l.WaitCheckpoint(ctx, 17); err != nil {
+	if _, err := st.WaitCheckpoint(ctx, 17); err != nil {
 		t.Fatal(err)
 	}
 	var blobs [][]byte
@@ -62,7 +62,7 @@ func TestReadyzAfterRefusedCheckpoint(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if _, err := l.WaitCheckpoint(wctx, 18); !errors.Is(err, gormlog.ErrInconsistent) {
+	if _, err := st.WaitCheckpoint(wctx, 18); !errors.Is(err, gormlog.ErrInconsistent) {
 		t.Fatalf("WaitCheckpoint = %v, want ErrInconsistent", err)
 	}
 	if code, body := readyz(); code != http.StatusServiceUnavailable {

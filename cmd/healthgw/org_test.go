@@ -2,15 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -18,50 +15,25 @@ import (
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
-// memLedger is an in-memory cliLedger for tests (the real backend is
-// wired in openLedger).
+// memLedger is the in-memory cliLedger for tests (the real backend is
+// wired in openLedger): a gateway node over a MemStore whose Append fails
+// with fail when it is set.
 type memLedger struct {
-	mu      sync.Mutex
-	entries [][]byte
-	fail    error // Append fails with this when set
+	ledgertest.MemLog
+	fail error
 }
 
 var _ cliLedger = (*memLedger)(nil)
 
-func (l *memLedger) Append(_ context.Context, e ledger.Entry) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.fail != nil {
-		return 0, l.fail
-	}
-	e.Time = time.Unix(int64(len(l.entries)), 0)
-	b, err := ledger.Encode(e)
-	if err != nil {
-		return 0, err
-	}
-	l.entries = append(l.entries, b)
-	return uint64(len(l.entries) - 1), nil
+func newMemLedger() *memLedger {
+	l := &memLedger{}
+	l.Fail = func(ledger.Entry) error { return l.fail }
+	return l
 }
-
-func (l *memLedger) Size(context.Context) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return uint64(len(l.entries)), nil
-}
-
-func (l *memLedger) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if end > uint64(len(l.entries)) || start > end {
-		return nil, ledger.ErrNotFound
-	}
-	return append([][]byte(nil), l.entries[start:end]...), nil
-}
-
-func (l *memLedger) Close() error { return nil }
 
 // testStores is the registry over a test database and a memLedger.
 type testStores struct {
@@ -76,7 +48,7 @@ func newTestStores(t *testing.T, db *gorm.DB) *testStores {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &memLedger{}
+	log := newMemLedger()
 	return &testStores{log: log, reg: reg, follow: ledger.NewFollower(log, reg)}
 }
 
