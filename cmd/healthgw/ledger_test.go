@@ -666,7 +666,7 @@ func TestLedgerVerifyTamper(t *testing.T) {
 				f.exec(t, "UPDATE ledger_entries SET env_sealed = ? WHERE idx = ?", f.column(t, "env_sealed", 51), 50)
 			},
 			url:   clean,
-			token: &want{verify.KindBody, 50}, // the API opened it: another entry's statement
+			token: &want{verify.KindBody, 50},    // the API opened it: another entry's statement
 			db:    want{verify.KindEnvelope, 50}, // bound to another commitment: seen without a key
 		},
 		{
