@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -752,4 +753,60 @@ func TestLedgerVerifyTamper(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestServeRefusesForgedEntry: an entry appended to the gateway's
+// database by someone without its node key (hashes and head recomputed,
+// so the tree extends the last checkpoint) stops the gateway from
+// starting, naming the entry, every time (the refused start signs
+// nothing); `ledger verify --db` names it too.
+func TestServeRefusesForgedEntry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	g, err := openTestGatewayCfg(t, dir, "127.0.0.1:18080", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := g.node.Gateway()
+	registerTestOrg(t, g, "hosp-a")
+	if err := g.close(); err != nil {
+		t.Fatal(err)
+	}
+	dsn := filepath.Join(dir, "healthgw.db")
+	db, err := database.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &ledgerFixture{db: db}
+	forger := ledgertest.Identity(gw) // the gateway's ID, another node key
+	env, err := ledgertest.SignEnvelope(forger, ledgertest.OrgEntry("hosp-forged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := f.forgeAppend(t, env)
+	var before int64
+	db.Raw("SELECT count(*) FROM ledger_checkpoints").Scan(&before)
+	_ = database.Close(db)
+	for start := range 2 {
+		_, err = openTestGatewayCfg(t, dir, "127.0.0.1:18081", nil)
+		var ve *ledger.VerifyError
+		if !errors.As(err, &ve) || ve.Index != uint64(index) || !errors.Is(err, ledger.ErrBadEntrySignature) ||
+			!strings.Contains(err.Error(), fmt.Sprintf("entry %d:", index)) {
+			t.Fatalf("start %d on a forged log: %v, want a refusal naming entry %d (bad signature)", start, err, index)
+		}
+	}
+	db, err = database.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after int64
+	db.Raw("SELECT count(*) FROM ledger_checkpoints").Scan(&after)
+	_ = database.Close(db)
+	if after != before {
+		t.Errorf("the refused starts signed %d checkpoints", after-before)
+	}
+	_, _, err = runCLI(t, "ledger", "verify", "--quiet", "--db", dsn, "--key", filepath.Join(dir, checkpointKeyFile), "--data", dir)
+	var fl *verify.Failure
+	if !errors.As(err, &fl) || fl.Kind != verify.KindEntrySignature || fl.Index != int64(index) {
+		t.Errorf("ledger verify --db = %v, want an entry-signature failure at %d", err, index)
+	}
 }
