@@ -11,8 +11,8 @@
 //     and the opening sealed or, for registry entries, in clear), which is
 //     not in the tree: the leaf seals the header, the header commits to
 //     the opening. A database in the first entry format (no env_*
-//     columns) is refused (ErrFormatV1). hashes is the concatenation of the tree
-//     hashes that appending this record stores, exactly as
+//     columns) is refused (ErrFormatV1). hashes is the concatenation of
+//     the tree hashes that appending this record stores, exactly as
 //     tlog.StoredHashes returns them (the leaf hash first, then the hash of
 //     every subtree the record completes). Keeping them in the entry's own
 //     row means an entry and its hashes can never be written apart, and a
@@ -31,13 +31,14 @@
 //
 // AppendEnvelope checks the envelope (ledger.CheckEnvelope: rejecting it,
 // with nothing written, if it does not check) and queues it; a
-// ledger.Node over the log signs and seals what the gateway appends. One writer goroutine drains the queue, up to
-// Options.MaxBatch entries at a time, and writes the whole batch — entries,
-// hashes and the new head size — in one transaction (group commit): the
-// more concurrent appenders, the larger the batch, while each Append
-// returns only after its transaction committed. A crash leaves the whole
-// batch or none of it. The writer assigns Entry.Time (UTC, never going
-// backwards within a process).
+// ledger.Node over the log signs and seals what the gateway appends. One
+// writer goroutine drains the queue, up to Options.MaxBatch entries at a
+// time, and writes the whole batch — leaves, envelopes, hashes and the
+// new head size — in one transaction (group commit): the more concurrent
+// appenders, the larger the batch, while each append returns only after
+// its transaction committed. A crash leaves the whole batch or none of
+// it. The writer sets each leaf's time (UTC, never going backwards within
+// a process).
 //
 // # Checkpoints
 //
