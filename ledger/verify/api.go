@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // APIBodies is a BodySource over a gateway's authenticated ledger API: it
@@ -63,36 +64,36 @@ func (a *APIBodies) Bodies(ctx context.Context, start, end uint64) ([]Body, erro
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	out := make([]Body, end-start)
-	errs := make([]error, end-start)
-	sem := make(chan struct{}, workers)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := start; i < end; i++ {
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			go func() {
-				defer func() { <-sem }()
-				out[i-start], errs[i-start] = a.body(ctx, c, base, i)
-				if errs[i-start] != nil {
+	n := int(end - start)
+	out := make([]Body, n)
+	errs := make([]error, n)
+	var mu sync.Mutex
+	next := 0
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if out[i], errs[i] = a.body(ctx, c, base, start+uint64(i)); errs[i] != nil {
 					cancel()
 				}
-			}()
-		}
-		for range workers {
-			sem <- struct{}{}
-		}
-	}()
-	<-done
+			}
+		}()
+	}
+	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, firstError(errs)
 	}
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
