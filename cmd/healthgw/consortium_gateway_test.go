@@ -32,6 +32,13 @@ type consortium struct {
 
 func newConsortium(t *testing.T, n int) *consortium {
 	t.Helper()
+	return newConsortiumWith(t, n, comettest.Options{TimeoutCommit: 100 * time.Millisecond})
+}
+
+// newConsortiumWith is newConsortium on a network with opts (the
+// checkpoint keys are the gateways').
+func newConsortiumWith(t *testing.T, n int, opts comettest.Options) *consortium {
+	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	secret := make([]byte, ledger.PseudonymKeySize)
 	for i := range secret {
@@ -53,7 +60,8 @@ func newConsortium(t *testing.T, n int) *consortium {
 			t.Fatal(err)
 		}
 	}
-	net := comettest.NewNetwork(t, n, comettest.Options{CheckpointKeys: skeys, TimeoutCommit: 100 * time.Millisecond})
+	opts.CheckpointKeys = skeys
+	net := comettest.NewNetwork(t, n, opts)
 	c := &consortium{net: net}
 	for i := range n {
 		ln, err := listenLoopback()
