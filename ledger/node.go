@@ -193,6 +193,12 @@ func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
 		n.auth = NewAuthority(g.GenesisGateways())
 	}
 	n.cache.init(entryCacheSize)
+	if v, ok := store.(Vouching); ok {
+		// Before the first check: a store that signs its own
+		// checkpoints signs none over an entry this node has not passed,
+		// even if the node refuses to open.
+		v.Vouch(n.checkTo)
+	}
 	size, err := store.Size(ctx)
 	if err != nil {
 		return nil, err
@@ -229,7 +235,7 @@ func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
 }
 
 func (n *Node) registerSelf(ctx context.Context) error {
-	_, err := n.Append(ctx, Entry{Type: TypeGatewayRegistered, Version: VersionV2, Body: &GatewayRegistered{
+	_, err := n.Append(ctx, Entry{Type: TypeGatewayRegistered, Version: CurrentVersion, Body: &GatewayRegistered{
 		ID: n.id.Gateway, PublicKey: EncodeNodeKey(n.signer.Public()),
 		SealKey: EncodeSealKey(n.id.SealKey.PublicKey()), BaseURL: n.id.BaseURL,
 	}})
@@ -237,6 +243,29 @@ func (n *Node) registerSelf(ctx context.Context) error {
 		return fmt.Errorf("register gateway %q: %w", n.id.Gateway, err)
 	}
 	return nil
+}
+
+// Vouching is implemented by stores that sign their own checkpoints
+// (gormlog): a checkpoint covers what it signs, and a node trusts what a
+// checkpoint covers (OpenNode checks only the entries beyond it). OpenNode
+// hands such a store its check, and the store signs no checkpoint over
+// entries the check has not passed: an entry written to the database
+// without the node key (or by another process) is checked before it is
+// signed, and never signed if it fails.
+type Vouching interface {
+	// Vouch sets the check: check(ctx, size) returns nil once every
+	// entry below size passed the node's checks (leaf, envelope,
+	// signature and authorship as of its index, opening where the node
+	// can open it), and otherwise a *VerifyError naming the first entry
+	// that did not (or another error if it could not check).
+	Vouch(check func(ctx context.Context, size uint64) error)
+}
+
+// checkTo brings the authority up to size (Vouching's check).
+func (n *Node) checkTo(ctx context.Context, size uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.advance(ctx, size)
 }
 
 // Store returns the node's store.
@@ -269,7 +298,14 @@ func (n *Node) advance(ctx context.Context, end uint64) error {
 			}
 			continue
 		}
-		hi := min(end, idx+readBatch)
+		// Read the entries up to the next one cached (appended here).
+		hi := idx + 1
+		for hi < end && hi < idx+readBatch {
+			if _, ok := n.cache.get(hi); ok {
+				break
+			}
+			hi++
+		}
 		leaves, err := n.store.Entries(ctx, idx, hi)
 		if err != nil {
 			return err
@@ -297,6 +333,15 @@ func (n *Node) checkLocked(idx uint64, leaf []byte, env Envelope) error {
 		return verifyError(idx, err)
 	}
 	if idx < n.trusted {
+		// The checkpoint covers the leaf, not the envelope: an envelope
+		// swapped under a trusted leaf must not reach the registry.
+		l, err := DecodeLeaf(leaf)
+		if err != nil {
+			return verifyError(idx, err)
+		}
+		if Seal(env.Header) != l.Seal || l.Type != h.Type {
+			return verifyError(idx, fmt.Errorf("%w: %s", ErrSealMismatch, l.Type))
+		}
 		var st *Statement
 		if len(env.Clear) > 0 {
 			s, err := clearStatement(env.Clear, h)
@@ -428,6 +473,9 @@ func (n *Node) Prepare(e Entry) (*Prepared, error) {
 	if n.signer == nil {
 		return nil, ErrReadOnlyNode
 	}
+	if err := checkDomain(e); err != nil {
+		return 0, err
+	}
 	salt, err := NewSalt()
 	if err != nil {
 		return nil, err
@@ -505,6 +553,18 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		}
 	}
 	return idx, nil
+}
+
+// checkDomain checks what the translation to a v2 statement ignores: the
+// entry's type is its body's and its version the domain view's.
+func checkDomain(e Entry) error {
+	if t, ok := typeOf(e.Body); !ok || t != e.Type {
+		return fmt.Errorf("%w: type %q with body %T", ErrUnknownType, e.Type, e.Body)
+	}
+	if e.Version != CurrentVersion {
+		return fmt.Errorf("%w: version %d", ErrMalformed, e.Version)
+	}
+	return nil
 }
 
 // checkAppend checks authorship of a new entry against the registry as of
@@ -761,6 +821,9 @@ func (c *entryCache) put(i uint64, e cachedEntry) {
 // submit registry entries without a Node (comet.Remote); authorship is
 // checked where the entry is appended.
 func ClearEnvelope(s *Signer, e Entry, home GatewayHome) (Envelope, error) {
+	if err := checkDomain(e); err != nil {
+		return Envelope{}, err
+	}
 	if !clearType(e.Type) {
 		return Envelope{}, fmt.Errorf("%w: %s entries are sealed: append them through the gateway", ErrBadEnvelope, e.Type)
 	}
