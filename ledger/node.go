@@ -474,7 +474,7 @@ func (n *Node) Prepare(e Entry) (*Prepared, error) {
 		return nil, ErrReadOnlyNode
 	}
 	if err := checkDomain(e); err != nil {
-		return 0, err
+		return nil, err
 	}
 	salt, err := NewSalt()
 	if err != nil {

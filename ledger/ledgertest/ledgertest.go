@@ -241,7 +241,7 @@ func (s *suite) appendOrAwait(t *testing.T, l ledger.Log, e ledger.Entry) (uint6
 
 // sameEntry strips what the log sets (time, author) from e.
 func sameEntry(e ledger.Entry) ledger.Entry {
-	e.Time, e.Author = time.Time{}, ""
+	e.Time, e.Author, e.Commitment = time.Time{}, "", ledger.Digest{}
 	return e
 }
 
@@ -356,7 +356,10 @@ func (s *suite) checkEntries(t *testing.T, l ledger.Log, want map[uint64]ledger.
 		if g.Author == "" || (gw != "" && g.Author != gw) {
 			t.Errorf("entry %d: Author = %q, want the appending gateway %q", i, g.Author, gw)
 		}
-		w.Time, w.Author = g.Time, g.Author
+		if g.Commitment.IsZero() {
+			t.Errorf("entry %d: no commitment in the domain view", i)
+		}
+		w.Time, w.Author, w.Commitment = g.Time, g.Author, g.Commitment
 		if diff := cmp.Diff(w, g); diff != "" {
 			t.Errorf("entry %d mismatch (-want +got):\n%s", i, diff)
 		}
