@@ -68,7 +68,10 @@ func TestVerifyEntry(t *testing.T) {
 	otherSigner, _ := note.NewSigner(otherKey)
 	forged, _ := ledger.SignCheckpoint(ledger.Checkpoint{Origin: "client.test/log", Size: r.TreeSize, Hash: root}, otherSigner)
 	for name, tamper := range map[string]func(p *client.EntryProof){
-		"leaf":       func(p *client.EntryProof) { p.Entry = flip(p.Entry, len(p.Entry)-4); p.LeafHash = tlog.RecordHash(p.Entry) },
+		"leaf": func(p *client.EntryProof) {
+			p.Entry = flip(p.Entry, len(p.Entry)-4)
+			p.LeafHash = tlog.RecordHash(p.Entry)
+		},
 		"leaf hash":  func(p *client.EntryProof) { p.LeafHash[0] ^= 1 },
 		"header":     func(p *client.EntryProof) { p.Header = flip(p.Header, len(p.Header)-4) },
 		"opening":    func(p *client.EntryProof) { p.Opening = flip(p.Opening, 30) },
