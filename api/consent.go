@@ -188,7 +188,7 @@ func (s *Server) postConsent(c *gin.Context) {
 		return
 	}
 	c.Header("Location", "/v1/consents/"+stored.ID)
-	exactJSON(c, http.StatusCreated, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
+	s.exactJSON(c, http.StatusCreated, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
 }
 
 // page reads cursor and limit query parameters.
@@ -266,7 +266,7 @@ func (s *Server) revokeConsent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	exactJSON(c, http.StatusOK, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
+	s.exactJSON(c, http.StatusOK, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
 }
 
 // accessEventView is one access decision.

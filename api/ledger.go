@@ -109,7 +109,7 @@ func (s *Server) getEntry(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	exactJSON(c, http.StatusOK, p)
+	s.exactJSON(c, http.StatusOK, p)
 }
 
 // addBody adds entry p's header and opening when the caller is entitled
@@ -150,13 +150,12 @@ func (s *Server) addBody(ctx context.Context, v Principal, p *EntryProof) error 
 // header and the opening, whose statement may hold "<", ">" or "&") reach
 // the client byte for byte, as their hashes need; gin's JSON would
 // rewrite them as \u003c and so on.
-func exactJSON(c *gin.Context, status int, v any) {
+func (s *Server) exactJSON(c *gin.Context, status int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
-		c.Error(err)
-		c.AbortWithStatus(http.StatusInternalServerError)
+		s.fail(c, fmt.Errorf("encode response: %w", err))
 		return
 	}
 	c.Data(status, "application/json; charset=utf-8", buf.Bytes())
