@@ -125,6 +125,17 @@ type GenesisGateways interface {
 	GenesisGateways() map[string]GatewayKeys
 }
 
+// RegistrationWaiter is implemented by stores whose gateways are fixed at
+// genesis and register their sealing keys with their first entry (a
+// consortium): WaitRegistered returns once every genesis gateway has
+// registered, or an error wrapping ErrUnavailable. A node waits for it
+// before it seals its first entry, so that every entry is sealed to every
+// gateway of the store (the recipients are every registered gateway until
+// they are narrowed to each entry's parties).
+type RegistrationWaiter interface {
+	WaitRegistered(ctx context.Context) error
+}
+
 // Source is what a projection reads: entries in the domain view, opened
 // and checked.
 type Source interface {
@@ -233,6 +244,21 @@ func (n *Node) registerSelf(ctx context.Context) error {
 		ID: n.id.Gateway, PublicKey: EncodeNodeKey(n.signer.Public()),
 		SealKey: EncodeSealKey(n.id.SealKey.PublicKey()), BaseURL: n.id.BaseURL,
 	}})
+	if errors.Is(err, ErrAuthorshipRefused) {
+		// A replica that was behind (a consortium node still catching
+		// up) registered again; the log refused it because the
+		// registration it had not yet read is there: read it.
+		if size, serr := n.store.Size(ctx); serr == nil {
+			n.mu.Lock()
+			aerr := n.advance(ctx, size)
+			gk, ok := n.auth.Gateway(n.id.Gateway)
+			n.mu.Unlock()
+			if aerr == nil && ok && gk.Seal != nil && gk.Public.Equal(n.signer.Public()) &&
+				bytes.Equal(gk.Seal.Bytes(), n.id.SealKey.PublicKey().Bytes()) {
+				return nil
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("register gateway %q: %w", n.id.Gateway, err)
 	}
@@ -437,6 +463,11 @@ func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
 			return 0, err
 		}
 	}
+	if !registry {
+		if err := n.awaitGateways(ctx); err != nil {
+			return 0, err
+		}
+	}
 	to, err := n.checkAppend(ctx, h, &st)
 	if err != nil {
 		return 0, err
@@ -465,6 +496,32 @@ func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
 		}
 	}
 	return idx, nil
+}
+
+// awaitGateways makes sure, before an entry is sealed, that the node's
+// registry holds every gateway of a store with a RegistrationWaiter:
+// once they have all registered, it never waits again.
+func (n *Node) awaitGateways(ctx context.Context) error {
+	w, ok := n.store.(RegistrationWaiter)
+	if !ok {
+		return nil
+	}
+	n.mu.Lock()
+	done := len(n.auth.Unregistered()) == 0
+	n.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := w.WaitRegistered(ctx); err != nil {
+		return err
+	}
+	size, err := n.store.Size(ctx)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.advance(ctx, size)
 }
 
 // checkAppend checks authorship of a new entry against the registry as of

@@ -9,14 +9,14 @@ import (
 
 	"github.com/healthgw/healthgw/internal/testscale"
 	"github.com/healthgw/healthgw/ledger"
-	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/comet/comettest"
 	"github.com/healthgw/healthgw/ledger/ledgertest"
 )
 
 // TestConformance runs the ledger.Log conformance suite against a
-// single-validator in-process node; Reopen restarts the node from its
-// home.
+// gateway's ledger (ledger.Node) over a single-validator in-process node
+// (comet.Log, the store); Reopen restarts the node from its home. The
+// log starts with the gateway's registration (entry 0).
 func TestConformance(t *testing.T) {
 	var mu sync.Mutex
 	nets := map[ledger.Log]*comettest.Network{}
@@ -30,8 +30,8 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func(t *testing.T) ledger.Log {
-		net := comettest.NewNetwork(t, 1, comettest.Options{CheckpointKeys: []string{skey}})
-		l := net.Log(0)
+		net := comettest.NewNetwork(t, 1, comettest.Options{CheckpointKeys: []string{skey}, Gateways: true})
+		l := net.Ledger(0)
 		mu.Lock()
 		nets[l] = net
 		mu.Unlock()
@@ -50,10 +50,11 @@ func TestConformance(t *testing.T) {
 		Open: open,
 		Reopen: func(t *testing.T, old ledger.Log) ledger.Log {
 			mu.Lock()
-			net := nets[old.(*comet.Log)]
+			net := nets[old]
 			mu.Unlock()
 			net.StopNode(0)
-			l := net.StartNode(0)
+			net.StartNode(0)
+			l := net.Ledger(0)
 			mu.Lock()
 			nets[l] = net
 			mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	net2 "net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,19 +40,18 @@ func entry(t testing.TB, i int) ledger.Entry {
 	return e
 }
 
-// decodeAt reads entry idx from l and decodes it.
-func decodeAt(t testing.TB, l *comet.Log, idx uint64) ledger.Entry {
+// decodeAt reads entry idx through gateway ledger l (opened and checked).
+func decodeAt(t testing.TB, l *ledger.Node, idx uint64) ledger.Entry {
 	t.Helper()
-	raw, err := l.Entries(t.Context(), idx, idx+1)
+	es, err := l.Read(t.Context(), idx, idx+1)
 	if err != nil {
-		t.Fatalf("Entries(%d): %v", idx, err)
+		t.Fatalf("Read(%d): %v", idx, err)
 	}
-	e, err := ledger.Decode(raw[0])
-	if err != nil {
-		t.Fatalf("Decode(%d): %v", idx, err)
-	}
-	return e
+	return es[0]
 }
+
+// gateways is the option set of networks with a gateway on every node.
+var gateways = comettest.Options{Gateways: true}
 
 // waitAgree waits until every running node reports the same committed
 // height, and returns their statuses.
@@ -103,45 +103,61 @@ func checkAgree(t testing.TB, sts []comet.Status) {
 	}
 }
 
-// TestReplication: an entry appended through node A is readable at node B
-// once committed, with the block time, and every node reports the same
-// root at the same height; each node's checkpoint verifies with its own
-// key and names the chain and height.
+// TestReplication: four gateways register at start (each its own
+// gateway.registered); an entry appended through gateway A is committed
+// at every node, with the block time, and gateway B opens it (every
+// entry is sealed to every registered gateway); every node reports the
+// same root at the same height; each node's checkpoint verifies with its
+// own key and names the chain and height.
 func TestReplication(t *testing.T) {
-	net := comettest.NewNetwork(t, 4, comettest.Options{})
+	net := comettest.NewNetwork(t, 4, gateways)
 	ctx := t.Context()
-	a, b := net.Log(0), net.Log(1)
+	const base = 4 // the gateways' registrations
+	sts := waitAgree(t, net, base)
+	registered := map[string]bool{}
+	for i := range uint64(base) {
+		e := decodeAt(t, net.Ledger(0), i)
+		g, ok := e.Body.(*ledger.GatewayRegistered)
+		if !ok || g.ID != e.Author {
+			t.Fatalf("entry %d = %+v, want a gateway.registered", i, e)
+		}
+		registered[g.ID] = true
+	}
+	if len(registered) != 4 || sts[0].Size != base {
+		t.Fatalf("registrations %v, size %d; want the four gateways", registered, sts[0].Size)
+	}
+	a, b := net.Ledger(0), net.Ledger(1)
 
 	before := time.Now().Add(-time.Minute)
 	want := entry(t, 1)
 	idx, err := a.Append(ctx, want)
 	if err != nil {
-		t.Fatalf("Append at node A: %v", err)
+		t.Fatalf("Append at gateway A: %v", err)
 	}
-	if idx != 0 {
-		t.Errorf("first index = %d, want 0", idx)
+	if idx != base {
+		t.Errorf("first index = %d, want %d", idx, base)
 	}
 	net.WaitSize(idx+1, time.Minute)
 	got := decodeAt(t, b, idx)
 	if got.Time.Before(before) || got.Time.After(time.Now().Add(time.Minute)) {
 		t.Errorf("entry time %v is not a block time near now", got.Time)
 	}
-	want.Time = got.Time
+	want.Time, want.Author = got.Time, net.Node(0).Name
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("entry at node B (-want +got):\n%s", diff)
+		t.Errorf("entry at gateway B (-want +got):\n%s", diff)
 	}
-	ra, _ := a.Entries(ctx, idx, idx+1)
-	rb, _ := b.Entries(ctx, idx, idx+1)
+	ra, _ := net.Log(0).Entries(ctx, idx, idx+1)
+	rb, _ := net.Log(1).Entries(ctx, idx, idx+1)
 	if !bytes.Equal(ra[0], rb[0]) {
 		t.Errorf("node A and B store different bytes for entry %d", idx)
 	}
 
-	// Appends through every node, concurrently.
+	// Appends through every gateway, concurrently.
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for i := range 8 {
 		wg.Go(func() {
-			if _, err := net.Log(i%4).Append(ctx, entry(t, 100+i)); err != nil {
+			if _, err := net.Ledger(i%4).Append(ctx, entry(t, 100+i)); err != nil {
 				errs <- err
 			}
 		})
@@ -151,7 +167,19 @@ func TestReplication(t *testing.T) {
 	for err := range errs {
 		t.Errorf("concurrent Append: %v", err)
 	}
-	sts := waitAgree(t, net, 9)
+	sts = waitAgree(t, net, base+9)
+	// Every gateway opens every entry.
+	for i := range 4 {
+		es, err := net.Ledger(i).Read(ctx, 0, sts[0].Size)
+		if err != nil {
+			t.Fatalf("gateway %d: Read: %v", i, err)
+		}
+		for j, e := range es {
+			if e.Body == nil {
+				t.Errorf("gateway %d cannot open entry %d (%s by %s)", i, j, e.Type, e.Author)
+			}
+		}
+	}
 	checkAgree(t, sts)
 
 	for i := range 4 {
@@ -175,16 +203,21 @@ func TestReplication(t *testing.T) {
 }
 
 func TestAppendInvalidEntry(t *testing.T) {
-	net := comettest.NewNetwork(t, 1, comettest.Options{})
-	l := net.Log(0)
+	net := comettest.NewNetwork(t, 1, gateways)
+	l := net.Ledger(0)
+	before, _ := l.Size(t.Context())
 	bad := ledger.Entry{Type: ledger.TypeConsentGranted, Version: ledger.CurrentVersion, Body: &ledger.ConsentRevoked{}}
-	if _, err := l.Append(t.Context(), bad); !errors.Is(err, ledger.ErrUnknownType) {
-		t.Errorf("Append(mismatched body) = %v, want ErrUnknownType", err)
+	if _, err := l.Append(t.Context(), bad); err == nil {
+		t.Error("Append(mismatched body) succeeded")
 	}
-	if n, _ := l.Size(t.Context()); n != 0 {
-		t.Errorf("size after rejected append = %d, want 0", n)
+	// A malformed envelope straight to the store.
+	if _, err := net.Log(0).AppendEnvelope(t.Context(), ledger.Envelope{Header: []byte("{}"), Clear: []byte("{}")}); err == nil {
+		t.Error("AppendEnvelope(malformed) succeeded")
 	}
-	if err := l.Close(); err != nil {
+	if n, _ := l.Size(t.Context()); n != before {
+		t.Errorf("size after rejected appends = %d, want %d", n, before)
+	}
+	if err := net.Log(0).Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Append(context.Background(), entry(t, 1)); !errors.Is(err, ledger.ErrClosed) {
@@ -210,7 +243,7 @@ func mustRoot(t testing.TB, l *comet.Log) []byte {
 // TestOpenErrors: configuration mistakes are reported, not panics, and a
 // failed start leaves the home usable.
 func TestOpenErrors(t *testing.T) {
-	net := comettest.NewNetwork(t, 1, comettest.Options{})
+	net := comettest.NewNetwork(t, 1, gateways)
 	n := net.Node(0)
 	net.StopNode(0)
 
@@ -248,17 +281,21 @@ func TestOpenErrors(t *testing.T) {
 		}
 	})
 	// After all that, the node still starts from its home.
-	l := net.StartNode(0)
-	if _, err := l.Append(t.Context(), entry(t, 1)); err != nil {
+	net.StartNode(0)
+	if _, err := net.Ledger(0).Append(t.Context(), entry(t, 1)); err != nil {
 		t.Fatalf("Append after failed opens: %v", err)
 	}
 }
 
-// TestRemote: a one-shot command appends through a running node's RPC with
-// the node's gateway key, and gets the committed index.
+// TestRemote: a one-shot command registers an organisation through a
+// running node's RPC with the node's gateway key (the org's home is that
+// gateway), and gets the committed index; a second registration of the
+// org is refused, and sealed entries cannot go that way.
 func TestRemote(t *testing.T) {
-	net := comettest.NewNetwork(t, 4, comettest.Options{RPC: true})
-	if _, err := net.Log(0).Append(t.Context(), entry(t, 0)); err != nil {
+	opts := gateways
+	opts.RPC = true
+	net := comettest.NewNetwork(t, 4, opts)
+	if _, err := net.Ledger(0).Append(t.Context(), entry(t, 0)); err != nil {
 		t.Fatal(err)
 	}
 	r, err := comet.OpenRemote(net.Node(2).Home)
@@ -267,19 +304,40 @@ func TestRemote(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), testscale.Timeout(time.Minute))
 	defer cancel()
-	want := entry(t, 7)
-	idx, err := r.Append(ctx, want)
+	org := orgEntry(t, "hosp-r")
+	if _, err := r.Append(ctx, org); err == nil || !strings.Contains(err.Error(), "base URL") {
+		t.Errorf("remote Append without the gateway's base URL = %v", err)
+	}
+	r.SetBaseURL("https://hospital-3.example")
+	idx, err := r.Append(ctx, org)
 	if err != nil {
 		t.Fatalf("remote Append: %v", err)
 	}
 	net.WaitSize(idx+1, time.Minute)
-	got := decodeAt(t, net.Log(0), idx)
-	want.Time = got.Time
+	got := decodeAt(t, net.Ledger(0), idx)
+	want := org
+	want.Body.(*ledger.OrgRegistered).Home = ledger.GatewayHome{Gateway: net.Node(2).Name, BaseURL: "https://hospital-3.example"}
+	want.Time, want.Author = got.Time, net.Node(2).Name
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("entry %d (-want +got):\n%s", idx, diff)
 	}
-	bad := ledger.Entry{Type: ledger.TypeConsentGranted, Version: ledger.CurrentVersion}
-	if _, err := r.Append(ctx, bad); err == nil {
-		t.Error("remote Append of an invalid entry succeeded")
+	if _, err := r.Append(ctx, orgEntry(t, "hosp-r")); !errors.Is(err, comet.ErrRefused) {
+		t.Errorf("second registration of hosp-r = %v, want ErrRefused", err)
 	}
+	if _, err := r.Append(ctx, entry(t, 7)); !errors.Is(err, ledger.ErrBadEnvelope) {
+		t.Errorf("remote Append of a consent = %v, want ErrBadEnvelope (sealed entries go through the gateway)", err)
+	}
+}
+
+// orgEntry is an org.registered of hospital id (home: the appender).
+func orgEntry(t testing.TB, id string) ledger.Entry {
+	t.Helper()
+	e, err := ledger.NewEntry(id, &ledger.OrgRegistered{
+		ID: id, Name: "Hospital " + id, Kind: "hospital", Scopes: []string{"system/records.read"},
+		JWKSURL: "https://" + id + ".example/jwks.json",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
