@@ -228,7 +228,7 @@ func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
 		if ok && !gk.Public.Equal(signer.Public()) {
 			return nil, fmt.Errorf("%w: gateway %q has another node key in the genesis than keys/gateway.key", ErrIdentityMismatch, id.Gateway)
 		}
-		if err := n.registerSelf(ctx); err != nil {
+		if err := n.registerSelf(ctx); err != nil && !n.registeredMeanwhile(ctx, err) {
 			return nil, err
 		}
 	} else if !gk.Public.Equal(signer.Public()) {
@@ -244,21 +244,6 @@ func (n *Node) registerSelf(ctx context.Context) error {
 		ID: n.id.Gateway, PublicKey: EncodeNodeKey(n.signer.Public()),
 		SealKey: EncodeSealKey(n.id.SealKey.PublicKey()), BaseURL: n.id.BaseURL,
 	}})
-	if errors.Is(err, ErrAuthorshipRefused) {
-		// A replica that was behind (a consortium node still catching
-		// up) registered again; the log refused it because the
-		// registration it had not yet read is there: read it.
-		if size, serr := n.store.Size(ctx); serr == nil {
-			n.mu.Lock()
-			aerr := n.advance(ctx, size)
-			gk, ok := n.auth.Gateway(n.id.Gateway)
-			n.mu.Unlock()
-			if aerr == nil && ok && gk.Seal != nil && gk.Public.Equal(n.signer.Public()) &&
-				bytes.Equal(gk.Seal.Bytes(), n.id.SealKey.PublicKey().Bytes()) {
-				return nil
-			}
-		}
-	}
 	if err != nil {
 		return fmt.Errorf("register gateway %q: %w", n.id.Gateway, err)
 	}
@@ -496,32 +481,6 @@ func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
 		}
 	}
 	return idx, nil
-}
-
-// awaitGateways makes sure, before an entry is sealed, that the node's
-// registry holds every gateway of a store with a RegistrationWaiter:
-// once they have all registered, it never waits again.
-func (n *Node) awaitGateways(ctx context.Context) error {
-	w, ok := n.store.(RegistrationWaiter)
-	if !ok {
-		return nil
-	}
-	n.mu.Lock()
-	done := len(n.auth.Unregistered()) == 0
-	n.mu.Unlock()
-	if done {
-		return nil
-	}
-	if err := w.WaitRegistered(ctx); err != nil {
-		return err
-	}
-	size, err := n.store.Size(ctx)
-	if err != nil {
-		return err
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.advance(ctx, size)
 }
 
 // checkAppend checks authorship of a new entry against the registry as of
@@ -854,4 +813,52 @@ func (n *Node) Ready(ctx context.Context) error {
 	}
 	_, err := n.store.Checkpoint(ctx)
 	return err
+}
+
+// registeredMeanwhile reports whether a refused self-registration (err)
+// was refused because the log holds it already: a replica that was behind
+// (a consortium node still catching up) registered again, and the log
+// refused the second registration once it had the first.
+func (n *Node) registeredMeanwhile(ctx context.Context, err error) bool {
+	if !errors.Is(err, ErrAuthorshipRefused) {
+		return false
+	}
+	size, serr := n.store.Size(ctx)
+	if serr != nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.advance(ctx, size) != nil {
+		return false
+	}
+	gk, ok := n.auth.Gateway(n.id.Gateway)
+	return ok && gk.Seal != nil && gk.Public.Equal(n.signer.Public()) &&
+		bytes.Equal(gk.Seal.Bytes(), n.id.SealKey.PublicKey().Bytes())
+}
+
+// awaitGateways makes sure, before an entry is sealed, that the node's
+// registry holds every gateway of a store with a RegistrationWaiter:
+// once they have all registered, it never waits again.
+func (n *Node) awaitGateways(ctx context.Context) error {
+	w, ok := n.store.(RegistrationWaiter)
+	if !ok {
+		return nil
+	}
+	n.mu.Lock()
+	done := len(n.auth.Unregistered()) == 0
+	n.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := w.WaitRegistered(ctx); err != nil {
+		return err
+	}
+	size, err := n.store.Size(ctx)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.advance(ctx, size)
 }

@@ -22,11 +22,16 @@ import (
 	"github.com/healthgw/healthgw/ledger/comet/comettest"
 )
 
+// testPseudonym is the pseudonym of the test entries' patient.
+const testPseudonym = "ps_1111111111111111111111111111111111111111111111111111111111111111"
+
+// entry returns a distinct consent.granted (in the domain view: org
+// "patient:<pseudonym>").
 func entry(t testing.TB, i int) ledger.Entry {
 	t.Helper()
-	e, err := ledger.NewEntry("org-1", &ledger.ConsentGranted{
+	e, err := ledger.NewEntry(ledger.PatientOrg(testPseudonym), &ledger.ConsentGranted{
 		ConsentID: fmt.Sprintf("c-%d", i),
-		Patient:   "ps_1111111111111111111111111111111111111111111111111111111111111111",
+		Patient:   testPseudonym,
 		Grantee:   ledger.Grantee{Org: "hospital-2"},
 		Decision:  "permit",
 		Actions:   []string{"read"},
