@@ -343,6 +343,43 @@ func (l *Log) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
 
 var _ ledger.CheckpointWaiter = (*Log)(nil)
 
+// CheckpointAt implements ledger.CheckpointHistory: a checkpoint of exactly
+// size entries, signed with this node's key. The latest size's is the
+// latest checkpoint; an earlier size's names the first block after which
+// the log had that size (whose successor's header carries its root), and
+// ledger.ErrNotFound if no block ended at that size.
+func (l *Log) CheckpointAt(ctx context.Context, size uint64) ([]byte, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	st := l.app.Committed()
+	switch {
+	case size == st.Size:
+		return l.Checkpoint(ctx)
+	case size > st.Size:
+		return nil, fmt.Errorf("checkpoint of size %d, log size %d: %w", size, st.Size, ledger.ErrNotFound)
+	}
+	h, ok, err := l.app.store.heightOf(size)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("checkpoint of size %d: no block ended at that size: %w", size, ledger.ErrNotFound)
+	}
+	root, err := tlog.TreeHash(int64(size), l)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint of size %d: %w", size, err)
+	}
+	text := MarshalCheckpoint(l.origin, l.chainID, State{Height: h, Size: size, Root: root})
+	signed, err := note.Sign(&note.Note{Text: string(text)}, l.signer)
+	if err != nil {
+		return nil, fmt.Errorf("sign checkpoint: %w", err)
+	}
+	return signed, nil
+}
+
+var _ ledger.CheckpointHistory = (*Log)(nil)
+
 // Status describes this node.
 type Status struct {
 	ChainID string

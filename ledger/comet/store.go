@@ -24,6 +24,8 @@ import (
 //	                    opening) under its author's transaction signature
 //	"h" + be64(storage) tlog stored hash
 //	"t" + TxID          be64(index) of the entry the transaction appended
+//	"s" + be64(size)    be64 of the first height after which the log had
+//	                    size entries (for checkpoints of past sizes)
 //
 // The leaf binds the header (its seal); only the transaction signature
 // binds a sealed opening's ciphertext, so the node keeps the transaction
@@ -38,7 +40,31 @@ const (
 	hashPrefix  = 'h'
 	txPrefix    = 't'
 	envPrefix   = 'v'
+	sizePrefix  = 's'
 )
+
+// sizeKey is the key of the height at which the log reached size.
+func sizeKey(size uint64) []byte {
+	k := make([]byte, 1, 9)
+	k[0] = sizePrefix
+	return binary.BigEndian.AppendUint64(k, size)
+}
+
+// heightOf returns the first committed height after which the log had
+// size entries, if the log reached exactly that size at a block's end.
+func (s store) heightOf(size uint64) (int64, bool, error) {
+	b, err := s.db.Get(sizeKey(size))
+	if err != nil {
+		return 0, false, fmt.Errorf("read height of size %d: %w", size, err)
+	}
+	if b == nil {
+		return 0, false, nil
+	}
+	if len(b) != 8 {
+		return 0, false, fmt.Errorf("comet: corrupt height record for size %d", size)
+	}
+	return int64(binary.BigEndian.Uint64(b)), true, nil
+}
 
 func entryKey(i uint64) []byte {
 	k := make([]byte, 9)
@@ -241,6 +267,11 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 		v := make([]byte, 8)
 		binary.BigEndian.PutUint64(v, idx)
 		if err := batch.Set(txKey(id), v); err != nil {
+			return err
+		}
+	}
+	if b.state.Size > b.first {
+		if err := batch.Set(sizeKey(b.state.Size), binary.BigEndian.AppendUint64(nil, uint64(b.state.Height))); err != nil {
 			return err
 		}
 	}
