@@ -119,6 +119,11 @@ func (a *Authority) SealKeys() []*ecdh.PublicKey {
 	return keys
 }
 
+// ErrOrgRegistered: an org.registered for an org ID that is already
+// registered (an org is registered once; its keys are rotated with
+// org.keys_rotated). errors.Is also matches ErrAuthorshipRefused.
+var ErrOrgRegistered = fmt.Errorf("%w: org already registered", ErrAuthorshipRefused)
+
 func refused(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrAuthorshipRefused, fmt.Sprintf(format, args...))
 }
@@ -136,7 +141,7 @@ func (a *Authority) Check(h Header, st *Statement) error {
 	switch h.Type {
 	case TypeOrgRegistered:
 		if home, ok := a.homes[h.Org]; ok {
-			return refused("org %q is already registered (home %q): an org is registered once; keys are rotated with %s", h.Org, home, TypeOrgKeysRotated)
+			return fmt.Errorf("%w: org %q (home gateway %q): an org is registered once; its keys are rotated with %s by its home gateway", ErrOrgRegistered, h.Org, home, TypeOrgKeysRotated)
 		}
 		return nil
 	case TypeIssuerRegistered:

@@ -530,7 +530,8 @@ func (b *AccessDecidedV2) checkV2() error {
 	if err := need("record_id", b.RecordID); err != nil {
 		return err
 	}
-	if err := need("purpose", b.Purpose); err != nil {
+	// A holder reading its own record states no purpose.
+	if err := optional("purpose", b.Purpose); err != nil {
 		return err
 	}
 	if b.Decision != DecisionPermit && b.Decision != DecisionDeny {

@@ -60,6 +60,10 @@ func fillLog(t *testing.T, db *gorm.DB, s note.Signer, first int, sizes ...int) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	node, err := ledger.OpenNode(t.Context(), l, ledgertest.Identity("gw-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
 	for _, size := range sizes {
 		var wg sync.WaitGroup
@@ -67,7 +71,7 @@ func fillLog(t *testing.T, db *gorm.DB, s note.Signer, first int, sizes ...int) 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := l.Append(t.Context(), ledgertest.Entry(first+i)); err != nil {
+				if _, err := node.Append(t.Context(), ledgertest.Entry(first+i)); err != nil {
 					t.Errorf("append: %v", err)
 				}
 			}()

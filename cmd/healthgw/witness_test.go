@@ -69,7 +69,7 @@ func TestWitnessedGateway(t *testing.T) {
 	g := newTestGateway(t, func(c *serveConfig) {
 		c.Witnesses = listFlag{w1.vkey + "@" + w1.srv.URL, w2.vkey + "@" + w2.srv.URL}
 	})
-	origin := ledgerOrigin(g.ledger, g.cfg)
+	origin := ledgerOrigin(g.store, g.cfg)
 	w1.follow(t, origin, g.vkey)
 	w2.follow(t, origin, g.vkey)
 	g.register("hosp-a", "hospital")

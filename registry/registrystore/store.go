@@ -108,12 +108,26 @@ func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry)
 }
 
 func (s *Store) apply(ctx context.Context, tx *gorm.DB, index uint64, e ledger.Entry) error {
+	if e.Type == ledger.TypeOrgKeysRotated {
+		return s.rotate(ctx, tx, index, e)
+	}
 	if e.Type != ledger.TypeOrgRegistered {
 		return nil
 	}
 	body, ok := e.Body.(*ledger.OrgRegistered)
 	if !ok {
 		return fmt.Errorf("registry: entry %d: body %T", index, e.Body)
+	}
+	// An org is registered once (the ledger refuses a second
+	// registration); should one be there, the first stands.
+	var n int64
+	if err := tx.Model(&orgRow{}).Where("id = ?", body.ID).Count(&n).Error; err != nil {
+		return fmt.Errorf("registry: entry %d: %w", index, err)
+	}
+	if n > 0 {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "registry: skipping a second org.registered for an org",
+			slog.Uint64("index", index), slog.String("org", body.ID))
+		return nil
 	}
 	o := registry.FromBody(body)
 	if err := o.Validate(s.keys); err != nil {
@@ -126,6 +140,38 @@ func (s *Store) apply(ctx context.Context, tx *gorm.DB, index uint64, e ledger.E
 		Columns:   []clause.Column{{Name: "id"}},
 		UpdateAll: true,
 	}).Create(&row).Error; err != nil {
+		return fmt.Errorf("registry: entry %d: %w", index, err)
+	}
+	return nil
+}
+
+// rotate applies org.keys_rotated: the org's keys are replaced; an entry
+// for an unknown org or with keys that do not validate is skipped and
+// logged.
+func (s *Store) rotate(ctx context.Context, tx *gorm.DB, index uint64, e ledger.Entry) error {
+	body, ok := e.Body.(*ledger.OrgKeysRotated)
+	if !ok {
+		return fmt.Errorf("registry: entry %d: body %T", index, e.Body)
+	}
+	var row orgRow
+	err := tx.Where("id = ?", body.Org).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "registry: skipping org.keys_rotated for an unknown org",
+			slog.Uint64("index", index), slog.String("org", body.Org))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("registry: entry %d: %w", index, err)
+	}
+	o := row.org()
+	o.JWKS, o.JWKSURL = body.JWKS, body.JWKSURL
+	if err := registry.Org(o).Validate(s.keys); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "registry: skipping invalid org.keys_rotated entry",
+			slog.Uint64("index", index), slog.String("org", body.Org), slog.String("err", err.Error()))
+		return nil
+	}
+	if err := tx.Model(&orgRow{}).Where("id = ?", body.Org).
+		Updates(map[string]any{"jwks": body.JWKS, "jwks_url": body.JWKSURL}).Error; err != nil {
 		return fmt.Errorf("registry: entry %d: %w", index, err)
 	}
 	return nil
