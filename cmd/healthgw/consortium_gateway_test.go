@@ -193,13 +193,14 @@ func decodeEvents(t *testing.T, g *testGateway, token, path string) []string {
 }
 
 // TestOrgAddConsortium registers an organisation through a running
-// consortium node's RPC: the entry is committed by consensus and every
-// node has it.
+// consortium node's RPC: the entry is committed by consensus, every node
+// has it, and the org's home is the node's gateway at the base URL that
+// gateway registered.
 func TestOrgAddConsortium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a validator network")
 	}
-	net := comettest.NewNetwork(t, 2, comettest.Options{RPC: true, TimeoutCommit: 100 * time.Millisecond})
+	net := comettest.NewNetwork(t, 2, comettest.Options{RPC: true, Gateways: true, TimeoutCommit: 100 * time.Millisecond})
 	org := authtest.NewOrg(t, "hosp-q", auth.KindHospital, "ES256")
 	jwks := filepath.Join(t.TempDir(), "hosp-q.jwks.json")
 	if err := writeFileAtomic(jwks, []byte(org.JWKS), 0o644); err != nil {
@@ -211,16 +212,22 @@ func TestOrgAddConsortium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("org add: %v\n%s", err, errOut.String())
 	}
-	net.WaitSize(1, 30*time.Second)
-	raw, err := net.Log(1).Entries(t.Context(), 0, 1)
+	const base = 2 // the gateways' registrations
+	net.WaitSize(base+1, 30*time.Second)
+	es, err := net.Ledger(1).Read(t.Context(), base, base+1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := ledger.Decode(raw[0])
-	if err != nil {
-		t.Fatal(err)
+	e := es[0]
+	b, ok := e.Body.(*ledger.OrgRegistered)
+	if !ok || b.ID != "hosp-q" || b.Name != "Hospital Q" || e.Author != net.Node(0).Name ||
+		b.Home != (ledger.GatewayHome{Gateway: net.Node(0).Name, BaseURL: "http://" + net.Node(0).Name + ".test"}) {
+		t.Errorf("entry at node 1 = %+v (%+v), want org.registered for hosp-q homed at %s", e, e.Body, net.Node(0).Name)
 	}
-	if b, ok := e.Body.(*ledger.OrgRegistered); !ok || b.ID != "hosp-q" || b.Name != "Hospital Q" {
-		t.Errorf("entry at node 1 = %+v, want org.registered for hosp-q", e)
+	// A second registration, by the other member, is refused.
+	err = run(t.Context(), []string{"org", "add", "--comet-home", net.Node(1).Home, "--id", "hosp-q", "--name", "Hospital Q", "--kind", "hospital", "--jwks", jwks},
+		func(string) string { return "" }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "already registered") {
+		t.Errorf("org add of hosp-q at the other member = %v, want a refusal saying it is registered", err)
 	}
 }

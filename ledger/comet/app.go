@@ -400,12 +400,26 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 	return &abci.ResponseInitChain{AppHash: append([]byte(nil), m.Root[:]...)}, nil
 }
 
+// gatewayQueryPrefix is the Query path of a registered gateway:
+// /gateway/<id>.
+const gatewayQueryPrefix = "/gateway/"
+
+// gatewayInfo is the answer to a gateway query.
+type gatewayInfo struct {
+	ID      string `json:"id"`
+	BaseURL string `json:"base_url"`
+	Index   uint64 `json:"index"` // of its gateway.registered
+}
+
 // Query answers CometBFT's peer filter (with filter_peers on, every new
 // connection and peer is checked with /p2p/filter/addr/… and
 // /p2p/filter/id/…), "/state", which returns the committed height, log
-// size and root as JSON, and "/tx/<hex TxID>", which returns the 8-byte
+// size and root as JSON, "/tx/<hex TxID>", which returns the 8-byte
 // big-endian index of a committed transaction's entry (code
-// CodeNotFound if it is not committed). The filter admits every peer except while the
+// CodeNotFound if it is not committed, CodeRefused with the reason if the
+// registry refused it in a recent block), and "/gateway/<id>", which
+// returns a registered gateway's base URL and registration index as JSON
+// (CodeNotFound until it registered). The filter admits every peer except while the
 // node is stopping: CometBFT stops its peers before its listener, and a
 // peer that reconnects in between would otherwise be left half-open.
 func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
@@ -426,9 +440,30 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 			return nil, err
 		}
 		if !found || idx >= st.Size {
+			if reason, refused := a.refusal(id); refused {
+				return &abci.ResponseQuery{Code: CodeRefused, Log: reason, Height: st.Height}, nil
+			}
 			return &abci.ResponseQuery{Code: CodeNotFound, Log: "not committed", Height: st.Height}, nil
 		}
 		return &abci.ResponseQuery{Code: CodeOK, Value: binary.BigEndian.AppendUint64(nil, idx), Height: st.Height}, nil
+	case strings.HasPrefix(req.Path, gatewayQueryPrefix):
+		// A registered gateway, as the committed registry has it.
+		id := strings.TrimPrefix(req.Path, gatewayQueryPrefix)
+		a.mu.RLock()
+		auth, st := a.auth, a.committed
+		a.mu.RUnlock()
+		if auth == nil {
+			return &abci.ResponseQuery{Code: CodeNotReady, Log: "chain not initialised"}, nil
+		}
+		g, ok := auth.Gateway(id)
+		if !ok || g.Seal == nil {
+			return &abci.ResponseQuery{Code: CodeNotFound, Log: fmt.Sprintf("gateway %q has not registered", id), Height: st.Height}, nil
+		}
+		v, err := json.Marshal(gatewayInfo{ID: id, BaseURL: g.BaseURL, Index: g.Index})
+		if err != nil {
+			return nil, err
+		}
+		return &abci.ResponseQuery{Code: CodeOK, Value: v, Height: st.Height}, nil
 	case req.Path == "/state":
 		m := a.Committed()
 		v, err := json.Marshal(struct {

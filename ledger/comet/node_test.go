@@ -293,9 +293,10 @@ func TestOpenErrors(t *testing.T) {
 }
 
 // TestRemote: a one-shot command registers an organisation through a
-// running node's RPC with the node's gateway key (the org's home is that
-// gateway), and gets the committed index; a second registration of the
-// org is refused, and sealed entries cannot go that way.
+// running node's RPC with the node's gateway key: the org's home is that
+// gateway, at the base URL it registered; the command gets the committed
+// index. A second registration of the org is refused, and sealed entries
+// cannot go that way.
 func TestRemote(t *testing.T) {
 	opts := gateways
 	opts.RPC = true
@@ -310,18 +311,14 @@ func TestRemote(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), testscale.Timeout(time.Minute))
 	defer cancel()
 	org := orgEntry(t, "hosp-r")
-	if _, err := r.Append(ctx, org); err == nil || !strings.Contains(err.Error(), "base URL") {
-		t.Errorf("remote Append without the gateway's base URL = %v", err)
-	}
-	r.SetBaseURL("https://hospital-3.example")
 	idx, err := r.Append(ctx, org)
 	if err != nil {
 		t.Fatalf("remote Append: %v", err)
 	}
 	net.WaitSize(idx+1, time.Minute)
 	got := decodeAt(t, net.Ledger(0), idx)
-	want := org
-	want.Body.(*ledger.OrgRegistered).Home = ledger.GatewayHome{Gateway: net.Node(2).Name, BaseURL: "https://hospital-3.example"}
+	want := orgEntry(t, "hosp-r")
+	want.Body.(*ledger.OrgRegistered).Home = ledger.GatewayHome{Gateway: net.Node(2).Name, BaseURL: "http://" + net.Node(2).Name + ".test"}
 	want.Time, want.Author = got.Time, net.Node(2).Name
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("entry %d (-want +got):\n%s", idx, diff)
@@ -331,6 +328,29 @@ func TestRemote(t *testing.T) {
 	}
 	if _, err := r.Append(ctx, entry(t, 7)); !errors.Is(err, ledger.ErrBadEnvelope) {
 		t.Errorf("remote Append of a consent = %v, want ErrBadEnvelope (sealed entries go through the gateway)", err)
+	}
+}
+
+// TestRemoteBeforeRegistration: a gateway that has not registered has no
+// base URL on the ledger; without one in the member's healthgw.env (or
+// SetBaseURL) the command says so and submits nothing.
+func TestRemoteBeforeRegistration(t *testing.T) {
+	net := comettest.NewNetwork(t, 1, comettest.Options{RPC: true})
+	r, err := comet.OpenRemote(net.Node(0).Home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), testscale.Timeout(time.Minute))
+	defer cancel()
+	if _, err := r.Append(ctx, orgEntry(t, "hosp-r")); err == nil || !strings.Contains(err.Error(), "has not registered yet") {
+		t.Errorf("remote Append before the gateway registered = %v, want it to say so", err)
+	}
+	if n, _ := net.Log(0).Size(ctx); n != 0 {
+		t.Errorf("log size %d after a refused command, want 0", n)
+	}
+	r.SetBaseURL("https://hospital-1.example")
+	if _, err := r.Append(ctx, orgEntry(t, "hosp-r")); err != nil {
+		t.Errorf("remote Append with a base URL: %v", err)
 	}
 }
 
