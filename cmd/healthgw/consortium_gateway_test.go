@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -68,7 +69,7 @@ func newConsortium(t *testing.T, n int) *consortium {
 		if err := cfg.finish(); err != nil {
 			t.Fatal(err)
 		}
-		g, err := openGatewayOn(t.Context(), cfg, slog.New(slog.DiscardHandler), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}, net.Log(i))
+		g, err := openGatewayOn(t.Context(), cfg, consortiumLogger(i), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}, net.Log(i))
 		if err != nil {
 			t.Fatalf("gateway %d: %v", i, err)
 		}
@@ -89,6 +90,15 @@ func newConsortium(t *testing.T, n int) *consortium {
 }
 
 func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// consortiumLogger is gateway i's logger: discarded, unless
+// HEALTHGW_CONSORTIUM_LOG is set (then text to stderr).
+func consortiumLogger(i int) *slog.Logger {
+	if os.Getenv("HEALTHGW_CONSORTIUM_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil)).With(slog.Int("gateway", i))
+}
 
 // syncAll waits until every node has every entry any node has committed
 // so far, and every gateway has projected them.
@@ -117,14 +127,20 @@ func TestConsortiumGateways(t *testing.T) {
 	c := newConsortium(t, 4)
 	a, b, cc := c.gws[0], c.gws[1], c.gws[2]
 
-	// Organisations register once, through A; the registry replicates.
+	// Organisations register once, each at its home gateway (the only
+	// gateway that may write for it); the registry replicates. Hospital
+	// C reads at B's gateway, so it is homed there: the access service
+	// logs a decision under the requester's org (access.go), which only
+	// the requester's home may author. (The design has the decision
+	// under the holder's org; then C's home would not matter.)
 	orgs := map[string]*authtest.Org{}
 	for _, o := range []struct {
 		id   string
 		kind auth.Kind
-	}{{"hosp-a", auth.KindHospital}, {"hosp-b", auth.KindHospital}, {"hosp-c", auth.KindHospital}, {"reg-x", auth.KindRegulator}} {
+		home *testGateway
+	}{{"hosp-a", auth.KindHospital, a}, {"hosp-b", auth.KindHospital, b}, {"hosp-c", auth.KindHospital, b}, {"reg-x", auth.KindRegulator, cc}} {
 		org := authtest.NewOrg(t, o.id, o.kind, "ES256")
-		if _, err := registry.Register(t.Context(), a.ledger, a.follower, auth.CheckOrgJWKS, org.Org); err != nil {
+		if _, err := registry.Register(t.Context(), o.home.ledger, o.home.follower, auth.CheckOrgJWKS, org.Org); err != nil {
 			t.Fatalf("register %s: %v", o.id, err)
 		}
 		orgs[o.id] = org
