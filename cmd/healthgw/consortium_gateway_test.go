@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,7 +32,26 @@ type consortium struct {
 	gws []*testGateway
 }
 
+// consortiumOptions tune newConsortiumWith.
+type consortiumOptions struct {
+	// rpc enables every node's CometBFT RPC (for --comet-home commands).
+	rpc bool
+	// mutate adjusts gateway i's configuration.
+	mutate func(i int, c *serveConfig)
+	// follow runs each gateway's projection follower on its node's
+	// commits, as serve does; without it the tests catch up themselves
+	// (syncAll), or the read path does.
+	follow bool
+}
+
 func newConsortium(t *testing.T, n int) *consortium {
+	t.Helper()
+	return newConsortiumWith(t, n, consortiumOptions{})
+}
+
+// newConsortiumWith starts n validators and a gateway on each, opened one
+// after the other (each registers itself on the ledger as it opens).
+func newConsortiumWith(t *testing.T, n int, o consortiumOptions) *consortium {
 	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	secret := make([]byte, ledger.PseudonymKeySize)
@@ -41,7 +61,7 @@ func newConsortium(t *testing.T, n int) *consortium {
 	var skeys []string
 	dirs := make([]string, n)
 	for i := range n {
-		skey, _, err := ledger.GenerateCheckpointKey("consortium.test/hospital-" + string(rune('a'+i)))
+		skey, vkey, err := ledger.GenerateCheckpointKey("consortium.test/hospital-" + string(rune('a'+i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,11 +70,14 @@ func newConsortium(t *testing.T, n int) *consortium {
 		if err := ledger.WriteKeyFile(filepath.Join(dirs[i], checkpointKeyFile), skey, false); err != nil {
 			t.Fatal(err)
 		}
+		if err := ledger.WriteKeyFile(filepath.Join(dirs[i], checkpointKeyFile+ledger.VerifierKeySuffix), vkey, true); err != nil {
+			t.Fatal(err)
+		}
 		if err := writeFileAtomic(filepath.Join(dirs[i], pseudonymKeyFile), secret, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	net := comettest.NewNetwork(t, n, comettest.Options{CheckpointKeys: skeys, TimeoutCommit: 100 * time.Millisecond})
+	net := comettest.NewNetwork(t, n, comettest.Options{CheckpointKeys: skeys, TimeoutCommit: 100 * time.Millisecond, RPC: o.rpc})
 	c := &consortium{net: net}
 	for i := range n {
 		ln, err := listenLoopback()
@@ -66,6 +89,9 @@ func newConsortium(t *testing.T, n int) *consortium {
 		cfg.DataDir = dirs[i]
 		cfg.Ledger = "comet"
 		cfg.CometHome = net.Node(i).Home
+		if o.mutate != nil {
+			o.mutate(i, &cfg)
+		}
 		if err := cfg.finish(); err != nil {
 			t.Fatal(err)
 		}
@@ -78,8 +104,19 @@ func newConsortium(t *testing.T, n int) *consortium {
 		srv.Listener = ln
 		srv.Start()
 		tg := &testGateway{gateway: g, t: t, srv: srv, url: cfg.BaseURL}
+		stopFollow := func() {}
+		if o.follow {
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				g.follower.Watch(ctx, net.Log(i).Committed, consortiumLogger(i))
+			}()
+			stopFollow = func() { cancel(); <-done }
+		}
 		t.Cleanup(func() {
 			srv.Close()
+			stopFollow()
 			if err := g.close(); err != nil {
 				t.Errorf("close gateway %d: %v", i, err)
 			}
@@ -245,5 +282,52 @@ func TestOrgAddConsortium(t *testing.T) {
 		func(string) string { return "" }, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "already registered") {
 		t.Errorf("org add of hosp-q at the other member = %v, want a refusal saying it is registered", err)
+	}
+}
+
+// TestDemoConsortium: `healthgw demo --url <node> --comet-home <its home>`
+// tells the whole story against one member of a four-hospital consortium
+// (the organisations it registers through the node's RPC are homed at that
+// member's gateway), and every member ends with the same log, every entry
+// of which it opens.
+func TestDemoConsortium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a four-validator network")
+	}
+	keys := devZKKeys(t)
+	c := newConsortiumWith(t, 4, consortiumOptions{rpc: true, follow: true, mutate: func(_ int, cfg *serveConfig) { cfg.ZKKeys = keys }})
+	g := c.gws[1]
+	var out, errOut strings.Builder
+	err := run(t.Context(), []string{"demo", "--url", g.url, "--comet-home", g.cfg.CometHome, "--data", g.cfg.DataDir},
+		func(string) string { return "" }, &out, &errOut)
+	if err != nil {
+		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "The story holds") {
+		t.Errorf("demo output:\n%s", out.String())
+	}
+	c.syncAll(t)
+	size := g.size()
+	c.net.WaitSize(size, 30*time.Second)
+	var root string
+	for i, gw := range c.gws {
+		r, err := ledger.TreeHash(t.Context(), c.net.Log(i), size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			root = r.String()
+		} else if r.String() != root {
+			t.Errorf("gateway %d has root %s at %d, gateway 0 %s", i, r, size, root)
+		}
+		es, err := gw.node.Read(t.Context(), 0, size)
+		if err != nil {
+			t.Fatalf("gateway %d: read: %v", i, err)
+		}
+		for j, e := range es {
+			if e.Body == nil {
+				t.Errorf("gateway %d cannot open entry %d (%s by %s)", i, j, e.Type, e.Author)
+			}
+		}
 	}
 }
