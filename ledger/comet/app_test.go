@@ -3,11 +3,13 @@ package comet
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -521,5 +523,68 @@ func TestQuery(t *testing.T) {
 	a.closing.Store(true)
 	if res := query("/p2p/filter/addr/127.0.0.1:1"); res.Code == CodeOK {
 		t.Error("peer filter admits peers while the node stops")
+	}
+}
+
+// TestLargestTransactionsFit: a sealed entry whose statement is as large
+// as the format allows, sealed to the most recipients, and a registry
+// entry with the largest clear opening, fit in MaxTxSize (which the
+// mempool is configured to take) and are admitted.
+func TestLargestTransactionsFit(t *testing.T) {
+	keys, appState := testGateways(t, 1)
+	a := newTestApp(t, dbm.NewMemDB(), appState)
+	gw := testGW(t, 0, keys[0])
+	var to []*ecdh.PublicKey
+	for range ledger.MaxRecipients {
+		k, err := ledger.NewSealKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		to = append(to, k.PublicKey())
+	}
+	// A consent naming as many 256-byte record IDs as a statement holds.
+	var ids []string
+	body := func(n int) func(ledger.Salt) any {
+		return func(salt ledger.Salt) any {
+			b := ConsentBody(t, "c-large")(salt).(*ledger.ConsentGrantedV2)
+			b.RecordIDs = ids[:n]
+			return b
+		}
+	}
+	for i := 0; ; i++ {
+		ids = append(ids, fmt.Sprintf("%0256d", i))
+		st, err := gw.Signer.Statement(ledger.OrgPatient, ledger.Salt{1}, body(len(ids))(ledger.Salt{1}))
+		if err != nil || len(st) > ledger.MaxStatementSize {
+			ids = ids[:len(ids)-1]
+			break
+		}
+	}
+	sealed := SealedEnvelope(t, gw, ledger.OrgPatient, body(len(ids)), to...)
+	// An org registration whose JWKS fills the statement.
+	org := func(pad int) ledger.Entry {
+		e := OrgEntry(t, "hosp-big")
+		b := e.Body.(*ledger.OrgRegistered)
+		b.JWKSURL, b.JWKS = "", `{"keys":[],"pad":"`+strings.Repeat("x", pad)+`"}`
+		return e
+	}
+	home := ledger.GatewayHome{Gateway: gw.ID, BaseURL: "http://gw-0.test"}
+	pad := ledger.MaxStatementSize - 1024
+	for {
+		if _, err := ledger.ClearEnvelope(gw.Signer, org(pad+16), home); err != nil {
+			break
+		}
+		pad += 16
+	}
+	clear := RegistryEnvelope(t, gw, org(pad))
+	for name, env := range map[string]ledger.Envelope{"sealed": sealed, "clear": clear} {
+		tx, _ := signTestTx(t, 0, keys[0], env)
+		t.Logf("largest %s transaction: %d bytes (MaxTxSize %d)", name, len(tx), MaxTxSize)
+		if len(tx) > MaxTxSize {
+			t.Errorf("%s: %d bytes, over MaxTxSize %d", name, len(tx), MaxTxSize)
+		}
+		res, err := a.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: tx})
+		if err != nil || res.Code != CodeOK {
+			t.Errorf("%s: CheckTx = %v, %v", name, res, err)
+		}
 	}
 }
