@@ -120,6 +120,8 @@ type App struct {
 
 	// staged is the block FinalizeBlock built and Commit persists.
 	staged *stagedBlock
+	// parsed caches ParseTx's results.
+	parsed txCache
 
 	// closing makes the P2P filter refuse new connections while the node
 	// stops (see Query).
@@ -250,12 +252,10 @@ func NewApp(db dbm.DB, opts AppOptions) (*App, error) {
 // checkStored checks committed entry i at start and applies it to auth
 // (the registry as of i): its stored transaction passes ParseTx (so not
 // one byte of its envelope, a sealed opening's ciphertext included, has
-// changed since its author signed it), its header is the one the leaf
-// seals, the transaction index names entry i (else a replay of it would
-// be admitted), and the entry keeps the registry's rules at i. The
-// header's own signature is not verified again: it was verified when the
-// block was finalized, the transaction signature is the same author's
-// over the same header bytes, and the leaf binds the header.
+// changed since its author signed it, and the header's signature
+// verifies), its header is the one the leaf seals, the transaction index
+// names entry i (else a replay of it would be admitted), and the entry
+// keeps the registry's rules at i.
 func (a *App) checkStored(auth *ledger.Authority, i uint64, leaf, raw []byte) error {
 	l, err := ledger.DecodeLeaf(leaf)
 	if err != nil {
@@ -276,34 +276,79 @@ func (a *App) checkStored(auth *ledger.Authority, i uint64, leaf, raw []byte) er
 	} else if !ok || idx != i {
 		return fmt.Errorf("%w: entry %d: the transaction index does not name it", ErrCorrupt, i)
 	}
-	st, err := txStatement(t)
-	if err != nil {
-		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
-	}
-	if err := auth.Check(t.Header, st); err != nil {
+	if err := auth.Check(t.Header, t.Statement); err != nil {
 		return fmt.Errorf("%w: entry %d breaks the registry's rules: %w", ErrCorrupt, i, err)
 	}
-	if err := auth.Apply(i, t.Header, st); err != nil {
+	if err := auth.Apply(i, t.Header, t.Statement); err != nil {
 		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
 	}
 	return nil
 }
 
-// txStatement returns the checked statement of t's clear (registry)
-// opening, or nil for a sealed entry. ParseTx checked the envelope.
-func txStatement(t Tx) (*ledger.Statement, error) {
-	if len(t.Envelope.Clear) == 0 {
-		return nil, nil
+// admit checks the registry's rules for t's entry at index idx of the
+// log whose registry is auth (ParseTx verified the entry's signature): the
+// part of ledger.Authority.Verify that depends on the log.
+func admit(auth *ledger.Authority, idx uint64, t Tx) error {
+	if idx != auth.Next() {
+		return fmt.Errorf("comet: registry at %d, entry at %d", auth.Next(), idx)
 	}
-	o, err := ledger.DecodeOpening(t.Envelope.Clear)
+	if err := auth.Check(t.Header, t.Statement); err != nil {
+		return fmt.Errorf("%w: entry %d: %w", ErrRefused, idx, err)
+	}
+	return nil
+}
+
+// txCache remembers the transactions ParseTx accepted, by their bytes'
+// hash, so that each is parsed and its signatures verified once per node
+// rather than in CheckTx, PrepareProposal, ProcessProposal and
+// FinalizeBlock each: ParseTx is a function of the transaction and the
+// genesis alone, so a cached result is the result. It is bounded by the
+// bytes it holds, evicting the oldest.
+type txCache struct {
+	mu    sync.Mutex
+	m     map[TxID]Tx
+	order []TxID
+	bytes int
+}
+
+// maxTxCacheBytes bounds the transactions txCache holds: a few blocks'
+// worth of typical ones, and at least a few hundred of the largest.
+const maxTxCacheBytes = 64 << 20
+
+func txSize(t Tx) int {
+	return len(t.Envelope.Header) + len(t.Envelope.Sealed) + len(t.Envelope.Clear) + 256
+}
+
+// parse returns ParseTx's result for tx, from the cache when it has it.
+func (c *txCache) parse(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (Tx, error) {
+	id := TxID(sha256.Sum256(tx))
+	c.mu.Lock()
+	t, ok := c.m[id]
+	c.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	t, err := ParseTx(chainID, gateways, tx)
 	if err != nil {
-		return nil, err
+		return Tx{}, err
 	}
-	st, err := ledger.CheckOpening(o, t.Header)
-	if err != nil {
-		return nil, err
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[TxID]Tx)
 	}
-	return &st, nil
+	if _, ok := c.m[id]; !ok {
+		c.m[id] = t
+		c.order = append(c.order, id)
+		c.bytes += txSize(t)
+		for c.bytes > maxTxCacheBytes && len(c.order) > 1 {
+			old := c.order[0]
+			c.order = c.order[1:]
+			c.bytes -= txSize(c.m[old])
+			delete(c.m, old)
+		}
+	}
+	return t, nil
 }
 
 // genesisAuthority returns the authority of the empty log of the current
@@ -512,7 +557,7 @@ func (a *App) parseNew(tx []byte) (Tx, error) {
 	if gateways == nil {
 		return Tx{}, errNotReady
 	}
-	t, err := ParseTx(chainID, gateways, tx)
+	t, err := a.parsed.parse(chainID, gateways, tx)
 	if err != nil {
 		return Tx{}, err
 	}
@@ -547,12 +592,8 @@ func (a *App) checkTx(tx []byte) (Tx, error) {
 	if auth == nil {
 		return Tx{}, errNotReady
 	}
-	st, err := txStatement(t)
-	if err != nil {
-		return Tx{}, fmt.Errorf("%w: %w", ErrBadTx, err)
-	}
-	if err := auth.Verify(auth.Next(), t.Header, st); err != nil {
-		return Tx{}, fmt.Errorf("%w: %w", ErrRefused, err)
+	if err := admit(auth, auth.Next(), t); err != nil {
+		return Tx{}, err
 	}
 	return t, nil
 }
@@ -612,7 +653,7 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 	chainID, gateways := a.chainID, a.gateways
 	a.mu.RUnlock()
 	for _, tx := range req.Txs {
-		if _, err := ParseTx(chainID, gateways, tx); err != nil {
+		if _, err := a.parsed.parse(chainID, gateways, tx); err != nil {
 			a.logger.Warn("rejecting proposal", slog.Int64("height", req.Height), slog.String("err", err.Error()))
 			return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
 		}
@@ -672,7 +713,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 
 // apply stages one transaction and returns the index it was given.
 func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *stagedBlock, reader tlog.HashReader, raw []byte, req *abci.RequestFinalizeBlock) (uint64, error) {
-	t, err := ParseTx(chainID, gateways, raw)
+	t, err := a.parsed.parse(chainID, gateways, raw)
 	if err != nil {
 		return 0, err
 	}
@@ -682,10 +723,6 @@ func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *st
 	if err := a.notCommitted(t.ID); err != nil {
 		return 0, err
 	}
-	st, err := txStatement(t)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrBadTx, err)
-	}
 	data, err := ledger.NewLeafFor(t.Envelope.Header, req.Time)
 	if err != nil {
 		// CheckEnvelope accepted the header, so this cannot happen for a
@@ -693,8 +730,7 @@ func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *st
 		return 0, fmt.Errorf("%w: entry: %w", ErrBadTx, err)
 	}
 	idx := b.state.Size
-	if err := b.auth.Verify(idx, t.Header, st); err != nil {
-		err = fmt.Errorf("%w: %w", ErrRefused, err)
+	if err := admit(b.auth, idx, t); err != nil {
 		b.refused[t.ID] = err.Error()
 		return 0, err
 	}
@@ -704,7 +740,7 @@ func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *st
 	}
 	// Verify admitted the entry, so Apply cannot fail; if it did, the
 	// registry would no longer follow the log, and halting is right.
-	if err := b.auth.Apply(idx, t.Header, st); err != nil {
+	if err := b.auth.Apply(idx, t.Header, t.Statement); err != nil {
 		return 0, fmt.Errorf("apply entry %d to the registry: %w", idx, err)
 	}
 	base := tlog.StoredHashIndex(0, int64(idx))

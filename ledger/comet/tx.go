@@ -81,9 +81,12 @@ type Tx struct {
 	ID      TxID
 	Gateway string
 	// Envelope is the submitted entry's envelope, and Header its
-	// decoded header (authored by Gateway).
+	// decoded header (authored by Gateway, its signature verified).
 	Envelope ledger.Envelope
 	Header   ledger.Header
+	// Statement is the checked statement of a registry entry's clear
+	// opening (nil for a sealed entry).
+	Statement *ledger.Statement
 }
 
 // SignTx returns a transaction that submits the entry of env on the chain
@@ -137,8 +140,13 @@ func signedMessage(chainID string, w wireTx) ([]byte, error) {
 
 // ParseTx parses tx, checks that it is canonical, that its gateway is in
 // gateways and that the signature verifies for chainID, and that it carries
-// a well-formed entry envelope authored by that gateway. It is deterministic and reads no
-// state beyond its arguments.
+// a well-formed entry envelope (ledger.CheckEnvelope) authored by that
+// gateway whose header signature verifies under the gateway's genesis key
+// (a consortium's gateways sign with their genesis keys: the registry
+// refuses a gateway.registered with another key). It is deterministic
+// and reads no state beyond its arguments, so its result may be cached
+// by the transaction's bytes; what depends on the log (authorship at the
+// entry's index) is the registry's, ledger.Authority.Check.
 func ParseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (Tx, error) {
 	if len(tx) > MaxTxSize {
 		return Tx{}, fmt.Errorf("%w: %d bytes", ErrBadTx, len(tx))
@@ -181,7 +189,22 @@ func ParseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (
 	if h.Author != w.Gateway {
 		return Tx{}, fmt.Errorf("%w: entry authored by %q submitted by %q", ErrRefused, h.Author, w.Gateway)
 	}
-	return Tx{ID: sha256.Sum256(tx), Gateway: w.Gateway, Envelope: env, Header: h}, nil
+	if err := ledger.VerifyHeader(h, pub); err != nil {
+		return Tx{}, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	t := Tx{ID: sha256.Sum256(tx), Gateway: w.Gateway, Envelope: env, Header: h}
+	if len(env.Clear) > 0 {
+		o, err := ledger.DecodeOpening(env.Clear)
+		if err != nil {
+			return Tx{}, fmt.Errorf("%w: entry: %w", ErrBadTx, err)
+		}
+		st, err := ledger.CheckOpening(o, h)
+		if err != nil {
+			return Tx{}, fmt.Errorf("%w: entry: %w", ErrBadTx, err)
+		}
+		t.Statement = &st
+	}
+	return t, nil
 }
 
 // decodeTxEnvelope returns the envelope a transaction carries, without
