@@ -366,3 +366,62 @@ func orgEntry(t testing.TB, id string) ledger.Entry {
 	}
 	return e
 }
+
+// TestSealWaitsForEveryGateway: three of four gateways have started (each
+// registered its sealing key); the fourth has not. Until it has, no node
+// is ready (Ready names it) and a gateway seals nothing: its append waits
+// and, given up, says which gateway it waited for and that nothing was
+// written. Registry entries are not sealed and do not wait. Once the
+// fourth registers, the waiting append goes through, sealed to all four:
+// the fourth opens it.
+func TestSealWaitsForEveryGateway(t *testing.T) {
+	net := comettest.NewNetwork(t, 4, comettest.Options{})
+	for i := range 3 {
+		net.Ledger(i)
+	}
+	waitAgree(t, net, 3)
+	late := net.Node(3).Name
+	for i, l := range net.Logs() {
+		if err := l.Ready(t.Context()); !errors.Is(err, comet.ErrUnregistered) || !strings.Contains(err.Error(), late) {
+			t.Errorf("node %d Ready = %v, want ErrUnregistered naming %s", i, err, late)
+		}
+	}
+	if _, err := net.Ledger(0).Append(t.Context(), orgEntry(t, "hosp-w")); err != nil {
+		t.Fatalf("an org registration waited: %v", err)
+	}
+	size, _ := net.Log(0).Size(t.Context())
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	_, err := net.Ledger(0).Append(ctx, entry(t, 1))
+	cancel()
+	if !errors.Is(err, comet.ErrUnregistered) || !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(err.Error(), late) {
+		t.Errorf("sealed append before %s registered = %v, want ErrUnregistered and ErrUnavailable naming it", late, err)
+	}
+	if n, _ := net.Log(0).Size(t.Context()); n != size {
+		t.Errorf("size %d after a refused append, want %d", n, size)
+	}
+
+	type result struct {
+		idx uint64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		idx, err := net.Ledger(1).Append(t.Context(), entry(t, 2))
+		done <- result{idx, err}
+	}()
+	net.Ledger(3) // the late gateway starts and registers
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("append once every gateway registered: %v", r.err)
+	}
+	waitAgree(t, net, r.idx+1)
+	for i := range 4 {
+		if err := net.Log(i).Ready(t.Context()); err != nil {
+			t.Errorf("node %d Ready = %v", i, err)
+		}
+		if e := decodeAt(t, net.Ledger(i), r.idx); e.Body == nil {
+			t.Errorf("gateway %d cannot open entry %d", i, r.idx)
+		}
+	}
+}
