@@ -173,6 +173,13 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 		db.Close()
 		return nil, fmt.Errorf("create comet node: %w", err)
 	}
+	if app.GenesisGateways() == nil {
+		// The handshake in NewNode runs InitChain on a fresh node; the
+		// gateway ledgers over this log need the genesis gateways.
+		n.OnStop()
+		db.Close()
+		return nil, errors.New("comet: the chain was not initialised (no genesis gateways)")
+	}
 	if err := n.Start(); err != nil {
 		// Start failed half-way (a port in use, say): release what
 		// NewNode and OnStart opened, so the home can be opened again.
