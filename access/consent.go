@@ -37,13 +37,99 @@ type Receipt struct {
 // Grant then waits for a signed checkpoint covering it and returns the
 // grant as projected with its receipt.
 func (s *Service) Grant(ctx context.Context, patient string, g consent.Grant) (consent.Grant, Receipt, error) {
+	return s.grant(ctx, patient, g, s.now())
+}
+
+// Write fixes a consent change's identity across the attempts of one
+// idempotency key (package idempotency), so that repeating the change
+// never makes a second one.
+type Write struct {
+	// ID is the consent ID a new grant gets: the one the key's first
+	// attempt fixed ("" for a fresh one, as Grant).
+	ID string
+	// At is when the key's first attempt began: a grant's default period
+	// starts then, so that every attempt submits the same grant (zero:
+	// now).
+	At time.Time
+	// Retry: an earlier attempt ended with its outcome unknown (a 503),
+	// so its entry may be in the log, or still be committed.
+	Retry bool
+}
+
+// GrantOnce is Grant of a write identified by w. A retry (w.Retry) first
+// catches up with the head of the log; if the grant w.ID is there, it is
+// returned with the receipt of the entry that made it and nothing is
+// appended: the earlier attempt took effect. Otherwise the same grant
+// (same ID, same defaults) is appended. If the earlier submission is
+// committed too, the projection keeps the first of the two, which is what
+// GrantOnce returns.
+func (s *Service) GrantOnce(ctx context.Context, patient string, g consent.Grant, w Write) (consent.Grant, Receipt, error) {
+	if w.ID == "" {
+		return s.Grant(ctx, patient, g)
+	}
+	if !consent.ValidID(w.ID) {
+		return consent.Grant{}, Receipt{}, fmt.Errorf("access: grant: %q is not a consent ID", w.ID)
+	}
+	if w.Retry {
+		if err := s.catchUp(ctx); err != nil {
+			return consent.Grant{}, Receipt{}, err
+		}
+		if done, rc, ok, err := s.granted(ctx, patient, w.ID); err != nil || ok {
+			return done, rc, err
+		}
+	}
+	g.ID = w.ID
+	at := w.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	return s.grant(ctx, patient, g, at.UTC())
+}
+
+// granted returns grant id of patient, projected, with the receipt of
+// the entry that granted it; ok is false if there is no such grant.
+func (s *Service) granted(ctx context.Context, patient, id string) (consent.Grant, Receipt, bool, error) {
+	g, err := s.cfg.Grants.Grant(ctx, id)
+	switch {
+	case errors.Is(err, consent.ErrNotFound):
+		return consent.Grant{}, Receipt{}, false, nil
+	case err != nil:
+		return consent.Grant{}, Receipt{}, false, fmt.Errorf("access: look up grant: %w", err)
+	case g.Patient != patient:
+		return consent.Grant{}, Receipt{}, false, fmt.Errorf("access: grant %s is another patient's", id)
+	}
+	rc, err := s.receipt(ctx, g.GrantedIndex)
+	if err != nil {
+		return consent.Grant{}, Receipt{}, false, err
+	}
+	return g, rc, true, nil
+}
+
+// catchUp applies every entry this node knows is committed (Config.Head,
+// or the log's size on one node) to the projections.
+func (s *Service) catchUp(ctx context.Context) error {
+	if s.cfg.Head != nil {
+		return s.atHead(ctx)
+	}
+	size, err := s.cfg.Log.Size(ctx)
+	if err == nil {
+		err = s.cfg.Sync.Sync(ctx, size)
+	}
+	if err != nil {
+		return fmt.Errorf("access: catch up with the ledger: %w", err)
+	}
+	return nil
+}
+
+// grant is Grant with the defaults taken from at.
+func (s *Service) grant(ctx context.Context, patient string, g consent.Grant, at time.Time) (consent.Grant, Receipt, error) {
 	now := s.now()
 	g.Patient = patient
 	if g.ID == "" {
 		g.ID = consent.NewID()
 	}
 	if g.NotBefore.IsZero() {
-		g.NotBefore = now.Truncate(time.Second)
+		g.NotBefore = at.Truncate(time.Second)
 	}
 	if g.NotAfter.IsZero() {
 		g.NotAfter = g.NotBefore.Add(DefaultGrantPeriod)
@@ -55,7 +141,19 @@ func (s *Service) Grant(ctx context.Context, patient string, g consent.Grant) (c
 	if err := s.checkGrantee(ctx, g.Grantee); err != nil {
 		return consent.Grant{}, Receipt{}, err
 	}
-	return s.change(ctx, patient, g.ID, g.LedgerBody())
+	stored, rc, err := s.change(ctx, patient, g.ID, g.LedgerBody())
+	if err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
+	if stored.GrantedIndex != rc.Index {
+		// An earlier submission of this grant (a retried write) was
+		// committed first; ours is in the log but a no-op for the
+		// projection. The grant is the earlier one.
+		if rc, err = s.receipt(ctx, stored.GrantedIndex); err != nil {
+			return consent.Grant{}, Receipt{}, err
+		}
+	}
+	return stored, rc, nil
 }
 
 // GranteeKinds are the organisation kinds a grant may name, alone or as
@@ -141,13 +239,35 @@ func kindList() string {
 // they apply its block, which every read there waits for (Config.Head;
 // Config.Replicate makes Revoke wait for the connected nodes first).
 func (s *Service) Revoke(ctx context.Context, patient, id string) (consent.Grant, Receipt, error) {
-	// The grant may have been made at another node.
-	if err := s.atHead(ctx); err != nil {
+	return s.revoke(ctx, patient, id, false)
+}
+
+// RevokeOnce is Revoke of a write identified by w (only w.Retry
+// matters: the consent is named by id). A retry of a revocation whose
+// earlier attempt's outcome is unknown succeeds once the grant is
+// revoked, by that attempt or any other: it returns the grant with the
+// receipt of the revocation in force and, if that one is in the log
+// already, appends nothing. A first attempt is Revoke.
+func (s *Service) RevokeOnce(ctx context.Context, patient, id string, w Write) (consent.Grant, Receipt, error) {
+	return s.revoke(ctx, patient, id, w.Retry)
+}
+
+func (s *Service) revoke(ctx context.Context, patient, id string, retry bool) (consent.Grant, Receipt, error) {
+	// The grant may have been made at another node; a retry's earlier
+	// revocation may have been committed since (on one node too).
+	catchUp := s.atHead
+	if retry {
+		catchUp = s.catchUp
+	}
+	if err := catchUp(ctx); err != nil {
 		return consent.Grant{}, Receipt{}, err
 	}
 	g, err := s.cfg.Grants.Grant(ctx, id)
 	if err != nil {
 		return consent.Grant{}, Receipt{}, err
+	}
+	if retry && g.Revoked && g.Patient == patient {
+		return s.revoked(ctx, g)
 	}
 	if err := g.CheckRevoke(patient); err != nil {
 		return consent.Grant{}, Receipt{}, err
@@ -157,10 +277,32 @@ func (s *Service) Revoke(ctx context.Context, patient, id string) (consent.Grant
 		return consent.Grant{}, Receipt{}, err
 	}
 	if !stored.Revoked || stored.RevokedIndex != rc.Index {
+		if retry && stored.Revoked {
+			// The earlier attempt's revocation was committed first.
+			return s.revoked(ctx, stored)
+		}
 		// Another revocation won the race; ours is in the log but was a
 		// no-op for the projection.
 		return consent.Grant{}, Receipt{}, fmt.Errorf("access: revocation at %d lost to another: %w", rc.Index, consent.ErrAlreadyRevoked)
 	}
+	s.replicated(ctx, rc.Index)
+	return stored, rc, nil
+}
+
+// revoked returns revoked grant g with the receipt of its revocation,
+// once replicated (see Revoke).
+func (s *Service) revoked(ctx context.Context, g consent.Grant) (consent.Grant, Receipt, error) {
+	rc, err := s.receipt(ctx, g.RevokedIndex)
+	if err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
+	s.replicated(ctx, rc.Index)
+	return g, rc, nil
+}
+
+// replicated waits (bounded by HeadTimeout) for the connected nodes to
+// apply entry index (Config.Replicate).
+func (s *Service) replicated(ctx context.Context, index uint64) {
 	if s.cfg.Replicate != nil {
 		// The revocation is committed (Append returned). Waiting for the
 		// peers makes it hold at once for reads that start there after
@@ -168,10 +310,9 @@ func (s *Service) Revoke(ctx context.Context, patient, id string) (consent.Grant
 		// in its own atHead before it decides, so the wait's failure
 		// does not fail the revocation.
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.HeadTimeout)
-		_ = s.cfg.Replicate.WaitReplicated(rctx, rc.Index+1)
+		_ = s.cfg.Replicate.WaitReplicated(rctx, index+1)
 		cancel()
 	}
-	return stored, rc, nil
 }
 
 // change appends a patient's consent entry (a grant, or the revocation of

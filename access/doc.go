@@ -18,6 +18,13 @@
 // decided under the old grant can still log a permit after it, and every
 // later read sees it.
 //
+// A consent change answered with an unknown outcome (a consortium without
+// quorum: its entry may be committed later) is repeated safely with
+// GrantOnce and RevokeOnce: the Write an idempotency key fixes names the
+// consent and the time of the first attempt, and a retry looks for the
+// earlier attempt's entry at the head of the log before it appends the
+// identical change.
+//
 // Queries answers the consent and access-event queries for one viewer at
 // a time (a patient sees their own grants and access log, a hospital the
 // grants naming it, a regulator every access event), so that no transport

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 
@@ -118,7 +119,10 @@ func (p *projection) Sync(ctx context.Context, size uint64) error {
 		}
 		switch body := e.Body.(type) {
 		case *ledger.ConsentGranted:
-			p.grants = append(p.grants, consent.FromLedger(idx, e.Time, body))
+			// As consentstore: the first grant of an ID wins.
+			if !slices.ContainsFunc(p.grants, func(g consent.Grant) bool { return g.ID == body.ConsentID }) {
+				p.grants = append(p.grants, consent.FromLedger(idx, e.Time, body))
+			}
 		case *ledger.ConsentRevoked:
 			for j := range p.grants {
 				if g := &p.grants[j]; g.ID == body.ConsentID && g.Patient == body.Patient && !g.Revoked {

@@ -31,8 +31,11 @@ var _ ConsentQueries = (*access.Queries)(nil)
 // ConsentChanges are a patient's consent changes with receipts
 // (access.Service).
 type ConsentChanges interface {
-	Grant(ctx context.Context, patient string, g consent.Grant) (consent.Grant, access.Receipt, error)
-	Revoke(ctx context.Context, patient, id string) (consent.Grant, access.Receipt, error)
+	// GrantOnce and RevokeOnce take the write's identity from its
+	// Idempotency-Key (consentWrite): a repeat never makes a second
+	// change.
+	GrantOnce(ctx context.Context, patient string, g consent.Grant, w access.Write) (consent.Grant, access.Receipt, error)
+	RevokeOnce(ctx context.Context, patient, id string, w access.Write) (consent.Grant, access.Receipt, error)
 }
 
 var _ ConsentChanges = (*access.Service)(nil)
@@ -64,10 +67,12 @@ const DefaultConsentPeriod = access.DefaultGrantPeriod
 func (s *Server) MountConsent(d ConsentDeps) {
 	s.consent = d
 	g := s.engine.Group("/v1", s.authenticate)
-	g.POST("/consents", s.requirePatient, s.limitBody(s.cfg.MaxJSONBody), s.postConsent)
+	g.POST("/consents", s.requirePatient, s.limitBody(s.cfg.MaxJSONBody),
+		s.idempotent("POST /v1/consents", consent.NewID, func(_ *gin.Context, id string) string { return "/v1/consents/" + id }), s.postConsent)
 	g.GET("/consents", s.listConsents)
 	g.GET("/consents/:id", s.getConsent)
-	g.POST("/consents/:id/revoke", s.requirePatient, s.limitBody(s.cfg.MaxJSONBody), s.revokeConsent)
+	g.POST("/consents/:id/revoke", s.requirePatient, s.limitBody(s.cfg.MaxJSONBody),
+		s.idempotent("POST /v1/consents/{id}/revoke", nil, func(c *gin.Context, _ string) string { return "/v1/consents/" + c.Param("id") }), s.revokeConsent)
 	g.GET("/me/access-log", s.requirePatient, s.accessLog)
 	g.GET("/audit/events", s.requireOrg(auth.ScopeAuditRead, auth.KindRegulator), s.auditEvents)
 	s.mountFHIRConsent()
@@ -176,7 +181,7 @@ func (s *Server) postConsent(c *gin.Context) {
 		return
 	}
 	pseud := s.consent.Pseud.Pseudonym(principal(c).Patient)
-	stored, rc, err := s.consent.Changes.Grant(c.Request.Context(), pseud, req.grant())
+	stored, rc, err := s.consent.Changes.GrantOnce(c.Request.Context(), pseud, req.grant(), consentWrite(c))
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -255,7 +260,7 @@ func (s *Server) revokeConsent(c *gin.Context) {
 		}
 	}
 	pseud := s.consent.Pseud.Pseudonym(principal(c).Patient)
-	stored, rc, err := s.consent.Changes.Revoke(c.Request.Context(), pseud, c.Param("id"))
+	stored, rc, err := s.consent.Changes.RevokeOnce(c.Request.Context(), pseud, c.Param("id"), consentWrite(c))
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -94,7 +94,7 @@ var errorTable = []errorRule{
 
 	// Dependencies.
 	{target: access.ErrNotCaughtUp, status: http.StatusServiceUnavailable, code: "unavailable", message: "Ledger not caught up: this node has not yet applied every committed entry, so it does not decide. Retry shortly."},
-	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable. If this was a write, its outcome is unknown: it may still be recorded, so look it up (list your records or consents) before you repeat it."},
+	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable (the consortium may have lost its quorum). Retry shortly."},
 	{target: ledger.ErrClosed, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is shutting down."},
 
 	// Zero-knowledge rules: registered by MountZK (api/zk.go) through
@@ -163,7 +163,25 @@ func writeError(c *gin.Context, e *Error, rid string) {
 		c.AbortWithStatusJSON(e.Status, fhir.NewOperationOutcome(e.Status, e.Code, e.Message, rid))
 		return
 	}
-	c.AbortWithStatusJSON(e.Status, errorResponse{Error: e.Code, Message: e.Message, RequestID: rid, ClientRequestID: clientRequestID(c)})
+	body := errorResponse{Error: e.Code, Message: e.Message, RequestID: rid, ClientRequestID: clientRequestID(c)}
+	if e.Status >= 500 && keyedWrite(c) {
+		// The write may have taken effect (a 503 from the ledger: the
+		// entry may still be committed). Say so, and how to find out.
+		body.Outcome = "unknown"
+		body.IdempotencyKey = c.GetString(ctxIdemKey)
+		body.Message = e.Message + " " + outcomeUnknown
+		if body.IdempotencyKey == "" {
+			body.Message = e.Message + " " + outcomeUnknownNoKey
+		}
+		if loc := c.GetString(ctxIdemLoc); loc != "" {
+			body.Location = loc
+			body.Message += " Or look for it: GET " + loc + "."
+		}
+		if e.Status == http.StatusServiceUnavailable {
+			c.Header("Retry-After", "2")
+		}
+	}
+	c.AbortWithStatusJSON(e.Status, body)
 }
 
 func (s *Server) classify(err error) *Error {

@@ -99,7 +99,7 @@ func TestErrorTable(t *testing.T) {
 		{records.ErrNoEncryptionKey, 406, "not_acceptable", "No encryption key (use \"enc\") is registered for this organisation."},
 		{ledger.ErrInvalidRange, 400, "invalid_request", "Invalid index or tree size."},
 		{consent.ErrAlreadyRevoked, 409, "conflict", "The consent is already revoked."},
-		{ledger.ErrUnavailable, 503, "unavailable", "The ledger is unavailable. If this was a write, its outcome is unknown: it may still be recorded, so look it up (list your records or consents) before you repeat it."},
+		{ledger.ErrUnavailable, 503, "unavailable", "The ledger is unavailable (the consortium may have lost its quorum). Retry shortly."},
 		{ledger.ErrClosed, 503, "unavailable", "The ledger is shutting down."},
 		{&http.MaxBytesError{Limit: 1}, 413, "too_large", "Request body too large."},
 		{errors.New("pq: secret"), 500, "internal", "Internal error."},

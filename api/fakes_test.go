@@ -41,6 +41,15 @@ type fakeVault struct {
 	t     testing.TB
 	put   func(records.PutRequest) (records.Record, error)
 	shred func(holder, id string) (uint64, error)
+	// shredRetry, when nil, fails the test.
+	shredRetry func(holder, id string) (uint64, error)
+}
+
+func (f *fakeVault) ShredRetry(_ context.Context, holder, id string) (uint64, error) {
+	if f.shredRetry == nil {
+		f.t.Fatal("unexpected Vault.ShredRetry")
+	}
+	return f.shredRetry(holder, id)
 }
 
 func (f *fakeVault) Put(_ context.Context, r records.PutRequest) (records.Record, error) {
@@ -148,19 +157,23 @@ type fakeChanges struct {
 	t      testing.TB
 	grant  func(patient string, g consent.Grant) (consent.Grant, access.Receipt, error)
 	revoke func(patient, id string) (consent.Grant, access.Receipt, error)
+	// writes are the access.Write of every call, in order.
+	writes []access.Write
 }
 
-func (f *fakeChanges) Grant(_ context.Context, patient string, g consent.Grant) (consent.Grant, access.Receipt, error) {
+func (f *fakeChanges) GrantOnce(_ context.Context, patient string, g consent.Grant, w access.Write) (consent.Grant, access.Receipt, error) {
 	if f.grant == nil {
-		f.t.Fatal("unexpected ConsentChanges.Grant")
+		f.t.Fatal("unexpected ConsentChanges.GrantOnce")
 	}
+	f.writes = append(f.writes, w)
 	return f.grant(patient, g)
 }
 
-func (f *fakeChanges) Revoke(_ context.Context, patient, id string) (consent.Grant, access.Receipt, error) {
+func (f *fakeChanges) RevokeOnce(_ context.Context, patient, id string, w access.Write) (consent.Grant, access.Receipt, error) {
 	if f.revoke == nil {
-		f.t.Fatal("unexpected ConsentChanges.Revoke")
+		f.t.Fatal("unexpected ConsentChanges.RevokeOnce")
 	}
+	f.writes = append(f.writes, w)
 	return f.revoke(patient, id)
 }
 
@@ -307,7 +320,7 @@ type testServer struct {
 	tokens   *fakeTokens
 }
 
-func newTestServer(t *testing.T) *testServer {
+func newTestServer(t *testing.T, opts ...Option) *testServer {
 	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	ts := &testServer{
@@ -322,7 +335,7 @@ func newTestServer(t *testing.T) *testServer {
 		tokens:   &fakeTokens{},
 	}
 	ts.Server = New(Config{BaseURL: "http://gw.test"}, nil, testPrincipals,
-		WithReadiness("database", CheckerFunc(func(context.Context) error { return nil })))
+		append([]Option{WithReadiness("database", CheckerFunc(func(context.Context) error { return nil }))}, opts...)...)
 	jwks := jwk.NewSet()
 	ts.MountAuth(ts.tokens, jwks)
 	ts.MountLedger(ts.ledger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

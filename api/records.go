@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/healthgw/healthgw/access"
@@ -49,6 +50,7 @@ func purposeOf(c *gin.Context) (purposeQuery, error) {
 type Vault interface {
 	Put(ctx context.Context, r records.PutRequest) (records.Record, error)
 	Shred(ctx context.Context, holder, id string) (uint64, error)
+	ShredRetry(ctx context.Context, holder, id string) (uint64, error)
 	MaxSize() int64
 }
 
@@ -74,9 +76,11 @@ type EncryptionKeys interface {
 func (s *Server) MountRecords(v Vault, gate Gate, keys EncryptionKeys) {
 	s.vault, s.gate, s.encKeys = v, gate, keys
 	g := s.engine.Group("/v1", s.authenticate)
-	g.POST("/records", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(records.MaxBodySize(v.MaxSize())), s.postRecord)
+	g.POST("/records", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(records.MaxBodySize(v.MaxSize())),
+		s.idempotent("POST /v1/records", uuid.NewString, func(_ *gin.Context, id string) string { return "/v1/records/" + id }), s.postRecord)
 	g.GET("/records/:id", s.requireRecordReader, s.getRecord)
-	g.DELETE("/records/:id", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.deleteRecord)
+	g.DELETE("/records/:id", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(s.cfg.MaxJSONBody),
+		s.idempotent("DELETE /v1/records/{id}", nil, func(c *gin.Context, _ string) string { return "/v1/records/" + c.Param("id") }), s.deleteRecord)
 	g.GET("/patients/:patient/records", s.requireRecordReader, s.listPatientRecords)
 	s.mountFHIRRecords()
 }
@@ -143,6 +147,7 @@ func (s *Server) postRecord(c *gin.Context) {
 		return
 	}
 	rec, err := s.vault.Put(c.Request.Context(), records.PutRequest{
+		ID:           idemClaim(c).ResourceID, // fixed by the Idempotency-Key: a repeat is the same record
 		Holder:       principal(c).Org,
 		Patient:      req.Patient,
 		Category:     records.Category(req.Category),
@@ -259,7 +264,11 @@ type shredResponse = client.Shredded
 
 func (s *Server) deleteRecord(c *gin.Context) {
 	id := c.Param("id")
-	idx, err := s.vault.Shred(c.Request.Context(), principal(c).Org, id)
+	shred := s.vault.Shred
+	if idemClaim(c).Retry() {
+		shred = s.vault.ShredRetry // the earlier attempt may have shredded it
+	}
+	idx, err := shred(c.Request.Context(), principal(c).Org, id)
 	if err != nil {
 		s.fail(c, err)
 		return

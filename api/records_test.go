@@ -109,7 +109,8 @@ func TestPostRecord(t *testing.T) {
 		return records.Record{}, errors.Join(errors.New("records: register on ledger"), ledger.ErrUnavailable)
 	}
 	rec = ts.do("POST", "/v1/records", "hosp-a", body)
-	if e := errorOf(t, rec); rec.Code != http.StatusServiceUnavailable || e.Message != "The ledger is unavailable. If this was a write, its outcome is unknown: it may still be recorded, so look it up (list your records or consents) before you repeat it." {
+	if e := errorOf(t, rec); rec.Code != http.StatusServiceUnavailable || e.Outcome != "unknown" ||
+		e.Message != "The ledger is unavailable (the consortium may have lost its quorum). Retry shortly. "+outcomeUnknownNoKey {
 		t.Errorf("ledger down: %d %+v", rec.Code, e)
 	}
 }

@@ -75,6 +75,8 @@ type Server struct {
 	limits RateLimiter
 	// observer, when set, is told of token failures and record bytes.
 	observer Observer
+	// idem keeps the state-changing routes' idempotency keys.
+	idem IdempotencyKeys
 }
 
 // Option configures a Server.

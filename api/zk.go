@@ -63,7 +63,8 @@ func (s *Server) MountZK(d ZKDeps) {
 	g.GET("/circuits", s.listCircuits)
 	g.GET("/circuits/:statement/proving-key", s.getProvingKey)
 	g.POST("/proofs/challenges", s.requireOrg(auth.ScopeProofsVerify, auth.KindVerifier), s.limitBody(s.cfg.MaxJSONBody), s.postChallenge)
-	g.POST("/proofs/verify", s.requireOrg(auth.ScopeProofsVerify, auth.KindVerifier), s.limitBody(maxProofBody), s.verifyProof)
+	g.POST("/proofs/verify", s.requireOrg(auth.ScopeProofsVerify, auth.KindVerifier), s.limitBody(maxProofBody),
+		s.idempotent("POST /v1/proofs/verify", nil, nil), s.verifyProof)
 }
 
 // failZK is fail with the eligibility use case's validation errors, whose
@@ -206,7 +207,15 @@ type verifyResponse struct {
 	LedgerIndex uint64 `json:"ledger_index"`
 }
 
+// errVerifyRetry: a verification repeated after an attempt whose outcome
+// is unknown cannot be run again (its challenge is used up by the first).
+var errVerifyRetry = &Error{Status: http.StatusConflict, Code: "outcome_unknown", Message: "An earlier attempt with this Idempotency-Key ended without a known outcome, and a proof is checked only once per challenge, so it is not checked again. If you need the result, verify again with a new Idempotency-Key (and a new challenge if this one is used up)."}
+
 func (s *Server) verifyProof(c *gin.Context) {
+	if idemClaim(c).Retry() {
+		s.fail(c, errVerifyRetry)
+		return
+	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		s.fail(c, err)

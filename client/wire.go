@@ -14,6 +14,16 @@ type Error struct {
 	RequestID string `json:"request_id"`
 	// ClientRequestID echoes the caller's X-Request-ID (when well-formed).
 	ClientRequestID string `json:"client_request_id,omitempty"`
+	// Outcome is "unknown" for a write answered with a server error (a
+	// 503 from the ledger): it may still take effect. Repeat it with
+	// IdempotencyKey to learn its result; it is never made twice.
+	Outcome string `json:"outcome,omitempty"`
+	// IdempotencyKey is the write's Idempotency-Key (the client's, or the
+	// one the gateway made for it), unquoted.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	// Location is the path of the resource the write makes or changes,
+	// where it can be looked for.
+	Location string `json:"location,omitempty"`
 }
 
 // TokenResponse is the token endpoint's answer (RFC 6749 section 5.1, and

@@ -45,6 +45,13 @@ type Entry struct {
 	// Author is the gateway that wrote and signed the entry (set when
 	// the entry is read; Append sets its own).
 	Author string
+	// Attestations are the entry's attestations (a patient's passkey
+	// assertion over its commitment), as read; Node.AppendPrepared
+	// writes them. Their digest is signed in the header.
+	Attestations []Attestation
+	// Commitment is the entry's v2 commitment (what attestations sign),
+	// as read.
+	Commitment Digest
 	// Time is assigned by the log when the entry becomes durable (the block
 	// time on the consortium backend). Callers leave it zero on Append.
 	Time time.Time

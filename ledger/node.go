@@ -204,6 +204,12 @@ func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
 		n.auth = NewAuthority(g.GenesisGateways())
 	}
 	n.cache.init(entryCacheSize)
+	if v, ok := store.(Vouching); ok {
+		// Before the first check: a store that signs its own
+		// checkpoints signs none over an entry this node has not passed,
+		// even if the node refuses to open.
+		v.Vouch(n.checkTo)
+	}
 	size, err := store.Size(ctx)
 	if err != nil {
 		return nil, err
@@ -240,7 +246,7 @@ func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
 }
 
 func (n *Node) registerSelf(ctx context.Context) error {
-	_, err := n.Append(ctx, Entry{Type: TypeGatewayRegistered, Version: VersionV2, Body: &GatewayRegistered{
+	_, err := n.Append(ctx, Entry{Type: TypeGatewayRegistered, Version: CurrentVersion, Body: &GatewayRegistered{
 		ID: n.id.Gateway, PublicKey: EncodeNodeKey(n.signer.Public()),
 		SealKey: EncodeSealKey(n.id.SealKey.PublicKey()), BaseURL: n.id.BaseURL,
 	}})
@@ -248,6 +254,29 @@ func (n *Node) registerSelf(ctx context.Context) error {
 		return fmt.Errorf("register gateway %q: %w", n.id.Gateway, err)
 	}
 	return nil
+}
+
+// Vouching is implemented by stores that sign their own checkpoints
+// (gormlog): a checkpoint covers what it signs, and a node trusts what a
+// checkpoint covers (OpenNode checks only the entries beyond it). OpenNode
+// hands such a store its check, and the store signs no checkpoint over
+// entries the check has not passed: an entry written to the database
+// without the node key (or by another process) is checked before it is
+// signed, and never signed if it fails.
+type Vouching interface {
+	// Vouch sets the check: check(ctx, size) returns nil once every
+	// entry below size passed the node's checks (leaf, envelope,
+	// signature and authorship as of its index, opening where the node
+	// can open it), and otherwise a *VerifyError naming the first entry
+	// that did not (or another error if it could not check).
+	Vouch(check func(ctx context.Context, size uint64) error)
+}
+
+// checkTo brings the authority up to size (Vouching's check).
+func (n *Node) checkTo(ctx context.Context, size uint64) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.advance(ctx, size)
 }
 
 // Store returns the node's store.
@@ -280,7 +309,14 @@ func (n *Node) advance(ctx context.Context, end uint64) error {
 			}
 			continue
 		}
-		hi := min(end, idx+readBatch)
+		// Read the entries up to the next one cached (appended here).
+		hi := idx + 1
+		for hi < end && hi < idx+readBatch {
+			if _, ok := n.cache.get(hi); ok {
+				break
+			}
+			hi++
+		}
 		leaves, err := n.store.Entries(ctx, idx, hi)
 		if err != nil {
 			return err
@@ -308,6 +344,15 @@ func (n *Node) checkLocked(idx uint64, leaf []byte, env Envelope) error {
 		return verifyError(idx, err)
 	}
 	if idx < n.trusted {
+		// The checkpoint covers the leaf, not the envelope: an envelope
+		// swapped under a trusted leaf must not reach the registry.
+		l, err := DecodeLeaf(leaf)
+		if err != nil {
+			return verifyError(idx, err)
+		}
+		if Seal(env.Header) != l.Seal || l.Type != h.Type {
+			return verifyError(idx, fmt.Errorf("%w: %s", ErrSealMismatch, l.Type))
+		}
 		var st *Statement
 		if len(env.Clear) > 0 {
 			s, err := clearStatement(env.Clear, h)
@@ -340,6 +385,7 @@ func (n *Node) checkLocked(idx uint64, leaf []byte, env Envelope) error {
 		if err != nil {
 			return err
 		}
+		e.Attestations = o.Attestations
 		n.cache.put(idx, cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st)})
 	}
 	return n.auth.Apply(idx, h, st)
@@ -381,7 +427,7 @@ func (n *Node) domain(idx uint64, h Header, st Statement, subject string) (Entry
 	if err != nil {
 		return Entry{}, verifyError(idx, err)
 	}
-	return Entry{Type: h.Type, Version: CurrentVersion, Org: org, Author: h.Author, Body: body}, nil
+	return Entry{Type: h.Type, Version: CurrentVersion, Org: org, Author: h.Author, Body: body, Commitment: h.Commitment}, nil
 }
 
 func registryStatement(h Header, st *Statement) *Statement {
@@ -406,24 +452,65 @@ const readBatch = 1024
 // authored by this gateway, signs it, seals its opening to the gateways
 // that may read it (or, for registry entries, keeps it in clear) and
 // appends it. Authorship is checked first: a gateway may only write for
-// the orgs whose home it is.
+// the orgs whose home it is. Append is Prepare then AppendPrepared
+// without attestations.
 func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
+	p, err := n.Prepare(e)
+	if err != nil {
+		return 0, err
+	}
+	return n.AppendPrepared(ctx, p, nil)
+}
+
+// Prepared is an entry translated and committed to but not yet signed
+// or appended, so that attestations over its commitment can be collected
+// first (a patient's passkey assertion whose challenge is the
+// commitment).
+type Prepared struct {
+	entry     Entry
+	subject   string
+	statement []byte
+	st        Statement
+}
+
+// Commitment is what attestations of the prepared entry sign.
+func (p *Prepared) Commitment() Digest { return Commitment(p.statement) }
+
+// Statement returns the prepared entry's canonical statement.
+func (p *Prepared) Statement() []byte { return bytes.Clone(p.statement) }
+
+// Prepare translates e into a v2 statement authored by this gateway.
+func (n *Node) Prepare(e Entry) (*Prepared, error) {
 	if n.signer == nil {
-		return 0, ErrReadOnlyNode
+		return nil, ErrReadOnlyNode
+	}
+	if err := checkDomain(e); err != nil {
+		return nil, err
 	}
 	salt, err := NewSalt()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	v, err := toV2(e, salt, n.id.Pseudonyms, GatewayHome{Gateway: n.id.Gateway, BaseURL: n.id.BaseURL})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	statement, err := n.signer.Statement(v.org, salt, v.body)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	h, _, err := n.signer.Sign(statement, nil)
+	st, err := DecodeStatement(statement)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{entry: e, subject: v.subject, statement: statement, st: st}, nil
+}
+
+// AppendPrepared signs the prepared entry with its attestations (their
+// digest is in the signed header, the attestations in the opening) and
+// appends it.
+func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestation) (uint64, error) {
+	h, _, err := n.signer.Sign(p.statement, atts)
 	if err != nil {
 		return 0, err
 	}
@@ -431,14 +518,14 @@ func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	st, err := DecodeStatement(statement)
-	if err != nil {
-		return 0, err
-	}
-	o := Opening{Statement: statement, Subject: v.subject}
+	st := p.st
+	o := Opening{Statement: p.statement, Attestations: atts, Subject: p.subject}
 	env := Envelope{Header: header}
 	registry := clearType(h.Type)
 	if registry {
+		if len(atts) > 0 && h.Type != TypeOrgKeysRotated {
+			return 0, fmt.Errorf("%w: %s carries no attestations", ErrBadEnvelope, h.Type)
+		}
 		// Registry entries are checked against the authority and
 		// appended one at a time, so that two registrations of one
 		// org cannot both pass the check.
@@ -466,10 +553,11 @@ func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
 	if err != nil {
 		return idx, err
 	}
-	dom, err := n.domain(idx, h, st, v.subject)
+	dom, err := n.domain(idx, h, st, p.subject)
 	if err != nil {
 		return idx, err
 	}
+	dom.Attestations = atts
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.cache.put(idx, cachedEntry{entry: dom, opening: o, header: h, statement: registryStatement(h, &st)})
@@ -481,6 +569,18 @@ func (n *Node) Append(ctx context.Context, e Entry) (uint64, error) {
 		}
 	}
 	return idx, nil
+}
+
+// checkDomain checks what the translation to a v2 statement ignores: the
+// entry's type is its body's and its version the domain view's.
+func checkDomain(e Entry) error {
+	if t, ok := typeOf(e.Body); !ok || t != e.Type {
+		return fmt.Errorf("%w: type %q with body %T", ErrUnknownType, e.Type, e.Body)
+	}
+	if e.Version != CurrentVersion {
+		return fmt.Errorf("%w: version %d", ErrMalformed, e.Version)
+	}
+	return nil
 }
 
 // checkAppend checks authorship of a new entry against the registry as of
@@ -607,6 +707,7 @@ func (n *Node) reopenLocked(idx uint64, l Leaf, env Envelope) (cachedEntry, erro
 	if err != nil {
 		return cachedEntry{}, err
 	}
+	e.Attestations = o.Attestations
 	c := cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st)}
 	n.cache.put(idx, c)
 	return c, nil
@@ -736,6 +837,9 @@ func (c *entryCache) put(i uint64, e cachedEntry) {
 // submit registry entries without a Node (comet.Remote); authorship is
 // checked where the entry is appended.
 func ClearEnvelope(s *Signer, e Entry, home GatewayHome) (Envelope, error) {
+	if err := checkDomain(e); err != nil {
+		return Envelope{}, err
+	}
 	if !clearType(e.Type) {
 		return Envelope{}, fmt.Errorf("%w: %s entries are sealed: append them through the gateway", ErrBadEnvelope, e.Type)
 	}

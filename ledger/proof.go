@@ -98,8 +98,8 @@ func VerifyConsistency(older, newer Checkpoint, p tlog.TreeProof) error {
 // Receipt is what a writer gets back for an entry: the entry, a signed
 // checkpoint that covers it, and the proof that ties them together.
 type Receipt struct {
-	Index      uint64
-	Entry      []byte // the public leaf
+	Index uint64
+	Entry []byte // the public leaf
 	// Header and Opening are the entry's signed header and its opening
 	// (canonical, without the subject) when the log could open it: the
 	// body, checked against the leaf by VerifyReceipt.

@@ -40,6 +40,19 @@
 // ciphertext}; the record is visible only once that entry is durable.
 // Vault.Shred appends record.shredded.
 //
+// # Unknown outcomes
+//
+// An append can fail without saying whether the entry will be committed
+// (a consortium without quorum: the transaction waits in a mempool). The
+// record then stays pending, unreadable, until its registration is known
+// committed or known absent; it is never deleted while the registration
+// could still appear, so no registration ever lacks its record. The
+// store follows the log (recordstore.Store is a ledger.Applier) and
+// publishes a pending record when its registration is applied. A Put
+// repeated with the same ID (PutRequest.ID, fixed by an idempotency key)
+// returns the record once registered, or submits the identical
+// registration again, and never makes a second record.
+//
 // # Categories
 //
 // Records are classified into a closed vocabulary (see Category) that

@@ -48,14 +48,20 @@ type Store interface {
 	// an error.
 	Create(ctx context.Context, s Stored) error
 	// Publish makes a pending record visible with the index of its
-	// record.registered entry. ErrNotFound if id is not pending.
-	Publish(ctx context.Context, id string, ledgerIndex uint64) error
+	// record.registered entry and returns the index it is visible at: a
+	// record published already (by the registration projection, see
+	// recordstore.Store.Apply, which may have applied an earlier
+	// registration of it) keeps its index, and that is returned.
+	// ErrNotFound if there is no such record.
+	Publish(ctx context.Context, id string, ledgerIndex uint64) (uint64, error)
 	// DeletePending deletes a record that never became visible.
 	// ErrNotFound if id is not pending.
 	DeletePending(ctx context.Context, id string) error
 	// DeletePendingBefore deletes pending records created before t and
 	// returns how many.
 	DeletePendingBefore(ctx context.Context, t time.Time) (int64, error)
+	// CountPending counts the pending records.
+	CountPending(ctx context.Context) (int64, error)
 	// Meta returns a record without its ciphertext, whatever its state.
 	Meta(ctx context.Context, id string) (Stored, error)
 	// Load returns a record with its ciphertext, whatever its state.

@@ -1,6 +1,7 @@
 package records
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -40,6 +41,15 @@ type Appender interface {
 	Append(ctx context.Context, e ledger.Entry) (uint64, error)
 }
 
+// Syncer applies the log, up to the newest entry the node knows is
+// committed, to the projections; among them the store's registrations
+// (recordstore.Store is a ledger.Applier that publishes a pending record
+// when its record.registered entry is applied, and notes a shredding when
+// its record.shredded entry is).
+type Syncer interface {
+	SyncHead(ctx context.Context) error
+}
+
 // InputError is bad input to the vault: Err is ErrInvalid or ErrTooLarge,
 // and Message says what is wrong in words fit for the client that sent
 // the input (it names the problem, never the content).
@@ -68,6 +78,20 @@ type Options struct {
 	MaxSize int64
 	// PendingTimeout: see DefaultPendingTimeout.
 	PendingTimeout time.Duration
+	// Sync, if set, brings the store's registrations up to the head of
+	// the log before a pending record's outcome is looked at (a retried
+	// Put, Recover). Without it the store is taken as it is.
+	Sync Syncer
+	// LateCommits says that the ledger may commit an entry long after
+	// its Append failed, even after the appending process is gone (a
+	// consortium: the transaction can wait in a peer's mempool until the
+	// quorum is back). Then a registration's absence is never final, and
+	// Recover keeps every pending record; the record becomes visible if
+	// its registration commits, and a retried Put (same ID) re-submits
+	// it. Without LateCommits (one node), a registration that is not in
+	// the log once the appending process is gone never will be, and
+	// Recover deletes pending records older than PendingTimeout.
+	LateCommits bool
 	// Now is the clock (time.Now).
 	Now func() time.Time
 	// Logger receives operational messages; never PHI or keys
@@ -119,6 +143,9 @@ func MaxBodySize(maxSize int64) int64 {
 
 // PutRequest is a record to store.
 type PutRequest struct {
+	// ID is the record's ID: "" for a new one, or the ID an idempotency
+	// key fixed (a UUID), which makes Put safe to repeat (see Put).
+	ID       string
 	Holder   string // the uploading (holding) organisation: the caller
 	Patient  string // the patient's identifier; only its pseudonym is kept
 	Category Category
@@ -190,8 +217,28 @@ func categoryList() string {
 
 // Put encrypts and stores a record and registers it on the ledger. The
 // record becomes visible only after its record.registered entry is
-// durable; if the append fails, nothing is kept. The returned Record has
-// the new ID, the commitment and the ledger index.
+// durable. The returned Record has the ID, the commitment and the ledger
+// index.
+//
+// If the append fails, what is kept depends on what is known. A refusal
+// (the ledger rejected the entry) keeps nothing. An unknown outcome
+// (ledger.ErrUnavailable, ledger.ErrClosed, or the caller's context
+// ending: the entry may still be committed, see ledger.Appender) keeps
+// the record pending, invisible, until its registration is known
+// committed (the registrations projection publishes it then, see Syncer)
+// or known absent (Recover): a registration never lacks its record.
+//
+// With r.ID set, Put is safe to repeat: a record with that ID that is
+// visible (or shredded since) is returned as it is, and nothing is
+// appended; a pending one (an earlier attempt whose outcome is unknown)
+// is looked for on the ledger first (Options.Sync) and returned if its
+// registration is there, and otherwise the identical registration is
+// submitted again: the same ID, ciphertext and commitment, never a second
+// record. (If the earlier submission is still in flight, for instance in
+// a peer's mempool, the log can then hold the registration twice; the
+// registrations projection applies only the first.) r must be the
+// request that created the record; a record with that ID of another
+// holder or patient is an error.
 //
 // Errors: ErrInvalid and ErrTooLarge for bad input (nothing stored,
 // nothing appended), ErrNoKey if the holder has no KEK, and the ledger's
@@ -201,12 +248,24 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+	if r.ID != "" {
+		if !validID(r.ID) {
+			return Record{}, fmt.Errorf("records: put: %q is not a record ID", r.ID)
+		}
+		s, err := v.store.Meta(ctx, r.ID)
+		switch {
+		case err == nil:
+			return v.resume(ctx, r, s)
+		case !errors.Is(err, ErrNotFound):
+			return Record{}, fmt.Errorf("records: put: %w", err)
+		}
+	}
 	kek, err := v.keys.Current(ctx, r.Holder)
 	if err != nil {
 		return Record{}, fmt.Errorf("records: key for %s: %w", r.Holder, err)
 	}
 	rec := Record{
-		ID:           uuid.NewString(),
+		ID:           cmp.Or(r.ID, uuid.NewString()),
 		Holder:       r.Holder,
 		Patient:      v.pseud.Pseudonym(r.Patient),
 		Category:     r.Category,
@@ -222,16 +281,9 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 	}
 	sum := sha256.Sum256(s.ciphertext)
 	rec.Commitment = hex.EncodeToString(sum[:])
-	entry, err := ledger.NewEntry(rec.Holder, &ledger.RecordRegistered{
-		RecordID:     rec.ID,
-		Holder:       rec.Holder,
-		Patient:      rec.Patient,
-		Category:     string(rec.Category),
-		ResourceType: rec.ResourceType,
-		Commitment:   rec.Commitment,
-	})
+	entry, err := registration(rec)
 	if err != nil {
-		return Record{}, fmt.Errorf("records: ledger entry: %w", err)
+		return Record{}, err
 	}
 	err = v.store.Create(ctx, Stored{
 		Record:     rec,
@@ -244,14 +296,8 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 		return Record{}, fmt.Errorf("records: store: %w", err)
 	}
 	idx, err := v.ledger.Append(ctx, entry)
-	if err != nil && errors.Is(err, ledger.ErrUnavailable) {
-		// The outcome is unknown: the registration may still be
-		// committed (a consortium transaction that reached a mempool).
-		// Deleting the record now could leave a registration without
-		// its record, so the pending record stays, unreadable.
-		v.opts.Logger.Warn("records: registration outcome unknown; the pending record is kept",
-			slog.String("record_id", rec.ID))
-		return Record{}, fmt.Errorf("records: register on ledger (outcome unknown; record %s kept pending): %w", rec.ID, err)
+	if err != nil && OutcomeUnknown(err) {
+		return Record{}, v.keptPending(rec.ID, err)
 	}
 	if err != nil {
 		fctx, cancel := finishContext(ctx)
@@ -263,13 +309,93 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 		}
 		return Record{}, fmt.Errorf("records: register on ledger: %w", err)
 	}
-	rec.LedgerIndex = idx
+	return v.publish(ctx, rec, idx)
+}
+
+// OutcomeUnknown reports whether an append that failed with err may still
+// have appended its entry (or may still append it): the ledger could not
+// say (ledger.ErrUnavailable), was closed while the entry waited
+// (ledger.ErrClosed), or the caller stopped waiting (its context ended
+// after the entry was queued). Any other error is a refusal: nothing was
+// appended.
+func OutcomeUnknown(err error) bool {
+	return errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, ledger.ErrClosed) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// keptPending logs and returns the error of a registration whose outcome
+// is unknown: the pending record stays, unreadable, because the
+// registration may still be committed.
+func (v *Vault) keptPending(id string, err error) error {
+	v.opts.Logger.Warn("records: registration outcome unknown; the pending record is kept",
+		slog.String("record_id", id))
+	return fmt.Errorf("records: register on ledger (outcome unknown; record %s kept pending): %w", id, err)
+}
+
+// registration is the record.registered entry of rec.
+func registration(rec Record) (ledger.Entry, error) {
+	e, err := ledger.NewEntry(rec.Holder, &ledger.RecordRegistered{
+		RecordID:     rec.ID,
+		Holder:       rec.Holder,
+		Patient:      rec.Patient,
+		Category:     string(rec.Category),
+		ResourceType: rec.ResourceType,
+		Commitment:   rec.Commitment,
+	})
+	if err != nil {
+		return ledger.Entry{}, fmt.Errorf("records: ledger entry: %w", err)
+	}
+	return e, nil
+}
+
+// publish makes rec visible once its registration is durable at idx, and
+// returns it with the index it is visible at.
+func (v *Vault) publish(ctx context.Context, rec Record, idx uint64) (Record, error) {
 	fctx, cancel := finishContext(ctx)
 	defer cancel()
-	if err := v.store.Publish(fctx, rec.ID, idx); err != nil {
+	at, err := v.store.Publish(fctx, rec.ID, idx)
+	if err != nil {
 		return Record{}, fmt.Errorf("records: publish record registered at ledger index %d: %w", idx, err)
 	}
+	rec.LedgerIndex = at
 	return rec, nil
+}
+
+// resume is Put of a record that exists already: s, stored under r.ID by
+// an earlier attempt.
+func (v *Vault) resume(ctx context.Context, r PutRequest, s Stored) (Record, error) {
+	if s.Holder != r.Holder || s.Patient != v.pseud.Pseudonym(r.Patient) || s.Category != r.Category {
+		return Record{}, fmt.Errorf("records: put: record %s exists for another request", r.ID)
+	}
+	if !s.Pending {
+		return s.Record, nil // registered: the earlier attempt took effect
+	}
+	// The earlier attempt's outcome is unknown: is its registration in
+	// the log by now?
+	if v.opts.Sync != nil {
+		if err := v.opts.Sync.SyncHead(ctx); err != nil {
+			return Record{}, fmt.Errorf("records: look for the registration of record %s: %w", s.ID, err)
+		}
+		again, err := v.store.Meta(ctx, s.ID)
+		if err != nil {
+			return Record{}, fmt.Errorf("records: put: %w", err)
+		}
+		if !again.Pending {
+			return again.Record, nil
+		}
+	}
+	// Not yet: submit the very same registration again.
+	entry, err := registration(s.Record)
+	if err != nil {
+		return Record{}, err
+	}
+	idx, err := v.ledger.Append(ctx, entry)
+	if err != nil {
+		// The earlier submission may still commit: whatever this one's
+		// error, the record stays pending.
+		return Record{}, v.keptPending(s.ID, err)
+	}
+	return v.publish(ctx, s.Record, idx)
 }
 
 // finishContext is for steps that must complete once a durable change
@@ -360,10 +486,23 @@ func (v *Vault) ListByPatient(ctx context.Context, patient string) ([]Record, er
 // the content, even with the KEK.
 //
 // ErrNotFound if the record does not exist, is not visible, or is held by
-// another organisation. The key is destroyed before the append: if the
-// append fails, Shred returns the error, and a retry (or Recover) logs the
-// shredding.
+// another organisation, or was shredded and logged already. The key is
+// destroyed before the append: if the append fails, Shred returns the
+// error, and a retry (or Recover) logs the shredding.
 func (v *Vault) Shred(ctx context.Context, holder, id string) (uint64, error) {
+	return v.shred(ctx, holder, id, false)
+}
+
+// ShredRetry is Shred repeated after an attempt whose outcome is unknown
+// (an idempotency key's retry): a record whose shredding is logged
+// already is answered with that entry's index instead of ErrNotFound, and
+// a shredding not known to be logged is looked for on the ledger
+// (Options.Sync) before it is logged again.
+func (v *Vault) ShredRetry(ctx context.Context, holder, id string) (uint64, error) {
+	return v.shred(ctx, holder, id, true)
+}
+
+func (v *Vault) shred(ctx context.Context, holder, id string, retry bool) (uint64, error) {
 	if !validID(id) {
 		return 0, ErrNotFound
 	}
@@ -374,8 +513,20 @@ func (v *Vault) Shred(ctx context.Context, holder, id string) (uint64, error) {
 	if s.Pending || s.Holder != holder {
 		return 0, ErrNotFound
 	}
+	if s.Shredded && !s.ShredLogged && v.opts.Sync != nil {
+		// An earlier record.shredded may have been committed late.
+		if err := v.opts.Sync.SyncHead(ctx); err != nil {
+			return 0, fmt.Errorf("records: shred: look for the shredding on the ledger: %w", err)
+		}
+		if s, err = v.store.Meta(ctx, id); err != nil {
+			return 0, fmt.Errorf("records: shred: %w", err)
+		}
+	}
 	if s.Shredded {
-		if s.ShredLogged {
+		switch {
+		case s.ShredLogged && retry:
+			return s.ShredIndex, nil
+		case s.ShredLogged:
 			return 0, ErrNotFound
 		}
 		return v.logShred(ctx, s.Record)
@@ -410,24 +561,50 @@ func (v *Vault) logShred(ctx context.Context, r Record) (uint64, error) {
 
 // RecoverStats reports what Recover did.
 type RecoverStats struct {
-	DeletedPending int64 // stale pending records deleted
+	DeletedPending int64 // pending records deleted: their registration is known absent
 	LoggedShreds   int   // record.shredded entries appended late
 }
 
-// Recover repairs what an interrupted Put or Shred left: it deletes
-// pending records older than the pending timeout (their append never
-// completed, so they were never acknowledged), and appends the missing
+// Recover repairs what an interrupted Put or Shred left. Call it at start,
+// before serving. It first brings the store's registrations up to the
+// head of the log (Options.Sync), so that pending records whose
+// registration was committed after all become visible. It then deletes
+// the pending records whose registration is known absent: those older
+// than the pending timeout, unless the ledger may commit late
+// (Options.LateCommits), in which case no pending record is ever deleted
+// here (they are counted in the log); nor if it cannot catch up (the
+// node is behind its peers). Finally it appends the missing
 // record.shredded entries of records shredded before a failed append.
-// Call it at start.
 func (v *Vault) Recover(ctx context.Context) (RecoverStats, error) {
 	var st RecoverStats
-	n, err := v.store.DeletePendingBefore(ctx, v.opts.Now().UTC().Add(-v.opts.PendingTimeout))
-	if err != nil {
-		return st, fmt.Errorf("records: recover: %w", err)
+	caughtUp := true
+	if v.opts.Sync != nil {
+		if err := v.opts.Sync.SyncHead(ctx); err != nil {
+			// Not fatal: the follower publishes what commits later. But
+			// what is not known cannot be known absent: delete nothing.
+			caughtUp = false
+			v.opts.Logger.Warn("records: recover: could not catch up with the ledger; pending records are kept",
+				slog.Any("error", err))
+		}
 	}
-	st.DeletedPending = n
-	if n > 0 {
-		v.opts.Logger.Info("records: deleted stale pending records", slog.Int64("count", n))
+	if v.opts.LateCommits || !caughtUp {
+		n, err := v.store.CountPending(ctx)
+		if err != nil {
+			return st, fmt.Errorf("records: recover: %w", err)
+		}
+		if n > 0 {
+			v.opts.Logger.Warn("records: pending records kept: their registration may still be committed; each becomes visible if it is, and a retried upload with its Idempotency-Key submits it again",
+				slog.Int64("count", n))
+		}
+	} else {
+		n, err := v.store.DeletePendingBefore(ctx, v.opts.Now().UTC().Add(-v.opts.PendingTimeout))
+		if err != nil {
+			return st, fmt.Errorf("records: recover: %w", err)
+		}
+		st.DeletedPending = n
+		if n > 0 {
+			v.opts.Logger.Info("records: deleted stale pending records", slog.Int64("count", n))
+		}
 	}
 	unlogged, err := v.store.UnloggedShreds(ctx)
 	if err != nil {

@@ -34,6 +34,9 @@ type consortium struct {
 
 // consortiumOptions tune newConsortiumWith.
 type consortiumOptions struct {
+	// net configures the network (TimeoutCommit defaults to 100ms; the
+	// checkpoint keys are the gateways').
+	net comettest.Options
 	// rpc enables every node's CometBFT RPC (for --comet-home commands).
 	rpc bool
 	// mutate adjusts gateway i's configuration.
@@ -77,7 +80,12 @@ func newConsortiumWith(t *testing.T, n int, o consortiumOptions) *consortium {
 			t.Fatal(err)
 		}
 	}
-	net := comettest.NewNetwork(t, n, comettest.Options{CheckpointKeys: skeys, TimeoutCommit: 100 * time.Millisecond, RPC: o.rpc})
+	opts := o.net
+	if opts.TimeoutCommit == 0 {
+		opts.TimeoutCommit = 100 * time.Millisecond
+	}
+	opts.CheckpointKeys, opts.RPC = skeys, opts.RPC || o.rpc
+	net := comettest.NewNetwork(t, n, opts)
 	c := &consortium{net: net}
 	for i := range n {
 		ln, err := listenLoopback()

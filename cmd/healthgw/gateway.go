@@ -32,6 +32,7 @@ import (
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/consent/consentstore"
 	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/idempotency/idemstore"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/gormlog"
@@ -203,7 +204,13 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if g.zkstore, err = zkstore.Open(ctx, g.db); err != nil {
 		return err
 	}
-	g.follower = ledger.NewFollower(g.ledger, g.registry, g.consent, g.zkstore)
+	// The record store follows the log too: it publishes a pending
+	// record once its registration commits, however late.
+	recStore, err := recordstore.New(ctx, g.db)
+	if err != nil {
+		return err
+	}
+	g.follower = ledger.NewFollower(g.ledger, g.registry, g.consent, g.zkstore, recStore)
 	if err := g.follower.SyncAll(ctx); err != nil {
 		return fmt.Errorf("catch up projections: %w", err)
 	}
@@ -253,10 +260,17 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 		return err
 	}
 
+	// Idempotency keys of the state-changing routes.
+	idemKeys, err := g.openIdempotency(ctx, logger)
+	if err != nil {
+		return err
+	}
+
 	// API.
 	ops := newOperations(cfg, g.ledger)
 	g.limits = ops.limits
 	g.api = api.New(api.Config{BaseURL: cfg.BaseURL}, logger, authn, append(ops.opts,
+		api.WithIdempotency(idemKeys),
 		api.WithReadiness("database", api.CheckerFunc(func(ctx context.Context) error {
 			sqlDB, err := g.db.DB()
 			if err != nil {
@@ -282,12 +296,17 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	g.api.MountLedger(g.ledger, tiles.New(tilesLog, tiles.Options{Logger: logger}))
 
-	// Records and consent.
-	recStore, err := recordstore.New(ctx, g.db)
-	if err != nil {
-		return err
-	}
-	g.vault = records.NewVault(recStore, newKeystore(e, cfg.DataDir, true), ops.appender(g.ledger), g.pseud, records.Options{MaxSize: cfg.MaxRecord})
+	// Records and consent. A pending record (its registration's outcome
+	// unknown) is resolved at the head of the log; on a consortium a
+	// registration may be committed long after its append failed, so
+	// its pending record is never deleted.
+	head, _ := g.store.(access.Head)
+	g.vault = records.NewVault(recStore, newKeystore(e, cfg.DataDir, true), ops.appender(g.ledger), g.pseud, records.Options{
+		MaxSize:     cfg.MaxRecord,
+		Sync:        headSync{head: head, log: g.ledger, follower: g.follower, timeout: access.DefaultHeadTimeout},
+		LateCommits: cfg.Ledger == "comet",
+		Logger:      logger,
+	})
 	if st, err := g.vault.Recover(ctx); err != nil {
 		return fmt.Errorf("recover record vault: %w", err)
 	} else if st != (records.RecoverStats{}) {
@@ -369,6 +388,73 @@ func loadIdentity(dataDir, baseURL string, secret []byte, store ledger.Store, pr
 	sum := sha256.Sum256(key.Public().(ed25519.PublicKey))
 	id.Gateway, id.NodeKey = "gw-"+hex.EncodeToString(sum[:8]), key
 	return id, nil
+}
+
+// headSync brings the projections to the head of the log: the newest
+// block this node knows is committed (a consortium's Head, bounded by
+// timeout), or the log's size on one node.
+type headSync struct {
+	head     access.Head
+	log      ledger.Reader
+	follower *ledger.Follower
+	timeout  time.Duration
+}
+
+// SyncHead implements records.Syncer.
+func (h headSync) SyncHead(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	var (
+		size uint64
+		err  error
+	)
+	if h.head != nil {
+		size, err = h.head.Head(ctx)
+	} else {
+		size, err = h.log.Size(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	return h.follower.Sync(ctx, size)
+}
+
+// idempotencyPurgeInterval is how often done idempotency keys older than
+// their retention are deleted.
+const idempotencyPurgeInterval = time.Hour
+
+// openIdempotency opens the idempotency keys, purges the expired ones and
+// keeps purging them while the gateway runs.
+func (g *gateway) openIdempotency(ctx context.Context, logger *slog.Logger) (*idemstore.Store, error) {
+	keys, err := idemstore.Open(ctx, g.db, idemstore.Options{Now: g.clock.Now})
+	if err != nil {
+		return nil, err
+	}
+	purge := func(ctx context.Context) {
+		if n, err := keys.PurgeExpired(ctx); err != nil {
+			logger.Warn("idempotency keys not purged", slog.String("err", err.Error()))
+		} else if n > 0 {
+			logger.Info("purged expired idempotency keys", slog.Int64("count", n))
+		}
+	}
+	purge(ctx)
+	pctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(idempotencyPurgeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-t.C:
+				purge(pctx)
+			}
+		}
+	}()
+	g.closers = append(g.closers, func() error { stop(); <-done; return nil })
+	return keys, nil
 }
 
 // openBackend opens the configured ledger backend.

@@ -112,9 +112,17 @@ type Log struct {
 	// fault is set once the log refused to sign a checkpoint that is not
 	// consistent with its previous one (see setFault).
 	fault atomic.Pointer[error]
+
+	// vouched is the size up to which the log may sign: what its latest
+	// checkpoint covered at Open, extended by its own writer's
+	// contiguous appends and by the node's check (Vouch). check is the
+	// node's (nil until a node is opened over the log).
+	vouched atomic.Uint64
+	check   atomic.Pointer[func(context.Context, uint64) error]
 }
 
 var (
+	_ ledger.Vouching          = (*Log)(nil)
 	_ ledger.Store             = (*Log)(nil)
 	_ ledger.CheckpointHistory = (*Log)(nil)
 	_ ledger.CheckpointWaiter  = (*Log)(nil)
@@ -162,6 +170,9 @@ func Open(ctx context.Context, db *gorm.DB, opts Options) (*Log, error) {
 			return nil, err
 		}
 	}
+	if cp, err := l.latestCheckpoint(ctx); err == nil {
+		l.vouched.Store(uint64(cp.Size)) // verified by checkStored
+	}
 	l.reqs = make(chan *appendReq, opts.QueueSize)
 	if opts.QueueSize <= 0 {
 		l.reqs = make(chan *appendReq, DefaultQueueSize)
@@ -191,6 +202,9 @@ func OpenReadOnly(ctx context.Context, db *gorm.DB, opts Options) (*Log, error) 
 	l.readOnly = true
 	if !db.WithContext(ctx).Migrator().HasTable(&entryRow{}) {
 		return nil, fmt.Errorf("gormlog: no ledger in this database: %w", ledger.ErrNotFound)
+	}
+	if !db.WithContext(ctx).Migrator().HasColumn(&entryRow{}, "env_header") {
+		return nil, ErrFormatV1
 	}
 	if db.WithContext(ctx).Migrator().HasColumn(&headRow{}, "origin") {
 		if o, err := l.storedOrigin(ctx); err == nil && o != "" {
@@ -336,6 +350,7 @@ func (l *Log) commit(batch []*appendReq) {
 	l.lastTime = now
 	l.frontier = fr
 	l.noteSize(first + uint64(len(datas)))
+	l.vouch(first, first+uint64(len(datas)))
 	for i, r := range reqs {
 		r.done <- appendResult{index: first + uint64(i)}
 	}
@@ -823,6 +838,50 @@ func (l *Log) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
 	}
 }
 
+// Vouch implements ledger.Vouching: before signing a checkpoint over
+// entries this log did not append itself (another process's, or rows a
+// forger inserted), it runs check; an entry that fails it is never signed
+// (the log faults, as for an inconsistent tree).
+func (l *Log) Vouch(check func(ctx context.Context, size uint64) error) {
+	l.check.Store(&check)
+}
+
+// vouch records that entries [first, end) were appended by this log's
+// writer (through its node): the vouched size grows over them if they
+// continue it.
+func (l *Log) vouch(first, end uint64) {
+	for {
+		v := l.vouched.Load()
+		if first > v || end <= v || l.vouched.CompareAndSwap(v, end) {
+			return
+		}
+	}
+}
+
+// signable returns the size up to which a checkpoint may be signed, at
+// most size: entries beyond the vouched size are checked first (Vouch);
+// without a check only the vouched size is signed.
+func (l *Log) signable(ctx context.Context, size uint64) (uint64, error) {
+	v := l.vouched.Load()
+	if size <= v {
+		return size, nil
+	}
+	p := l.check.Load()
+	if p == nil {
+		return v, nil
+	}
+	if err := (*p)(ctx, size); err != nil {
+		var ve *ledger.VerifyError
+		if errors.As(err, &ve) && ctx.Err() == nil {
+			l.setFault(fmt.Errorf("checkpoint %d: %w", size, err))
+			return 0, l.faultErr()
+		}
+		return 0, fmt.Errorf("checkpoint %d: check entries [%d, %d): %w", size, v, size, err)
+	}
+	l.vouch(v, size)
+	return size, nil
+}
+
 // publisher publishes a checkpoint every interval and on demand until
 // stop is closed.
 func (l *Log) publisher() {
@@ -865,6 +924,13 @@ func (l *Log) publish(ctx context.Context) error {
 	}
 	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return err
+	}
+	// Never sign an entry that was not checked (see Vouch).
+	if size, err = l.signable(ctx, size); err != nil {
+		return err
+	}
+	if latest.Note != nil && uint64(latest.Size) >= size {
+		return nil
 	}
 	// The hashes a checkpoint signs are read from the database, not the
 	// cache: what is signed is what is stored.

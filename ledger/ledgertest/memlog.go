@@ -206,6 +206,9 @@ type MemStore struct {
 	Clock func() time.Time
 	// Genesis, if set, are the store's genesis gateways.
 	Genesis map[string]ledger.GatewayKeys
+	// Signer signs the checkpoints of a MemStore used on its own (a
+	// MemLog's store uses the MemLog's).
+	Signer note.Signer
 
 	signer       func() note.Signer
 	onCheckpoint func(uint64)
@@ -335,7 +338,7 @@ func (m *MemStore) Publish() {
 // Checkpoint implements ledger.Prover: the last published size, signed
 // with the MemLog's Signer.
 func (m *MemStore) Checkpoint(ctx context.Context) ([]byte, error) {
-	var s note.Signer
+	s := m.Signer
 	if m.signer != nil {
 		s = m.signer()
 	}

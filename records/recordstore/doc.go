@@ -8,4 +8,9 @@
 // bytes are overwritten in the database file rather than left in free
 // pages. PostgreSQL keeps the old row version until VACUUM, and backups
 // keep what they hold: see docs/design/records-vault.md.
+//
+// The Store also follows the ledger (it is a ledger.Applier named
+// "records", with its cursor in "records_projection_cursors") to settle
+// what its own writes left open: a pending record is published when its
+// record.registered entry is applied, however late it was committed.
 package recordstore

@@ -60,6 +60,9 @@ func New(ctx context.Context, db *gorm.DB) (*Store, error) {
 	if err := db.WithContext(ctx).AutoMigrate(&row{}); err != nil {
 		return nil, fmt.Errorf("recordstore: migrate: %w", err)
 	}
+	if err := cursor.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("recordstore: %w", err)
+	}
 	return &Store{db: db, sqlite: database.DialectFor(db) == database.SQLite}, nil
 }
 
@@ -139,17 +142,37 @@ func (s *Store) Create(ctx context.Context, st records.Stored) error {
 }
 
 // Publish implements records.Store.
-func (s *Store) Publish(ctx context.Context, id string, ledgerIndex uint64) error {
+func (s *Store) Publish(ctx context.Context, id string, ledgerIndex uint64) (uint64, error) {
 	res := s.db.WithContext(ctx).Model(&row{}).
 		Where("id = ? AND pending = ?", id, true).
 		Updates(map[string]any{"pending": false, "ledger_index": ledgerIndex})
 	if res.Error != nil {
-		return fmt.Errorf("recordstore: publish: %w", res.Error)
+		return 0, fmt.Errorf("recordstore: publish: %w", res.Error)
 	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("recordstore: publish: %w", records.ErrNotFound)
+	if res.RowsAffected == 1 {
+		return ledgerIndex, nil
 	}
-	return nil
+	// Published already (by the registrations projection)?
+	var r row
+	err := s.db.WithContext(ctx).Select("ledger_index").Where("id = ? AND pending = ?", id, false).Take(&r).Error
+	switch {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return 0, fmt.Errorf("recordstore: publish: %w", records.ErrNotFound)
+	case err != nil:
+		return 0, fmt.Errorf("recordstore: publish: %w", err)
+	case r.LedgerIndex == nil:
+		return 0, fmt.Errorf("recordstore: publish: record %s is visible without a ledger index", id)
+	}
+	return *r.LedgerIndex, nil
+}
+
+// CountPending implements records.Store.
+func (s *Store) CountPending(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&row{}).Where("pending = ?", true).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("recordstore: count pending: %w", err)
+	}
+	return n, nil
 }
 
 // DeletePending implements records.Store.

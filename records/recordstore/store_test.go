@@ -14,7 +14,9 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/database/databasetest"
+	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
 	"github.com/healthgw/healthgw/records/recordstore"
 )
@@ -81,11 +83,16 @@ func TestStoreLifecycle(t *testing.T) {
 			t.Errorf("pending record listed: %v", list)
 		}
 
-		if err := s.Publish(ctx, a.ID, 41); err != nil {
-			t.Fatal(err)
+		if at, err := s.Publish(ctx, a.ID, 41); err != nil || at != 41 {
+			t.Fatalf("Publish = %d, %v", at, err)
 		}
-		if err := s.Publish(ctx, a.ID, 42); !errors.Is(err, records.ErrNotFound) {
-			t.Errorf("second Publish: err = %v, want ErrNotFound", err)
+		// Published already (the registrations projection was first):
+		// the record keeps the index it has.
+		if at, err := s.Publish(ctx, a.ID, 42); err != nil || at != 41 {
+			t.Errorf("second Publish = %d, %v, want 41", at, err)
+		}
+		if _, err := s.Publish(ctx, uuid.NewString(), 42); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("Publish of no record: err = %v, want ErrNotFound", err)
 		}
 		if err := s.DeletePending(ctx, a.ID); !errors.Is(err, records.ErrNotFound) {
 			t.Errorf("DeletePending of a visible record: err = %v, want ErrNotFound", err)
@@ -159,7 +166,7 @@ func TestStoreListAndPendingCleanup(t *testing.T) {
 				t.Fatal(err)
 			}
 			if i != 3 { // 3 stays pending
-				if err := s.Publish(ctx, r.ID, uint64(i)); err != nil {
+				if _, err := s.Publish(ctx, r.ID, uint64(i)); err != nil {
 					t.Fatal(err)
 				}
 				r.Pending, r.LedgerIndex = false, uint64(i)
@@ -298,4 +305,99 @@ func TestStoreLargeRecord(t *testing.T) {
 			t.Fatal("16 MiB ciphertext differs after the round trip")
 		}
 	})
+}
+
+// TestRegistrationsProjection: following the log, the store publishes a
+// pending record when its registration (same ID, holder, commitment) is
+// applied, and notes the index of a shredding it did not know logged;
+// nothing else changes a row, and entries before the cursor are skipped.
+func TestRegistrationsProjection(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newStore(t, db)
+		ctx := t.Context()
+		pendingA := stored(1, "hosp-a", "ps_a", 1)
+		pendingB := stored(2, "hosp-a", "ps_a", 1)
+		pendingE := stored(5, "hosp-a", "ps_a", 1)
+		visible := stored(3, "hosp-a", "ps_a", 1)
+		shredded := stored(4, "hosp-a", "ps_a", 1)
+		for _, r := range []records.Stored{pendingA, pendingB, pendingE, visible, shredded} {
+			if err := s.Create(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, r := range []records.Stored{visible, shredded} {
+			if _, err := s.Publish(ctx, r.ID, uint64(100+i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Shred(ctx, shredded.ID, t0); err != nil {
+			t.Fatal(err)
+		}
+		reg := func(r records.Stored, holder, commitment string) ledger.Entry {
+			return entry(t, holder, &ledger.RecordRegistered{RecordID: r.ID, Holder: holder, Patient: r.Patient, Category: string(r.Category), Commitment: commitment})
+		}
+		entries := []ledger.Entry{
+			0: reg(pendingA, "hosp-a", pendingA.Commitment),
+			1: reg(pendingB, "hosp-a", strings.Repeat("f", 64)), // not B's ciphertext
+			2: reg(pendingA, "hosp-a", pendingA.Commitment),     // a second registration of A
+			3: reg(stored(7, "hosp-b", "ps_a", 1), "hosp-b", strings.Repeat("7", 64)),
+			4: entry(t, "hosp-a", &ledger.RecordShredded{RecordID: shredded.ID, Holder: "hosp-a", Patient: "ps_a"}),
+			5: reg(pendingE, "hosp-b", pendingE.Commitment), // another holder's claim
+			6: reg(visible, "hosp-a", visible.Commitment),   // published already
+		}
+		if err := s.Apply(ctx, 0, entries[:3]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Apply(ctx, 1, entries[1:]); err != nil { // overlaps: 1 and 2 are skipped
+			t.Fatal(err)
+		}
+		if err := s.Apply(ctx, 9, entries[:1]); !errors.Is(err, database.ErrGap) {
+			t.Fatalf("Apply beyond the cursor: %v, want ErrGap", err)
+		}
+		if n, err := s.Next(ctx); err != nil || n != 7 {
+			t.Fatalf("Next = %d, %v, want 7", n, err)
+		}
+		state := func(r records.Stored) string {
+			got, err := s.Meta(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("pending=%v index=%d shredLogged=%v shredIndex=%d", got.Pending, got.LedgerIndex, got.ShredLogged, got.ShredIndex)
+		}
+		for _, tt := range []struct {
+			name string
+			r    records.Stored
+			want string
+		}{
+			{"registered", pendingA, "pending=false index=0 shredLogged=false shredIndex=0"},
+			{"other commitment", pendingB, "pending=true index=0 shredLogged=false shredIndex=0"},
+			{"other holder", pendingE, "pending=true index=0 shredLogged=false shredIndex=0"},
+			{"published already", visible, "pending=false index=100 shredLogged=false shredIndex=0"},
+			{"shredding committed", shredded, "pending=false index=101 shredLogged=true shredIndex=4"},
+		} {
+			if got := state(tt.r); got != tt.want {
+				t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+			}
+		}
+		// Rewound, the projection settles nothing twice.
+		if err := s.Reset(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Apply(ctx, 0, entries); err != nil {
+			t.Fatal(err)
+		}
+		if got := state(pendingA); got != "pending=false index=0 shredLogged=false shredIndex=0" {
+			t.Errorf("after a rebuild: %s", got)
+		}
+	})
+}
+
+func entry(t *testing.T, org string, body any) ledger.Entry {
+	t.Helper()
+	e, err := ledger.NewEntry(org, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Time = t0
+	return e
 }

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/healthgw/healthgw/api"
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/internal/testscale"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/comet"
+	"github.com/healthgw/healthgw/ledger/comet/comettest"
+)
+
+// TestConsortiumUnknownOutcome is the 503-then-commit story: hospital A
+// uploads a record and a patient grants consent at node 1 while two of
+// the four validators are down. Both writes are answered 503, saying
+// their outcome is unknown, with the key to repeat them and where to
+// look. The quorum comes back and the transactions waiting in the
+// mempools commit: the registration has its record (kept pending, then
+// published as the registration is applied), and the repeats with the
+// same Idempotency-Keys answer with the writes' results and append
+// nothing: one registration, one grant.
+func TestConsortiumUnknownOutcome(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a four-validator network")
+	}
+	// A short append timeout (scaled to the machine): the writes without
+	// quorum are answered 503 sooner.
+	c := newConsortiumWith(t, 4, consortiumOptions{net: comettest.Options{TimeoutCommit: 100 * time.Millisecond, AppendTimeout: testscale.Timeout(3 * time.Second)}})
+	n1 := c.gws[0]
+	hospA := n1.register("hosp-a", auth.KindHospital)
+	n1.register("hosp-b", auth.KindHospital)
+	c.syncAll(t)
+	atok, ptok := n1.token(hospA, ""), n1.patientToken("pat-1")
+	upload := map[string]any{"patient": "pat-1", "category": "labs", "content_type": "application/fhir+json", "content": json.RawMessage(labFHIR)}
+	grant := map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "categories": []string{"labs"}, "purposes": []string{"TREAT"}}
+	recKey := []string{api.HeaderIdempotencyKey, `"upload-1"`}
+	grantKey := []string{api.HeaderIdempotencyKey, `"grant-1"`}
+
+	// Quorum lost: two of four validators stop.
+	c.net.StopNode(2)
+	c.net.StopNode(3)
+	unknown := func(what string, status int, body []byte, key, prefix string) string {
+		t.Helper()
+		e := decode[apiError](t, body)
+		if status != http.StatusServiceUnavailable || e.Outcome != "unknown" || e.IdempotencyKey != key ||
+			!strings.HasPrefix(e.Location, prefix) || !strings.Contains(e.Message, "outcome is unknown") {
+			t.Fatalf("%s without quorum: %d %s", what, status, body)
+		}
+		return strings.TrimPrefix(e.Location, prefix)
+	}
+	status, body := n1.do("POST", "/v1/records", atok, upload, recKey...)
+	recID := unknown("upload", status, body, "upload-1", "/v1/records/")
+	status, body = n1.do("POST", "/v1/consents", ptok, grant, grantKey...)
+	consentID := unknown("grant", status, body, "grant-1", "/v1/consents/")
+	if _, _, err := n1.vault.Open(t.Context(), recID); err == nil {
+		t.Fatalf("record %s readable before its registration is known", recID)
+	}
+
+	// The quorum is back: the transactions in the mempools commit.
+	c.net.StartNode(2)
+	log1 := c.net.Log(0)
+	waitCommitted(t, log1, func() bool {
+		return len(entriesFor(n1, ledger.TypeRecordRegistered, recID)) == 1 &&
+			len(entriesFor(n1, ledger.TypeConsentGranted, consentID)) == 1
+	})
+	// The registration has its record: still pending until the store
+	// applies the registration, then published, with no retry.
+	if _, _, err := n1.vault.Open(t.Context(), recID); err == nil {
+		t.Logf("record %s already published by the time the test looked", recID)
+	}
+	if err := n1.follower.Sync(t.Context(), n1.size()); err != nil {
+		t.Fatal(err)
+	}
+	if _, content, err := n1.vault.Open(t.Context(), recID); err != nil || !strings.Contains(string(content), "HbA1c") {
+		t.Fatalf("the committed registration's record: %q, %v", content, err)
+	}
+
+	// The repeats with the same keys find the writes committed.
+	size := n1.size()
+	status, body = n1.do("POST", "/v1/records", atok, upload, recKey...)
+	if status != http.StatusCreated {
+		t.Fatalf("upload repeated: %d %s", status, body)
+	}
+	rc := decode[created](t, body)
+	reg := entriesFor(n1, ledger.TypeRecordRegistered, recID)
+	if rc.ID != recID || rc.LedgerIndex != reg[0].index || rc.Commitment != reg[0].e.Body.(*ledger.RecordRegistered).Commitment {
+		t.Errorf("repeated upload = %+v, want record %s registered at %d", rc, recID, reg[0].index)
+	}
+	status, body = n1.do("POST", "/v1/consents", ptok, grant, grantKey...)
+	if status != http.StatusCreated {
+		t.Fatalf("grant repeated: %d %s", status, body)
+	}
+	gr := decode[struct {
+		Consent struct {
+			ID          string `json:"id"`
+			Status      string `json:"status"`
+			LedgerIndex uint64 `json:"ledger_index"`
+		} `json:"consent"`
+	}](t, body)
+	granted := entriesFor(n1, ledger.TypeConsentGranted, consentID)
+	if gr.Consent.ID != consentID || gr.Consent.Status != "active" || gr.Consent.LedgerIndex != granted[0].index {
+		t.Errorf("repeated grant = %+v, want consent %s granted at %d", gr.Consent, consentID, granted[0].index)
+	}
+	// Once more: the stored results, byte for byte.
+	for _, r := range []struct {
+		path, token string
+		body        any
+		key         []string
+	}{{"/v1/records", atok, upload, recKey}, {"/v1/consents", ptok, grant, grantKey}} {
+		st, first := n1.do("POST", r.path, r.token, r.body, r.key...)
+		st2, again := n1.do("POST", r.path, r.token, r.body, r.key...)
+		if st != st2 || string(first) != string(again) {
+			t.Errorf("%s: replays differ: %d %s / %d %s", r.path, st, first, st2, again)
+		}
+	}
+	if got := n1.size(); got != size {
+		t.Errorf("the repeats appended %d entries", got-size)
+	}
+	if n := len(entriesFor(n1, ledger.TypeRecordRegistered, recID)); n != 1 {
+		t.Errorf("%d registrations of %s, want 1", n, recID)
+	}
+	if n := len(entriesFor(n1, ledger.TypeConsentGranted, consentID)); n != 1 {
+		t.Errorf("%d grants of %s, want 1", n, consentID)
+	}
+	// No record registered without its record.
+	for _, e := range n1.entries(ledger.TypeRecordRegistered) {
+		b := e.Body.(*ledger.RecordRegistered)
+		if _, _, err := n1.vault.Open(t.Context(), b.RecordID); err != nil {
+			t.Errorf("record %s is registered but not in its holder's vault: %v", b.RecordID, err)
+		}
+	}
+	// The grant holds at the other nodes once they apply it.
+	c.net.StartNode(3)
+	n2 := c.gws[1]
+	if err := n2.follower.Sync(t.Context(), size); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := n2.consent.Grant(t.Context(), consentID); err != nil || g.Revoked || g.GrantedIndex != granted[0].index {
+		t.Errorf("the grant at node 2: %+v, %v", g, err)
+	}
+}
+
+// indexed is an entry with its index.
+type indexed struct {
+	index uint64
+	e     ledger.Entry
+}
+
+// entriesFor returns the entries of type typ about id (a record or a
+// consent), with their indices.
+func entriesFor(g *testGateway, typ ledger.Type, id string) []indexed {
+	g.t.Helper()
+	raw, err := g.ledger.Entries(g.t.Context(), 0, g.size())
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	var out []indexed
+	for i, b := range raw {
+		e, err := ledger.Decode(b)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		if e.Type != typ {
+			continue
+		}
+		switch body := e.Body.(type) {
+		case *ledger.RecordRegistered:
+			if body.RecordID == id {
+				out = append(out, indexed{uint64(i), e})
+			}
+		case *ledger.ConsentGranted:
+			if body.ConsentID == id {
+				out = append(out, indexed{uint64(i), e})
+			}
+		}
+	}
+	return out
+}
+
+// waitCommitted waits, commit by commit, until cond holds on node l
+// (bounded, scaled to the machine).
+func waitCommitted(t *testing.T, l *comet.Log, cond func() bool) {
+	t.Helper()
+	timeout := testscale.Timeout(2 * time.Minute)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		next := l.Committed()
+		if cond() {
+			return
+		}
+		select {
+		case <-next:
+		case <-deadline.C:
+			t.Fatalf("not committed after %v", timeout)
+		}
+	}
+}

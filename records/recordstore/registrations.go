@@ -1,0 +1,128 @@
+package recordstore
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ledger"
+)
+
+// Name is the name of the store's registrations projection (its cursor's
+// key).
+const Name = "records"
+
+// cursor is the registrations projection's cursor.
+var cursor = database.NewCursor("records_projection_cursors", Name)
+
+var _ ledger.Applier = (*Store)(nil)
+
+// Name implements ledger.Applier.
+func (s *Store) Name() string { return Name }
+
+// Next implements ledger.Applier: the index of the first entry the
+// registrations projection has not applied.
+func (s *Store) Next(ctx context.Context) (uint64, error) {
+	return cursor.Next(ctx, s.db)
+}
+
+// Apply implements ledger.Applier: the store follows the log to settle
+// what its own writes left open. A record.registered entry that names a
+// pending record of this store (same ID, holder and commitment) publishes
+// it at the entry's index: its registration was committed, perhaps long
+// after the append that submitted it failed. A record.shredded entry of a
+// shredded record whose shredding is not known logged records the entry's
+// index. Other entries, registrations of records held elsewhere, and
+// later registrations of a record published already (a re-submission that
+// was committed twice) change nothing. Entries before the cursor are
+// skipped; the rows and the cursor commit together.
+func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
+	return database.Apply(ctx, s.db, cursor, first, entries, applyBatch)
+}
+
+// registered is one record.registered entry of a batch.
+type registered struct {
+	index uint64
+	body  *ledger.RecordRegistered
+}
+
+func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
+	var (
+		regs   []registered
+		shreds = map[string]uint64{} // record ID -> first record.shredded index
+		ids    []string
+	)
+	for i, e := range entries {
+		switch b := e.Body.(type) {
+		case *ledger.RecordRegistered:
+			regs = append(regs, registered{index: first + uint64(i), body: b})
+			ids = append(ids, b.RecordID)
+		case *ledger.RecordShredded:
+			if _, ok := shreds[b.RecordID]; !ok {
+				shreds[b.RecordID] = first + uint64(i)
+				ids = append(ids, b.RecordID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	open, err := unsettled(tx, ids)
+	if err != nil {
+		return err
+	}
+	for _, r := range regs {
+		o, ok := open[r.body.RecordID]
+		if !ok || !o.Pending || o.Holder != r.body.Holder || o.Commitment != r.body.Commitment {
+			continue
+		}
+		err := tx.Model(&row{}).Where("id = ? AND pending = ?", o.ID, true).
+			Updates(map[string]any{"pending": false, "ledger_index": r.index}).Error
+		if err != nil {
+			return fmt.Errorf("recordstore: publish %s: %w", o.ID, err)
+		}
+		o.Pending = false // a second registration in the batch is a no-op
+	}
+	for id, idx := range shreds {
+		o, ok := open[id]
+		if !ok || !o.Shredded || o.ShredLedgerIndex != nil {
+			continue
+		}
+		err := tx.Model(&row{}).Where("id = ? AND shredded = ? AND shred_ledger_index IS NULL", id, true).
+			Update("shred_ledger_index", idx).Error
+		if err != nil {
+			return fmt.Errorf("recordstore: note shredding of %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// unsettled loads the rows among ids that an entry may settle: pending,
+// or shredded without a known record.shredded index.
+func unsettled(tx *gorm.DB, ids []string) (map[string]*row, error) {
+	out := map[string]*row{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		var rows []row
+		err := tx.Select("id", "holder", "commitment", "pending", "shredded", "shred_ledger_index").
+			Where("id IN ? AND (pending = ? OR (shredded = ? AND shred_ledger_index IS NULL))", chunk, true, true).
+			Find(&rows).Error
+		if err != nil {
+			return nil, fmt.Errorf("recordstore: load unsettled records: %w", err)
+		}
+		for i := range rows {
+			out[rows[i].ID] = &rows[i]
+		}
+	}
+	return out, nil
+}
+
+// Reset rewinds the registrations projection's cursor to 0 (the records
+// themselves are not a projection and stay); following the log again
+// settles nothing twice.
+func (s *Store) Reset(ctx context.Context) error {
+	return cursor.Reset(ctx, s.db, func(*gorm.DB) error { return nil })
+}
