@@ -155,16 +155,12 @@ type indexed struct {
 // consent), with their indices.
 func entriesFor(g *testGateway, typ ledger.Type, id string) []indexed {
 	g.t.Helper()
-	raw, err := g.ledger.Entries(g.t.Context(), 0, g.size())
+	es, err := g.node.Read(g.t.Context(), 0, g.size())
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	var out []indexed
-	for i, b := range raw {
-		e, err := ledger.Decode(b)
-		if err != nil {
-			g.t.Fatal(err)
-		}
+	for i, e := range es {
 		if e.Type != typ {
 			continue
 		}
