@@ -147,7 +147,10 @@ func TestReplication(t *testing.T) {
 	if got.Time.Before(before) || got.Time.After(time.Now().Add(time.Minute)) {
 		t.Errorf("entry time %v is not a block time near now", got.Time)
 	}
-	want.Time, want.Author = got.Time, net.Node(0).Name
+	if got.Commitment.IsZero() {
+		t.Error("entry read without its commitment")
+	}
+	want.Time, want.Author, want.Commitment = got.Time, net.Node(0).Name, got.Commitment
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("entry at gateway B (-want +got):\n%s", diff)
 	}
@@ -319,7 +322,7 @@ func TestRemote(t *testing.T) {
 	got := decodeAt(t, net.Ledger(0), idx)
 	want := orgEntry(t, "hosp-r")
 	want.Body.(*ledger.OrgRegistered).Home = ledger.GatewayHome{Gateway: net.Node(2).Name, BaseURL: "http://" + net.Node(2).Name + ".test"}
-	want.Time, want.Author = got.Time, net.Node(2).Name
+	want.Time, want.Author, want.Commitment = got.Time, net.Node(2).Name, got.Commitment
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("entry %d (-want +got):\n%s", idx, diff)
 	}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -114,9 +115,10 @@ func NewNetwork(t testing.TB, n int, opts Options) *Network {
 	}
 	net := &Network{t: t, opts: opts, dir: t.TempDir()}
 	specs := make([]comet.NodeSpec, n)
+	ports := freePorts(t, 2*n)
 	for i := range specs {
 		name := fmt.Sprintf("hospital-%d", i+1)
-		p2p := freePort(t)
+		p2p := ports[2*i]
 		specs[i] = comet.NodeSpec{
 			Name:       name,
 			Home:       filepath.Join(net.dir, name),
@@ -124,7 +126,7 @@ func NewNetwork(t testing.TB, n int, opts Options) *Network {
 			P2PAddress: p2p,
 		}
 		if opts.RPC {
-			specs[i].RPCListen = "tcp://" + freePort(t)
+			specs[i].RPCListen = "tcp://" + ports[2*i+1]
 		}
 	}
 	if _, _, err := comet.InitHomes(ChainID, specs, comet.InitOptions{}); err != nil {
@@ -235,9 +237,19 @@ func (net *Network) openLedger(i int) (*ledger.Node, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testscale.Timeout(time.Minute))
 	defer cancel()
-	ln, err = ledger.OpenNode(ctx, l, id)
-	if err != nil {
-		return nil, err
+	for {
+		// The gateway's registration waits for a block, which a network
+		// that just started (or a short append timeout) may not make in
+		// time: its outcome is then unknown, and opening again finds it
+		// committed, or registers again (and a second registration
+		// refused finds the first), as a gateway started again would.
+		ln, err = ledger.OpenNode(ctx, l, id)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, ledger.ErrClosed) || ctx.Err() != nil {
+			return nil, err
+		}
 	}
 	net.mu.Lock()
 	defer net.mu.Unlock()
@@ -485,10 +497,22 @@ func (net *Network) WaitSize(size uint64, timeout time.Duration) {
 // freePort returns a loopback host:port that was free a moment ago.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct loopback host:ports that were free a
+// moment ago: each is held until all are chosen, so the kernel cannot
+// hand out one twice.
+func freePorts(t testing.TB, n int) []string {
+	t.Helper()
+	out := make([]string, n)
+	for i := range out {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out[i] = l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return out
 }
