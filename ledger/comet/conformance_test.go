@@ -29,8 +29,11 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The gateway's identity is fixed, so that the suite can sign
+	// envelopes as it and append them to the store directly.
+	id := ledgertest.Identity("hospital-1")
 	open := func(t *testing.T) ledger.Log {
-		net := comettest.NewNetwork(t, 1, comettest.Options{CheckpointKeys: []string{skey}, Gateways: true})
+		net := comettest.NewNetwork(t, 1, comettest.Options{CheckpointKeys: []string{skey}, Gateways: true, Identities: []ledger.Identity{id}})
 		l := net.Ledger(0)
 		mu.Lock()
 		nets[l] = net
@@ -47,7 +50,8 @@ func TestConformance(t *testing.T) {
 		Pending: func(err error) bool {
 			return errors.Is(err, ledger.ErrUnavailable) && !errors.Is(err, ledger.ErrClosed)
 		},
-		Open: open,
+		Open:     open,
+		Identity: id,
 		Reopen: func(t *testing.T, old ledger.Log) ledger.Log {
 			mu.Lock()
 			net := nets[old]

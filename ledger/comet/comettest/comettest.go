@@ -14,6 +14,7 @@ package comettest
 import (
 	"context"
 	"crypto/ecdh"
+	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -67,6 +68,11 @@ type Options struct {
 	// PseudonymSecret is the consortium's pseudonym secret, shared by
 	// the gateways (Network.Ledger). Default: a fixed test secret.
 	PseudonymSecret []byte
+	// Identities[i], if present, is node i's gateway identity (its
+	// Gateway must be the node's name, hospital-<i+1>; its NodeKey an
+	// ed25519.PrivateKey), for tests that sign as the gateway
+	// themselves; other nodes get fresh keys and PseudonymSecret.
+	Identities []ledger.Identity
 }
 
 // Network is a running test consortium.
@@ -129,7 +135,15 @@ func NewNetwork(t testing.TB, n int, opts Options) *Network {
 			specs[i].RPCListen = "tcp://" + ports[2*i+1]
 		}
 	}
-	if _, _, err := comet.InitHomes(ChainID, specs, comet.InitOptions{}); err != nil {
+	var gatewayKeys []ed25519.PrivateKey
+	for i, id := range opts.Identities {
+		k, ok := id.NodeKey.(ed25519.PrivateKey)
+		if !ok || id.Gateway != specs[i].Name {
+			t.Fatalf("identity %d: gateway %q with a %T node key, want %s with an ed25519.PrivateKey", i, id.Gateway, id.NodeKey, specs[i].Name)
+		}
+		gatewayKeys = append(gatewayKeys, k)
+	}
+	if _, _, err := comet.InitHomes(ChainID, specs, comet.InitOptions{GatewayKeys: gatewayKeys}); err != nil {
 		t.Fatalf("init homes: %v", err)
 	}
 	for i, s := range specs {
@@ -187,6 +201,9 @@ var defaultPseudonymSecret = func() []byte {
 // home (ReadOnly, without keys, for an observer), its sealing key and the
 // network's pseudonym secret.
 func (net *Network) Identity(i int) (ledger.Identity, error) {
+	if i < len(net.opts.Identities) {
+		return net.opts.Identities[i], nil
+	}
 	n := net.Node(i)
 	secret := net.opts.PseudonymSecret
 	if secret == nil {
