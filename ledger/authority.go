@@ -88,6 +88,19 @@ func (a *Authority) Gateway(id string) (GatewayKeys, bool) {
 // Gateways returns the registered gateway IDs, sorted.
 func (a *Authority) Gateways() []string { return slices.Sorted(maps.Keys(a.gateways)) }
 
+// Unregistered returns the gateways of the genesis that have not yet
+// registered their sealing key (gateway.registered), sorted: entries
+// cannot be sealed to them.
+func (a *Authority) Unregistered() []string {
+	var out []string
+	for _, id := range a.Gateways() {
+		if a.gateways[id].Seal == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // Home returns an org's home gateway.
 func (a *Authority) Home(org string) (string, bool) {
 	g, ok := a.homes[org]

@@ -125,6 +125,17 @@ type GenesisGateways interface {
 	GenesisGateways() map[string]GatewayKeys
 }
 
+// RegistrationWaiter is implemented by stores whose gateways are fixed at
+// genesis and register their sealing keys with their first entry (a
+// consortium): WaitRegistered returns once every genesis gateway has
+// registered, or an error wrapping ErrUnavailable. A node waits for it
+// before it seals its first entry, so that every entry is sealed to every
+// gateway of the store (the recipients are every registered gateway until
+// they are narrowed to each entry's parties).
+type RegistrationWaiter interface {
+	WaitRegistered(ctx context.Context) error
+}
+
 // Source is what a projection reads: entries in the domain view, opened
 // and checked.
 type Source interface {
@@ -223,7 +234,7 @@ func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
 		if ok && !gk.Public.Equal(signer.Public()) {
 			return nil, fmt.Errorf("%w: gateway %q has another node key in the genesis than keys/gateway.key", ErrIdentityMismatch, id.Gateway)
 		}
-		if err := n.registerSelf(ctx); err != nil {
+		if err := n.registerSelf(ctx); err != nil && !n.registeredMeanwhile(ctx, err) {
 			return nil, err
 		}
 	} else if !gk.Public.Equal(signer.Public()) {
@@ -521,6 +532,11 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		n.appendMu.Lock()
 		defer n.appendMu.Unlock()
 		if env.Clear, err = EncodeOpening(o); err != nil {
+			return 0, err
+		}
+	}
+	if !registry {
+		if err := n.awaitGateways(ctx); err != nil {
 			return 0, err
 		}
 	}
@@ -901,4 +917,52 @@ func (n *Node) Ready(ctx context.Context) error {
 	}
 	_, err := n.store.Checkpoint(ctx)
 	return err
+}
+
+// registeredMeanwhile reports whether a refused self-registration (err)
+// was refused because the log holds it already: a replica that was behind
+// (a consortium node still catching up) registered again, and the log
+// refused the second registration once it had the first.
+func (n *Node) registeredMeanwhile(ctx context.Context, err error) bool {
+	if !errors.Is(err, ErrAuthorshipRefused) {
+		return false
+	}
+	size, serr := n.store.Size(ctx)
+	if serr != nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.advance(ctx, size) != nil {
+		return false
+	}
+	gk, ok := n.auth.Gateway(n.id.Gateway)
+	return ok && gk.Seal != nil && gk.Public.Equal(n.signer.Public()) &&
+		bytes.Equal(gk.Seal.Bytes(), n.id.SealKey.PublicKey().Bytes())
+}
+
+// awaitGateways makes sure, before an entry is sealed, that the node's
+// registry holds every gateway of a store with a RegistrationWaiter:
+// once they have all registered, it never waits again.
+func (n *Node) awaitGateways(ctx context.Context) error {
+	w, ok := n.store.(RegistrationWaiter)
+	if !ok {
+		return nil
+	}
+	n.mu.Lock()
+	done := len(n.auth.Unregistered()) == 0
+	n.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := w.WaitRegistered(ctx); err != nil {
+		return err
+	}
+	size, err := n.store.Size(ctx)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.advance(ctx, size)
 }

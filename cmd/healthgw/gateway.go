@@ -189,7 +189,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
-	if g.node, err = ledger.OpenNode(ctx, g.store, id); err != nil {
+	if g.node, err = openNode(ctx, g.store, id, logger); err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
 	g.ledger = g.node

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,6 +126,9 @@ func (l *Log) waitCommitted(ctx context.Context, id TxID) (uint64, error) {
 		if ok && idx < st.Size {
 			return idx, nil
 		}
+		if reason, refused := l.app.refusal(id); refused {
+			return 0, fmt.Errorf("append: %w: the entry was not appended, and will not be: %s", ErrRefused, reason)
+		}
 		select {
 		case <-next:
 		case <-l.done:
@@ -165,9 +169,60 @@ func (l *Log) usable() error {
 	return l.halt.err()
 }
 
-// Ready reports whether the node serves: nil unless it is closed or its
-// consensus halted (HaltError, naming CometBFT's reason).
-func (l *Log) Ready(context.Context) error { return l.usable() }
+// Ready reports whether the node serves and can write: nil unless it is
+// closed, its consensus halted (HaltError, naming CometBFT's reason), or
+// a genesis gateway has not registered its sealing key yet (an error
+// wrapping ErrUnregistered and ledger.ErrUnavailable, naming them; see
+// WaitRegistered).
+func (l *Log) Ready(context.Context) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if missing := l.app.Unregistered(); len(missing) > 0 {
+		return unregisteredError(missing)
+	}
+	return nil
+}
+
+// ErrUnregistered: a genesis gateway has not registered its sealing key
+// (gateway.registered) yet, so an entry sealed now could not be opened by
+// it. Every gateway registers itself when it first opens its ledger.
+var ErrUnregistered = errors.New("comet: a consortium gateway has not registered its sealing key yet")
+
+func unregisteredError(missing []string) error {
+	return fmt.Errorf("%w: %w: %s (each registers when its gateway first starts)", ledger.ErrUnavailable, ErrUnregistered, strings.Join(missing, ", "))
+}
+
+// WaitRegistered implements ledger.RegistrationWaiter: it returns once
+// every genesis gateway's gateway.registered is committed on this node,
+// so that the gateway seals every entry to all of them (until recipients
+// are narrowed to each entry's parties, every registered gateway is a
+// recipient). It gives up after the append timeout, or when ctx is done,
+// with an error wrapping ErrUnregistered and ledger.ErrUnavailable that
+// names the missing gateways: nothing was submitted.
+func (l *Log) WaitRegistered(ctx context.Context) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.appendTimeout)
+	defer cancel()
+	for {
+		_, next := l.app.committedAndNext()
+		missing := l.app.Unregistered()
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-next:
+		case <-l.done:
+			return ledger.ErrClosed
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", unregisteredError(missing), ctx.Err())
+		}
+	}
+}
+
+var _ ledger.RegistrationWaiter = (*Log)(nil)
 
 func (l *Log) isClosed() bool {
 	select {
@@ -287,6 +342,43 @@ func (l *Log) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
 }
 
 var _ ledger.CheckpointWaiter = (*Log)(nil)
+
+// CheckpointAt implements ledger.CheckpointHistory: a checkpoint of exactly
+// size entries, signed with this node's key. The latest size's is the
+// latest checkpoint; an earlier size's names the first block after which
+// the log had that size (whose successor's header carries its root), and
+// ledger.ErrNotFound if no block ended at that size.
+func (l *Log) CheckpointAt(ctx context.Context, size uint64) ([]byte, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	st := l.app.Committed()
+	switch {
+	case size == st.Size:
+		return l.Checkpoint(ctx)
+	case size > st.Size:
+		return nil, fmt.Errorf("checkpoint of size %d, log size %d: %w", size, st.Size, ledger.ErrNotFound)
+	}
+	h, ok, err := l.app.store.heightOf(size)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("checkpoint of size %d: no block ended at that size: %w", size, ledger.ErrNotFound)
+	}
+	root, err := tlog.TreeHash(int64(size), l)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint of size %d: %w", size, err)
+	}
+	text := MarshalCheckpoint(l.origin, l.chainID, State{Height: h, Size: size, Root: root})
+	signed, err := note.Sign(&note.Note{Text: string(text)}, l.signer)
+	if err != nil {
+		return nil, fmt.Errorf("sign checkpoint: %w", err)
+	}
+	return signed, nil
+}
+
+var _ ledger.CheckpointHistory = (*Log)(nil)
 
 // Status describes this node.
 type Status struct {

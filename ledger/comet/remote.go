@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -29,11 +30,15 @@ type Remote struct {
 	client  *rpchttp.HTTP
 	chainID string
 	gateway GatewayKey
-	baseURL string
+	// baseURL is set by SetBaseURL; envBaseURL is the member's
+	// healthgw.env's.
+	baseURL, envBaseURL string
 }
 
 // SetBaseURL sets the gateway's public base URL, named as the home of the
-// orgs it registers.
+// orgs it registers. By default it is the base URL the gateway registered
+// (its gateway.registered, asked of the node), or, before the gateway
+// has registered, HEALTHGW_BASE_URL from the member's healthgw.env.
 func (r *Remote) SetBaseURL(u string) { r.baseURL = u }
 
 // OpenRemote reads the node home's config.toml (RPC address), genesis
@@ -63,7 +68,30 @@ func OpenRemote(home string) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("comet rpc client: %w", err)
 	}
-	return &Remote{client: client, chainID: doc.ChainID, gateway: gk, baseURL: memberBaseURL(home)}, nil
+	return &Remote{client: client, chainID: doc.ChainID, gateway: gk, envBaseURL: memberBaseURL(home)}, nil
+}
+
+// homeBaseURL returns the base URL to name as the home of the orgs this
+// gateway registers (see SetBaseURL).
+func (r *Remote) homeBaseURL(ctx context.Context) (string, error) {
+	if r.baseURL != "" {
+		return r.baseURL, nil
+	}
+	q, err := r.client.ABCIQuery(ctx, gatewayQueryPrefix+r.gateway.ID, nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: ask the node for gateway %q: %w", ledger.ErrUnavailable, r.gateway.ID, err)
+	}
+	if q.Response.Code == CodeOK {
+		var g gatewayInfo
+		if err := json.Unmarshal(q.Response.Value, &g); err != nil || g.BaseURL == "" {
+			return "", fmt.Errorf("comet: the node's answer for gateway %q: %v", r.gateway.ID, err)
+		}
+		return g.BaseURL, nil
+	}
+	if r.envBaseURL != "" {
+		return r.envBaseURL, nil
+	}
+	return "", fmt.Errorf("comet: the public base URL of gateway %q is unknown: it has not registered yet (start its gateway) and there is no HEALTHGW_BASE_URL in healthgw.env beside the node home", r.gateway.ID)
 }
 
 // memberBaseURL reads the gateway's public base URL from the member's
@@ -91,10 +119,11 @@ func (r *Remote) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
-	if r.baseURL == "" {
-		return 0, fmt.Errorf("append: the gateway's public base URL is unknown (no HEALTHGW_BASE_URL in %s)", "healthgw.env beside the node home")
+	base, err := r.homeBaseURL(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("append: %w", err)
 	}
-	env, err := ledger.ClearEnvelope(signer, e, ledger.GatewayHome{Gateway: r.gateway.ID, BaseURL: r.baseURL})
+	env, err := ledger.ClearEnvelope(signer, e, ledger.GatewayHome{Gateway: r.gateway.ID, BaseURL: base})
 	if err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
@@ -115,6 +144,9 @@ func (r *Remote) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
 		q, err := r.client.ABCIQuery(ctx, txQueryPath(id), nil)
 		if err == nil && q.Response.Code == CodeOK && len(q.Response.Value) == 8 {
 			return binary.BigEndian.Uint64(q.Response.Value), nil
+		}
+		if err == nil && q.Response.Code == CodeRefused {
+			return 0, fmt.Errorf("append: %w: the entry was not appended, and will not be: %s", ErrRefused, q.Response.Log)
 		}
 		select {
 		case <-ctx.Done():

@@ -19,9 +19,17 @@ import (
 //	"m"                 meta: height (8) | size (8) | root (32)
 //	"g"                 genesis: JSON {chain_id, app_state}
 //	"e" + be64(index)   the entry's public leaf
-//	"v" + be64(index)   the entry's envelope: JSON {header, sealed | clear}
+//	"v" + be64(index)   the transaction that appended it, as submitted: the
+//	                    entry's envelope (signed header, sealed or clear
+//	                    opening) under its author's transaction signature
 //	"h" + be64(storage) tlog stored hash
 //	"t" + TxID          be64(index) of the entry the transaction appended
+//	"s" + be64(size)    be64 of the first height after which the log had
+//	                    size entries (for checkpoints of past sizes)
+//
+// The leaf binds the header (its seal); only the transaction signature
+// binds a sealed opening's ciphertext, so the node keeps the transaction
+// and checks it again at start.
 var (
 	metaKey    = []byte("m")
 	genesisKey = []byte("g")
@@ -32,7 +40,31 @@ const (
 	hashPrefix  = 'h'
 	txPrefix    = 't'
 	envPrefix   = 'v'
+	sizePrefix  = 's'
 )
+
+// sizeKey is the key of the height at which the log reached size.
+func sizeKey(size uint64) []byte {
+	k := make([]byte, 1, 9)
+	k[0] = sizePrefix
+	return binary.BigEndian.AppendUint64(k, size)
+}
+
+// heightOf returns the first committed height after which the log had
+// size entries, if the log reached exactly that size at a block's end.
+func (s store) heightOf(size uint64) (int64, bool, error) {
+	b, err := s.db.Get(sizeKey(size))
+	if err != nil {
+		return 0, false, fmt.Errorf("read height of size %d: %w", size, err)
+	}
+	if b == nil {
+		return 0, false, nil
+	}
+	if len(b) != 8 {
+		return 0, false, fmt.Errorf("comet: corrupt height record for size %d", size)
+	}
+	return int64(binary.BigEndian.Uint64(b)), true, nil
+}
 
 func entryKey(i uint64) []byte {
 	k := make([]byte, 9)
@@ -41,33 +73,15 @@ func entryKey(i uint64) []byte {
 	return k
 }
 
-// envKey is the key of entry i's envelope.
+// envKey is the key of entry i's transaction (its envelope).
 func envKey(i uint64) []byte {
 	k := make([]byte, 1, 9)
 	k[0] = envPrefix
 	return binary.BigEndian.AppendUint64(k, i)
 }
 
-// wireEnvelope is a stored envelope.
-type wireEnvelope struct {
-	Header []byte `json:"header"`
-	Sealed []byte `json:"sealed,omitempty"`
-	Clear  []byte `json:"clear,omitempty"`
-}
-
-func encodeEnvelope(e ledger.Envelope) ([]byte, error) {
-	return json.Marshal(wireEnvelope{Header: e.Header, Sealed: e.Sealed, Clear: e.Clear})
-}
-
-func decodeEnvelope(b []byte) (ledger.Envelope, error) {
-	var w wireEnvelope
-	if err := json.Unmarshal(b, &w); err != nil {
-		return ledger.Envelope{}, fmt.Errorf("comet: stored envelope: %w", err)
-	}
-	return ledger.Envelope{Header: w.Header, Sealed: w.Sealed, Clear: w.Clear}, nil
-}
-
-// envelopes reads the envelopes of entries [start, end).
+// envelopes reads the envelopes of entries [start, end) from their stored
+// transactions (checked at start, see App.checkStored).
 func (s store) envelopes(start, end uint64) ([]ledger.Envelope, error) {
 	out := make([]ledger.Envelope, 0, end-start)
 	it, err := s.db.Iterator(envKey(start), envKey(end))
@@ -76,9 +90,9 @@ func (s store) envelopes(start, end uint64) ([]ledger.Envelope, error) {
 	}
 	defer it.Close()
 	for ; it.Valid(); it.Next() {
-		e, err := decodeEnvelope(it.Value())
+		e, err := decodeTxEnvelope(it.Value())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("comet: stored transaction of entry %d: %w", start+uint64(len(out)), err)
 		}
 		out = append(out, e)
 	}
@@ -239,12 +253,8 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 			return err
 		}
 	}
-	for i, e := range b.envelopes {
-		eb, err := encodeEnvelope(e)
-		if err != nil {
-			return err
-		}
-		if err := batch.Set(envKey(b.first+uint64(i)), eb); err != nil {
+	for i, tx := range b.rawTxs {
+		if err := batch.Set(envKey(b.first+uint64(i)), tx); err != nil {
 			return err
 		}
 	}
@@ -257,6 +267,11 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 		v := make([]byte, 8)
 		binary.BigEndian.PutUint64(v, idx)
 		if err := batch.Set(txKey(id), v); err != nil {
+			return err
+		}
+	}
+	if b.state.Size > b.first {
+		if err := batch.Set(sizeKey(b.state.Size), binary.BigEndian.AppendUint64(nil, uint64(b.state.Height))); err != nil {
 			return err
 		}
 	}
@@ -276,40 +291,26 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 // recorded, or the database itself is damaged. The node refuses to start.
 var ErrCorrupt = errors.New("comet: stored log does not match the committed application hash")
 
-// checkEnvelope checks that entry i's stored envelope is the one its leaf
-// commits to (the header's seal) and is well-formed.
-func (s store) checkEnvelope(i uint64, leafBytes []byte) error {
+// storedTx reads entry i's stored transaction.
+func (s store) storedTx(i uint64) ([]byte, error) {
 	b, err := s.db.Get(envKey(i))
 	if err != nil {
-		return fmt.Errorf("%w: entry %d: read envelope: %w", ErrCorrupt, i, err)
+		return nil, fmt.Errorf("%w: entry %d: read its transaction: %w", ErrCorrupt, i, err)
 	}
 	if b == nil {
-		return fmt.Errorf("%w: entry %d: envelope is missing", ErrCorrupt, i)
+		return nil, fmt.Errorf("%w: entry %d: its transaction (envelope) is missing", ErrCorrupt, i)
 	}
-	env, err := decodeEnvelope(b)
-	if err != nil {
-		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
-	}
-	leaf, err := ledger.DecodeLeaf(leafBytes)
-	if err != nil {
-		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
-	}
-	if ledger.Seal(env.Header) != leaf.Seal {
-		return fmt.Errorf("%w: entry %d: its envelope is not the one its leaf seals", ErrCorrupt, i)
-	}
-	if _, err := ledger.CheckEnvelope(env); err != nil {
-		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
-	}
-	return nil
+	return b, nil
 }
 
 // checkTree verifies the whole committed state: every entry against its
-// stored leaf hash and its envelope against its leaf, every stored hash against the hashes it covers
+// stored leaf hash, every stored hash against the hashes it covers
 // (recomputed with tlog.StoredHashes), the tree of m.Size entries
-// against m.Root, and that no entry is stored past m.Size. The error
-// names the first index that fails. It reads every entry once: about a
-// second per few hundred thousand entries.
-func (s store) checkTree(m State) error {
+// against m.Root, and that no entry is stored past m.Size; it calls
+// check with each entry's leaf and stored transaction, in index order
+// (the app checks the transaction and rebuilds its registry there). The
+// error names the first index that fails.
+func (s store) checkTree(m State, check func(i uint64, leaf, tx []byte) error) error {
 	hr := tlog.HashReaderFunc(func(xs []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(xs))
 		for i, x := range xs {
@@ -348,7 +349,11 @@ func (s store) checkTree(m State) error {
 				return fmt.Errorf("%w: entry %d: stored hash %d does not match the hashes below it", ErrCorrupt, i, base+int64(k))
 			}
 		}
-		if err := s.checkEnvelope(i, it.Value()); err != nil {
+		tx, err := s.storedTx(i)
+		if err != nil {
+			return err
+		}
+		if err := check(i, it.Value(), tx); err != nil {
 			return err
 		}
 		i++
@@ -363,6 +368,11 @@ func (s store) checkTree(m State) error {
 		return fmt.Errorf("%w: read entry %d: %w", ErrCorrupt, m.Size, err)
 	} else if extra != nil {
 		return fmt.Errorf("%w: entry %d is stored past the committed size", ErrCorrupt, m.Size)
+	}
+	if extra, err := s.db.Get(envKey(m.Size)); err != nil {
+		return fmt.Errorf("%w: read entry %d: %w", ErrCorrupt, m.Size, err)
+	} else if extra != nil {
+		return fmt.Errorf("%w: a transaction is stored for entry %d, past the committed size", ErrCorrupt, m.Size)
 	}
 	root, err := tlog.TreeHash(int64(m.Size), hr)
 	if err != nil {
