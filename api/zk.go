@@ -60,12 +60,12 @@ func (s *Server) MountZK(d ZKDeps) {
 		errorRule{target: eligibility.ErrNotFound, status: http.StatusNotFound, code: errNotFound.Code, message: errNotFound.Message},
 	)
 	g := s.engine.Group("/v1", s.authenticate)
+	g.GET("/proofs/challenges/:id", s.requireOrg(auth.ScopeProofsVerify, auth.KindVerifier), s.getChallenge)
 	g.POST("/credentials", s.requireOrg(auth.ScopeCredentialsIssue, auth.KindHospital), s.limitBody(s.cfg.MaxJSONBody), s.postCredential)
 	g.GET("/circuits", s.listCircuits)
 	g.GET("/circuits/:statement/proving-key", s.getProvingKey)
 	g.POST("/proofs/challenges", s.requireOrg(auth.ScopeProofsVerify, auth.KindVerifier), s.limitBody(s.cfg.MaxJSONBody), s.postChallenge)
 	g.POST("/proofs/verify", s.requireOrg(auth.ScopeProofsVerify, auth.KindVerifier), s.limitBody(maxProofBody), s.verifyProof)
-	g.GET("/proofs/challenges/:id", s.requireOrg(auth.ScopeProofsVerify, auth.KindVerifier), s.getChallenge)
 }
 
 // failZK is fail with the eligibility use case's validation errors, whose
