@@ -67,6 +67,7 @@ type gateway struct {
 	vault    *records.Vault
 	zkstore  *zkstore.Store
 	zkKeys   *eligibility.KeyDir
+	zk       *eligibility.Service // the eligibility use case (API and patient app)
 	pseud    *ledger.Pseudonymizer
 	signKey  *auth.SigningKey
 	// challengeKey signs zero-knowledge proof challenges.
