@@ -60,6 +60,7 @@ type serveConfig struct {
 	LogFormat         string           // text (default) or json
 	RateLimit         bool             // apply RateLimits (default on)
 	RateLimits        ratelimit.Config // see ratelimit.DefaultConfig
+	DebugAddr         string           // loopback address serving net/http/pprof (empty: off)
 }
 
 func defaultServeConfig() serveConfig {
@@ -109,6 +110,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
 	fs.Var(&c.Witnesses, "witness", "a witness to submit each checkpoint to, as <cosignature verifier key>@<url>; repeatable (C2SP tlog-witness)")
 	c.operationsFlags(fs)
+	c.debugFlags(fs)
 }
 
 // finish fills derived defaults and validates.
@@ -188,6 +190,9 @@ func (c *serveConfig) finish() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	if err := c.finishDebug(); err != nil {
+		return err
 	}
 	_ = database.DialectOf(c.DB)
 	return nil

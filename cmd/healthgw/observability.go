@@ -11,6 +11,7 @@ import (
 
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/metrics"
 	"github.com/healthgw/healthgw/ratelimit"
 )
@@ -44,6 +45,12 @@ func newOperations(cfg serveConfig, l ledger.Log) *operations {
 	o := &operations{reg: prometheus.NewRegistry()}
 	o.metrics = metrics.New(o.reg)
 	o.reg.MustRegister(metrics.NewLedgerCollector(l, checkpointSize))
+	if n, ok := l.(cometStatus); ok {
+		o.reg.MustRegister(metrics.NewConsensusCollector(func() metrics.ConsensusStatus {
+			st := n.Status()
+			return metrics.ConsensusStatus{Height: st.Height, Peers: st.Peers, LastBlockTime: st.LastBlockTime, CatchingUp: st.CatchingUp}
+		}))
+	}
 	o.opts = []api.Option{api.WithRegistry(o.reg), api.WithObserver(o.metrics)}
 	if cfg.RateLimit {
 		o.limits = ratelimit.New(cfg.RateLimits, o.reg)
@@ -51,6 +58,12 @@ func newOperations(cfg serveConfig, l ledger.Log) *operations {
 	}
 	return o
 }
+
+// cometStatus is a consortium ledger node (comet.Log): the consensus
+// collector reads its height, peers and last block.
+type cometStatus interface{ Status() comet.Status }
+
+var _ cometStatus = (*comet.Log)(nil)
 
 func checkpointSize(note []byte) (uint64, error) {
 	cp, err := ledger.ParseCheckpoint(note)

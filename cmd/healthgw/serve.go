@@ -82,6 +82,11 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return errors.Join(err, g.close())
 	}
 	defer stopTLS()
+	stopDebug, err := startDebug(cfg.DebugAddr, logger)
+	if err != nil {
+		return errors.Join(err, g.close())
+	}
+	defer stopDebug()
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,
