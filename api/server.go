@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -75,6 +76,8 @@ type Server struct {
 	limits RateLimiter
 	// observer, when set, is told of token failures and record bytes.
 	observer Observer
+	// trustedProxies may set the client address by X-Forwarded-For.
+	trustedProxies []netip.Prefix
 }
 
 // Option configures a Server.
@@ -117,6 +120,7 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	s.metrics = newMetrics(s.registry)
 
 	e := gin.New()
+	s.trustProxies(e)
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = false
 	e.Use(s.requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware)

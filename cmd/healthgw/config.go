@@ -61,6 +61,10 @@ type serveConfig struct {
 	RateLimit         bool             // apply RateLimits (default on)
 	RateLimits        ratelimit.Config // see ratelimit.DefaultConfig
 	DebugAddr         string           // loopback address serving net/http/pprof (empty: off)
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For gives
+	// the client address for rate limits and logs (default: none; the
+	// socket peer is the client).
+	TrustedProxies prefixList
 }
 
 func defaultServeConfig() serveConfig {

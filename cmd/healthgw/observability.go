@@ -29,6 +29,7 @@ func (c *serveConfig) operationsFlags(fs *flag.FlagSet) {
 	fs.IntVar(&rl.TokenFailures.Threshold, "rate-limit-token-failures", rl.TokenFailures.Threshold, "consecutive failed token requests of one org from one address before the back-off")
 	fs.DurationVar(&rl.TokenFailures.Base, "rate-limit-backoff", rl.TokenFailures.Base, "first back-off after the failure threshold; doubles with each further failure")
 	fs.DurationVar(&rl.TokenFailures.Max, "rate-limit-backoff-max", rl.TokenFailures.Max, "longest back-off")
+	fs.Var(&c.TrustedProxies, "trusted-proxy", "reverse proxies (CIDR or address, comma-separated, repeatable; environment HEALTHGW_TRUSTED_PROXIES) whose X-Forwarded-For names the client for rate limits and logs; from any other peer the header is ignored (default: none)")
 }
 
 // operations is the gateway's operability wiring: one Prometheus registry
@@ -51,7 +52,7 @@ func newOperations(cfg serveConfig, l ledger.Log) *operations {
 			return metrics.ConsensusStatus{Height: st.Height, Peers: st.Peers, LastBlockTime: st.LastBlockTime, CatchingUp: st.CatchingUp}
 		}))
 	}
-	o.opts = []api.Option{api.WithRegistry(o.reg), api.WithObserver(o.metrics)}
+	o.opts = []api.Option{api.WithRegistry(o.reg), api.WithObserver(o.metrics), api.WithTrustedProxies(cfg.TrustedProxies)}
 	if cfg.RateLimit {
 		o.limits = ratelimit.New(cfg.RateLimits, o.reg)
 		o.opts = append(o.opts, api.WithRateLimits(o.limits))
