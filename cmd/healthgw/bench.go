@@ -501,6 +501,29 @@ func (s *benchSummary) print(w io.Writer) {
 		fmt.Fprintf(w, " %s=%s", m.at, mib(m.rss))
 	}
 	fmt.Fprintln(w)
+	if lo, hi, ok := s.warmMemory(); ok {
+		fmt.Fprintf(w, "memory after the first minute (warm-up: caches and the GC heap goal fill): min %s, max %s, spread %s\n", mib(lo), mib(hi), mib(hi-lo))
+	}
+}
+
+// warmMemory is the lowest and highest RSS sampled from the first minute
+// on, once the process has reached its working set; ok is false without
+// two such samples.
+func (s *benchSummary) warmMemory() (lo, hi int64, ok bool) {
+	n := 0
+	for _, m := range s.mem {
+		if m.at < time.Minute || m.rss < 0 {
+			continue
+		}
+		if n == 0 || m.rss < lo {
+			lo = m.rss
+		}
+		if n == 0 || m.rss > hi {
+			hi = m.rss
+		}
+		n++
+	}
+	return lo, hi, n >= 2
 }
 
 // orgToken registers o with fresh keys under dir (as `healthgw org keygen`
