@@ -269,7 +269,7 @@ func openKeySet(ctx context.Context, db *gorm.DB, dsn, dataDir string, opts keyS
 			err = errors.Join(err, s.rollback(context.WithoutCancel(ctx)))
 		}
 	}()
-	var inUse, missing, adopt, generate []boundKey
+	var inUse, adopt, generate []boundKey
 	found := map[string]string{} // id → identifier of the file present
 	for _, k := range boundKeys {
 		if k.uses != nil && !k.uses(opts.cfg) {
@@ -278,7 +278,6 @@ func openKeySet(ctx context.Context, db *gorm.DB, dsn, dataDir string, opts keyS
 		inUse = append(inUse, k)
 		path := filepath.Join(dataDir, k.rel)
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			missing = append(missing, k)
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("%s: %w", k.name, err)
