@@ -72,12 +72,12 @@ type Server struct {
 	zk       ZKDeps
 	// projections is the follower the query routes catch up first.
 	projections Syncer
+	// trustedProxies may set the client address by X-Forwarded-For.
+	trustedProxies []netip.Prefix
 	// limits, when set, rate-limits the token endpoint and principals.
 	limits RateLimiter
 	// observer, when set, is told of token failures and record bytes.
 	observer Observer
-	// trustedProxies may set the client address by X-Forwarded-For.
-	trustedProxies []netip.Prefix
 }
 
 // Option configures a Server.
