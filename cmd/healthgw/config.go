@@ -61,6 +61,11 @@ type serveConfig struct {
 	LogFormat         string           // text (default) or json
 	RateLimit         bool             // apply RateLimits (default on)
 	RateLimits        ratelimit.Config // see ratelimit.DefaultConfig
+	DebugAddr         string           // loopback address serving net/http/pprof (empty: off)
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For gives
+	// the client address for rate limits and logs (default: none; the
+	// socket peer is the client).
+	TrustedProxies prefixList
 }
 
 func defaultServeConfig() serveConfig {
@@ -111,6 +116,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Var(&c.Witnesses, "witness", "a witness to submit each checkpoint to, as <cosignature verifier key>@<url>; repeatable (C2SP tlog-witness)")
 	fs.IntVar(&c.WitnessThreshold, "witness-threshold", c.WitnessThreshold, "witness cosignatures each checkpoint should carry (default: every --witness); the console's ledger status says whether it does")
 	c.operationsFlags(fs)
+	c.debugFlags(fs)
 }
 
 // finish fills derived defaults and validates.
@@ -193,6 +199,9 @@ func (c *serveConfig) finish() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	if err := c.finishDebug(); err != nil {
+		return err
 	}
 	_ = database.DialectOf(c.DB)
 	return nil

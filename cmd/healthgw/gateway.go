@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -85,6 +84,7 @@ type gateway struct {
 	clock      clock
 	limits     *ratelimit.Limiter
 	closers    []func() error // run in reverse order by close
+	failed     bool           // open failed: close undoes what it made
 	// witnesses submits checkpoints to the configured witnesses (nil:
 	// none); serve runs it.
 	witnesses *witness.Submitter
@@ -126,20 +126,44 @@ func openGatewayOn(ctx context.Context, cfg serveConfig, logger *slog.Logger, e 
 
 func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	cfg, logger, progress := g.cfg, g.log, e.stderr
+	// A failed start undoes what it made (g.failed): close runs
+	// the undo steps once open has returned the error.
+	defer func() {
+		if err != nil {
+			g.failed = true
+		}
+	}()
 
 	// Storage first (unless the caller opened it: then it keeps
 	// ownership): keys are made only together with a new database.
 	if g.db == nil {
+		undo := newFileUndo(cfg)
 		if g.db, err = database.Open(ctx, cfg.DB); err != nil {
 			return err
 		}
-		g.closers = append(g.closers, func() error { return database.Close(g.db) })
+		g.closers = append(g.closers, func() error {
+			err := database.Close(g.db)
+			if g.failed {
+				undo.run()
+			}
+			return err
+		})
 	}
 
 	// Keys: checked against the key set the database belongs to, or
-	// generated with a new database (startup.go). 0600, never logged.
-	keys, err := openKeySet(ctx, g.db, cfg.DB, cfg.DataDir, checkpointKeyName(cfg), true, progress)
+	// generated with a new database (startup.go), and installed only once
+	// the whole start has succeeded. 0600, never logged.
+	keys, err := openKeySet(ctx, g.db, cfg.DB, cfg.DataDir, keySetOptions{cfg: cfg, create: true, complete: true}, progress)
 	if err != nil {
+		return err
+	}
+	g.closers = append(g.closers, func() error {
+		if g.failed { // after everything opened later has closed
+			return keys.rollback(context.WithoutCancel(ctx))
+		}
+		return nil
+	})
+	if err := checkKEKs(ctx, g.db, cfg.DB, cfg.DataDir, newKeystore(e, cfg.DataDir, false)); err != nil {
 		return err
 	}
 	g.signKey, g.vkey = keys.sign, keys.vkey
@@ -147,19 +171,11 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if g.pseud, err = ledger.NewPseudonymizer(keys.secret); err != nil {
 		return err
 	}
-	seed, fresh, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, challengeKeyFile), ed25519.SeedSize)
-	if err != nil {
-		return fmt.Errorf("challenge key: %w", err)
+	if keys.challenge == nil {
+		return errors.New("challenge key: not loaded") // serve completes the key set: a bug
 	}
-	if fresh {
-		fmt.Fprintf(progress, "created challenge signing key %s\n", filepath.Join(cfg.DataDir, challengeKeyFile))
-	}
-	g.challengeKey = ed25519.NewKeyFromSeed(seed)
-	if cfg.DevIdP {
-		if g.devIdP, err = auth.LoadOrCreateDevIdP(auth.DevIdPKeyPath(cfg.DataDir)); err != nil {
-			return fmt.Errorf("development IdP key: %w", err)
-		}
-	}
+	g.challengeKey = keys.challenge
+	g.devIdP = keys.devIdP
 
 	// Ledger.
 	if g.ledger == nil {
@@ -317,7 +333,11 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 
 	// Zero-knowledge eligibility.
 	g.mountZK(cfg, logger, ops.appender(g.ledger))
-	return g.openWeb()
+	if err := g.openWeb(); err != nil {
+		return err
+	}
+	// Everything opened: the new keys go into place.
+	return keys.commit()
 }
 
 // headSync brings the projections to the head of the log: the newest

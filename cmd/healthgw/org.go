@@ -112,11 +112,22 @@ func openLedger(ctx context.Context, db *gorm.DB, dsn, dataDir string, readOnly,
 	if err := cfg.finish(); err != nil {
 		return nil, err
 	}
-	keys, err := openKeySet(ctx, db, dsn, dataDir, checkpointKeyName(cfg), create, io.Discard)
+	cfg.DevIdP = false // one-shot commands do not use the development IdP's key
+	keys, err := openKeySet(ctx, db, dsn, dataDir, keySetOptions{cfg: cfg, create: create}, io.Discard)
 	if err != nil {
 		return nil, err
 	}
-	return gormlog.Open(ctx, db, gormlog.Options{Signer: keys.signer, Logger: slog.New(slog.DiscardHandler)})
+	l, err := gormlog.Open(ctx, db, gormlog.Options{Signer: keys.signer, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		err = keys.commit()
+		if err != nil {
+			err = errors.Join(err, l.Close())
+		}
+	}
+	if err != nil {
+		return nil, errors.Join(err, keys.rollback(context.WithoutCancel(ctx)))
+	}
+	return l, nil
 }
 
 // openCLIDatabase opens the database a command works on: an existing one,
