@@ -1,7 +1,8 @@
 // ledger.js — the console's "verify the ledger" button: fetch the signed
 // checkpoint and every entry bundle from the C2SP tlog-tiles API,
 // recompute the RFC 6962 tree and compare it with the signed root, with
-// progress.
+// progress; then check the witnesses' cosignatures on that checkpoint
+// (cosig.js) against the threshold the page states.
 "use strict";
 (function () {
   const T = window.healthgwTlog;
@@ -32,7 +33,8 @@
     button.disabled = true;
     show("pending", d.msgRunning);
     try {
-      const cp = await T.openCheckpoint(await fetchOK("checkpoint", "text"), d.key);
+      const note = await fetchOK("checkpoint", "text");
+      const cp = await T.openCheckpoint(note, d.key);
       const size = Number(cp.size);
       progress.max = Math.max(size, 1);
       progress.value = 0;
@@ -51,6 +53,11 @@
       }
       const root = await tb.root();
       if (!T.equal(root, cp.root)) throw new Error("recomputed root differs from the signed root");
+      if (window.healthgwCosig && !(await window.healthgwCosig.verifyPage(note))) {
+        box.dataset.reason = "too few valid witness cosignatures";
+        show("bad", d.msgWitnesses);
+        return;
+      }
       show("ok", d.msgOk);
     } catch (e) {
       box.dataset.reason = String(e && e.message);
