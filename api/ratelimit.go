@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,7 +69,7 @@ func (s *Server) tokenRateLimit(c *gin.Context) {
 		s.credentialsRateLimit(c)
 		return
 	}
-	addr := sourceAddress(c.Request.RemoteAddr)
+	addr := s.clientAddress(c)
 	org := peekClientOrg(c.Request)
 	if d := s.limits.TokenRequest(addr, org); !d.Allowed {
 		s.refuseRate(c, d, addr, org)
@@ -91,7 +92,7 @@ func (s *Server) credentialsRateLimit(c *gin.Context) {
 		c.Next()
 		return
 	}
-	addr := sourceAddress(c.Request.RemoteAddr)
+	addr := s.clientAddress(c)
 	if d := s.limits.Credentials(addr); !d.Allowed {
 		s.refuseRate(c, d, addr, "")
 		return
@@ -117,7 +118,7 @@ func (s *Server) limitPrincipal(c *gin.Context, p Principal) bool {
 		key, logKey = "patient:"+p.Patient, "patient"
 	}
 	if d := s.limits.Principal(key); !d.Allowed {
-		s.refuseRate(c, d, sourceAddress(c.Request.RemoteAddr), logKey)
+		s.refuseRate(c, d, s.clientAddress(c), logKey)
 		return false
 	}
 	return true
@@ -150,14 +151,55 @@ func (s *Server) refuseRate(c *gin.Context, d ratelimit.Decision, addr, key stri
 	c.AbortWithStatusJSON(http.StatusTooManyRequests, errorResponse{Error: "rate_limited", Message: msg, RequestID: rid})
 }
 
-// sourceAddress is the limit key of a peer: its IP, or its /64 for IPv6
-// (one host usually holds a whole /64). X-Forwarded-For is not trusted.
-func sourceAddress(remote string) string {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return remote
+// WithTrustedProxies makes the server take the client address (for the
+// rate limits and logs) from X-Forwarded-For when the connection comes
+// from one of proxies: the address is the right-most one in the header
+// that is not itself a trusted proxy. Without this option, or from any
+// other peer, the client address is the connection's peer address and
+// X-Forwarded-For is ignored, so a client cannot pick its own limit key.
+func WithTrustedProxies(proxies []netip.Prefix) Option {
+	return func(s *Server) { s.trustedProxies = slices.Clone(proxies) }
+}
+
+// trustProxies configures gin's ClientIP: only X-Forwarded-For, only from
+// s.trustedProxies (none by default; gin's own default trusts everyone).
+func (s *Server) trustProxies(e *gin.Engine) {
+	e.ForwardedByClientIP = true
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
+	e.TrustedPlatform = ""
+	cidrs := make([]string, len(s.trustedProxies))
+	for i, p := range s.trustedProxies {
+		cidrs[i] = p.Masked().String()
 	}
-	ip := ap.Addr().Unmap()
+	if err := e.SetTrustedProxies(cidrs); err != nil {
+		// Prefixes always parse; should one not, trust no proxy.
+		s.log.Error("trusted proxies not applied; trusting none", slog.String("err", err.Error()))
+		_ = e.SetTrustedProxies(nil)
+	}
+}
+
+// clientAddress is the limit and log key of the request's client: the
+// connection's peer, or what a trusted proxy forwarded (see
+// WithTrustedProxies), as sourceAddress reduces it.
+func (s *Server) clientAddress(c *gin.Context) string {
+	if ip := c.ClientIP(); ip != "" {
+		return sourceAddress(ip)
+	}
+	return sourceAddress(c.Request.RemoteAddr)
+}
+
+// sourceAddress reduces an address (IP or IP:port) to a limit key: the
+// IP, or its /64 for IPv6 (one host usually holds a whole /64).
+func sourceAddress(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		ap, perr := netip.ParseAddrPort(addr)
+		if perr != nil {
+			return addr
+		}
+		ip = ap.Addr()
+	}
+	ip = ip.Unmap().WithZone("")
 	if ip.Is6() {
 		if p, err := ip.Prefix(64); err == nil {
 			return p.String()

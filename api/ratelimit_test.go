@@ -57,6 +57,10 @@ func TestSourceAddress(t *testing.T) {
 		"[2001:db8:1:2:3:4:5:6]:443":     "2001:db8:1:2::/64",
 		"[2001:db8:1:2:ffff:4:5:6]:8080": "2001:db8:1:2::/64",
 		"garbage":                        "garbage",
+		"192.0.2.7":                      "192.0.2.7",
+		"::ffff:192.0.2.7":               "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6":           "2001:db8:1:2::/64",
+		"fe80::1%eth0":                   "fe80::/64",
 	} {
 		if got := sourceAddress(in); got != want {
 			t.Errorf("sourceAddress(%q) = %q, want %q", in, got, want)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -71,6 +72,8 @@ type Server struct {
 	zk       ZKDeps
 	// projections is the follower the query routes catch up first.
 	projections Syncer
+	// trustedProxies may set the client address by X-Forwarded-For.
+	trustedProxies []netip.Prefix
 	// limits, when set, rate-limits the token endpoint and principals.
 	limits RateLimiter
 	// observer, when set, is told of token failures and record bytes.
@@ -119,6 +122,7 @@ func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *
 	s.metrics = newMetrics(s.registry)
 
 	e := gin.New()
+	s.trustProxies(e)
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = false
 	e.Use(s.requestIDMiddleware, s.recoverMiddleware, s.metricsMiddleware)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -32,5 +33,26 @@ func TestTokenCache(t *testing.T) {
 	}
 	if len(c.m) > tokenCacheSize {
 		t.Errorf("cache grew to %d entries, bound %d", len(c.m), tokenCacheSize)
+	}
+}
+
+// TestTokenCacheForgetsExpired: a stream of short-lived tokens (each
+// used once, as a client minting a token per request does) keeps only
+// the unexpired ones, not every token seen up to the bound.
+func TestTokenCacheForgetsExpired(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var c tokenCache
+	const ttl = time.Minute
+	for i := range 5000 {
+		at := now.Add(time.Duration(i) * 100 * time.Millisecond) // 10 a second
+		c.put(fmt.Sprintf("tok-%d", i), Principal{Org: "x", Expires: at.Add(ttl)}, at)
+	}
+	// 600 tokens are unexpired at the end (one minute at 10 a second),
+	// plus those inserted since the last sweep.
+	if got, max := c.len(), 600+tokenCacheSweep; got > max {
+		t.Errorf("%d cached tokens after 5000 one-minute tokens over 500 s, want at most %d", got, max)
+	}
+	if _, ok := c.get("tok-4999", now.Add(4999*100*time.Millisecond)); !ok {
+		t.Error("the newest token is not cached")
 	}
 }

@@ -24,6 +24,7 @@ type ZKService interface {
 	ProvingKeyPath(ctx context.Context, statement string) (string, error)
 	NewChallenge(ctx context.Context, verifier, statement string, params map[string]string, now time.Time) ([]byte, error)
 	Verify(ctx context.Context, verifier string, proof []byte, now time.Time) (eligibility.Result, error)
+	ChallengeStatus(ctx context.Context, verifier, id string, now time.Time) (eligibility.ChallengeStatus, error)
 }
 
 var _ ZKService = (*eligibility.Service)(nil)
@@ -59,6 +60,7 @@ func (s *Server) MountZK(d ZKDeps) {
 		errorRule{target: eligibility.ErrNotFound, status: http.StatusNotFound, code: errNotFound.Code, message: errNotFound.Message},
 	)
 	g := s.engine.Group("/v1", s.authenticate)
+	g.GET("/proofs/challenges/:id", s.requireOrg(auth.ScopeProofsVerify, auth.KindVerifier), s.getChallenge)
 	g.POST("/credentials", s.requireOrg(auth.ScopeCredentialsIssue, auth.KindHospital), s.limitBody(s.cfg.MaxJSONBody), s.postCredential)
 	g.GET("/circuits", s.listCircuits)
 	g.GET("/circuits/:statement/proving-key", s.getProvingKey)
@@ -230,4 +232,46 @@ func (s *Server) verifyProof(c *gin.Context) {
 		Valid: res.Valid, Statement: string(res.Statement), Issuer: res.Issuer, Nullifier: res.Nullifier,
 		Reason: string(res.Reason), Message: res.Reason.Message(), LedgerIndex: res.LedgerIndex,
 	})
+}
+
+// challengeStatusResponse is the body of GET /v1/proofs/challenges/{id}:
+// the verifier's challenge and what became of it. A patient may answer
+// a challenge in the patient app instead of handing the proof back to
+// the verifier; the verifier reads the outcome here.
+type challengeStatusResponse struct {
+	ID        string            `json:"id"`
+	Statement string            `json:"statement"`
+	Params    map[string]string `json:"params,omitempty"`
+	CreatedAt *time.Time        `json:"created_at,omitempty"`
+	ExpiresAt *time.Time        `json:"expires_at,omitempty"`
+	// Status: open, answered (result says how), expired (unanswered), or
+	// unknown (used up, but its verification was never logged: ask for a
+	// new challenge).
+	Status string          `json:"status"`
+	Result *verifyResponse `json:"result,omitempty"`
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func (s *Server) getChallenge(c *gin.Context) {
+	st, err := s.zk.Service.ChallengeStatus(c.Request.Context(), principal(c).Org, c.Param("id"), s.nowUTC())
+	if err != nil {
+		s.failZK(c, err)
+		return
+	}
+	ch := st.Challenge
+	out := challengeStatusResponse{ID: ch.ID, Statement: ch.Statement, Params: ch.Params,
+		CreatedAt: optTime(ch.CreatedAt), ExpiresAt: optTime(ch.ExpiresAt), Status: string(st.State)}
+	if o := st.Outcome; o != nil {
+		out.Result = &verifyResponse{Valid: o.Valid, Statement: o.Statement, Issuer: o.Issuer, Nullifier: o.Nullifier,
+			Reason: string(o.Reason), Message: o.Reason.Message(), LedgerIndex: o.LedgerIndex}
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, out)
 }

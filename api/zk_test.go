@@ -31,6 +31,7 @@ type fakeZK struct {
 	pkPath   func(ctx context.Context, statement string) (string, error)
 	newCh    func(ctx context.Context, verifier, statement string, params map[string]string, now time.Time) ([]byte, error)
 	verify   func(ctx context.Context, verifier string, proof []byte, now time.Time) (eligibility.Result, error)
+	status   func(ctx context.Context, verifier, id string, now time.Time) (eligibility.ChallengeStatus, error)
 }
 
 func (f *fakeZK) unexpected(name string) error {
@@ -71,6 +72,13 @@ func (f *fakeZK) Verify(ctx context.Context, verifier string, proof []byte, now 
 		return eligibility.Result{}, f.unexpected("Verify")
 	}
 	return f.verify(ctx, verifier, proof, now)
+}
+
+func (f *fakeZK) ChallengeStatus(ctx context.Context, verifier, id string, now time.Time) (eligibility.ChallengeStatus, error) {
+	if f.status == nil {
+		return eligibility.ChallengeStatus{}, f.unexpected("ChallengeStatus")
+	}
+	return f.status(ctx, verifier, id, now)
 }
 
 // tokenAuth authenticates the tokens "hosp-a", "ins-v" and "patient".
@@ -356,6 +364,65 @@ func TestVerifyProof(t *testing.T) {
 				return
 			}
 			var got verifyResponse
+			if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("response (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestGetChallenge(t *testing.T) {
+	created := zkNow.Add(-time.Minute)
+	ch := eligibility.Challenge{ID: "c1", Verifier: "ins-v", Statement: "age", Params: map[string]string{"attribute": "birth_date", "cutoff": "2008-03-01"},
+		CreatedAt: created, ExpiresAt: created.Add(5 * time.Minute)}
+	f := &fakeZK{status: func(_ context.Context, verifier, id string, now time.Time) (eligibility.ChallengeStatus, error) {
+		if verifier != "ins-v" || !now.Equal(zkNow) {
+			t.Errorf("status for %q at %v", verifier, now)
+		}
+		switch id {
+		case "c1":
+			return eligibility.ChallengeStatus{Challenge: ch, State: eligibility.StateOpen}, nil
+		case "c2":
+			return eligibility.ChallengeStatus{Challenge: ch, State: eligibility.StateAnswered, Outcome: &eligibility.Outcome{
+				Verifier: "ins-v", Challenge: "c1", Statement: "age", Valid: true, Issuer: "hosp-a", Nullifier: "0abc", LedgerIndex: 9}}, nil
+		case "c3":
+			return eligibility.ChallengeStatus{Challenge: ch, State: eligibility.StateAnswered, Outcome: &eligibility.Outcome{
+				Verifier: "ins-v", Challenge: "c1", Statement: "age", Reason: eligibility.ReasonInvalid, LedgerIndex: 10}}, nil
+		}
+		return eligibility.ChallengeStatus{}, eligibility.ErrNotFound
+	}}
+	h := zkServer(t, f)
+	exp := created.Add(5 * time.Minute)
+	for _, tt := range []struct {
+		name, token, id string
+		status          int
+		want            challengeStatusResponse
+		code            string
+	}{
+		{name: "open", token: "ins-v", id: "c1", status: 200, want: challengeStatusResponse{ID: "c1", Statement: "age", Params: ch.Params, CreatedAt: &created, ExpiresAt: &exp, Status: "open"}},
+		{name: "answered", token: "ins-v", id: "c2", status: 200, want: challengeStatusResponse{ID: "c1", Statement: "age", Params: ch.Params, CreatedAt: &created, ExpiresAt: &exp, Status: "answered",
+			Result: &verifyResponse{Valid: true, Statement: "age", Issuer: "hosp-a", Nullifier: "0abc", LedgerIndex: 9}}},
+		{name: "refused", token: "ins-v", id: "c3", status: 200, want: challengeStatusResponse{ID: "c1", Statement: "age", Params: ch.Params, CreatedAt: &created, ExpiresAt: &exp, Status: "answered",
+			Result: &verifyResponse{Statement: "age", Reason: "proof.invalid", Message: eligibility.ReasonInvalid.Message(), LedgerIndex: 10}}},
+		{name: "not found", token: "ins-v", id: "nope", status: 404, code: "not_found"},
+		{name: "a hospital", token: "hosp-a", id: "c1", status: 403, code: "forbidden"},
+		{name: "a patient", token: "patient", id: "c1", status: 403, code: "forbidden"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := zkDo(t, h, "GET", "/v1/proofs/challenges/"+tt.id, tt.token, "")
+			if r.status != tt.status {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tt.status)
+			}
+			if tt.code != "" {
+				if code, _ := errorCode(t, r.body); code != tt.code {
+					t.Errorf("code %s, want %s", code, tt.code)
+				}
+				return
+			}
+			var got challengeStatusResponse
 			if err := json.Unmarshal([]byte(r.body), &got); err != nil {
 				t.Fatal(err)
 			}

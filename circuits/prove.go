@@ -136,20 +136,18 @@ func (p *Prover) Prove(cred *credential.Credential, secret credential.Secret, ch
 		return nil, fmt.Errorf("prove: %w", err)
 	}
 	var g *credential.Gadget
-	ok := v != credential.Absent
+	ok := Satisfies(s, ch.Params, v)
 	switch c := a.(type) {
 	case *age.Circuit:
 		g = &c.Credential
-		ok = ok && v <= uint64(ch.Params.Cutoff)
 	case *inrange.Circuit:
 		g = &c.Credential
-		ok = ok && ch.Params.Lo <= v && v <= ch.Params.Hi
 	case *member.Circuit:
 		g = &c.Credential
 		if ch.Params.Set == nil {
 			return nil, fmt.Errorf("prove: %w: member needs the set, not only its root", ErrParams)
 		}
-		if ok = ok && ch.Params.Set.Contains(v); ok {
+		if ok {
 			index, path, err := ch.Params.Set.Prove(v)
 			if err != nil {
 				return nil, fmt.Errorf("prove: %w", err)

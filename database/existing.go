@@ -27,6 +27,14 @@ func sqlitePath(dsn string) string {
 	return path
 }
 
+// SQLiteFile is the file a SQLite DSN names ("" for PostgreSQL).
+func SQLiteFile(dsn string) string {
+	if dsn == "" {
+		dsn = DefaultPath
+	}
+	return sqlitePath(dsn)
+}
+
 // OpenExisting opens a database that a gateway (or a command run with
 // --create) has already initialised; it never creates one. For SQLite the
 // file must exist; for either dialect it must hold healthgw's tables.

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/fhir"
@@ -36,7 +40,8 @@ func (s *Server) consoleHome(w http.ResponseWriter, rq *request) error {
 }
 
 // ledgerStatus is the latest checkpoint and how old the newest entry it
-// covers is (a C2SP checkpoint carries no time of its own).
+// covers is (a C2SP checkpoint carries no time of its own), and the
+// witnesses' cosignatures.
 type ledgerStatus struct {
 	Size       uint64
 	Root       string
@@ -45,6 +50,60 @@ type ledgerStatus struct {
 	Newest     string
 	Age        string
 	Key        string
+	Witnessing witnessStatus
+}
+
+// witnessStatus is which witnesses cosigned the latest checkpoint the
+// gateway submitted to them (which may lag the latest by one
+// submission) and whether that meets the threshold.
+type witnessStatus struct {
+	Configured bool
+	Submitted  bool // a checkpoint has been submitted
+	Size       uint64
+	Root       string
+	Witnesses  []witnessView
+	Cosigned   int
+	Threshold  int
+	Met        bool
+	Keys       string // the witnesses' verifier keys, space-separated, for the page's script
+}
+
+type witnessView struct {
+	Name, KeyID, Time string
+	Cosigned          bool
+}
+
+// witnessStatus checks each witness's cosignature on the cosigned
+// checkpoint (C2SP tlog-cosignature/v1, golang.org/x/mod/sumdb/note with
+// transparency-dev/formats verifiers), as `healthgw ledger verify
+// --witness` does.
+func (s *Server) witnessStatus(rq *request) witnessStatus {
+	ws := witnessStatus{Configured: len(s.witnesses) > 0, Threshold: s.cfg.WitnessThreshold, Keys: strings.Join(s.cfg.Witnesses, " ")}
+	if !ws.Configured {
+		return ws
+	}
+	var raw []byte
+	if s.d.Cosigned != nil {
+		raw = s.d.Cosigned.Cosigned()
+	}
+	if c, err := ledger.ParseCheckpoint(raw); err == nil {
+		ws.Submitted, ws.Size, ws.Root = true, c.Size, c.Hash.String()
+	}
+	for _, v := range s.witnesses {
+		wv := witnessView{Name: v.Name(), KeyID: fmt.Sprintf("%08x", v.KeyHash())}
+		if ws.Submitted {
+			if n, err := note.Open(raw, note.VerifierList(v)); err == nil && len(n.Sigs) == 1 {
+				wv.Cosigned = true
+				ws.Cosigned++
+				if t, err := fnote.CoSigV1Timestamp(n.Sigs[0]); err == nil {
+					wv.Time = rq.DateTime(t)
+				}
+			}
+		}
+		ws.Witnesses = append(ws.Witnesses, wv)
+	}
+	ws.Met = ws.Cosigned >= ws.Threshold
+	return ws
 }
 
 func (s *Server) ledgerStatus(ctx context.Context, rq *request) (ledgerStatus, error) {
@@ -56,7 +115,8 @@ func (s *Server) ledgerStatus(ctx context.Context, rq *request) (ledgerStatus, e
 	if err != nil {
 		return ledgerStatus{}, err
 	}
-	st := ledgerStatus{Size: c.Size, Root: c.Hash.String(), Origin: c.Origin, Checkpoint: string(raw), Key: s.cfg.CheckpointKey}
+	st := ledgerStatus{Size: c.Size, Root: c.Hash.String(), Origin: c.Origin, Checkpoint: string(raw), Key: s.cfg.CheckpointKey,
+		Witnessing: s.witnessStatus(rq)}
 	if c.Size > 0 {
 		es, err := s.d.Ledger.Entries(ctx, c.Size-1, c.Size)
 		if err != nil {

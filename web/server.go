@@ -7,14 +7,18 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/circuits/eligibility"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/registry"
@@ -59,14 +63,26 @@ type Pseudonymizer interface {
 	Pseudonym(patient string) string
 }
 
-// Deps are the services behind the pages. All are required.
+// Cosigned gives the latest checkpoint the gateway submitted to its
+// witnesses, with the cosignatures they returned (witness.Submitter),
+// or nil before the first submission.
+type Cosigned interface {
+	Cosigned() []byte
+}
+
+// Deps are the services behind the pages. All are required but
+// Eligibility (without it the eligibility-proof pages say they are not
+// available) and Cosigned (without it, or without Config.Witnesses, the
+// ledger status shows no witnesses).
 type Deps struct {
-	Consents Consents
-	Changes  Changes
-	Orgs     Orgs
-	Ledger   Ledger
-	Sync     Syncer
-	Pseud    Pseudonymizer
+	Consents    Consents
+	Changes     Changes
+	Orgs        Orgs
+	Ledger      Ledger
+	Sync        Syncer
+	Pseud       Pseudonymizer
+	Eligibility Eligibility
+	Cosigned    Cosigned
 }
 
 // Config configures the web front doors.
@@ -84,6 +100,13 @@ type Config struct {
 	// CheckpointKey is the ledger's checkpoint verifier key (a note
 	// verifier key), against which pages check receipts.
 	CheckpointKey string
+	// Witnesses are the cosignature verifier keys (C2SP
+	// tlog-cosignature/v1) of the witnesses the gateway submits its
+	// checkpoints to, and WitnessThreshold how many of them must cosign a
+	// checkpoint (0: all). The ledger status shows who cosigned and
+	// whether the threshold is met, and checks it in the browser.
+	Witnesses        []string
+	WitnessThreshold int
 	// SessionIdle and SessionMax: see DefaultSessionIdle, DefaultSessionMax.
 	SessionIdle, SessionMax time.Duration
 	// HTTPClient reaches the identity providers (default: 10 s timeout).
@@ -104,6 +127,8 @@ type Server struct {
 	patient  *relyingParty
 	console  *relyingParty
 	mux      *http.ServeMux
+	// witnesses are Config.Witnesses parsed.
+	witnesses []note.Verifier
 }
 
 // New builds the web server; templates and catalogues are parsed once,
@@ -126,6 +151,20 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.CheckpointKey == "" {
 		return nil, errors.New("web: the checkpoint verifier key is required")
+	}
+	var witnesses []note.Verifier
+	for _, k := range cfg.Witnesses {
+		v, err := fnote.NewVerifierForCosignatureV1(strings.TrimSpace(k))
+		if err != nil {
+			return nil, fmt.Errorf("web: witness key %q: %w", k, err)
+		}
+		witnesses = append(witnesses, v)
+	}
+	if cfg.WitnessThreshold < 0 || cfg.WitnessThreshold > len(witnesses) {
+		return nil, fmt.Errorf("web: witness threshold %d, with %d witnesses", cfg.WitnessThreshold, len(witnesses))
+	}
+	if cfg.WitnessThreshold == 0 {
+		cfg.WitnessThreshold = len(witnesses)
 	}
 	if cfg.SessionIdle <= 0 {
 		cfg.SessionIdle = DefaultSessionIdle
@@ -152,10 +191,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, d: d, log: cfg.Logger, bundle: b, pages: pages,
-		sessions: newSessionStore(cfg.SessionIdle, cfg.SessionMax, cfg.Now),
-		patient:  &relyingParty{cfg: cfg.Patient, client: cfg.HTTPClient},
-		console:  &relyingParty{cfg: cfg.Console, client: cfg.HTTPClient},
-		mux:      http.NewServeMux(),
+		sessions:  newSessionStore(cfg.SessionIdle, cfg.SessionMax, cfg.Now),
+		patient:   &relyingParty{cfg: cfg.Patient, client: cfg.HTTPClient},
+		console:   &relyingParty{cfg: cfg.Console, client: cfg.HTTPClient},
+		mux:       http.NewServeMux(),
+		witnesses: witnesses,
 	}
 	s.routes()
 	return s, nil
@@ -215,9 +255,11 @@ func (s *Server) page(a area, needSignIn bool, h handler) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Vary", "Cookie, Accept-Language")
 		var err error
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			err = s.checkCSRF(rq)
+		}
 		switch {
-		case r.Method != http.MethodGet && r.Method != http.MethodHead && !s.csrfOK(rq):
-			err = errCSRF
+		case err != nil:
 		case needSignIn && !(rq.has && rq.sess.signedIn()):
 			err = errSignedOut
 		default:
@@ -229,22 +271,37 @@ func (s *Server) page(a area, needSignIn bool, h handler) http.Handler {
 	})
 }
 
-// maxForm bounds a form body.
+// maxForm bounds a form body, uploads included.
 const maxForm = 64 << 10
 
-// csrfOK checks the synchronizer token of a state-changing request: the
-// form field "csrf" must equal the session's token. No session, no
-// token, or another token is refused.
-func (s *Server) csrfOK(rq *request) bool {
+// checkCSRF reads the form of a state-changing request (URL-encoded, or
+// multipart with its uploads held in memory) and checks its synchronizer
+// token: the field "csrf" must equal the session's token. No session, no
+// token, or another token is errCSRF; a body beyond maxForm is
+// errTooLarge.
+func (s *Server) checkCSRF(rq *request) error {
 	if !rq.has {
-		return false
+		return errCSRF
 	}
 	rq.Body = http.MaxBytesReader(nil, rq.Body, maxForm)
-	if err := rq.ParseForm(); err != nil {
-		return false
+	var err error
+	if mt, _, _ := mime.ParseMediaType(rq.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		err = rq.ParseMultipartForm(maxForm)
+	} else {
+		err = rq.ParseForm()
+	}
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return errTooLarge
+	case err != nil:
+		return errCSRF
 	}
 	got := rq.PostForm.Get("csrf")
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(rq.sess.CSRF)) == 1
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(rq.sess.CSRF)) != 1 {
+		return errCSRF
+	}
+	return nil
 }
 
 // Page errors.
@@ -256,6 +313,8 @@ var (
 	errSignInFailed = errors.New("web: sign-in failed")
 	errBadRequest   = errors.New("web: bad request")
 	errNoSignIn     = errors.New("web: sign-in is not configured")
+	errTooLarge     = errors.New("web: form too large")
+	errNoProofs     = errors.New("web: eligibility proofs are not configured")
 )
 
 // publicMessage is implemented by domain errors whose message is safe to
@@ -280,6 +339,9 @@ var errorPages = []errorRule{
 	{errNoConsole, http.StatusForbidden, "ErrNoConsole"},
 	{errSignInFailed, http.StatusBadRequest, "ErrSignIn"},
 	{errBadRequest, http.StatusBadRequest, "ErrBadRequest"},
+	{errTooLarge, http.StatusRequestEntityTooLarge, "ErrTooLarge"},
+	{errNoProofs, http.StatusServiceUnavailable, "ErrNoProofs"},
+	{eligibility.ErrNotReady, http.StatusServiceUnavailable, "ErrProofsNotReady"},
 	{consent.ErrInvalidGrant, http.StatusBadRequest, "ErrInvalidGrant"},
 	{consent.ErrInvalidFilter, http.StatusBadRequest, "ErrBadRequest"},
 	{consent.ErrInvalidCursor, http.StatusBadRequest, "ErrBadRequest"},

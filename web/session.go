@@ -64,6 +64,8 @@ type session struct {
 	Login    *login
 	Created  time.Time
 	LastSeen time.Time
+	// Proofs is a patient's eligibility-proof workspace (proofs.go).
+	Proofs proofState
 }
 
 func (s *session) signedIn() bool { return s.Subject != "" }
@@ -153,6 +155,21 @@ func (st *sessionStore) signIn(a area, old, subject, org string) *session {
 	s.Subject, s.Org = subject, org
 	st.mu.Unlock()
 	return s
+}
+
+// update changes the live session id of area a with f, under the lock;
+// it reports whether there was one. f must replace, not modify, what a
+// copy handed out by get shares (slices, pointers).
+func (st *sessionStore) update(a area, id string, f func(*session)) bool {
+	now := st.now()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s, ok := st.m[id]
+	if !ok || s.Area != a.name || st.expired(s, now) {
+		return false
+	}
+	f(s)
+	return true
 }
 
 // setLogin records a sign-in in progress.

@@ -59,7 +59,9 @@ type Store struct {
 
 	// revoked mirrors the unexpired rows of the revocation list (jti →
 	// expiry, Unix seconds): Revoked answers from memory, so checking a
-	// token costs no statement on the request path.
+	// token costs no statement on the request path. Refresh and Purge drop
+	// expired entries, so it holds at most the tokens revoked within the
+	// longest token lifetime.
 	revMu   sync.RWMutex
 	revoked map[string]int64
 }
@@ -94,13 +96,14 @@ func (s *Store) Refresh(ctx context.Context) error {
 	if err := s.db.WithContext(ctx).Where("expires_at >= ?", s.opts.Now().Unix()).Find(&rows).Error; err != nil {
 		return fmt.Errorf("load revocation list: %w", err)
 	}
+	now := s.opts.Now().Unix()
 	m := make(map[string]int64, len(rows))
 	for _, r := range rows {
 		m[r.JTI] = r.ExpiresAt
 	}
 	s.revMu.Lock()
 	for jti, exp := range s.revoked { // a Revoke that raced the query
-		if exp > m[jti] {
+		if exp >= now && exp > m[jti] { // expired ones are dropped
 			m[jti] = exp
 		}
 	}
@@ -198,6 +201,13 @@ func (s *Store) Purge(ctx context.Context) (int64, error) {
 	if rev.Error != nil {
 		return res.RowsAffected, fmt.Errorf("purge revocation list: %w", rev.Error)
 	}
+	s.revMu.Lock()
+	for jti, exp := range s.revoked { // also without Watch, memory holds only unexpired ones
+		if exp < now {
+			delete(s.revoked, jti)
+		}
+	}
+	s.revMu.Unlock()
 	return res.RowsAffected + rev.RowsAffected, nil
 }
 

@@ -3,6 +3,7 @@ package authstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -253,4 +254,45 @@ func TestWatchRefreshes(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestRevocationsForgotten: the list in memory holds only unexpired
+// revocations, whether Refresh (Watch) or Purge runs, so a long-running
+// gateway revoking tokens does not grow without bound.
+func TestRevocationsForgotten(t *testing.T) {
+	for _, forget := range []struct {
+		name string
+		run  func(context.Context, *authstore.Store) error
+	}{
+		{"refresh", func(ctx context.Context, s *authstore.Store) error { return s.Refresh(ctx) }},
+		{"purge", func(ctx context.Context, s *authstore.Store) error { _, err := s.Purge(ctx); return err }},
+	} {
+		t.Run(forget.name, func(t *testing.T) {
+			databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+				clock := authtest.NewClock(t0)
+				s := open(t, db, clock)
+				for i := range 50 {
+					if err := s.Revoke(t.Context(), fmt.Sprintf("old-%d", i), t0.Add(time.Minute)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := s.Revoke(t.Context(), "new", t0.Add(time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+				if got := authstore.RevokedInMemory(s); got != 51 {
+					t.Fatalf("%d revocations in memory, want 51", got)
+				}
+				clock.Set(t0.Add(2 * time.Minute))
+				if err := forget.run(t.Context(), s); err != nil {
+					t.Fatal(err)
+				}
+				if got := authstore.RevokedInMemory(s); got != 1 {
+					t.Errorf("%d revocations in memory after the old ones expired, want 1", got)
+				}
+				if ok, _ := s.Revoked(t.Context(), "new"); !ok {
+					t.Error("the unexpired revocation was forgotten")
+				}
+			})
+		})
+	}
 }

@@ -77,6 +77,13 @@ type Store interface {
 	// of concurrent uses exactly one succeeds. Errors: ErrNotFound,
 	// ErrChallengeUsed, ErrChallengeExpired.
 	UseChallenge(ctx context.Context, id, verifier string, now time.Time) (Challenge, error)
+	// Challenge returns verifier's challenge id, used or not, or
+	// ErrNotFound.
+	Challenge(ctx context.Context, id, verifier string) (Challenge, error)
+	// Outcome returns the logged verification that used up verifier's
+	// challenge id (the projection of proof.verified entries whose reason
+	// UsesChallenge), or ErrNotFound.
+	Outcome(ctx context.Context, verifier, id string) (Outcome, error)
 }
 
 // Syncer brings the projections (registered issuers and circuits) up to

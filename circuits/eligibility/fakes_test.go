@@ -30,6 +30,9 @@ type memStore struct {
 	failUse      error
 	failIssuer   error
 	failCircuits error
+
+	// log, when set, is what Outcome projects (as zkstore does).
+	log *fakeLog
 }
 
 var _ eligibility.Store = (*memStore)(nil)
@@ -88,6 +91,39 @@ func (s *memStore) UseChallenge(_ context.Context, id, verifier string, now time
 	c.UsedAt = now
 	s.challenges[id] = c
 	return c, nil
+}
+
+func (s *memStore) Challenge(_ context.Context, id, verifier string) (eligibility.Challenge, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.challenges[id]
+	if !ok || c.Verifier != verifier {
+		return eligibility.Challenge{}, eligibility.ErrNotFound
+	}
+	return c, nil
+}
+
+// Outcome projects the log's proof.verified entries as zkstore does: the
+// first whose reason used up the challenge.
+func (s *memStore) Outcome(_ context.Context, verifier, id string) (eligibility.Outcome, error) {
+	if s.log == nil {
+		return eligibility.Outcome{}, eligibility.ErrNotFound
+	}
+	s.log.mu.Lock()
+	defer s.log.mu.Unlock()
+	for i, e := range s.log.entries {
+		b, ok := e.Body.(*ledger.ProofVerified)
+		if !ok || b.Verifier != verifier || b.Challenge != id || !eligibility.Reason(b.Reason).UsesChallenge() {
+			continue
+		}
+		o := eligibility.Outcome{Verifier: verifier, Challenge: id, Statement: b.Statement, Valid: b.Valid,
+			Reason: eligibility.Reason(b.Reason), LedgerIndex: uint64(i), Time: e.Time}
+		if b.Valid {
+			o.Issuer, o.Nullifier = b.Issuer, b.Nullifier
+		}
+		return o, nil
+	}
+	return eligibility.Outcome{}, eligibility.ErrNotFound
 }
 
 // fakeVerifier is an eligibility.Verifier with function fields.

@@ -49,6 +49,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{store: newMemStore(), log: &fakeLog{}, sync: &fakeSync{}, issuer: newIssuer(t), loaded: loadedAll}
+	w.store.log = w.log
 	pub := w.issuer.Public()
 	w.store.issuers[pub.ID()] = eligibility.Issuer{Org: "hosp-a", KeyID: pub.ID(), PublicKey: pub.String(), LedgerIndex: 1}
 	for i, info := range loadedAll {

@@ -1,7 +1,8 @@
 // Package zkstore keeps the gateway's zero-knowledge state in gorm: the
 // projection of issuer.registered and circuit.registered ledger entries
-// (which issuer keys and verifying keys are the registered ones), and the
-// verifiers' single-use proof challenges. The types are package
+// (which issuer keys and verifying keys are the registered ones) and of
+// the proof.verified entries that used up a challenge (what became of
+// it), and the verifiers' single-use proof challenges. The types are package
 // eligibility's; the rows here are this package's alone.
 package zkstore
 
@@ -64,6 +65,23 @@ type challengeRow struct {
 
 func (challengeRow) TableName() string { return "zk_challenges" }
 
+// outcomeRow is the proof.verified entry that used up a verifier's
+// challenge: of those there is at most one per challenge (using one is
+// atomic), so the first applied is kept.
+type outcomeRow struct {
+	Verifier    string `gorm:"primaryKey;size:64"`
+	Challenge   string `gorm:"primaryKey;size:64"`
+	Statement   string `gorm:"size:32;not null"`
+	Valid       bool   `gorm:"not null"`
+	Reason      string `gorm:"size:64;not null"`
+	Issuer      string `gorm:"size:64;not null"`
+	Nullifier   string `gorm:"size:128;not null"`
+	LedgerIndex uint64 `gorm:"not null"`
+	TimeNanos   int64  `gorm:"not null"`
+}
+
+func (outcomeRow) TableName() string { return "zk_proof_outcomes" }
+
 // Store is the zero-knowledge state. It is safe for concurrent use,
 // including by several processes sharing the database.
 type Store struct {
@@ -78,7 +96,7 @@ var (
 // Open migrates the tables and returns the store.
 func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
 	tx := db.WithContext(ctx)
-	if err := tx.AutoMigrate(&issuerRow{}, &circuitRow{}, &challengeRow{}); err != nil {
+	if err := tx.AutoMigrate(&issuerRow{}, &circuitRow{}, &challengeRow{}, &outcomeRow{}); err != nil {
 		return nil, fmt.Errorf("migrate zk store: %w", err)
 	}
 	if err := cursor.Migrate(ctx, db); err != nil {
@@ -95,13 +113,14 @@ func (s *Store) Next(ctx context.Context) (uint64, error) {
 	return cursor.Next(ctx, s.db)
 }
 
-// Apply implements ledger.Applier: issuer.registered and
-// circuit.registered entries are applied with the cursor advance in one
-// transaction. A later registration of a statement version replaces the
-// earlier one (a new setup); an issuer key ID is registered once (the
-// ledger refuses it again, see ledger.Authority) and the first
-// registration stands. Entries without a body (sealed to other gateways)
-// are skipped.
+// Apply implements ledger.Applier: issuer.registered,
+// circuit.registered and proof.verified entries are applied with the
+// cursor advance in one transaction. A later registration of a statement
+// version replaces the earlier one (a new setup); an issuer key ID is
+// registered once (the ledger refuses it again, see ledger.Authority) and
+// the first registration stands; of proof.verified only those whose
+// reason used up the challenge count, the first one kept. Entries without
+// a body (sealed to other gateways) are skipped.
 func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
 	return database.Apply(ctx, s.db, cursor, first, entries, applyBatch)
 }
@@ -119,6 +138,19 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 			row := circuitRow{Statement: b.Statement, Version: b.Version, VKHash: b.VKHash, Setup: b.Setup, LedgerIndex: idx, TimeNanos: e.Time.UnixNano()}
 			if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
 				return fmt.Errorf("apply circuit %d: %w", idx, err)
+			}
+		case *ledger.ProofVerified:
+			reason := eligibility.Reason(b.Reason)
+			if !reason.UsesChallenge() || b.Challenge == "" {
+				continue
+			}
+			row := outcomeRow{Verifier: b.Verifier, Challenge: b.Challenge, Statement: b.Statement, Valid: b.Valid, Reason: b.Reason,
+				LedgerIndex: idx, TimeNanos: e.Time.UnixNano()}
+			if b.Valid {
+				row.Issuer, row.Nullifier = b.Issuer, b.Nullifier
+			}
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+				return fmt.Errorf("apply proof verification %d: %w", idx, err)
 			}
 		}
 	}
@@ -205,6 +237,35 @@ func (s *Store) UseChallenge(ctx context.Context, id, verifier string, now time.
 	return c, nil
 }
 
+// Challenge returns verifier's challenge id, used or not.
+func (s *Store) Challenge(ctx context.Context, id, verifier string) (eligibility.Challenge, error) {
+	var r challengeRow
+	err := s.db.WithContext(ctx).Take(&r, "id = ? AND verifier = ?", id, verifier).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return eligibility.Challenge{}, eligibility.ErrNotFound
+	}
+	if err != nil {
+		return eligibility.Challenge{}, fmt.Errorf("zkstore: challenge: %w", err)
+	}
+	return r.challenge()
+}
+
+// Outcome returns the verification that used up verifier's challenge id.
+func (s *Store) Outcome(ctx context.Context, verifier, id string) (eligibility.Outcome, error) {
+	var r outcomeRow
+	err := s.db.WithContext(ctx).Take(&r, "verifier = ? AND challenge = ?", verifier, id).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return eligibility.Outcome{}, eligibility.ErrNotFound
+	}
+	if err != nil {
+		return eligibility.Outcome{}, fmt.Errorf("zkstore: outcome: %w", err)
+	}
+	return eligibility.Outcome{
+		Verifier: r.Verifier, Challenge: r.Challenge, Statement: r.Statement, Valid: r.Valid, Reason: eligibility.Reason(r.Reason),
+		Issuer: r.Issuer, Nullifier: r.Nullifier, LedgerIndex: r.LedgerIndex, Time: time.Unix(0, r.TimeNanos).UTC(),
+	}, nil
+}
+
 // PurgeChallenges deletes challenges that expired before t.
 func (s *Store) PurgeChallenges(ctx context.Context, t time.Time) (int64, error) {
 	res := s.db.WithContext(ctx).Where("expires_at < ?", t.UnixNano()).Delete(&challengeRow{})
@@ -215,7 +276,7 @@ func (s *Store) PurgeChallenges(ctx context.Context, t time.Time) (int64, error)
 // rebuilds it from the log.
 func (s *Store) Reset(ctx context.Context) error {
 	return cursor.Reset(ctx, s.db, func(tx *gorm.DB) error {
-		for _, m := range []any{&issuerRow{}, &circuitRow{}} {
+		for _, m := range []any{&issuerRow{}, &circuitRow{}, &outcomeRow{}} {
 			if err := tx.Session(&gorm.Session{AllowGlobalUpdate: true}).Delete(m).Error; err != nil {
 				return err
 			}

@@ -38,8 +38,9 @@ func keyID(pub string) string {
 // entries are what the gateway's node reads back of a log (ledgertest.MemLog)
 // holding the issuers' org registrations (0, 1), issuer k1 (2), an
 // unrelated org registration (3), two registrations of one circuit
-// version (4, 5), issuer k2 (6), and an entry sealed to other gateways,
-// read without a body (7).
+// version (4, 5), issuer k2 (6), the verifier's registration (7), five
+// proof verifications (8-12), and an entry sealed to other gateways, read
+// without a body (13).
 func entries(t *testing.T) []ledger.Entry {
 	t.Helper()
 	log := &ledgertest.MemLog{Clock: func() time.Time { return t0 }}
@@ -51,10 +52,22 @@ func entries(t *testing.T) []ledger.Entry {
 		&ledger.CircuitRegistered{Statement: "age", Version: 1, VKHash: strings.Repeat("1", 64), Setup: "dev"},
 		&ledger.CircuitRegistered{Statement: "age", Version: 1, VKHash: strings.Repeat("2", 64), Setup: "ceremony"},
 		&ledger.IssuerRegistered{Issuer: "hosp-b", KeyID: k2, PublicKey: keyB},
+		&ledger.OrgRegistered{ID: "ins-v", Name: "V", Kind: "verifier"},
+		// Verifications (8-12): one valid, one refused after using its
+		// challenge, and refusals that never reached theirs (not
+		// outcomes).
+		proofVerified("ins-v", "ch-ok", true, ""),
+		proofVerified("ins-v", "ch-bad", false, "proof.invalid"),
+		proofVerified("ins-v", "ch-ok", false, "challenge.used"),
+		proofVerified("ins-v", "ch-none", false, "challenge.unknown"),
+		proofVerified("ins-v", "ch-late", false, "challenge.expired"),
 	} {
 		org := "gateway"
-		if b, ok := body.(*ledger.IssuerRegistered); ok {
+		switch b := body.(type) {
+		case *ledger.IssuerRegistered:
 			org = b.Issuer
+		case *ledger.ProofVerified:
+			org = b.Verifier
 		}
 		e, err := ledger.NewEntry(org, body)
 		if err != nil {
@@ -69,6 +82,65 @@ func entries(t *testing.T) []ledger.Entry {
 		t.Fatal(err)
 	}
 	return append(es, ledger.Entry{Type: ledger.TypeIssuerRegistered, Version: ledger.CurrentVersion, Org: "hosp-z", Author: "gw-elsewhere", Time: t0})
+}
+
+func proofVerified(verifier, challenge string, valid bool, reason string) *ledger.ProofVerified {
+	proven := valid
+	b := &ledger.ProofVerified{Verifier: verifier, Statement: "age", Params: map[string]string{"cutoff": "2008-05-06"},
+		Valid: valid, Reason: reason, Challenge: challenge, Proven: &proven}
+	if valid {
+		b.Issuer, b.Nullifier = "hosp-a", "0a0b"
+	} else {
+		b.ClaimedIssuer, b.ClaimedNullifier = "hosp-z", "0c0d"
+	}
+	return b
+}
+
+// outcomes are the outcomes of every challenge the entries name.
+func outcomes(ctx context.Context, s *zkstore.Store) (map[string]eligibility.Outcome, error) {
+	out := map[string]eligibility.Outcome{}
+	for _, id := range []string{"ch-ok", "ch-bad", "ch-none", "ch-late"} {
+		o, err := s.Outcome(ctx, "ins-v", id)
+		if errors.Is(err, eligibility.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[id] = o
+	}
+	return out, nil
+}
+
+// TestOutcomes: the projection keeps, per challenge, the verification
+// that used it up — valid with the proven issuer and nullifier, or refused
+// without the claimed ones — and not the refusals that never reached a
+// challenge; another verifier's challenge has none.
+func TestOutcomes(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		ctx := t.Context()
+		s, err := zkstore.Open(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Apply(ctx, 0, entries(t)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := outcomes(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]eligibility.Outcome{
+			"ch-ok":  {Verifier: "ins-v", Challenge: "ch-ok", Statement: "age", Valid: true, Issuer: "hosp-a", Nullifier: "0a0b", LedgerIndex: 8, Time: t0},
+			"ch-bad": {Verifier: "ins-v", Challenge: "ch-bad", Statement: "age", Reason: eligibility.ReasonInvalid, LedgerIndex: 9, Time: t0},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("outcomes (-want +got):\n%s", diff)
+		}
+		if _, err := s.Outcome(ctx, "ins-w", "ch-ok"); !errors.Is(err, eligibility.ErrNotFound) {
+			t.Errorf("another verifier's outcome: %v, want ErrNotFound", err)
+		}
+	})
 }
 
 func TestProjection(t *testing.T) {
@@ -172,6 +244,16 @@ func TestChallenges(t *testing.T) {
 		if _, err := s.UseChallenge(ctx, "ch2", "ins-v", t0.Add(5*time.Minute)); !errors.Is(err, eligibility.ErrChallengeExpired) {
 			t.Errorf("expired challenge: %v", err)
 		}
+		got, err := s.Challenge(ctx, "ch1", "ins-v")
+		if err != nil || got.UsedAt.IsZero() || got.ID != "ch1" || string(got.Nonce) != string(c.Nonce) {
+			t.Errorf("Challenge(ch1) = %+v, %v; want it, used", got, err)
+		}
+		if got, err := s.Challenge(ctx, "ch2", "ins-v"); err != nil || !got.UsedAt.IsZero() {
+			t.Errorf("Challenge(ch2) = %+v, %v; want it, unused", got, err)
+		}
+		if _, err := s.Challenge(ctx, "ch1", "other-verifier"); !errors.Is(err, eligibility.ErrNotFound) {
+			t.Errorf("another verifier's Challenge: %v, want ErrNotFound", err)
+		}
 		if n, err := s.PurgeChallenges(ctx, t0.Add(time.Hour)); err != nil || n != 2 {
 			t.Errorf("purge: %d, %v; want 2", n, err)
 		}
@@ -182,6 +264,7 @@ func TestChallenges(t *testing.T) {
 type zkState struct {
 	Issuers  map[string]eligibility.Issuer
 	Circuits []eligibility.Circuit
+	Outcomes map[string]eligibility.Outcome
 }
 
 func TestApplierConformance(t *testing.T) {
@@ -209,6 +292,9 @@ func TestApplierConformance(t *testing.T) {
 							st.Issuers[id] = iss
 						}
 						var err error
+						if st.Outcomes, err = outcomes(ctx, s); err != nil {
+							return nil, err
+						}
 						st.Circuits, err = s.Circuits(ctx)
 						return st, err
 					},

@@ -29,7 +29,7 @@ import (
 )
 
 // cmdBench is a load and soak harness: against a running gateway it sets
-// up two hospitals, a regulator and a patient, then runs a realistic mix
+// up two hospitals, a regulator and a pool of patients, then runs a realistic mix
 // of operations at a fixed rate for a fixed time, printing a progress line
 // and, at the end, throughput, p50/p99 and errors per operation and the
 // target's memory samples. It exits non-zero when any operation failed.
@@ -43,6 +43,7 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&cfg.concurrency, "concurrency", 16, "operations in flight at most; a tick finding none free counts as overloaded")
 	fs.IntVar(&cfg.pid, "pid", 0, "the gateway's process ID, to sample its RSS from /proc (default: process_resident_memory_bytes from /metrics)")
 	fs.IntVar(&cfg.seed, "seed-records", 20, "records uploaded before the run, for gated reads")
+	fs.IntVar(&cfg.patients, "patients", 50, "patients the operations are spread over (each with a consent for the gated reads), so that no patient's record list grows with the length of the run")
 	cfg.sf.register(fs)
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
@@ -56,6 +57,8 @@ func cmdBench(ctx context.Context, e *env, args []string) error {
 		return errors.New("bench: --concurrency must be at least 1")
 	case cfg.progress <= 0:
 		return errors.New("bench: --progress must be positive")
+	case cfg.patients < 1 || cfg.patients > 10000:
+		return errors.New("bench: --patients must be between 1 and 10000")
 	}
 	cfg.base = strings.TrimRight(cfg.base, "/")
 	b := &bench{cfg: cfg, e: e, client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.concurrency}}}
@@ -78,6 +81,7 @@ type benchConfig struct {
 	concurrency int
 	pid         int
 	seed        int
+	patients    int
 	sf          storeFlags
 }
 
@@ -102,17 +106,19 @@ type bench struct {
 	client *http.Client
 	c      *client.Client
 
-	patient string
-	idp     *auth.DevIdP
-	keys    map[string]jwk.Key
-	mu      sync.Mutex
-	tokens  map[string]benchToken
-	records []string
-	pending []string // granted consents to revoke next
+	patients []string
+	idp      *auth.DevIdP
+	keys     map[string]jwk.Key
+	mu       sync.Mutex
+	tokens   map[string]benchToken
+	records  []string
+	pending  []pendingConsent // granted consents to revoke next
 
 	stats map[string]*opStats
 	mix   mixer
 }
+
+type pendingConsent struct{ patient, id string }
 
 type benchToken struct {
 	token string
@@ -152,7 +158,10 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	run := hex.EncodeToString(suffix[:])
-	b.patient = "bench-patient-" + run
+	b.patients = make([]string, b.cfg.patients)
+	for i := range b.patients {
+		b.patients[i] = fmt.Sprintf("bench-patient-%s-%d", run, i)
+	}
 	b.c = client.New(b.cfg.base, b.client)
 	dir, err := os.MkdirTemp("", "healthgw-bench-keys-")
 	if err != nil {
@@ -178,21 +187,30 @@ func (b *bench) setup(ctx context.Context) error {
 	if b.idp, err = auth.LoadOrCreateDevIdP(auth.DevIdPKeyPath(b.cfg.sf.data)); err != nil {
 		return err
 	}
-	for range b.cfg.seed {
-		if err := b.upload(ctx); err != nil {
+	for i := range b.cfg.seed {
+		if err := b.upload(ctx, b.patients[i%len(b.patients)]); err != nil {
 			return fmt.Errorf("bench: seed records: %w", err)
 		}
 	}
+	// Every patient lets hospital B read their labs, so that every gated
+	// read of a record of the mix is permitted.
 	grant := map[string]any{"grantee": map[string]string{"org": benchHospB}, "categories": []string{"labs"}, "purposes": []string{"TREAT"}}
-	ptok, err := b.patientToken()
-	if err != nil {
-		return err
+	for _, p := range b.patients {
+		ptok, err := b.patientToken(p)
+		if err != nil {
+			return err
+		}
+		if err := b.c.Do(ctx, "POST", "/v1/consents", ptok, grant, http.StatusCreated, nil); err != nil {
+			return fmt.Errorf("bench: consent of %s: %w", p, err)
+		}
 	}
-	return b.c.Do(ctx, "POST", "/v1/consents", ptok, grant, http.StatusCreated, nil)
+	return nil
 }
 
-func (b *bench) patientToken() (string, error) {
-	return b.idp.Mint(b.patient, b.cfg.base, time.Now(), 10*time.Minute)
+func (b *bench) patient() string { return b.patients[mrand.IntN(len(b.patients))] }
+
+func (b *bench) patientToken(patient string) (string, error) {
+	return b.idp.Mint(patient, b.cfg.base, time.Now(), 10*time.Minute)
 }
 
 // token returns a current access token of org, exchanging a fresh client
@@ -218,7 +236,7 @@ func (b *bench) exchange(ctx context.Context, org string) (string, error) {
 	return tok, nil
 }
 
-func (b *bench) upload(ctx context.Context) error {
+func (b *bench) upload(ctx context.Context, patient string) error {
 	tok, err := b.token(ctx, benchHospA)
 	if err != nil {
 		return err
@@ -227,7 +245,7 @@ func (b *bench) upload(ctx context.Context) error {
 	var rec struct {
 		ID string `json:"id"`
 	}
-	if err := b.c.Do(ctx, "POST", "/v1/records", tok, map[string]any{"patient": b.patient, "category": "labs", "content_type": "application/fhir+json", "content": obs}, http.StatusCreated, &rec); err != nil {
+	if err := b.c.Do(ctx, "POST", "/v1/records", tok, map[string]any{"patient": patient, "category": "labs", "content_type": "application/fhir+json", "content": obs}, http.StatusCreated, &rec); err != nil {
 		return err
 	}
 	b.mu.Lock()
@@ -243,20 +261,25 @@ func (b *bench) op(ctx context.Context, name string) error {
 		_, err := b.exchange(ctx, []string{benchHospA, benchHospB, benchReg}[mrand.IntN(3)])
 		return err
 	case "upload":
-		return b.upload(ctx)
+		return b.upload(ctx, b.patient())
 	case "consent":
-		ptok, err := b.patientToken()
-		if err != nil {
-			return err
-		}
 		b.mu.Lock()
-		var revoke string
+		var revoke pendingConsent
 		if len(b.pending) > 0 {
 			revoke, b.pending = b.pending[0], b.pending[1:]
 		}
 		b.mu.Unlock()
-		if revoke != "" {
-			return b.c.Do(ctx, "POST", "/v1/consents/"+revoke+"/revoke", ptok, nil, http.StatusOK, nil)
+		if revoke.id != "" {
+			ptok, err := b.patientToken(revoke.patient)
+			if err != nil {
+				return err
+			}
+			return b.c.Do(ctx, "POST", "/v1/consents/"+revoke.id+"/revoke", ptok, nil, http.StatusOK, nil)
+		}
+		patient := b.patient()
+		ptok, err := b.patientToken(patient)
+		if err != nil {
+			return err
 		}
 		var out struct {
 			Consent struct {
@@ -268,7 +291,7 @@ func (b *bench) op(ctx context.Context, name string) error {
 			return err
 		}
 		b.mu.Lock()
-		b.pending = append(b.pending, out.Consent.ID)
+		b.pending = append(b.pending, pendingConsent{patient, out.Consent.ID})
 		b.mu.Unlock()
 		return nil
 	case "read":
@@ -285,15 +308,15 @@ func (b *bench) op(ctx context.Context, name string) error {
 		if err != nil {
 			return err
 		}
-		return b.c.Do(ctx, "GET", "/v1/patients/"+b.patient+"/records?purpose=TREAT", tok, nil, http.StatusOK, nil)
+		return b.c.Do(ctx, "GET", "/v1/patients/"+b.patient()+"/records?purpose=TREAT", tok, nil, http.StatusOK, nil)
 	case "audit":
 		tok, err := b.token(ctx, benchReg)
 		if err != nil {
 			return err
 		}
-		return b.c.Do(ctx, "GET", "/v1/audit/events?limit=20&patient="+b.patient, tok, nil, http.StatusOK, nil)
+		return b.c.Do(ctx, "GET", "/v1/audit/events?limit=20&patient="+b.patient(), tok, nil, http.StatusOK, nil)
 	case "access-log":
-		ptok, err := b.patientToken()
+		ptok, err := b.patientToken(b.patient())
 		if err != nil {
 			return err
 		}
@@ -405,7 +428,7 @@ func (b *bench) run(ctx context.Context) (*benchSummary, error) {
 	for _, m := range benchMix {
 		b.stats[m.name] = &opStats{}
 	}
-	fmt.Fprintf(b.e.stdout, "bench against %s: %.1f operations/s for %s (patient %s)\n", b.cfg.base, b.cfg.rate, b.cfg.duration, b.patient)
+	fmt.Fprintf(b.e.stdout, "bench against %s: %.1f operations/s for %s (%d patients %s…)\n", b.cfg.base, b.cfg.rate, b.cfg.duration, len(b.patients), strings.TrimSuffix(b.patients[0], "-0"))
 	sem := make(chan struct{}, b.cfg.concurrency)
 	var wg sync.WaitGroup
 	var done, failed, overloaded atomic.Int64
@@ -501,6 +524,29 @@ func (s *benchSummary) print(w io.Writer) {
 		fmt.Fprintf(w, " %s=%s", m.at, mib(m.rss))
 	}
 	fmt.Fprintln(w)
+	if lo, hi, ok := s.warmMemory(); ok {
+		fmt.Fprintf(w, "memory after the first minute (warm-up: caches and the GC heap goal fill): min %s, max %s, spread %s\n", mib(lo), mib(hi), mib(hi-lo))
+	}
+}
+
+// warmMemory is the lowest and highest RSS sampled from the first minute
+// on, once the process has reached its working set; ok is false without
+// two such samples.
+func (s *benchSummary) warmMemory() (lo, hi int64, ok bool) {
+	n := 0
+	for _, m := range s.mem {
+		if m.at < time.Minute || m.rss < 0 {
+			continue
+		}
+		if n == 0 || m.rss < lo {
+			lo = m.rss
+		}
+		if n == 0 || m.rss > hi {
+			hi = m.rss
+		}
+		n++
+	}
+	return lo, hi, n >= 2
 }
 
 // orgToken registers o with fresh keys under dir (as `healthgw org keygen`

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +15,9 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/circuits"
 )
 
 // Browser tests drive headless Chromium through the patient app and the
@@ -167,8 +172,9 @@ var viewports = []struct {
 }{{"1280", 1280, 900, false}, {"360", 360, 780, true}}
 
 // capture shoots path in both languages at both widths and runs axe-core
-// on each.
-func capture(t *testing.T, ctx context.Context, base, name, path string) {
+// on each; after, if given, runs on each page once it is loaded (to shoot
+// a page with its in-browser verification done, say).
+func capture(t *testing.T, ctx context.Context, base, name, path string, after ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	dir := screenshotDir(t)
 	sep := "?"
@@ -187,6 +193,7 @@ func capture(t *testing.T, ctx context.Context, base, name, path string) {
 				chromedp.WaitReady(chromedp.CSS("footer")),
 				waitVerifications(),
 			)
+			steps(t, ctx, "after loading "+name, after...)
 			buf := value(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%s-%s.png", name, lang, vp.name)), buf, 0o644); err != nil {
 				t.Fatal(err)
@@ -386,4 +393,190 @@ func TestBrowserStory(t *testing.T) {
 	if state != "bad" {
 		t.Errorf("tampered tile: verification state %q, want bad", state)
 	}
+}
+
+// TestBrowserProofs is the eligibility-proof path in a real browser: a
+// patient shows the page their credential file (a file upload), pastes
+// Insurer V's request, gets the files the page links to, runs the command
+// the page shows (the CLI, standing in for the patient's computer), and
+// uploads the proof; Insurer V reads the outcome from the API.
+func TestBrowserProofs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("Groth16 setup and proving")
+	}
+	ctx := newChrome(t)
+	w := newProofsWorld(t)
+	base := w.url
+	browserSignIn(t, ctx, base, "app", "patient", "pat-1")
+	capture(t, ctx, base, "app-proofs-empty", "/app/proofs")
+
+	steps(t, ctx, "show a credential",
+		chromedp.Navigate(base+"/app/proofs"),
+		chromedp.SetUploadFiles(chromedp.CSS("#credential_file"), []string{filepath.Join(w.dir, "my-credential.json")}),
+		chromedp.Click(chromedp.CSS("#credential-submit")),
+		chromedp.WaitVisible(chromedp.CSS(".card.credential")),
+	)
+	if txt := pageText(t, ctx); !strings.Contains(txt, "Credential from Hospital A") || !strings.Contains(txt, "1 April 1990") {
+		t.Fatalf("proofs page after the upload: %s", txt)
+	}
+	capture(t, ctx, base, "app-proofs", "/app/proofs")
+
+	chFile := w.challenge(t)
+	ch, err := circuits.ParseChallenge(chFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps(t, ctx, "check the request",
+		chromedp.Navigate(base+"/app/proofs"),
+		chromedp.SetValue(chromedp.CSS("#challenge"), string(chFile)),
+		chromedp.Click(chromedp.CSS("#request-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#ask")),
+	)
+	if ask := value(t, ctx, "ask", chromedp.Text(chromedp.CSS("#ask"))); ask != "Insurer V asks you to prove that you are at least 18 years old." {
+		t.Errorf("the request in words: %q", ask)
+	}
+	capture(t, ctx, base, "app-proof-request", "/app/proofs/request")
+
+	// The files, fetched through the page's own links: the names the
+	// links give them are the names the command uses.
+	command := value(t, ctx, "command", chromedp.Text(chromedp.CSS("#prove-command")))
+	type link struct {
+		Name, Text, Hash string
+	}
+	for _, id := range []string{"dl-challenge", "dl-jwks", "dl-key"} {
+		l := value(t, ctx, "download "+id, await[link](`(async () => {
+			const a = document.getElementById("`+id+`");
+			const r = await fetch(a.href);
+			if (!r.ok) throw new Error(a.href + ": " + r.status);
+			const b = await r.arrayBuffer();
+			const h = new Uint8Array(await crypto.subtle.digest("SHA-256", b));
+			return {name: a.getAttribute("download"), text: a.id === "dl-key" ? "" : new TextDecoder().decode(b),
+				hash: Array.from(h, x => x.toString(16).padStart(2, "0")).join("")};
+		})()`))
+		if l.Name == "" || !strings.Contains(command, " "+l.Name) {
+			t.Errorf("%s saves as %q, which the command does not name:\n%s", id, l.Name, command)
+		}
+		data := []byte(l.Text)
+		if id == "dl-key" {
+			// The proving key is large: the browser's digest of it is
+			// compared with the gateway's key file, which is then used.
+			if data, err = os.ReadFile(circuits.ProvingKeyPath(devZKKeys(t), circuits.Age)); err != nil {
+				t.Fatal(err)
+			}
+			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != l.Hash {
+				t.Fatalf("the proving key the page links to is not the gateway's")
+			}
+		}
+		if err := os.WriteFile(filepath.Join(w.dir, l.Name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proveAsShown(t, w.dir, command)
+
+	steps(t, ctx, "send the proof",
+		chromedp.Navigate(base+"/app/proofs/request"),
+		chromedp.SetUploadFiles(chromedp.CSS("#proof_file"), []string{filepath.Join(w.dir, "proof.json")}),
+		chromedp.Click(chromedp.CSS("#answer-submit")),
+		chromedp.WaitVisible(chromedp.CSS(`#answer-result[data-valid="true"]`)),
+	)
+	if txt := pageText(t, ctx); !strings.Contains(txt, "Proof accepted") || !strings.Contains(txt, "Insurer V can now see that you are at least 18 years old.") {
+		t.Errorf("after sending the proof: %s", txt)
+	}
+	capture(t, ctx, base, "app-proof-answered", "/app/proofs/request")
+	status, body := w.do("GET", "/v1/proofs/challenges/"+ch.ID, w.vtok, nil)
+	if st := decode[challengeStatus](t, body); status != http.StatusOK || st.Status != "answered" || !st.Result.Valid || st.Result.Issuer != "hosp-a" {
+		t.Errorf("Insurer V reads the outcome: %d %s", status, body)
+	}
+}
+
+// TestBrowserWitnesses: the console's ledger status with two witnesses
+// and a threshold of two; the in-browser verification checks both
+// cosignatures (a forged one is caught), and once a witness is down the
+// threshold is not met and the verification fails.
+func TestBrowserWitnesses(t *testing.T) {
+	ctx := newChrome(t)
+	ww := newWitnessedWorld(t)
+	base := ww.url
+	steps(t, ctx, "console sign-in",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.Click(chromedp.CSS("#signin")),
+		chromedp.WaitVisible(chromedp.CSS("#org")),
+		chromedp.Click(chromedp.CSS("#signin")),
+		chromedp.WaitVisible(chromedp.CSS("#verify-start:enabled")),
+	)
+	if txt := value(t, ctx, "threshold", chromedp.Text(chromedp.CSS("#witness-threshold"))); !strings.Contains(txt, "2 of 2 witnesses cosigned; 2 required: met") {
+		t.Errorf("threshold: %q", txt)
+	}
+	steps(t, ctx, "verify with witnesses",
+		chromedp.Click(chromedp.CSS("#verify-start")),
+		chromedp.WaitVisible(chromedp.CSS(`#ledger-verify[data-verified="ok"]`)),
+	)
+	if n := value(t, ctx, "rows", chromedp.Evaluate[int](`document.querySelectorAll('tr.witness[data-cosig="ok"]').length`)); n != 2 {
+		t.Errorf("%d witness cosignatures verified in the browser, want 2", n)
+	}
+	if txt := value(t, ctx, "witness result", chromedp.Text(chromedp.CSS("#witness-result"))); !strings.Contains(txt, "2 of 2 valid cosignatures; 2 required: met") {
+		t.Errorf("witness result: %q", txt)
+	}
+	capture(t, ctx, base, "console-witnesses", "/console/", runLedgerVerification())
+
+	// A forged cosignature (one bit of witness-2's signature flipped in
+	// the checkpoint the browser fetches) is caught.
+	steps(t, ctx, "reload", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS("#verify-start:enabled")))
+	state := value(t, ctx, "forged cosignature", await[[]string](`(async () => {
+			const orig = window.fetch;
+			window.fetch = async (u, o) => {
+				const r = await orig(u, o);
+				if (!String(u).endsWith("/checkpoint")) return r;
+				const lines = (await r.text()).split("\n");
+				const i = lines.findIndex(l => l.startsWith("\u2014 witness-2.example "));
+				const sp = lines[i].lastIndexOf(" ");
+				const sig = Uint8Array.from(atob(lines[i].slice(sp + 1)), c => c.charCodeAt(0));
+				sig[40] ^= 1;
+				lines[i] = lines[i].slice(0, sp + 1) + btoa(String.fromCharCode(...sig));
+				return new Response(lines.join("\n"), {status: 200});
+			};
+			await healthgwLedger.run();
+			return [document.getElementById("ledger-verify").dataset.verified,
+				...Array.from(document.querySelectorAll("tr.witness"), r => r.dataset.cosig)];
+		})()`))
+	if strings.Join(state, " ") != "bad ok bad" {
+		t.Errorf("forged cosignature: verification, witness 1, witness 2 = %v; want bad ok bad", state)
+	}
+	if txt := value(t, ctx, "ledger result", chromedp.Text(chromedp.CSS("#verify-result"))); !strings.Contains(txt, "too few valid witness cosignatures") {
+		t.Errorf("forged cosignature: %q", txt)
+	}
+
+	// Witness 2 goes down: the next checkpoint has one cosignature.
+	ww.w2.srv.Close()
+	ww.registerNamed("hosp-c", "Hospital C", auth.KindHospital)
+	ww.submit(1)
+	steps(t, ctx, "verify with one witness down",
+		chromedp.Navigate(base+"/console/"),
+		chromedp.WaitVisible(chromedp.CSS("#verify-start:enabled")),
+		chromedp.Click(chromedp.CSS("#verify-start")),
+		chromedp.WaitVisible(chromedp.CSS(`#ledger-verify[data-verified="bad"]`)),
+	)
+	if txt := value(t, ctx, "threshold", chromedp.Text(chromedp.CSS("#witness-threshold"))); !strings.Contains(txt, "1 of 2 witnesses cosigned; 2 required: not met") {
+		t.Errorf("threshold with one witness down: %q", txt)
+	}
+	if txt := value(t, ctx, "witness result", chromedp.Text(chromedp.CSS("#witness-result"))); !strings.Contains(txt, "1 of 2 valid cosignatures; 2 required: not met") {
+		t.Errorf("witness result with one witness down: %q", txt)
+	}
+	capture(t, ctx, base, "console-witnesses-short", "/console/", runLedgerVerification())
+}
+
+// runLedgerVerification clicks "Verify the ledger" and waits for its end.
+func runLedgerVerification() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, a := range []chromedp.Action[chromedp.Void]{
+			chromedp.WaitVisible(chromedp.CSS("#verify-start:enabled")),
+			chromedp.Click(chromedp.CSS("#verify-start")),
+			poll(`["ok", "bad"].includes(document.getElementById("ledger-verify").dataset.verified)`),
+		} {
+			if _, err := a(ctx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

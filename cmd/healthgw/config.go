@@ -51,6 +51,7 @@ type serveConfig struct {
 	ZKKeys              string   // directory of Groth16 keys (default <data>/zk)
 	ZKDevSetup          bool     // create development Groth16 keys when there are none
 	Witnesses           listFlag // witnesses to submit checkpoints to: <verifier key>@<url>
+	WitnessThreshold    int      // cosignatures a checkpoint should carry (0: every witness)
 	HTTPJWKS            bool     // allow plain-http JWKS URLs (development only)
 	// RevocationRefresh is how often the revoked-token list is reloaded
 	// from the database for revocations made by other replicas (0: the
@@ -60,6 +61,11 @@ type serveConfig struct {
 	LogFormat         string           // text (default) or json
 	RateLimit         bool             // apply RateLimits (default on)
 	RateLimits        ratelimit.Config // see ratelimit.DefaultConfig
+	DebugAddr         string           // loopback address serving net/http/pprof (empty: off)
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For gives
+	// the client address for rate limits and logs (default: none; the
+	// socket peer is the client).
+	TrustedProxies prefixList
 }
 
 func defaultServeConfig() serveConfig {
@@ -108,7 +114,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RevocationRefresh, "revocation-refresh", c.RevocationRefresh, "how often to reload revoked access tokens written by other replicas sharing the database (0: 1s; negative: never)")
 	fs.DurationVar(&c.Shutdown, "shutdown-timeout", c.Shutdown, "grace period for in-flight requests on shutdown")
 	fs.Var(&c.Witnesses, "witness", "a witness to submit each checkpoint to, as <cosignature verifier key>@<url>; repeatable (C2SP tlog-witness)")
+	fs.IntVar(&c.WitnessThreshold, "witness-threshold", c.WitnessThreshold, "witness cosignatures each checkpoint should carry (default: every --witness); the console's ledger status says whether it does")
 	c.operationsFlags(fs)
+	c.debugFlags(fs)
 }
 
 // finish fills derived defaults and validates.
@@ -183,11 +191,17 @@ func (c *serveConfig) finish() error {
 	if _, err := c.witnessEndpoints(); err != nil {
 		return err
 	}
+	if c.WitnessThreshold < 0 || c.WitnessThreshold > len(c.Witnesses) {
+		return fmt.Errorf("--witness-threshold %d: between 0 (every witness) and the %d witnesses given", c.WitnessThreshold, len(c.Witnesses))
+	}
 	if err := c.RateLimits.Validate(); err != nil {
 		return err
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat)
+	}
+	if err := c.finishDebug(); err != nil {
+		return err
 	}
 	_ = database.DialectOf(c.DB)
 	return nil

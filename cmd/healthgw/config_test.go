@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/healthgw/healthgw/ledger/witness"
 )
 
 func TestLoadServeConfig(t *testing.T) {
@@ -52,6 +54,13 @@ shutdown-timeout = "7s"
 			t.Errorf("base URL %s, want derived from the address", cfg.BaseURL)
 		}
 	})
+	_, wkey, err := witness.GenerateKey("w.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, _, err := loadServeConfig(env(nil), []string{"--witness", wkey + "@https://w.example", "--witness-threshold", "1"}); err != nil || cfg.WitnessThreshold != 1 {
+		t.Errorf("one witness, threshold 1: %+v, %v", cfg.WitnessThreshold, err)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.conf")
 	if err := os.WriteFile(bad, []byte("colour = blue\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -75,6 +84,8 @@ shutdown-timeout = "7s"
 		{"issuer without JWKS", nil, []string{"--patient-issuer", "https://idp.example"}, "go together"},
 		{"unknown break-glass kind", nil, []string{"--break-glass-kinds", "janitor"}, "--break-glass-kinds"},
 		{"bad log level", nil, []string{"--log-level", "loud"}, "--log-level"},
+		{"witness threshold without witnesses", nil, []string{"--witness-threshold", "1"}, "--witness-threshold"},
+		{"witness threshold above the witnesses", nil, []string{"--witness", wkey + "@https://w.example", "--witness-threshold", "2"}, "--witness-threshold 2"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := loadServeConfig(env(tt.env), tt.args)

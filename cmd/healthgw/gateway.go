@@ -9,10 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -83,6 +81,7 @@ type gateway struct {
 	vault    *records.Vault
 	zkstore  *zkstore.Store
 	zkKeys   *eligibility.KeyDir
+	zk       *eligibility.Service // the eligibility use case (API and patient app)
 	pseud    *ledger.Pseudonymizer
 	signKey  *auth.SigningKey
 	// challengeKey signs zero-knowledge proof challenges.
@@ -100,6 +99,7 @@ type gateway struct {
 	clock      clock
 	limits     *ratelimit.Limiter
 	closers    []func() error // run in reverse order by close
+	failed     bool           // open failed: close undoes what it made
 	// witnesses submits checkpoints to the configured witnesses (nil:
 	// none); serve runs it.
 	witnesses *witness.Submitter
@@ -141,20 +141,44 @@ func openGatewayOn(ctx context.Context, cfg serveConfig, logger *slog.Logger, e 
 
 func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	cfg, logger, progress := g.cfg, g.log, e.stderr
+	// A failed start undoes what it made (g.failed): close runs
+	// the undo steps once open has returned the error.
+	defer func() {
+		if err != nil {
+			g.failed = true
+		}
+	}()
 
 	// Storage first (unless the caller opened it: then it keeps
 	// ownership): keys are made only together with a new database.
 	if g.db == nil {
+		undo := newFileUndo(cfg)
 		if g.db, err = database.Open(ctx, cfg.DB); err != nil {
 			return err
 		}
-		g.closers = append(g.closers, func() error { return database.Close(g.db) })
+		g.closers = append(g.closers, func() error {
+			err := database.Close(g.db)
+			if g.failed {
+				undo.run()
+			}
+			return err
+		})
 	}
 
 	// Keys: checked against the key set the database belongs to, or
-	// generated with a new database (startup.go). 0600, never logged.
-	keys, err := openKeySet(ctx, g.db, cfg.DB, cfg.DataDir, checkpointKeyName(cfg), true, progress)
+	// generated with a new database (startup.go), and installed only once
+	// the whole start has succeeded. 0600, never logged.
+	keys, err := openKeySet(ctx, g.db, cfg.DB, cfg.DataDir, keySetOptions{cfg: cfg, create: true, complete: true}, progress)
 	if err != nil {
+		return err
+	}
+	g.closers = append(g.closers, func() error {
+		if g.failed { // after everything opened later has closed
+			return keys.rollback(context.WithoutCancel(ctx))
+		}
+		return nil
+	})
+	if err := checkKEKs(ctx, g.db, cfg.DB, cfg.DataDir, newKeystore(e, cfg.DataDir, false)); err != nil {
 		return err
 	}
 	g.signKey, g.vkey = keys.sign, keys.vkey
@@ -162,19 +186,11 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if g.pseud, err = ledger.NewPseudonymizer(keys.secret); err != nil {
 		return err
 	}
-	seed, fresh, err := loadOrCreateSecret(filepath.Join(cfg.DataDir, challengeKeyFile), ed25519.SeedSize)
-	if err != nil {
-		return fmt.Errorf("challenge key: %w", err)
+	if keys.challenge == nil {
+		return errors.New("challenge key: not loaded") // serve completes the key set: a bug
 	}
-	if fresh {
-		fmt.Fprintf(progress, "created challenge signing key %s\n", filepath.Join(cfg.DataDir, challengeKeyFile))
-	}
-	g.challengeKey = ed25519.NewKeyFromSeed(seed)
-	if cfg.DevIdP {
-		if g.devIdP, err = auth.LoadOrCreateDevIdP(auth.DevIdPKeyPath(cfg.DataDir)); err != nil {
-			return fmt.Errorf("development IdP key: %w", err)
-		}
-	}
+	g.challengeKey = keys.challenge
+	g.devIdP = keys.devIdP
 
 	// Ledger: the backend, and the gateway's node over it (it signs,
 	// seals and checks entries; at open it checks every entry beyond the
@@ -185,7 +201,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 		}
 		g.closers = append(g.closers, g.store.Close)
 	}
-	id, err := g.identity(keys.secret, progress)
+	id, err := loadIdentity(keys.path, g.cfg.BaseURL, keys.secret, g.store)
 	if err != nil {
 		return err
 	}
@@ -342,31 +358,27 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 
 	// Zero-knowledge eligibility.
 	g.mountZK(cfg, logger, ops.appender(g.ledger))
-	return g.openWeb()
+	if err := g.openWeb(); err != nil {
+		return err
+	}
+	// Everything opened: the new keys go into place.
+	return keys.commit()
 }
 
-// identity is the gateway's ledger identity: its node key (keys/gateway.key,
-// or the comet home's gateway key in a consortium), its sealing key
-// (keys/seal.key) and the pseudonym secret. Its gateway ID is the comet
-// gateway's, or in an embedded log "gw-" and the first 8 bytes of the
-// SHA-256 of its node key in hex (stable with the key).
-func (g *gateway) identity(secret []byte, progress io.Writer) (ledger.Identity, error) {
-	return loadIdentity(g.cfg.DataDir, g.cfg.BaseURL, secret, g.store, progress)
-}
-
-// loadIdentity loads (creating them if missing) the gateway's node and
-// sealing keys under dataDir; see gateway.identity.
-func loadIdentity(dataDir, baseURL string, secret []byte, store ledger.Store, progress io.Writer) (ledger.Identity, error) {
+// loadIdentity is the gateway's ledger identity: its node key
+// (keys/gateway.key, or the comet home's gateway key in a consortium),
+// its sealing key (keys/seal.key) and the pseudonym secret, read through
+// path (the start-up key set's: see startupKeys.path). Its gateway ID is
+// the comet gateway's, or in an embedded log "gw-" and the first 8 bytes
+// of the SHA-256 of its node key in hex (stable with the key).
+func loadIdentity(path func(rel string) string, baseURL string, secret []byte, store ledger.Store) (ledger.Identity, error) {
 	ps, err := ledger.NewPseudonymizer(secret)
 	if err != nil {
 		return ledger.Identity{}, err
 	}
-	sealSeed, fresh, err := loadOrCreateSecret(filepath.Join(dataDir, sealKeyFile), 32)
+	sealSeed, err := readSecret(path(sealKeyFile), 32)
 	if err != nil {
 		return ledger.Identity{}, fmt.Errorf("sealing key: %w", err)
-	}
-	if fresh {
-		fmt.Fprintf(progress, "created ledger sealing key %s\n", filepath.Join(dataDir, sealKeyFile))
 	}
 	sealKey, err := ecdh.X25519().NewPrivateKey(sealSeed)
 	if err != nil {
@@ -377,12 +389,9 @@ func loadIdentity(dataDir, baseURL string, secret []byte, store ledger.Store, pr
 		id.Gateway, id.NodeKey = c.Gateway().ID, c.Gateway().PrivateKey
 		return id, nil
 	}
-	seed, fresh, err := loadOrCreateSecret(filepath.Join(dataDir, gatewayKeyFile), ed25519.SeedSize)
+	seed, err := readSecret(path(gatewayKeyFile), ed25519.SeedSize)
 	if err != nil {
 		return ledger.Identity{}, fmt.Errorf("gateway node key: %w", err)
-	}
-	if fresh {
-		fmt.Fprintf(progress, "created gateway node key %s\n", filepath.Join(dataDir, gatewayKeyFile))
 	}
 	key := ed25519.NewKeyFromSeed(seed)
 	sum := sha256.Sum256(key.Public().(ed25519.PublicKey))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/healthgw/healthgw/api"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/metrics"
 	"github.com/healthgw/healthgw/ratelimit"
 )
@@ -28,6 +29,7 @@ func (c *serveConfig) operationsFlags(fs *flag.FlagSet) {
 	fs.IntVar(&rl.TokenFailures.Threshold, "rate-limit-token-failures", rl.TokenFailures.Threshold, "consecutive failed token requests of one org from one address before the back-off")
 	fs.DurationVar(&rl.TokenFailures.Base, "rate-limit-backoff", rl.TokenFailures.Base, "first back-off after the failure threshold; doubles with each further failure")
 	fs.DurationVar(&rl.TokenFailures.Max, "rate-limit-backoff-max", rl.TokenFailures.Max, "longest back-off")
+	fs.Var(&c.TrustedProxies, "trusted-proxy", "reverse proxies (CIDR or address, comma-separated, repeatable; environment HEALTHGW_TRUSTED_PROXIES) whose X-Forwarded-For names the client for rate limits and logs; from any other peer the header is ignored (default: none)")
 }
 
 // operations is the gateway's operability wiring: one Prometheus registry
@@ -44,13 +46,25 @@ func newOperations(cfg serveConfig, l ledger.Log) *operations {
 	o := &operations{reg: prometheus.NewRegistry()}
 	o.metrics = metrics.New(o.reg)
 	o.reg.MustRegister(metrics.NewLedgerCollector(l, checkpointSize))
-	o.opts = []api.Option{api.WithRegistry(o.reg), api.WithObserver(o.metrics)}
+	if n, ok := l.(cometStatus); ok {
+		o.reg.MustRegister(metrics.NewConsensusCollector(func() metrics.ConsensusStatus {
+			st := n.Status()
+			return metrics.ConsensusStatus{Height: st.Height, Peers: st.Peers, LastBlockTime: st.LastBlockTime, CatchingUp: st.CatchingUp}
+		}))
+	}
+	o.opts = []api.Option{api.WithRegistry(o.reg), api.WithObserver(o.metrics), api.WithTrustedProxies(cfg.TrustedProxies)}
 	if cfg.RateLimit {
 		o.limits = ratelimit.New(cfg.RateLimits, o.reg)
 		o.opts = append(o.opts, api.WithRateLimits(o.limits))
 	}
 	return o
 }
+
+// cometStatus is a consortium ledger node (comet.Log): the consensus
+// collector reads its height, peers and last block.
+type cometStatus interface{ Status() comet.Status }
+
+var _ cometStatus = (*comet.Log)(nil)
 
 func checkpointSize(note []byte) (uint64, error) {
 	cp, err := ledger.ParseCheckpoint(note)

@@ -119,21 +119,25 @@ func openLedger(ctx context.Context, db *gorm.DB, dsn, dataDir string, readOnly,
 	if err := cfg.finish(); err != nil {
 		return nil, err
 	}
-	keys, err := openKeySet(ctx, db, dsn, dataDir, checkpointKeyName(cfg), create, io.Discard)
+	cfg.DevIdP = false // one-shot commands do not use the development IdP's key
+	keys, err := openKeySet(ctx, db, dsn, dataDir, keySetOptions{cfg: cfg, create: create}, io.Discard)
 	if err != nil {
 		return nil, err
 	}
 	st, err := gormlog.Open(ctx, db, gormlog.Options{Signer: keys.signer, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		return nil, err
+		return nil, errors.Join(err, keys.rollback(context.WithoutCancel(ctx)))
 	}
-	id, err := loadIdentity(dataDir, cfg.BaseURL, keys.secret, st, io.Discard)
-	if err != nil {
-		return nil, errors.Join(err, st.Close())
+	var n *ledger.Node
+	id, err := loadIdentity(keys.path, cfg.BaseURL, keys.secret, st)
+	if err == nil {
+		n, err = ledger.OpenNode(ctx, st, id)
 	}
-	n, err := ledger.OpenNode(ctx, st, id)
+	if err == nil {
+		err = keys.commit()
+	}
 	if err != nil {
-		return nil, errors.Join(err, st.Close())
+		return nil, errors.Join(err, st.Close(), keys.rollback(context.WithoutCancel(ctx)))
 	}
 	return n, nil
 }

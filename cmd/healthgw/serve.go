@@ -27,6 +27,9 @@ func loadServeConfig(e *env, args []string) (serveConfig, slog.Level, error) {
 	if err := parseFlags(e, fs, args); err != nil {
 		return cfg, level, err
 	}
+	if err := envAlias(e, fs, "trusted-proxy", "HEALTHGW_TRUSTED_PROXIES"); err != nil {
+		return cfg, level, err
+	}
 	if *configFile != "" {
 		explicit := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
@@ -41,6 +44,19 @@ func loadServeConfig(e *env, args []string) (serveConfig, slog.Level, error) {
 		return cfg, level, fmt.Errorf("--log-level: %w", err)
 	}
 	return cfg, level, nil
+}
+
+// envAlias fills flag name from the environment variable key when
+// neither the flag nor its own variable was given.
+func envAlias(e *env, fs *flag.FlagSet, name, key string) error {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	if v := e.getenv(key); v != "" && !set {
+		if err := fs.Set(name, v); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	return nil
 }
 
 // witnessInterval is how often serve submits a new checkpoint to its
@@ -82,6 +98,11 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		return errors.Join(err, g.close())
 	}
 	defer stopTLS()
+	stopDebug, err := startDebug(cfg.DebugAddr, logger)
+	if err != nil {
+		return errors.Join(err, g.close())
+	}
+	defer stopDebug()
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: readHeaderTimeout,

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/registry/registrystore"
@@ -58,7 +59,12 @@ func (g *gateway) openDevOIDC() error {
 // development IdP fills in what is not configured.
 func (g *gateway) webConfig() web.Config {
 	cfg := g.cfg
-	wc := web.Config{BaseURL: cfg.BaseURL, CheckpointKey: g.vkey, ConsoleOrg: cfg.ConsoleOrg, Now: g.clock.Now, Logger: g.log}
+	wc := web.Config{BaseURL: cfg.BaseURL, CheckpointKey: g.vkey, ConsoleOrg: cfg.ConsoleOrg, Now: g.clock.Now, Logger: g.log,
+		WitnessThreshold: cfg.WitnessThreshold}
+	for _, w := range cfg.Witnesses {
+		vkey, _, _ := strings.Cut(w, "@") // validated by serveConfig.finish
+		wc.Witnesses = append(wc.Witnesses, vkey)
+	}
 	redirect := func(v, path string) string {
 		if v != "" {
 			return v
@@ -87,9 +93,16 @@ func (g *gateway) webConfig() web.Config {
 // openWeb builds the patient app and the console over the same use-case
 // services as the API, and the gateway's one handler.
 func (g *gateway) openWeb() error {
-	w, err := web.New(g.webConfig(), web.Deps{
+	deps := web.Deps{
 		Consents: g.consent, Changes: g.access, Orgs: g.registry, Ledger: g.ledger, Sync: g.follower, Pseud: g.pseud,
-	})
+	}
+	if g.zk != nil {
+		deps.Eligibility = g.zk
+	}
+	if g.witnesses != nil {
+		deps.Cosigned = g.witnesses
+	}
+	w, err := web.New(g.webConfig(), deps)
 	if err != nil {
 		return fmt.Errorf("web: %w", err)
 	}

@@ -138,8 +138,8 @@ type webWorld struct {
 	rec  created
 }
 
-func newWebWorld(t *testing.T) *webWorld {
-	g := newTestGateway(t)
+func newWebWorld(t *testing.T, mutate ...func(*serveConfig)) *webWorld {
+	g := newTestGateway(t, mutate...)
 	a := g.registerNamed("hosp-a", "Hospital A", auth.KindHospital)
 	b := g.registerNamed("hosp-b", "Hospital B", auth.KindHospital)
 	g.registerNamed("reg-x", "Health Regulator X", auth.KindRegulator)
@@ -301,7 +301,7 @@ func TestWebSecurity(t *testing.T) {
 	})
 
 	t.Run("CSP", func(t *testing.T) {
-		for _, path := range []string{"/app/", "/app/consents", "/app/access", "/console/", "/app/nope"} {
+		for _, path := range []string{"/app/", "/app/consents", "/app/access", "/app/proofs", "/console/", "/app/nope"} {
 			p1.get(path)
 			csp := p1.last.Header.Get("Content-Security-Policy")
 			for _, want := range []string{"script-src 'self'", "style-src 'self'", "default-src 'none'", "frame-ancestors 'none'", "form-action 'self'"} {
@@ -488,4 +488,78 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// witnessedWorld is the web world with two witnesses following its log
+// and a threshold of two, both having cosigned the latest checkpoint.
+type witnessedWorld struct {
+	*webWorld
+	w1, w2 *lateWitness
+}
+
+func newWitnessedWorld(t *testing.T) *witnessedWorld {
+	t.Helper()
+	w1, w2 := newLateWitness(t, "witness-1.example"), newLateWitness(t, "witness-2.example")
+	ww := &witnessedWorld{w1: w1, w2: w2}
+	ww.webWorld = newWebWorld(t, func(c *serveConfig) {
+		c.Witnesses = listFlag{w1.vkey + "@" + w1.srv.URL, w2.vkey + "@" + w2.srv.URL}
+		c.WitnessThreshold = 2
+	})
+	origin := ledgerOrigin(ww.store, ww.cfg)
+	w1.follow(t, origin, ww.vkey)
+	w2.follow(t, origin, ww.vkey)
+	ww.submit(2)
+	return ww
+}
+
+// submit waits for a checkpoint of the whole log and submits it to the
+// witnesses, wanting n cosignatures.
+func (ww *witnessedWorld) submit(n int) {
+	ww.t.Helper()
+	ww.waitCheckpoint()
+	if got, err := ww.witnesses.Submit(ww.t.Context()); err != nil || got != n {
+		ww.t.Fatalf("Submit: %d cosignatures, %v; want %d", got, err, n)
+	}
+}
+
+// keyID is a witness verifier key's key hash as the page shows it.
+func keyID(t *testing.T, vkey string) (name, id string) {
+	t.Helper()
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		t.Fatalf("witness key %q", vkey)
+	}
+	return parts[0], parts[1]
+}
+
+// TestWebWitnesses: the console's ledger status names the witnesses that
+// cosigned the latest submitted checkpoint, with key IDs and times, and
+// says whether the threshold is met; once a witness is down it is not.
+func TestWebWitnesses(t *testing.T) {
+	ww := newWitnessedWorld(t)
+	r := newBrowser(t, ww.url)
+	page := r.signIn("console", url.Values{"staff": {"auditor-1"}, "org": {"reg-x"}})
+	for _, w := range []*lateWitness{ww.w1, ww.w2} {
+		name, id := keyID(t, w.vkey)
+		if !strings.Contains(page, `<code class="witness-name">`+name+"</code>") || !strings.Contains(page, `<code class="witness-key">`+id+"</code>") {
+			t.Errorf("ledger status lacks witness %s (%s)", name, id)
+		}
+	}
+	if strings.Count(page, "Yes, at ") != 2 || !strings.Contains(page, "2 of 2 witnesses cosigned; 2 required: met") ||
+		!strings.Contains(page, `data-threshold="2"`) || strings.Contains(page, "None configured") {
+		t.Errorf("ledger status with both witnesses:\n%s", page)
+	}
+	ww.w2.srv.Close()
+	ww.registerNamed("hosp-c", "Hospital C", auth.KindHospital)
+	ww.submit(1)
+	_, page = r.get("/console/")
+	if strings.Count(page, "Yes, at ") != 1 || !strings.Contains(page, "1 of 2 witnesses cosigned; 2 required: not met") {
+		t.Errorf("ledger status with one witness down:\n%s", page)
+	}
+	// Without witnesses the page says so.
+	plain := newWebWorld(t)
+	page = newBrowser(t, plain.url).signIn("console", url.Values{"staff": {"auditor-1"}, "org": {"reg-x"}})
+	if !strings.Contains(page, "None configured on this gateway") || strings.Contains(page, `id="witnesses"`) {
+		t.Errorf("ledger status without witnesses:\n%s", page)
+	}
 }

@@ -507,13 +507,14 @@ func cmdZKProve(_ context.Context, e *env, args []string) error {
 	chFile := fs.String("challenge", "", "challenge file from the verifier")
 	verifier := fs.String("verifier", "", "org ID of the verifier you are proving to: a challenge scoped to any other is refused")
 	gwKey := fs.String("gateway-key", "", "the gateway's JWK Set (as served at /.well-known/jwks.json), with its challenge key")
-	keys := fs.String("keys", "", "key directory (with the statement's pk.bin)")
+	keys := fs.String("keys", "", "key directory (with the statement's pk.bin); or give --proving-key")
+	pkFile := fs.String("proving-key", "", "the statement's proving key file alone (as the patient app and GET /v1/circuits/{statement}/proving-key serve it), instead of --keys")
 	out := fs.String("out", "", "proof file to write (default stdout)")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
-	if *credFile == "" || *secretFile == "" || *chFile == "" || *keys == "" || *verifier == "" || *gwKey == "" {
-		return errors.New("zk prove: --credential, --secret, --challenge, --verifier, --gateway-key and --keys are required")
+	if *credFile == "" || *secretFile == "" || *chFile == "" || *verifier == "" || *gwKey == "" || (*keys == "") == (*pkFile == "") {
+		return errors.New("zk prove: --credential, --secret, --challenge, --verifier, --gateway-key and one of --keys or --proving-key are required")
 	}
 	trustKey, err := readChallengeKey(*gwKey)
 	if err != nil {
@@ -553,7 +554,7 @@ func cmdZKProve(_ context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	prover, err := circuits.LoadProver(*keys, ch.Statement, e.stderr)
+	prover, err := loadProver(*keys, *pkFile, ch.Statement, e.stderr)
 	if err != nil {
 		return err
 	}
@@ -568,6 +569,29 @@ func cmdZKProve(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	return writeOut(e, *out, b)
+}
+
+// loadProver loads the prover of s from a key directory, or from a
+// proving key file alone (NewProver checks that it fits the statement; a
+// key of another setup than the verifier's makes proofs that do not
+// verify).
+func loadProver(dir, pkFile string, s circuits.Statement, progress io.Writer) (*circuits.Prover, error) {
+	if dir != "" {
+		return circuits.LoadProver(dir, s, progress)
+	}
+	st := circuits.StartStep(progress, "compiling %s", s)
+	ccs, err := circuits.Compile(s)
+	st.Done(err)
+	if err != nil {
+		return nil, err
+	}
+	st = circuits.StartStep(progress, "loading proving key %s", pkFile)
+	pk, err := circuits.ReadProvingKey(pkFile)
+	st.Done(err)
+	if err != nil {
+		return nil, err
+	}
+	return circuits.NewProver(s, ccs, pk)
 }
 
 // mergeParams checks that the --params policy is the challenge's (apart

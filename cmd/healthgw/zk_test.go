@@ -116,6 +116,25 @@ func TestZKFlow(t *testing.T) {
 	if !errors.As(err, &ex) || ex.code != 2 {
 		t.Errorf("replayed proof: %v, want exit status 2", err)
 	}
+
+	// A patient has the proving key file alone (the patient app serves
+	// it), not a key directory.
+	pk, err := os.ReadFile(circuits.ProvingKeyPath(p("keys"), circuits.Age))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p("age.pk"), pk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustZK(t, "prove", "--credential", p("cred.json"), "--secret", p("secret.json"), "--challenge", p("ch2.json"),
+		"--verifier", "insurer-acme", "--gateway-key", p("jwks.json"), "--proving-key", p("age.pk"), "--out", p("proof2.json"))
+	if out := mustZK(t, "verify", "--keys", p("keys"), "--proof", p("proof2.json"), "--challenge", p("ch2.json")); !strings.HasPrefix(out, "VALID age") {
+		t.Errorf("verify of the proof made with --proving-key: %q", out)
+	}
+	if _, _, err := runZK(t, "prove", "--credential", p("cred.json"), "--secret", p("secret.json"), "--challenge", p("ch2.json"),
+		"--verifier", "insurer-acme", "--gateway-key", p("jwks.json"), "--proving-key", p("age.pk"), "--keys", p("keys"), "--out", p("proof3.json")); err == nil {
+		t.Error("prove with both --keys and --proving-key: no error")
+	}
 }
 
 func TestZKErrors(t *testing.T) {

@@ -20,9 +20,9 @@ import (
 func (g *gateway) mountZK(cfg serveConfig, logger *slog.Logger, appender ledger.Appender) {
 	g.zkKeys = eligibility.NewKeyDir(cfg.ZKKeys, g.ledger, g.follower, g.zkstore, logger)
 	issuers := eligibility.NewIssuerKeys(filepath.Join(cfg.DataDir, "keys", "issuers"), g.ledger, g.follower, g.zkstore)
-	svc := eligibility.NewService(eligibility.Config{
+	g.zk = eligibility.NewService(eligibility.Config{
 		Store: g.zkstore, Keys: g.zkKeys, Issuers: issuers, Log: appender, Sync: g.follower,
 		ChallengeKey: g.challengeKey,
 	})
-	g.api.MountZK(api.ZKDeps{Service: svc, Sync: g.follower})
+	g.api.MountZK(api.ZKDeps{Service: g.zk, Sync: g.follower})
 }

@@ -2,9 +2,10 @@
 // checkpoint and every entry bundle from the C2SP tlog-tiles API, check
 // that each entry is a v2 leaf (entry.js: {"v":2,"type","time","seal"},
 // canonical), recompute the RFC 6962 tree and compare it with the signed
-// root, with progress. The tiles carry leaves only: what is checked here
-// is the public tree, as `healthgw ledger verify` checks it without the
-// bodies.
+// root, with progress; then check the witnesses' cosignatures on that
+// checkpoint (cosig.js) against the threshold the page states. The tiles
+// carry leaves only: what is checked here is the public tree, as
+// `healthgw ledger verify` checks it without the bodies.
 "use strict";
 (function () {
   const T = window.healthgwTlog;
@@ -36,7 +37,8 @@
     button.disabled = true;
     show("pending", d.msgRunning);
     try {
-      const cp = await T.openCheckpoint(await fetchOK("checkpoint", "text"), d.key);
+      const note = await fetchOK("checkpoint", "text");
+      const cp = await T.openCheckpoint(note, d.key);
       const size = Number(cp.size);
       progress.max = Math.max(size, 1);
       progress.value = 0;
@@ -59,6 +61,11 @@
       }
       const root = await tb.root();
       if (!T.equal(root, cp.root)) throw new Error("recomputed root differs from the signed root");
+      if (window.healthgwCosig && !(await window.healthgwCosig.verifyPage(note))) {
+        box.dataset.reason = "too few valid witness cosignatures";
+        show("bad", d.msgWitnesses);
+        return;
+      }
       show("ok", d.msgOk);
     } catch (e) {
       box.dataset.reason = String(e && e.message);
