@@ -283,7 +283,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 
 	// API.
-	ops := newOperations(cfg, g.ledger)
+	ops := newOperations(cfg, g.ledger, g.store)
 	g.limits = ops.limits
 	g.api = api.New(api.Config{BaseURL: cfg.BaseURL}, logger, authn, append(ops.opts,
 		api.WithIdempotency(idemKeys),

@@ -42,11 +42,11 @@ type operations struct {
 	opts    []api.Option
 }
 
-func newOperations(cfg serveConfig, l ledger.Log) *operations {
+func newOperations(cfg serveConfig, l ledger.Log, store ledger.Store) *operations {
 	o := &operations{reg: prometheus.NewRegistry()}
 	o.metrics = metrics.New(o.reg)
 	o.reg.MustRegister(metrics.NewLedgerCollector(l, checkpointSize))
-	if n, ok := l.(cometStatus); ok {
+	if n, ok := store.(cometStatus); ok {
 		o.reg.MustRegister(metrics.NewConsensusCollector(func() metrics.ConsensusStatus {
 			st := n.Status()
 			return metrics.ConsensusStatus{Height: st.Height, Peers: st.Peers, LastBlockTime: st.LastBlockTime, CatchingUp: st.CatchingUp}
