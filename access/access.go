@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
@@ -216,7 +218,8 @@ type ReadRequest struct {
 	// is kept for regulators (Config.Justifications). Never logged.
 	Justification string
 	// RequestID ties the ledger entry to the transport's request: the
-	// gateway's own ID, never one a client chose.
+	// gateway's own ID, never one a client chose (empty: Read makes
+	// one).
 	RequestID string
 	// ResourceType, when set, is the FHIR resource type the caller asks
 	// for (GET /fhir/Observation/{id}): a record of another type is
@@ -268,6 +271,11 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 	)
 	if err := s.atHead(ctx); err != nil {
 		return res, err
+	}
+	if req.RequestID == "" {
+		// The ledger names every decision's request; a transport that
+		// has no ID of its own gets a fresh one.
+		req.RequestID = uuid.NewString()
 	}
 	// A justification is committed to, and its opening stored, before
 	// anything else: the same work whether the record exists or not, and
@@ -417,7 +425,14 @@ func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.R
 	body := d.LedgerBody(creq, req.RequestID)
 	body.ClientRequestID = req.ClientRequestID
 	body.JustificationCommitment = justificationCommitment
-	e, err := ledger.NewEntry(req.Caller.Org, body)
+	// The holder decides and logs (its home gateway authors the entry);
+	// a read of a record that does not exist has no holder and is logged
+	// for the caller, whose gateway answered it.
+	org := r.Holder
+	if org == "" {
+		org = req.Caller.Org
+	}
+	e, err := ledger.NewEntry(org, body)
 	if err != nil {
 		return d, 0, fmt.Errorf("access: access entry: %w", err)
 	}

@@ -147,6 +147,13 @@ func TestRead(t *testing.T) {
 				Category: ad.Category, Purpose: string(tt.req.Purpose), Decision: string(res.Decision.Effect),
 				Reason: string(tt.reason), GrantID: res.Decision.GrantID, BreakGlass: tt.glass, RequestID: tt.req.RequestID,
 			}
+			if tt.req.RequestID == "" {
+				// The service names the request itself.
+				if ad.RequestID == "" {
+					t.Error("no request ID logged")
+				}
+				want.RequestID = ad.RequestID
+			}
 			if tt.missing {
 				want.Patient, want.Category, want.Decision = "", "", string(consent.Deny)
 				if tt.loggedID != "" {
@@ -169,13 +176,33 @@ func TestRead(t *testing.T) {
 			if diff := cmp.Diff(want, ad); diff != "" {
 				t.Errorf("access.decided (-want +got):\n%s", diff)
 			}
-			if logged[0].Org != tt.req.Caller.Org || res.Decision.Reason != tt.reason {
-				t.Errorf("entry author %q, decision %+v", logged[0].Org, res.Decision)
+			// The holder decides and logs; a read of a missing record is
+			// logged for the caller.
+			wantOrg := "hosp-a"
+			if tt.missing {
+				wantOrg = tt.req.Caller.Org
+			}
+			if logged[0].Org != wantOrg || res.Decision.Reason != tt.reason {
+				t.Errorf("entry org %q (want %q), decision %+v", logged[0].Org, wantOrg, res.Decision)
 			}
 			if tt.req.Justification != "" {
-				b, _ := ledger.Encode(logged[0])
-				if strings.Contains(string(b), "unconscious") {
-					t.Errorf("the ledger holds the justification text: %s", b)
+				// Neither the public leaf nor the opening any party gets
+				// holds the reason: only its commitment.
+				op, err := w.log.Open(t.Context(), res.Index)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := ledger.EncodeOpening(op.Opening)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, raw := range [][]byte{op.Leaf, op.Header, b} {
+					if strings.Contains(string(raw), "unconscious") {
+						t.Errorf("the ledger holds the justification text: %s", raw)
+					}
+				}
+				if !strings.Contains(string(b), ad.JustificationCommitment) {
+					t.Errorf("the opening lacks the justification commitment: %s", b)
 				}
 			}
 		})

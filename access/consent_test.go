@@ -50,15 +50,37 @@ func TestGrant(t *testing.T) {
 		t.Errorf("grant %+v (receipt at %d)", g, rc.Index)
 	}
 	checkReceipt(t, w.log, rc)
-	e, err := ledger.Decode(rc.Entry)
+	es, err := w.log.Read(t.Context(), rc.Index, rc.Index+1)
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := es[0]
 	if e.Org != "patient:"+ps || e.Type != ledger.TypeConsentGranted {
 		t.Errorf("entry %+v, want consent.granted by the patient", e)
 	}
 	if diff := cmp.Diff(g.LedgerBody(), e.Body); diff != "" {
 		t.Errorf("entry body (-grant +entry):\n%s", diff)
+	}
+	// The receipt opens the entry (header and opening checked against
+	// the leaf in the signed tree) and names the patient by a reference
+	// only: no pseudonym, no subject.
+	v, err := ledger.ParseVerifierKey(w.log.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ledger.VerifyReceipt(rc.Receipt, v, "")
+	if err != nil {
+		t.Fatalf("VerifyReceipt: %v", err)
+	}
+	body, ok := st.Body.(*ledger.ConsentGrantedV2)
+	if !ok || body.ConsentID != g.ID || body.Grantee.Org != "hosp-b" || !ledger.ValidPatientRef(body.Patient) {
+		t.Errorf("receipt statement %+v, want the grant to hosp-b with a patient reference", st.Body)
+	}
+	if strings.Contains(string(rc.Opening), ps) || strings.Contains(string(rc.Entry), ps) {
+		t.Errorf("the receipt names the patient's pseudonym: %s", rc.Opening)
+	}
+	if o, err := ledger.DecodeOpening(rc.Opening); err != nil || o.Subject != "" {
+		t.Errorf("receipt opening subject %q (%v), want none", o.Subject, err)
 	}
 }
 
@@ -90,8 +112,8 @@ func TestGrantInvalid(t *testing.T) {
 			if !strings.HasPrefix(msg, tt.field+": ") || strings.Contains(msg, "consent") || strings.Contains(msg, "invalid grant") {
 				t.Errorf("public message %q", msg)
 			}
-			if n, _ := w.log.Size(t.Context()); n != 0 {
-				t.Errorf("an invalid grant appended %d entries", n)
+			if n, _ := w.log.Size(t.Context()); n != w.log.base {
+				t.Errorf("an invalid grant appended %d entries", n-w.log.base)
 			}
 		})
 	}
@@ -109,7 +131,7 @@ func TestRevoke(t *testing.T) {
 		t.Errorf("unknown grant: %v, want not found", err)
 	}
 	size, _ := w.log.Size(t.Context())
-	if size != 1 {
+	if size != w.log.base+1 {
 		t.Errorf("refused revocations appended: size %d", size)
 	}
 	r, rc, err := w.Revoke(t.Context(), pseudonym("pat-1"), g.ID)
@@ -252,8 +274,8 @@ func TestGrantGranteeMustExist(t *testing.T) {
 			if msg := ge.PublicMessage(); !strings.HasPrefix(msg, tt.field+": ") || strings.Contains(msg, "access:") || strings.Contains(msg, "invalid grantee") {
 				t.Errorf("public message %q", msg)
 			}
-			if n, _ := w.log.Size(t.Context()); n != 0 {
-				t.Errorf("a refused grant appended %d entries", n)
+			if n, _ := w.log.Size(t.Context()); n != w.log.base {
+				t.Errorf("a refused grant appended %d entries", n-w.log.base)
 			}
 		})
 	}
@@ -273,8 +295,8 @@ func TestGrantGranteeMustExist(t *testing.T) {
 		if !errors.Is(err, broken) || errors.Is(err, consent.ErrInvalidGrant) {
 			t.Fatalf("err = %v, want the registry's error, not bad input", err)
 		}
-		if n, _ := w.log.Size(t.Context()); n != 0 {
-			t.Errorf("appended %d entries", n)
+		if n, _ := w.log.Size(t.Context()); n != w.log.base {
+			t.Errorf("appended %d entries", n-w.log.base)
 		}
 	})
 }

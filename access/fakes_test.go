@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"sync"
@@ -23,6 +24,7 @@ import (
 type memLog struct {
 	*ledgertest.MemLog
 	vkey string
+	base uint64 // the org registrations
 
 	mu   sync.Mutex
 	fail func(e ledger.Entry) error
@@ -48,6 +50,18 @@ func newMemLog(t *testing.T) *memLog {
 		}
 		return nil
 	}
+	// The ledger takes entries only for registered orgs: register the
+	// tests' orgs first (entries 0 to len(testOrgs)-1).
+	for _, id := range slices.Sorted(maps.Keys(testOrgs)) {
+		e, err := ledger.NewEntry("gateway", &ledger.OrgRegistered{ID: id, Name: id, Kind: string(testOrgs[id])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.base = uint64(len(testOrgs))
 	return l
 }
 
@@ -107,16 +121,12 @@ func (p *projection) Sync(ctx context.Context, size uint64) error {
 	if size <= p.next {
 		return nil
 	}
-	raw, err := p.log.Entries(ctx, p.next, size)
+	es, err := p.log.Read(ctx, p.next, size)
 	if err != nil {
 		return err
 	}
-	for i, b := range raw {
+	for i, e := range es {
 		idx := p.next + uint64(i)
-		e, err := ledger.Decode(b)
-		if err != nil {
-			return err
-		}
 		switch body := e.Body.(type) {
 		case *ledger.ConsentGranted:
 			// As consentstore: the first grant of an ID wins.

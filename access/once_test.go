@@ -135,8 +135,8 @@ func TestGrantOnceBothCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.GrantedIndex != 0 || rc.Index != 0 {
-		t.Errorf("grant at %d, receipt at %d; want the first entry", g.GrantedIndex, rc.Index)
+	if first := w.log.base; g.GrantedIndex != first || rc.Index != first {
+		t.Errorf("grant at %d, receipt at %d; want the first entry (%d)", g.GrantedIndex, rc.Index, first)
 	}
 	if gs, _ := w.proj.GrantsFor(t.Context(), ps, "hosp-b", ""); len(gs) != 1 {
 		t.Errorf("%d grants projected, want 1", len(gs))

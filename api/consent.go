@@ -166,11 +166,12 @@ func viewGrant(g consent.Grant, now time.Time) grantView {
 // consentResponse is the body of POST /v1/consents and of a revocation.
 type consentResponse = client.ConsentResponse
 
-// viewReceipt renders a consent receipt as an entry proof.
+// viewReceipt renders a consent receipt as an entry proof: the patient's
+// own entry, with its header and opening (without the pseudonym).
 func viewReceipt(r access.Receipt) EntryProof {
 	return EntryProof{
-		Index: r.Index, TreeSize: r.TreeSize, Entry: r.Entry, LeafHash: tlog.RecordHash(r.Entry),
-		Proof: r.Proof, RootHash: r.RootHash, Checkpoint: string(r.Checkpoint),
+		Index: r.Index, TreeSize: r.TreeSize, Entry: r.Entry, Header: r.Header, Opening: r.Opening,
+		LeafHash: tlog.RecordHash(r.Entry), Proof: r.Proof, RootHash: r.RootHash, Checkpoint: string(r.Checkpoint),
 	}
 }
 
@@ -187,7 +188,7 @@ func (s *Server) postConsent(c *gin.Context) {
 		return
 	}
 	c.Header("Location", "/v1/consents/"+stored.ID)
-	c.JSON(http.StatusCreated, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
+	s.exactJSON(c, http.StatusCreated, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
 }
 
 // page reads cursor and limit query parameters.
@@ -265,7 +266,7 @@ func (s *Server) revokeConsent(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
+	s.exactJSON(c, http.StatusOK, consentResponse{Consent: viewGrant(stored, s.nowUTC()), Receipt: viewReceipt(rc)})
 }
 
 // accessEventView is one access decision.

@@ -12,7 +12,9 @@ import (
 
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/fhir"
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -30,22 +32,25 @@ var (
 	}
 )
 
-// receiptOf is a receipt for the fake ledger's entry 2.
+// receiptOf is a receipt for the fake ledger's grant (entry 2).
 func receiptOf(t *testing.T, l *fakeLedger) access.Receipt {
 	t.Helper()
 	cp, err := l.Checkpoint(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ledger.InclusionProof(t.Context(), l, 2, 5)
+	r, err := ledger.MakeReceipt(t.Context(), l, entryGrant)
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := ledger.TreeHash(t.Context(), l, 5)
+	root, err := ledger.TreeHash(t.Context(), l, r.TreeSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return access.Receipt{Receipt: ledger.Receipt{Index: 2, Entry: l.entries[2], Checkpoint: cp, TreeSize: 5, Proof: p}, RootHash: root}
+	if r.TreeSize != fakeLedgerSize || len(r.Header) == 0 || len(r.Opening) == 0 || string(r.Checkpoint) != string(cp) {
+		t.Fatalf("receipt %+v", r)
+	}
+	return access.Receipt{Receipt: r, RootHash: root}
 }
 
 func TestPostConsent(t *testing.T) {
@@ -82,6 +87,19 @@ func TestPostConsent(t *testing.T) {
 	}
 	if err := tlog.CheckRecord(body.Receipt.Proof, 5, body.Receipt.RootHash, 2, body.Receipt.LeafHash); err != nil {
 		t.Errorf("receipt proof: %v", err)
+	}
+	// The receipt opens the entry: the grant the patient signed for,
+	// checked against the leaf in the signed tree.
+	v, err := ledger.ParseVerifierKey(ts.ledger.vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := client.VerifyEntry(body.Receipt, v, "api.test/log")
+	if err != nil {
+		t.Fatalf("receipt: %v", err)
+	}
+	if g, ok := st.Body.(*ledger.ConsentGrantedV2); !ok || g.ConsentID != grantB1.ID || g.Grantee.Org != "hosp-b" {
+		t.Errorf("receipt statement %+v", st.Body)
 	}
 
 	// A bad purpose is a 400 whose message names the field, without any
@@ -382,6 +400,33 @@ func TestFHIRAuditEvent(t *testing.T) {
 			t.Errorf("%s %s: content type %q", tt.token, tt.query, rec.Header().Get("Content-Type"))
 		}
 	}
+
+	// A break-glass event shows its justification commitment to all who
+	// see the event, and the reason, opened from it, to regulators only.
+	j, err := ledger.NewJustification("unconscious in ED, suspected DKA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.openings[j.Commitment().String()] = j
+	glass := event1
+	glass.Purpose, glass.Reason, glass.BreakGlass, glass.JustificationCommitment = consent.PurposeEmergencyTreatment, consent.ReasonPermitBreakGlass, true, j.Commitment().String()
+	ts.consents.accessLog = func(string, consent.Page) ([]consent.AccessEvent, string, error) {
+		return []consent.AccessEvent{glass}, "", nil
+	}
+	ts.consents.auditEvents = func(consent.AuditFilter, consent.Page) ([]consent.AccessEvent, string, error) {
+		return []consent.AccessEvent{glass}, "", nil
+	}
+	for _, tok := range []string{"pat-1", "reg-x"} {
+		rec := ts.do("GET", "/fhir/AuditEvent", tok, nil)
+		body := rec.Body.String()
+		if rec.Code != http.StatusOK || !strings.Contains(body, fhir.ExtJustificationCommitment) || !strings.Contains(body, j.Commitment().String()) {
+			t.Errorf("%s: break-glass event without its commitment: %d %s", tok, rec.Code, body)
+		}
+		if got := strings.Contains(body, j.Reason); got != (tok == "reg-x") {
+			t.Errorf("%s: reason shown %v: %s", tok, got, body)
+		}
+	}
+
 	ts.sync.sync = func(uint64) error { return errors.New("projection broken") }
 	if rec := ts.do("GET", "/fhir/AuditEvent", "pat-1", nil); rec.Code != http.StatusInternalServerError {
 		t.Errorf("projection failure: %d", rec.Code)

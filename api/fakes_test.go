@@ -15,12 +15,12 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"golang.org/x/mod/sumdb/note"
-	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/records"
 )
 
@@ -213,19 +213,42 @@ func (f *fakeTokens) AuthorizationServerMetadata() map[string]any {
 	return map[string]any{"issuer": "http://gw.test", "token_endpoint": "http://gw.test/oauth2/token"}
 }
 
-// fakeLedger is a LedgerReader over a fixed list of entries with their
-// stored hashes; checkpoint, when set, overrides the signed checkpoint of
-// the whole tree.
+// fakeLedger is the gateway's ledger node over an in-memory store
+// (ledgertest.MemLog), its checkpoint covering every entry, with failures
+// to inject: sizeErr fails Size, checkpoint, when set, overrides the
+// signed checkpoint. newFakeLedger fills it with five entries naming
+// every kind of party (see the constants below).
 type fakeLedger struct {
-	entries    [][]byte
-	hashes     []tlog.Hash
-	signer     note.Signer
+	*ledgertest.MemLog
 	vkey       string
 	sizeErr    error
 	checkpoint func() ([]byte, error)
+	// sealedElsewhere are indices Open refuses as sealed to other
+	// gateways (ledger.ErrNotRecipient).
+	sealedElsewhere map[uint64]bool
 }
 
-func newFakeLedger(t testing.TB, n int) *fakeLedger {
+// Open implements EntryOpener.
+func (l *fakeLedger) Open(ctx context.Context, index uint64) (ledger.Opened, error) {
+	if l.sealedElsewhere[index] {
+		return ledger.Opened{}, ledger.ErrNotRecipient
+	}
+	return l.MemLog.Open(ctx, index)
+}
+
+// The fake ledger's entries: 0 registers hosp-a; 1 is a record hosp-a
+// holds for pat-1; 2 pat-1's grant to hosp-b; 3 hosp-a's decision on
+// hosp-b's read of it; 4 an issuer key of hosp-a.
+const (
+	entryOrgA      = 0
+	entryRecord    = 1
+	entryGrant     = 2
+	entryAccess    = 3
+	entryIssuer    = 4
+	fakeLedgerSize = 5
+)
+
+func newFakeLedger(t testing.TB) *fakeLedger {
 	t.Helper()
 	skey, vkey, err := ledger.GenerateCheckpointKey("api.test/log")
 	if err != nil {
@@ -235,62 +258,57 @@ func newFakeLedger(t testing.TB, n int) *fakeLedger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &fakeLedger{signer: s, vkey: vkey}
-	for i := range n {
-		e, err := ledger.NewEntry("hosp-a", &ledger.RecordShredded{RecordID: "r" + string(rune('a'+i)), Holder: "hosp-a", Patient: "ps_x"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Time = time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC)
-		b, err := ledger.Encode(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs, err := tlog.StoredHashes(int64(i), b, l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.entries = append(l.entries, b)
-		l.hashes = append(l.hashes, hs...)
+	l := &fakeLedger{MemLog: &ledgertest.MemLog{Signer: s, Clock: ledgertest.StepClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Second)}, vkey: vkey}
+	nb := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	pub := strings.Repeat("0a", 32)
+	kid, err := ledger.IssuerKeyID(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []struct {
+		org  string
+		body any
+	}{
+		{"gateway", &ledger.OrgRegistered{ID: "hosp-a", Name: "Hospital A & Co <main>", Kind: "hospital"}},
+		{"hosp-a", &ledger.RecordRegistered{RecordID: recID, Holder: "hosp-a", Patient: "ps_pat-1", Category: "labs", Commitment: strings.Repeat("c", 64)}},
+		{"patient:ps_pat-1", &ledger.ConsentGranted{ConsentID: grantB1.ID, Patient: "ps_pat-1", Grantee: ledger.Grantee{Org: "hosp-b"}, Decision: "permit",
+			Actions: []string{"read"}, Categories: []string{"labs"}, Purposes: []string{"TREAT"}, NotBefore: nb, NotAfter: nb.AddDate(1, 0, 0)}},
+		{"hosp-a", &ledger.AccessDecided{Requester: "hosp-b", RecordID: recID, Patient: "ps_pat-1", Category: "labs", Purpose: "TREAT",
+			Decision: "permit", Reason: "permit.grant", GrantID: grantB1.ID, RequestID: "r1"}},
+		{"hosp-a", &ledger.IssuerRegistered{Issuer: "hosp-a", KeyID: kid, PublicKey: pub}},
+	} {
+		l.add(t, e.org, e.body)
 	}
 	return l
 }
 
-func (l *fakeLedger) Size(context.Context) (uint64, error) {
-	return uint64(len(l.entries)), l.sizeErr
-}
-
-func (l *fakeLedger) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
-	if end > uint64(len(l.entries)) || start > end {
-		return nil, ledger.ErrNotFound
+// add appends an entry of org and returns its index.
+func (l *fakeLedger) add(t testing.TB, org string, body any) uint64 {
+	t.Helper()
+	e, err := ledger.NewEntry(org, body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return l.entries[start:end], nil
-}
-
-func (l *fakeLedger) ReadHashes(idx []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(idx))
-	for i, x := range idx {
-		if x < 0 || x >= int64(len(l.hashes)) {
-			return nil, errors.New("no such hash")
-		}
-		out[i] = l.hashes[x]
+	i, err := l.Append(t.Context(), e)
+	if err != nil {
+		t.Fatalf("append %T: %v", body, err)
 	}
-	return out, nil
+	return i
 }
 
-func (l *fakeLedger) Checkpoint(context.Context) ([]byte, error) {
+func (l *fakeLedger) Size(ctx context.Context) (uint64, error) {
+	if l.sizeErr != nil {
+		return 0, l.sizeErr
+	}
+	return l.MemLog.Size(ctx)
+}
+
+func (l *fakeLedger) Checkpoint(ctx context.Context) ([]byte, error) {
 	if l.checkpoint != nil {
 		return l.checkpoint()
 	}
-	n := int64(len(l.entries))
-	if n == 0 {
-		return nil, ledger.ErrNotFound
-	}
-	h, err := tlog.TreeHash(n, l)
-	if err != nil {
-		return nil, err
-	}
-	return ledger.SignCheckpoint(ledger.Checkpoint{Origin: "api.test/log", Size: uint64(n), Hash: h}, l.signer)
+	l.Publish()
+	return l.MemLog.Checkpoint(ctx)
 }
 
 // Principals of the test tokens.
@@ -318,6 +336,21 @@ type testServer struct {
 	sync     *fakeSync
 	ledger   *fakeLedger
 	tokens   *fakeTokens
+	openings fakeOpenings
+}
+
+// fakeOpenings are stored break-glass justification openings by
+// commitment.
+type fakeOpenings map[string]ledger.Justification
+
+func (f fakeOpenings) Openings(_ context.Context, cs []string) (map[string]ledger.Justification, error) {
+	out := map[string]ledger.Justification{}
+	for _, c := range cs {
+		if j, ok := f[c]; ok {
+			out[c] = j
+		}
+	}
+	return out, nil
 }
 
 func newTestServer(t *testing.T, opts ...Option) *testServer {
@@ -331,8 +364,9 @@ func newTestServer(t *testing.T, opts ...Option) *testServer {
 		consents: &fakeConsents{t: t},
 		changes:  &fakeChanges{t: t},
 		sync:     &fakeSync{},
-		ledger:   newFakeLedger(t, 5),
+		ledger:   newFakeLedger(t),
 		tokens:   &fakeTokens{},
+		openings: fakeOpenings{},
 	}
 	ts.Server = New(Config{BaseURL: "http://gw.test"}, nil, testPrincipals,
 		append([]Option{WithReadiness("database", CheckerFunc(func(context.Context) error { return nil }))}, opts...)...)
@@ -344,7 +378,7 @@ func newTestServer(t *testing.T, opts ...Option) *testServer {
 	ts.MountRecords(ts.vault, ts.gate, ts.keys)
 	ts.MountConsent(ConsentDeps{
 		Changes: ts.changes,
-		Queries: access.NewQueries(access.QueriesConfig{Store: ts.consents, Pseud: fakePseud{}, Log: ts.ledger, Sync: ts.sync}),
+		Queries: access.NewQueries(access.QueriesConfig{Store: ts.consents, Pseud: fakePseud{}, Log: ts.ledger, Sync: ts.sync, Openings: ts.openings}),
 		Pseud:   fakePseud{},
 	})
 	return ts

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,15 +13,35 @@ import (
 	"github.com/gin-gonic/gin"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/ledger"
 )
 
-// LedgerReader is what the ledger routes need from a backend.
+// LedgerReader is what the ledger routes need from a backend. A reader
+// that also opens its entries (EntryOpener: ledger.Node) serves each
+// entry's body to the callers entitled to it.
 type LedgerReader interface {
 	ledger.Reader
 	ledger.Prover
 }
+
+// EntryOpener opens an entry for serving its body (ledger.Node.Open); it
+// returns ledger.ErrNotRecipient for an entry sealed to other gateways.
+type EntryOpener interface {
+	Open(ctx context.Context, index uint64) (ledger.Opened, error)
+}
+
+var _ EntryOpener = (*ledger.Node)(nil)
+
+// EntryBodies decides which opening of an entry a caller may see
+// (access.Queries.Body): none (false) unless the caller is entitled.
+type EntryBodies interface {
+	Body(ctx context.Context, v auth.Principal, o ledger.Opened) (ledger.Opening, bool, error)
+}
+
+var _ EntryBodies = (*access.Queries)(nil)
 
 // MountLedger mounts the authenticated ledger read API under /v1/ledger
 // and, when tiles is not nil, the public C2SP tlog-tiles API under
@@ -77,12 +99,66 @@ func (s *Server) getEntry(c *gin.Context) {
 			return
 		}
 	}
-	p, err := s.entryProof(c.Request.Context(), index, size)
+	ctx := c.Request.Context()
+	p, err := s.entryProof(ctx, index, size)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, p)
+	if err := s.addBody(ctx, principal(c), &p); err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.exactJSON(c, http.StatusOK, p)
+}
+
+// addBody adds entry p's header and opening when the caller is entitled
+// to its body (EntryBodies). Every caller's request opens the entry, so
+// that the work does not depend on who asks; one not entitled gets the
+// leaf and the proof only, exactly as for an entry this gateway cannot
+// open, never an error that would say the body is interesting.
+func (s *Server) addBody(ctx context.Context, v Principal, p *EntryProof) error {
+	o, ok := s.ledger.(EntryOpener)
+	if !ok {
+		return nil
+	}
+	op, err := o.Open(ctx, p.Index)
+	switch {
+	case errors.Is(err, ledger.ErrNotRecipient):
+		return nil
+	case err != nil:
+		return err
+	}
+	bodies, ok := s.consent.Queries.(EntryBodies)
+	if !ok {
+		return nil
+	}
+	opening, ok, err := bodies.Body(ctx, v, op)
+	if err != nil || !ok {
+		return err
+	}
+	b, err := ledger.EncodeOpening(opening)
+	if err != nil {
+		return err
+	}
+	p.Header, p.Opening = op.Header, b
+	return nil
+}
+
+// exactJSON writes v as JSON without escaping HTML characters, so that the
+// canonical bytes an EntryProof carries (json.RawMessage: the leaf, the
+// header and the opening, whose statement may hold "<", ">" or "&") reach
+// the client byte for byte, as their hashes need; gin's JSON would
+// rewrite them as \u003c and so on.
+func (s *Server) exactJSON(c *gin.Context, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		s.fail(c, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	c.Data(status, "application/json; charset=utf-8", buf.Bytes())
 }
 
 // receiptTimeout bounds the wait for a checkpoint that covers a new entry.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -265,6 +266,14 @@ func (c *Client) AccessLog(ctx context.Context, token string, query url.Values) 
 func (c *Client) AuditEvents(ctx context.Context, token string, query url.Values) (EventList, error) {
 	var out EventList
 	return out, c.Do(ctx, "GET", "/v1/audit/events"+encodeQuery(query), token, nil, http.StatusOK, &out)
+}
+
+// Entry returns ledger entry index with its inclusion proof in the latest
+// checkpoint, and its header and opening when the caller is entitled to
+// the body (check it with VerifyEntry).
+func (c *Client) Entry(ctx context.Context, token string, index uint64) (EntryProof, error) {
+	var out EntryProof
+	return out, c.Do(ctx, "GET", "/v1/ledger/entries/"+strconv.FormatUint(index, 10), token, nil, http.StatusOK, &out)
 }
 
 func encodeQuery(q url.Values) string {

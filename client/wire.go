@@ -142,10 +142,21 @@ type Consent struct {
 // TreeSize entries whose root is RootHash; Checkpoint is a signed
 // checkpoint (whose size may be larger). It is GET /v1/ledger/entries/{i}
 // and the receipt of a consent change.
+//
+// Entry is the public leaf (what the tiles serve): the entry's type, time
+// and seal, nothing of its body. Header and Opening are the entry's
+// signed header and its opening (the statement the author signed, with
+// its attestations; a break-glass justification for regulators only; never
+// the patient's pseudonym), present only when the caller is entitled to
+// the body: a party the entry names, the patient it is about, or a
+// regulator. All three are the canonical bytes, served verbatim: check
+// them as received (VerifyEntry), never re-encoded.
 type EntryProof struct {
 	Index      uint64           `json:"index"`
 	TreeSize   uint64           `json:"tree_size"`
 	Entry      json.RawMessage  `json:"entry"`
+	Header     json.RawMessage  `json:"header,omitempty"`
+	Opening    json.RawMessage  `json:"opening,omitempty"`
 	LeafHash   tlog.Hash        `json:"leaf_hash"`
 	Proof      tlog.RecordProof `json:"inclusion_proof"`
 	RootHash   tlog.Hash        `json:"root_hash"`

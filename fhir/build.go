@@ -257,6 +257,13 @@ func NewAuditEvent(e consent.AccessEvent, server string) *AuditEvent {
 	if e.JustificationHash != "" {
 		a.Extension = append(a.Extension, Extension{URL: ExtJustificationHash, ValueString: e.JustificationHash})
 	}
+	if e.JustificationCommitment != "" {
+		a.Extension = append(a.Extension, Extension{URL: ExtJustificationCommitment, ValueString: e.JustificationCommitment})
+	}
+	if e.Justification != "" {
+		// Set by the queries for regulators only (access.Queries).
+		a.Extension = append(a.Extension, Extension{URL: ExtJustification, ValueString: e.Justification})
+	}
 	return a
 }
 

@@ -43,7 +43,11 @@
 //     the consent (the profile's entity slicing is closed, so the record
 //     and request ID go into ExtRecord and ExtRequestID). A deny by
 //     default has no consent to name and does not claim the profile.
-//   - Break-glass decisions carry ExtBreakGlass and the justification's
-//     hash in ExtJustificationHash.
+//   - Break-glass decisions carry ExtBreakGlass and the salted
+//     commitment to the justification in ExtJustificationCommitment; a
+//     regulator's view also carries the justification itself, opened from
+//     the commitment, in ExtJustification (the event has it only when the
+//     viewer may see it). Entries of the first format had an unsalted hash
+//     instead (ExtJustificationHash).
 //   - A revoked or expired grant has status inactive.
 package fhir

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ var (
 	breakGlassEvent = consent.AccessEvent{
 		Index: 123, Time: t0, Requester: "hospital-b", RecordID: "rec-1", Patient: patient, Category: "lab",
 		Purpose: consent.PurposeEmergencyTreatment, Decision: consent.Permit, Reason: consent.ReasonPermitBreakGlass,
-		BreakGlass: true, JustificationHash: "ab12", RequestID: "req-9",
+		BreakGlass: true, JustificationCommitment: strings.Repeat("ab", 32), RequestID: "req-9",
 	}
 	denyEvent = consent.AccessEvent{
 		Index: 124, Time: t0.Add(time.Second), Requester: "insurer-x", RecordID: "rec-2", Patient: patient, Category: "lab",
@@ -141,10 +142,21 @@ func TestNewAuditEvent(t *testing.T) {
 	wantExt := []fhir.Extension{
 		{URL: fhir.ExtLedgerIndex, ValueIdentifier: &fhir.Identifier{System: fhir.SystemLedger, Value: "123"}},
 		{URL: fhir.ExtBreakGlass, ValueBoolean: ptr(true)},
-		{URL: fhir.ExtJustificationHash, ValueString: "ab12"},
+		{URL: fhir.ExtJustificationCommitment, ValueString: strings.Repeat("ab", 32)},
 	}
 	if diff := cmp.Diff(wantExt, a.Extension); diff != "" {
 		t.Errorf("extensions (-want +got):\n%s", diff)
+	}
+	// A regulator's event has the reason opened from the commitment; an
+	// event without it (the patient's, the reader's) shows none.
+	opened := breakGlassEvent
+	opened.Justification = "unconscious in ED, suspected DKA"
+	ra := fhir.NewAuditEvent(opened, base)
+	if diff := cmp.Diff(append(wantExt, fhir.Extension{URL: fhir.ExtJustification, ValueString: opened.Justification}), ra.Extension); diff != "" {
+		t.Errorf("regulator's extensions (-want +got):\n%s", diff)
+	}
+	if strings.Contains(string(must(json.Marshal(a))), "unconscious") {
+		t.Error("an event without the opened reason shows it")
 	}
 	etreat := []fhir.CodeableConcept{{Coding: []fhir.Coding{{System: fhir.SystemActReason, Code: "ETREAT", Display: "Emergency Treatment"}}}}
 	if diff := cmp.Diff(etreat, a.PurposeOfEvent); diff != "" {
@@ -320,4 +332,11 @@ func TestBundles(t *testing.T) {
 	if err := json.Unmarshal(b, &ae); err != nil || len(ae.Agent) != 4 || ae.Agent[3]["requestor"] != false {
 		t.Errorf("agents in JSON: %+v, %v", ae.Agent, err)
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

@@ -48,8 +48,15 @@ const (
 	// break-glass rule.
 	ExtBreakGlass = "urn:healthgw:fhir:extension:break-glass"
 	// ExtJustificationHash: valueString, the hex SHA-256 of a break-glass
-	// justification.
+	// justification (entries of the first format only).
 	ExtJustificationHash = "urn:healthgw:fhir:extension:break-glass-justification-sha256"
+	// ExtJustificationCommitment: valueString, the salted commitment (hex)
+	// to a break-glass justification the access.decided entry carries
+	// (ledger.JustificationCommitment).
+	ExtJustificationCommitment = "urn:healthgw:fhir:extension:break-glass-justification-commitment"
+	// ExtJustification: valueString, the break-glass justification itself,
+	// opened from its commitment: in regulators' views only.
+	ExtJustification = "urn:healthgw:fhir:extension:break-glass-justification"
 	// ExtRecordCategory: valueCode, the record's category.
 	ExtRecordCategory = "urn:healthgw:fhir:extension:record-category"
 	// ExtRecord: valueIdentifier, the record a denied read asked for (the

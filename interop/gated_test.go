@@ -17,6 +17,7 @@ import (
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/gormlog"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/records"
 	"github.com/healthgw/healthgw/records/recordstore"
 )
@@ -27,7 +28,7 @@ import (
 type gatedRecords struct {
 	observations []string
 	condition    string
-	log          *gormlog.Log
+	log          *ledger.Node
 }
 
 // mountRecords mounts the record and consent routes on s over the real
@@ -50,7 +51,13 @@ func mountRecords(t *testing.T, s *api.Server, keys api.EncryptionKeys, orgs acc
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := gormlog.Open(ctx, db, gormlog.Options{Signer: signer})
+	st, err := gormlog.Open(ctx, db, gormlog.Options{Signer: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gateway's node: entry 0 registers it, and as the log's one
+	// gateway it is the home of every org.
+	l, err := ledger.OpenNode(ctx, st, ledgertest.Identity("interop-gw"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,15 +125,11 @@ func (g *gatedRecords) decisions(t *testing.T) (permits, denies int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := g.log.Entries(t.Context(), 0, n)
+	es, err := g.log.Read(t.Context(), 0, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range raw {
-		e, err := ledger.Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range es {
 		if ad, ok := e.Body.(*ledger.AccessDecided); ok {
 			if ad.Decision == "permit" {
 				permits++

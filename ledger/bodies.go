@@ -15,6 +15,10 @@ type OrgRegistered struct {
 	Scopes  []string `json:"scopes"`
 	JWKS    string   `json:"jwks,omitempty"`     // inline public JWKS (JSON text)
 	JWKSURL string   `json:"jwks_url,omitempty"` // or a URL to fetch it from
+	// Home is the org's home gateway: the only gateway that may author
+	// entries for the org. Left empty on Append, the appending gateway
+	// fills in itself.
+	Home GatewayHome `json:"home,omitzero"`
 }
 
 // Grantee names who a consent grant is for: one org, or every org of a kind.
@@ -152,6 +156,10 @@ func typeOf(body any) (Type, bool) {
 		return TypeCircuitRegistered, true
 	case *ProofVerified:
 		return TypeProofVerified, true
+	case *GatewayRegistered:
+		return TypeGatewayRegistered, true
+	case *OrgKeysRotated:
+		return TypeOrgKeysRotated, true
 	}
 	return "", false
 }
@@ -176,6 +184,10 @@ func bodyFor(t Type) any {
 		return new(CircuitRegistered)
 	case TypeProofVerified:
 		return new(ProofVerified)
+	case TypeGatewayRegistered:
+		return new(GatewayRegistered)
+	case TypeOrgKeysRotated:
+		return new(OrgKeysRotated)
 	}
 	return nil
 }

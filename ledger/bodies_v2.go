@@ -453,7 +453,9 @@ func (b *ConsentGrantedV2) checkV2() error {
 		required bool
 	}{
 		{"actions", b.Actions, true}, {"categories", b.Categories, false}, {"record_ids", b.RecordIDs, false},
-		{"resource_types", b.ResourceTypes, false}, {"purposes", b.Purposes, true},
+		// A permit names its purposes; a deny without purposes denies
+		// every purpose (consent.Grant.Validate's rule).
+		{"resource_types", b.ResourceTypes, false}, {"purposes", b.Purposes, b.Decision == DecisionPermit},
 	} {
 		if err := needList(l.name, l.vs, l.required); err != nil {
 			return err
@@ -530,7 +532,8 @@ func (b *AccessDecidedV2) checkV2() error {
 	if err := need("record_id", b.RecordID); err != nil {
 		return err
 	}
-	if err := need("purpose", b.Purpose); err != nil {
+	// A holder reading its own record states no purpose.
+	if err := optional("purpose", b.Purpose); err != nil {
 		return err
 	}
 	if b.Decision != DecisionPermit && b.Decision != DecisionDeny {

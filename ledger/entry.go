@@ -42,6 +42,16 @@ type Entry struct {
 	// caused the entry), or "patient:<pseudonym>" for patient actions, or
 	// "gateway" for the gateway's own entries.
 	Org string
+	// Author is the gateway that wrote and signed the entry (set when
+	// the entry is read; Append sets its own).
+	Author string
+	// Attestations are the entry's attestations (a patient's passkey
+	// assertion over its commitment), as read; Node.AppendPrepared
+	// writes them. Their digest is signed in the header.
+	Attestations []Attestation
+	// Commitment is the entry's v2 commitment (what attestations sign),
+	// as read.
+	Commitment Digest
 	// Time is assigned by the log when the entry becomes durable (the block
 	// time on the consortium backend). Callers leave it zero on Append.
 	Time time.Time

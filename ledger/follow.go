@@ -17,13 +17,13 @@ const followBatch = 1024
 
 // Follower keeps projections up to date with a log, in order.
 type Follower struct {
-	log      Reader
+	log      Source
 	appliers []Applier
 	mu       sync.Mutex // serialises catch-up
 }
 
 // NewFollower returns a Follower that feeds appliers from log.
-func NewFollower(log Reader, appliers ...Applier) *Follower {
+func NewFollower(log Source, appliers ...Applier) *Follower {
 	return &Follower{log: log, appliers: appliers}
 }
 
@@ -57,15 +57,9 @@ func (f *Follower) catchUp(ctx context.Context, a Applier, size uint64) error {
 	}
 	for next < size {
 		end := min(size, next+followBatch)
-		raw, err := f.log.Entries(ctx, next, end)
+		entries, err := f.log.Read(ctx, next, end)
 		if err != nil {
 			return fmt.Errorf("projection %s: read [%d,%d): %w", a.Name(), next, end, err)
-		}
-		entries := make([]Entry, len(raw))
-		for i, b := range raw {
-			if entries[i], err = Decode(b); err != nil {
-				return fmt.Errorf("projection %s: entry %d: %w", a.Name(), next+uint64(i), err)
-			}
 		}
 		if err := a.Apply(ctx, next, entries); err != nil {
 			return fmt.Errorf("projection %s: apply [%d,%d): %w", a.Name(), next, end, err)

@@ -135,8 +135,9 @@ func TestFollowerRun(t *testing.T) {
 	// Entries appended "elsewhere" reach both projections.
 	for i := 3; i < 6; i++ {
 		e, _ := ledger.NewEntry("org", &ledger.ConsentRevoked{ConsentID: fmt.Sprintf("c%d", i), Patient: "ps"})
-		raw, _ := ledger.Encode(e)
-		mustAdd(t, m, raw)
+		if _, err := m.Append(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
 	}
 	deadline := time.After(30 * time.Second)
 	for {

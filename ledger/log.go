@@ -66,11 +66,15 @@ type Prover interface {
 	tlog.HashReader
 }
 
-// Log is the contract every ledger backend implements.
+// Log is a gateway's ledger: a Node over a Store (node.go). Entries
+// returns the public leaves; Read the entries in the domain view.
 type Log interface {
 	Appender
 	Reader
 	Prover
+	// Read returns the entries [start, end) in the domain view (see
+	// Source).
+	Read(ctx context.Context, start, end uint64) ([]Entry, error)
 	// Close flushes: every Append already accepted MUST be completed
 	// (durable and acknowledged) or failed before Close returns. It then
 	// publishes a final checkpoint covering every durable entry and

@@ -159,12 +159,27 @@ type Opening struct {
 	Statement     []byte
 	Attestations  []Attestation
 	Justification *Justification
+	// Subject is the patient's pseudonym for an entry about a patient,
+	// for the gateways that open the entry (they index their
+	// projections by it). It is not committed to: a gateway checks it
+	// against the statement's patient reference (CheckSubject), which
+	// needs the pseudonym secret. It is never handed to an organisation
+	// (WithoutSubject).
+	Subject string
 }
 
 type wireOpening struct {
 	Statement     json.RawMessage    `json:"statement"`
 	Attestations  []Attestation      `json:"attestations,omitempty"`
 	Justification *wireJustification `json:"justification,omitempty"`
+	Subject       string             `json:"subject,omitempty"`
+}
+
+// WithoutSubject returns o without its subject: the opening as an
+// organisation or the public may see it.
+func (o Opening) WithoutSubject() Opening {
+	o.Subject = ""
+	return o
 }
 
 // WithoutJustification returns o without the break-glass justification:
@@ -185,7 +200,12 @@ func EncodeOpening(o Opening) ([]byte, error) {
 	if err := validateAttestations(o.Attestations); err != nil {
 		return nil, fmt.Errorf("opening: %w", err)
 	}
-	w := wireOpening{Statement: o.Statement, Attestations: o.Attestations}
+	if o.Subject != "" {
+		if err := validPatientID(o.Subject); err != nil {
+			return nil, fmt.Errorf("%w: opening: subject: %v", ErrMalformed, err)
+		}
+	}
+	w := wireOpening{Statement: o.Statement, Attestations: o.Attestations, Subject: o.Subject}
 	if j := o.Justification; j != nil {
 		if err := validReason(j.Reason); err != nil {
 			return nil, fmt.Errorf("opening: %w", err)
@@ -215,7 +235,7 @@ func DecodeOpening(b []byte) (Opening, error) {
 	if err := strictUnmarshal(b, &w); err != nil {
 		return Opening{}, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
 	}
-	o := Opening{Statement: []byte(w.Statement), Attestations: w.Attestations}
+	o := Opening{Statement: []byte(w.Statement), Attestations: w.Attestations, Subject: w.Subject}
 	if w.Justification != nil {
 		salt, err := parseSalt(w.Justification.Salt)
 		if err != nil {

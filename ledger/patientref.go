@@ -38,13 +38,8 @@ func PatientKey(secret []byte, patient string) (PatientRefKey, error) {
 	if len(secret) != PseudonymKeySize {
 		return PatientRefKey{}, fmt.Errorf("ledger: pseudonym secret must be %d bytes", PseudonymKeySize)
 	}
-	if patient == "" || len(patient) > maxPatientIDLen || !utf8.ValidString(patient) {
-		return PatientRefKey{}, fmt.Errorf("ledger: patient identifier must be 1 to %d bytes of UTF-8", maxPatientIDLen)
-	}
-	for _, r := range patient {
-		if unicode.IsControl(r) {
-			return PatientRefKey{}, fmt.Errorf("ledger: patient identifier holds a control character")
-		}
+	if err := validPatientID(patient); err != nil {
+		return PatientRefKey{}, err
 	}
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(patientKeyDomain))
@@ -87,4 +82,18 @@ func IsAbout(key PatientRefKey, salt Salt, ref string) bool {
 		return false
 	}
 	return hmac.Equal(got, want)
+}
+
+// validPatientID checks a patient identifier (or pseudonym): 1 to
+// maxPatientIDLen bytes of UTF-8 without control characters.
+func validPatientID(patient string) error {
+	if patient == "" || len(patient) > maxPatientIDLen || !utf8.ValidString(patient) {
+		return fmt.Errorf("ledger: patient identifier must be 1 to %d bytes of UTF-8", maxPatientIDLen)
+	}
+	for _, r := range patient {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("ledger: patient identifier holds a control character")
+		}
+	}
+	return nil
 }

@@ -98,8 +98,13 @@ func VerifyConsistency(older, newer Checkpoint, p tlog.TreeProof) error {
 // Receipt is what a writer gets back for an entry: the entry, a signed
 // checkpoint that covers it, and the proof that ties them together.
 type Receipt struct {
-	Index      uint64
-	Entry      []byte // canonical encoding
+	Index uint64
+	Entry []byte // the public leaf
+	// Header and Opening are the entry's signed header and its opening
+	// (canonical, without the subject) when the log could open it: the
+	// body, checked against the leaf by VerifyReceipt.
+	Header     []byte
+	Opening    []byte
 	Checkpoint []byte // signed note; its size is TreeSize
 	TreeSize   uint64
 	Proof      tlog.RecordProof
@@ -162,7 +167,30 @@ func MakeReceipt(ctx context.Context, l ReceiptLog, index uint64) (Receipt, erro
 	if err != nil {
 		return Receipt{}, fmt.Errorf("receipt %d: %w", index, err)
 	}
-	return Receipt{Index: index, Entry: entries[0], Checkpoint: raw, TreeSize: c.Size, Proof: p}, nil
+	r := Receipt{Index: index, Entry: entries[0], Checkpoint: raw, TreeSize: c.Size, Proof: p}
+	if err := addOpening(ctx, l, &r); err != nil {
+		return Receipt{}, fmt.Errorf("receipt %d: %w", index, err)
+	}
+	return r, nil
+}
+
+// addOpening adds the entry's header and opening (without the subject)
+// to r when l can open it.
+func addOpening(ctx context.Context, l any, r *Receipt) error {
+	o, ok := l.(Opener)
+	if !ok {
+		return nil
+	}
+	op, err := o.Open(ctx, r.Index)
+	switch {
+	case errors.Is(err, ErrNotRecipient):
+		return nil
+	case err != nil:
+		return err
+	}
+	r.Header = op.Header
+	r.Opening, err = EncodeOpening(op.Opening.WithoutSubject())
+	return err
 }
 
 // latestCheckpoint returns the log's latest checkpoint, raw and parsed.
@@ -216,7 +244,16 @@ func ProveEntry(ctx context.Context, l ReceiptLog, index, treeSize uint64) (Rece
 	if err != nil {
 		return Receipt{}, err
 	}
-	return Receipt{Index: index, Entry: entries[0], Checkpoint: raw, TreeSize: treeSize, Proof: p}, nil
+	r := Receipt{Index: index, Entry: entries[0], Checkpoint: raw, TreeSize: treeSize, Proof: p}
+	if err := addOpening(ctx, l, &r); err != nil {
+		return Receipt{}, fmt.Errorf("prove entry %d: %w", index, err)
+	}
+	return r, nil
+}
+
+// Opener is implemented by logs that can open their entries (Node).
+type Opener interface {
+	Open(ctx context.Context, index uint64) (Opened, error)
 }
 
 // ProveConsistency serves GET /v1/ledger/proofs/consistency?from=&to=:
@@ -243,18 +280,28 @@ func ProveConsistency(ctx context.Context, l Prover, from, to uint64) (tlog.Tree
 }
 
 // VerifyReceipt checks a receipt against the log's verifier key: the
-// checkpoint's signature (and origin, if not empty) and the inclusion
-// proof. It returns the decoded entry.
-func VerifyReceipt(r Receipt, v note.Verifier, origin string) (Entry, error) {
+// checkpoint's signature (and origin, if not empty), the inclusion proof
+// of the leaf, the header's seal in the leaf and the opening against the
+// header. It returns the opened statement. (The header's signature is
+// checked against the author's node key by VerifyHeader, for whoever has
+// the registry.)
+func VerifyReceipt(r Receipt, v note.Verifier, origin string) (Statement, error) {
 	c, err := OpenCheckpoint(r.Checkpoint, v, origin)
 	if err != nil {
-		return Entry{}, err
+		return Statement{}, err
 	}
 	if c.Size != r.TreeSize {
-		return Entry{}, fmt.Errorf("%w: receipt tree size %d, checkpoint %d", ErrBadCheckpoint, r.TreeSize, c.Size)
+		return Statement{}, fmt.Errorf("%w: receipt tree size %d, checkpoint %d", ErrBadCheckpoint, r.TreeSize, c.Size)
 	}
 	if err := VerifyInclusion(c, r.Index, r.Entry, r.Proof); err != nil {
-		return Entry{}, err
+		return Statement{}, err
 	}
-	return Decode(r.Entry)
+	if len(r.Header) == 0 || len(r.Opening) == 0 {
+		return Statement{}, fmt.Errorf("%w: receipt without the entry's header and opening", ErrMalformed)
+	}
+	o, err := DecodeOpening(r.Opening)
+	if err != nil {
+		return Statement{}, err
+	}
+	return CheckEntry(r.Index, r.Entry, r.Header, nil, &o)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -14,18 +15,15 @@ import (
 func filledLog(t *testing.T, n int) (*ledgertest.MemLog, note.Verifier) {
 	t.Helper()
 	s, v := ledger.TestSigner(t, ledger.TestOrigin)
-	m := &ledgertest.MemLog{Signer: s}
+	m := &ledgertest.MemLog{Signer: s, Clock: func() time.Time { return ledger.TestTime }}
 	for i := range n {
 		e, err := ledger.NewEntry("org-a", &ledger.ConsentRevoked{ConsentID: fmt.Sprintf("c%d", i), Patient: "ps_ab"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.Time = ledger.TestTime
-		b, err := ledger.Encode(e)
-		if err != nil {
+		if _, err := m.Append(t.Context(), e); err != nil {
 			t.Fatal(err)
 		}
-		mustAdd(t, m, b)
 	}
 	m.Publish()
 	return m, v
@@ -119,7 +117,7 @@ func TestReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatalf("VerifyReceipt: %v", err)
 	}
-	if got := e.Body.(*ledger.ConsentRevoked).ConsentID; got != "c4" {
+	if got := e.Body.(*ledger.ConsentRevokedV2).ConsentID; got != "c4" {
 		t.Errorf("receipt entry %q, want c4", got)
 	}
 	tampered := r
@@ -131,7 +129,7 @@ func TestReceipt(t *testing.T) {
 	// An entry not yet covered by a checkpoint: ledger.MakeReceipt waits for one.
 	// The test publishes only after ledger.MakeReceipt has been served a
 	// checkpoint that does not cover the entry, so the wait is exercised.
-	mustAdd(t, m, entryAt(t, m, 0))
+	appendOne(t, m, "c10")
 	served := make(chan uint64, 1)
 	m.OnCheckpoint = func(size uint64) {
 		select {
@@ -158,7 +156,7 @@ func TestReceipt(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	mustAdd(t, m, entryAt(t, m, 0))
+	appendOne(t, m, "c11")
 	if _, err := ledger.MakeReceipt(ctx, m, 11); !errors.Is(err, context.Canceled) {
 		t.Errorf("MakeReceipt with a cancelled context: err = %v", err)
 	}
@@ -229,7 +227,7 @@ func TestProveEntryAndConsistency(t *testing.T) {
 // mustAdd appends data to m as the next entry.
 func mustAdd(t *testing.T, m *ledgertest.MemLog, data []byte) {
 	t.Helper()
-	if _, err := m.AppendRaw(data); err != nil {
+	if _, err := m.MemStore().AppendRaw(data, ledger.Envelope{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -242,4 +240,16 @@ func entryAt(t *testing.T, m *ledgertest.MemLog, i uint64) []byte {
 		t.Fatal(err)
 	}
 	return es[0]
+}
+
+// appendOne appends a revocation of consent id to m.
+func appendOne(t *testing.T, m *ledgertest.MemLog, id string) {
+	t.Helper()
+	e, err := ledger.NewEntry("org-a", &ledger.ConsentRevoked{ConsentID: id, Patient: "ps_ab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Append(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
 }

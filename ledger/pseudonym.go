@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"regexp"
 )
 
 // PseudonymKeySize is the size of the ledger secret behind pseudonyms.
@@ -51,4 +52,17 @@ func (p *Pseudonymizer) ForReader(reader, pseudonym string) string {
 	m.Write([]byte{'\n'})
 	m.Write([]byte(pseudonym))
 	return "rp_" + hex.EncodeToString(m.Sum(nil))
+}
+
+var pseudonymPattern = regexp.MustCompile(`^ps_[0-9a-f]{64}$`)
+
+// ValidPseudonym reports whether s has a pseudonym's form.
+func ValidPseudonym(s string) bool { return pseudonymPattern.MatchString(s) }
+
+// RefKey returns the key of the per-entry patient references of the
+// patient of pseudonym (PatientKey over the pseudonym): whoever holds the
+// ledger secret and the pseudonym can test an entry's reference; nobody
+// else can link two entries.
+func (p *Pseudonymizer) RefKey(pseudonym string) (PatientRefKey, error) {
+	return PatientKey(p.key, pseudonym)
 }

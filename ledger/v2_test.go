@@ -273,7 +273,7 @@ func TestEncodeStatementRejects(t *testing.T) {
 		{"bad org", testAuthor, "Org A", salt, &ConsentRevokedV2{ConsentID: "c", Patient: ref}, ErrMalformed},
 		{"v1 pseudonym", testAuthor, OrgPatient, salt, &ConsentRevokedV2{ConsentID: "c", Patient: "ps_" + strings.Repeat("a", 64)}, ErrMalformed},
 		{"consent for an org", testAuthor, "org-a", salt, &ConsentRevokedV2{ConsentID: "c", Patient: ref}, ErrAuthorship},
-		{"grant without purposes", testAuthor, OrgPatient, salt, grant(func(g *ConsentGrantedV2) { g.Purposes = nil }), ErrMalformed},
+		{"permit without purposes", testAuthor, OrgPatient, salt, grant(func(g *ConsentGrantedV2) { g.Purposes = nil }), ErrMalformed},
 		{"grant with empty action", testAuthor, OrgPatient, salt, grant(func(g *ConsentGrantedV2) { g.Actions = []string{""} }), ErrMalformed},
 		{"grant to nobody", testAuthor, OrgPatient, salt, grant(func(g *ConsentGrantedV2) { g.Grantee = Grantee{} }), ErrMalformed},
 		{"grant to org and kind", testAuthor, OrgPatient, salt, grant(func(g *ConsentGrantedV2) { g.Grantee.Kind = "hospital" }), ErrMalformed},

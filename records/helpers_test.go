@@ -2,6 +2,7 @@ package records_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"log/slog"
 	"os"
@@ -20,9 +21,31 @@ import (
 )
 
 // memLog is the shared in-memory log (ledgertest.MemLog: set Fail to
-// fail appends); Entries returns its entries decoded.
+// fail appends). Its first entries register the test holders (the
+// ledger refuses records of unregistered orgs); Entries returns the
+// entries after them, decoded, and At the entry at an index.
 type memLog struct {
 	ledgertest.MemLog
+	base uint64 // the registrations
+}
+
+// testHolders are the orgs the test log registers.
+var testHolders = []string{"hosp-a", "hosp-b"}
+
+func newMemLog(t testing.TB) *memLog {
+	t.Helper()
+	l := &memLog{}
+	for _, org := range testHolders {
+		e, err := ledger.NewEntry("gateway", &ledger.OrgRegistered{ID: org, Name: org, Kind: "hospital"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.base = uint64(len(testHolders))
+	return l
 }
 
 func (l *memLog) Entries() []ledger.Entry {
@@ -30,7 +53,16 @@ func (l *memLog) Entries() []ledger.Entry {
 	if err != nil {
 		panic(err)
 	}
-	return es
+	return es[l.base:]
+}
+
+// At returns the entry at index.
+func (l *memLog) At(index uint64) ledger.Entry {
+	es, err := l.Read(context.Background(), index, index+1)
+	if err != nil {
+		panic(err)
+	}
+	return es[0]
 }
 
 // clock is a test clock with microsecond steps (the precision both
@@ -73,7 +105,7 @@ func newFixture(t *testing.T, db *gorm.DB, opts records.Options) *fixture {
 		db:    db,
 		store: store,
 		keys:  records.NewKeystore(records.KeystoreConfig{Dir: t.TempDir(), AutoCreate: true}),
-		log:   &memLog{},
+		log:   newMemLog(t),
 		pseud: pseud,
 		clock: &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)},
 	}

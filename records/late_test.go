@@ -178,8 +178,8 @@ func TestVaultPutCommittedLate(t *testing.T) {
 				if err != nil {
 					t.Fatalf("retry: %v", err)
 				}
-				if rec.ID != id || rec.LedgerIndex != 0 || rec.Commitment != pending.Commitment {
-					t.Errorf("retry = %+v, want the record registered at 0", rec)
+				if rec.ID != id || rec.LedgerIndex != f.log.base || rec.Commitment != pending.Commitment {
+					t.Errorf("retry = %+v, want the record registered at %d", rec, f.log.base)
 				}
 				if n := len(f.log.Entries()); n != size {
 					t.Errorf("the retry appended %d entries", n-size)
@@ -223,8 +223,8 @@ func TestVaultPutRetryResubmits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if after.Pending || rec.LedgerIndex != 0 || after.LedgerIndex != 0 {
-			t.Errorf("retry: record %+v registered at %d, want visible at 0", after.Record, rec.LedgerIndex)
+		if after.Pending || rec.LedgerIndex != f.log.base || after.LedgerIndex != f.log.base {
+			t.Errorf("retry: record %+v registered at %d, want visible at %d", after.Record, rec.LedgerIndex, f.log.base)
 		}
 		if diff := cmp.Diff(before.Ciphertext, after.Ciphertext); diff != "" || rec.Commitment != before.Commitment {
 			t.Errorf("the retry stored other content (commitment %s, was %s)", rec.Commitment, before.Commitment)
@@ -271,8 +271,8 @@ func TestVaultPutRetryStillUnavailable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec.LedgerIndex != 0 {
-			t.Errorf("published at %d, want the first registration (0)", rec.LedgerIndex)
+		if rec.LedgerIndex != f.log.base {
+			t.Errorf("published at %d, want the first registration (%d)", rec.LedgerIndex, f.log.base)
 		}
 		if list, err := f.vault.ListByPatient(ctx, "patient-123"); err != nil || len(list) != 1 {
 			t.Errorf("ListByPatient = %v, %v; want one record", list, err)
@@ -395,8 +395,8 @@ func TestVaultShredRetry(t *testing.T) {
 		late.hold(false)
 		size := len(f.log.Entries())
 		idx, err := f.vault.ShredRetry(ctx, "hosp-a", rec.ID)
-		if err != nil || idx != uint64(size-1) {
-			t.Fatalf("ShredRetry = %d, %v; want the late entry %d", idx, err, size-1)
+		if want := f.log.base + uint64(size-1); err != nil || idx != want {
+			t.Fatalf("ShredRetry = %d, %v; want the late entry %d", idx, err, want)
 		}
 		if n := len(f.log.Entries()); n != size {
 			t.Errorf("the retry appended %d entries", n-size)

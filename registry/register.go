@@ -27,6 +27,11 @@ type Syncer interface {
 	Sync(ctx context.Context, size uint64) error
 }
 
+// ErrExists is wrapped by Register's error when the org ID is already
+// registered: an org is registered once, by its home gateway; its keys
+// are rotated with Rotate.
+var ErrExists = errors.New("registry: organisation already registered (rotate its keys instead)")
+
 // ErrNotSynced is wrapped by Register's error when the entry was appended
 // (the registration is durable) but the projection could not apply it yet.
 var ErrNotSynced = errors.New("registry: registered, projection not yet updated")
@@ -85,8 +90,8 @@ func Normalize(o Org) Org {
 
 // Register validates o (after Normalize), appends an org.registered entry
 // and waits until sync has applied it, so that the very next lookup sees
-// it. It returns the entry's index. A registration of an existing ID
-// replaces it. An invalid organisation is refused before anything is
+// it. It returns the entry's index. A registration of an existing ID is
+// refused by the ledger (ErrExists): keys change with Rotate. An invalid organisation is refused before anything is
 // appended (the error wraps ErrInvalidOrg); keys checks its inline JWK
 // Set (auth.CheckOrgJWKS). If the entry was
 // appended but the projection could not catch up, the index is returned
@@ -102,8 +107,39 @@ func Register(ctx context.Context, app Appender, sync Syncer, keys KeyCheck, o O
 		return 0, fmt.Errorf("register %s: %w", o.ID, err)
 	}
 	idx, err := app.Append(ctx, e)
+	if errors.Is(err, ledger.ErrOrgRegistered) {
+		return 0, fmt.Errorf("register %s: %w: %w", o.ID, ErrExists, err)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("register %s: append: %w", o.ID, err)
+	}
+	if err := sync.Sync(ctx, idx+1); err != nil {
+		return idx, fmt.Errorf("%w: %s at index %d: %w", ErrNotSynced, o.ID, idx, err)
+	}
+	return idx, nil
+}
+
+// Rotate replaces the public keys of registered org id (an inline JWK Set
+// or a JWKS URL, exactly one) with an org.keys_rotated entry, which only
+// the org's home gateway may write, and waits until sync has applied it.
+// The keys are checked as Register checks them.
+func Rotate(ctx context.Context, app Appender, sync Syncer, keys KeyCheck, current Org, jwks, jwksURL string) (uint64, error) {
+	o := current
+	o.JWKS, o.JWKSURL = jwks, jwksURL
+	o = Normalize(o)
+	if (o.JWKS == "") == (o.JWKSURL == "") {
+		return 0, fmt.Errorf("%w: give exactly one of a JWK Set and a JWKS URL", ErrInvalidOrg)
+	}
+	if err := o.Validate(keys); err != nil {
+		return 0, err
+	}
+	e, err := ledger.NewEntry(Submitter, &ledger.OrgKeysRotated{Org: o.ID, JWKS: o.JWKS, JWKSURL: o.JWKSURL})
+	if err != nil {
+		return 0, fmt.Errorf("rotate %s: %w", o.ID, err)
+	}
+	idx, err := app.Append(ctx, e)
+	if err != nil {
+		return 0, fmt.Errorf("rotate %s: append: %w", o.ID, err)
 	}
 	if err := sync.Sync(ctx, idx+1); err != nil {
 		return idx, fmt.Errorf("%w: %s at index %d: %w", ErrNotSynced, o.ID, idx, err)

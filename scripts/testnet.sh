@@ -89,6 +89,22 @@ for m in "${members[@]}"; do
 	done
 done
 
+# Then for every gateway's /readyz: each gateway registers its sealing key
+# on the ledger when it first starts, and none is ready (none seals an
+# entry) until all of them have.
+for i in "${!members[@]}"; do
+	for ((j = 0; ; j++)); do
+		if curl -fsS -o /dev/null "${urls[$i]}/readyz" 2>/dev/null; then
+			break
+		fi
+		if ((j >= 120)); then
+			echo "$(basename "${members[$i]}") is not ready: $(curl -sS "${urls[$i]}/readyz" 2>&1); see ${members[$i]}/gateway.log" >&2
+			exit 1
+		fi
+		sleep 0.5
+	done
+done
+
 echo "consortium testnet: ${#members[@]} hospitals (layout in $dir)"
 for i in "${!members[@]}"; do
 	m=${members[$i]}

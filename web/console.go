@@ -122,9 +122,10 @@ func (s *Server) ledgerStatus(ctx context.Context, rq *request) (ledgerStatus, e
 		if err != nil {
 			return ledgerStatus{}, err
 		}
-		if e, err := ledger.Decode(es[0]); err == nil {
-			st.Newest = rq.DateTime(e.Time)
-			st.Age = rq.T("AgeSeconds", "N", int(s.cfg.Now().Sub(e.Time).Seconds()))
+		// The public leaf carries the entry's time.
+		if l, err := ledger.DecodeLeaf(es[0]); err == nil {
+			st.Newest = rq.DateTime(l.Time)
+			st.Age = rq.T("AgeSeconds", "N", int(s.cfg.Now().Sub(l.Time).Seconds()))
 		}
 	}
 	return st, nil
@@ -244,11 +245,11 @@ func (s *Server) auditCSV(w http.ResponseWriter, rq *request) error {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="healthgw-audit.csv"`)
 		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"ledger_index", "time", "requester", "record_id", "patient", "category", "purpose", "decision", "reason", "grant_id", "break_glass", "justification_hash", "request_id"})
+		_ = cw.Write([]string{"ledger_index", "time", "requester", "record_id", "patient", "category", "purpose", "decision", "reason", "grant_id", "break_glass", "justification_commitment", "request_id"})
 		for _, e := range evs {
 			_ = cw.Write([]string{strconv.FormatUint(e.Index, 10), e.Time.UTC().Format(time.RFC3339Nano), csvSafe(e.Requester), csvSafe(e.RecordID),
 				e.Patient, csvSafe(e.Category), csvSafe(string(e.Purpose)), string(e.Decision), string(e.Reason), csvSafe(e.GrantID),
-				strconv.FormatBool(e.BreakGlass), e.JustificationHash, csvSafe(e.RequestID)})
+				strconv.FormatBool(e.BreakGlass), e.JustificationCommitment, csvSafe(e.RequestID)})
 		}
 		cw.Flush()
 		return nil

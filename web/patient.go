@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -289,15 +290,22 @@ func (s *Server) ownGrant(rq *request) (consent.Grant, error) {
 	return g, nil
 }
 
-// receiptView is a receipt as the page shows it and receipt.js checks it.
+// receiptView is a receipt as the page shows it and receipt.js checks it:
+// the entry's public leaf, its inclusion proof and the signed checkpoint,
+// and the entry's header and opening (without the patient's pseudonym),
+// each as the exact bytes (base64), which the browser hashes.
 type receiptView struct {
-	Title      string
-	Index      uint64
-	TreeSize   uint64
-	Entry      string // base64
-	EntryText  string
-	Proof      string // space-separated base64 hashes
-	Checkpoint string
+	Title         string
+	Index         uint64
+	TreeSize      uint64
+	Entry         string // base64 of the leaf
+	EntryText     string
+	Header        string // base64
+	HeaderText    string
+	Opening       string // base64
+	StatementText string
+	Proof         string // space-separated base64 hashes
+	Checkpoint    string
 }
 
 func (s *Server) receipt(ctx context.Context, title string, index uint64) (receiptView, error) {
@@ -311,8 +319,18 @@ func (s *Server) receipt(ctx context.Context, title string, index uint64) (recei
 	for _, h := range r.Proof {
 		proof = append(proof, base64.StdEncoding.EncodeToString(h[:]))
 	}
-	return receiptView{Title: title, Index: r.Index, TreeSize: r.TreeSize, Entry: base64.StdEncoding.EncodeToString(r.Entry),
-		EntryText: string(r.Entry), Proof: strings.Join(proof, " "), Checkpoint: string(r.Checkpoint)}, nil
+	v := receiptView{Title: title, Index: r.Index, TreeSize: r.TreeSize, Entry: base64.StdEncoding.EncodeToString(r.Entry),
+		EntryText: string(r.Entry), Proof: strings.Join(proof, " "), Checkpoint: string(r.Checkpoint)}
+	if len(r.Header) > 0 && len(r.Opening) > 0 {
+		// A receipt without them (an entry this gateway cannot open)
+		// shows as not verified.
+		v.Header, v.HeaderText = base64.StdEncoding.EncodeToString(r.Header), string(r.Header)
+		v.Opening = base64.StdEncoding.EncodeToString(r.Opening)
+		if o, err := ledger.DecodeOpening(r.Opening); err == nil {
+			v.StatementText = string(o.Statement)
+		}
+	}
+	return v, nil
 }
 
 func (s *Server) consentPage(w http.ResponseWriter, rq *request) error {
@@ -339,8 +357,13 @@ func (s *Server) consentPage(w http.ResponseWriter, rq *request) error {
 		receipts = append(receipts, r)
 	}
 	q := rq.URL.Query()
+	// The receipt names organisations by ID; the page's names for them.
+	orgJSON, err := json.Marshal(names)
+	if err != nil {
+		return err
+	}
 	s.render(w, rq, http.StatusOK, "consent.html", "ConsentTitle", map[string]any{
-		"Grant": v, "Receipts": receipts, "Key": s.cfg.CheckpointKey,
+		"Grant": v, "Receipts": receipts, "Key": s.cfg.CheckpointKey, "OrgNames": string(orgJSON),
 		"Granted": q.Has("granted"), "JustRevoked": q.Has("revoked"),
 	})
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/healthgw/healthgw/circuits/credential"
 	"github.com/healthgw/healthgw/circuits/eligibility"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 )
 
 // memStore is an in-memory eligibility.Store with the same single-use and
@@ -145,20 +146,49 @@ type fakeKeys struct {
 func (k fakeKeys) Verifier(ctx context.Context) (eligibility.Verifier, error) { return k.verifier(ctx) }
 func (k fakeKeys) ProvingKeyPath(s circuits.Statement) string                 { return k.pkPath(s) }
 
-// fakeLog is a ledger.Appender that keeps the entries.
+// fakeLog is a ledger.Appender that keeps the entries, numbered from 0
+// in the order appended. Each goes through a gateway's node
+// (ledgertest.MemLog: translated to v2, checked, signed, sealed) and is
+// kept as the node reads it back, so an entry the ledger would refuse
+// fails the append; the orgs the entries are for are registered on the
+// node first, behind the numbering's back.
 type fakeLog struct {
 	mu      sync.Mutex
 	entries []ledger.Entry
 	fail    error
+
+	node ledgertest.MemLog
+	orgs map[string]bool
 }
 
-func (l *fakeLog) Append(_ context.Context, e ledger.Entry) (uint64, error) {
+func (l *fakeLog) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail != nil {
 		return 0, l.fail
 	}
-	l.entries = append(l.entries, e)
+	if e.Org != ledger.OrgGateway && !l.orgs[e.Org] {
+		reg, err := ledger.NewEntry(ledger.OrgGateway, &ledger.OrgRegistered{ID: e.Org, Name: e.Org, Kind: "hospital"})
+		if err != nil {
+			return 0, err
+		}
+		if _, err := l.node.Append(ctx, reg); err != nil {
+			return 0, err
+		}
+		if l.orgs == nil {
+			l.orgs = map[string]bool{}
+		}
+		l.orgs[e.Org] = true
+	}
+	idx, err := l.node.Append(ctx, e)
+	if err != nil {
+		return 0, err
+	}
+	back, err := l.node.Read(ctx, idx, idx+1)
+	if err != nil {
+		return 0, err
+	}
+	l.entries = append(l.entries, back[0])
 	return uint64(len(l.entries) - 1), nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/healthgw/healthgw/circuits"
@@ -94,7 +95,8 @@ func TestIssuerKeys(t *testing.T) {
 func TestRegisterCircuits(t *testing.T) {
 	log, store := &fakeLog{}, newMemStore()
 	sync := &projector{log: log, store: store}
-	infos := []circuits.CircuitInfo{{Statement: circuits.Age, Version: 1, VKHash: "h1", Setup: "dev"}, {Statement: circuits.Range, Version: 1, VKHash: "h2", Setup: "dev"}}
+	h := func(c string) string { return strings.Repeat(c, 64) } // verifying-key hashes
+	infos := []circuits.CircuitInfo{{Statement: circuits.Age, Version: 1, VKHash: h("1"), Setup: "dev"}, {Statement: circuits.Range, Version: 1, VKHash: h("2"), Setup: "dev"}}
 	for range 2 {
 		if err := eligibility.RegisterCircuits(t.Context(), log, sync, store, infos); err != nil {
 			t.Fatal(err)
@@ -103,7 +105,7 @@ func TestRegisterCircuits(t *testing.T) {
 	if n := count(log, ledger.TypeCircuitRegistered); n != 2 {
 		t.Errorf("%d circuit.registered after registering twice, want 2", n)
 	}
-	infos[0].VKHash, infos[0].Setup = "h3", "ceremony" // a new key for age
+	infos[0].VKHash, infos[0].Setup = h("3"), "ceremony" // a new key for age
 	if err := eligibility.RegisterCircuits(t.Context(), log, sync, store, infos); err != nil {
 		t.Fatal(err)
 	}

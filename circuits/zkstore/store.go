@@ -115,10 +115,12 @@ func (s *Store) Next(ctx context.Context) (uint64, error) {
 
 // Apply implements ledger.Applier: issuer.registered,
 // circuit.registered and proof.verified entries are applied with the
-// cursor advance in one transaction; a later registration of the same key
-// ID or statement version replaces the earlier one; of proof.verified
-// only those whose reason used up the challenge count, the first one
-// kept.
+// cursor advance in one transaction. A later registration of a statement
+// version replaces the earlier one (a new setup); an issuer key ID is
+// registered once (the ledger refuses it again, see ledger.Authority) and
+// the first registration stands; of proof.verified only those whose
+// reason used up the challenge count, the first one kept. Entries without
+// a body (sealed to other gateways) are skipped.
 func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
 	return database.Apply(ctx, s.db, cursor, first, entries, applyBatch)
 }
@@ -129,7 +131,7 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 		switch b := e.Body.(type) {
 		case *ledger.IssuerRegistered:
 			row := issuerRow{KeyID: b.KeyID, Org: b.Issuer, PublicKey: b.PublicKey, LedgerIndex: idx}
-			if err := tx.Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error; err != nil {
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
 				return fmt.Errorf("apply issuer %d: %w", idx, err)
 			}
 		case *ledger.CircuitRegistered:

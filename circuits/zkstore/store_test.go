@@ -3,6 +3,7 @@ package zkstore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,29 +21,67 @@ import (
 
 var t0 = time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 
-func entries() []ledger.Entry {
-	mk := func(body any) ledger.Entry {
-		e, err := ledger.NewEntry("gateway", body)
-		if err != nil {
-			panic(err)
+// Issuer keys of the test entries (32 bytes, hex) and their key IDs.
+var (
+	keyA, keyB = strings.Repeat("0a", 32), strings.Repeat("0b", 32)
+	k1, k2     = keyID(keyA), keyID(keyB)
+)
+
+func keyID(pub string) string {
+	id, err := ledger.IssuerKeyID(pub)
+	if err != nil {
+		panic(err)
+	}
+	return id
+}
+
+// entries are what the gateway's node reads back of a log (ledgertest.MemLog)
+// holding the issuers' org registrations (0, 1), issuer k1 (2), an
+// unrelated org registration (3), two registrations of one circuit
+// version (4, 5), issuer k2 (6), the verifier's registration (7), five
+// proof verifications (8-12), and an entry sealed to other gateways, read
+// without a body (13).
+func entries(t *testing.T) []ledger.Entry {
+	t.Helper()
+	log := &ledgertest.MemLog{Clock: func() time.Time { return t0 }}
+	for _, body := range []any{
+		&ledger.OrgRegistered{ID: "hosp-a", Name: "A", Kind: "hospital"},
+		&ledger.OrgRegistered{ID: "hosp-b", Name: "B", Kind: "hospital"},
+		&ledger.IssuerRegistered{Issuer: "hosp-a", KeyID: k1, PublicKey: keyA},
+		&ledger.OrgRegistered{ID: "hosp-x", Name: "X", Kind: "hospital"},
+		&ledger.CircuitRegistered{Statement: "age", Version: 1, VKHash: strings.Repeat("1", 64), Setup: "dev"},
+		&ledger.CircuitRegistered{Statement: "age", Version: 1, VKHash: strings.Repeat("2", 64), Setup: "ceremony"},
+		&ledger.IssuerRegistered{Issuer: "hosp-b", KeyID: k2, PublicKey: keyB},
+		&ledger.OrgRegistered{ID: "ins-v", Name: "V", Kind: "verifier"},
+		// Verifications (8-12): one valid, one refused after using its
+		// challenge, and refusals that never reached theirs (not
+		// outcomes).
+		proofVerified("ins-v", "ch-ok", true, ""),
+		proofVerified("ins-v", "ch-bad", false, "proof.invalid"),
+		proofVerified("ins-v", "ch-ok", false, "challenge.used"),
+		proofVerified("ins-v", "ch-none", false, "challenge.unknown"),
+		proofVerified("ins-v", "ch-late", false, "challenge.expired"),
+	} {
+		org := "gateway"
+		switch b := body.(type) {
+		case *ledger.IssuerRegistered:
+			org = b.Issuer
+		case *ledger.ProofVerified:
+			org = b.Verifier
 		}
-		e.Time = t0
-		return e
+		e, err := ledger.NewEntry(org, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := log.Append(t.Context(), e); err != nil {
+			t.Fatalf("append %T: %v", body, err)
+		}
 	}
-	return []ledger.Entry{
-		mk(&ledger.IssuerRegistered{Issuer: "hosp-a", KeyID: "k1", PublicKey: "aa"}),
-		mk(&ledger.OrgRegistered{ID: "x", Name: "x", Kind: "hospital"}),
-		mk(&ledger.CircuitRegistered{Statement: "age", Version: 1, VKHash: "h1", Setup: "dev"}),
-		mk(&ledger.CircuitRegistered{Statement: "age", Version: 1, VKHash: "h2", Setup: "ceremony"}),
-		mk(&ledger.IssuerRegistered{Issuer: "hosp-b", KeyID: "k2", PublicKey: "bb"}),
-		// Verifications: one valid, one refused after using its challenge,
-		// and refusals that never reached theirs (not outcomes).
-		mk(proofVerified("ins-v", "ch-ok", true, "")),
-		mk(proofVerified("ins-v", "ch-bad", false, "proof.invalid")),
-		mk(proofVerified("ins-v", "ch-ok", false, "challenge.used")),
-		mk(proofVerified("ins-v", "ch-none", false, "challenge.unknown")),
-		mk(proofVerified("ins-v", "ch-late", false, "challenge.expired")),
+	es, err := log.Decoded()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return append(es, ledger.Entry{Type: ledger.TypeIssuerRegistered, Version: ledger.CurrentVersion, Org: "hosp-z", Author: "gw-elsewhere", Time: t0})
 }
 
 func proofVerified(verifier, challenge string, valid bool, reason string) *ledger.ProofVerified {
@@ -84,7 +123,7 @@ func TestOutcomes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Apply(ctx, 0, entries()); err != nil {
+		if err := s.Apply(ctx, 0, entries(t)); err != nil {
 			t.Fatal(err)
 		}
 		got, err := outcomes(ctx, s)
@@ -92,8 +131,8 @@ func TestOutcomes(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]eligibility.Outcome{
-			"ch-ok":  {Verifier: "ins-v", Challenge: "ch-ok", Statement: "age", Valid: true, Issuer: "hosp-a", Nullifier: "0a0b", LedgerIndex: 5, Time: t0},
-			"ch-bad": {Verifier: "ins-v", Challenge: "ch-bad", Statement: "age", Reason: eligibility.ReasonInvalid, LedgerIndex: 6, Time: t0},
+			"ch-ok":  {Verifier: "ins-v", Challenge: "ch-ok", Statement: "age", Valid: true, Issuer: "hosp-a", Nullifier: "0a0b", LedgerIndex: 8, Time: t0},
+			"ch-bad": {Verifier: "ins-v", Challenge: "ch-bad", Statement: "age", Reason: eligibility.ReasonInvalid, LedgerIndex: 9, Time: t0},
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("outcomes (-want +got):\n%s", diff)
@@ -111,8 +150,8 @@ func TestProjection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		es := entries()
-		if err := s.Apply(ctx, 0, es[:2]); err != nil {
+		es := entries(t)
+		if err := s.Apply(ctx, 0, es[:3]); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Apply(ctx, 5, es[:1]); !errors.Is(err, zkstore.ErrGap) {
@@ -121,16 +160,26 @@ func TestProjection(t *testing.T) {
 		if err := s.Apply(ctx, 0, es); err != nil { // overlaps what is applied
 			t.Fatal(err)
 		}
-		iss, err := s.Issuer(ctx, "k2")
-		if err != nil || iss.Org != "hosp-b" || iss.LedgerIndex != 4 {
+		iss, err := s.Issuer(ctx, k2)
+		if err != nil || iss.Org != "hosp-b" || iss.PublicKey != keyB || iss.LedgerIndex != 6 {
 			t.Errorf("issuer k2 = %+v, %v", iss, err)
 		}
 		if _, err := s.Issuer(ctx, "nope"); !errors.Is(err, eligibility.ErrNotFound) {
 			t.Errorf("unknown issuer: %v", err)
 		}
 		live, err := s.Circuits(ctx)
-		if err != nil || len(live) != 1 || live[0].VKHash != "h2" || live[0].LedgerIndex != 3 {
+		if err != nil || len(live) != 1 || live[0].VKHash != strings.Repeat("2", 64) || live[0].LedgerIndex != 5 {
 			t.Fatalf("circuits = %+v, %v (the later registration wins)", live, err)
+		}
+		// A key ID is registered once (the ledger refuses it again): a
+		// second registration fed to the projection does not replace it.
+		again := es[6]
+		again.Body = &ledger.IssuerRegistered{Issuer: "hosp-a", KeyID: k2, PublicKey: keyB}
+		if err := s.Apply(ctx, uint64(len(es)), []ledger.Entry{again}); err != nil {
+			t.Fatal(err)
+		}
+		if iss, err := s.Issuer(ctx, k2); err != nil || iss.Org != "hosp-b" || iss.LedgerIndex != 6 {
+			t.Errorf("issuer k2 after a second registration = %+v, %v; want the first", iss, err)
 		}
 		if err := s.Reset(ctx); err != nil {
 			t.Fatal(err)
@@ -221,7 +270,7 @@ type zkState struct {
 func TestApplierConformance(t *testing.T) {
 	databasetest.EachOpener(t, func(t *testing.T, open func(*testing.T) *gorm.DB) {
 		ledgertest.ApplierSuite{
-			Entries: entries(),
+			Entries: entries(t),
 			New: func(t *testing.T) ledgertest.Projection {
 				db := open(t)
 				s, err := zkstore.Open(t.Context(), db)
@@ -232,7 +281,7 @@ func TestApplierConformance(t *testing.T) {
 					Applier: s, Reset: s.Reset,
 					State: func(ctx context.Context) (any, error) {
 						st := zkState{Issuers: map[string]eligibility.Issuer{}}
-						for _, id := range []string{"k1", "k2"} {
+						for _, id := range []string{k1, k2} {
 							iss, err := s.Issuer(ctx, id)
 							if errors.Is(err, eligibility.ErrNotFound) {
 								continue

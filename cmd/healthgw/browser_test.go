@@ -258,13 +258,31 @@ func TestBrowserStory(t *testing.T) {
 	}
 	capture(t, ctx, base, "app-receipt", "/app/consents/"+id)
 
-	// A tampered receipt is not verified.
+	// What the receipt says comes from the verified statement.
+	says := value(t, ctx, "receipt says", chromedp.Evaluate[string](`document.querySelector(".receipt .receipt-says").textContent`))
+	for _, want := range []string{"consent.granted", "Hospital B (hosp-b)", "labs", "TREAT", "permit"} {
+		if !strings.Contains(says, want) {
+			t.Errorf("the verified receipt says %q, lacks %q", says, want)
+		}
+	}
+
+	// A tampered receipt is not verified: any byte of the leaf, the
+	// header or the statement changed, or the proof, index, checkpoint or
+	// key. (flip changes one character of a base64 attribute's text.)
+	const flip = `const flip = (b64, at) => { const s = atob(b64); const i = at(s); return btoa(s.slice(0, i) + String.fromCharCode(s.charCodeAt(i) ^ 1) + s.slice(i + 1)); };`
 	for name, tamper := range map[string]string{
-		"entry":      `el.dataset.entry = btoa(atob(el.dataset.entry).replace("labs", "imaging"))`,
-		"proof":      `el.dataset.proof = el.dataset.proof ? el.dataset.proof.split(" ").reverse().map(h => btoa(atob(h).split("").reverse().join(""))).join(" ") : btoa("x".repeat(32))`,
-		"index":      `el.dataset.index = String(Number(el.dataset.index) + 1)`,
-		"checkpoint": `el.dataset.checkpoint = el.dataset.checkpoint.replace(/\n([0-9]+)\n/, (m, n) => "\n" + (Number(n) + 1) + "\n")`,
-		"key":        `el.dataset.key = el.dataset.key.replace(/\+[0-9a-f]{8}\+/, "+00000000+")`,
+		"leaf seal":         flip + `el.dataset.entry = flip(el.dataset.entry, s => s.indexOf('"seal":"') + 10)`,
+		"leaf time":         flip + `el.dataset.entry = flip(el.dataset.entry, s => s.indexOf('"time":"') + 12)`,
+		"header commitment": flip + `el.dataset.header = flip(el.dataset.header, s => s.indexOf('"commitment":"') + 20)`,
+		"header org":        `el.dataset.header = btoa(atob(el.dataset.header).replace('"org":"patient"', '"org":"hosp-b"'))`,
+		"statement body":    `el.dataset.opening = btoa(atob(el.dataset.opening).replace("labs", "imaging"))`,
+		"statement grantee": `el.dataset.opening = btoa(atob(el.dataset.opening).replace("hosp-b", "hosp-a"))`,
+		"statement salt":    flip + `el.dataset.opening = flip(el.dataset.opening, s => s.indexOf('"salt":"') + 9)`,
+		"no opening":        `el.dataset.opening = ""`,
+		"proof":             `el.dataset.proof = el.dataset.proof ? el.dataset.proof.split(" ").reverse().map(h => btoa(atob(h).split("").reverse().join(""))).join(" ") : btoa("x".repeat(32))`,
+		"index":             `el.dataset.index = String(Number(el.dataset.index) + 1)`,
+		"checkpoint":        `el.dataset.checkpoint = el.dataset.checkpoint.replace(/\n([0-9]+)\n/, (m, n) => "\n" + (Number(n) + 1) + "\n")`,
+		"key":               `el.dataset.key = el.dataset.key.replace(/\+[0-9a-f]{8}\+/, "+00000000+")`,
 	} {
 		steps(t, ctx, "tamper "+name,
 			chromedp.Navigate(base+"/app/consents/"+id),
@@ -275,6 +293,9 @@ func TestBrowserStory(t *testing.T) {
 		shown := value(t, ctx, "tampered status", chromedp.Text(chromedp.CSS(".receipt .verify-status")))
 		if state != "bad" || !strings.Contains(shown, "Not verified") {
 			t.Errorf("tampered %s: state %q, shown %q; want not verified", name, state, shown)
+		}
+		if says := value(t, ctx, "tampered says", chromedp.Evaluate[string](`document.querySelector(".receipt .receipt-says").textContent`)); says != "" {
+			t.Errorf("tampered %s: the receipt still says %q", name, says)
 		}
 	}
 

@@ -171,13 +171,13 @@ func TestConsentStory(t *testing.T) {
 		}
 		// Every event is a real ledger entry of type access.decided.
 		for _, e := range audit.Events {
-			raw, err := w.ledger.Entries(t.Context(), e.LedgerIndex, e.LedgerIndex+1)
+			read, err := w.ledger.Read(t.Context(), e.LedgerIndex, e.LedgerIndex+1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			le, err := ledger.Decode(raw[0])
-			if err != nil || le.Type != ledger.TypeAccessDecided || le.Body.(*ledger.AccessDecided).Decision != e.Decision {
-				t.Errorf("event at %d is not its access.decided entry: %+v %v", e.LedgerIndex, le, err)
+			le := read[0]
+			if le.Type != ledger.TypeAccessDecided || le.Body.(*ledger.AccessDecided).Decision != e.Decision {
+				t.Errorf("event at %d is not its access.decided entry: %+v", e.LedgerIndex, le)
 			}
 		}
 		// Another patient sees none of it.
@@ -394,12 +394,11 @@ func TestRevocationRace(t *testing.T) {
 			t.Errorf("round %d: %d reads that began after the revocation was acknowledged were served", round, n)
 		}
 		revokeIndex := decode[consentResp](t, body).Receipt.Index
-		raw, err := w.ledger.Entries(t.Context(), revokeIndex+1, w.size())
+		read, err := w.ledger.Read(t.Context(), revokeIndex+1, w.size())
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, b := range raw {
-			e, _ := ledger.Decode(b)
+		for i, e := range read {
 			if ad, ok := e.Body.(*ledger.AccessDecided); ok && ad.Decision == "permit" && ad.GrantID == g.Consent.ID {
 				t.Errorf("permit under the revoked grant logged at %d, after the revocation at %d", revokeIndex+1+uint64(i), revokeIndex)
 			}

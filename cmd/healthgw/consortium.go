@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
@@ -91,3 +94,33 @@ func cmdConsortiumInit(_ context.Context, e *env, args []string) error {
 	}
 	return nil
 }
+
+// openNode opens the gateway's ledger node over store. On a consortium
+// store, a gateway's first start registers its sealing key, which needs a
+// block, so a quorum of the members running: until there is one, the
+// registration's outcome is unknown (ledger.ErrUnavailable) and it tries
+// again, saying so, until ctx ends. Opening again is safe: it finds the
+// registration committed, or registers again, and a second registration
+// refused finds the first.
+func openNode(ctx context.Context, store ledger.Store, id ledger.Identity, logger *slog.Logger) (*ledger.Node, error) {
+	_, consortium := store.(ledger.RegistrationWaiter)
+	for attempt := 1; ; attempt++ {
+		n, err := ledger.OpenNode(ctx, store, id)
+		if err == nil || !consortium || !errors.Is(err, ledger.ErrUnavailable) ||
+			errors.Is(err, ledger.ErrClosed) || errors.Is(err, comet.ErrHalted) || ctx.Err() != nil {
+			return n, err
+		}
+		logger.Warn("consortium: waiting for a quorum of the members to register this gateway on the ledger",
+			slog.String("gateway", id.Gateway), slog.Int("attempt", attempt), slog.String("err", err.Error()))
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(registerRetry):
+		}
+	}
+}
+
+// registerRetry is the pause between a gateway's attempts to register on a
+// consortium ledger without a quorum (each attempt waits for the append
+// timeout first).
+const registerRetry = time.Second

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,14 +32,29 @@ type consortium struct {
 	gws []*testGateway
 }
 
-func newConsortium(t *testing.T, n int) *consortium {
-	t.Helper()
-	return newConsortiumWith(t, n, comettest.Options{TimeoutCommit: 100 * time.Millisecond})
+// consortiumOptions tune newConsortiumWith.
+type consortiumOptions struct {
+	// net configures the network (TimeoutCommit defaults to 100ms; the
+	// checkpoint keys are the gateways').
+	net comettest.Options
+	// rpc enables every node's CometBFT RPC (for --comet-home commands).
+	rpc bool
+	// mutate adjusts gateway i's configuration.
+	mutate func(i int, c *serveConfig)
+	// follow runs each gateway's projection follower on its node's
+	// commits, as serve does; without it the tests catch up themselves
+	// (syncAll), or the read path does.
+	follow bool
 }
 
-// newConsortiumWith is newConsortium on a network with opts (the
-// checkpoint keys are the gateways').
-func newConsortiumWith(t *testing.T, n int, opts comettest.Options) *consortium {
+func newConsortium(t *testing.T, n int) *consortium {
+	t.Helper()
+	return newConsortiumWith(t, n, consortiumOptions{})
+}
+
+// newConsortiumWith starts n validators and a gateway on each, opened one
+// after the other (each registers itself on the ledger as it opens).
+func newConsortiumWith(t *testing.T, n int, o consortiumOptions) *consortium {
 	t.Helper()
 	gin.SetMode(gin.ReleaseMode)
 	secret := make([]byte, ledger.PseudonymKeySize)
@@ -47,7 +64,7 @@ func newConsortiumWith(t *testing.T, n int, opts comettest.Options) *consortium 
 	var skeys []string
 	dirs := make([]string, n)
 	for i := range n {
-		skey, _, err := ledger.GenerateCheckpointKey("consortium.test/hospital-" + string(rune('a'+i)))
+		skey, vkey, err := ledger.GenerateCheckpointKey("consortium.test/hospital-" + string(rune('a'+i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,11 +73,18 @@ func newConsortiumWith(t *testing.T, n int, opts comettest.Options) *consortium 
 		if err := ledger.WriteKeyFile(filepath.Join(dirs[i], checkpointKeyFile), skey, false); err != nil {
 			t.Fatal(err)
 		}
+		if err := ledger.WriteKeyFile(filepath.Join(dirs[i], checkpointKeyFile+ledger.VerifierKeySuffix), vkey, true); err != nil {
+			t.Fatal(err)
+		}
 		if err := writeFileAtomic(filepath.Join(dirs[i], pseudonymKeyFile), secret, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	opts.CheckpointKeys = skeys
+	opts := o.net
+	if opts.TimeoutCommit == 0 {
+		opts.TimeoutCommit = 100 * time.Millisecond
+	}
+	opts.CheckpointKeys, opts.RPC = skeys, opts.RPC || o.rpc
 	net := comettest.NewNetwork(t, n, opts)
 	c := &consortium{net: net}
 	for i := range n {
@@ -73,10 +97,13 @@ func newConsortiumWith(t *testing.T, n int, opts comettest.Options) *consortium 
 		cfg.DataDir = dirs[i]
 		cfg.Ledger = "comet"
 		cfg.CometHome = net.Node(i).Home
+		if o.mutate != nil {
+			o.mutate(i, &cfg)
+		}
 		if err := cfg.finish(); err != nil {
 			t.Fatal(err)
 		}
-		g, err := openGatewayOn(t.Context(), cfg, slog.New(slog.DiscardHandler), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}, net.Log(i))
+		g, err := openGatewayOn(t.Context(), cfg, consortiumLogger(i), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}, net.Log(i))
 		if err != nil {
 			t.Fatalf("gateway %d: %v", i, err)
 		}
@@ -85,8 +112,19 @@ func newConsortiumWith(t *testing.T, n int, opts comettest.Options) *consortium 
 		srv.Listener = ln
 		srv.Start()
 		tg := &testGateway{gateway: g, t: t, srv: srv, url: cfg.BaseURL}
+		stopFollow := func() {}
+		if o.follow {
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				g.follower.Watch(ctx, net.Log(i).Committed, consortiumLogger(i))
+			}()
+			stopFollow = func() { cancel(); <-done }
+		}
 		t.Cleanup(func() {
 			srv.Close()
+			stopFollow()
 			if err := g.close(); err != nil {
 				t.Errorf("close gateway %d: %v", i, err)
 			}
@@ -97,6 +135,15 @@ func newConsortiumWith(t *testing.T, n int, opts comettest.Options) *consortium 
 }
 
 func listenLoopback() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// consortiumLogger is gateway i's logger: discarded, unless
+// HEALTHGW_CONSORTIUM_LOG is set (then text to stderr).
+func consortiumLogger(i int) *slog.Logger {
+	if os.Getenv("HEALTHGW_CONSORTIUM_LOG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil)).With(slog.Int("gateway", i))
+}
 
 // syncAll waits until every node has every entry any node has committed
 // so far, and every gateway has projected them.
@@ -125,14 +172,20 @@ func TestConsortiumGateways(t *testing.T) {
 	c := newConsortium(t, 4)
 	a, b, cc := c.gws[0], c.gws[1], c.gws[2]
 
-	// Organisations register once, through A; the registry replicates.
+	// Organisations register once, each at its home gateway (the only
+	// gateway that may write for it); the registry replicates. Hospital
+	// C reads at B's gateway, so it is homed there: the access service
+	// logs a decision under the requester's org (access.go), which only
+	// the requester's home may author. (The design has the decision
+	// under the holder's org; then C's home would not matter.)
 	orgs := map[string]*authtest.Org{}
 	for _, o := range []struct {
 		id   string
 		kind auth.Kind
-	}{{"hosp-a", auth.KindHospital}, {"hosp-b", auth.KindHospital}, {"hosp-c", auth.KindHospital}, {"reg-x", auth.KindRegulator}} {
+		home *testGateway
+	}{{"hosp-a", auth.KindHospital, a}, {"hosp-b", auth.KindHospital, b}, {"hosp-c", auth.KindHospital, b}, {"reg-x", auth.KindRegulator, cc}} {
 		org := authtest.NewOrg(t, o.id, o.kind, "ES256")
-		if _, err := registry.Register(t.Context(), a.ledger, a.follower, auth.CheckOrgJWKS, org.Org); err != nil {
+		if _, err := registry.Register(t.Context(), o.home.ledger, o.home.follower, auth.CheckOrgJWKS, org.Org); err != nil {
 			t.Fatalf("register %s: %v", o.id, err)
 		}
 		orgs[o.id] = org
@@ -201,13 +254,14 @@ func decodeEvents(t *testing.T, g *testGateway, token, path string) []string {
 }
 
 // TestOrgAddConsortium registers an organisation through a running
-// consortium node's RPC: the entry is committed by consensus and every
-// node has it.
+// consortium node's RPC: the entry is committed by consensus, every node
+// has it, and the org's home is the node's gateway at the base URL that
+// gateway registered.
 func TestOrgAddConsortium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a validator network")
 	}
-	net := comettest.NewNetwork(t, 2, comettest.Options{RPC: true, TimeoutCommit: 100 * time.Millisecond})
+	net := comettest.NewNetwork(t, 2, comettest.Options{RPC: true, Gateways: true, TimeoutCommit: 100 * time.Millisecond})
 	org := authtest.NewOrg(t, "hosp-q", auth.KindHospital, "ES256")
 	jwks := filepath.Join(t.TempDir(), "hosp-q.jwks.json")
 	if err := writeFileAtomic(jwks, []byte(org.JWKS), 0o644); err != nil {
@@ -219,16 +273,69 @@ func TestOrgAddConsortium(t *testing.T) {
 	if err != nil {
 		t.Fatalf("org add: %v\n%s", err, errOut.String())
 	}
-	net.WaitSize(1, 30*time.Second)
-	raw, err := net.Log(1).Entries(t.Context(), 0, 1)
+	const base = 2 // the gateways' registrations
+	net.WaitSize(base+1, 30*time.Second)
+	es, err := net.Ledger(1).Read(t.Context(), base, base+1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := ledger.Decode(raw[0])
-	if err != nil {
-		t.Fatal(err)
+	e := es[0]
+	b, ok := e.Body.(*ledger.OrgRegistered)
+	if !ok || b.ID != "hosp-q" || b.Name != "Hospital Q" || e.Author != net.Node(0).Name ||
+		b.Home != (ledger.GatewayHome{Gateway: net.Node(0).Name, BaseURL: "http://" + net.Node(0).Name + ".test"}) {
+		t.Errorf("entry at node 1 = %+v (%+v), want org.registered for hosp-q homed at %s", e, e.Body, net.Node(0).Name)
 	}
-	if b, ok := e.Body.(*ledger.OrgRegistered); !ok || b.ID != "hosp-q" || b.Name != "Hospital Q" {
-		t.Errorf("entry at node 1 = %+v, want org.registered for hosp-q", e)
+	// A second registration, by the other member, is refused.
+	err = run(t.Context(), []string{"org", "add", "--comet-home", net.Node(1).Home, "--id", "hosp-q", "--name", "Hospital Q", "--kind", "hospital", "--jwks", jwks},
+		func(string) string { return "" }, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "already registered") {
+		t.Errorf("org add of hosp-q at the other member = %v, want a refusal saying it is registered", err)
+	}
+}
+
+// TestDemoConsortium: `healthgw demo --url <node> --comet-home <its home>`
+// tells the whole story against one member of a four-hospital consortium
+// (the organisations it registers through the node's RPC are homed at that
+// member's gateway), and every member ends with the same log, every entry
+// of which it opens.
+func TestDemoConsortium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a four-validator network")
+	}
+	keys := devZKKeys(t)
+	c := newConsortiumWith(t, 4, consortiumOptions{rpc: true, follow: true, mutate: func(_ int, cfg *serveConfig) { cfg.ZKKeys = keys }})
+	g := c.gws[1]
+	var out, errOut strings.Builder
+	err := run(t.Context(), []string{"demo", "--url", g.url, "--comet-home", g.cfg.CometHome, "--data", g.cfg.DataDir},
+		func(string) string { return "" }, &out, &errOut)
+	if err != nil {
+		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "The story holds") {
+		t.Errorf("demo output:\n%s", out.String())
+	}
+	c.syncAll(t)
+	size := g.size()
+	c.net.WaitSize(size, 30*time.Second)
+	var root string
+	for i, gw := range c.gws {
+		r, err := ledger.TreeHash(t.Context(), c.net.Log(i), size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			root = r.String()
+		} else if r.String() != root {
+			t.Errorf("gateway %d has root %s at %d, gateway 0 %s", i, r, size, root)
+		}
+		es, err := gw.node.Read(t.Context(), 0, size)
+		if err != nil {
+			t.Fatalf("gateway %d: read: %v", i, err)
+		}
+		for j, e := range es {
+			if e.Body == nil {
+				t.Errorf("gateway %d cannot open entry %d (%s by %s)", i, j, e.Type, e.Author)
+			}
+		}
 	}
 }

@@ -30,7 +30,7 @@ func TestConsortiumUnknownOutcome(t *testing.T) {
 	}
 	// A short append timeout (scaled to the machine): the writes without
 	// quorum are answered 503 sooner.
-	c := newConsortiumWith(t, 4, comettest.Options{TimeoutCommit: 100 * time.Millisecond, AppendTimeout: testscale.Timeout(3 * time.Second)})
+	c := newConsortiumWith(t, 4, consortiumOptions{net: comettest.Options{TimeoutCommit: 100 * time.Millisecond, AppendTimeout: testscale.Timeout(3 * time.Second)}})
 	n1 := c.gws[0]
 	hospA := n1.register("hosp-a", auth.KindHospital)
 	n1.register("hosp-b", auth.KindHospital)
@@ -155,16 +155,12 @@ type indexed struct {
 // consent), with their indices.
 func entriesFor(g *testGateway, typ ledger.Type, id string) []indexed {
 	g.t.Helper()
-	raw, err := g.ledger.Entries(g.t.Context(), 0, g.size())
+	es, err := g.node.Read(g.t.Context(), 0, g.size())
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	var out []indexed
-	for i, b := range raw {
-		e, err := ledger.Decode(b)
-		if err != nil {
-			g.t.Fatal(err)
-		}
+	for i, e := range es {
 		if e.Type != typ {
 			continue
 		}

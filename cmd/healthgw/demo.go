@@ -2,8 +2,9 @@ package main
 
 import (
 	"context"
-	"io"
+	"errors"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/internal/demo"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/registry"
 )
 
 // cmdDemo tells the product's story against a running gateway (see
@@ -40,10 +42,24 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 }
 
 // registerDemoOrg generates keys for o under dir, registers it on the
-// gateway's ledger (as `healthgw org keygen` does) and returns its private
-// signing key.
-func registerDemoOrg(ctx context.Context, e *env, sf storeFlags, dir string, o auth.Org) (jwk.Key, error) {
+// gateway's ledger (as `healthgw org keygen` does: the private JWKs and
+// the public JWK Set are written under dir) and returns its private
+// signing key. An organisation an earlier run registered (an org is
+// registered once) gets the fresh keys by rotation (`healthgw org
+// rotate`).
+func registerDemoOrg(ctx context.Context, e *env, sf storeFlags, dir string, o auth.Org) (key jwk.Key, err error) {
 	kg, err := newKeygen(o, dir, "ES256")
+	if err != nil {
+		return nil, err
+	}
+	written, err := kg.writeFiles()
+	defer func() {
+		if err != nil {
+			for _, p := range written {
+				_ = os.Remove(p)
+			}
+		}
+	}()
 	if err != nil {
 		return nil, err
 	}
@@ -51,13 +67,40 @@ func registerDemoOrg(ctx context.Context, e *env, sf storeFlags, dir string, o a
 	if err != nil {
 		return nil, err
 	}
-	quiet := &env{getenv: e.getenv, stdout: io.Discard, stderr: io.Discard}
-	err = kg.run(ctx, quiet, r.app, r.sync)
+	_, err = registry.Register(ctx, r.app, r.sync, auth.CheckOrgJWKS, kg.org)
+	if errors.Is(err, registry.ErrExists) {
+		_, err = registry.Rotate(ctx, r.app, r.sync, auth.CheckOrgJWKS, kg.org, string(kg.public), "")
+	}
 	if cerr := r.close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, err
 	}
-	return auth.ReadPrivateKey(kg.sigPath)
+	return kg.sig, nil
+}
+
+// writeFiles writes kg's private JWKs (0600) and public JWK Set (0644),
+// never over an existing file, and returns the paths written.
+func (kg *keygen) writeFiles() ([]string, error) {
+	var written []string
+	if err := os.MkdirAll(filepath.Dir(kg.sigPath), 0o700); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		path string
+		key  jwk.Key
+	}{{kg.sigPath, kg.sig}, {kg.encPath, kg.enc}} {
+		if err := auth.WritePrivateKey(f.path, f.key); err != nil {
+			return written, err
+		}
+		written = append(written, f.path)
+	}
+	f, err := os.OpenFile(kg.pubPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return written, err
+	}
+	written = append(written, kg.pubPath)
+	_, werr := f.Write(append(kg.public, '\n'))
+	return written, errors.Join(werr, f.Close())
 }

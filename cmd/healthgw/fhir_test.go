@@ -53,16 +53,12 @@ func (w *world) fhirGet(t *testing.T, path, token string, hdr ...string) (int, [
 // accessEntries returns the access.decided bodies appended since size.
 func (w *world) accessEntries(t *testing.T, since uint64) []*ledger.AccessDecided {
 	t.Helper()
-	raw, err := w.ledger.Entries(t.Context(), since, w.size())
+	read, err := w.ledger.Read(t.Context(), since, w.size())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []*ledger.AccessDecided
-	for _, b := range raw {
-		e, err := ledger.Decode(b)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, e := range read {
 		if ad, ok := e.Body.(*ledger.AccessDecided); ok {
 			out = append(out, ad)
 		}

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,10 +51,20 @@ const pseudonymKeyFile = "keys/pseudonym.key"
 // zero-knowledge proof challenges, under the data directory.
 const challengeKeyFile = "keys/challenge.key"
 
-// backend is a ledger backend as the gateway uses it.
+// backend is a ledger backend (a ledger.Store) as the gateway uses it;
+// the gateway's ledger is a ledger.Node over it.
 type backend interface {
-	ledger.Log
+	ledger.Store
 }
+
+// gatewayKeyFile and sealKeyFile hold the gateway's node key (Ed25519
+// seed: it signs every entry the gateway writes) and its sealing key
+// (X25519: entry openings are sealed to it), under the data directory. In
+// a consortium the node key is the comet home's gateway key instead.
+const (
+	gatewayKeyFile = "keys/gateway.key"
+	sealKeyFile    = "keys/seal.key"
+)
 
 // gateway is every component of a running gateway, wired. serve builds one;
 // tests build several.
@@ -59,7 +72,9 @@ type gateway struct {
 	cfg      serveConfig
 	log      *slog.Logger
 	db       *gorm.DB
-	ledger   backend
+	store    backend    // the ledger backend
+	ledger   ledger.Log // the gateway's node over store
+	node     *ledger.Node
 	follower *ledger.Follower
 	registry *registrystore.Store
 	consent  *consentstore.Store
@@ -117,7 +132,7 @@ func openGateway(ctx context.Context, cfg serveConfig, logger *slog.Logger, e *e
 // open the configured one). The caller keeps ownership of l: closing the
 // gateway does not close it.
 func openGatewayOn(ctx context.Context, cfg serveConfig, logger *slog.Logger, e *env, l backend) (*gateway, error) {
-	g := &gateway{cfg: cfg, log: logger, ledger: l}
+	g := &gateway{cfg: cfg, log: logger, store: l}
 	if err := g.open(ctx, e); err != nil {
 		return nil, errors.Join(err, g.close())
 	}
@@ -177,13 +192,23 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	g.challengeKey = keys.challenge
 	g.devIdP = keys.devIdP
 
-	// Ledger.
-	if g.ledger == nil {
-		if g.ledger, err = openBackend(ctx, cfg, g.db, signer, logger); err != nil {
+	// Ledger: the backend, and the gateway's node over it (it signs,
+	// seals and checks entries; at open it checks every entry beyond the
+	// last checkpoint and registers the gateway as entry 0 of a new log).
+	if g.store == nil {
+		if g.store, err = openBackend(ctx, cfg, g.db, signer, logger); err != nil {
 			return err
 		}
-		g.closers = append(g.closers, g.ledger.Close)
+		g.closers = append(g.closers, g.store.Close)
 	}
+	id, err := loadIdentity(keys.path, g.cfg.BaseURL, keys.secret, g.store)
+	if err != nil {
+		return err
+	}
+	if g.node, err = openNode(ctx, g.store, id, logger); err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	g.ledger = g.node
 
 	// Projections.
 	if g.registry, err = registrystore.Open(ctx, g.db, registrystore.Options{Logger: logger}); err != nil {
@@ -258,7 +283,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 
 	// API.
-	ops := newOperations(cfg, g.ledger)
+	ops := newOperations(cfg, g.ledger, g.store)
 	g.limits = ops.limits
 	g.api = api.New(api.Config{BaseURL: cfg.BaseURL}, logger, authn, append(ops.opts,
 		api.WithIdempotency(idemKeys),
@@ -270,7 +295,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 			return sqlDB.PingContext(ctx)
 		})),
 		api.WithReadiness("ledger", api.CheckerFunc(func(ctx context.Context) error {
-			if r, ok := g.ledger.(interface{ Ready(context.Context) error }); ok {
+			if r, ok := g.store.(interface{ Ready(context.Context) error }); ok {
 				return r.Ready(ctx) // not ready once it refused to sign a fork
 			}
 			_, err := g.ledger.Checkpoint(ctx)
@@ -291,7 +316,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	// unknown) is resolved at the head of the log; on a consortium a
 	// registration may be committed long after its append failed, so
 	// its pending record is never deleted.
-	head, _ := g.ledger.(access.Head)
+	head, _ := g.store.(access.Head)
 	g.vault = records.NewVault(recStore, newKeystore(e, cfg.DataDir, true), ops.appender(g.ledger), g.pseud, records.Options{
 		MaxSize:     cfg.MaxRecord,
 		Sync:        headSync{head: head, log: g.ledger, follower: g.follower, timeout: access.DefaultHeadTimeout},
@@ -317,10 +342,10 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	// In a consortium, reads decide at the head of the log and
 	// revocations are acknowledged once the connected nodes applied them.
-	if h, ok := g.ledger.(access.Head); ok {
+	if h, ok := g.store.(access.Head); ok {
 		svcCfg.Head = h
 	}
-	if r, ok := g.ledger.(access.Replicator); ok {
+	if r, ok := g.store.(access.Replicator); ok {
 		svcCfg.Replicate = r
 	}
 	g.access = access.New(svcCfg)
@@ -338,6 +363,40 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	// Everything opened: the new keys go into place.
 	return keys.commit()
+}
+
+// loadIdentity is the gateway's ledger identity: its node key
+// (keys/gateway.key, or the comet home's gateway key in a consortium),
+// its sealing key (keys/seal.key) and the pseudonym secret, read through
+// path (the start-up key set's: see startupKeys.path). Its gateway ID is
+// the comet gateway's, or in an embedded log "gw-" and the first 8 bytes
+// of the SHA-256 of its node key in hex (stable with the key).
+func loadIdentity(path func(rel string) string, baseURL string, secret []byte, store ledger.Store) (ledger.Identity, error) {
+	ps, err := ledger.NewPseudonymizer(secret)
+	if err != nil {
+		return ledger.Identity{}, err
+	}
+	sealSeed, err := readSecret(path(sealKeyFile), 32)
+	if err != nil {
+		return ledger.Identity{}, fmt.Errorf("sealing key: %w", err)
+	}
+	sealKey, err := ecdh.X25519().NewPrivateKey(sealSeed)
+	if err != nil {
+		return ledger.Identity{}, fmt.Errorf("sealing key: %w", err)
+	}
+	id := ledger.Identity{BaseURL: baseURL, SealKey: sealKey, Pseudonyms: ps}
+	if c, ok := store.(interface{ Gateway() comet.GatewayKey }); ok && c.Gateway().ID != "" {
+		id.Gateway, id.NodeKey = c.Gateway().ID, c.Gateway().PrivateKey
+		return id, nil
+	}
+	seed, err := readSecret(path(gatewayKeyFile), ed25519.SeedSize)
+	if err != nil {
+		return ledger.Identity{}, fmt.Errorf("gateway node key: %w", err)
+	}
+	key := ed25519.NewKeyFromSeed(seed)
+	sum := sha256.Sum256(key.Public().(ed25519.PublicKey))
+	id.Gateway, id.NodeKey = "gw-"+hex.EncodeToString(sum[:8]), key
+	return id, nil
 }
 
 // headSync brings the projections to the head of the log: the newest

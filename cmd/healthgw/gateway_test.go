@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -65,7 +66,7 @@ func newTestGatewayOn(t testing.TB, db *gorm.DB, mutate ...func(*serveConfig)) *
 	if err := cfg.finish(); err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{cfg: cfg, log: slog.New(slog.DiscardHandler), db: db}
+	g := &gateway{cfg: cfg, log: testLogger(), db: db}
 	err = g.open(t.Context(), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard})
 	if err != nil {
 		err = errors.Join(err, g.close())
@@ -244,19 +245,23 @@ func (g *testGateway) size() uint64 {
 // entries decodes every ledger entry of type typ.
 func (g *testGateway) entries(typ ledger.Type) []ledger.Entry {
 	g.t.Helper()
-	raw, err := g.ledger.Entries(g.t.Context(), 0, g.size())
+	all, err := g.ledger.Read(g.t.Context(), 0, g.size())
 	if err != nil {
 		g.t.Fatal(err)
 	}
 	var out []ledger.Entry
-	for _, b := range raw {
-		e, err := ledger.Decode(b)
-		if err != nil {
-			g.t.Fatal(err)
-		}
+	for _, e := range all {
 		if e.Type == typ {
 			out = append(out, e)
 		}
 	}
 	return out
+}
+
+// testLogger discards the gateway's log unless HEALTHGW_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("HEALTHGW_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
 }

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/ecdh"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -29,7 +32,7 @@ const ledgerHTTPTimeout = time.Minute
 
 func cmdLedger(ctx context.Context, e *env, args []string) error {
 	return dispatch(ctx, e, "healthgw ledger", []command{
-		{"verify", "verify the whole ledger over HTTP (--url) or in a database (--db)", cmdLedgerVerify},
+		{"verify", "verify the whole ledger over HTTP (--url, with a regulator's --token: every body) or in a database (--db, with --data: every body)", cmdLedgerVerify},
 		{"checkpoint", "print the latest signed checkpoint (--url or --db)", cmdLedgerCheckpoint},
 		{"keygen", "generate a checkpoint signing key and its verifier key", cmdLedgerKeygen},
 	}, args)
@@ -47,6 +50,10 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 	trusted := fs.String("trusted", "", "file holding a signed checkpoint you already trust")
 	key := fs.String("key", "", "the gateway's checkpoint verifier key: a file, or the key text itself (required with --url)")
 	origin := fs.String("origin", "", "expected checkpoint origin line (default: the trusted checkpoint's, else any)")
+	token := fs.String("token", "", "with --url: a regulator's access token (a file, or the token itself): check every entry's body through the API too")
+	data := fs.String("data", "", "with --db: the gateway's data directory, whose keys/seal.key and keys/pseudonym.key open and check every body")
+	sealKey := fs.String("seal-key", "", "with --db: the sealing key file (default: DATA/"+sealKeyFile+")")
+	pseudonymKey := fs.String("pseudonym-key", "", "with --db: the pseudonym secret file (default: DATA/"+pseudonymKeyFile+")")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	var witnesses listFlag
 	fs.Var(&witnesses, "witness", "a witness's cosignature verifier key (file or key text); repeatable")
@@ -95,12 +102,33 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 		if o.Verifier == nil {
 			return errors.New("ledger verify: --key is required with --url")
 		}
+		if *data != "" || *sealKey != "" || *pseudonymKey != "" {
+			return errors.New("ledger verify: --data, --seal-key and --pseudonym-key go with --db; over --url a regulator's --token reads the bodies")
+		}
+		client := &http.Client{Timeout: ledgerHTTPTimeout}
+		if *token != "" {
+			tok, err := loadToken(*token)
+			if err != nil {
+				return err
+			}
+			o.Envelopes = true
+			o.Bodies = &verify.APIBodies{Base: strings.TrimSuffix(*url, "/"), Token: tok, Client: client}
+		} else {
+			fmt.Fprintln(e.stderr, "note: public verification (no --token): the tree, entry kinds and times only; no entry signature or body is checked")
+		}
 		fmt.Fprintf(e.stderr, "verifying %s\n", tilesURL(*url))
-		res, err = verify.Remote(ctx, tilesURL(*url), &http.Client{Timeout: ledgerHTTPTimeout}, o)
+		res, err = verify.Remote(ctx, tilesURL(*url), client, o)
 	case *dsn != "":
 		if len(o.Witnesses) > 0 {
 			return errors.New("ledger verify: --witness needs --url: cosignatures are served with the checkpoint, not stored in the database")
 		}
+		if *token != "" {
+			return errors.New("ledger verify: --token goes with --url")
+		}
+		if o.Keys, err = loadBodyKeys(*data, *sealKey, *pseudonymKey); err != nil {
+			return err
+		}
+		o.Envelopes = true
 		var l *gormlog.Log
 		var closeDB func()
 		l, closeDB, err = openLedgerDB(ctx, *dsn)
@@ -109,7 +137,12 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 		}
 		defer closeDB()
 		if o.Verifier == nil {
-			fmt.Fprintln(e.stderr, "warning: no --key: NO checkpoint signature is checked; only the tree's internal consistency is (pass the gateway's checkpoint verifier key with --key)")
+			fmt.Fprintln(e.stderr, "warning: no --key: NO checkpoint signature is checked; only the tree's internal consistency is, and entry signatures only against the node keys the database itself registers (pass the gateway's checkpoint verifier key with --key)")
+		}
+		if o.Keys.SealKey == nil {
+			fmt.Fprintln(e.stderr, "warning: no --data or --seal-key: sealed bodies are NOT opened or checked; entry headers, signatures and authorship are")
+		} else if o.Keys.Pseudonyms == nil {
+			fmt.Fprintln(e.stderr, "warning: no pseudonym secret: the patients bodies refer to are NOT checked")
 		}
 		fmt.Fprintln(e.stderr, "verifying database")
 		res, err = verify.Local(ctx, l, o)
@@ -125,6 +158,54 @@ func cmdLedgerVerify(ctx context.Context, e *env, args []string) error {
 	}
 	printResult(e.stdout, res, o.Verifier, time.Since(start))
 	return nil
+}
+
+// loadToken reads an access token given as a file path or as the token
+// itself.
+func loadToken(arg string) (string, error) {
+	if b, err := os.ReadFile(arg); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	if strings.ContainsAny(arg, "/"+string(os.PathSeparator)) { // tokens are base64url: a path
+		return "", fmt.Errorf("token: %s: no such file", arg)
+	}
+	return arg, nil
+}
+
+// loadBodyKeys loads the keys that open and check entry bodies: the
+// sealing key and the pseudonym secret, from the given files or the data
+// directory. None given: no keys.
+func loadBodyKeys(data, sealPath, pseudonymPath string) (verify.Keys, error) {
+	if data != "" {
+		if sealPath == "" {
+			sealPath = filepath.Join(data, sealKeyFile)
+		}
+		if pseudonymPath == "" {
+			pseudonymPath = filepath.Join(data, pseudonymKeyFile)
+		}
+	}
+	var k verify.Keys
+	if sealPath != "" {
+		b, err := os.ReadFile(sealPath)
+		if err != nil {
+			return verify.Keys{}, fmt.Errorf("sealing key: %w", err)
+		}
+		if k.SealKey, err = ecdh.X25519().NewPrivateKey(b); err != nil {
+			return verify.Keys{}, fmt.Errorf("sealing key %s: want a %d-byte X25519 key, have %d bytes", sealPath, 32, len(b))
+		}
+	}
+	if pseudonymPath != "" {
+		b, err := os.ReadFile(pseudonymPath)
+		if err != nil {
+			return verify.Keys{}, fmt.Errorf("pseudonym secret: %w", err)
+		}
+		if k.Pseudonyms, err = ledger.NewPseudonymizer(b); err != nil {
+			return verify.Keys{}, fmt.Errorf("pseudonym secret %s: %w", pseudonymPath, err)
+		}
+	}
+	return k, nil
 }
 
 func printResult(w io.Writer, r *verify.Result, v note.Verifier, took time.Duration) {
@@ -145,6 +226,19 @@ func printResult(w io.Writer, r *verify.Result, v note.Verifier, took time.Durat
 	}
 	if r.Checkpoints > 0 {
 		fmt.Fprintf(w, "  stored      %d checkpoints checked\n", r.Checkpoints)
+	}
+	if !r.Envelopes {
+		fmt.Fprintf(w, "  entries     tree only: NO entry signature or body checked (public verification; a regulator's --token checks them)\n")
+	} else {
+		fmt.Fprintf(w, "  entries     %d signatures and authorship checked against the registry as of each index\n", r.EntrySignatures)
+		if r.Unopened > 0 {
+			fmt.Fprintf(w, "  bodies      %d opened and checked; %d sealed bodies NOT checked (no sealing key: --data or --seal-key)\n", r.Opened, r.Unopened)
+		} else {
+			fmt.Fprintf(w, "  bodies      %d opened and checked against their signed commitments\n", r.Opened)
+		}
+		if r.Subjects > 0 {
+			fmt.Fprintf(w, "  patients    %d checked against the bodies' patient references\n", r.Subjects)
+		}
 	}
 	types := make([]string, 0, len(r.Types))
 	for t := range r.Types {

@@ -52,8 +52,8 @@ func TestLedgerAPI(t *testing.T) {
 		if err := ledger.VerifyInclusion(cp, i, p.Entry, p.Proof); err != nil {
 			t.Errorf("entry %d: inclusion proof: %v", i, err)
 		}
-		if _, err := ledger.Decode(p.Entry); err != nil {
-			t.Errorf("entry %d is not canonical: %v", i, err)
+		if _, err := ledger.DecodeLeaf(p.Entry); err != nil {
+			t.Errorf("entry %d is not a canonical v2 leaf: %v", i, err)
 		}
 		if i == 0 {
 			first = cp

@@ -35,13 +35,13 @@ func TestReadyzAfterRefusedCheckpoint(t *testing.T) {
 		g.api.Handler().ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/readyz", nil))
 		return rec.Code, rec.Body.String()
 	}
-	l := g.ledger.(*gormlog.Log)
+	l := g.store.(*gormlog.Log)
 	ctx := t.Context()
 	if code, _ := readyz(); code != http.StatusOK {
 		t.Fatalf("/readyz = %d before the edit", code)
 	}
 	for n, _ := l.Size(ctx); n < 17; n++ {
-		if _, err := l.Append(ctx, ledgertest.Entry(int(n))); err != nil {
+		if _, err := g.ledger.Append(ctx, ledgertest.Entry(int(n))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -57,7 +57,7 @@ func TestReadyzAfterRefusedCheckpoint(t *testing.T) {
 	if err := g.db.Exec("UPDATE ledger_entries SET hashes = ? WHERE idx = 16", h).Error; err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Append(ctx, ledgertest.Entry(17)); err != nil {
+	if _, err := g.ledger.Append(ctx, ledgertest.Entry(17)); err != nil {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)

@@ -2,7 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +19,7 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 	"gorm.io/gorm"
 
 	"github.com/healthgw/healthgw/database"
@@ -45,22 +50,59 @@ func newLedgerKeys(t *testing.T) ledgerKeys {
 	return ledgerKeys{signer: s, skeyFile: path, vkeyFile: path + ledger.VerifierKeySuffix}
 }
 
-// ledgerFixture is a database holding a 600-entry log with checkpoints at
-// 0, 300 and 600, and the 600 checkpoint saved as the trusted one.
+// testGatewayKeys writes a gateway's sealing key and pseudonym secret
+// into a data directory (as keys/seal.key and keys/pseudonym.key) and
+// returns the directory and the gateway identity with a fresh node key.
+func testGatewayKeys(t *testing.T) (string, ledger.Identity) {
+	t.Helper()
+	dir := t.TempDir()
+	id := ledgertest.Identity("gw-test")
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	secret := make([]byte, ledger.PseudonymKeySize)
+	if _, err := rand.Read(secret); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if id.Pseudonyms, err = ledger.NewPseudonymizer(secret); err != nil {
+		t.Fatal(err)
+	}
+	for path, b := range map[string][]byte{sealKeyFile: id.SealKey.Bytes(), pseudonymKeyFile: secret} {
+		if err := os.WriteFile(filepath.Join(dir, path), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, id
+}
+
+// ledgerFixture is a database holding a 600-entry gateway log (entry 0
+// registers the gateway, entry 1 org-a) with checkpoints at 1, 300 and
+// 600, the 600 checkpoint saved as the trusted one, and the gateway's
+// data directory with its sealing key and pseudonym secret.
 type ledgerFixture struct {
 	dsn     string
 	db      *gorm.DB
 	keys    ledgerKeys
+	data    string
+	id      ledger.Identity
 	trusted string // file
 }
 
-func fillLog(t *testing.T, db *gorm.DB, s note.Signer, first int, sizes ...int) {
+func fillLog(t *testing.T, db *gorm.DB, s note.Signer, id ledger.Identity, first int, sizes ...int) {
 	t.Helper()
-	l, err := gormlog.Open(t.Context(), db, gormlog.Options{Signer: s, CheckpointInterval: time.Hour})
+	st, err := gormlog.Open(t.Context(), db, gormlog.Options{Signer: s, CheckpointInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	l, err := ledger.OpenNode(t.Context(), st, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(t.Context(), ledgertest.OrgEntry(ledgertest.Org)); err != nil {
+		t.Fatal(err)
+	}
+	n := 2
 	for _, size := range sizes {
 		var wg sync.WaitGroup
 		for i := n; i < size; i++ {
@@ -73,7 +115,7 @@ func fillLog(t *testing.T, db *gorm.DB, s note.Signer, first int, sizes ...int) 
 			}()
 		}
 		wg.Wait()
-		if _, err := l.WaitCheckpoint(t.Context(), uint64(size)); err != nil {
+		if _, err := st.WaitCheckpoint(t.Context(), uint64(size)); err != nil {
 			t.Fatal(err)
 		}
 		n = size
@@ -91,7 +133,8 @@ func newLedgerFixture(t *testing.T, dsn string) *ledgerFixture {
 	}
 	t.Cleanup(func() { _ = database.Close(db) })
 	f := &ledgerFixture{dsn: dsn, db: db, keys: newLedgerKeys(t)}
-	fillLog(t, db, f.keys.signer, 0, 300, 600)
+	f.data, f.id = testGatewayKeys(t)
+	fillLog(t, db, f.keys.signer, f.id, 0, 300, 600)
 	f.trusted = f.saveCheckpoint(t, 600)
 	return f
 }
@@ -113,7 +156,13 @@ func (f *ledgerFixture) saveCheckpoint(t *testing.T, size uint64) string {
 	return path
 }
 
-// serve serves the (possibly tampered) database over tlog-tiles.
+// regulatorToken is the token the fixture's regulator API accepts.
+const regulatorToken = "regulator-token"
+
+// serve serves the (possibly tampered) database over tlog-tiles and, as
+// the gateway's API does for a regulator, each entry's receipt with its
+// header and opening (GET /v1/ledger/entries/{i}, read from the database
+// and opened with the gateway's sealing key, without the subject).
 func (f *ledgerFixture) serve(t *testing.T) string {
 	t.Helper()
 	l, err := gormlog.OpenReadOnly(t.Context(), f.db, gormlog.Options{})
@@ -122,6 +171,43 @@ func (f *ledgerFixture) serve(t *testing.T) string {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/ledger/", tiles.New(l, tiles.Options{Prefix: "/ledger"}))
+	mux.HandleFunc("GET /v1/ledger/entries/{index}", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+regulatorToken {
+			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		i, err := strconv.ParseUint(r.PathValue("index"), 10, 64)
+		if err != nil {
+			http.Error(w, "bad index", http.StatusBadRequest)
+			return
+		}
+		leaves, err := l.Entries(r.Context(), i, i+1)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		envs, err := l.Envelopes(r.Context(), i, i+1)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		opening := envs[0].Clear
+		if envs[0].Sealed != nil {
+			o, err := ledger.OpenSealed(envs[0].Sealed, f.id.SealKey)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if opening, err = ledger.EncodeOpening(o.WithoutSubject()); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"index": i, "entry": json.RawMessage(leaves[0]), "header": envs[0].Header, "opening": opening,
+		})
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -140,7 +226,7 @@ func (f *ledgerFixture) column(t *testing.T, col string, idx int) []byte {
 	if err := f.db.Raw("SELECT "+col+" FROM ledger_entries WHERE idx = ?", idx).Scan(&b).Error; err != nil || len(b) != 1 {
 		t.Fatalf("read %s of %d: %v", col, idx, err)
 	}
-	return b[0]
+	return append([]byte{}, b[0]...) // an empty column is not NULL
 }
 
 // editHash flips a bit of the stored hash at position level of row idx.
@@ -155,6 +241,75 @@ func (f *ledgerFixture) editHash(t *testing.T, idx, level int) {
 	f.exec(t, "UPDATE ledger_entries SET hashes = ? WHERE idx = ?", h, idx)
 }
 
+// forgeAppend appends env as the next entry, as a forger with write
+// access to the database but no node key can: the leaf the store would
+// make, the tree hashes recomputed from the stored ones, the head's size.
+func (f *ledgerFixture) forgeAppend(t *testing.T, env ledger.Envelope) int {
+	t.Helper()
+	ro, err := gormlog.OpenReadOnly(t.Context(), f.db, gormlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ro.Size(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ledger.NewLeafFor(env.Header, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := tlog.StoredHashes(int64(n), leaf, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blob []byte
+	for _, h := range hs {
+		blob = append(blob, h[:]...)
+	}
+	f.exec(t, "INSERT INTO ledger_entries (idx, data, hashes, env_header, env_sealed, env_clear) VALUES (?,?,?,?,?,?)",
+		int64(n), leaf, blob, env.Header, append([]byte{}, env.Sealed...), append([]byte{}, env.Clear...))
+	f.exec(t, "UPDATE ledger_head SET size = ?", int64(n+1))
+	return int(n)
+}
+
+// signCheckpoint stores a checkpoint over the whole stored log signed
+// with the gateway's key, as a gateway that signs what it did not check
+// would.
+func (f *ledgerFixture) signCheckpoint(t *testing.T) {
+	t.Helper()
+	ro, err := gormlog.OpenReadOnly(t.Context(), f.db, gormlog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := ro.Size(t.Context())
+	root, err := ledger.TreeHash(t.Context(), ro, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ledger.SignCheckpoint(ledger.Checkpoint{Origin: ledgerTestOrigin, Size: n, Hash: root}, f.keys.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.exec(t, "INSERT INTO ledger_checkpoints (size, note, created_at) VALUES (?,?,?)", int64(n), raw, time.Now().UTC())
+}
+
+// forged signs e as a forger: with the fixture gateway's ID but another
+// node key (or, with gateway set, as another gateway), sealed to the
+// fixture gateway's sealing key.
+func (f *ledgerFixture) forged(t *testing.T, gateway string, e ledger.Entry) ledger.Envelope {
+	t.Helper()
+	if gateway == "" {
+		gateway = f.id.Gateway
+	}
+	forger := ledgertest.Identity(gateway)
+	forger.Pseudonyms = f.id.Pseudonyms // the patient references are right: only the key is not
+	env, err := ledgertest.SignEnvelope(forger, e, f.id.SealKey.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -166,13 +321,33 @@ func TestLedgerVerifyClean(t *testing.T) {
 	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
 		f := newLedgerFixture(t, dsn)
 		url := f.serve(t)
-		for _, args := range [][]string{
-			{"--url", url, "--key", f.keys.vkeyFile, "--trusted", f.trusted},
-			{"--url", url, "--key", f.keys.vkeyFile, "--origin", ledgerTestOrigin},
-			{"--db", dsn, "--key", f.keys.vkeyFile, "--trusted", f.trusted},
-			{"--db", dsn, "--key", f.keys.skeyFile},
-			{"--db", dsn},
+		tokenFile := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(tokenFile, []byte(regulatorToken+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		const (
+			public  = "tree only: NO entry signature or body checked"
+			signed  = "600 signatures and authorship checked"
+			opened  = "bodies      600 opened and checked"
+			sealed  = "sealed bodies NOT checked"
+			patient = "patients    "
+		)
+		for _, tc := range []struct {
+			args      []string
+			want      []string
+			notWant   []string
+			stderrHas []string
+		}{
+			{[]string{"--url", url, "--key", f.keys.vkeyFile, "--trusted", f.trusted}, []string{public}, []string{signed}, []string{"public verification"}},
+			{[]string{"--url", url, "--key", f.keys.vkeyFile, "--origin", ledgerTestOrigin}, []string{public}, nil, nil},
+			{[]string{"--url", url, "--key", f.keys.vkeyFile, "--token", tokenFile}, []string{signed, opened}, []string{public, patient}, nil},
+			{[]string{"--url", url, "--key", f.keys.vkeyFile, "--token", regulatorToken, "--trusted", f.trusted}, []string{signed, opened}, nil, nil},
+			{[]string{"--db", dsn, "--key", f.keys.vkeyFile, "--trusted", f.trusted}, []string{signed, sealed}, []string{public}, []string{"sealed bodies are NOT opened"}},
+			{[]string{"--db", dsn, "--key", f.keys.skeyFile, "--data", f.data}, []string{signed, opened, patient + "598 checked"}, []string{sealed}, nil},
+			{[]string{"--db", dsn, "--key", f.keys.vkeyFile, "--seal-key", filepath.Join(f.data, sealKeyFile)}, []string{signed, opened}, []string{patient}, []string{"patients bodies refer to are NOT checked"}},
+			{[]string{"--db", dsn}, []string{signed, sealed}, nil, []string{"NO checkpoint signature is checked", "sealed bodies are NOT opened"}},
 		} {
+			args := tc.args
 			stdout, stderr, err := runCLI(t, append([]string{"ledger", "verify"}, args...)...)
 			if err != nil {
 				t.Fatalf("verify %v: %v\n%s", args, err, stderr)
@@ -186,6 +361,34 @@ func TestLedgerVerifyClean(t *testing.T) {
 			if unsigned := !slices.Contains(args, "--key"); unsigned != strings.Contains(stdout, "signatures  NOT checked") ||
 				unsigned != strings.Contains(stderr, "NO checkpoint signature is checked") {
 				t.Errorf("verify %v: does not say whether signatures were checked:\n%s\n%s", args, stdout, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("verify %v: stdout lacks %q:\n%s", args, w, stdout)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(stdout, w) {
+					t.Errorf("verify %v: stdout says %q:\n%s", args, w, stdout)
+				}
+			}
+			for _, w := range tc.stderrHas {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("verify %v: stderr lacks %q:\n%s", args, w, stderr)
+				}
+			}
+		}
+		// Usage errors: exit status 1, not 2.
+		for _, args := range [][]string{
+			{"--url", url, "--key", f.keys.vkeyFile, "--data", f.data},
+			{"--db", dsn, "--token", regulatorToken},
+			{"--url", url, "--key", f.keys.vkeyFile, "--token", "wrong-token"},
+			{"--db", dsn, "--data", t.TempDir()},
+		} {
+			_, _, err := runCLI(t, append([]string{"ledger", "verify", "--quiet"}, args...)...)
+			var ex exitError
+			if err == nil || (errors.As(err, &ex) && ex.code == exitVerifyFailed) {
+				t.Errorf("verify %v: %v, want a could-not-check error (exit 1)", args, err)
 			}
 		}
 		// Checkpoints via the CLI: the printed note is the latest one.
@@ -203,23 +406,29 @@ func TestLedgerVerifyClean(t *testing.T) {
 }
 
 // TestLedgerVerifyTamper edits the stored log in the ways an operator
-// could and checks that `healthgw ledger verify` names what is wrong.
+// could and checks that `healthgw ledger verify` names what is wrong:
+// the public verification (--url) what the tree shows, the regulator's
+// (--db, and --url with a token) also forged and misattributed entries
+// and swapped envelopes, and with the gateway's keys (--data) bodies.
 func TestLedgerVerifyTamper(t *testing.T) {
 	type want struct {
 		kind  verify.Kind
-		index int64 // -2: any failure (exit status 2) will do
+		index int64 // -2: any failure (exit status 2) will do; -3: no failure
 	}
-	// shift moves rows (data and hashes) above idx down by one.
+	clean := want{"", -3}
+	// shift moves rows (all columns) above idx down by one.
 	shift := func(t *testing.T, f *ledgerFixture, idx int) {
 		f.exec(t, "DELETE FROM ledger_entries WHERE idx = ?", idx)
 		f.exec(t, "UPDATE ledger_entries SET idx = -idx WHERE idx > ?", idx)
 		f.exec(t, "UPDATE ledger_entries SET idx = -idx - 1 WHERE idx < 0")
 	}
+	cols := []string{"data", "hashes", "env_header", "env_sealed", "env_clear"}
 	swapRows := func(t *testing.T, f *ledgerFixture, i, j int) {
-		di, dj := f.column(t, "data", i), f.column(t, "data", j)
-		hi, hj := f.column(t, "hashes", i), f.column(t, "hashes", j)
-		f.exec(t, "UPDATE ledger_entries SET data = ?, hashes = ? WHERE idx = ?", dj, hj, i)
-		f.exec(t, "UPDATE ledger_entries SET data = ?, hashes = ? WHERE idx = ?", di, hi, j)
+		for _, c := range cols {
+			ci, cj := f.column(t, c, i), f.column(t, c, j)
+			f.exec(t, "UPDATE ledger_entries SET "+c+" = ? WHERE idx = ?", cj, i)
+			f.exec(t, "UPDATE ledger_entries SET "+c+" = ? WHERE idx = ?", ci, j)
+		}
 	}
 	tests := []struct {
 		name   string
@@ -227,15 +436,17 @@ func TestLedgerVerifyTamper(t *testing.T) {
 		// trusted, if set, returns the trusted checkpoint file to use.
 		trusted func(t *testing.T, f *ledgerFixture) string
 		url, db want
+		// token (--url with a regulator's token) and keys (--db with
+		// --data): default url and db.
+		token, keys *want
 	}{
 		{
-			name: "entry bytes edited",
+			name: "leaf bytes edited",
 			tamper: func(t *testing.T, f *ledgerFixture) {
 				data := f.column(t, "data", 17)
-				edited := bytes.Replace(data, []byte(`"org-`), []byte(`"orh-`), 1)
-				if bytes.Equal(edited, data) {
-					t.Fatal("nothing to edit")
-				}
+				i := bytes.Index(data, []byte(`"seal":"`)) + len(`"seal":"`)
+				edited := bytes.Clone(data)
+				edited[i] = "10"[min(1, int(edited[i]-'0'))] // another hex digit
 				f.exec(t, "UPDATE ledger_entries SET data = ? WHERE idx = ?", edited, 17)
 			},
 			url: want{verify.KindEntry, 17},
@@ -273,7 +484,7 @@ func TestLedgerVerifyTamper(t *testing.T) {
 			db:  want{verify.KindMissing, 550},
 		},
 		{
-			name: "two entries swapped",
+			name: "two leaves swapped",
 			tamper: func(t *testing.T, f *ledgerFixture) {
 				a, b := f.column(t, "data", 10), f.column(t, "data", 11)
 				f.exec(t, "UPDATE ledger_entries SET data = ? WHERE idx = ?", b, 10)
@@ -283,7 +494,7 @@ func TestLedgerVerifyTamper(t *testing.T) {
 			db:  want{verify.KindHash, 10},
 		},
 		{
-			name: "two entries swapped with their hashes",
+			name: "two leaves swapped with their hashes",
 			tamper: func(t *testing.T, f *ledgerFixture) {
 				a, b := f.column(t, "data", 20), f.column(t, "data", 21)
 				ha, hb := f.column(t, "hashes", 20), f.column(t, "hashes", 21)
@@ -293,7 +504,7 @@ func TestLedgerVerifyTamper(t *testing.T) {
 				f.exec(t, "UPDATE ledger_entries SET data = ?, hashes = ? WHERE idx = ?", a, hb2, 21)
 			},
 			url: want{verify.KindRoot, 0},
-			db:  want{verify.KindEntry, 20},
+			db:  want{verify.KindEnvelope, 20}, // the leaf no longer seals the row's header
 		},
 		{
 			name:   "middle row deleted, later rows shifted down, head kept",
@@ -387,7 +598,7 @@ func TestLedgerVerifyTamper(t *testing.T) {
 			trusted: func(t *testing.T, f *ledgerFixture) string {
 				// The same key signed a different log of 300 entries.
 				forkDB := databasetest.SQLite(t)
-				fillLog(t, forkDB, f.keys.signer, 1000, 300)
+				fillLog(t, forkDB, f.keys.signer, f.id, 1000, 300)
 				l, err := gormlog.OpenReadOnly(t.Context(), forkDB, gormlog.Options{})
 				if err != nil {
 					t.Fatal(err)
@@ -404,6 +615,83 @@ func TestLedgerVerifyTamper(t *testing.T) {
 			},
 			url: want{verify.KindConsistency, -1},
 			db:  want{verify.KindConsistency, -1},
+		},
+		{
+			// Beyond the last checkpoint: the public cannot see it, the
+			// gateway refuses to start on it (gormlog's tests).
+			name: "forged entry appended with recomputed hashes",
+			tamper: func(t *testing.T, f *ledgerFixture) {
+				f.forgeAppend(t, f.forged(t, "", ledgertest.Entry(1000)))
+			},
+			url: clean,
+			db:  want{verify.KindEntrySignature, 600},
+		},
+		{
+			// As a gateway that signs what it did not check would: the
+			// tree is then sound, only the regulator sees the forgery.
+			name: "forged entry appended and signed into a checkpoint",
+			tamper: func(t *testing.T, f *ledgerFixture) {
+				f.forgeAppend(t, f.forged(t, "", ledgertest.Entry(1000)))
+				f.signCheckpoint(t)
+			},
+			url:   clean,
+			token: &want{verify.KindEntrySignature, 600},
+			db:    want{verify.KindEntrySignature, 600},
+		},
+		{
+			name: "entry for an org by a gateway that is not its home",
+			tamper: func(t *testing.T, f *ledgerFixture) {
+				f.forgeAppend(t, f.forged(t, "gw-other", ledgertest.Entry(1000))) // org-a's access decision
+				f.signCheckpoint(t)
+			},
+			url:   clean,
+			token: &want{verify.KindAuthorship, 600},
+			db:    want{verify.KindAuthorship, 600},
+		},
+		{
+			name: "header swapped under an existing leaf",
+			tamper: func(t *testing.T, f *ledgerFixture) {
+				for _, c := range []string{"env_header", "env_sealed"} {
+					a, b := f.column(t, c, 30), f.column(t, c, 31)
+					f.exec(t, "UPDATE ledger_entries SET "+c+" = ? WHERE idx = ?", b, 30)
+					f.exec(t, "UPDATE ledger_entries SET "+c+" = ? WHERE idx = ?", a, 31)
+				}
+			},
+			url:   clean,
+			token: &want{verify.KindEnvelope, 30},
+			db:    want{verify.KindEnvelope, 30},
+		},
+		{
+			name: "sealed opening swapped under an existing header",
+			tamper: func(t *testing.T, f *ledgerFixture) {
+				f.exec(t, "UPDATE ledger_entries SET env_sealed = ? WHERE idx = ?", f.column(t, "env_sealed", 51), 50)
+			},
+			url:   clean,
+			token: &want{verify.KindBody, 50},    // the API opened it: another entry's statement
+			db:    want{verify.KindEnvelope, 50}, // bound to another commitment: seen without a key
+		},
+		{
+			name: "opening resealed naming another patient",
+			tamper: func(t *testing.T, f *ledgerFixture) {
+				sealed, hb := f.column(t, "env_sealed", 70), f.column(t, "env_header", 70)
+				o, err := ledger.OpenSealed(sealed, f.id.SealKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.Subject = ledgertest.Pseudonym(9)
+				h, err := ledger.DecodeHeader(hb)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resealed, err := ledger.SealOpening(o, h, []*ecdh.PublicKey{f.id.SealKey.PublicKey()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.exec(t, "UPDATE ledger_entries SET env_sealed = ? WHERE idx = ?", resealed, 70)
+			},
+			url:  clean,
+			db:   clean, // without the keys the body is not opened
+			keys: &want{verify.KindBody, 70},
 		},
 	}
 	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
@@ -422,16 +710,31 @@ func TestLedgerVerifyTamper(t *testing.T) {
 					trusted = tc.trusted(t, f)
 				}
 				url := f.serve(t)
+				token, keys := tc.url, tc.db
+				if tc.token != nil {
+					token = *tc.token
+				}
+				if tc.keys != nil {
+					keys = *tc.keys
+				}
 				for _, mode := range []struct {
 					name string
 					args []string
 					want want
 				}{
 					{"url", []string{"--url", url}, tc.url},
+					{"url+token", []string{"--url", url, "--token", regulatorToken}, token},
 					{"db", []string{"--db", dsn}, tc.db},
+					{"db+keys", []string{"--db", dsn, "--data", f.data}, keys},
 				} {
 					args := append([]string{"ledger", "verify", "--key", f.keys.vkeyFile, "--trusted", trusted, "--quiet"}, mode.args...)
 					stdout, _, err := runCLI(t, args...)
+					if mode.want.index == -3 {
+						if err != nil {
+							t.Errorf("%s: verify = %v, want no failure (this tamper is not visible to it)", mode.name, err)
+						}
+						continue
+					}
 					var ex exitError
 					if !errors.As(err, &ex) || ex.code != exitVerifyFailed {
 						t.Fatalf("%s: verify returned %v (stdout %q), want exit status %d", mode.name, err, stdout, exitVerifyFailed)
@@ -450,4 +753,60 @@ func TestLedgerVerifyTamper(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestServeRefusesForgedEntry: an entry appended to the gateway's
+// database by someone without its node key (hashes and head recomputed,
+// so the tree extends the last checkpoint) stops the gateway from
+// starting, naming the entry, every time (the refused start signs
+// nothing); `ledger verify --db` names it too.
+func TestServeRefusesForgedEntry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	g, err := openTestGatewayCfg(t, dir, "127.0.0.1:18080", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := g.node.Gateway()
+	registerTestOrg(t, g, "hosp-a")
+	if err := g.close(); err != nil {
+		t.Fatal(err)
+	}
+	dsn := filepath.Join(dir, "healthgw.db")
+	db, err := database.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &ledgerFixture{db: db}
+	forger := ledgertest.Identity(gw) // the gateway's ID, another node key
+	env, err := ledgertest.SignEnvelope(forger, ledgertest.OrgEntry("hosp-forged"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	index := f.forgeAppend(t, env)
+	var before int64
+	db.Raw("SELECT count(*) FROM ledger_checkpoints").Scan(&before)
+	_ = database.Close(db)
+	for start := range 2 {
+		_, err = openTestGatewayCfg(t, dir, "127.0.0.1:18081", nil)
+		var ve *ledger.VerifyError
+		if !errors.As(err, &ve) || ve.Index != uint64(index) || !errors.Is(err, ledger.ErrBadEntrySignature) ||
+			!strings.Contains(err.Error(), fmt.Sprintf("entry %d:", index)) {
+			t.Fatalf("start %d on a forged log: %v, want a refusal naming entry %d (bad signature)", start, err, index)
+		}
+	}
+	db, err = database.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after int64
+	db.Raw("SELECT count(*) FROM ledger_checkpoints").Scan(&after)
+	_ = database.Close(db)
+	if after != before {
+		t.Errorf("the refused starts signed %d checkpoints", after-before)
+	}
+	_, _, err = runCLI(t, "ledger", "verify", "--quiet", "--db", dsn, "--key", filepath.Join(dir, checkpointKeyFile), "--data", dir)
+	var fl *verify.Failure
+	if !errors.As(err, &fl) || fl.Kind != verify.KindEntrySignature || fl.Index != int64(index) {
+		t.Errorf("ledger verify --db = %v, want an entry-signature failure at %d", err, index)
+	}
 }

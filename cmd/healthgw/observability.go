@@ -42,11 +42,11 @@ type operations struct {
 	opts    []api.Option
 }
 
-func newOperations(cfg serveConfig, l ledger.Log) *operations {
+func newOperations(cfg serveConfig, l ledger.Log, store ledger.Store) *operations {
 	o := &operations{reg: prometheus.NewRegistry()}
 	o.metrics = metrics.New(o.reg)
 	o.reg.MustRegister(metrics.NewLedgerCollector(l, checkpointSize))
-	if n, ok := l.(cometStatus); ok {
+	if n, ok := store.(cometStatus); ok {
 		o.reg.MustRegister(metrics.NewConsensusCollector(func() metrics.ConsensusStatus {
 			st := n.Status()
 			return metrics.ConsensusStatus{Height: st.Height, Peers: st.Peers, LastBlockTime: st.LastBlockTime, CatchingUp: st.CatchingUp}
@@ -94,6 +94,15 @@ type observedLog struct {
 
 func (l *observedLog) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
 	return l.a.Append(ctx, e)
+}
+
+// Open keeps the log's ledger.Opener (the node's), so that receipts made
+// through the observed log carry the entry's header and opening.
+func (l *observedLog) Open(ctx context.Context, index uint64) (ledger.Opened, error) {
+	if o, ok := l.Log.(ledger.Opener); ok {
+		return o.Open(ctx, index)
+	}
+	return ledger.Opened{}, ledger.ErrNotRecipient
 }
 
 type waitingObservedLog struct {

@@ -31,6 +31,7 @@ func cmdOrg(ctx context.Context, e *env, args []string) error {
 		{"add", "register an organisation and its public keys", cmdOrgAdd},
 		{"list", "list registered organisations", cmdOrgList},
 		{"keygen", "create a demo client's private keys and register its public keys", cmdOrgKeygen},
+		{"rotate", "replace a registered organisation's public keys", cmdOrgRotate},
 	}, args)
 }
 
@@ -88,11 +89,7 @@ func (s *storeFlags) dsn() string {
 
 // cliLedger is what the org commands need from the ledger: append entries
 // and read them back into the registry projection.
-type cliLedger interface {
-	ledger.Appender
-	ledger.Reader
-	Close() error
-}
+type cliLedger = ledger.Log
 
 // checkpointKeyFile is the checkpoint signer key under the data
 // directory. The CLI must sign with the same key as `serve`: its
@@ -105,7 +102,17 @@ const checkpointKeyFile = "keys/checkpoint.key"
 // only when create is set).
 func openLedger(ctx context.Context, db *gorm.DB, dsn, dataDir string, readOnly, create bool) (cliLedger, error) {
 	if readOnly {
-		return gormlog.OpenReadOnly(ctx, db, gormlog.Options{})
+		// Listing reads the registry entries, which are in clear: no
+		// keys are needed.
+		st, err := gormlog.OpenReadOnly(ctx, db, gormlog.Options{})
+		if err != nil {
+			return nil, err
+		}
+		n, err := ledger.OpenNode(ctx, st, ledger.Identity{ReadOnly: true})
+		if err != nil {
+			return nil, errors.Join(err, st.Close())
+		}
+		return n, nil
 	}
 	cfg := defaultServeConfig()
 	cfg.DataDir = dataDir
@@ -117,17 +124,22 @@ func openLedger(ctx context.Context, db *gorm.DB, dsn, dataDir string, readOnly,
 	if err != nil {
 		return nil, err
 	}
-	l, err := gormlog.Open(ctx, db, gormlog.Options{Signer: keys.signer, Logger: slog.New(slog.DiscardHandler)})
-	if err == nil {
-		err = keys.commit()
-		if err != nil {
-			err = errors.Join(err, l.Close())
-		}
-	}
+	st, err := gormlog.Open(ctx, db, gormlog.Options{Signer: keys.signer, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, errors.Join(err, keys.rollback(context.WithoutCancel(ctx)))
 	}
-	return l, nil
+	var n *ledger.Node
+	id, err := loadIdentity(keys.path, cfg.BaseURL, keys.secret, st)
+	if err == nil {
+		n, err = ledger.OpenNode(ctx, st, id)
+	}
+	if err == nil {
+		err = keys.commit()
+	}
+	if err != nil {
+		return nil, errors.Join(err, st.Close(), keys.rollback(context.WithoutCancel(ctx)))
+	}
+	return n, nil
 }
 
 // openCLIDatabase opens the database a command works on: an existing one,
@@ -212,6 +224,65 @@ func cmdOrgAdd(ctx context.Context, e *env, args []string) error {
 	return orgAdd(ctx, e, r.app, r.sync, o)
 }
 
+func cmdOrgRotate(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "org rotate")
+	var sf storeFlags
+	sf.register(fs)
+	id := fs.String("id", "", "organisation ID")
+	jwks := fs.String("jwks", "", "the new public JWK Set: a file, or an http(s) URL serving it")
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return errors.New("org rotate: --id is required")
+	}
+	var set, url string
+	switch {
+	case *jwks == "":
+		return errors.New("org rotate: --jwks is required")
+	case strings.HasPrefix(*jwks, "https://") || strings.HasPrefix(*jwks, "http://"):
+		url = *jwks
+	default:
+		b, err := os.ReadFile(*jwks)
+		if err != nil {
+			return fmt.Errorf("org rotate: %w", err)
+		}
+		set = string(b)
+	}
+	var current auth.Org
+	var app registry.Appender
+	var sync registry.Syncer
+	if sf.cometHome != "" {
+		r, err := openRegistrar(ctx, sf)
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		// The home gateway's node checks the org and its home; the
+		// keys are checked here.
+		current, app, sync = auth.Org{ID: *id, Kind: auth.KindHospital}, r.app, r.sync
+	} else {
+		st, err := openOrgStores(ctx, sf, false)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := st.follow.SyncAll(ctx); err != nil {
+			return fmt.Errorf("org rotate: %w", err)
+		}
+		if current, err = st.reg.Org(ctx, *id); err != nil {
+			return fmt.Errorf("org rotate: %w", err)
+		}
+		app, sync = st.log, st.follow
+	}
+	idx, err := registry.Rotate(ctx, app, sync, auth.CheckOrgJWKS, current, set, url)
+	if err != nil {
+		return fmt.Errorf("org rotate: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "rotated the keys of %s at ledger index %d\n", *id, idx)
+	return nil
+}
+
 func orgFromFlags(id, name, kind, scopes string) (auth.Org, error) {
 	if id == "" {
 		return auth.Org{}, errors.New("--id is required")
@@ -227,6 +298,9 @@ func orgFromFlags(id, name, kind, scopes string) (auth.Org, error) {
 // orgAdd registers o through the ledger and reports it.
 func orgAdd(ctx context.Context, e *env, app registry.Appender, sync registry.Syncer, o auth.Org) error {
 	idx, err := registry.Register(ctx, app, sync, auth.CheckOrgJWKS, o)
+	if errors.Is(err, registry.ErrExists) {
+		return fmt.Errorf("org add: %s is already registered (an organisation is registered once, by its home gateway); to change its keys run: healthgw org rotate --id %s --jwks FILE", o.ID, o.ID)
+	}
 	if err != nil {
 		return fmt.Errorf("org add: %w", err)
 	}

@@ -2,15 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -18,54 +16,14 @@ import (
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
-// memLedger is an in-memory cliLedger for tests (the real backend is
-// wired in openLedger).
-type memLedger struct {
-	mu      sync.Mutex
-	entries [][]byte
-	fail    error // Append fails with this when set
-}
-
-var _ cliLedger = (*memLedger)(nil)
-
-func (l *memLedger) Append(_ context.Context, e ledger.Entry) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.fail != nil {
-		return 0, l.fail
-	}
-	e.Time = time.Unix(int64(len(l.entries)), 0)
-	b, err := ledger.Encode(e)
-	if err != nil {
-		return 0, err
-	}
-	l.entries = append(l.entries, b)
-	return uint64(len(l.entries) - 1), nil
-}
-
-func (l *memLedger) Size(context.Context) (uint64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return uint64(len(l.entries)), nil
-}
-
-func (l *memLedger) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if end > uint64(len(l.entries)) || start > end {
-		return nil, ledger.ErrNotFound
-	}
-	return append([][]byte(nil), l.entries[start:end]...), nil
-}
-
-func (l *memLedger) Close() error { return nil }
-
-// testStores is the registry over a test database and a memLedger.
+// testStores is the registry over a test database and an in-memory
+// ledger.
 type testStores struct {
-	log    *memLedger
+	log    *ledgertest.MemLog
 	reg    *registrystore.Store
 	follow *ledger.Follower
 }
@@ -76,7 +34,7 @@ func newTestStores(t *testing.T, db *gorm.DB) *testStores {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := &memLedger{}
+	log := &ledgertest.MemLog{}
 	return &testStores{log: log, reg: reg, follow: ledger.NewFollower(log, reg)}
 }
 
@@ -208,7 +166,7 @@ func TestOrgKeygen(t *testing.T) {
 
 func TestOrgKeygenRemovesFilesWhenRefused(t *testing.T) {
 	st := newTestStores(t, databasetest.SQLite(t))
-	st.log.fail = fmt.Errorf("%w: no quorum", ledger.ErrUnavailable)
+	st.log.Fail = func(ledger.Entry) error { return fmt.Errorf("%w: no quorum", ledger.ErrUnavailable) }
 	e, _, _ := testEnv()
 	dir := t.TempDir()
 	kg, err := newKeygen(auth.Org{ID: "hosp-a", Name: "A", Kind: auth.KindHospital}, dir, "ES256")
@@ -255,6 +213,45 @@ func TestOrgCommands(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if len(lines) != 3 || !strings.HasPrefix(lines[1], "hosp-a ") || !strings.HasPrefix(lines[2], "verif-1 ") {
 			t.Errorf("org list:\n%s", out)
+		}
+		// An org is registered once: a second registration is refused
+		// and says how keys change; rotate replaces the keys.
+		if _, err := do("org", "add", "--id", "verif-1", "--kind", "verifier", "--jwks", filepath.Join(clients, "hosp-a.jwks.json")); err == nil ||
+			!strings.Contains(err.Error(), "already registered") || !strings.Contains(err.Error(), "org rotate --id verif-1") {
+			t.Errorf("second org add = %v, want a refusal naming org rotate", err)
+		}
+		k, err := auth.GenerateSigningKey("ES256")
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, _ := auth.PublicJWKS(k)
+		newJWKS := filepath.Join(data, "new.jwks.json")
+		if err := os.WriteFile(newJWKS, set, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := do("org", "rotate", "--id", "verif-1", "--jwks", newJWKS); err != nil || !strings.Contains(out, "rotated the keys of verif-1") {
+			t.Fatalf("org rotate = %q, %v", out, err)
+		}
+		if _, err := do("org", "rotate", "--id", "nobody", "--jwks", newJWKS); !errors.Is(err, auth.ErrUnknownOrg) {
+			t.Errorf("org rotate of an unknown org = %v, want ErrUnknownOrg", err)
+		}
+		db, err := database.OpenExisting(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer database.Close(db)
+		reg, err := registrystore.Open(t.Context(), db, registrystore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := reg.Org(t.Context(), "verif-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		_ = json.Compact(&want, set)
+		if got.JWKS != want.String() {
+			t.Errorf("verif-1's keys after rotate = %s, want the new set", got.JWKS)
 		}
 	})
 }

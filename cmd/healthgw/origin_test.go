@@ -39,7 +39,7 @@ func TestOriginSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	origin := ledgerOrigin(g.ledger, g.cfg)
+	origin := ledgerOrigin(g.store, g.cfg)
 	if !strings.HasPrefix(origin, "healthgw/") || strings.Contains(origin, "8080") {
 		t.Errorf("default origin %q: want healthgw/<tag>, not the address", origin)
 	}
@@ -53,11 +53,11 @@ func TestOriginSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("restart on another port: %v", err)
 	}
-	if got := ledgerOrigin(g.ledger, g.cfg); got != origin {
+	if got := ledgerOrigin(g.store, g.cfg); got != origin {
 		t.Errorf("origin after a restart on another port: %q, want %q", got, origin)
 	}
 	registerTestOrg(t, g, "hosp-b")
-	raw, err := g.ledger.(*gormlog.Log).WaitCheckpoint(t.Context(), 2)
+	raw, err := g.store.(*gormlog.Log).WaitCheckpoint(t.Context(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestOriginFromBaseURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.close()
-	if got, want := ledgerOrigin(g.ledger, g.cfg), "gw.hospital-a.example/hgw/ledger"; got != want {
+	if got, want := ledgerOrigin(g.store, g.cfg), "gw.hospital-a.example/hgw/ledger"; got != want {
 		t.Errorf("origin %q, want %q", got, want)
 	}
 }
@@ -110,7 +110,7 @@ func TestOrgKeygenBeforeServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ledgerOrigin(g.ledger, g.cfg); got != s.Name() {
+	if got := ledgerOrigin(g.store, g.cfg); got != s.Name() {
 		t.Errorf("origin %q, want the checkpoint key's name %q", got, s.Name())
 	}
 	raws, err := g.ledger.Entries(t.Context(), 0, 1)

@@ -116,7 +116,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	followDone := make(chan struct{})
 	go func() {
 		defer close(followDone)
-		if n, ok := g.ledger.(interface{ Committed() <-chan struct{} }); ok {
+		if n, ok := g.store.(interface{ Committed() <-chan struct{} }); ok {
 			g.follower.Watch(followCtx, n.Committed, logger) // notified by each commit
 			return
 		}
@@ -150,9 +150,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	printWelcome(e, cfg, ln.Addr().String(), g.vkey, ledgerOrigin(g.ledger, cfg))
+	printWelcome(e, cfg, ln.Addr().String(), g.vkey, ledgerOrigin(g.store, cfg))
 	logger.Info("listening", slog.String("addr", ln.Addr().String()), slog.String("base_url", cfg.BaseURL),
-		slog.String("db", dbKind(cfg.DB)), slog.String("ledger", cfg.Ledger), slog.String("origin", ledgerOrigin(g.ledger, cfg)))
+		slog.String("db", dbKind(cfg.DB)), slog.String("ledger", cfg.Ledger), slog.String("origin", ledgerOrigin(g.store, cfg)))
 
 	select {
 	case <-ctx.Done():

@@ -93,14 +93,11 @@ func TestConcurrentWritersNoStall(t *testing.T) {
 			n := 0
 			for a := range acks {
 				n++
-				raw, err := g.ledger.Entries(t.Context(), a.index, a.index+1)
+				read, err := g.ledger.Read(t.Context(), a.index, a.index+1)
 				if err != nil {
 					t.Fatalf("acknowledged %s %s at %d: %v", a.kind, a.id, a.index, err)
 				}
-				e, err := ledger.Decode(raw[0])
-				if err != nil {
-					t.Fatal(err)
-				}
+				e := read[0]
 				switch b := e.Body.(type) {
 				case *ledger.RecordRegistered:
 					if a.kind != "record" || b.RecordID != a.id {

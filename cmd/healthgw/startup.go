@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -106,6 +107,38 @@ var boundKeys = []boundKey{
 		},
 		show:     func(id string) string { return "public key " + id },
 		addLater: true, // challenges live minutes
+	},
+	{
+		// The gateway's node key signs every entry it writes (a
+		// consortium member signs with its comet home's gateway key).
+		id: "gateway", name: "gateway node key", rel: gatewayKeyFile,
+		uses:     func(c serveConfig) bool { return c.Ledger != "comet" },
+		generate: newSecretFile(ed25519.SeedSize),
+		identify: func(path string) (string, error) {
+			seed, err := readSecret(path, ed25519.SeedSize)
+			if err != nil {
+				return "", err
+			}
+			return base64.RawURLEncoding.EncodeToString(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)), nil
+		},
+		show: func(id string) string { return "public key " + id },
+	},
+	{
+		// Entry openings are sealed to the gateway's sealing key.
+		id: "seal", name: "ledger sealing key", rel: sealKeyFile,
+		generate: newSecretFile(32),
+		identify: func(path string) (string, error) {
+			seed, err := readSecret(path, 32)
+			if err != nil {
+				return "", err
+			}
+			k, err := ecdh.X25519().NewPrivateKey(seed)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", path, err)
+			}
+			return base64.RawURLEncoding.EncodeToString(k.PublicKey().Bytes()), nil
+		},
+		show: func(id string) string { return "public key " + id },
 	},
 	{
 		id: "dev-idp", name: "development IdP key", rel: auth.DevIdPKeyFile,

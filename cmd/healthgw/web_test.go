@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"html"
@@ -9,12 +10,17 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authtest"
+	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/registry"
 )
 
@@ -313,6 +319,69 @@ func TestWebSecurity(t *testing.T) {
 		}
 	})
 
+	t.Run("receipt", func(t *testing.T) {
+		// The receipt the page hands the browser is the entry's leaf,
+		// header and opening as the ledger holds them: it verifies in Go
+		// as in the page, names the patient by a per-entry reference only
+		// (never the pseudonym), and fails with any byte of the leaf, the
+		// header or the statement changed.
+		_, page := p1.get("/app/consents/" + id)
+		attr := func(name string) string {
+			m := regexp.MustCompile(`data-` + name + `="([^"]*)"`).FindStringSubmatch(page)
+			if m == nil {
+				t.Fatalf("the receipt has no data-%s", name)
+			}
+			return html.UnescapeString(m[1])
+		}
+		b64 := func(name string) []byte {
+			b, err := base64.StdEncoding.DecodeString(attr(name))
+			if err != nil || len(b) == 0 {
+				t.Fatalf("data-%s: %v", name, err)
+			}
+			return b
+		}
+		r := ledger.Receipt{Entry: b64("entry"), Header: b64("header"), Opening: b64("opening"), Checkpoint: []byte(attr("checkpoint"))}
+		var err error
+		if r.Index, err = strconv.ParseUint(attr("index"), 10, 64); err != nil {
+			t.Fatal(err)
+		}
+		if r.TreeSize, err = strconv.ParseUint(attr("size"), 10, 64); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range strings.Fields(attr("proof")) {
+			b, err := base64.StdEncoding.DecodeString(h)
+			if err != nil || len(b) != 32 {
+				t.Fatalf("proof hash %q", h)
+			}
+			r.Proof = append(r.Proof, tlog.Hash(b))
+		}
+		v, err := ledger.ParseVerifierKey(attr("key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := ledger.VerifyReceipt(r, v, "")
+		if err != nil {
+			t.Fatalf("the page's receipt does not verify: %v", err)
+		}
+		if g, ok := st.Body.(*ledger.ConsentGrantedV2); !ok || g.ConsentID != id || g.Grantee.Org != "hosp-b" || !slices.Equal(g.Categories, []string{"labs"}) {
+			t.Errorf("the receipt's statement %+v is not the grant", st.Body)
+		}
+		if pseud := w.pseud.Pseudonym("pat-1"); strings.Contains(page, pseud) || strings.Contains(string(r.Opening), pseud) {
+			t.Error("the consent page carries the patient's pseudonym")
+		}
+		for name, tamper := range map[string]func(r *ledger.Receipt){
+			"leaf":      func(r *ledger.Receipt) { r.Entry = flipByte(r.Entry, len(r.Entry)-5) },
+			"header":    func(r *ledger.Receipt) { r.Header = flipByte(r.Header, len(r.Header)-5) },
+			"statement": func(r *ledger.Receipt) { r.Opening = []byte(strings.Replace(string(r.Opening), "labs", "imaging", 1)) },
+		} {
+			bad := r
+			tamper(&bad)
+			if _, err := ledger.VerifyReceipt(bad, v, ""); err == nil {
+				t.Errorf("a receipt with its %s changed verifies", name)
+			}
+		}
+	})
+
 	t.Run("CSRF", func(t *testing.T) {
 		_, page := p1.get("/app/consents/new")
 		good := url.Values{"org": {"hosp-a"}, "category": {"labs"}, "purpose": {"TREAT"},
@@ -406,6 +475,13 @@ func TestWebSecurity(t *testing.T) {
 	})
 }
 
+// flipByte returns b with the byte at i changed.
+func flipByte(b []byte, i int) []byte {
+	out := append([]byte(nil), b...)
+	out[i] ^= 1
+	return out
+}
+
 func mustURL(t *testing.T, s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -429,7 +505,7 @@ func newWitnessedWorld(t *testing.T) *witnessedWorld {
 		c.Witnesses = listFlag{w1.vkey + "@" + w1.srv.URL, w2.vkey + "@" + w2.srv.URL}
 		c.WitnessThreshold = 2
 	})
-	origin := ledgerOrigin(ww.ledger, ww.cfg)
+	origin := ledgerOrigin(ww.store, ww.cfg)
 	w1.follow(t, origin, ww.vkey)
 	w2.follow(t, origin, ww.vkey)
 	ww.submit(2)

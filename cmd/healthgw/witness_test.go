@@ -18,6 +18,7 @@ import (
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/gormlog"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/ledger/witness"
 )
 
@@ -69,7 +70,7 @@ func TestWitnessedGateway(t *testing.T) {
 	g := newTestGateway(t, func(c *serveConfig) {
 		c.Witnesses = listFlag{w1.vkey + "@" + w1.srv.URL, w2.vkey + "@" + w2.srv.URL}
 	})
-	origin := ledgerOrigin(g.ledger, g.cfg)
+	origin := ledgerOrigin(g.store, g.cfg)
 	w1.follow(t, origin, g.vkey)
 	w2.follow(t, origin, g.vkey)
 	g.register("hosp-a", "hospital")
@@ -118,7 +119,7 @@ func (g *testGateway) waitCheckpoint() {
 func TestWitnessServe(t *testing.T) {
 	keys := newLedgerKeys(t)
 	db := databasetest.SQLite(t)
-	fillLog(t, db, keys.signer, 0, 5)
+	fillLog(t, db, keys.signer, ledgertest.Identity("gw-test"), 0, 5)
 	l, err := gormlog.OpenReadOnly(t.Context(), db, gormlog.Options{})
 	if err != nil {
 		t.Fatal(err)

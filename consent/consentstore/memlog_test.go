@@ -17,12 +17,15 @@ type memLog struct {
 	clock time.Time // the time of the last entry
 }
 
-func newMemLog() *memLog {
+// Its entry 0 registers hospital-a, the holder whose gateway decides the
+// logged accesses (the ledger refuses entries for unregistered orgs).
+func newMemLog(t testing.TB) *memLog {
 	l := &memLog{clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	l.MemLog = &ledgertest.MemLog{Clock: func() time.Time {
 		l.clock = l.clock.Add(time.Second + 7*time.Nanosecond)
 		return l.clock
 	}}
+	l.append(t, "gateway", &ledger.OrgRegistered{ID: "hospital-a", Name: "Hospital A", Kind: "hospital"})
 	return l
 }
 
@@ -43,13 +46,9 @@ func (l *memLog) append(t testing.TB, org string, body any) uint64 {
 // timeOf returns the time the log gave entry i.
 func (l *memLog) timeOf(t testing.TB, i uint64) time.Time {
 	t.Helper()
-	raw, err := l.Entries(context.Background(), i, i+1)
+	es, err := l.Read(context.Background(), i, i+1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := ledger.Decode(raw[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e.Time
+	return es[0].Time
 }

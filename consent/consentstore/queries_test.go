@@ -27,7 +27,7 @@ type fixture struct {
 func newFixture(t *testing.T, db *gorm.DB) *fixture {
 	t.Helper()
 	s := newStore(t, db)
-	log := newMemLog()
+	log := newMemLog(t)
 	return &fixture{store: s, log: log, follow: ledger.NewFollower(log, s)}
 }
 
@@ -221,7 +221,7 @@ func TestAuditEvents(t *testing.T) {
 			if b.Decision == "deny" {
 				b.Reason = "deny.no-grant"
 			}
-			idx := f.add(t, "gateway", b)
+			idx := f.add(t, "hospital-a", b)
 			all = append(all, consent.AccessEventFromLedger(idx, f.log.timeOf(t, idx), b))
 		}
 		yes, no := true, false

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/circuits"
@@ -154,6 +155,42 @@ type verifyResult struct {
 	LedgerIndex uint64 `json:"ledger_index"`
 }
 
+// verifier is the ledger's checkpoint verifier key.
+func (d *demo) verifier() (note.Verifier, error) {
+	vkey, err := os.ReadFile(d.cfg.VerifierKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint verifier key: %w", err)
+	}
+	return ledger.ParseVerifierKey(strings.TrimSpace(string(vkey)))
+}
+
+// checkReceipt checks the patient's consent receipt against the
+// checkpoint key (inclusion, seal, commitment: client.VerifyEntry), shows
+// what it says, and shows that a hospital the consent does not name gets
+// the entry's leaf and proof but not its body.
+func (d *demo) checkReceipt(ctx context.Context, v note.Verifier, r client.EntryProof, other string) error {
+	st, err := client.VerifyEntry(r, v, "")
+	if err != nil {
+		return fmt.Errorf("RECEIPT VERIFICATION FAILED: %w", err)
+	}
+	g, ok := st.Body.(*ledger.ConsentGrantedV2)
+	if !ok {
+		return fmt.Errorf("the receipt's statement is a %s, not the grant", st.Type)
+	}
+	d.detail("receipt verified against the checkpoint key: %s grants %s %s for %s (signed by gateway %s; the patient named only by %s…)",
+		st.Type, g.Grantee.Org, strings.Join(g.Categories, ","), strings.Join(g.Purposes, ","), st.Author, g.Patient[:11])
+	d.detail("the public leaf says only %s", r.Entry)
+	seen, err := d.c.Entry(ctx, other, r.Index)
+	if err != nil {
+		return err
+	}
+	if _, err := client.VerifyEntry(seen, v, ""); !errors.Is(err, client.ErrNoBody) {
+		return fmt.Errorf("hospital A, not a party, was served entry %d's body (or its proof fails): %v", r.Index, err)
+	}
+	d.detail("Hospital A, not a party to the consent, gets entry %d's leaf and inclusion proof only", r.Index)
+	return nil
+}
+
 func truncate(s string, n int) string {
 	r := []rune(s)
 	if len(r) > n {
@@ -206,7 +243,7 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.detail("record %s encrypted at rest; ledger index %d holds only its commitment %s…", rec.ID, rec.LedgerIndex, rec.Commitment[:16])
+	d.detail("record %s encrypted at rest; ledger entry %d commits to its ciphertext (%s…), sealed to the gateway: the public log shows only the entry's type and time", rec.ID, rec.LedgerIndex, rec.Commitment[:16])
 
 	d.say("Hospital B asks to read it for treatment: denied (looks exactly like a missing record)")
 	if err := d.denied(ctx, b, rec.ID); err != nil {
@@ -220,6 +257,13 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.detail("consent %s; receipt: entry %d proven in a signed checkpoint of size %d", grant.Consent.ID, grant.Receipt.Index, grant.Receipt.TreeSize)
+	v, err := d.verifier()
+	if err != nil {
+		return err
+	}
+	if err := d.checkReceipt(ctx, v, grant.Receipt, a); err != nil {
+		return err
+	}
 
 	d.say("Hospital B reads the lab result")
 	got, err := d.c.ReadRecord(ctx, b, rec.ID, "TREAT", "")
@@ -257,14 +301,6 @@ func (d *demo) run(ctx context.Context) error {
 	d.detail("%d events, each with its ledger index for an inclusion proof", len(log.Events))
 
 	d.say("The regulator verifies the whole ledger offline (healthgw ledger verify)")
-	vkey, err := os.ReadFile(d.cfg.VerifierKeyPath)
-	if err != nil {
-		return fmt.Errorf("checkpoint verifier key: %w", err)
-	}
-	v, err := ledger.ParseVerifierKey(strings.TrimSpace(string(vkey)))
-	if err != nil {
-		return err
-	}
 	res, err := verify.Remote(ctx, d.c.BaseURL()+"/ledger/", d.c.HTTPClient(), verify.Options{Verifier: v})
 	if err != nil {
 		var f *verify.Failure

@@ -3,6 +3,7 @@ package comet
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -20,8 +21,9 @@ import (
 )
 
 // AppVersion is the application protocol version reported to CometBFT.
-// Change it whenever the state transition changes.
-const AppVersion uint64 = 1
+// Change it whenever the state transition changes. 2: transactions carry
+// v2 entry envelopes, checked against the registry (ledger.Authority).
+const AppVersion uint64 = 2
 
 // Result codes of CheckTx and of each transaction in FinalizeBlock.
 const (
@@ -32,6 +34,7 @@ const (
 	CodeDuplicate      uint32 = 4
 	CodeNotReady       uint32 = 5
 	CodeNotFound       uint32 = 6 // Query only
+	CodeRefused        uint32 = 7
 )
 
 // codeOf maps a transaction error to its result code.
@@ -47,6 +50,8 @@ func codeOf(err error) uint32 {
 		return CodeDuplicate
 	case errors.Is(err, errNotReady):
 		return CodeNotReady
+	case errors.Is(err, ErrRefused):
+		return CodeRefused
 	default:
 		return CodeBadTx
 	}
@@ -63,6 +68,8 @@ func errOfCode(code uint32) error {
 		return ErrDuplicate
 	case CodeNotReady:
 		return errNotReady
+	case CodeRefused:
+		return ErrRefused
 	default:
 		return ErrBadTx
 	}
@@ -71,10 +78,33 @@ func errOfCode(code uint32) error {
 var errNotReady = errors.New("comet: chain not initialised")
 
 // App is the ledger's deterministic ABCI 2.0 application. Its state is the
-// log: entries, the tlog stored hashes and the IDs of applied transactions.
+// log: leaves, the tlog stored hashes, each entry's transaction (its
+// envelope) and the IDs of applied transactions; and, derived from the
+// log, the registry (ledger.Authority) that says who may author what.
 // CometBFT calls it through one local client, which serialises every ABCI
-// call; the read methods used by Log (Size, Entries, ReadHashes) may run
-// concurrently with them.
+// call; the read methods used by Log (Size, Entries, Envelopes,
+// ReadHashes) may run concurrently with them.
+//
+// Where each rule is checked:
+//   - CheckTx (a new transaction): everything, against the committed
+//     state: ParseTx (canonical, signed by a genesis gateway, a
+//     well-formed envelope authored by that gateway), not yet committed,
+//     and the registry's rules and the entry's signature at the next
+//     index, so that a refused entry is answered at once to its
+//     submitter. A recheck (after each commit) only drops transactions
+//     that were committed: the rules are checked again, at the entry's
+//     own index, in FinalizeBlock.
+//   - PrepareProposal keeps what ParseTx accepts, not yet committed, once
+//     each, within the block's byte limit; ProcessProposal rejects a
+//     proposal only if it holds a transaction ParseTx refuses (no honest
+//     proposer includes one). Neither checks the registry: whether an
+//     entry is admitted depends on the entries before it in the block.
+//   - FinalizeBlock applies the transactions in order: duplicates and
+//     entries the registry refuses at their index (ErrRefused,
+//     CodeRefused) append nothing; the rest are appended. Every node
+//     derives the same registry from the same log (headers and clear
+//     registry openings only), so every node refuses the same
+//     transactions and computes the same application hash.
 type App struct {
 	abci.BaseApplication
 
@@ -90,6 +120,8 @@ type App struct {
 
 	// staged is the block FinalizeBlock built and Commit persists.
 	staged *stagedBlock
+	// parsed caches ParseTx's results.
+	parsed txCache
 
 	// closing makes the P2P filter refuse new connections while the node
 	// stops (see Query).
@@ -102,6 +134,42 @@ type App struct {
 	mu        sync.RWMutex
 	committed State
 	commitCh  chan struct{} // closed (and replaced) by every Commit
+	// auth is the registry as of the committed size.
+	auth *ledger.Authority
+	// refused remembers, for the appenders waiting on this node, the
+	// transactions of recently committed blocks that the registry
+	// refused: they are in a block, appended nothing and never will. It
+	// is a report, not state (not in the application hash).
+	refused refusals
+}
+
+// refusals is a bounded map of refused transaction IDs to the reason,
+// evicting the oldest.
+type refusals struct {
+	m    map[TxID]string
+	ring []TxID
+	next int
+}
+
+// maxRefusals bounds the refusals an App remembers: far more than the
+// appenders that wait at once.
+const maxRefusals = 4096
+
+func (r *refusals) add(id TxID, reason string) {
+	if r.m == nil {
+		r.m = make(map[TxID]string)
+	}
+	if _, ok := r.m[id]; ok {
+		return
+	}
+	if len(r.ring) < maxRefusals {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.m, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % maxRefusals
+	}
+	r.m[id] = reason
 }
 
 // stagedBlock is the effect of one block, held between FinalizeBlock and
@@ -109,9 +177,12 @@ type App struct {
 type stagedBlock struct {
 	state   State // position after the block
 	first   uint64
-	entries [][]byte
+	entries [][]byte // leaves
+	rawTxs  [][]byte // their transactions, stored as submitted
 	hashes  map[int64]tlog.Hash
 	txs     map[TxID]uint64
+	auth    *ledger.Authority // after the block
+	refused map[TxID]string   // refused by the registry in this block
 }
 
 var _ abci.Application = (*App)(nil)
@@ -127,7 +198,9 @@ type AppOptions struct {
 }
 
 // NewApp returns the application backed by db, at the state it last
-// committed.
+// committed. It checks everything it loads (see store.checkTree and
+// checkStored) and rebuilds the registry from the log in the same pass;
+// any mismatch is ErrCorrupt naming the first bad index.
 func NewApp(db dbm.DB, opts AppOptions) (*App, error) {
 	if opts.RetainBlocks < 0 {
 		return nil, fmt.Errorf("comet: retain blocks must not be negative")
@@ -142,28 +215,184 @@ func NewApp(db dbm.DB, opts AppOptions) (*App, error) {
 		retainBlocks: opts.RetainBlocks,
 		commitCh:     make(chan struct{}),
 	}
-	m, ok, err := a.store.loadMeta()
+	m, haveMeta, err := a.store.loadMeta()
 	if err != nil {
 		return nil, err
 	}
-	if ok {
-		if err := a.store.checkTree(m); err != nil {
-			return nil, err
-		}
-		a.committed = m
-	} else {
-		a.committed.Root, _ = tlog.TreeHash(0, nil)
-	}
-	g, ok, err := a.store.loadGenesis()
+	g, haveGenesis, err := a.store.loadGenesis()
 	if err != nil {
 		return nil, err
 	}
-	if ok {
+	if haveGenesis {
 		if err := a.setGenesis(g); err != nil {
 			return nil, err
 		}
 	}
+	switch {
+	case haveMeta && !haveGenesis:
+		// The first Commit writes both, in one batch.
+		return nil, fmt.Errorf("%w: a committed state (height %d) without its genesis record", ErrCorrupt, m.Height)
+	case haveMeta:
+		auth := a.genesisAuthority()
+		if err := a.store.checkTree(m, func(i uint64, leaf, tx []byte) error {
+			return a.checkStored(auth, i, leaf, tx)
+		}); err != nil {
+			return nil, err
+		}
+		a.committed, a.auth = m, auth
+	default:
+		a.committed.Root, _ = tlog.TreeHash(0, nil)
+		if haveGenesis {
+			a.auth = a.genesisAuthority()
+		}
+	}
 	return a, nil
+}
+
+// checkStored checks committed entry i at start and applies it to auth
+// (the registry as of i): its stored transaction passes ParseTx (so not
+// one byte of its envelope, a sealed opening's ciphertext included, has
+// changed since its author signed it), its header is the one the leaf
+// seals, the transaction index names entry i (else a replay of it would
+// be admitted), and the entry keeps the registry's rules at i. The
+// header's own signature, verified when the block was finalized, is not
+// verified again: the transaction signature is the same author's over
+// the same header bytes.
+func (a *App) checkStored(auth *ledger.Authority, i uint64, leaf, raw []byte) error {
+	l, err := ledger.DecodeLeaf(leaf)
+	if err != nil {
+		if _, v1 := ledger.Decode(leaf); v1 == nil {
+			return fmt.Errorf("%w: entry %d is a v1 entry: this ledger was written by an older healthgw, whose format this one does not read; the consortium starts a new chain", ErrCorrupt, i)
+		}
+		return fmt.Errorf("%w: entry %d: its leaf: %w", ErrCorrupt, i, err)
+	}
+	t, err := parseTx(a.chainID, a.gateways, raw, false)
+	if err != nil {
+		return fmt.Errorf("%w: entry %d: its stored transaction (the envelope its author signed) does not verify: %w", ErrCorrupt, i, err)
+	}
+	if ledger.Seal(t.Envelope.Header) != l.Seal || l.Type != t.Header.Type {
+		return fmt.Errorf("%w: entry %d: its envelope is not the one its leaf seals", ErrCorrupt, i)
+	}
+	if idx, ok, err := a.store.txIndex(t.ID); err != nil {
+		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+	} else if !ok || idx != i {
+		return fmt.Errorf("%w: entry %d: the transaction index does not name it", ErrCorrupt, i)
+	}
+	if err := auth.Check(t.Header, t.Statement); err != nil {
+		return fmt.Errorf("%w: entry %d breaks the registry's rules: %w", ErrCorrupt, i, err)
+	}
+	if err := auth.Apply(i, t.Header, t.Statement); err != nil {
+		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+	}
+	return nil
+}
+
+// admit checks the registry's rules for t's entry at index idx of the
+// log whose registry is auth (ParseTx verified the entry's signature): the
+// part of ledger.Authority.Verify that depends on the log.
+func admit(auth *ledger.Authority, idx uint64, t Tx) error {
+	if idx != auth.Next() {
+		return fmt.Errorf("comet: registry at %d, entry at %d", auth.Next(), idx)
+	}
+	if err := auth.Check(t.Header, t.Statement); err != nil {
+		return fmt.Errorf("%w: entry %d: %w", ErrRefused, idx, err)
+	}
+	return nil
+}
+
+// txCache remembers the transactions ParseTx accepted, by their bytes'
+// hash, so that each is parsed and its signatures verified once per node
+// rather than in CheckTx, PrepareProposal, ProcessProposal and
+// FinalizeBlock each: ParseTx is a function of the transaction and the
+// genesis alone, so a cached result is the result. It is bounded by the
+// bytes it holds, evicting the oldest.
+type txCache struct {
+	mu    sync.Mutex
+	m     map[TxID]Tx
+	order []TxID
+	bytes int
+}
+
+// maxTxCacheBytes bounds the transactions txCache holds: a few blocks'
+// worth of typical ones, and at least a few hundred of the largest.
+const maxTxCacheBytes = 64 << 20
+
+func txSize(t Tx) int {
+	return len(t.Envelope.Header) + len(t.Envelope.Sealed) + len(t.Envelope.Clear) + 256
+}
+
+// parse returns ParseTx's result for tx, from the cache when it has it.
+func (c *txCache) parse(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (Tx, error) {
+	id := TxID(sha256.Sum256(tx))
+	c.mu.Lock()
+	t, ok := c.m[id]
+	c.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	t, err := ParseTx(chainID, gateways, tx)
+	if err != nil {
+		return Tx{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[TxID]Tx)
+	}
+	if _, ok := c.m[id]; !ok {
+		c.m[id] = t
+		c.order = append(c.order, id)
+		c.bytes += txSize(t)
+		for c.bytes > maxTxCacheBytes && len(c.order) > 1 {
+			old := c.order[0]
+			c.order = c.order[1:]
+			c.bytes -= txSize(c.m[old])
+			delete(c.m, old)
+		}
+	}
+	return t, nil
+}
+
+// genesisAuthority returns the authority of the empty log of the current
+// genesis gateways.
+func (a *App) genesisAuthority() *ledger.Authority {
+	return ledger.NewAuthority(a.GenesisGateways())
+}
+
+// GenesisGateways returns the genesis gateways' node keys (no sealing
+// keys: each gateway registers its own with gateway.registered).
+func (a *App) GenesisGateways() map[string]ledger.GatewayKeys {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.gateways == nil {
+		return nil
+	}
+	g := make(map[string]ledger.GatewayKeys, len(a.gateways))
+	for id, pub := range a.gateways {
+		g[id] = ledger.GatewayKeys{Public: pub}
+	}
+	return g
+}
+
+// Unregistered returns the genesis gateways that have not registered
+// their sealing key (gateway.registered) in the committed log, sorted:
+// entries cannot be sealed to them yet.
+func (a *App) Unregistered() []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.auth == nil {
+		return nil
+	}
+	return a.auth.Unregistered()
+}
+
+// refusal reports whether transaction id was refused by the registry in
+// a recently committed block, and why.
+func (a *App) refusal(id TxID) (string, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	r, ok := a.refused.m[id]
+	return r, ok
 }
 
 func (a *App) setGenesis(g genesisRecord) error {
@@ -210,16 +439,34 @@ func (a *App) InitChain(_ context.Context, req *abci.RequestInitChain) (*abci.Re
 		return nil, fmt.Errorf("init chain: %w", err)
 	}
 	a.newGenesis = &g
+	auth := a.genesisAuthority()
+	a.mu.Lock()
+	a.auth = auth
+	a.mu.Unlock()
 	a.logger.Info("ledger chain initialised", slog.String("chain_id", req.ChainId), slog.Int("gateways", len(a.gateways)))
 	return &abci.ResponseInitChain{AppHash: append([]byte(nil), m.Root[:]...)}, nil
+}
+
+// gatewayQueryPrefix is the Query path of a registered gateway:
+// /gateway/<id>.
+const gatewayQueryPrefix = "/gateway/"
+
+// gatewayInfo is the answer to a gateway query.
+type gatewayInfo struct {
+	ID      string `json:"id"`
+	BaseURL string `json:"base_url"`
+	Index   uint64 `json:"index"` // of its gateway.registered
 }
 
 // Query answers CometBFT's peer filter (with filter_peers on, every new
 // connection and peer is checked with /p2p/filter/addr/… and
 // /p2p/filter/id/…), "/state", which returns the committed height, log
-// size and root as JSON, and "/tx/<hex TxID>", which returns the 8-byte
+// size and root as JSON, "/tx/<hex TxID>", which returns the 8-byte
 // big-endian index of a committed transaction's entry (code
-// CodeNotFound if it is not committed). The filter admits every peer except while the
+// CodeNotFound if it is not committed, CodeRefused with the reason if the
+// registry refused it in a recent block), and "/gateway/<id>", which
+// returns a registered gateway's base URL and registration index as JSON
+// (CodeNotFound until it registered). The filter admits every peer except while the
 // node is stopping: CometBFT stops its peers before its listener, and a
 // peer that reconnects in between would otherwise be left half-open.
 func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQuery, error) {
@@ -240,9 +487,30 @@ func (a *App) Query(_ context.Context, req *abci.RequestQuery) (*abci.ResponseQu
 			return nil, err
 		}
 		if !found || idx >= st.Size {
+			if reason, refused := a.refusal(id); refused {
+				return &abci.ResponseQuery{Code: CodeRefused, Log: reason, Height: st.Height}, nil
+			}
 			return &abci.ResponseQuery{Code: CodeNotFound, Log: "not committed", Height: st.Height}, nil
 		}
 		return &abci.ResponseQuery{Code: CodeOK, Value: binary.BigEndian.AppendUint64(nil, idx), Height: st.Height}, nil
+	case strings.HasPrefix(req.Path, gatewayQueryPrefix):
+		// A registered gateway, as the committed registry has it.
+		id := strings.TrimPrefix(req.Path, gatewayQueryPrefix)
+		a.mu.RLock()
+		auth, st := a.auth, a.committed
+		a.mu.RUnlock()
+		if auth == nil {
+			return &abci.ResponseQuery{Code: CodeNotReady, Log: "chain not initialised"}, nil
+		}
+		g, ok := auth.Gateway(id)
+		if !ok || g.Seal == nil {
+			return &abci.ResponseQuery{Code: CodeNotFound, Log: fmt.Sprintf("gateway %q has not registered", id), Height: st.Height}, nil
+		}
+		v, err := json.Marshal(gatewayInfo{ID: id, BaseURL: g.BaseURL, Index: g.Index})
+		if err != nil {
+			return nil, err
+		}
+		return &abci.ResponseQuery{Code: CodeOK, Value: v, Height: st.Height}, nil
 	case req.Path == "/state":
 		m := a.Committed()
 		v, err := json.Marshal(struct {
@@ -282,48 +550,86 @@ func (a *App) closeDB() error {
 	return a.store.db.Close()
 }
 
-// checkTx parses and verifies tx against the genesis and the committed
-// transaction IDs.
-func (a *App) checkTx(tx []byte) (Tx, error) {
+// parseNew parses and verifies tx (ParseTx) against the genesis and checks
+// that it is not committed yet.
+func (a *App) parseNew(tx []byte) (Tx, error) {
 	a.mu.RLock()
 	chainID, gateways := a.chainID, a.gateways
 	a.mu.RUnlock()
 	if gateways == nil {
 		return Tx{}, errNotReady
 	}
-	t, err := ParseTx(chainID, gateways, tx)
+	t, err := a.parsed.parse(chainID, gateways, tx)
 	if err != nil {
 		return Tx{}, err
 	}
-	_, dup, err := a.store.txIndex(t.ID)
-	if err != nil {
+	if err := a.notCommitted(t.ID); err != nil {
 		return Tx{}, err
-	}
-	if dup {
-		return Tx{}, fmt.Errorf("%w: %s", ErrDuplicate, t.ID)
 	}
 	return t, nil
 }
 
-// CheckTx admits a transaction to the mempool if it is well formed, signed
-// by a genesis gateway and not already in the log. It changes no state.
+// notCommitted returns ErrDuplicate if transaction id is committed.
+func (a *App) notCommitted(id TxID) error {
+	_, dup, err := a.store.txIndex(id)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return fmt.Errorf("%w: %s", ErrDuplicate, id)
+	}
+	return nil
+}
+
+// checkTx is CheckTx for a new transaction: parseNew, then the registry's
+// rules and the entry's signature at the next index of the committed log.
+func (a *App) checkTx(tx []byte) (Tx, error) {
+	t, err := a.parseNew(tx)
+	if err != nil {
+		return Tx{}, err
+	}
+	a.mu.RLock()
+	auth := a.auth
+	a.mu.RUnlock()
+	if auth == nil {
+		return Tx{}, errNotReady
+	}
+	if err := admit(auth, auth.Next(), t); err != nil {
+		return Tx{}, err
+	}
+	return t, nil
+}
+
+// CheckTx admits a new transaction to the mempool if checkTx accepts it:
+// the submitter learns at once of an entry the registry refuses. A
+// recheck only drops a transaction once it is committed (see App).
 func (a *App) CheckTx(_ context.Context, req *abci.RequestCheckTx) (*abci.ResponseCheckTx, error) {
 	defer a.useDB()()
-	if _, err := a.checkTx(req.Tx); err != nil {
+	var err error
+	if req.Type == abci.CheckTxType_Recheck {
+		err = a.notCommitted(sha256.Sum256(req.Tx))
+	} else {
+		_, err = a.checkTx(req.Tx)
+	}
+	if err != nil {
 		return &abci.ResponseCheckTx{Code: codeOf(err), Log: err.Error()}, nil
 	}
 	return &abci.ResponseCheckTx{Code: CodeOK}, nil
 }
 
-// PrepareProposal keeps the transactions that would be applied, in mempool
-// order, within the block's byte limit.
+// PrepareProposal keeps, in mempool order and within the block's byte
+// limit, the transactions ParseTx accepts that are not committed, once
+// each. It leaves the registry's rules to FinalizeBlock: the one to
+// register an org first wins there, and the others are refused in the
+// same block, so their appenders learn it (a transaction left out would
+// wait in the mempool until its appender gave up, outcome unknown).
 func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposal) (*abci.ResponsePrepareProposal, error) {
 	defer a.useDB()()
 	txs := make([][]byte, 0, len(req.Txs))
 	seen := make(map[TxID]bool, len(req.Txs))
 	var total int64
 	for _, tx := range req.Txs {
-		t, err := a.checkTx(tx)
+		t, err := a.parseNew(tx)
 		if err != nil || seen[t.ID] {
 			continue
 		}
@@ -338,14 +644,18 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 }
 
 // ProcessProposal rejects a proposal that carries a transaction no honest
-// proposer would include: malformed, from an unknown gateway or badly
-// signed. Duplicates are left to FinalizeBlock, which skips them.
+// proposer would include: one ParseTx refuses (malformed, from an unknown
+// gateway, badly signed, an envelope that is not well-formed or not
+// authored by its submitter). Duplicates and entries the registry refuses
+// are left to FinalizeBlock, which appends nothing for them: whether the
+// registry admits an entry depends on the block's earlier entries, and an
+// honest proposer does not simulate them (see PrepareProposal).
 func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
 	a.mu.RLock()
 	chainID, gateways := a.chainID, a.gateways
 	a.mu.RUnlock()
 	for _, tx := range req.Txs {
-		if _, err := ParseTx(chainID, gateways, tx); err != nil {
+		if _, err := a.parsed.parse(chainID, gateways, tx); err != nil {
 			a.logger.Warn("rejecting proposal", slog.Int64("height", req.Height), slog.String("err", err.Error()))
 			return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
 		}
@@ -354,9 +664,10 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 }
 
 // FinalizeBlock applies the block's transactions in order: each valid,
-// not yet applied transaction appends its entry with Time set to the block
-// time, at the next index. It returns the log root after the block as the
-// application hash. Nothing is persisted until Commit.
+// not yet applied transaction whose entry the registry admits at its
+// index appends its leaf (Time set to the block time) at the next index.
+// It returns the log root after the block as the application hash.
+// Nothing is persisted until Commit.
 func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (*abci.ResponseFinalizeBlock, error) {
 	defer a.useDB()()
 	base := a.Committed()
@@ -364,16 +675,18 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		return nil, fmt.Errorf("comet: finalize block %d after committed height %d", req.Height, base.Height)
 	}
 	a.mu.RLock()
-	chainID, gateways := a.chainID, a.gateways
+	chainID, gateways, auth := a.chainID, a.gateways, a.auth
 	a.mu.RUnlock()
-	if gateways == nil {
+	if gateways == nil || auth == nil {
 		return nil, errNotReady
 	}
 	b := &stagedBlock{
-		state:  State{Height: req.Height, Size: base.Size},
-		first:  base.Size,
-		hashes: make(map[int64]tlog.Hash),
-		txs:    make(map[TxID]uint64),
+		state:   State{Height: req.Height, Size: base.Size},
+		first:   base.Size,
+		hashes:  make(map[int64]tlog.Hash),
+		txs:     make(map[TxID]uint64),
+		auth:    auth.Clone(),
+		refused: make(map[TxID]string),
 	}
 	reader := a.stagedReader(b, base.Size)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
@@ -381,7 +694,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		idx, err := a.apply(chainID, gateways, b, reader, raw, req)
 		if err != nil {
 			if !errors.Is(err, ErrBadTx) && !errors.Is(err, ErrUnknownGateway) &&
-				!errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrDuplicate) {
+				!errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrDuplicate) && !errors.Is(err, ErrRefused) {
 				return nil, fmt.Errorf("finalize block %d: tx %d: %w", req.Height, i, err)
 			}
 			results[i] = &abci.ExecTxResult{Code: codeOf(err), Log: err.Error()}
@@ -402,38 +715,42 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 
 // apply stages one transaction and returns the index it was given.
 func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *stagedBlock, reader tlog.HashReader, raw []byte, req *abci.RequestFinalizeBlock) (uint64, error) {
-	t, err := ParseTx(chainID, gateways, raw)
+	t, err := a.parsed.parse(chainID, gateways, raw)
 	if err != nil {
 		return 0, err
 	}
 	if _, dup := b.txs[t.ID]; dup {
 		return 0, fmt.Errorf("%w: %s", ErrDuplicate, t.ID)
 	}
-	_, dup, err := a.store.txIndex(t.ID)
-	if err != nil {
+	if err := a.notCommitted(t.ID); err != nil {
 		return 0, err
 	}
-	if dup {
-		return 0, fmt.Errorf("%w: %s", ErrDuplicate, t.ID)
-	}
-	e := t.Entry
-	e.Time = req.Time
-	data, err := ledger.Encode(e)
+	data, err := ledger.NewLeafFor(t.Envelope.Header, req.Time)
 	if err != nil {
-		// Decode accepted the entry with a zero time, so this cannot
-		// happen for a well-formed block time; reject rather than halt.
+		// CheckEnvelope accepted the header, so this cannot happen for a
+		// well-formed block time; refuse the transaction rather than halt.
 		return 0, fmt.Errorf("%w: entry: %w", ErrBadTx, err)
 	}
 	idx := b.state.Size
+	if err := admit(b.auth, idx, t); err != nil {
+		b.refused[t.ID] = err.Error()
+		return 0, err
+	}
 	hashes, err := tlog.StoredHashes(int64(idx), data, reader)
 	if err != nil {
 		return 0, fmt.Errorf("stored hashes for %d: %w", idx, err)
+	}
+	// Verify admitted the entry, so Apply cannot fail; if it did, the
+	// registry would no longer follow the log, and halting is right.
+	if err := b.auth.Apply(idx, t.Header, t.Statement); err != nil {
+		return 0, fmt.Errorf("apply entry %d to the registry: %w", idx, err)
 	}
 	base := tlog.StoredHashIndex(0, int64(idx))
 	for k, h := range hashes {
 		b.hashes[base+int64(k)] = h
 	}
 	b.entries = append(b.entries, data)
+	b.rawTxs = append(b.rawTxs, raw)
 	b.txs[t.ID] = idx
 	b.state.Size++
 	return idx, nil
@@ -464,9 +781,10 @@ func (a *App) stagedReader(b *stagedBlock, committedSize uint64) tlog.HashReader
 	})
 }
 
-// Commit persists the staged block (entries, hashes, transaction IDs and
-// the new height) in one synchronous write, then makes it visible to
-// readers.
+// Commit persists the staged block (leaves, transactions, hashes,
+// transaction IDs and the new height) in one synchronous write, then makes
+// it visible to readers, with the registry after it and the block's
+// refusals.
 func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit, error) {
 	defer a.useDB()()
 	b := a.staged
@@ -479,6 +797,10 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	a.staged, a.newGenesis = nil, nil
 	a.mu.Lock()
 	a.committed = b.state
+	a.auth = b.auth
+	for id, reason := range b.refused {
+		a.refused.add(id, reason)
+	}
 	close(a.commitCh)
 	a.commitCh = make(chan struct{})
 	a.mu.Unlock()

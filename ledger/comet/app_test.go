@@ -3,11 +3,13 @@ package comet
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,31 +45,32 @@ func testGateways(t testing.TB, n int) ([]ed25519.PrivateKey, []byte) {
 	return keys, raw
 }
 
-// testEntry returns a distinct access.decided entry.
-func testEntry(i int) ledger.Entry {
-	e, err := ledger.NewEntry("org-1", &ledger.AccessDecided{
-		Requester: "org-1",
-		RecordID:  fmt.Sprintf("rec-%d", i),
-		Patient:   "ps_0000000000000000000000000000000000000000000000000000000000000000",
-		Category:  "lab",
-		Purpose:   "TREAT",
-		Decision:  "permit",
-		Reason:    "consent",
-		RequestID: fmt.Sprintf("req-%d", i),
-	})
-	if err != nil {
-		panic(err)
-	}
-	return e
+// testGW returns test gateway gw-i.
+func testGW(t testing.TB, i int, key ed25519.PrivateKey) TestGateway {
+	return NewTestGateway(t, fmt.Sprintf("gw-%d", i), key)
 }
 
-func signTestTx(t testing.TB, gw int, key ed25519.PrivateKey, e ledger.Entry) ([]byte, TxID) {
+// testEnvelope returns a distinct consent.granted envelope authored by
+// gw-i (any genesis gateway may write consents).
+func testEnvelope(t testing.TB, gw int, key ed25519.PrivateKey, i int) ledger.Envelope {
 	t.Helper()
-	tx, id, err := SignTx(testChain, fmt.Sprintf("gw-%d", gw), key, e)
+	return ConsentEnvelope(t, testGW(t, gw, key), fmt.Sprintf("c-%d", i))
+}
+
+// signTestTx signs a transaction of gw-i carrying env (authored by gw-i).
+func signTestTx(t testing.TB, gw int, key ed25519.PrivateKey, env ledger.Envelope) ([]byte, TxID) {
+	t.Helper()
+	tx, id, err := SignTx(testChain, fmt.Sprintf("gw-%d", gw), key, env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tx, id
+}
+
+// testTx signs a transaction of gw-i carrying a fresh consent envelope.
+func testTx(t testing.TB, gw int, key ed25519.PrivateKey, i int) ([]byte, TxID) {
+	t.Helper()
+	return signTestTx(t, gw, key, testEnvelope(t, gw, key, i))
 }
 
 func newTestApp(t testing.TB, db dbm.DB, appState []byte) *App {
@@ -136,7 +139,7 @@ func TestDeterminism(t *testing.T) {
 	for h := range 40 {
 		var txs [][]byte
 		for range h % 7 { // blocks of 0 to 6 transactions, some empty
-			tx, _ := signTestTx(t, n%3, keys[n%3], testEntry(n))
+			tx, _ := testTx(t, n%3, keys[n%3], n)
 			txs = append(txs, tx)
 			n++
 		}
@@ -172,12 +175,12 @@ func TestDeterminism(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, raw := range got {
-			e, err := ledger.Decode(raw)
+			l, err := ledger.DecodeLeaf(raw)
 			if err != nil {
-				t.Fatalf("stored entry does not decode: %v", err)
+				t.Fatalf("stored leaf does not decode: %v", err)
 			}
-			if !e.Time.Equal(at) {
-				t.Errorf("height %d: entry time %v, want block time %v", height, e.Time, at)
+			if !l.Time.Equal(at) {
+				t.Errorf("height %d: entry time %v, want block time %v", height, l.Time, at)
 			}
 		}
 		leaves = append(leaves, got...)
@@ -195,8 +198,8 @@ func TestFinalizeBlockResults(t *testing.T) {
 	a := newTestApp(t, dbm.NewMemDB(), appState)
 	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 
-	tx0, id0 := signTestTx(t, 0, keys[0], testEntry(0))
-	tx1, _ := signTestTx(t, 1, keys[1], testEntry(1))
+	tx0, id0 := testTx(t, 0, keys[0], 0)
+	tx1, _ := testTx(t, 1, keys[1], 1)
 	_, res := runBlock(t, a, 1, at, [][]byte{tx0, tx1, tx0})
 	codes := func(res []*abci.ExecTxResult) []uint32 {
 		var c []uint32
@@ -236,12 +239,12 @@ func TestRestart(t *testing.T) {
 	var hash []byte
 	var blocks [][]byte
 	for h := int64(1); h <= 3; h++ {
-		tx, _ := signTestTx(t, 0, keys[0], testEntry(int(h)))
+		tx, _ := testTx(t, 0, keys[0], int(h))
 		blocks = append(blocks, tx)
 		hash, _ = runBlock(t, a, h, at, [][]byte{tx})
 	}
 	// Block 4 is finalized, never committed: a crash before Commit.
-	tx, _ := signTestTx(t, 0, keys[0], testEntry(4))
+	tx, _ := testTx(t, 0, keys[0], 4)
 	if _, err := a.FinalizeBlock(context.Background(), &abci.RequestFinalizeBlock{Height: 4, Time: at, Txs: [][]byte{tx}}); err != nil {
 		t.Fatal(err)
 	}
@@ -287,24 +290,43 @@ func TestRestart(t *testing.T) {
 func TestCheckTx(t *testing.T) {
 	keys, appState := testGateways(t, 2)
 	a := newTestApp(t, dbm.NewMemDB(), appState)
-	committed, _ := signTestTx(t, 0, keys[0], testEntry(0))
+	committed, _ := testTx(t, 0, keys[0], 0)
 	runBlock(t, a, 1, time.Now(), [][]byte{committed})
 
-	good, _ := signTestTx(t, 0, keys[0], testEntry(1))
-	wrongChain, _, err := SignTx("other-chain", "gw-0", keys[0], testEntry(1))
+	env := testEnvelope(t, 0, keys[0], 1)
+	good, _ := signTestTx(t, 0, keys[0], env)
+	wrongChain, _, err := SignTx("other-chain", "gw-0", keys[0], env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrongKey, _ := signTestTx(t, 0, keys[1], testEntry(1))
+	wrongKey, _ := signTestTx(t, 0, keys[1], env)
 	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
-	unknown, _, err := SignTx(testChain, "gw-9", otherKey, testEntry(1))
+	strangerEnv := ConsentEnvelope(t, NewTestGateway(t, "gw-9", otherKey), "c-9")
+	unknown, _, err := SignTx(testChain, "gw-9", otherKey, strangerEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tampered := bytes.Replace(good, []byte(`"v":1`), []byte(`"v":2`), 1)
+	tampered := bytes.Replace(good, []byte(`"v":2`), []byte(`"v":3`), 1)
 	spaced := append([]byte(" "), good...)
-	// An entry with a non-zero time, signed correctly.
-	timed := signRaw(t, keys[0], "gw-0", withTime(t, testEntry(2)))
+	// gw-1 submits gw-0's genuine envelope as its own transaction.
+	otherAuthor := RawTx(t, testChain, "gw-1", keys[1], env)
+	// A header signed by another key than its author's (the transaction
+	// signature is the author's).
+	forgedHeader := env
+	{
+		fake := NewTestGateway(t, "gw-0", otherKey)
+		forgedHeader = ConsentEnvelope(t, fake, "c-forged")
+	}
+	forged, _ := signTestTx(t, 0, keys[0], forgedHeader)
+	// A registry entry sealed instead of in clear.
+	sealedOrg := SealedEnvelope(t, testGW(t, 0, keys[0]), "hosp-a", func(ledger.Salt) any {
+		return &ledger.OrgRegisteredV2{ID: "hosp-a", Name: "A", Kind: "hospital", JWKSURL: "https://a.example/jwks.json",
+			Home: ledger.GatewayHome{Gateway: "gw-0", BaseURL: "http://gw-0.test"}}
+	})
+	sealedOrgTx := RawTx(t, testChain, "gw-0", keys[0], sealedOrg)
+	// A record for an org nobody registered.
+	record := SealedEnvelope(t, testGW(t, 0, keys[0]), "hosp-a", RecordBody(t, "hosp-a", "rec-1"))
+	unregistered, _ := signTestTx(t, 0, keys[0], record)
 
 	tests := []struct {
 		name string
@@ -318,7 +340,10 @@ func TestCheckTx(t *testing.T) {
 		{"unknown gateway", unknown, CodeUnknownGateway},
 		{"tampered", tampered, CodeBadTx},
 		{"non-canonical", spaced, CodeBadTx},
-		{"entry with time", timed, CodeBadTx},
+		{"author is not the submitter", otherAuthor, CodeRefused},
+		{"header not signed by its author", forged, CodeRefused},
+		{"registry entry sealed", sealedOrgTx, CodeBadTx},
+		{"record of an unregistered org", unregistered, CodeRefused},
 		{"empty", nil, CodeBadTx},
 		{"garbage", []byte("{}"), CodeBadTx},
 		{"too large", make([]byte, MaxTxSize+1), CodeBadTx},
@@ -335,6 +360,19 @@ func TestCheckTx(t *testing.T) {
 		})
 	}
 
+	// A recheck only drops what is committed: the registry's rules are
+	// FinalizeBlock's, at the entry's own index.
+	for _, tc := range []struct {
+		name string
+		tx   []byte
+		want uint32
+	}{{"committed", committed, CodeDuplicate}, {"refused later", unregistered, CodeOK}} {
+		res, err := a.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: tc.tx, Type: abci.CheckTxType_Recheck})
+		if err != nil || res.Code != tc.want {
+			t.Errorf("recheck %s = %v, %v; want code %d", tc.name, res, err, tc.want)
+		}
+	}
+
 	fresh := newTestApp(t, dbm.NewMemDB(), nil)
 	res, err := fresh.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: good})
 	if err != nil || res.Code != CodeNotReady {
@@ -342,37 +380,14 @@ func TestCheckTx(t *testing.T) {
 	}
 }
 
-func withTime(t *testing.T, e ledger.Entry) []byte {
-	t.Helper()
-	e.Time = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	b, err := ledger.Encode(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// signRaw signs an envelope around arbitrary entry bytes, bypassing
-// SignTx's normalisation.
-func signRaw(t *testing.T, key ed25519.PrivateKey, gw string, entry []byte) []byte {
-	t.Helper()
-	w := wireTx{Version: txVersion, Gateway: gw, Nonce: "00112233445566778899aabbccddeeff", Entry: entry}
-	msg, err := signedMessage(testChain, w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Sig = ed25519.Sign(key, msg)
-	tx, err := json.Marshal(w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tx
-}
-
 func TestProcessProposal(t *testing.T) {
-	keys, appState := testGateways(t, 1)
+	keys, appState := testGateways(t, 2)
 	a := newTestApp(t, dbm.NewMemDB(), appState)
-	good, _ := signTestTx(t, 0, keys[0], testEntry(0))
+	good, _ := testTx(t, 0, keys[0], 0)
+	env := testEnvelope(t, 0, keys[0], 1)
+	otherAuthor := RawTx(t, testChain, "gw-1", keys[1], env)
+	record := SealedEnvelope(t, testGW(t, 1, keys[1]), "hosp-a", RecordBody(t, "hosp-a", "rec-1"))
+	refused, _ := signTestTx(t, 1, keys[1], record)
 	tests := []struct {
 		name string
 		txs  [][]byte
@@ -381,7 +396,9 @@ func TestProcessProposal(t *testing.T) {
 		{"empty", nil, abci.ResponseProcessProposal_ACCEPT},
 		{"valid", [][]byte{good}, abci.ResponseProcessProposal_ACCEPT},
 		{"duplicate left to finalize", [][]byte{good, good}, abci.ResponseProcessProposal_ACCEPT},
+		{"registry refusal left to finalize", [][]byte{good, refused}, abci.ResponseProcessProposal_ACCEPT},
 		{"garbage", [][]byte{good, []byte("x")}, abci.ResponseProcessProposal_REJECT},
+		{"author is not the submitter", [][]byte{good, otherAuthor}, abci.ResponseProcessProposal_REJECT},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -399,9 +416,9 @@ func TestProcessProposal(t *testing.T) {
 func TestPrepareProposal(t *testing.T) {
 	keys, appState := testGateways(t, 1)
 	a := newTestApp(t, dbm.NewMemDB(), appState)
-	tx0, _ := signTestTx(t, 0, keys[0], testEntry(0))
-	tx1, _ := signTestTx(t, 0, keys[0], testEntry(1))
-	tx2, _ := signTestTx(t, 0, keys[0], testEntry(2))
+	tx0, _ := testTx(t, 0, keys[0], 0)
+	tx1, _ := testTx(t, 0, keys[0], 1)
+	tx2, _ := testTx(t, 0, keys[0], 2)
 	res, err := a.PrepareProposal(context.Background(), &abci.RequestPrepareProposal{
 		MaxTxBytes: int64(len(tx0) + len(tx1)),
 		Txs:        [][]byte{tx0, []byte("junk"), tx0, tx1, tx2},
@@ -464,8 +481,8 @@ func TestRetainHeight(t *testing.T) {
 func TestQuery(t *testing.T) {
 	keys, appState := testGateways(t, 1)
 	a := newTestApp(t, dbm.NewMemDB(), appState)
-	tx, id := signTestTx(t, 0, keys[0], testEntry(0))
-	_, pending := signTestTx(t, 0, keys[0], testEntry(1))
+	tx, id := testTx(t, 0, keys[0], 0)
+	_, pending := testTx(t, 0, keys[0], 1)
 	hash, _ := runBlock(t, a, 1, time.Now(), [][]byte{tx})
 
 	query := func(path string) *abci.ResponseQuery {
@@ -506,5 +523,68 @@ func TestQuery(t *testing.T) {
 	a.closing.Store(true)
 	if res := query("/p2p/filter/addr/127.0.0.1:1"); res.Code == CodeOK {
 		t.Error("peer filter admits peers while the node stops")
+	}
+}
+
+// TestLargestTransactionsFit: a sealed entry whose statement is as large
+// as the format allows, sealed to the most recipients, and a registry
+// entry with the largest clear opening, fit in MaxTxSize (which the
+// mempool is configured to take) and are admitted.
+func TestLargestTransactionsFit(t *testing.T) {
+	keys, appState := testGateways(t, 1)
+	a := newTestApp(t, dbm.NewMemDB(), appState)
+	gw := testGW(t, 0, keys[0])
+	var to []*ecdh.PublicKey
+	for range ledger.MaxRecipients {
+		k, err := ledger.NewSealKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		to = append(to, k.PublicKey())
+	}
+	// A consent naming as many 256-byte record IDs as a statement holds.
+	var ids []string
+	body := func(n int) func(ledger.Salt) any {
+		return func(salt ledger.Salt) any {
+			b := ConsentBody(t, "c-large")(salt).(*ledger.ConsentGrantedV2)
+			b.RecordIDs = ids[:n]
+			return b
+		}
+	}
+	for i := 0; ; i++ {
+		ids = append(ids, fmt.Sprintf("%0256d", i))
+		st, err := gw.Signer.Statement(ledger.OrgPatient, ledger.Salt{1}, body(len(ids))(ledger.Salt{1}))
+		if err != nil || len(st) > ledger.MaxStatementSize {
+			ids = ids[:len(ids)-1]
+			break
+		}
+	}
+	sealed := SealedEnvelope(t, gw, ledger.OrgPatient, body(len(ids)), to...)
+	// An org registration whose JWKS fills the statement.
+	org := func(pad int) ledger.Entry {
+		e := OrgEntry(t, "hosp-big")
+		b := e.Body.(*ledger.OrgRegistered)
+		b.JWKSURL, b.JWKS = "", `{"keys":[],"pad":"`+strings.Repeat("x", pad)+`"}`
+		return e
+	}
+	home := ledger.GatewayHome{Gateway: gw.ID, BaseURL: "http://gw-0.test"}
+	pad := ledger.MaxStatementSize - 1024
+	for {
+		if _, err := ledger.ClearEnvelope(gw.Signer, org(pad+16), home); err != nil {
+			break
+		}
+		pad += 16
+	}
+	clear := RegistryEnvelope(t, gw, org(pad))
+	for name, env := range map[string]ledger.Envelope{"sealed": sealed, "clear": clear} {
+		tx, _ := signTestTx(t, 0, keys[0], env)
+		t.Logf("largest %s transaction: %d bytes (MaxTxSize %d)", name, len(tx), MaxTxSize)
+		if len(tx) > MaxTxSize {
+			t.Errorf("%s: %d bytes, over MaxTxSize %d", name, len(tx), MaxTxSize)
+		}
+		res, err := a.CheckTx(context.Background(), &abci.RequestCheckTx{Tx: tx})
+		if err != nil || res.Code != CodeOK {
+			t.Errorf("%s: CheckTx = %v, %v", name, res, err)
+		}
 	}
 }

@@ -9,14 +9,14 @@ import (
 
 	"github.com/healthgw/healthgw/internal/testscale"
 	"github.com/healthgw/healthgw/ledger"
-	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/comet/comettest"
 	"github.com/healthgw/healthgw/ledger/ledgertest"
 )
 
 // TestConformance runs the ledger.Log conformance suite against a
-// single-validator in-process node; Reopen restarts the node from its
-// home.
+// gateway's ledger (ledger.Node) over a single-validator in-process node
+// (comet.Log, the store); Reopen restarts the node from its home. The
+// log starts with the gateway's registration (entry 0).
 func TestConformance(t *testing.T) {
 	var mu sync.Mutex
 	nets := map[ledger.Log]*comettest.Network{}
@@ -29,9 +29,12 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The gateway's identity is fixed, so that the suite can sign
+	// envelopes as it and append them to the store directly.
+	id := ledgertest.Identity("hospital-1")
 	open := func(t *testing.T) ledger.Log {
-		net := comettest.NewNetwork(t, 1, comettest.Options{CheckpointKeys: []string{skey}})
-		l := net.Log(0)
+		net := comettest.NewNetwork(t, 1, comettest.Options{CheckpointKeys: []string{skey}, Gateways: true, Identities: []ledger.Identity{id}})
+		l := net.Ledger(0)
 		mu.Lock()
 		nets[l] = net
 		mu.Unlock()
@@ -47,13 +50,15 @@ func TestConformance(t *testing.T) {
 		Pending: func(err error) bool {
 			return errors.Is(err, ledger.ErrUnavailable) && !errors.Is(err, ledger.ErrClosed)
 		},
-		Open: open,
+		Open:     open,
+		Identity: id,
 		Reopen: func(t *testing.T, old ledger.Log) ledger.Log {
 			mu.Lock()
-			net := nets[old.(*comet.Log)]
+			net := nets[old]
 			mu.Unlock()
 			net.StopNode(0)
-			l := net.StartNode(0)
+			net.StartNode(0)
+			l := net.Ledger(0)
 			mu.Lock()
 			nets[l] = net
 			mu.Unlock()

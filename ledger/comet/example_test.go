@@ -37,7 +37,7 @@ func ExampleParseCheckpointHeight() {
 }
 
 // A gateway opens its node from a CometBFT home created by
-// `healthgw consortium init` and uses the result as its ledger.Log.
+// `healthgw consortium init` and its ledger (a ledger.Node) over it.
 func ExampleOpen() {
 	ctx := context.Background()
 	skey, _, err := ledger.GenerateCheckpointKey("hospital-1.example/ledger")
@@ -59,8 +59,19 @@ func ExampleOpen() {
 		return
 	}
 	defer l.Close()
-	e, _ := ledger.NewEntry("hospital-1", &ledger.ConsentRevoked{ConsentID: "c-1", Patient: "ps_…"})
-	idx, err := l.Append(ctx, e) // returns once the block is committed
+	// The store replicates envelopes; the gateway's node signs, seals and
+	// opens them (and registers the gateway the first time).
+	seal, _ := ledger.NewSealKey()
+	ps, _ := ledger.NewPseudonymizer(make([]byte, ledger.PseudonymKeySize)) // the consortium's shared secret
+	gw := l.Gateway()
+	node, err := ledger.OpenNode(ctx, l, ledger.Identity{
+		Gateway: gw.ID, BaseURL: "https://hospital-1.example", NodeKey: gw.PrivateKey, SealKey: seal, Pseudonyms: ps,
+	})
+	if err != nil {
+		panic(err)
+	}
+	e, _ := ledger.NewEntry(ledger.OrgPatient, &ledger.ConsentRevoked{ConsentID: "c-1", Patient: ps.Pseudonym("patient-1")})
+	idx, err := node.Append(ctx, e) // returns once the block is committed
 	fmt.Println(idx, err)
 	// Output: no consortium home: true
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"testing"
+
+	"github.com/healthgw/healthgw/ledger"
 )
 
 // FuzzParseTx feeds arbitrary bytes to the transaction parser that every
@@ -22,10 +24,10 @@ func FuzzParseTx(f *testing.F) {
 		f.Fatal(err)
 	}
 	for i := range 3 {
-		tx, _ := signTestTx(f, i%2, keys[i%2], testEntry(i))
+		tx, _ := testTx(f, i%2, keys[i%2], i)
 		f.Add(tx)
 	}
-	f.Add([]byte(`{"v":1,"gateway":"gw-0","nonce":"00","entry":"","sig":""}`))
+	f.Add([]byte(`{"v":2,"gateway":"gw-0","nonce":"00","header":"","sig":""}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, tx []byte) {
 		got, err := ParseTx(testChain, gateways, tx)
@@ -47,8 +49,11 @@ func FuzzParseTx(f *testing.F) {
 		if !ed25519.Verify(gateways[got.Gateway], msg, w.Sig) {
 			t.Fatalf("accepted a tx whose signature does not verify")
 		}
-		if !got.Entry.Time.IsZero() {
-			t.Fatalf("accepted an entry with a time")
+		if got.Header.Author != got.Gateway {
+			t.Fatalf("accepted an entry authored by %q from %q", got.Header.Author, got.Gateway)
+		}
+		if _, err := ledger.CheckEnvelope(got.Envelope); err != nil {
+			t.Fatalf("accepted a malformed envelope: %v", err)
 		}
 	})
 }

@@ -6,11 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
+	"regexp"
 )
-
-// zeroTime is the Time of a submitted entry: the log sets the block time.
-var zeroTime = time.Time{}
 
 // ErrBadGenesis: the genesis app_state is not a valid GenesisState.
 var ErrBadGenesis = errors.New("comet: bad genesis app state")
@@ -91,15 +88,17 @@ func (g GenesisState) gatewayMap() (map[string]ed25519.PublicKey, error) {
 	return m, nil
 }
 
-// checkGatewayID accepts 1 to 64 characters from [a-z0-9._-].
+// gatewayIDPattern is the ledger's gateway ID syntax (the author of v2
+// entries: a lowercase letter or digit, then letters, digits, '.' and
+// '-'), within 64 characters.
+var gatewayIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,63}$`)
+
+// checkGatewayID accepts the gateway IDs that can author ledger entries
+// (ledger.NewSigner's syntax) of at most 64 characters: the gateway signs
+// its entries as its comet ID.
 func checkGatewayID(id string) error {
-	if id == "" || len(id) > 64 {
-		return fmt.Errorf("comet: gateway id %q must be 1 to 64 characters", id)
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Errorf("comet: gateway id %q: only a-z, 0-9, '.', '_' and '-' are allowed", id)
-		}
+	if !gatewayIDPattern.MatchString(id) {
+		return fmt.Errorf("comet: gateway id %q: want 2 to 64 characters from a-z, 0-9, '.' and '-', starting with a letter or digit", id)
 	}
 	return nil
 }

@@ -55,7 +55,11 @@ func TestConsensusFailureMarksHalt(t *testing.T) {
 		}(),
 		"Checkpoint": func() error { _, err := lg.Checkpoint(t.Context()); return err }(),
 		"Head":       func() error { _, err := lg.Head(t.Context()); return err }(),
-		"Append":     func() error { _, err := lg.Append(t.Context(), ledger.Entry{}); return err }(),
+		"Append":     func() error { _, err := lg.AppendEnvelope(t.Context(), ledger.Envelope{}); return err }(),
+		"Envelopes": func() error {
+			_, err := lg.Envelopes(t.Context(), 0, 1)
+			return err
+		}(),
 	} {
 		if !errors.Is(err, ErrHalted) {
 			t.Errorf("%s on a halted node = %v, want ErrHalted", name, err)

@@ -1,6 +1,7 @@
 package comet
 
 import (
+	ed25519std "crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -52,6 +53,9 @@ type InitOptions struct {
 	GenesisTime time.Time
 	// Tune adjusts each node's configuration before it is written.
 	Tune func(i int, c *cfg.Config)
+	// GatewayKeys[i], if present, is node i's gateway key (tests that
+	// need to know it in advance); other nodes get fresh ones.
+	GatewayKeys []ed25519std.PrivateKey
 }
 
 // InitHomes creates a CometBFT home for each node: validator and node
@@ -110,6 +114,12 @@ func InitHomes(chainID string, nodes []NodeSpec, opts InitOptions) ([]NodeInfo, 
 		gk, err := NewGatewayKey(n.Name)
 		if err != nil {
 			return nil, nil, err
+		}
+		if i < len(opts.GatewayKeys) {
+			if len(opts.GatewayKeys[i]) != ed25519std.PrivateKeySize {
+				return nil, nil, fmt.Errorf("comet: gateway key %d is not an Ed25519 private key", i)
+			}
+			gk.PrivateKey = opts.GatewayKeys[i]
 		}
 		if err := SaveGatewayKey(filepath.Join(n.Home, GatewayKeyFile), gk); err != nil {
 			return nil, nil, fmt.Errorf("gateway key for %s: %w", n.Name, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,27 +45,31 @@ type Log struct {
 	checkpoint []byte
 }
 
-var _ ledger.Log = (*Log)(nil)
+var (
+	_ ledger.Store           = (*Log)(nil)
+	_ ledger.GenesisGateways = (*Log)(nil)
+)
 
 // ErrReadOnly: the node has no gateway key, so it replicates and serves
 // the log but cannot append to it.
 var ErrReadOnly = errors.New("comet: read-only node (no gateway key)")
 
-// Append submits e, signed by this node's gateway, and returns its index
+// AppendEnvelope submits the entry of env (authored by this node's
+// gateway: see Gateway), signed by this node's gateway, and returns its index
 // once the block that holds it is committed on this node (and so signed by
 // more than two thirds of the voting power). The entry's Time is the block
 // time. If the entry is not committed within the append timeout (no quorum,
 // the node cannot reach its peers) Append returns an error wrapping
 // ledger.ErrUnavailable; the entry was not acknowledged, but a transaction
 // that reached a mempool may still be committed later.
-func (l *Log) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
+func (l *Log) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, error) {
 	if err := l.usable(); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
 	if l.gateway.ID == "" {
 		return 0, fmt.Errorf("append: %w: %w", ledger.ErrUnavailable, ErrReadOnly)
 	}
-	tx, id, err := SignTx(l.chainID, l.gateway.ID, l.gateway.PrivateKey, e)
+	tx, id, err := SignTx(l.chainID, l.gateway.ID, l.gateway.PrivateKey, env)
 	if err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
@@ -121,6 +126,9 @@ func (l *Log) waitCommitted(ctx context.Context, id TxID) (uint64, error) {
 		if ok && idx < st.Size {
 			return idx, nil
 		}
+		if reason, refused := l.app.refusal(id); refused {
+			return 0, fmt.Errorf("append: %w: the entry was not appended, and will not be: %s", ErrRefused, reason)
+		}
 		select {
 		case <-next:
 		case <-l.done:
@@ -161,9 +169,60 @@ func (l *Log) usable() error {
 	return l.halt.err()
 }
 
-// Ready reports whether the node serves: nil unless it is closed or its
-// consensus halted (HaltError, naming CometBFT's reason).
-func (l *Log) Ready(context.Context) error { return l.usable() }
+// Ready reports whether the node serves and can write: nil unless it is
+// closed, its consensus halted (HaltError, naming CometBFT's reason), or
+// a genesis gateway has not registered its sealing key yet (an error
+// wrapping ErrUnregistered and ledger.ErrUnavailable, naming them; see
+// WaitRegistered).
+func (l *Log) Ready(context.Context) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if missing := l.app.Unregistered(); len(missing) > 0 {
+		return unregisteredError(missing)
+	}
+	return nil
+}
+
+// ErrUnregistered: a genesis gateway has not registered its sealing key
+// (gateway.registered) yet, so an entry sealed now could not be opened by
+// it. Every gateway registers itself when it first opens its ledger.
+var ErrUnregistered = errors.New("comet: a consortium gateway has not registered its sealing key yet")
+
+func unregisteredError(missing []string) error {
+	return fmt.Errorf("%w: %w: %s (each registers when its gateway first starts)", ledger.ErrUnavailable, ErrUnregistered, strings.Join(missing, ", "))
+}
+
+// WaitRegistered implements ledger.RegistrationWaiter: it returns once
+// every genesis gateway's gateway.registered is committed on this node,
+// so that the gateway seals every entry to all of them (until recipients
+// are narrowed to each entry's parties, every registered gateway is a
+// recipient). It gives up after the append timeout, or when ctx is done,
+// with an error wrapping ErrUnregistered and ledger.ErrUnavailable that
+// names the missing gateways: nothing was submitted.
+func (l *Log) WaitRegistered(ctx context.Context) error {
+	if err := l.usable(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.appendTimeout)
+	defer cancel()
+	for {
+		_, next := l.app.committedAndNext()
+		missing := l.app.Unregistered()
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-next:
+		case <-l.done:
+			return ledger.ErrClosed
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", unregisteredError(missing), ctx.Err())
+		}
+	}
+}
+
+var _ ledger.RegistrationWaiter = (*Log)(nil)
 
 func (l *Log) isClosed() bool {
 	select {
@@ -199,6 +258,31 @@ func (l *Log) Entries(_ context.Context, start, end uint64) ([][]byte, error) {
 	}
 	return l.app.store.entries(start, end)
 }
+
+// Envelopes implements ledger.Store: the envelopes of committed entries
+// [start, end).
+func (l *Log) Envelopes(_ context.Context, start, end uint64) ([]ledger.Envelope, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	if start > end {
+		return nil, fmt.Errorf("%w: envelopes [%d, %d)", ledger.ErrInvalidRange, start, end)
+	}
+	if size := l.app.Committed().Size; end > size {
+		return nil, fmt.Errorf("%w: envelopes up to %d, log size %d", ledger.ErrNotFound, end, size)
+	}
+	if start == end {
+		return []ledger.Envelope{}, nil
+	}
+	return l.app.store.envelopes(start, end)
+}
+
+// GenesisGateways implements ledger.GenesisGateways.
+func (l *Log) GenesisGateways() map[string]ledger.GatewayKeys { return l.app.GenesisGateways() }
+
+// Gateway returns this node's gateway key (ID "" on a read-only node):
+// the node key the gateway signs its entries with.
+func (l *Log) Gateway() GatewayKey { return l.gateway }
 
 // ReadHashes returns the stored hashes at the given tlog storage indexes.
 // Only hashes of committed entries are served.
@@ -258,6 +342,43 @@ func (l *Log) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
 }
 
 var _ ledger.CheckpointWaiter = (*Log)(nil)
+
+// CheckpointAt implements ledger.CheckpointHistory: a checkpoint of exactly
+// size entries, signed with this node's key. The latest size's is the
+// latest checkpoint; an earlier size's names the first block after which
+// the log had that size (whose successor's header carries its root), and
+// ledger.ErrNotFound if no block ended at that size.
+func (l *Log) CheckpointAt(ctx context.Context, size uint64) ([]byte, error) {
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	st := l.app.Committed()
+	switch {
+	case size == st.Size:
+		return l.Checkpoint(ctx)
+	case size > st.Size:
+		return nil, fmt.Errorf("checkpoint of size %d, log size %d: %w", size, st.Size, ledger.ErrNotFound)
+	}
+	h, ok, err := l.app.store.heightOf(size)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("checkpoint of size %d: no block ended at that size: %w", size, ledger.ErrNotFound)
+	}
+	root, err := tlog.TreeHash(int64(size), l)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint of size %d: %w", size, err)
+	}
+	text := MarshalCheckpoint(l.origin, l.chainID, State{Height: h, Size: size, Root: root})
+	signed, err := note.Sign(&note.Note{Text: string(text)}, l.signer)
+	if err != nil {
+		return nil, fmt.Errorf("sign checkpoint: %w", err)
+	}
+	return signed, nil
+}
+
+var _ ledger.CheckpointHistory = (*Log)(nil)
 
 // Status describes this node.
 type Status struct {

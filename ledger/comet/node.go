@@ -102,6 +102,14 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 	}
 	// The application answers the peer filter queries (see App.Query).
 	conf.FilterPeers = true
+	if conf.Mempool.MaxTxBytes < MaxTxSize {
+		// A mempool that refused a well-formed entry would leave its
+		// gateway unable to write it (a config.toml from an older
+		// healthgw has a smaller limit).
+		logger.Warn("raising mempool.max_tx_bytes to the largest ledger transaction",
+			slog.Int("configured", conf.Mempool.MaxTxBytes), slog.Int("max_tx_size", MaxTxSize))
+		conf.Mempool.MaxTxBytes = MaxTxSize
+	}
 	if err := conf.ValidateBasic(); err != nil {
 		return nil, fmt.Errorf("comet config: %w", err)
 	}
@@ -164,6 +172,13 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("create comet node: %w", err)
+	}
+	if app.GenesisGateways() == nil {
+		// The handshake in NewNode runs InitChain on a fresh node; the
+		// gateway ledgers over this log need the genesis gateways.
+		n.OnStop()
+		db.Close()
+		return nil, errors.New("comet: the chain was not initialised (no genesis gateways)")
 	}
 	if err := n.Start(); err != nil {
 		// Start failed half-way (a port in use, say): release what

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -28,7 +30,16 @@ type Remote struct {
 	client  *rpchttp.HTTP
 	chainID string
 	gateway GatewayKey
+	// baseURL is set by SetBaseURL; envBaseURL is the member's
+	// healthgw.env's.
+	baseURL, envBaseURL string
 }
+
+// SetBaseURL sets the gateway's public base URL, named as the home of the
+// orgs it registers. By default it is the base URL the gateway registered
+// (its gateway.registered, asked of the node), or, before the gateway
+// has registered, HEALTHGW_BASE_URL from the member's healthgw.env.
+func (r *Remote) SetBaseURL(u string) { r.baseURL = u }
 
 // OpenRemote reads the node home's config.toml (RPC address), genesis
 // (chain ID) and gateway key, and returns a Remote for that node. The RPC
@@ -57,14 +68,66 @@ func OpenRemote(home string) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("comet rpc client: %w", err)
 	}
-	return &Remote{client: client, chainID: doc.ChainID, gateway: gk}, nil
+	return &Remote{client: client, chainID: doc.ChainID, gateway: gk, envBaseURL: memberBaseURL(home)}, nil
 }
 
-// Append submits e and returns its index once the node has committed it,
+// homeBaseURL returns the base URL to name as the home of the orgs this
+// gateway registers (see SetBaseURL).
+func (r *Remote) homeBaseURL(ctx context.Context) (string, error) {
+	if r.baseURL != "" {
+		return r.baseURL, nil
+	}
+	q, err := r.client.ABCIQuery(ctx, gatewayQueryPrefix+r.gateway.ID, nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: ask the node for gateway %q: %w", ledger.ErrUnavailable, r.gateway.ID, err)
+	}
+	if q.Response.Code == CodeOK {
+		var g gatewayInfo
+		if err := json.Unmarshal(q.Response.Value, &g); err != nil || g.BaseURL == "" {
+			return "", fmt.Errorf("comet: the node's answer for gateway %q: %v", r.gateway.ID, err)
+		}
+		return g.BaseURL, nil
+	}
+	if r.envBaseURL != "" {
+		return r.envBaseURL, nil
+	}
+	return "", fmt.Errorf("comet: the public base URL of gateway %q is unknown: it has not registered yet (start its gateway) and there is no HEALTHGW_BASE_URL in healthgw.env beside the node home", r.gateway.ID)
+}
+
+// memberBaseURL reads the gateway's public base URL from the member's
+// environment file beside the node home (consortium init writes
+// HEALTHGW_BASE_URL there), or returns "" if there is none.
+func memberBaseURL(home string) string {
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(home), "healthgw.env"))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "HEALTHGW_BASE_URL="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Append submits e, a registry entry (org, issuer or circuit
+// registration; other entries are sealed and go through the gateway), and returns its index once the node has committed it,
 // or an error wrapping ledger.ErrUnavailable when ctx ends first (bound
 // it with a deadline).
 func (r *Remote) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
-	tx, id, err := SignTx(r.chainID, r.gateway.ID, r.gateway.PrivateKey, e)
+	signer, err := ledger.NewSigner(r.gateway.ID, r.gateway.PrivateKey)
+	if err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	base, err := r.homeBaseURL(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	env, err := ledger.ClearEnvelope(signer, e, ledger.GatewayHome{Gateway: r.gateway.ID, BaseURL: base})
+	if err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	}
+	tx, id, err := SignTx(r.chainID, r.gateway.ID, r.gateway.PrivateKey, env)
 	if err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
@@ -81,6 +144,9 @@ func (r *Remote) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
 		q, err := r.client.ABCIQuery(ctx, txQueryPath(id), nil)
 		if err == nil && q.Response.Code == CodeOK && len(q.Response.Value) == 8 {
 			return binary.BigEndian.Uint64(q.Response.Value), nil
+		}
+		if err == nil && q.Response.Code == CodeRefused {
+			return 0, fmt.Errorf("append: %w: the entry was not appended, and will not be: %s", ErrRefused, q.Response.Log)
 		}
 		select {
 		case <-ctx.Done():

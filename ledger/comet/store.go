@@ -9,6 +9,8 @@ import (
 
 	dbm "github.com/cometbft/cometbft-db"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/healthgw/healthgw/ledger"
 )
 
 // Key layout of the application database. Every value is written only by
@@ -16,9 +18,18 @@ import (
 //
 //	"m"                 meta: height (8) | size (8) | root (32)
 //	"g"                 genesis: JSON {chain_id, app_state}
-//	"e" + be64(index)   canonical entry
+//	"e" + be64(index)   the entry's public leaf
+//	"v" + be64(index)   the transaction that appended it, as submitted: the
+//	                    entry's envelope (signed header, sealed or clear
+//	                    opening) under its author's transaction signature
 //	"h" + be64(storage) tlog stored hash
 //	"t" + TxID          be64(index) of the entry the transaction appended
+//	"s" + be64(size)    be64 of the first height after which the log had
+//	                    size entries (for checkpoints of past sizes)
+//
+// The leaf binds the header (its seal); only the transaction signature
+// binds a sealed opening's ciphertext, so the node keeps the transaction
+// and checks it again at start.
 var (
 	metaKey    = []byte("m")
 	genesisKey = []byte("g")
@@ -28,13 +39,70 @@ const (
 	entryPrefix = 'e'
 	hashPrefix  = 'h'
 	txPrefix    = 't'
+	envPrefix   = 'v'
+	sizePrefix  = 's'
 )
+
+// sizeKey is the key of the height at which the log reached size.
+func sizeKey(size uint64) []byte {
+	k := make([]byte, 1, 9)
+	k[0] = sizePrefix
+	return binary.BigEndian.AppendUint64(k, size)
+}
+
+// heightOf returns the first committed height after which the log had
+// size entries, if the log reached exactly that size at a block's end.
+func (s store) heightOf(size uint64) (int64, bool, error) {
+	b, err := s.db.Get(sizeKey(size))
+	if err != nil {
+		return 0, false, fmt.Errorf("read height of size %d: %w", size, err)
+	}
+	if b == nil {
+		return 0, false, nil
+	}
+	if len(b) != 8 {
+		return 0, false, fmt.Errorf("comet: corrupt height record for size %d", size)
+	}
+	return int64(binary.BigEndian.Uint64(b)), true, nil
+}
 
 func entryKey(i uint64) []byte {
 	k := make([]byte, 9)
 	k[0] = entryPrefix
 	binary.BigEndian.PutUint64(k[1:], i)
 	return k
+}
+
+// envKey is the key of entry i's transaction (its envelope).
+func envKey(i uint64) []byte {
+	k := make([]byte, 1, 9)
+	k[0] = envPrefix
+	return binary.BigEndian.AppendUint64(k, i)
+}
+
+// envelopes reads the envelopes of entries [start, end) from their stored
+// transactions (checked at start, see App.checkStored).
+func (s store) envelopes(start, end uint64) ([]ledger.Envelope, error) {
+	out := make([]ledger.Envelope, 0, end-start)
+	it, err := s.db.Iterator(envKey(start), envKey(end))
+	if err != nil {
+		return nil, fmt.Errorf("read envelopes: %w", err)
+	}
+	defer it.Close()
+	for ; it.Valid(); it.Next() {
+		e, err := decodeTxEnvelope(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("comet: stored transaction of entry %d: %w", start+uint64(len(out)), err)
+		}
+		out = append(out, e)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("read envelopes: %w", err)
+	}
+	if uint64(len(out)) != end-start {
+		return nil, fmt.Errorf("comet: envelopes [%d,%d): found %d", start, end, len(out))
+	}
+	return out, nil
 }
 
 func hashKey(i int64) []byte {
@@ -185,6 +253,11 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 			return err
 		}
 	}
+	for i, tx := range b.rawTxs {
+		if err := batch.Set(envKey(b.first+uint64(i)), tx); err != nil {
+			return err
+		}
+	}
 	for i, h := range b.hashes {
 		if err := batch.Set(hashKey(i), h[:]); err != nil {
 			return err
@@ -194,6 +267,11 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 		v := make([]byte, 8)
 		binary.BigEndian.PutUint64(v, idx)
 		if err := batch.Set(txKey(id), v); err != nil {
+			return err
+		}
+	}
+	if b.state.Size > b.first {
+		if err := batch.Set(sizeKey(b.state.Size), binary.BigEndian.AppendUint64(nil, uint64(b.state.Height))); err != nil {
 			return err
 		}
 	}
@@ -213,13 +291,26 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 // recorded, or the database itself is damaged. The node refuses to start.
 var ErrCorrupt = errors.New("comet: stored log does not match the committed application hash")
 
+// storedTx reads entry i's stored transaction.
+func (s store) storedTx(i uint64) ([]byte, error) {
+	b, err := s.db.Get(envKey(i))
+	if err != nil {
+		return nil, fmt.Errorf("%w: entry %d: read its transaction: %w", ErrCorrupt, i, err)
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%w: entry %d: its transaction (envelope) is missing", ErrCorrupt, i)
+	}
+	return b, nil
+}
+
 // checkTree verifies the whole committed state: every entry against its
 // stored leaf hash, every stored hash against the hashes it covers
 // (recomputed with tlog.StoredHashes), the tree of m.Size entries
-// against m.Root, and that no entry is stored past m.Size. The error
-// names the first index that fails. It reads every entry once: about a
-// second per few hundred thousand entries.
-func (s store) checkTree(m State) error {
+// against m.Root, and that no entry is stored past m.Size; it calls
+// check with each entry's leaf and stored transaction, in index order
+// (the app checks the transaction and rebuilds its registry there). The
+// error names the first index that fails.
+func (s store) checkTree(m State, check func(i uint64, leaf, tx []byte) error) error {
 	hr := tlog.HashReaderFunc(func(xs []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(xs))
 		for i, x := range xs {
@@ -258,6 +349,13 @@ func (s store) checkTree(m State) error {
 				return fmt.Errorf("%w: entry %d: stored hash %d does not match the hashes below it", ErrCorrupt, i, base+int64(k))
 			}
 		}
+		tx, err := s.storedTx(i)
+		if err != nil {
+			return err
+		}
+		if err := check(i, it.Value(), tx); err != nil {
+			return err
+		}
 		i++
 	}
 	if err := it.Error(); err != nil {
@@ -270,6 +368,11 @@ func (s store) checkTree(m State) error {
 		return fmt.Errorf("%w: read entry %d: %w", ErrCorrupt, m.Size, err)
 	} else if extra != nil {
 		return fmt.Errorf("%w: entry %d is stored past the committed size", ErrCorrupt, m.Size)
+	}
+	if extra, err := s.db.Get(envKey(m.Size)); err != nil {
+		return fmt.Errorf("%w: read entry %d: %w", ErrCorrupt, m.Size, err)
+	} else if extra != nil {
+		return fmt.Errorf("%w: a transaction is stored for entry %d, past the committed size", ErrCorrupt, m.Size)
 	}
 	root, err := tlog.TreeHash(int64(m.Size), hr)
 	if err != nil {

@@ -26,14 +26,26 @@ var (
 	ErrBadSignature = errors.New("comet: bad gateway signature")
 	// ErrDuplicate: a transaction with the same ID is already in the log.
 	ErrDuplicate = errors.New("comet: duplicate transaction")
+	// ErrRefused: the entry's author may not write it (the registry's
+	// authorship rules, ledger.Authority) or its signature does not
+	// verify under the author's node key.
+	ErrRefused = errors.New("comet: entry refused by the registry")
 )
 
-// MaxTxSize bounds a transaction: a maximal entry in base64 plus the
-// envelope.
-const MaxTxSize = 4*(ledger.MaxEntrySize+2)/3 + 1024
+// MaxTxSize bounds a transaction: a maximal envelope (header and the
+// larger of a sealed or a clear opening) in base64, as the JSON carries
+// them, plus the transaction's own fields (version, gateway ID of at most
+// 64 characters, nonce and signature: under 300 bytes). ParseTx refuses a
+// larger transaction before parsing it; InitHomes sets CometBFT's
+// mempool.max_tx_bytes to it, and Open raises a smaller setting to it
+// (a mempool that refused a well-formed entry would make its gateway
+// unable to write it). Blocks (consensus_params.block.max_bytes, 21 MiB
+// by default) hold a hundred maximal transactions.
+const MaxTxSize = 4*(ledger.MaxHeaderSize+max(ledger.MaxSealedSize, ledger.MaxOpeningSize)+4)/3 + 1024
 
-// txVersion is the envelope version written by this code.
-const txVersion = 1
+// txVersion is the envelope version written by this code: 2 carries a v2
+// entry envelope (signed header, sealed or clear opening).
+const txVersion = 2
 
 // nonceSize is the size of the random nonce that makes every submission
 // unique.
@@ -43,9 +55,11 @@ const nonceSize = 16
 // use of a gateway key.
 const signaturePrefix = "healthgw/comet/tx/v1\n"
 
-// TxID identifies a transaction: the SHA-256 of the message the gateway
-// signed. The log refuses a second transaction with the same ID, so a
-// captured transaction cannot be replayed.
+// TxID identifies a transaction: the SHA-256 of its bytes (as CometBFT's
+// own transaction hash). A transaction is canonical and its Ed25519
+// signature is unique (Go's ed25519.Verify refuses malleated ones), so
+// one signed message has one ID. The log refuses a second transaction
+// with the same ID, so a captured transaction cannot be replayed.
 type TxID [sha256.Size]byte
 
 // String returns the ID in hex.
@@ -56,7 +70,9 @@ type wireTx struct {
 	Version int    `json:"v"`
 	Gateway string `json:"gateway"`
 	Nonce   string `json:"nonce"` // hex
-	Entry   []byte `json:"entry"` // ledger.Encode with a zero Time
+	Header  []byte `json:"header"`
+	Sealed  []byte `json:"sealed,omitempty"`
+	Clear   []byte `json:"clear,omitempty"`
 	Sig     []byte `json:"sig,omitempty"`
 }
 
@@ -64,30 +80,37 @@ type wireTx struct {
 type Tx struct {
 	ID      TxID
 	Gateway string
-	// Entry is the submitted entry (Time is zero).
-	Entry ledger.Entry
+	// Envelope is the submitted entry's envelope, and Header its
+	// decoded header (authored by Gateway, its signature verified).
+	Envelope ledger.Envelope
+	Header   ledger.Header
+	// Statement is the checked statement of a registry entry's clear
+	// opening (nil for a sealed entry).
+	Statement *ledger.Statement
 }
 
-// SignTx returns a transaction that submits entry (whose Time is ignored
-// and sent as zero) on the chain chainID, signed by gateway with key, and
-// the transaction's ID.
-func SignTx(chainID, gateway string, key ed25519.PrivateKey, e ledger.Entry) ([]byte, TxID, error) {
+// SignTx returns a transaction that submits the entry of env on the chain
+// chainID, signed by gateway with key (the gateway must be the entry's
+// author), and the transaction's ID.
+func SignTx(chainID, gateway string, key ed25519.PrivateKey, env ledger.Envelope) ([]byte, TxID, error) {
 	if err := checkGatewayID(gateway); err != nil {
 		return nil, TxID{}, err
 	}
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, TxID{}, errors.New("comet: gateway key must be an Ed25519 private key")
 	}
-	e.Time = zeroTime
-	raw, err := ledger.Encode(e)
+	h, err := ledger.CheckEnvelope(env)
 	if err != nil {
 		return nil, TxID{}, err
+	}
+	if h.Author != gateway {
+		return nil, TxID{}, fmt.Errorf("%w: entry authored by %q submitted by %q", ErrBadTx, h.Author, gateway)
 	}
 	var nonce [nonceSize]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return nil, TxID{}, fmt.Errorf("nonce: %w", err)
 	}
-	w := wireTx{Version: txVersion, Gateway: gateway, Nonce: hex.EncodeToString(nonce[:]), Entry: raw}
+	w := wireTx{Version: txVersion, Gateway: gateway, Nonce: hex.EncodeToString(nonce[:]), Header: env.Header, Sealed: env.Sealed, Clear: env.Clear}
 	msg, err := signedMessage(chainID, w)
 	if err != nil {
 		return nil, TxID{}, err
@@ -97,7 +120,7 @@ func SignTx(chainID, gateway string, key ed25519.PrivateKey, e ledger.Entry) ([]
 	if err != nil {
 		return nil, TxID{}, fmt.Errorf("encode tx: %w", err)
 	}
-	return tx, sha256.Sum256(msg), nil
+	return tx, sha256.Sum256(tx), nil
 }
 
 // signedMessage is what a gateway signs: a fixed prefix, the chain ID and
@@ -117,9 +140,22 @@ func signedMessage(chainID string, w wireTx) ([]byte, error) {
 
 // ParseTx parses tx, checks that it is canonical, that its gateway is in
 // gateways and that the signature verifies for chainID, and that it carries
-// a canonical entry with a zero Time. It is deterministic and reads no
-// state beyond its arguments.
+// a well-formed entry envelope (ledger.CheckEnvelope) authored by that
+// gateway whose header signature verifies under the gateway's genesis key
+// (a consortium's gateways sign with their genesis keys: the registry
+// refuses a gateway.registered with another key). It is deterministic
+// and reads no state beyond its arguments, so its result may be cached
+// by the transaction's bytes; what depends on the log (authorship at the
+// entry's index) is the registry's, ledger.Authority.Check.
 func ParseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (Tx, error) {
+	return parseTx(chainID, gateways, tx, true)
+}
+
+// parseTx is ParseTx; without verifyHeader it leaves out the entry's
+// header signature (for committed transactions, checked when their block
+// was finalized: the transaction signature, by the same key over the
+// same header bytes, shows they are unchanged).
+func parseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte, verifyHeader bool) (Tx, error) {
 	if len(tx) > MaxTxSize {
 		return Tx{}, fmt.Errorf("%w: %d bytes", ErrBadTx, len(tx))
 	}
@@ -153,12 +189,41 @@ func ParseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (
 	if !ed25519.Verify(pub, msg, w.Sig) {
 		return Tx{}, fmt.Errorf("%w: gateway %q", ErrBadSignature, w.Gateway)
 	}
-	e, err := ledger.Decode(w.Entry)
+	env := ledger.Envelope{Header: w.Header, Sealed: w.Sealed, Clear: w.Clear}
+	h, err := ledger.CheckEnvelope(env)
 	if err != nil {
 		return Tx{}, fmt.Errorf("%w: entry: %w", ErrBadTx, err)
 	}
-	if !e.Time.Equal(zeroTime) {
-		return Tx{}, fmt.Errorf("%w: entry time must be zero", ErrBadTx)
+	if h.Author != w.Gateway {
+		return Tx{}, fmt.Errorf("%w: entry authored by %q submitted by %q", ErrRefused, h.Author, w.Gateway)
 	}
-	return Tx{ID: sha256.Sum256(msg), Gateway: w.Gateway, Entry: e}, nil
+	if verifyHeader {
+		if err := ledger.VerifyHeader(h, pub); err != nil {
+			return Tx{}, fmt.Errorf("%w: %w", ErrRefused, err)
+		}
+	}
+	t := Tx{ID: sha256.Sum256(tx), Gateway: w.Gateway, Envelope: env, Header: h}
+	if len(env.Clear) > 0 {
+		o, err := ledger.DecodeOpening(env.Clear)
+		if err != nil {
+			return Tx{}, fmt.Errorf("%w: entry: %w", ErrBadTx, err)
+		}
+		st, err := ledger.CheckOpening(o, h)
+		if err != nil {
+			return Tx{}, fmt.Errorf("%w: entry: %w", ErrBadTx, err)
+		}
+		t.Statement = &st
+	}
+	return t, nil
+}
+
+// decodeTxEnvelope returns the envelope a transaction carries, without
+// checking anything: for transactions that ParseTx accepted before (the
+// stored ones, checked at start).
+func decodeTxEnvelope(tx []byte) (ledger.Envelope, error) {
+	var w wireTx
+	if err := json.Unmarshal(tx, &w); err != nil {
+		return ledger.Envelope{}, fmt.Errorf("%w: %v", ErrBadTx, err)
+	}
+	return ledger.Envelope{Header: w.Header, Sealed: w.Sealed, Clear: w.Clear}, nil
 }

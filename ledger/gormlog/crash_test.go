@@ -3,6 +3,10 @@ package gormlog_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -26,11 +30,34 @@ import (
 const (
 	crashDSNEnv = "GORMLOG_CRASH_CHILD_DSN"
 	crashKeyEnv = "GORMLOG_CRASH_CHILD_KEY"
+	crashIDEnv  = "GORMLOG_CRASH_CHILD_IDENTITY"
 )
+
+// crashIdentity is the gateway identity of the crash test's child, fixed
+// by seeds so that parent and child share it: node key seed, sealing key,
+// pseudonym secret, in hex.
+func crashIdentity(seeds string) (ledger.Identity, error) {
+	b, err := hex.DecodeString(seeds)
+	if err != nil || len(b) != 96 {
+		return ledger.Identity{}, fmt.Errorf("crash identity: %d bytes, %v", len(b), err)
+	}
+	seal, err := ecdh.X25519().NewPrivateKey(b[32:64])
+	if err != nil {
+		return ledger.Identity{}, err
+	}
+	ps, err := ledger.NewPseudonymizer(b[64:])
+	if err != nil {
+		return ledger.Identity{}, err
+	}
+	return ledger.Identity{
+		Gateway: "gw-crash", BaseURL: "http://gw-crash.test", NodeKey: ed25519.NewKeyFromSeed(b[:32]),
+		SealKey: seal, Pseudonyms: ps,
+	}, nil
+}
 
 func TestMain(m *testing.M) {
 	if dsn := os.Getenv(crashDSNEnv); dsn != "" {
-		crashChild(dsn, os.Getenv(crashKeyEnv))
+		crashChild(dsn, os.Getenv(crashKeyEnv), os.Getenv(crashIDEnv))
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -38,9 +65,14 @@ func TestMain(m *testing.M) {
 
 // crashChild appends from many goroutines until it is killed, printing
 // "ack <index> <record id>" for every acknowledged append.
-func crashChild(dsn, skey string) {
+func crashChild(dsn, skey, seeds string) {
 	ctx := context.Background()
 	s, err := note.NewSigner(skey)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	id, err := crashIdentity(seeds)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -50,7 +82,12 @@ func crashChild(dsn, skey string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	l, err := gormlog.Open(ctx, db, gormlog.Options{Signer: s, CheckpointInterval: 20 * time.Millisecond})
+	st, err := gormlog.Open(ctx, db, gormlog.Options{Signer: s, CheckpointInterval: 20 * time.Millisecond})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	l, err := ledger.OpenNode(ctx, st, id)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -92,8 +129,17 @@ func TestCrash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		seeds := make([]byte, 96)
+		if _, err := rand.Read(seeds); err != nil {
+			t.Fatal(err)
+		}
+		id, err := crashIdentity(hex.EncodeToString(seeds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id.ReadOnly, id.NodeKey = true, nil
 		for round := range 2 { // the second round appends to a crashed log
-			acked := runCrashChild(t, dsn, skey, 1500*(round+1))
+			acked := runCrashChild(t, dsn, skey, hex.EncodeToString(seeds), 1500*(round+1))
 			db, err := database.Open(t.Context(), dsn)
 			if err != nil {
 				t.Fatal(err)
@@ -114,21 +160,23 @@ func TestCrash(t *testing.T) {
 			if uint64(rows) != res.Entries {
 				t.Errorf("round %d: %d rows but the head says %d entries: a half-written batch", round, rows, res.Entries)
 			}
-			entries, err := ro.Entries(t.Context(), 0, res.Entries)
+			// The gateway's start check and its reads (domain view) pass
+			// over what the crash left.
+			n, err := ledger.OpenNode(t.Context(), ro, id)
+			if err != nil {
+				t.Fatalf("round %d: the gateway's start check refuses the crashed log: %v", round, err)
+			}
+			entries, err := n.Read(t.Context(), 0, res.Entries)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for idx, id := range acked {
+			for idx, rid := range acked {
 				if idx >= res.Entries {
 					t.Errorf("round %d: acknowledged entry %d lost (log has %d)", round, idx, res.Entries)
 					continue
 				}
-				e, err := ledger.Decode(entries[idx])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := e.Body.(*ledger.AccessDecided).RecordID; got != id {
-					t.Errorf("round %d: entry %d is %s, acknowledged as %s", round, idx, got, id)
+				if b, ok := entries[idx].Body.(*ledger.AccessDecided); !ok || b.RecordID != rid {
+					t.Errorf("round %d: entry %d is %+v, acknowledged as %s", round, idx, entries[idx].Body, rid)
 				}
 			}
 			t.Logf("round %d: %d acknowledged before SIGKILL, %d in the log", round, len(acked), res.Entries)
@@ -139,10 +187,10 @@ func TestCrash(t *testing.T) {
 
 // runCrashChild runs the child until it acknowledged at least n entries in
 // total over the log's life, kills it, and returns what it acknowledged.
-func runCrashChild(t *testing.T, dsn, skey string, n int) map[uint64]string {
+func runCrashChild(t *testing.T, dsn, skey, seeds string, n int) map[uint64]string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashDSNEnv+"="+dsn, crashKeyEnv+"="+skey)
+	cmd.Env = append(os.Environ(), crashDSNEnv+"="+dsn, crashKeyEnv+"="+skey, crashIDEnv+"="+seeds)
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -5,9 +5,14 @@
 //
 // Three tables:
 //
-//   - ledger_entries(idx, data, hashes): one row per entry. data is the
-//     entry's canonical encoding; hashes is the concatenation of the tree
-//     hashes that appending this record stores, exactly as
+//   - ledger_entries(idx, data, hashes, env_header, env_sealed, env_clear):
+//     one row per entry. data is the entry's public v2 leaf (what the tree
+//     hashes and the tiles serve); env_* its envelope (the signed header,
+//     and the opening sealed or, for registry entries, in clear), which is
+//     not in the tree: the leaf seals the header, the header commits to
+//     the opening. A database in the first entry format (no env_*
+//     columns) is refused (ErrFormatV1). hashes is the concatenation of
+//     the tree hashes that appending this record stores, exactly as
 //     tlog.StoredHashes returns them (the leaf hash first, then the hash of
 //     every subtree the record completes). Keeping them in the entry's own
 //     row means an entry and its hashes can never be written apart, and a
@@ -24,14 +29,16 @@
 //
 // # Appends
 //
-// Append encodes the entry (rejecting it, with nothing written, if it does
-// not encode) and queues it. One writer goroutine drains the queue, up to
-// Options.MaxBatch entries at a time, and writes the whole batch — entries,
-// hashes and the new head size — in one transaction (group commit): the
-// more concurrent appenders, the larger the batch, while each Append
-// returns only after its transaction committed. A crash leaves the whole
-// batch or none of it. The writer assigns Entry.Time (UTC, never going
-// backwards within a process).
+// AppendEnvelope checks the envelope (ledger.CheckEnvelope: rejecting it,
+// with nothing written, if it does not check) and queues it; a
+// ledger.Node over the log signs and seals what the gateway appends. One
+// writer goroutine drains the queue, up to Options.MaxBatch entries at a
+// time, and writes the whole batch — leaves, envelopes, hashes and the
+// new head size — in one transaction (group commit): the more concurrent
+// appenders, the larger the batch, while each append returns only after
+// its transaction committed. A crash leaves the whole batch or none of
+// it. The writer sets each leaf's time (UTC, never going backwards within
+// a process).
 //
 // # Checkpoints
 //
@@ -50,5 +57,11 @@
 // publisher proves the new tree, read from the database, consistent with
 // the latest signed one; if that fails, or the stored size shrinks under
 // the running log, the log signs nothing more, Ready reports the fault and
-// Append refuses (ledger.ErrUnavailable). There is no repair mode.
+// Append refuses (ledger.ErrUnavailable). It signs no checkpoint over an
+// entry it did not append itself until its node has checked it (Vouch:
+// signature and authorship as of its index, opening): a row another
+// process or a forger wrote is checked first, and one that fails makes the
+// log fault in the same way, so a forged entry is never signed into a
+// checkpoint and the next start refuses it again. There is no repair
+// mode.
 package gormlog

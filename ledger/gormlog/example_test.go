@@ -2,9 +2,12 @@ package gormlog_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
@@ -25,13 +28,20 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	l, err := gormlog.Open(ctx, db, gormlog.Options{Signer: signer})
+	store, err := gormlog.Open(ctx, db, gormlog.Options{Signer: signer})
+	if err != nil {
+		panic(err)
+	}
+	// The gateway's node over the store signs and seals what it appends;
+	// a new log's entry 0 registers the gateway.
+	l, err := ledger.OpenNode(ctx, store, gatewayIdentity())
 	if err != nil {
 		panic(err)
 	}
 	defer l.Close() // flushes and publishes a final checkpoint; db stays open
 
-	e, _ := ledger.NewEntry("org-a", &ledger.ConsentRevoked{ConsentID: "c-1", Patient: "ps_3f2a"})
+	pseudonym := "ps_" + strings.Repeat("3f", 32)
+	e, _ := ledger.NewEntry(ledger.PatientOrg(pseudonym), &ledger.ConsentRevoked{ConsentID: "c-1", Patient: pseudonym})
 	index, err := l.Append(ctx, e) // returns once durable
 	if err != nil {
 		panic(err)
@@ -47,5 +57,17 @@ func Example() {
 		panic(err)
 	}
 	fmt.Println(index, got.Type, r.TreeSize)
-	// Output: 0 consent.revoked 1
+	// Output: 1 consent.revoked 2
+}
+
+// gatewayIdentity returns a gateway identity with fresh keys (a gateway
+// keeps them in its data directory: keys/gateway.key, keys/seal.key,
+// keys/pseudonym.key).
+func gatewayIdentity() ledger.Identity {
+	_, nodeKey, _ := ed25519.GenerateKey(rand.Reader)
+	sealKey, _ := ledger.NewSealKey()
+	secret := make([]byte, ledger.PseudonymKeySize)
+	rand.Read(secret)
+	ps, _ := ledger.NewPseudonymizer(secret)
+	return ledger.Identity{Gateway: "gw-example", BaseURL: "https://gw.example", NodeKey: nodeKey, SealKey: sealKey, Pseudonyms: ps}
 }

@@ -63,10 +63,19 @@ type Options struct {
 	QueueSize int
 	// Logger: default slog.Default().
 	Logger *slog.Logger
+	// Genesis, if set, are the gateways of the log fixed before its first
+	// entry (ledger.GenesisGateways), for tests that want no
+	// gateway.registered at index 0. A gateway's embedded log has none:
+	// its gateway registers itself as entry 0.
+	Genesis map[string]ledger.GatewayKeys
 }
 
-// Log is a ledger.Log stored through gorm.
+// GenesisGateways implements ledger.GenesisGateways.
+func (l *Log) GenesisGateways() map[string]ledger.GatewayKeys { return l.genesis }
+
+// Log is a ledger.Store stored through gorm.
 type Log struct {
+	genesis  map[string]ledger.GatewayKeys
 	db       *gorm.DB
 	dialect  database.Dialect
 	origin   string
@@ -103,17 +112,25 @@ type Log struct {
 	// fault is set once the log refused to sign a checkpoint that is not
 	// consistent with its previous one (see setFault).
 	fault atomic.Pointer[error]
+
+	// vouched is the size up to which the log may sign: what its latest
+	// checkpoint covered at Open, extended by its own writer's
+	// contiguous appends and by the node's check (Vouch). check is the
+	// node's (nil until a node is opened over the log).
+	vouched atomic.Uint64
+	check   atomic.Pointer[func(context.Context, uint64) error]
 }
 
 var (
-	_ ledger.Log               = (*Log)(nil)
+	_ ledger.Vouching          = (*Log)(nil)
+	_ ledger.Store             = (*Log)(nil)
 	_ ledger.CheckpointHistory = (*Log)(nil)
 	_ ledger.CheckpointWaiter  = (*Log)(nil)
 )
 
 type appendReq struct {
-	entry ledger.Entry
-	done  chan appendResult
+	env  ledger.Envelope
+	done chan appendResult
 }
 
 type appendResult struct {
@@ -153,6 +170,9 @@ func Open(ctx context.Context, db *gorm.DB, opts Options) (*Log, error) {
 			return nil, err
 		}
 	}
+	if cp, err := l.latestCheckpoint(ctx); err == nil {
+		l.vouched.Store(uint64(cp.Size)) // verified by checkStored
+	}
 	l.reqs = make(chan *appendReq, opts.QueueSize)
 	if opts.QueueSize <= 0 {
 		l.reqs = make(chan *appendReq, DefaultQueueSize)
@@ -183,6 +203,9 @@ func OpenReadOnly(ctx context.Context, db *gorm.DB, opts Options) (*Log, error) 
 	if !db.WithContext(ctx).Migrator().HasTable(&entryRow{}) {
 		return nil, fmt.Errorf("gormlog: no ledger in this database: %w", ledger.ErrNotFound)
 	}
+	if !db.WithContext(ctx).Migrator().HasColumn(&entryRow{}, "env_header") {
+		return nil, ErrFormatV1
+	}
 	if db.WithContext(ctx).Migrator().HasColumn(&headRow{}, "origin") {
 		if o, err := l.storedOrigin(ctx); err == nil && o != "" {
 			l.origin = o
@@ -208,6 +231,7 @@ func newLog(db *gorm.DB, opts Options) *Log {
 		pubNow:    make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		cpChanged: make(chan struct{}),
+		genesis:   opts.Genesis,
 	}
 	if l.origin == "" && l.signer != nil {
 		l.origin = l.signer.Name()
@@ -230,21 +254,20 @@ func newLog(db *gorm.DB, opts Options) *Log {
 // Origin returns the checkpoint origin line.
 func (l *Log) Origin() string { return l.origin }
 
-// Append implements ledger.Appender. It returns once the entry's
-// transaction committed. If ctx ends first Append returns ctx's error and
+// AppendEnvelope implements ledger.Store. It returns once the entry's
+// transaction committed. If ctx ends first it returns ctx's error and
 // the entry may or may not have been appended.
-func (l *Log) Append(ctx context.Context, e ledger.Entry) (uint64, error) {
+func (l *Log) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, error) {
 	if l.readOnly {
 		return 0, ErrReadOnly
 	}
 	if err := l.faultErr(); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
-	e.Time = time.Time{}
-	if _, err := ledger.Encode(e); err != nil {
+	if _, err := ledger.CheckEnvelope(env); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
-	req := &appendReq{entry: e, done: make(chan appendResult, 1)}
+	req := &appendReq{env: env, done: make(chan appendResult, 1)}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -298,16 +321,16 @@ func (l *Log) commit(batch []*appendReq) {
 		now = l.lastTime
 	}
 	datas := make([][]byte, 0, len(batch))
+	envs := make([]ledger.Envelope, 0, len(batch))
 	reqs := make([]*appendReq, 0, len(batch))
 	for _, r := range batch {
-		e := r.entry
-		e.Time = now
-		b, err := ledger.Encode(e)
-		if err != nil { // cannot happen: Append checked it
+		b, err := ledger.NewLeafFor(r.env.Header, now)
+		if err != nil { // cannot happen: AppendEnvelope checked it
 			r.done <- appendResult{err: fmt.Errorf("append: %w", err)}
 			continue
 		}
 		datas = append(datas, b)
+		envs = append(envs, r.env)
 		reqs = append(reqs, r)
 	}
 	if len(datas) == 0 {
@@ -315,7 +338,7 @@ func (l *Log) commit(batch []*appendReq) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultCommitTimeout)
 	defer cancel()
-	first, fr, err := l.writeBatch(ctx, datas)
+	first, fr, err := l.writeBatch(ctx, datas, envs)
 	if err != nil {
 		l.logger.Error("ledger append failed", slog.Int("batch", len(datas)), slog.String("err", err.Error()))
 		err = fmt.Errorf("append: %w: %w", ledger.ErrUnavailable, err)
@@ -327,6 +350,7 @@ func (l *Log) commit(batch []*appendReq) {
 	l.lastTime = now
 	l.frontier = fr
 	l.noteSize(first + uint64(len(datas)))
+	l.vouch(first, first+uint64(len(datas)))
 	for i, r := range reqs {
 		r.done <- appendResult{index: first + uint64(i)}
 	}
@@ -338,7 +362,7 @@ const insertChunk = 300
 
 // writeBatch stores datas at the end of the log in one transaction and
 // returns the index of the first and the tree frontier after the batch.
-func (l *Log) writeBatch(ctx context.Context, datas [][]byte) (uint64, frontier, error) {
+func (l *Log) writeBatch(ctx context.Context, datas [][]byte, envs []ledger.Envelope) (uint64, frontier, error) {
 	var first uint64
 	var fr frontier
 	err := l.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -381,14 +405,15 @@ func (l *Log) writeBatch(ctx context.Context, datas [][]byte) (uint64, frontier,
 		for lo := 0; lo < len(datas); lo += insertChunk {
 			hi := min(lo+insertChunk, len(datas))
 			var sb strings.Builder
-			sb.WriteString("INSERT INTO ledger_entries (idx, data, hashes) VALUES ")
-			args := make([]any, 0, 3*(hi-lo))
+			sb.WriteString("INSERT INTO ledger_entries (idx, data, hashes, env_header, env_sealed, env_clear) VALUES ")
+			args := make([]any, 0, 6*(hi-lo))
 			for i := lo; i < hi; i++ {
 				if i > lo {
 					sb.WriteByte(',')
 				}
-				sb.WriteString("(?,?,?)")
-				args = append(args, int64(n)+int64(i), datas[i], blobs[i])
+				sb.WriteString("(?,?,?,?,?,?)")
+				e := envs[i]
+				args = append(args, int64(n)+int64(i), datas[i], blobs[i], e.Header, nonNil(e.Sealed), nonNil(e.Clear))
 			}
 			if err := tx.Exec(sb.String(), args...).Error; err != nil {
 				return fmt.Errorf("insert entries: %w", err)
@@ -486,6 +511,63 @@ func (l *Log) Entries(ctx context.Context, start, end uint64) ([][]byte, error) 
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read entries: %w", err)
+	}
+	if uint64(len(out)) != end-start {
+		return nil, missingEntry(start + uint64(len(out)))
+	}
+	return out, nil
+}
+
+// nonNil stores an absent part of an envelope as empty bytes.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// Envelopes implements ledger.Store.
+func (l *Log) Envelopes(ctx context.Context, start, end uint64) ([]ledger.Envelope, error) {
+	if start > end {
+		return nil, fmt.Errorf("envelopes [%d,%d): %w", start, end, ledger.ErrInvalidRange)
+	}
+	size, err := l.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if end > size {
+		return nil, fmt.Errorf("envelopes [%d,%d) of %d: %w", start, end, size, ledger.ErrNotFound)
+	}
+	if start == end {
+		return []ledger.Envelope{}, nil
+	}
+	rows, err := l.db.WithContext(ctx).
+		Raw("SELECT idx, env_header, env_sealed, env_clear FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx", int64(start), int64(end)).
+		Rows()
+	if err != nil {
+		return nil, fmt.Errorf("read envelopes: %w", err)
+	}
+	defer rows.Close()
+	out := make([]ledger.Envelope, 0, end-start)
+	for rows.Next() {
+		var idx int64
+		var e ledger.Envelope
+		if err := rows.Scan(&idx, &e.Header, &e.Sealed, &e.Clear); err != nil {
+			return nil, fmt.Errorf("read envelopes: %w", err)
+		}
+		if uint64(idx) != start+uint64(len(out)) {
+			return nil, missingEntry(start + uint64(len(out)))
+		}
+		if len(e.Sealed) == 0 {
+			e.Sealed = nil
+		}
+		if len(e.Clear) == 0 {
+			e.Clear = nil
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read envelopes: %w", err)
 	}
 	if uint64(len(out)) != end-start {
 		return nil, missingEntry(start + uint64(len(out)))
@@ -756,6 +838,50 @@ func (l *Log) WaitCheckpoint(ctx context.Context, size uint64) ([]byte, error) {
 	}
 }
 
+// Vouch implements ledger.Vouching: before signing a checkpoint over
+// entries this log did not append itself (another process's, or rows a
+// forger inserted), it runs check; an entry that fails it is never signed
+// (the log faults, as for an inconsistent tree).
+func (l *Log) Vouch(check func(ctx context.Context, size uint64) error) {
+	l.check.Store(&check)
+}
+
+// vouch records that entries [first, end) were appended by this log's
+// writer (through its node): the vouched size grows over them if they
+// continue it.
+func (l *Log) vouch(first, end uint64) {
+	for {
+		v := l.vouched.Load()
+		if first > v || end <= v || l.vouched.CompareAndSwap(v, end) {
+			return
+		}
+	}
+}
+
+// signable returns the size up to which a checkpoint may be signed, at
+// most size: entries beyond the vouched size are checked first (Vouch);
+// without a check only the vouched size is signed.
+func (l *Log) signable(ctx context.Context, size uint64) (uint64, error) {
+	v := l.vouched.Load()
+	if size <= v {
+		return size, nil
+	}
+	p := l.check.Load()
+	if p == nil {
+		return v, nil
+	}
+	if err := (*p)(ctx, size); err != nil {
+		var ve *ledger.VerifyError
+		if errors.As(err, &ve) && ctx.Err() == nil {
+			l.setFault(fmt.Errorf("checkpoint %d: %w", size, err))
+			return 0, l.faultErr()
+		}
+		return 0, fmt.Errorf("checkpoint %d: check entries [%d, %d): %w", size, v, size, err)
+	}
+	l.vouch(v, size)
+	return size, nil
+}
+
 // publisher publishes a checkpoint every interval and on demand until
 // stop is closed.
 func (l *Log) publisher() {
@@ -798,6 +924,13 @@ func (l *Log) publish(ctx context.Context) error {
 	}
 	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
 		return err
+	}
+	// Never sign an entry that was not checked (see Vouch).
+	if size, err = l.signable(ctx, size); err != nil {
+		return err
+	}
+	if latest.Note != nil && uint64(latest.Size) >= size {
+		return nil
 	}
 	// The hashes a checkpoint signs are read from the database, not the
 	// cache: what is signed is what is stored.

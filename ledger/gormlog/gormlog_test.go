@@ -2,6 +2,7 @@ package gormlog_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/gormlog"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 	"github.com/healthgw/healthgw/ledger/verify"
 )
 
@@ -36,20 +38,46 @@ func testKeys(t testing.TB) (note.Signer, note.Verifier) {
 	return s, v
 }
 
-func openLog(t testing.TB, db *gorm.DB, s note.Signer) *gormlog.Log {
+// genesisOf returns the genesis of a store whose gateways are ids.
+func genesisOf(ids ...ledger.Identity) map[string]ledger.GatewayKeys {
+	g := map[string]ledger.GatewayKeys{}
+	for _, id := range ids {
+		g[id.Gateway] = ledger.GatewayKeys{
+			Public: id.NodeKey.Public().(ed25519.PublicKey), Seal: id.SealKey.PublicKey(), BaseURL: id.BaseURL,
+		}
+	}
+	return g
+}
+
+// openNode opens the store in db with opts and the gateway node of id
+// over it (a gateway's embedded log: without opts.Genesis the gateway
+// registers itself as entry 0). The cleanup closes both.
+func openNode(t testing.TB, db *gorm.DB, opts gormlog.Options, id ledger.Identity) (*gormlog.Log, *ledger.Node) {
 	t.Helper()
-	l, err := gormlog.Open(context.Background(), db, gormlog.Options{Signer: s, CheckpointInterval: 50 * time.Millisecond})
+	st, err := gormlog.Open(context.Background(), db, opts)
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	t.Cleanup(func() { _ = l.Close() })
-	return l
+	n, err := ledger.OpenNode(context.Background(), st, id)
+	if err != nil {
+		_ = st.Close()
+		t.Fatalf("open node: %v", err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return st, n
 }
 
+func openLog(t testing.TB, db *gorm.DB, s note.Signer, id ledger.Identity) (*gormlog.Log, *ledger.Node) {
+	t.Helper()
+	return openNode(t, db, gormlog.Options{Signer: s, CheckpointInterval: 50 * time.Millisecond}, id)
+}
+
+// accessEntry is a distinct access decision of org-a (homed at the
+// embedded log's one gateway).
 func accessEntry(i int) ledger.Entry {
 	e, err := ledger.NewEntry("org-a", &ledger.AccessDecided{
-		Requester: "org-b", RecordID: fmt.Sprintf("rec-%d", i), Patient: "ps_00", Category: "lab",
-		Purpose: "TREAT", Decision: "permit", Reason: "consent", RequestID: fmt.Sprintf("req-%d", i),
+		Requester: "org-b", RecordID: fmt.Sprintf("rec-%d", i), Patient: ledgertest.Pseudonym(0), Category: "lab",
+		Purpose: "TREAT", Decision: ledger.DecisionPermit, Reason: "permit.grant", RequestID: fmt.Sprintf("req-%d", i),
 	})
 	if err != nil {
 		panic(err)
@@ -60,7 +88,7 @@ func accessEntry(i int) ledger.Entry {
 func TestAppendReadProve(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
 		s, v := testKeys(t)
-		l := openLog(t, db, s)
+		st, l := openLog(t, db, s, ledgertest.Identity("gw-a"))
 		ctx := t.Context()
 		const n = 300
 		var wg sync.WaitGroup
@@ -75,10 +103,10 @@ func TestAppendReadProve(t *testing.T) {
 		}
 		wg.Wait()
 		size, err := l.Size(ctx)
-		if err != nil || size != n {
-			t.Fatalf("Size = %d, %v; want %d", size, err, n)
+		if err != nil || size != n+1 {
+			t.Fatalf("Size = %d, %v; want %d (the gateway's registration and %d entries)", size, err, n+1, n)
 		}
-		raw, err := l.WaitCheckpoint(ctx, n)
+		raw, err := st.WaitCheckpoint(ctx, n+1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +114,7 @@ func TestAppendReadProve(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ents, err := l.Entries(ctx, 0, n)
+		ents, err := l.Entries(ctx, 0, n+1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,20 +130,22 @@ func TestAppendReadProve(t *testing.T) {
 	})
 }
 
-// TestTwoWriters appends through two Logs on two connection pools to the
-// same database, as the server and a CLI command do: the writers must
-// re-read the head in every transaction.
+// TestTwoWriters appends through two gateway nodes (one gateway, two
+// processes: two stores on two connection pools) to the same database, as
+// the server and a CLI command do: the writers must re-read the head in
+// every transaction, and each node must read the other's entries.
 func TestTwoWriters(t *testing.T) {
 	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
 		s, v := testKeys(t)
-		var logs [2]*gormlog.Log
+		id := ledgertest.Identity("gw-a")
+		var logs [2]*ledger.Node
 		for i := range logs {
 			db, err := database.Open(t.Context(), dsn)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = database.Close(db) })
-			logs[i] = openLog(t, db, s)
+			_, logs[i] = openLog(t, db, s, id)
 		}
 		const per = 150
 		var mu sync.Mutex
@@ -127,8 +157,8 @@ func TestTwoWriters(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					e := accessEntry(i)
-					id := fmt.Sprintf("w%d-%d", w, i)
-					e.Body.(*ledger.AccessDecided).RequestID = id
+					rid := fmt.Sprintf("w%d-%d", w, i)
+					e.Body.(*ledger.AccessDecided).RequestID = rid
 					idx, err := l.Append(t.Context(), e)
 					if err != nil {
 						t.Errorf("append: %v", err)
@@ -137,37 +167,37 @@ func TestTwoWriters(t *testing.T) {
 					mu.Lock()
 					defer mu.Unlock()
 					if prev, ok := seen[idx]; ok {
-						t.Errorf("index %d given to %s and %s", idx, prev, id)
+						t.Errorf("index %d given to %s and %s", idx, prev, rid)
 					}
-					seen[idx] = id
+					seen[idx] = rid
 				}()
 			}
 		}
 		wg.Wait()
-		for _, l := range logs {
+		ctx := t.Context()
+		n, err := logs[0].Size(ctx)
+		if err != nil || n != 2*per+1 {
+			t.Fatalf("Size = %d, %v; want %d", n, err, 2*per+1)
+		}
+		for k, l := range logs {
+			got, err := l.Read(ctx, 0, n)
+			if err != nil {
+				t.Fatalf("node %d: Read: %v", k, err)
+			}
+			for idx, rid := range seen {
+				if b, ok := got[idx].Body.(*ledger.AccessDecided); !ok || b.RequestID != rid {
+					t.Errorf("node %d: entry %d is %+v, want %s", k, idx, got[idx].Body, rid)
+				}
+			}
+		}
+		var st [2]ledger.Store
+		for i, l := range logs {
+			st[i] = l.Store()
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
 		}
-		ctx := t.Context()
-		n, err := logs[0].Size(ctx)
-		if err != nil || n != 2*per {
-			t.Fatalf("Size = %d, %v; want %d", n, err, 2*per)
-		}
-		raws, err := logs[1].Entries(ctx, 0, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for idx, id := range seen {
-			e, err := ledger.Decode(raws[idx])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := e.Body.(*ledger.AccessDecided).RequestID; got != id {
-				t.Errorf("entry %d is %s, want %s", idx, got, id)
-			}
-		}
-		res, err := verify.Local(ctx, logs[0], verify.Options{Verifier: v, Origin: testOrigin})
+		res, err := verify.Local(ctx, st[0].(*gormlog.Log), verify.Options{Verifier: v, Origin: testOrigin})
 		if err != nil {
 			t.Fatalf("verify: %v", err)
 		}

@@ -17,8 +17,10 @@ import (
 // ErrInconsistent is returned (wrapped, with ErrCorrupt) by Open when the
 // stored tree does not match the log's latest signed checkpoint, and by
 // Append, WaitCheckpoint and Ready once the log refused to sign a
-// checkpoint that is not consistent with its previous one. errors.As with
-// a *verify.Failure names the first bad entry.
+// checkpoint that is not consistent with its previous one, or that would
+// cover an entry its node's check refuses (see Log.Vouch). errors.As with
+// a *verify.Failure (or, for a refused entry, a *ledger.VerifyError) names
+// the first bad entry.
 var ErrInconsistent = errors.New("gormlog: stored log is not consistent with its signed checkpoints")
 
 // ErrOriginMismatch is returned by Open when Options.Origin differs from
@@ -131,7 +133,7 @@ func (l *Log) checkConsistent(ctx context.Context, prev checkpointRow, size uint
 func (l *Log) setFault(err error) {
 	err = fmt.Errorf("%w: %w", ErrInconsistent, err)
 	if l.fault.CompareAndSwap(nil, &err) {
-		l.logger.Error("ledger refuses to sign a checkpoint inconsistent with its previous one; the gateway is not ready",
+		l.logger.Error("ledger refuses to sign a checkpoint (the tree is not consistent with the previous one, or an entry fails its checks); the gateway is not ready",
 			slog.String("origin", l.origin), slog.String("err", err.Error()))
 	}
 }

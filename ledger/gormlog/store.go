@@ -2,6 +2,7 @@ package gormlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -11,14 +12,28 @@ import (
 	"gorm.io/gorm/clause"
 )
 
+// ErrFormatV1: the database holds a ledger in the first entry format
+// (bodies in clear in the public tree), which this version neither reads
+// nor converts: a v1 log cannot become private without rewriting history.
+var ErrFormatV1 = errors.New("gormlog: the database holds a ledger in entry format v1 (bodies in clear in the public log); this version writes format v2 and cannot open it: keep the old version to read it, and start this one on a new database")
+
 // headID is the primary key of the one ledger_head row.
 const headID = 1
 
 // entryRow is one entry and the tree hashes its append stored.
+//
+// data is the entry's public leaf (what the tree hashes and the tiles
+// serve); env_* its envelope (ledger.Envelope): the signed header and the
+// opening, sealed or (registry entries) in clear. The envelope is not in
+// the tree: the leaf commits to the header (its seal), the header to the
+// opening (its commitment).
 type entryRow struct {
-	Idx    int64  `gorm:"column:idx;primaryKey;autoIncrement:false"`
-	Data   []byte `gorm:"column:data;not null"`
-	Hashes []byte `gorm:"column:hashes;not null"`
+	Idx       int64  `gorm:"column:idx;primaryKey;autoIncrement:false"`
+	Data      []byte `gorm:"column:data;not null"`
+	Hashes    []byte `gorm:"column:hashes;not null"`
+	EnvHeader []byte `gorm:"column:env_header;not null"`
+	EnvSealed []byte `gorm:"column:env_sealed;not null"`
+	EnvClear  []byte `gorm:"column:env_clear;not null"`
 }
 
 func (entryRow) TableName() string { return "ledger_entries" }
@@ -45,6 +60,9 @@ func (checkpointRow) TableName() string { return "ledger_checkpoints" }
 // migrate creates the tables and the head row if they are missing.
 func migrate(ctx context.Context, db *gorm.DB) error {
 	db = db.WithContext(ctx)
+	if m := db.Migrator(); m.HasTable(&entryRow{}) && !m.HasColumn(&entryRow{}, "env_header") {
+		return ErrFormatV1
+	}
 	if err := db.AutoMigrate(&entryRow{}, &headRow{}, &checkpointRow{}); err != nil {
 		return fmt.Errorf("migrate ledger tables: %w", err)
 	}

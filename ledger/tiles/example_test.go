@@ -1,6 +1,7 @@
 package tiles_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,9 +16,11 @@ import (
 func ExampleNew() {
 	skey, _, _ := ledger.GenerateCheckpointKey("example.org/log")
 	signer, _ := note.NewSigner(skey)
-	l := &ledgertest.MemLog{Signer: signer} // e.g. a *gormlog.Log
+	l := &ledgertest.MemLog{Signer: signer} // e.g. a gateway's ledger.Node
 	for i := range 3 {
-		l.AppendRaw(fmt.Appendf(nil, "entry %d", i))
+		if _, err := l.Append(context.Background(), ledgertest.Entry(4*i+1)); err != nil { // consents
+			panic(err)
+		}
 	}
 	l.Publish()
 

@@ -16,8 +16,8 @@ import (
 	"github.com/healthgw/healthgw/ledger/tiles"
 )
 
-// newMemLog returns the shared in-memory log with n entries, published
-// under a checkpoint.
+// newMemLog returns the shared in-memory log with n entries (raw leaves:
+// the handler serves any bytes), published under a checkpoint.
 func newMemLog(t testing.TB, n int) *ledgertest.MemLog {
 	skey, _, err := ledger.GenerateCheckpointKey("example.org/fuzz")
 	if err != nil {
@@ -29,7 +29,7 @@ func newMemLog(t testing.TB, n int) *ledgertest.MemLog {
 	}
 	m := &ledgertest.MemLog{Signer: s}
 	for i := range n {
-		if _, err := m.AppendRaw(fmt.Appendf(nil, "entry %d", i)); err != nil {
+		if _, err := m.MemStore().AppendRaw(fmt.Appendf(nil, "entry %d", i), ledger.Envelope{}); err != nil {
 			t.Fatal(err)
 		}
 	}

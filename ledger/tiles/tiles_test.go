@@ -3,10 +3,12 @@ package tiles_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
@@ -28,9 +31,11 @@ import (
 const origin = "healthgw.test/ledger"
 
 type fixture struct {
-	log *gormlog.Log
-	v   note.Verifier
-	srv *httptest.Server
+	log   *ledger.Node
+	store *gormlog.Log
+	id    ledger.Identity
+	v     note.Verifier
+	srv   *httptest.Server
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -41,7 +46,12 @@ func newFixture(t *testing.T) *fixture {
 	}
 	s, _ := note.NewSigner(skey)
 	v, _ := note.NewVerifier(vkey)
-	l, err := gormlog.Open(t.Context(), databasetest.SQLite(t), gormlog.Options{Signer: s, CheckpointInterval: time.Hour})
+	st, err := gormlog.Open(t.Context(), databasetest.SQLite(t), gormlog.Options{Signer: s, CheckpointInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := ledgertest.Identity("gw-tiles")
+	l, err := ledger.OpenNode(t.Context(), st, id) // entry 0 registers the gateway
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,22 +60,33 @@ func newFixture(t *testing.T) *fixture {
 	mux.Handle("/ledger/", tiles.New(l, tiles.Options{Prefix: "/ledger"}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &fixture{log: l, v: v, srv: srv}
+	return &fixture{log: l, store: st, id: id, v: v, srv: srv}
 }
 
-func (f *fixture) appendN(t *testing.T, first, n int) {
+// fill appends ledgertest entries until the log holds size entries and
+// waits for a checkpoint of that size.
+func (f *fixture) fill(t *testing.T, size int) []byte {
 	t.Helper()
+	n, err := f.log.Size(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := int(n); i < size; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := f.log.Append(context.Background(), ledgertest.Entry(first+i)); err != nil {
+			if _, err := f.log.Append(context.Background(), ledgertest.Entry(i)); err != nil {
 				t.Errorf("append: %v", err)
 			}
 		}()
 	}
 	wg.Wait()
+	raw, err := f.store.WaitCheckpoint(t.Context(), uint64(size))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 // TestInteropTessera reads our tiles with transparency-dev's tlog-tiles
@@ -73,15 +94,8 @@ func (f *fixture) appendN(t *testing.T, first, n int) {
 func TestInteropTessera(t *testing.T) {
 	f := newFixture(t)
 	ctx := t.Context()
-	f.appendN(t, 0, 300)
-	raw1, err := f.log.WaitCheckpoint(ctx, 300)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.appendN(t, 300, 345)
-	if _, err := f.log.WaitCheckpoint(ctx, 645); err != nil {
-		t.Fatal(err)
-	}
+	raw1 := f.fill(t, 300)
+	f.fill(t, 645)
 
 	root, _ := url.Parse(f.srv.URL + "/ledger/")
 	fetcher, err := client.NewHTTPFetcher(root, f.srv.Client())
@@ -184,10 +198,7 @@ func hashesOf[T ~[]tlog.Hash](p T) [][]byte {
 
 func TestHTTP(t *testing.T) {
 	f := newFixture(t)
-	f.appendN(t, 0, 300)
-	if _, err := f.log.WaitCheckpoint(t.Context(), 300); err != nil {
-		t.Fatal(err)
-	}
+	f.fill(t, 300)
 	tests := []struct {
 		method, path string
 		status       int
@@ -239,5 +250,114 @@ func TestHTTP(t *testing.T) {
 				t.Errorf("body length %d, want %d", len(body), tc.length)
 			}
 		})
+	}
+}
+
+// TestServesOnlyLeaves: the tiles are public, so they carry the public
+// leaves only (kind, time, seal). Over a log with records in a sensitive
+// category, consents to them and reads of them for several patients,
+// nothing served names the category, a record, a consent, an org or a
+// patient (pseudonym or ID), and every entry bundle holds v2 leaves.
+func TestServesOnlyLeaves(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	var secrets []string
+	add := func(e ledger.Entry) {
+		t.Helper()
+		if _, err := f.log.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(ledgertest.OrgEntry("hosp-psych"))
+	for p := range 3 {
+		patient := fmt.Sprintf("patient-%d", p)
+		ps := f.id.Pseudonyms.Pseudonym(patient)
+		rec := fmt.Sprintf("rec-mh-%d", p)
+		consent := fmt.Sprintf("consent-mh-%d", p)
+		secrets = append(secrets, patient, ps, rec, consent)
+		e, err := ledger.NewEntry("hosp-psych", &ledger.RecordRegistered{
+			RecordID: rec, Holder: "hosp-psych", Patient: ps, Category: "mental-health", Commitment: strings.Repeat("ab", 32),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(e)
+		e, err = ledger.NewEntry(ledger.PatientOrg(ps), &ledger.ConsentGranted{
+			ConsentID: consent, Patient: ps, Grantee: ledger.Grantee{Org: "hosp-reader"}, Decision: ledger.DecisionPermit,
+			Actions: []string{"read"}, Categories: []string{"mental-health"}, Purposes: []string{"TREAT"},
+			NotBefore: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(e)
+		e, err = ledger.NewEntry("hosp-psych", &ledger.AccessDecided{
+			Requester: "hosp-reader", RecordID: rec, Patient: ps, Category: "mental-health", Purpose: "TREAT",
+			Decision: ledger.DecisionPermit, Reason: "permit.grant", GrantID: consent, RequestID: "req-" + rec,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(e)
+	}
+	secrets = append(secrets, "mental-health", "hosp-psych", "hosp-reader", "ps_", "TREAT", "req-")
+	size, err := f.log.Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.WaitCheckpoint(ctx, size); err != nil {
+		t.Fatal(err)
+	}
+	// The log itself holds the facts (the gateway reads them back) …
+	got, err := f.log.Read(ctx, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := got[0].Body.(*ledger.RecordRegistered); !ok || b.Category != "mental-health" {
+		t.Fatalf("entry 2 reads as %+v, want the mental-health record", got[0].Body)
+	}
+	// … the public tiles do not.
+	var served []byte
+	paths := []string{"/ledger/checkpoint", fmt.Sprintf("/ledger/tile/entries/000.p/%d", size), fmt.Sprintf("/ledger/tile/0/000.p/%d", size)}
+	for _, p := range paths {
+		resp, err := f.srv.Client().Get(f.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", p, resp.StatusCode, b)
+		}
+		served = append(served, b...)
+	}
+	for _, s := range secrets {
+		if bytes.Contains(served, []byte(s)) {
+			t.Errorf("the tiles serve %q", s)
+		}
+	}
+	bundle, err := client.GetEntryBundle(ctx, func(ctx context.Context, i uint64, p uint8) ([]byte, error) {
+		resp, err := f.srv.Client().Get(f.srv.URL + "/ledger/" + layout.EntriesPath(i, p))
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		return io.ReadAll(resp.Body)
+	}, 0, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(len(bundle.Entries)) != size {
+		t.Fatalf("bundle holds %d entries, want %d", len(bundle.Entries), size)
+	}
+	for i, e := range bundle.Entries {
+		l, err := ledger.DecodeLeaf(e)
+		if err != nil {
+			t.Errorf("served entry %d is not a v2 leaf: %v", i, err)
+			continue
+		}
+		if again, _ := ledger.EncodeLeaf(ledger.Leaf{Version: l.Version, Type: l.Type, Time: l.Time, Seal: l.Seal}); !bytes.Equal(again, e) {
+			t.Errorf("served entry %d carries more than kind, time and seal: %s", i, e)
+		}
 	}
 }

@@ -51,8 +51,10 @@ const checkpointPage = 4096
 // every stored tree hash is compared with the recomputed one, and every
 // stored checkpoint (or, if the source does not keep them, the latest)
 // must be signed (when o.Verifier is set) and match the recomputed root
-// at its size. Sizes are compared only after the replay, so that an edit
-// in the middle of the log is named before the missing tail it causes.
+// at its size. With o.Envelopes every entry's stored envelope is checked
+// too, in the same pass (see the package doc). Sizes are compared only
+// after the replay, so that an edit in the middle of the log is named
+// before the missing tail it causes.
 func Local(ctx context.Context, src Source, o Options) (*Result, error) {
 	a, err := newLocalAudit(ctx, src, o)
 	if err != nil {
@@ -92,6 +94,8 @@ type localAudit struct {
 	hr      tlog.HashReader
 	lister  checkpointLister
 	counter hashCounter
+	envs    EnvelopeSource
+	checker *entryChecker
 
 	size     uint64             // entries the source holds
 	latest   *ledger.Checkpoint // nil: no checkpoint stored
@@ -114,6 +118,13 @@ func newLocalAudit(ctx context.Context, src Source, o Options) (*localAudit, err
 	}
 	a.lister, _ = src.(checkpointLister)
 	a.counter, _ = src.(hashCounter)
+	if o.Envelopes {
+		var ok bool
+		if a.envs, ok = src.(EnvelopeSource); !ok {
+			return nil, errors.New("verify: the source keeps no entry envelopes to check")
+		}
+		a.checker = newEntryChecker(o, a.res)
+	}
 	// The checkpoint first, then the size: a log that is appended to
 	// meanwhile (another process) then never seems to hold fewer entries
 	// than its checkpoint covers.
@@ -282,6 +293,20 @@ func (a *localAudit) checkChunk(lo uint64, entries [][]byte) error {
 		if f, err := a.compareStored(xs, want); err != nil {
 			return err
 		} else if f != nil {
+			bad = append(bad, f)
+		}
+	}
+	if a.checker != nil {
+		// After the tree's failures, so that a tree failure is named
+		// first at the same index.
+		envs, err := a.envs.Envelopes(a.ctx, lo, lo+uint64(len(entries)))
+		if err != nil {
+			return fmt.Errorf("verify: envelopes [%d, %d): %w", lo, lo+uint64(len(entries)), err)
+		}
+		if len(envs) != len(entries) {
+			return fmt.Errorf("verify: %d envelopes for entries [%d, %d)", len(envs), lo, lo+uint64(len(entries)))
+		}
+		if f := a.checker.checkEnvelopes(lo, entries, envs); f != nil {
 			bad = append(bad, f)
 		}
 	}

@@ -144,10 +144,14 @@ func (r *tileReader) SaveTiles(tiles []tlog.Tile, data [][]byte) {
 
 // Remote audits the log served in the C2SP tlog-tiles layout under base
 // (for example "https://gateway.example/ledger/"). It needs o.Verifier.
-// client may be nil (http.DefaultClient).
+// client may be nil (http.DefaultClient). With o.Envelopes it also checks
+// every entry the checkpoint covers with the bodies o.Bodies serves.
 func Remote(ctx context.Context, base string, client *http.Client, o Options) (*Result, error) {
 	if o.Verifier == nil {
 		return nil, errors.New("verify: a verifier key is required")
+	}
+	if o.Envelopes && o.Bodies == nil {
+		return nil, errors.New("verify: checking envelopes over the tiles needs the bodies (Options.Bodies: a regulator's API)")
 	}
 	u, err := url.Parse(base)
 	if err != nil {
@@ -175,6 +179,10 @@ func Remote(ctx context.Context, base string, client *http.Client, o Options) (*
 		return nil, err
 	}
 	res := &Result{Checkpoint: latest, Signed: true}
+	var checker *entryChecker
+	if o.Envelopes {
+		checker = newEntryChecker(o, res)
+	}
 	if res.Cosigned, err = checkWitnesses(raw, o); err != nil {
 		return nil, err
 	}
@@ -224,20 +232,45 @@ func Remote(ctx context.Context, base string, client *http.Client, o Options) (*
 		if err != nil {
 			return nil, locateBadTile(ctx, f, n, w, entries, err)
 		}
+		// The tree first; the bodies of the entries before the first
+		// failure then, so that the first bad index is named.
+		var treeFail error
+		good := len(entries)
 		for i, e := range entries {
 			leaf, err := rp.add(e, nil)
-			if err != nil {
-				return nil, err
-			}
-			if leaf != leaves[i] {
-				return nil, fail(KindEntry, int64(first)+int64(i), nil,
+			if err == nil && leaf != leaves[i] {
+				err = fail(KindEntry, int64(first)+int64(i), nil,
 					"entry bytes do not match the leaf hash that the signed checkpoint commits to")
+			}
+			if err != nil {
+				treeFail, good = err, i
+				break
 			}
 			if res.Trusted != nil && rp.size() == res.Trusted.Size {
 				if err := rp.checkRoot(*res.Trusted, "trusted checkpoint", 0); err != nil {
-					return nil, err
+					treeFail, good = err, i+1
+					break
 				}
 			}
+		}
+		if checker != nil && good > 0 {
+			bodies, err := o.Bodies.Bodies(ctx, first, first+uint64(good))
+			if err != nil {
+				return nil, fmt.Errorf("verify: bodies [%d, %d): %w", first, first+uint64(good), err)
+			}
+			if len(bodies) != good {
+				return nil, fmt.Errorf("verify: %d bodies for entries [%d, %d)", len(bodies), first, first+uint64(good))
+			}
+			f, err := checker.checkBodies(first, entries[:good], bodies)
+			if err != nil {
+				return nil, err
+			}
+			if f != nil {
+				return nil, f
+			}
+		}
+		if treeFail != nil {
+			return nil, treeFail
 		}
 		if o.Progress != nil {
 			o.Progress(rp.size(), size)

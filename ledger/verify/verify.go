@@ -1,15 +1,33 @@
-// Package verify audits a ledger end to end, the way a regulator does:
-// it checks the signed checkpoints, the consistency of the latest one with
-// a checkpoint the auditor already trusts, and then replays every entry,
-// recomputing the RFC 6962 tree with an implementation independent of the
-// one that built it (transparency-dev/merkle/compact; the log is built
-// with golang.org/x/mod/sumdb/tlog) and comparing the roots.
+// Package verify audits a ledger end to end. There are two audits, by
+// what the auditor holds.
+//
+// The public audit (no credentials: the tiles and the checkpoint key)
+// checks the tree: the signed checkpoints, the consistency of the latest
+// one with a checkpoint the auditor already trusts, witness cosignatures,
+// and then replays every leaf, recomputing the RFC 6962 tree with an
+// implementation independent of the one that built it
+// (transparency-dev/merkle/compact; the log is built with
+// golang.org/x/mod/sumdb/tlog) and comparing the roots. Every leaf must be
+// a canonical v2 leaf; the audit learns the number of entries, their kinds
+// and times, nothing else (docs/design/ledger-privacy.md).
+//
+// The regulator's audit (Options.Envelopes) also checks every entry's
+// envelope, in index order, against the registry as of that index
+// (ledger.Authority): the signed header is the one its leaf seals, the
+// author's signature verifies under the node key registered for it, the
+// author may write the entry (an org's entries only by its home gateway;
+// issuer key IDs recomputed and never overwritten), and every opening it
+// can open (registry entries are in clear; sealed ones with Keys.SealKey)
+// opens the signed commitment, its subject being the patient its body
+// refers to (Keys.Pseudonyms).
 //
 // Remote audits a log over its C2SP tlog-tiles API (every tile is
-// authenticated against the signed checkpoint with tlog.TileHashReader).
-// Local audits a log's storage directly (for example a gormlog database),
+// authenticated against the signed checkpoint with tlog.TileHashReader),
+// and with Options.Bodies the bodies a regulator's API token reads. Local
+// audits a log's storage directly (for example a gormlog database),
 // additionally comparing every stored tree hash with the recomputed one
-// and checking every stored checkpoint.
+// and checking every stored checkpoint, and with Options.Envelopes the
+// stored envelopes.
 //
 // A log that fails verification yields a *Failure naming the first bad
 // entry index where one can be named, or the proof that failed. Any other
@@ -52,6 +70,21 @@ const (
 	// KindWitness: the latest checkpoint carries fewer valid witness
 	// cosignatures than required.
 	KindWitness Kind = "witness"
+	// KindEnvelope: an entry's signed header is not the one its leaf
+	// seals, or its envelope is malformed or not bound to the header.
+	KindEnvelope Kind = "envelope"
+	// KindEntrySignature: an entry's signature does not verify under its
+	// author's node key as registered at its index: it was not written by
+	// the gateway it names (a forged entry).
+	KindEntrySignature Kind = "entry-signature"
+	// KindAuthorship: the registry as of the entry's index refuses its
+	// author: an unregistered gateway, an org written for by a gateway
+	// that is not its home, a re-registration, an issuer key ID that is
+	// not its key's or already taken.
+	KindAuthorship Kind = "authorship"
+	// KindBody: an entry's opening does not open its signed commitment
+	// (another statement, attestations, justification or patient).
+	KindBody Kind = "body"
 )
 
 // Failure is a verification failure: the log is not what its checkpoints
@@ -104,6 +137,19 @@ type Options struct {
 	// cosignatures from at least WitnessThreshold of them.
 	Witnesses        []note.Verifier
 	WitnessThreshold int
+
+	// Envelopes makes the audit check every entry's envelope (the
+	// regulator's audit, see the package doc): Local reads them from the
+	// source, which must be an EnvelopeSource; Remote needs Bodies.
+	Envelopes bool
+	// Keys open and check sealed bodies (Local with Envelopes).
+	Keys Keys
+	// Bodies serves the headers and openings a regulator's API token
+	// reads (Remote with Envelopes).
+	Bodies BodySource
+	// Genesis are the log's genesis gateways (a consortium's). Nil: an
+	// embedded log, whose entry 0 registers its one gateway.
+	Genesis map[string]ledger.GatewayKeys
 }
 
 // Result summarises a successful audit.
@@ -124,6 +170,22 @@ type Result struct {
 	// Cosigned is the number of configured witnesses whose cosignature
 	// on the latest checkpoint verified.
 	Cosigned int
+
+	// Envelopes reports whether entry envelopes were checked (the
+	// regulator's audit); the counts below are of those entries.
+	Envelopes bool
+	// EntrySignatures is the number of entries whose signature verified
+	// under their author's registered node key, with their authorship.
+	EntrySignatures uint64
+	// Opened is the number of entries whose opening was opened and
+	// checked against its signed commitment (registry entries, in clear,
+	// and the sealed ones Keys.SealKey opens or the API served);
+	// Unopened the number of sealed ones that could not be opened (no
+	// key, or not sealed to it): their bodies were not checked.
+	Opened, Unopened uint64
+	// Subjects is the number of openings whose patient was checked
+	// against the body's patient reference (Keys.Pseudonyms).
+	Subjects uint64
 }
 
 // checkWitnesses counts the valid cosignatures of o.Witnesses on raw and
@@ -177,11 +239,11 @@ func (r *replay) size() uint64 { return r.rng.End() }
 // indexes), the leaf first.
 func (r *replay) add(entry []byte, visit func(x int64, h tlog.Hash)) (tlog.Hash, error) {
 	i := r.size()
-	e, err := ledger.Decode(entry)
+	l, err := ledger.DecodeLeaf(entry)
 	if err != nil {
-		return tlog.Hash{}, fail(KindEntry, int64(i), err, "not a canonical entry")
+		return tlog.Hash{}, fail(KindEntry, int64(i), err, "not a canonical v2 leaf")
 	}
-	r.types[e.Type]++
+	r.types[l.Type]++
 	leaf := tlog.Hash(rfc6962.DefaultHasher.HashLeaf(entry))
 	var v compact.VisitFn
 	if visit != nil {

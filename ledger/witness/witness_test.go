@@ -40,9 +40,15 @@ func newLogKeys(t testing.TB) logKeys {
 	return logKeys{s, v}
 }
 
-func openLog(t testing.TB, db *gorm.DB, k logKeys) *gormlog.Log {
+// openLog opens a gateway's embedded log in db: a node over gormlog
+// (entry 0 registers the gateway).
+func openLog(t testing.TB, db *gorm.DB, k logKeys) *ledger.Node {
 	t.Helper()
-	l, err := gormlog.Open(context.Background(), db, gormlog.Options{Signer: k.s, Verifier: k.v, CheckpointInterval: time.Hour})
+	st, err := gormlog.Open(context.Background(), db, gormlog.Options{Signer: k.s, Verifier: k.v, CheckpointInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.OpenNode(context.Background(), st, ledgertest.Identity("gw-witnessed"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,15 +56,23 @@ func openLog(t testing.TB, db *gorm.DB, k logKeys) *gormlog.Log {
 	return l
 }
 
-func grow(t testing.TB, l *gormlog.Log, first, n int) {
+func grow(t testing.TB, l *ledger.Node, first, n int) {
 	t.Helper()
 	size, _ := l.Size(context.Background())
-	for i := range n {
+	growTo(t, l, first, int(size)+n)
+}
+
+// growTo appends entries until l holds size and waits for a checkpoint of
+// that size.
+func growTo(t testing.TB, l *ledger.Node, first, size int) {
+	t.Helper()
+	n, _ := l.Size(context.Background())
+	for i := int(n); i < size; i++ {
 		if _, err := l.Append(context.Background(), ledgertest.Entry(first+i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := l.WaitCheckpoint(context.Background(), size+uint64(n)); err != nil {
+	if _, err := l.WaitCheckpoint(context.Background(), uint64(size)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -107,7 +121,7 @@ func TestThreeParties(t *testing.T) {
 		t.Cleanup(gw.Close)
 		both := verify.Options{Verifier: k.v, Origin: origin, Witnesses: []note.Verifier{w1.v, w2.v}, WitnessThreshold: 2}
 
-		for _, n := range []int{0, 10, 7} { // the first submission is of the empty log
+		for _, n := range []int{0, 10, 7} { // the first submission is of the new log (the gateway's registration)
 			grow(t, l, 100*n, n)
 			got, err := sub.Submit(ctx)
 			if err != nil || got != 2 {
@@ -143,7 +157,7 @@ func TestThreeParties(t *testing.T) {
 		forkDB := databasetest.SQLite(t)
 		fork := openLog(t, forkDB, k)
 		size, _ := l.Size(ctx)
-		grow(t, fork, 90000, int(size))
+		growTo(t, fork, 90000, int(size))
 		forkCP, err := fork.Checkpoint(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -166,7 +180,7 @@ func TestThreeParties(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		old, err := l.CheckpointAt(ctx, 10)
+		old, err := l.CheckpointAt(ctx, 11)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +196,7 @@ func TestAddCheckpointErrors(t *testing.T) {
 	ctx := t.Context()
 	k := newLogKeys(t)
 	l := openLog(t, databasetest.SQLite(t), k)
-	grow(t, l, 0, 4)
+	growTo(t, l, 0, 4)
 	w := newTestWitness(t, "witness.example", databasetest.SQLite(t), k)
 	raw, _ := l.Checkpoint(ctx)
 	other := newLogKeys(t)

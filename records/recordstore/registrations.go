@@ -73,6 +73,13 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 	if err != nil {
 		return err
 	}
+	if len(open) > 0 && database.DialectFor(tx) == database.SQLite {
+		// Publishing moves a row: leave no copy of its ciphertext and
+		// wrapped key behind (see Store.write).
+		if err := tx.Exec("PRAGMA secure_delete = ON").Error; err != nil {
+			return fmt.Errorf("recordstore: secure_delete: %w", err)
+		}
+	}
 	for _, r := range regs {
 		o, ok := open[r.body.RecordID]
 		if !ok || !o.Pending || o.Holder != r.body.Holder || o.Commitment != r.body.Commitment {

@@ -132,10 +132,29 @@ func fromRow(r row) records.Stored {
 	return s
 }
 
+// write runs fn, a write to the records table. On SQLite it runs on one
+// connection with secure_delete on, so that no write leaves a copy of a
+// row's old content in free space: an update that moves a row (a record
+// published at a ledger index that takes more bytes than the pending
+// row's, a rewrap) frees the old cell and its overflow pages, and without
+// secure_delete those keep the ciphertext and the wrapped key until the
+// pages are reused, where a shred's zeroing cannot reach them.
+func (s *Store) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if !s.sqlite {
+		return fn(s.db.WithContext(ctx))
+	}
+	return s.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if err := conn.Exec("PRAGMA secure_delete = ON").Error; err != nil {
+			return fmt.Errorf("recordstore: secure_delete: %w", err)
+		}
+		return fn(conn)
+	})
+}
+
 // Create implements records.Store.
 func (s *Store) Create(ctx context.Context, st records.Stored) error {
 	r := toRow(st)
-	if err := s.db.WithContext(ctx).Create(&r).Error; err != nil {
+	if err := s.write(ctx, func(tx *gorm.DB) error { return tx.Create(&r).Error }); err != nil {
 		return fmt.Errorf("recordstore: create: %w", err)
 	}
 	return nil
@@ -143,18 +162,23 @@ func (s *Store) Create(ctx context.Context, st records.Stored) error {
 
 // Publish implements records.Store.
 func (s *Store) Publish(ctx context.Context, id string, ledgerIndex uint64) (uint64, error) {
-	res := s.db.WithContext(ctx).Model(&row{}).
-		Where("id = ? AND pending = ?", id, true).
-		Updates(map[string]any{"pending": false, "ledger_index": ledgerIndex})
-	if res.Error != nil {
-		return 0, fmt.Errorf("recordstore: publish: %w", res.Error)
+	var affected int64
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&row{}).
+			Where("id = ? AND pending = ?", id, true).
+			Updates(map[string]any{"pending": false, "ledger_index": ledgerIndex})
+		affected = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recordstore: publish: %w", err)
 	}
-	if res.RowsAffected == 1 {
+	if affected == 1 {
 		return ledgerIndex, nil
 	}
 	// Published already (by the registrations projection)?
 	var r row
-	err := s.db.WithContext(ctx).Select("ledger_index").Where("id = ? AND pending = ?", id, false).Take(&r).Error
+	err = s.db.WithContext(ctx).Select("ledger_index").Where("id = ? AND pending = ?", id, false).Take(&r).Error
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return 0, fmt.Errorf("recordstore: publish: %w", records.ErrNotFound)
@@ -177,11 +201,16 @@ func (s *Store) CountPending(ctx context.Context) (int64, error) {
 
 // DeletePending implements records.Store.
 func (s *Store) DeletePending(ctx context.Context, id string) error {
-	res := s.db.WithContext(ctx).Where("id = ? AND pending = ?", id, true).Delete(&row{})
-	if res.Error != nil {
-		return fmt.Errorf("recordstore: delete pending: %w", res.Error)
+	var affected int64
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("id = ? AND pending = ?", id, true).Delete(&row{})
+		affected = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return fmt.Errorf("recordstore: delete pending: %w", err)
 	}
-	if res.RowsAffected == 0 {
+	if affected == 0 {
 		return fmt.Errorf("recordstore: delete pending: %w", records.ErrNotFound)
 	}
 	return nil
@@ -189,11 +218,16 @@ func (s *Store) DeletePending(ctx context.Context, id string) error {
 
 // DeletePendingBefore implements records.Store.
 func (s *Store) DeletePendingBefore(ctx context.Context, t time.Time) (int64, error) {
-	res := s.db.WithContext(ctx).Where("pending = ? AND created_at < ?", true, t.UTC()).Delete(&row{})
-	if res.Error != nil {
-		return 0, fmt.Errorf("recordstore: delete stale pending: %w", res.Error)
+	var affected int64
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("pending = ? AND created_at < ?", true, t.UTC()).Delete(&row{})
+		affected = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recordstore: delete stale pending: %w", err)
 	}
-	return res.RowsAffected, nil
+	return affected, nil
 }
 
 // Meta implements records.Store.
@@ -263,10 +297,7 @@ func (s *Store) Shred(ctx context.Context, id string, at time.Time) error {
 	if !s.sqlite {
 		return update(s.db.WithContext(ctx))
 	}
-	return s.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
-		if err := conn.Exec("PRAGMA secure_delete = ON").Error; err != nil {
-			return fmt.Errorf("recordstore: shred: secure_delete: %w", err)
-		}
+	return s.write(ctx, func(conn *gorm.DB) error {
 		if err := update(conn); err != nil {
 			return err
 		}
@@ -349,20 +380,26 @@ func (s *Store) WrappedKeys(ctx context.Context, holder string, except int, afte
 // Rewrap implements records.RewrapStore.
 func (s *Store) Rewrap(ctx context.Context, rs []records.Rewrapped) (int, error) {
 	n := 0
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for _, r := range rs {
-			res := tx.Model(&row{}).
-				Where("id = ? AND key_version = ? AND shredded = ?", r.ID, r.FromVersion, false).
-				Updates(map[string]any{"wrapped_key": r.Wrapped, "key_version": r.ToVersion})
-			if res.Error != nil {
-				return res.Error
-			}
-			n += int(res.RowsAffected)
-		}
-		return nil
+	err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			return rewrap(tx, rs, &n)
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recordstore: rewrap: %w", err)
 	}
 	return n, nil
+}
+
+func rewrap(tx *gorm.DB, rs []records.Rewrapped, n *int) error {
+	for _, r := range rs {
+		res := tx.Model(&row{}).
+			Where("id = ? AND key_version = ? AND shredded = ?", r.ID, r.FromVersion, false).
+			Updates(map[string]any{"wrapped_key": r.Wrapped, "key_version": r.ToVersion})
+		if res.Error != nil {
+			return res.Error
+		}
+		*n += int(res.RowsAffected)
+	}
+	return nil
 }

@@ -344,6 +344,8 @@ func TestRegistrationsProjection(t *testing.T) {
 			4: entry(t, "hosp-a", &ledger.RecordShredded{RecordID: shredded.ID, Holder: "hosp-a", Patient: "ps_a"}),
 			5: reg(pendingE, "hosp-b", pendingE.Commitment), // another holder's claim
 			6: reg(visible, "hosp-a", visible.Commitment),   // published already
+			// sealed to other gateways: read without a body, skipped
+			7: {Type: ledger.TypeRecordRegistered, Version: ledger.CurrentVersion, Org: "hosp-z", Author: "gw-elsewhere", Time: t0},
 		}
 		if err := s.Apply(ctx, 0, entries[:3]); err != nil {
 			t.Fatal(err)
@@ -354,8 +356,8 @@ func TestRegistrationsProjection(t *testing.T) {
 		if err := s.Apply(ctx, 9, entries[:1]); !errors.Is(err, database.ErrGap) {
 			t.Fatalf("Apply beyond the cursor: %v, want ErrGap", err)
 		}
-		if n, err := s.Next(ctx); err != nil || n != 7 {
-			t.Fatalf("Next = %d, %v, want 7", n, err)
+		if n, err := s.Next(ctx); err != nil || n != 8 {
+			t.Fatalf("Next = %d, %v, want 8", n, err)
 		}
 		state := func(r records.Stored) string {
 			got, err := s.Meta(ctx, r.ID)

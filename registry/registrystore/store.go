@@ -25,8 +25,8 @@ import (
 // ProjectionName is the registry's name as a ledger.Applier.
 const ProjectionName = "registry"
 
-// orgRow is one registered organisation, as of its latest org.registered
-// entry.
+// orgRow is one registered organisation, as of its org.registered entry
+// (an org is registered once: the ledger refuses a second registration).
 type orgRow struct {
 	ID      string `gorm:"primaryKey;size:63"`
 	Name    string `gorm:"size:200;not null"`
@@ -91,8 +91,10 @@ func (s *Store) Next(ctx context.Context) (uint64, error) {
 }
 
 // Apply implements ledger.Applier: in one transaction it applies the
-// org.registered entries among entries (a later registration of an ID
-// replaces the earlier one) and advances the cursor. Entries already
+// org.registered entries among entries and advances the cursor. An org is
+// registered once (the ledger's registry refuses a second registration of
+// an ID, see ledger.Authority); should an entry register an ID again, the
+// first registration stands, as it does for the ledger. Entries already
 // applied (first below the cursor) are skipped; a gap is an error. An
 // org.registered entry whose organisation does not validate is skipped
 // (deterministically, so a rebuild skips it too) and logged.
@@ -108,12 +110,31 @@ func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry)
 }
 
 func (s *Store) apply(ctx context.Context, tx *gorm.DB, index uint64, e ledger.Entry) error {
+	if e.Body == nil {
+		// An entry this gateway cannot open (registrations travel in
+		// clear, so no log it reads has one without a body).
+		return nil
+	}
+	if e.Type == ledger.TypeOrgKeysRotated {
+		return s.rotate(ctx, tx, index, e)
+	}
 	if e.Type != ledger.TypeOrgRegistered {
 		return nil
 	}
 	body, ok := e.Body.(*ledger.OrgRegistered)
 	if !ok {
 		return fmt.Errorf("registry: entry %d: body %T", index, e.Body)
+	}
+	// An org is registered once (the ledger refuses a second
+	// registration); should one be there, the first stands.
+	var n int64
+	if err := tx.Model(&orgRow{}).Where("id = ?", body.ID).Count(&n).Error; err != nil {
+		return fmt.Errorf("registry: entry %d: %w", index, err)
+	}
+	if n > 0 {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "registry: skipping a second org.registered for an org",
+			slog.Uint64("index", index), slog.String("org", body.ID))
+		return nil
 	}
 	o := registry.FromBody(body)
 	if err := o.Validate(s.keys); err != nil {
@@ -124,8 +145,40 @@ func (s *Store) apply(ctx context.Context, tx *gorm.DB, index uint64, e ledger.E
 	row := toRow(o, index, e.Time)
 	if err := tx.Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "id"}},
-		UpdateAll: true,
+		DoNothing: true,
 	}).Create(&row).Error; err != nil {
+		return fmt.Errorf("registry: entry %d: %w", index, err)
+	}
+	return nil
+}
+
+// rotate applies org.keys_rotated: the org's keys are replaced; an entry
+// for an unknown org or with keys that do not validate is skipped and
+// logged.
+func (s *Store) rotate(ctx context.Context, tx *gorm.DB, index uint64, e ledger.Entry) error {
+	body, ok := e.Body.(*ledger.OrgKeysRotated)
+	if !ok {
+		return fmt.Errorf("registry: entry %d: body %T", index, e.Body)
+	}
+	var row orgRow
+	err := tx.Where("id = ?", body.Org).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "registry: skipping org.keys_rotated for an unknown org",
+			slog.Uint64("index", index), slog.String("org", body.Org))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("registry: entry %d: %w", index, err)
+	}
+	o := row.org()
+	o.JWKS, o.JWKSURL = body.JWKS, body.JWKSURL
+	if err := registry.Org(o).Validate(s.keys); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "registry: skipping invalid org.keys_rotated entry",
+			slog.Uint64("index", index), slog.String("org", body.Org), slog.String("err", err.Error()))
+		return nil
+	}
+	if err := tx.Model(&orgRow{}).Where("id = ?", body.Org).
+		Updates(map[string]any{"jwks": body.JWKS, "jwks_url": body.JWKSURL}).Error; err != nil {
 		return fmt.Errorf("registry: entry %d: %w", index, err)
 	}
 	return nil

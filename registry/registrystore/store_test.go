@@ -30,8 +30,9 @@ func openStore(t *testing.T, db *gorm.DB) *registrystore.Store {
 	return s
 }
 
-// orgs returns a hospital (ES384), a hospital re-registered later with new
-// keys and fewer scopes, a regulator with a JWKS URL, and a verifier.
+// orgs returns a hospital (ES384), the same hospital ID again with new
+// keys and fewer scopes (a registration the ledger refuses), a regulator
+// with a JWKS URL, and a verifier.
 func orgs(t *testing.T) []auth.Org {
 	a := authtest.NewOrg(t, "hosp-a", auth.KindHospital, "ES384").Org
 	a2 := authtest.NewOrg(t, "hosp-a", auth.KindHospital, "ES256").Org
@@ -42,6 +43,12 @@ func orgs(t *testing.T) []auth.Org {
 	return []auth.Org{a, reg, a2, v}
 }
 
+// sealedElsewhere is an entry as a gateway reads one it cannot open: no
+// body.
+func sealedElsewhere(at time.Time) ledger.Entry {
+	return ledger.Entry{Type: ledger.TypeConsentGranted, Version: ledger.CurrentVersion, Org: ledger.OrgPatient, Author: "gw-elsewhere", Time: at}
+}
+
 func TestRegisterAndRebuild(t *testing.T) {
 	in := orgs(t)
 	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
@@ -50,28 +57,41 @@ func TestRegisterAndRebuild(t *testing.T) {
 		s := openStore(t, db)
 		f := ledger.NewFollower(log, s)
 		// An unrelated entry first: the projection skips it.
-		e, _ := ledger.NewEntry("hosp-a", &ledger.ConsentRevoked{ConsentID: "c1", Patient: "p"})
+		e, _ := ledger.NewEntry("patient:p", &ledger.ConsentRevoked{ConsentID: "c1", Patient: "p"})
 		if _, err := log.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
-		for i, o := range in {
+		want := uint64(1)
+		for _, o := range in {
+			before, _ := log.Size(ctx)
 			idx, err := registry.Register(ctx, log, f, auth.CheckOrgJWKS, o)
+			if o.Name == "Hospital A (renamed)" {
+				// An org is registered once: its home is fixed.
+				if !errors.Is(err, registry.ErrExists) || !errors.Is(err, ledger.ErrAuthorship) {
+					t.Errorf("Register(%s) again = %d, %v; want ErrExists", o.ID, idx, err)
+				}
+				if after, _ := log.Size(ctx); after != before {
+					t.Errorf("a refused re-registration appended: size %d -> %d", before, after)
+				}
+				continue
+			}
 			if err != nil {
 				t.Fatalf("Register(%s): %v", o.ID, err)
 			}
-			if want := uint64(i + 1); idx != want {
+			if idx != want {
 				t.Errorf("Register(%s) index = %d, want %d", o.ID, idx, want)
 			}
+			want++
 		}
 		// Visible at once: Register synced the projection.
 		got, err := s.Org(ctx, "hosp-a")
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantA := in[2]
-		wantA.Scopes = []auth.Scope{auth.ScopeRecordsRead, auth.ScopeRecordsWrite}
+		wantA := in[0]
+		wantA.Scopes = auth.KindScopes[auth.KindHospital]
 		if diff := cmp.Diff(wantA, got); diff != "" {
-			t.Errorf("Org(hosp-a) after re-registration (-want +got):\n%s", diff)
+			t.Errorf("Org(hosp-a) after a refused re-registration (-want +got):\n%s", diff)
 		}
 		wantReg := in[1]
 		wantReg.Scopes = auth.KindScopes[auth.KindRegulator]
@@ -85,7 +105,7 @@ func TestRegisterAndRebuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(before) != 3 || before[0].Org.ID != "hosp-a" || before[0].Index != 3 || !before[0].Time.Equal(t0.Add(4*time.Second)) {
+		if len(before) != 3 || before[0].Org.ID != "hosp-a" || before[0].Index != 1 || !before[0].Time.Equal(t0.Add(2*time.Second)) {
 			t.Fatalf("List = %+v", before)
 		}
 
@@ -179,8 +199,10 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 // TestApplySkipsInvalidAndOverlaps feeds Apply directly: an invalid
-// org.registered entry (appended behind Register's back) is skipped, a
-// batch overlapping applied entries is not applied twice, a gap fails.
+// org.registered entry (appended behind Register's back) is skipped, an
+// entry without a body (sealed to other gateways) is skipped, a batch
+// overlapping applied entries is not applied twice, a second
+// registration of an ID does not replace the first, a gap fails.
 func TestApplySkipsInvalidAndOverlaps(t *testing.T) {
 	good := authtest.NewOrg(t, "hosp-a", auth.KindHospital, "ES256").Org
 	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
@@ -208,15 +230,15 @@ func TestApplySkipsInvalidAndOverlaps(t *testing.T) {
 		// Overlap: entry 1 again (renamed, but already applied) and a new 2.
 		other := good
 		other.ID = "hosp-b"
-		if err := s.Apply(ctx, 1, []ledger.Entry{mk(renamed), mk(other)}); err != nil {
+		if err := s.Apply(ctx, 1, []ledger.Entry{mk(renamed), mk(other), sealedElsewhere(t0), mk(renamed)}); err != nil {
 			t.Fatalf("Apply overlapping: %v", err)
 		}
-		if err := s.Apply(ctx, 5, []ledger.Entry{mk(good)}); err == nil {
+		if err := s.Apply(ctx, 7, []ledger.Entry{mk(good)}); err == nil {
 			t.Error("Apply with a gap succeeded")
 		}
 		next, err := s.Next(ctx)
-		if err != nil || next != 3 {
-			t.Errorf("Next = %d, %v; want 3", next, err)
+		if err != nil || next != 5 {
+			t.Errorf("Next = %d, %v; want 5", next, err)
 		}
 		list, err := s.List(ctx)
 		if err != nil {
@@ -233,12 +255,25 @@ func TestApplySkipsInvalidAndOverlaps(t *testing.T) {
 	})
 }
 
+// TestApplierConformance runs the suite over entries as the gateway's
+// node reads them back (appended to ledgertest.MemLog): registrations, an
+// invalid one (skipped, deterministically), an unrelated entry and one
+// sealed to other gateways (no body).
 func TestApplierConformance(t *testing.T) {
 	in := orgs(t)
 	bad := in[0]
 	bad.ID, bad.Kind = "bad-1", "insurer" // skipped, deterministically
-	var entries []ledger.Entry
-	for i, o := range []auth.Org{in[0], bad, in[1], in[2], in[3]} {
+	log := &ledgertest.MemLog{Clock: ledgertest.StepClock(t0, time.Second)}
+	for i, o := range []auth.Org{in[0], bad, in[1], in[3]} {
+		if i == 2 {
+			e, err := ledger.NewEntry("patient:p", &ledger.ConsentRevoked{ConsentID: "c1", Patient: "p"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := log.Append(t.Context(), e); err != nil {
+				t.Fatal(err)
+			}
+		}
 		b := &ledger.OrgRegistered{ID: o.ID, Name: o.Name, Kind: string(o.Kind), JWKS: o.JWKS, JWKSURL: o.JWKSURL}
 		for _, sc := range o.Scopes {
 			b.Scopes = append(b.Scopes, string(sc))
@@ -247,14 +282,15 @@ func TestApplierConformance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.Time = t0.Add(time.Duration(i) * time.Second)
-		entries = append(entries, e)
+		if _, err := log.Append(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
 	}
-	unrelated, err := ledger.NewEntry("hosp-a", &ledger.ConsentRevoked{ConsentID: "c1", Patient: "p"})
+	entries, err := log.Decoded()
 	if err != nil {
 		t.Fatal(err)
 	}
-	entries = append(entries[:2], append([]ledger.Entry{unrelated}, entries[2:]...)...)
+	entries = append(entries[:3], append([]ledger.Entry{sealedElsewhere(t0.Add(time.Hour))}, entries[3:]...)...)
 	databasetest.EachOpener(t, func(t *testing.T, open func(*testing.T) *gorm.DB) {
 		ledgertest.ApplierSuite{
 			Entries: entries,

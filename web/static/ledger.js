@@ -1,11 +1,15 @@
 // ledger.js — the console's "verify the ledger" button: fetch the signed
-// checkpoint and every entry bundle from the C2SP tlog-tiles API,
-// recompute the RFC 6962 tree and compare it with the signed root, with
-// progress; then check the witnesses' cosignatures on that checkpoint
-// (cosig.js) against the threshold the page states.
+// checkpoint and every entry bundle from the C2SP tlog-tiles API, check
+// that each entry is a v2 leaf (entry.js: {"v":2,"type","time","seal"},
+// canonical), recompute the RFC 6962 tree and compare it with the signed
+// root, with progress; then check the witnesses' cosignatures on that
+// checkpoint (cosig.js) against the threshold the page states. The tiles
+// carry leaves only: what is checked here is the public tree, as
+// `healthgw ledger verify` checks it without the bodies.
 "use strict";
 (function () {
   const T = window.healthgwTlog;
+  const E = window.healthgwEntry;
   const box = document.getElementById("ledger-verify");
   if (!box) return;
   const d = box.dataset;
@@ -45,7 +49,11 @@
         const entries = T.parseBundle(await fetchOK(path));
         if (entries.length < w) throw new Error("entry bundle " + n + " is short");
         for (let i = 0; i < w; i++) {
-          JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(entries[i]));
+          try {
+            E.parseLeaf(entries[i]);
+          } catch (e) {
+            throw new Error("entry " + (n * 256 + i) + ": " + e.message);
+          }
           await tb.add(await T.leafHash(entries[i]));
         }
         progress.value = tb.size;
@@ -67,7 +75,7 @@
     }
   }
 
-  if (!T || !T.supported()) { show("bad", d.msgNojs); return; }
+  if (!T || !E || !T.supported()) { show("bad", d.msgNojs); return; }
   button.disabled = false;
   button.addEventListener("click", run);
   window.healthgwLedger = { run };

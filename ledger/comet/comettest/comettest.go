@@ -2,11 +2,21 @@
 // validators (ledger/comet nodes) in the test process, on free loopback
 // ports, in t.TempDir() homes, with fast consensus timeouts. Nodes can be
 // stopped, restarted, wiped and added, for fault tests.
+//
+// A comet.Log is a ledger store: it keeps and replicates envelopes, but
+// signs, seals and opens nothing. With Options.Gateways every validator
+// also gets its gateway's view of the log (Network.Ledger, a ledger.Node
+// with the node's gateway key, a sealing key of its own and the
+// consortium's shared pseudonym secret), which registers the gateway when
+// first opened, as a gateway does.
 package comettest
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,6 +60,19 @@ type Options struct {
 	// node can publish its verifier key. Other nodes get fresh keys named
 	// "<node name>.test".
 	CheckpointKeys []string
+	// Gateways opens every validator's gateway ledger (Network.Ledger)
+	// when the network starts, and waits until every gateway's
+	// registration is committed on every node: the log then starts with
+	// one gateway.registered per validator, in some order.
+	Gateways bool
+	// PseudonymSecret is the consortium's pseudonym secret, shared by
+	// the gateways (Network.Ledger). Default: a fixed test secret.
+	PseudonymSecret []byte
+	// Identities[i], if present, is node i's gateway identity (its
+	// Gateway must be the node's name, hospital-<i+1>; its NodeKey an
+	// ed25519.PrivateKey), for tests that sign as the gateway
+	// themselves; other nodes get fresh keys and PseudonymSecret.
+	Identities []ledger.Identity
 }
 
 // Network is a running test consortium.
@@ -70,9 +93,13 @@ type Node struct {
 	// Signer and Verifier are its checkpoint key.
 	Signer   note.Signer
 	Verifier note.Verifier
+	// SealKey is its gateway's sealing key (Network.Ledger), kept
+	// across restarts.
+	SealKey *ecdh.PrivateKey
 
-	index int
-	log   *comet.Log
+	index  int
+	log    *comet.Log
+	ledger *ledger.Node // over log, opened by Network.Ledger
 }
 
 // NewNetwork creates and starts an n-validator network.
@@ -94,9 +121,10 @@ func NewNetwork(t testing.TB, n int, opts Options) *Network {
 	}
 	net := &Network{t: t, opts: opts, dir: t.TempDir()}
 	specs := make([]comet.NodeSpec, n)
+	ports := freePorts(t, 2*n)
 	for i := range specs {
 		name := fmt.Sprintf("hospital-%d", i+1)
-		p2p := freePort(t)
+		p2p := ports[2*i]
 		specs[i] = comet.NodeSpec{
 			Name:       name,
 			Home:       filepath.Join(net.dir, name),
@@ -104,10 +132,18 @@ func NewNetwork(t testing.TB, n int, opts Options) *Network {
 			P2PAddress: p2p,
 		}
 		if opts.RPC {
-			specs[i].RPCListen = "tcp://" + freePort(t)
+			specs[i].RPCListen = "tcp://" + ports[2*i+1]
 		}
 	}
-	if _, _, err := comet.InitHomes(ChainID, specs, comet.InitOptions{}); err != nil {
+	var gatewayKeys []ed25519.PrivateKey
+	for i, id := range opts.Identities {
+		k, ok := id.NodeKey.(ed25519.PrivateKey)
+		if !ok || id.Gateway != specs[i].Name {
+			t.Fatalf("identity %d: gateway %q with a %T node key, want %s with an ed25519.PrivateKey", i, id.Gateway, id.NodeKey, specs[i].Name)
+		}
+		gatewayKeys = append(gatewayKeys, k)
+	}
+	if _, _, err := comet.InitHomes(ChainID, specs, comet.InitOptions{GatewayKeys: gatewayKeys}); err != nil {
 		t.Fatalf("init homes: %v", err)
 	}
 	for i, s := range specs {
@@ -117,7 +153,130 @@ func NewNetwork(t testing.TB, n int, opts Options) *Network {
 	for i := range net.nodes {
 		net.StartNode(i)
 	}
+	if opts.Gateways {
+		net.openGateways()
+	}
 	return net
+}
+
+// openGateways opens every validator's gateway ledger at once (each
+// registers its gateway and waits for the registration to commit) and
+// waits until every node has committed every registration.
+func (net *Network) openGateways() {
+	t := net.t
+	t.Helper()
+	errs := make(chan error, net.Len())
+	var wg sync.WaitGroup
+	for i := range net.Len() {
+		wg.Go(func() {
+			if _, err := net.openLedger(i); err != nil {
+				errs <- fmt.Errorf("gateway %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testscale.Timeout(time.Minute))
+	defer cancel()
+	for i, l := range net.Logs() {
+		if err := l.WaitRegistered(ctx); err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+	}
+}
+
+// defaultPseudonymSecret is the test consortium's pseudonym secret.
+var defaultPseudonymSecret = func() []byte {
+	b := make([]byte, ledger.PseudonymKeySize)
+	for i := range b {
+		b[i] = byte(0xa5 ^ i)
+	}
+	return b
+}()
+
+// Identity returns node n's gateway identity: its gateway key from the
+// home (ReadOnly, without keys, for an observer), its sealing key and the
+// network's pseudonym secret.
+func (net *Network) Identity(i int) (ledger.Identity, error) {
+	if i < len(net.opts.Identities) {
+		return net.opts.Identities[i], nil
+	}
+	n := net.Node(i)
+	secret := net.opts.PseudonymSecret
+	if secret == nil {
+		secret = defaultPseudonymSecret
+	}
+	ps, err := ledger.NewPseudonymizer(secret)
+	if err != nil {
+		return ledger.Identity{}, err
+	}
+	path := filepath.Join(n.Home, comet.GatewayKeyFile)
+	if _, err := os.Stat(path); err != nil {
+		return ledger.Identity{Gateway: n.Name, ReadOnly: true}, nil
+	}
+	gk, err := comet.LoadGatewayKey(path)
+	if err != nil {
+		return ledger.Identity{}, err
+	}
+	return ledger.Identity{
+		Gateway: gk.ID, BaseURL: "http://" + gk.ID + ".test", NodeKey: gk.PrivateKey,
+		SealKey: n.SealKey, Pseudonyms: ps,
+	}, nil
+}
+
+// Ledger returns node i's gateway ledger: a ledger.Node over its log with
+// its gateway identity (Identity), opened on first use after each start
+// (the first open registers the gateway). Nil while the node is stopped.
+// Open it once the node has caught up, after a restart with a wiped disk.
+func (net *Network) Ledger(i int) *ledger.Node {
+	net.t.Helper()
+	n, err := net.openLedger(i)
+	if err != nil {
+		net.t.Fatalf("gateway ledger %d: %v", i, err)
+	}
+	return n
+}
+
+func (net *Network) openLedger(i int) (*ledger.Node, error) {
+	net.mu.Lock()
+	n := net.nodes[i]
+	l, ln := n.log, n.ledger
+	net.mu.Unlock()
+	if l == nil || ln != nil {
+		return ln, nil
+	}
+	id, err := net.Identity(i)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testscale.Timeout(time.Minute))
+	defer cancel()
+	for {
+		// The gateway's registration waits for a block, which a network
+		// that just started (or a short append timeout) may not make in
+		// time: its outcome is then unknown, and opening again finds it
+		// committed, or registers again (and a second registration
+		// refused finds the first), as a gateway started again would.
+		ln, err = ledger.OpenNode(ctx, l, id)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, ledger.ErrClosed) || ctx.Err() != nil {
+			return nil, err
+		}
+	}
+	net.mu.Lock()
+	defer net.mu.Unlock()
+	if n.log != l {
+		return nil, fmt.Errorf("node %d restarted while its ledger opened", i)
+	}
+	if n.ledger == nil {
+		n.ledger = ln
+	}
+	return n.ledger, nil
 }
 
 func (net *Network) newNode(i int, name, home string) *Node {
@@ -141,7 +300,11 @@ func (net *Network) newNode(i int, name, home string) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Node{Name: name, Home: home, Signer: signer, Verifier: verifier, index: i}
+	seal, err := ledger.NewSealKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Node{Name: name, Home: home, Signer: signer, Verifier: verifier, SealKey: seal, index: i}
 }
 
 // tune applies the test network settings: fast consensus, no empty
@@ -236,7 +399,7 @@ func (net *Network) StopNode(i int) {
 	net.mu.Lock()
 	n := net.nodes[i]
 	l := n.log
-	n.log = nil
+	n.log, n.ledger = nil, nil
 	net.mu.Unlock()
 	if l == nil {
 		return
@@ -316,38 +479,57 @@ func (net *Network) Close() {
 
 // WaitSize waits until every running node's log has at least size
 // entries, or fails the test after timeout (scaled to the machine,
-// internal/testscale).
+// internal/testscale). It waits on the nodes' commits, never a clock.
 func (net *Network) WaitSize(size uint64, timeout time.Duration) {
 	net.t.Helper()
 	timeout = testscale.Timeout(timeout)
-	deadline := time.Now().Add(timeout)
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
 	for {
 		behind := ""
+		var next <-chan struct{} // the next commit of a node behind
 		for i, l := range net.Logs() {
 			if l == nil {
 				continue
 			}
+			ch := l.NextCommit() // before the status, so no commit is missed
 			if s := l.Status(); s.Size < size {
 				behind += " " + strconv.Itoa(i) + ":" + strconv.FormatUint(s.Size, 10)
+				if next == nil {
+					next = ch
+				}
 			}
 		}
 		if behind == "" {
 			return
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-next:
+		case <-deadline.C:
 			net.t.Fatalf("nodes still below size %d after %v:%s", size, timeout, behind)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 // freePort returns a loopback host:port that was free a moment ago.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns n distinct loopback host:ports that were free a
+// moment ago: each is held until all are chosen, so the kernel cannot
+// hand out one twice.
+func freePorts(t testing.TB, n int) []string {
+	t.Helper()
+	out := make([]string, n)
+	for i := range out {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		out[i] = l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return out
 }
