@@ -79,8 +79,6 @@ type gateway struct {
 	registry *registrystore.Store
 	consent  *consentstore.Store
 	records  *recordstore.Store // the records and their registrations' projection
-	// custodian is a consortium's patient custodian gateway (--custodian).
-	custodian string
 	vault    *records.Vault
 	zkstore  *zkstore.Store
 	zkKeys   *eligibility.KeyDir
@@ -106,6 +104,8 @@ type gateway struct {
 	// witnesses submits checkpoints to the configured witnesses (nil:
 	// none); serve runs it.
 	witnesses *witness.Submitter
+	// custodian is a consortium's patient custodian gateway (--custodian).
+	custodian string
 }
 
 // clock is the gateway's clock: time.Now unless a test moves it. The API
