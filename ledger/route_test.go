@@ -2,9 +2,11 @@ package ledger_test
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/healthgw/healthgw/ledger"
@@ -122,5 +124,48 @@ func TestRecipientBucket(t *testing.T) {
 		if got := ledger.RecipientBucket(n); got != want {
 			t.Errorf("RecipientBucket(%d) = %d, want %d", n, got, want)
 		}
+	}
+}
+
+// BenchmarkRoutedSeal: the cost of the padding, sealing an opening to 4
+// parties alone and padded to the bucket (figures in the design note).
+func BenchmarkRoutedSeal(b *testing.B) {
+	id := ledgertest.Identity("gw-1")
+	signer, err := ledger.NewSigner(id.Gateway, id.NodeKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	salt, err := ledger.NewSalt()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stmt, err := signer.Statement("patient", salt, map[string]any{"consent_id": "c1"})
+	if err != nil {
+		b.Skipf("statement: %v", err)
+	}
+	h, _, err := signer.Sign(stmt, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pubs []*ecdh.PublicKey
+	for range 4 {
+		k, err := ledger.NewSealKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		pubs = append(pubs, k.PublicKey())
+	}
+	for _, pad := range []int{0, ledger.RecipientBucket(len(pubs))} {
+		b.Run(fmt.Sprintf("parties=4/slots=%d", max(pad, len(pubs))), func(b *testing.B) {
+			var size int
+			for b.Loop() {
+				sealed, err := ledger.SealOpening(ledger.Opening{Statement: stmt}, h, pubs, ledger.WithMinRecipients(pad))
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(sealed)
+			}
+			b.ReportMetric(float64(size), "bytes")
+		})
 	}
 }
