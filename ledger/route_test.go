@@ -139,9 +139,13 @@ func BenchmarkRoutedSeal(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	stmt, err := signer.Statement("patient", salt, map[string]any{"consent_id": "c1"})
+	key, err := ledger.PatientKey(make([]byte, ledger.PseudonymKeySize), "patient-1")
 	if err != nil {
-		b.Skipf("statement: %v", err)
+		b.Fatal(err)
+	}
+	stmt, err := signer.Statement("patient", salt, &ledger.ConsentRevokedV2{ConsentID: "cns_1", Patient: ledger.PatientRef(key, salt)})
+	if err != nil {
+		b.Fatal(err)
 	}
 	h, _, err := signer.Sign(stmt, nil)
 	if err != nil {
