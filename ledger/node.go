@@ -7,6 +7,8 @@ import (
 	"crypto/ecdh"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -154,6 +156,14 @@ type Identity struct {
 	NodeKey    crypto.Signer // Ed25519
 	SealKey    *ecdh.PrivateKey
 	Pseudonyms *Pseudonymizer
+	// Recipients, when set, names the gateways an entry this gateway
+	// appends must be sealed to (a consortium's routing policy, see
+	// docs/design/ledger-privacy.md, "Consortium routing"), from the
+	// registry a as of the log's head as this node knows it. The author is
+	// always a recipient; every one must have registered its sealing key.
+	// Registry entries travel in clear and are not routed. Nil: every
+	// registered gateway (the embedded log's one gateway).
+	Recipients func(ctx context.Context, e Entry, a *Authority) ([]string, error)
 	// ReadOnly opens the log to read and check it only (a listing tool):
 	// no node key is needed and the gateway is not registered; without a
 	// SealKey sealed entries read with a nil Body.
@@ -535,9 +545,17 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 			return 0, err
 		}
 	}
+	var routed []string
 	if !registry {
 		if err := n.awaitGateways(ctx); err != nil {
 			return 0, err
+		}
+		if n.id.Recipients != nil {
+			// Outside n.mu: the policy may read the projections, which
+			// read this node.
+			if routed, err = n.id.Recipients(ctx, p.entry, n.Authority()); err != nil {
+				return 0, fmt.Errorf("ledger: recipients of %s: %w", h.Type, err)
+			}
 		}
 	}
 	to, err := n.checkAppend(ctx, h, &st)
@@ -545,7 +563,14 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		return 0, err
 	}
 	if !registry {
-		if env.Sealed, err = SealOpening(o, h, to); err != nil {
+		var opts []SealOption
+		if n.id.Recipients != nil {
+			if to, err = n.routedKeys(ctx, routed); err != nil {
+				return 0, err
+			}
+			opts = append(opts, WithMinRecipients(RecipientBucket(len(to))))
+		}
+		if env.Sealed, err = SealOpening(o, h, to, opts...); err != nil {
 			return 0, err
 		}
 	}
@@ -608,6 +633,55 @@ func (n *Node) checkAppend(ctx context.Context, h Header, st *Statement) ([]*ecd
 		to = []*ecdh.PublicKey{n.id.SealKey.PublicKey()}
 	}
 	return to, nil
+}
+
+// ErrNoSealKey: an entry's recipient is not a gateway that registered a
+// sealing key.
+var ErrNoSealKey = errors.New("ledger: recipient has no registered sealing key")
+
+// RecipientSlots is the bucket routed entries' recipient slots are padded
+// to (WithMinRecipients): a sealed opening has a multiple of it, so the
+// number of slots tells little of the number of parties.
+const RecipientSlots = 8
+
+// RecipientBucket is the number of slots a sealed opening with n
+// recipients is padded to: n rounded up to a multiple of RecipientSlots,
+// at most MaxRecipients.
+func RecipientBucket(n int) int {
+	return min(MaxRecipients, (max(n, 1)+RecipientSlots-1)/RecipientSlots*RecipientSlots)
+}
+
+// routedKeys returns the sealing keys of the routed gateways and the
+// author's, once each, in gateway ID order. A gateway this node has not
+// seen register makes it catch up with the store once.
+func (n *Node) routedKeys(ctx context.Context, ids []string) ([]*ecdh.PublicKey, error) {
+	set := map[string]bool{n.id.Gateway: true}
+	for _, id := range ids {
+		set[id] = true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	keys := make([]*ecdh.PublicKey, 0, len(set))
+	caughtUp := false
+	for _, id := range slices.Sorted(maps.Keys(set)) {
+		gk, ok := n.auth.Gateway(id)
+		if (!ok || gk.Seal == nil) && !caughtUp {
+			caughtUp = true
+			size, err := n.store.Size(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if err := n.advance(ctx, size); err != nil {
+				return nil, err
+			}
+			gk, ok = n.auth.Gateway(id)
+		}
+		if !ok || gk.Seal == nil {
+			return nil, fmt.Errorf("%w: gateway %q", ErrNoSealKey, id)
+		}
+		keys = append(keys, gk.Seal)
+	}
+	return keys, nil
 }
 
 // Size implements Reader.

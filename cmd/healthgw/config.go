@@ -31,6 +31,7 @@ type serveConfig struct {
 	CometHome    string        // CometBFT home for --ledger comet
 	CometRetain  int64         // blocks to keep (0: all)
 	CometTimeout time.Duration // how long an append waits for commit
+	Custodian    string        // with --ledger comet: the consortium's patient custodian gateway (default: the first member)
 	Origin       string        // checkpoint origin line of a new log (default: the checkpoint key's name)
 	KeyName      string        // name of a new checkpoint key: Origin, else tlog-tiles' URL prefix of an explicit BaseURL, else healthgw/<random>
 	DevIdP       bool          // mint patient tokens with a local development IdP
@@ -93,6 +94,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Ledger, "ledger", c.Ledger, "ledger backend: gormlog or comet")
 	fs.StringVar(&c.CometHome, "comet-home", c.CometHome, "CometBFT home directory (with --ledger comet)")
 	fs.Int64Var(&c.CometRetain, "comet-retain-blocks", c.CometRetain, "with --ledger comet: prune blocks older than this many (0 keeps all; keep at least one archive node)")
+	fs.StringVar(&c.Custodian, "custodian", c.Custodian, "with --ledger comet: gateway ID of the consortium's patient custodian, the patient-facing member every patient's records and consents are sealed to (the same at every member; default: the first member in gateway ID order)")
 	fs.DurationVar(&c.CometTimeout, "comet-append-timeout", c.CometTimeout, "with --ledger comet: how long an append waits to be committed before 503 (default 30s)")
 	fs.StringVar(&c.Origin, "origin", c.Origin, "checkpoint origin line of a NEW log, fixed once the log exists (default: the checkpoint key's name; with --base-url, <host>/<path>/ledger)")
 	fs.BoolVar(&c.DevIdP, "dev-idp", c.DevIdP, "accept patient tokens from the local development IdP (disable in production)")
@@ -160,6 +162,9 @@ func (c *serveConfig) finish() error {
 	}
 	switch c.Ledger {
 	case "gormlog":
+		if c.Custodian != "" {
+			return fmt.Errorf("--custodian is for a consortium (--ledger comet)")
+		}
 	case "comet":
 		if c.CometHome == "" {
 			return fmt.Errorf("--ledger comet needs --comet-home")

@@ -68,6 +68,11 @@ func cmdConsortiumInit(_ context.Context, e *env, args []string) error {
 			"HEALTHGW_DATA=" + m.Data,
 			"HEALTHGW_ADDR=" + m.HTTPAddr,
 			"HEALTHGW_BASE_URL=" + m.BaseURL,
+			// Every member names the same custodian: the patient-facing
+			// member (whose development IdP mints patient tokens in the
+			// testnet), to which every patient's records and consents
+			// are sealed (docs/design/ledger-privacy.md).
+			"HEALTHGW_CUSTODIAN=" + members[0].Name,
 		}, "\n") + "\n"
 		if host, _, _ := net.SplitHostPort(m.HTTPAddr); !isLoopbackHost(host) {
 			// In a container: it listens on all of the container's

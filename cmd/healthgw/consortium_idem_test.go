@@ -33,7 +33,9 @@ func TestConsortiumUnknownOutcome(t *testing.T) {
 	c := newConsortiumWith(t, 4, consortiumOptions{net: comettest.Options{TimeoutCommit: 100 * time.Millisecond, AppendTimeout: testscale.Timeout(3 * time.Second)}})
 	n1 := c.gws[0]
 	hospA := n1.register("hosp-a", auth.KindHospital)
-	n1.register("hosp-b", auth.KindHospital)
+	// The grantee is homed at node 2, so that node 2 is a party to the
+	// grant (consortium/routing) and applies it below.
+	c.gws[1].register("hosp-b", auth.KindHospital)
 	c.syncAll(t)
 	atok, ptok := n1.token(hospA, ""), n1.patientToken("pat-1")
 	upload := map[string]any{"patient": "pat-1", "category": "labs", "content_type": "application/fhir+json", "content": json.RawMessage(labFHIR)}
@@ -134,7 +136,7 @@ func TestConsortiumUnknownOutcome(t *testing.T) {
 			t.Errorf("record %s is registered but not in its holder's vault: %v", b.RecordID, err)
 		}
 	}
-	// The grant holds at the other nodes once they apply it.
+	// The grant holds at the grantee's home once it applies it.
 	c.net.StartNode(3)
 	n2 := c.gws[1]
 	if err := n2.follower.Sync(t.Context(), size); err != nil {

@@ -52,6 +52,7 @@ func TestConsortiumInit(t *testing.T) {
 			"HEALTHGW_DATA":       filepath.Join(member, "data"),
 			"HEALTHGW_ADDR":       "127.0.0.1:908" + string(rune('0'+i)),
 			"HEALTHGW_BASE_URL":   "http://127.0.0.1:908" + string(rune('0'+i)),
+			"HEALTHGW_CUSTODIAN":  "hospital-1",
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s env (-want +got):\n%s", name, diff)

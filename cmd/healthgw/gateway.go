@@ -78,6 +78,7 @@ type gateway struct {
 	follower *ledger.Follower
 	registry *registrystore.Store
 	consent  *consentstore.Store
+	records  *recordstore.Store // the records and their registrations' projection
 	vault    *records.Vault
 	zkstore  *zkstore.Store
 	zkKeys   *eligibility.KeyDir
@@ -103,6 +104,8 @@ type gateway struct {
 	// witnesses submits checkpoints to the configured witnesses (nil:
 	// none); serve runs it.
 	witnesses *witness.Submitter
+	// custodian is a consortium's patient custodian gateway (--custodian).
+	custodian string
 }
 
 // clock is the gateway's clock: time.Now unless a test moves it. The API
@@ -205,6 +208,13 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
+	if cfg.Ledger == "comet" {
+		// A consortium seals each entry to its parties only (routing.go).
+		if g.custodian, err = custodianOf(cfg, g.store); err != nil {
+			return err
+		}
+		id.Recipients = g.route
+	}
 	if g.node, err = openNode(ctx, g.store, id, logger); err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
@@ -226,6 +236,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err != nil {
 		return err
 	}
+	g.records = recStore
 	g.follower = ledger.NewFollower(g.ledger, g.registry, g.consent, g.zkstore, recStore)
 	if err := g.follower.SyncAll(ctx); err != nil {
 		return fmt.Errorf("catch up projections: %w", err)

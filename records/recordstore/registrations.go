@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
@@ -69,6 +70,9 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	if err := noteHolders(tx, regs); err != nil {
+		return err
+	}
 	open, err := unsettled(tx, ids)
 	if err != nil {
 		return err
@@ -127,9 +131,54 @@ func unsettled(tx *gorm.DB, ids []string) (map[string]*row, error) {
 	return out, nil
 }
 
-// Reset rewinds the registrations projection's cursor to 0 (the records
-// themselves are not a projection and stay); following the log again
-// settles nothing twice.
+// holderRow is one (patient, holder) pair of the holders index: the
+// patient (pseudonym) has a record registered by the holder org, in an
+// entry this gateway opened (in a consortium, the patient's custodian
+// opens every registration of the patient's records).
+type holderRow struct {
+	Patient string `gorm:"primaryKey;size:80"`
+	Holder  string `gorm:"primaryKey;size:63"`
+}
+
+func (holderRow) TableName() string { return "record_holders" }
+
+func noteHolders(tx *gorm.DB, regs []registered) error {
+	seen := map[holderRow]bool{}
+	var rows []holderRow
+	for _, r := range regs {
+		h := holderRow{Patient: r.body.Patient, Holder: r.body.Holder}
+		if !seen[h] {
+			seen[h] = true
+			rows = append(rows, h)
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(rows, 200).Error; err != nil {
+		return fmt.Errorf("recordstore: note holders: %w", err)
+	}
+	return nil
+}
+
+// Holders returns the orgs that registered a record of patient (a
+// pseudonym) in the entries this gateway opened, sorted: the holders a
+// consent of the patient is sealed to (cmd/healthgw's consortium routing).
+// A holder stays listed once its records are shredded.
+func (s *Store) Holders(ctx context.Context, patient string) ([]string, error) {
+	var out []string
+	err := s.db.WithContext(ctx).Model(&holderRow{}).Where("patient = ?", patient).Order("holder").Pluck("holder", &out).Error
+	if err != nil {
+		return nil, fmt.Errorf("recordstore: holders: %w", err)
+	}
+	return out, nil
+}
+
+// Reset rewinds the registrations projection's cursor to 0 and empties
+// the holders index (the records themselves are not a projection and
+// stay); following the log again settles nothing twice.
 func (s *Store) Reset(ctx context.Context) error {
-	return cursor.Reset(ctx, s.db, func(*gorm.DB) error { return nil })
+	return cursor.Reset(ctx, s.db, func(tx *gorm.DB) error {
+		return tx.Where("1 = 1").Delete(&holderRow{}).Error
+	})
 }

@@ -57,11 +57,20 @@ var (
 
 // New migrates the schema and returns a Store.
 func New(ctx context.Context, db *gorm.DB) (*Store, error) {
-	if err := db.WithContext(ctx).AutoMigrate(&row{}); err != nil {
+	newHolders := !db.WithContext(ctx).Migrator().HasTable(&holderRow{})
+	if err := db.WithContext(ctx).AutoMigrate(&row{}, &holderRow{}); err != nil {
 		return nil, fmt.Errorf("recordstore: migrate: %w", err)
 	}
 	if err := cursor.Migrate(ctx, db); err != nil {
 		return nil, fmt.Errorf("recordstore: %w", err)
+	}
+	if newHolders {
+		// The holders index is new to this database: follow the log
+		// again from the start to fill it (the records settle nothing
+		// twice).
+		if err := cursor.Reset(ctx, db, func(*gorm.DB) error { return nil }); err != nil {
+			return nil, fmt.Errorf("recordstore: %w", err)
+		}
 	}
 	return &Store{db: db, sqlite: database.DialectFor(db) == database.SQLite}, nil
 }

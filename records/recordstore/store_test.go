@@ -381,15 +381,35 @@ func TestRegistrationsProjection(t *testing.T) {
 				t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 			}
 		}
+		// The holders index: every registration opened, whoever holds.
+		holders := func() []string {
+			h, err := s.Holders(ctx, "ps_a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}
+		if got := holders(); !slices.Equal(got, []string{"hosp-a", "hosp-b"}) {
+			t.Errorf("holders of ps_a = %v, want [hosp-a hosp-b]", got)
+		}
+		if h, err := s.Holders(ctx, "ps_nobody"); err != nil || len(h) != 0 {
+			t.Errorf("holders of an unknown patient = %v, %v", h, err)
+		}
 		// Rewound, the projection settles nothing twice.
 		if err := s.Reset(ctx); err != nil {
 			t.Fatal(err)
+		}
+		if got := holders(); len(got) != 0 {
+			t.Errorf("holders after Reset = %v, want none", got)
 		}
 		if err := s.Apply(ctx, 0, entries); err != nil {
 			t.Fatal(err)
 		}
 		if got := state(pendingA); got != "pending=false index=0 shredLogged=false shredIndex=0" {
 			t.Errorf("after a rebuild: %s", got)
+		}
+		if got := holders(); !slices.Equal(got, []string{"hosp-a", "hosp-b"}) {
+			t.Errorf("holders after a rebuild = %v", got)
 		}
 	})
 }
@@ -402,4 +422,31 @@ func entry(t *testing.T, org string, body any) ledger.Entry {
 	}
 	e.Time = t0
 	return e
+}
+
+// TestHoldersIndexAdded: a database from before the holders index follows
+// the log again from the start, so the index holds every registration.
+func TestHoldersIndexAdded(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newStore(t, db)
+		ctx := t.Context()
+		r := stored(1, "hosp-a", "ps_a", 1)
+		es := []ledger.Entry{entry(t, "hosp-a", &ledger.RecordRegistered{RecordID: r.ID, Holder: "hosp-a", Patient: "ps_a", Category: "labs", Commitment: r.Commitment})}
+		if err := s.Apply(ctx, 0, es); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Migrator().DropTable("record_holders"); err != nil {
+			t.Fatal(err)
+		}
+		s = newStore(t, db)
+		if n, err := s.Next(ctx); err != nil || n != 0 {
+			t.Fatalf("Next after the index was added = %d, %v, want 0", n, err)
+		}
+		if err := s.Apply(ctx, 0, es); err != nil {
+			t.Fatal(err)
+		}
+		if h, err := s.Holders(ctx, "ps_a"); err != nil || !slices.Equal(h, []string{"hosp-a"}) {
+			t.Errorf("holders = %v, %v", h, err)
+		}
+	})
 }
