@@ -52,7 +52,10 @@ type PreparedChange struct {
 	ID string
 	// Revoke: a revocation, not a grant.
 	Revoke bool
-	p      *ledger.Prepared
+	// Passkey, when set, makes the change the registration of a further
+	// passkey (ID is then its credential ID), signed by an existing one.
+	Passkey *consent.Passkey
+	p       *ledger.Prepared
 }
 
 // Challenge is the entry's commitment: the WebAuthn challenge.
@@ -117,6 +120,9 @@ func (s *Service) CommitSigned(ctx context.Context, pc *PreparedChange, att ledg
 	if _, err := consent.VerifyAssertion(ks, []ledger.Attestation{att}, pc.Challenge()); err != nil {
 		return consent.Grant{}, Receipt{}, fmt.Errorf("%w: %w", ErrSignatureRefused, err)
 	}
+	if pc.Passkey != nil {
+		return consent.Grant{}, Receipt{}, s.commitPasskey(ctx, pc, att)
+	}
 	mu := s.locks.of(pc.Patient)
 	mu.Lock()
 	idx, err := s.cfg.Preparer.AppendPrepared(ctx, pc.p, []ledger.Attestation{att})
@@ -153,10 +159,15 @@ func (s *Service) CommitSigned(ctx context.Context, pc *PreparedChange, att ledg
 }
 
 // RegisterPasskey appends the registration of passkey p for patient
-// (after the WebAuthn registration ceremony) and projects it.
+// (after the WebAuthn registration ceremony) and projects it. A patient
+// with a passkey already needs it to add another (ErrSignatureRequired:
+// see PreparePasskey).
 func (s *Service) RegisterPasskey(ctx context.Context, patient string, p consent.Passkey) (uint64, error) {
 	if s.cfg.Preparer == nil {
 		return 0, ErrNotSigning
+	}
+	if err := s.unsignedAllowed(ctx, patient); err != nil {
+		return 0, err
 	}
 	p.Patient = patient
 	e, err := ledger.NewEntry(ledger.PatientOrg(patient), p.LedgerBody())
@@ -164,4 +175,44 @@ func (s *Service) RegisterPasskey(ctx context.Context, patient string, p consent
 		return 0, fmt.Errorf("access: passkey entry: %w", err)
 	}
 	return s.appendAndProject(ctx, patient, e)
+}
+
+// PreparePasskey prepares the registration of a further passkey p of
+// patient, to be signed by one of the patient's registered passkeys.
+func (s *Service) PreparePasskey(ctx context.Context, patient string, p consent.Passkey) (*PreparedChange, error) {
+	if s.cfg.Preparer == nil {
+		return nil, ErrNotSigning
+	}
+	p.Patient = patient
+	pc, err := s.prepare(patient, p.CredentialID, false, p.LedgerBody())
+	if err != nil {
+		return nil, err
+	}
+	pc.Passkey = &p
+	return pc, nil
+}
+
+// commitPasskey is CommitSigned of a passkey registration: the assertion
+// has verified; append, project, and check the projection took it.
+func (s *Service) commitPasskey(ctx context.Context, pc *PreparedChange, att ledger.Attestation) error {
+	mu := s.locks.of(pc.Patient)
+	mu.Lock()
+	defer mu.Unlock()
+	idx, err := s.cfg.Preparer.AppendPrepared(ctx, pc.p, []ledger.Attestation{att})
+	if err != nil {
+		return fmt.Errorf("access: append passkey registration: %w", err)
+	}
+	if err := s.cfg.Sync.Sync(ctx, idx+1); err != nil {
+		return fmt.Errorf("access: project passkey registration: %w", err)
+	}
+	ks, err := s.cfg.Passkeys.Passkeys(ctx, pc.Patient)
+	if err != nil {
+		return fmt.Errorf("access: look up passkeys: %w", err)
+	}
+	for _, k := range ks {
+		if k.CredentialID == pc.ID && k.Index == idx {
+			return nil
+		}
+	}
+	return fmt.Errorf("access: the passkey registration at %d was not accepted by the projection (credential registered already?)", idx)
 }

@@ -124,6 +124,39 @@ func TestSignedChanges(t *testing.T) {
 	if err != nil || !r.Revoked {
 		t.Fatalf("signed revocation: %+v, %v", r, err)
 	}
+	// A second passkey: only with the first one's signature.
+	b, err := passkeytest.New("localhost", "http://localhost:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkB, err := b.Passkey(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RegisterPasskey(ctx, p, pkB); !errors.Is(err, access.ErrSignatureRequired) {
+		t.Errorf("unsigned second passkey: %v, want ErrSignatureRequired", err)
+	}
+	pp, err := svc.PreparePasskey(ctx, p, pkB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err = b.AssertEntry(pp.Challenge()) // the new key cannot vouch for itself
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.CommitSigned(ctx, pp, att); !errors.Is(err, access.ErrSignatureRefused) {
+		t.Errorf("second passkey signed by itself: %v, want ErrSignatureRefused", err)
+	}
+	att, err = a.AssertEntry(pp.Challenge())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.CommitSigned(ctx, pp, att); err != nil {
+		t.Fatalf("second passkey signed by the first: %v", err)
+	}
+	if ks, err := store.Passkeys(ctx, p); err != nil || len(ks) != 2 {
+		t.Errorf("passkeys: %+v, %v", ks, err)
+	}
 	if _, err := svc.PrepareRevoke(ctx, pseudonym("pat-2"), g.ID); err == nil {
 		t.Errorf("another patient prepared the revocation of pat-1's grant")
 	}

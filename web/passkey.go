@@ -28,6 +28,7 @@ type Signing interface {
 	PrepareRevoke(ctx context.Context, patient, id string) (*access.PreparedChange, error)
 	CommitSigned(ctx context.Context, pc *access.PreparedChange, att ledger.Attestation) (consent.Grant, access.Receipt, error)
 	RegisterPasskey(ctx context.Context, patient string, p consent.Passkey) (uint64, error)
+	PreparePasskey(ctx context.Context, patient string, p consent.Passkey) (*access.PreparedChange, error)
 	Passkeys(ctx context.Context, patient string) ([]consent.Passkey, error)
 }
 
@@ -188,11 +189,43 @@ func (s *Server) passkeyFinish(w http.ResponseWriter, rq *request) error {
 		PublicKey:    base64.RawURLEncoding.EncodeToString(cred.PublicKey),
 		RPID:         wu.Hostname(), Origin: origin,
 	}
+	has, err := s.hasPasskey(rq.Context(), rq)
+	if err != nil {
+		return err
+	}
+	if has {
+		// A further passkey is signed by one the patient has.
+		pc, err := s.d.Signing.PreparePasskey(rq.Context(), s.pseudonym(rq), p)
+		if err != nil {
+			return err
+		}
+		s.keepPending(rq, pc)
+		writeJSON(w, http.StatusOK, map[string]string{"next": "/app/passkey/confirm"})
+		return nil
+	}
 	if _, err := s.d.Signing.RegisterPasskey(rq.Context(), s.pseudonym(rq), p); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"next": "/app/passkey?registered=1"})
 	return nil
+}
+
+// passkeyConfirm asks an existing passkey to sign the registration of a
+// further one.
+func (s *Server) passkeyConfirm(w http.ResponseWriter, rq *request) error {
+	p := rq.sess.Passkey.Pending
+	if s.d.Signing == nil || p == nil || p.Change.Passkey == nil {
+		return errSignatureFail
+	}
+	return s.renderSign(w, rq, p, grantView{})
+}
+
+// keepPending keeps prepared change pc in the session until it is
+// signed.
+func (s *Server) keepPending(rq *request, pc *access.PreparedChange) *pendingChange {
+	p := &pendingChange{ID: randomToken(), Change: pc, Started: s.cfg.Now()}
+	s.sessions.update(areaApp, rq.sess.ID, func(ss *session) { ss.Passkey.Pending = p })
+	return p
 }
 
 // hasPasskey reports whether the signed-in patient has a passkey, so
@@ -208,6 +241,12 @@ func (s *Server) hasPasskey(ctx context.Context, rq *request) (bool, error) {
 // askSignature keeps prepared change pc and renders the page that asks
 // the passkey for its assertion over the entry's commitment.
 func (s *Server) askSignature(w http.ResponseWriter, rq *request, pc *access.PreparedChange, g grantView) error {
+	return s.renderSign(w, rq, s.keepPending(rq, pc), g)
+}
+
+// renderSign renders the page that asks the patient's passkey for its
+// assertion over pending change p's commitment.
+func (s *Server) renderSign(w http.ResponseWriter, rq *request, p *pendingChange, g grantView) error {
 	ks, err := s.d.Signing.Passkeys(rq.Context(), s.pseudonym(rq))
 	if err != nil {
 		return err
@@ -220,11 +259,9 @@ func (s *Server) askSignature(w http.ResponseWriter, rq *request, pc *access.Pre
 	for _, k := range ks {
 		allow = append(allow, k.CredentialID)
 	}
-	p := &pendingChange{ID: randomToken(), Change: pc, Started: s.cfg.Now()}
-	s.sessions.update(areaApp, rq.sess.ID, func(ss *session) { ss.Passkey.Pending = p })
 	s.render(w, rq, http.StatusOK, "sign.html", "SignTitle", map[string]any{
-		"Grant": g, "Revoke": pc.Revoke, "Pending": p.ID, "Challenge": consent.Challenge(pc.Challenge()),
-		"RPID": wa.Config.RPID, "Allow": strings.Join(allow, " "),
+		"Grant": g, "Revoke": p.Change.Revoke, "Passkey": p.Change.Passkey != nil, "Pending": p.ID,
+		"Challenge": consent.Challenge(p.Change.Challenge()), "RPID": wa.Config.RPID, "Allow": strings.Join(allow, " "),
 	})
 	return nil
 }
@@ -265,6 +302,10 @@ func (s *Server) signSubmit(w http.ResponseWriter, rq *request) error {
 	}
 	if err != nil {
 		return err
+	}
+	if p.Change.Passkey != nil {
+		http.Redirect(w, rq.Request, "/app/passkey?registered=1", http.StatusSeeOther)
+		return nil
 	}
 	next := "?granted=1"
 	if p.Change.Revoke {

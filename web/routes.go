@@ -70,6 +70,7 @@ func (s *Server) routes() {
 	m.Handle("GET /app/passkey", s.page(a, true, s.passkeyPage))
 	m.Handle("POST /app/passkey/begin", s.page(a, true, s.passkeyBegin))
 	m.Handle("POST /app/passkey/finish", s.page(a, true, s.passkeyFinish))
+	m.Handle("GET /app/passkey/confirm", s.page(a, true, s.passkeyConfirm))
 	m.Handle("POST /app/sign", s.page(a, true, s.signSubmit))
 	m.Handle("GET /app/proofs", s.page(a, true, s.proofsPage))
 	m.Handle("POST /app/proofs/credentials", s.page(a, true, s.addCredential))

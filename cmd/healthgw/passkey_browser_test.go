@@ -62,7 +62,7 @@ func TestBrowserPasskey(t *testing.T) {
 	if txt := pageText(t, ctx); !strings.Contains(txt, "Your passkey is registered.") {
 		t.Fatalf("passkey page: %s", txt)
 	}
-	checkA11y(t, ctx, "passkey page")
+	capture(t, ctx, base, "app-passkey", "/app/passkey") // both languages, both widths, axe-core
 	ps := w.pseud.Pseudonym("pat-1")
 	ks, err := w.consent.Passkeys(t.Context(), ps)
 	if err != nil || len(ks) != 1 || ks[0].RPID != "localhost" || ks[0].Origin != base {

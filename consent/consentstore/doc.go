@@ -20,7 +20,9 @@
 //     marked revoked with the revocation's ledger index and time;
 //   - a passkey.registered entry records a patient's passkey (credential ID,
 //     COSE public key, RP ID, origin); a credential ID already registered
-//     is ignored (the first registration wins);
+//     is ignored (the first registration wins), and so is a further passkey
+//     of a patient who has one, unless an existing passkey signs it (the
+//     passkey rule below applies to registrations too);
 //   - the passkey rule: once a patient has a registered passkey, a
 //     consent.granted or consent.revoked entry about them counts only if it
 //     carries a WebAuthn assertion by one of their passkeys over the entry's

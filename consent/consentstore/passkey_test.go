@@ -113,6 +113,27 @@ func TestPasskeyRule(t *testing.T) {
 		reg2.Patient = p2
 		l.appendSigned(t, ledger.PatientOrg(p2), reg2.LedgerBody(), nil)
 		l.appendSigned(t, ledger.PatientOrg(p2), grant("cns_p2", p2), nil)
+		// A further passkey for p: ignored unless an existing one signs it.
+		b, err := passkeytest.New("localhost", origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regB, err := b.Passkey(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.appendSigned(t, org, regB.LedgerBody(), nil)               // the operator's key: ignored
+		l.appendSigned(t, org, grant("cns_by_b", p), assertBy(t, b)) // so its signature counts for nothing
+		c, err := passkeytest.New("localhost", origin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regC, err := c.Passkey(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.appendSigned(t, org, regC.LedgerBody(), assertBy(t, a)) // vouched for by a
+		l.appendSigned(t, org, grant("cns_by_c", p), assertBy(t, c))
 
 		s := newStore(t, db)
 		sync := func() {
@@ -145,6 +166,7 @@ func TestPasskeyRule(t *testing.T) {
 				"cns_before": {false, true},
 				"cns_signed": {true, false},
 				"cns_p2":     {false, false},
+				"cns_by_c":   {true, false},
 			}
 			gs, err := s.GrantsForPatient(ctx, p)
 			if err != nil {
@@ -176,7 +198,7 @@ func TestPasskeyRule(t *testing.T) {
 				t.Errorf("cns_before revoked at %d (%v), want %d", g.RevokedIndex, err, revokedAt)
 			}
 			ks, err := s.Passkeys(ctx, p)
-			if err != nil || len(ks) != 1 || ks[0].CredentialID != a.CredentialID() {
+			if err != nil || len(ks) != 2 || ks[0].CredentialID != a.CredentialID() || ks[1].CredentialID != c.CredentialID() {
 				t.Errorf("passkeys of p: %+v, %v", ks, err)
 			}
 			if ks, err := s.Passkeys(ctx, p2); err != nil || len(ks) != 0 {

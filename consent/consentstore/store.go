@@ -94,6 +94,12 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 			if _, ok := keys.byID[b.CredentialID]; ok {
 				continue
 			}
+			// A further passkey must be vouched for by one the patient
+			// has: otherwise whoever can append in the patient's name
+			// could add a key of their own and sign with it.
+			if _, ok := checkSigned(keys.of[b.Patient], index, e); !ok {
+				continue
+			}
 			p := consent.PasskeyFromLedger(index, b)
 			keys.add(p)
 			newPasskeys = append(newPasskeys, passkeyToRow(p))
@@ -157,7 +163,8 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 	return nil
 }
 
-// checkSigned applies the passkey rule to consent entry e at index, about
+// checkSigned applies the passkey rule to entry e at index (a consent
+// change or a further passkey registration), about
 // a patient whose registered passkeys are keys: with no passkey the entry
 // counts, unsigned; with one, it counts only with a valid assertion by a
 // passkey over its commitment (signed), and is otherwise ignored (ok
@@ -169,7 +176,7 @@ func checkSigned(keys []consent.Passkey, index uint64, e ledger.Entry) (signed, 
 	if _, err := consent.VerifyAssertion(keys, e.Attestations, e.Commitment); err != nil {
 		// No patient data: the index, the type and go-webauthn's
 		// generic reason.
-		slog.Warn("consent projection: ignored a consent change without a valid passkey assertion",
+		slog.Warn("consent projection: ignored an entry without a valid passkey assertion",
 			"index", index, "type", string(e.Type), "author", e.Author, "error", err)
 		return false, false
 	}
@@ -202,6 +209,7 @@ func existingPasskeys(tx *gorm.DB, entries []ledger.Entry) (*passkeys, error) {
 			patients[b.Patient] = true
 		case *ledger.PasskeyRegistered:
 			creds[b.CredentialID] = true
+			patients[b.Patient] = true
 		}
 	}
 	load := func(col string, set map[string]bool) error {
