@@ -127,6 +127,26 @@ type Config struct {
 	Now func() time.Time
 	// ReceiptTimeout: see DefaultReceiptTimeout.
 	ReceiptTimeout time.Duration
+	// Preparer, if set, makes patient-signed consent changes possible
+	// (PrepareGrant, PrepareRevoke, CommitSigned) and passkey
+	// registration: the gateway's ledger node.
+	Preparer Preparer
+	// Passkeys, if set, are the patients' registered passkeys (the
+	// consent projection): a patient with one can only change consents
+	// with a passkey assertion (ErrSignatureRequired otherwise).
+	Passkeys Passkeys
+}
+
+// Preparer prepares entries for attestations and appends them with them
+// (ledger.Node).
+type Preparer interface {
+	Prepare(e ledger.Entry) (*ledger.Prepared, error)
+	AppendPrepared(ctx context.Context, p *ledger.Prepared, atts []ledger.Attestation) (uint64, error)
+}
+
+// Passkeys gives a patient's registered passkeys (consentstore.Store).
+type Passkeys interface {
+	Passkeys(ctx context.Context, patient string) ([]consent.Passkey, error)
 }
 
 // Service runs the consent-gated use cases. It is safe for concurrent use.

@@ -123,22 +123,11 @@ func (s *Service) catchUp(ctx context.Context) error {
 
 // grant is Grant with the defaults taken from at.
 func (s *Service) grant(ctx context.Context, patient string, g consent.Grant, at time.Time) (consent.Grant, Receipt, error) {
-	now := s.now()
-	g.Patient = patient
-	if g.ID == "" {
-		g.ID = consent.NewID()
-	}
-	if g.NotBefore.IsZero() {
-		g.NotBefore = at.Truncate(time.Second)
-	}
-	if g.NotAfter.IsZero() {
-		g.NotAfter = g.NotBefore.Add(DefaultGrantPeriod)
-	}
-	g.NotBefore, g.NotAfter = g.NotBefore.UTC(), g.NotAfter.UTC()
-	if err := g.Validate(consent.Rules{ValidCategory: records.ValidCategory, Now: now}); err != nil {
+	if err := s.unsignedAllowed(ctx, patient); err != nil {
 		return consent.Grant{}, Receipt{}, err
 	}
-	if err := s.checkGrantee(ctx, g.Grantee); err != nil {
+	g, err := s.validGrant(ctx, patient, g, at)
+	if err != nil {
 		return consent.Grant{}, Receipt{}, err
 	}
 	stored, rc, err := s.change(ctx, patient, g.ID, g.LedgerBody())
@@ -154,6 +143,30 @@ func (s *Service) grant(ctx context.Context, patient string, g consent.Grant, at
 		}
 	}
 	return stored, rc, nil
+}
+
+// validGrant completes g for patient with the defaults taken from at and
+// checks it (provision and grantee).
+func (s *Service) validGrant(ctx context.Context, patient string, g consent.Grant, at time.Time) (consent.Grant, error) {
+	now := s.now()
+	g.Patient = patient
+	if g.ID == "" {
+		g.ID = consent.NewID()
+	}
+	if g.NotBefore.IsZero() {
+		g.NotBefore = at.Truncate(time.Second)
+	}
+	if g.NotAfter.IsZero() {
+		g.NotAfter = g.NotBefore.Add(DefaultGrantPeriod)
+	}
+	g.NotBefore, g.NotAfter = g.NotBefore.UTC(), g.NotAfter.UTC()
+	if err := g.Validate(consent.Rules{ValidCategory: records.ValidCategory, Now: now}); err != nil {
+		return consent.Grant{}, err
+	}
+	if err := s.checkGrantee(ctx, g.Grantee); err != nil {
+		return consent.Grant{}, err
+	}
+	return g, nil
 }
 
 // GranteeKinds are the organisation kinds a grant may name, alone or as
@@ -270,6 +283,9 @@ func (s *Service) revoke(ctx context.Context, patient, id string, retry bool) (c
 		return s.revoked(ctx, g)
 	}
 	if err := g.CheckRevoke(patient); err != nil {
+		return consent.Grant{}, Receipt{}, err
+	}
+	if err := s.unsignedAllowed(ctx, patient); err != nil {
 		return consent.Grant{}, Receipt{}, err
 	}
 	stored, rc, err := s.change(ctx, patient, g.ID, g.RevocationBody())

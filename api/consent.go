@@ -154,6 +154,7 @@ func viewGrant(g consent.Grant, now time.Time) grantView {
 		Categories: g.Categories, RecordIDs: g.RecordIDs, ResourceTypes: g.ResourceTypes,
 		Purposes: strs(g.Purposes), NotBefore: g.NotBefore.UTC(), NotAfter: g.NotAfter.UTC(),
 		Status: string(g.Status(now)), LedgerIndex: g.GrantedIndex, GrantedAt: g.GrantedAt.UTC(),
+		Signed: g.Signed,
 	}
 	v.Grantee.Org, v.Grantee.Kind = g.Grantee.Org, string(g.Grantee.Kind)
 	if g.Revoked {

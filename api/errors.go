@@ -91,6 +91,7 @@ var errorTable = []errorRule{
 
 	// Conflicts.
 	{target: consent.ErrAlreadyRevoked, status: http.StatusConflict, code: "conflict", message: "The consent is already revoked."},
+	{target: access.ErrSignatureRequired, status: http.StatusConflict, code: "signature_required", message: "This patient has registered a passkey: consent changes must be signed with it in the patient app."},
 
 	// Dependencies.
 	{target: access.ErrNotCaughtUp, status: http.StatusServiceUnavailable, code: "unavailable", message: "Ledger not caught up: this node has not yet applied every committed entry, so it does not decide. Retry shortly."},

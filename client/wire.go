@@ -136,6 +136,9 @@ type Consent struct {
 	GrantedAt     time.Time  `json:"granted_at"`
 	RevokedIndex  *uint64    `json:"revoked_index,omitempty"`
 	RevokedAt     *time.Time `json:"revoked_at,omitempty"`
+	// Signed: the grant carries a valid assertion by one of the
+	// patient's registered passkeys.
+	Signed bool `json:"signed"`
 }
 
 // EntryProof is a ledger entry with its inclusion proof in a tree of

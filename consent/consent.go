@@ -127,6 +127,10 @@ type Grant struct {
 	Revoked      bool
 	RevokedIndex uint64
 	RevokedAt    time.Time
+	// Signed: the consent.granted entry carries a valid assertion by one
+	// of the patient's registered passkeys over its commitment. A grant
+	// made before the patient registered a passkey is not signed.
+	Signed bool
 }
 
 // Status is a grant's state at an instant.

@@ -48,6 +48,17 @@ type ConsentRevoked struct {
 	Patient   string `json:"patient"` // pseudonym
 }
 
+// PasskeyRegistered records a patient's WebAuthn credential. Once a
+// patient has one, consents about them count only with a valid assertion
+// by a registered passkey over the entry's commitment.
+type PasskeyRegistered struct {
+	Patient      string `json:"patient"`       // pseudonym
+	CredentialID string `json:"credential_id"` // unpadded base64url
+	PublicKey    string `json:"public_key"`    // COSE key, unpadded base64url
+	RPID         string `json:"rp_id"`         // the relying party's ID
+	Origin       string `json:"origin"`        // the origin it was registered at
+}
+
 // RecordRegistered commits to a record held off-ledger by Holder.
 type RecordRegistered struct {
 	RecordID     string `json:"record_id"`
@@ -160,6 +171,8 @@ func typeOf(body any) (Type, bool) {
 		return TypeGatewayRegistered, true
 	case *OrgKeysRotated:
 		return TypeOrgKeysRotated, true
+	case *PasskeyRegistered:
+		return TypePasskeyRegistered, true
 	}
 	return "", false
 }
@@ -188,6 +201,8 @@ func bodyFor(t Type) any {
 		return new(GatewayRegistered)
 	case TypeOrgKeysRotated:
 		return new(OrgKeysRotated)
+	case TypePasskeyRegistered:
+		return new(PasskeyRegistered)
 	}
 	return nil
 }

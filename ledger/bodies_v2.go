@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -104,6 +105,17 @@ type ConsentRevokedV2 struct {
 	Patient   string `json:"patient"` // PatientRef
 }
 
+// PasskeyRegisteredV2 records a patient's WebAuthn credential: its ID,
+// its COSE public key (both unpadded base64url), and the relying party ID
+// and origin it was registered at.
+type PasskeyRegisteredV2 struct {
+	Patient      string `json:"patient"` // PatientRef
+	CredentialID string `json:"credential_id"`
+	PublicKey    string `json:"public_key"`
+	RPID         string `json:"rp_id"`
+	Origin       string `json:"origin"`
+}
+
 // RecordRegisteredV2 commits to a record held off-ledger by Holder.
 type RecordRegisteredV2 struct {
 	RecordID     string `json:"record_id"`
@@ -190,6 +202,7 @@ var (
 	_ bodyV2 = (*IssuerRegistered)(nil)
 	_ bodyV2 = (*CircuitRegistered)(nil)
 	_ bodyV2 = (*ProofVerifiedV2)(nil)
+	_ bodyV2 = (*PasskeyRegisteredV2)(nil)
 )
 
 func typeOfV2(body any) (Type, bool) {
@@ -216,6 +229,8 @@ func typeOfV2(body any) (Type, bool) {
 		return TypeCircuitRegistered, true
 	case *ProofVerifiedV2:
 		return TypeProofVerified, true
+	case *PasskeyRegisteredV2:
+		return TypePasskeyRegistered, true
 	}
 	return "", false
 }
@@ -244,6 +259,8 @@ func bodyForV2(t Type) any {
 		return new(CircuitRegistered)
 	case TypeProofVerified:
 		return new(ProofVerifiedV2)
+	case TypePasskeyRegistered:
+		return new(PasskeyRegisteredV2)
 	}
 	return nil
 }
@@ -256,7 +273,7 @@ func TypesV2() []Type {
 		TypeGatewayRegistered, TypeOrgRegistered, TypeOrgKeysRotated,
 		TypeConsentGranted, TypeConsentRevoked, TypeRecordRegistered,
 		TypeRecordShredded, TypeAccessDecided, TypeIssuerRegistered,
-		TypeCircuitRegistered, TypeProofVerified,
+		TypeCircuitRegistered, TypeProofVerified, TypePasskeyRegistered,
 	}
 }
 
@@ -486,6 +503,38 @@ func (b *ConsentRevokedV2) checkV2() error {
 
 func (b *ConsentRevokedV2) authorshipV2(_, org string) error {
 	return needOrgIs("the patient marker", OrgPatient, org)
+}
+
+func (b *PasskeyRegisteredV2) checkV2() error {
+	if err := needPatientRef(b.Patient); err != nil {
+		return err
+	}
+	if err := needB64URL("credential_id", b.CredentialID); err != nil {
+		return err
+	}
+	if err := needB64URL("public_key", b.PublicKey); err != nil {
+		return err
+	}
+	if err := need("rp_id", b.RPID); err != nil {
+		return err
+	}
+	return needBaseURL("origin", b.Origin)
+}
+
+func (b *PasskeyRegisteredV2) authorshipV2(_, org string) error {
+	return needOrgIs("the patient marker", OrgPatient, org)
+}
+
+// needB64URL checks v is non-empty unpadded base64url within the field
+// bound.
+func needB64URL(name, v string) error {
+	if err := need(name, v); err != nil {
+		return err
+	}
+	if _, err := base64.RawURLEncoding.Strict().DecodeString(v); err != nil {
+		return fmt.Errorf("%s is not unpadded base64url", name)
+	}
+	return nil
 }
 
 func (b *RecordRegisteredV2) checkV2() error {

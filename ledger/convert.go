@@ -72,6 +72,14 @@ func toV2(e Entry, salt Salt, ps *Pseudonymizer, home GatewayHome) (v2Statement,
 			return v2Statement{}, err
 		}
 		return v2Statement{org: OrgPatient, body: &ConsentRevokedV2{ConsentID: b.ConsentID, Patient: r}, subject: b.Patient}, nil
+	case *PasskeyRegistered:
+		r, err := ref(b.Patient)
+		if err != nil {
+			return v2Statement{}, err
+		}
+		return v2Statement{org: OrgPatient, body: &PasskeyRegisteredV2{
+			Patient: r, CredentialID: b.CredentialID, PublicKey: b.PublicKey, RPID: b.RPID, Origin: b.Origin,
+		}, subject: b.Patient}, nil
 	case *RecordRegistered:
 		r, err := ref(b.Patient)
 		if err != nil {
@@ -151,6 +159,10 @@ func fromV2(st Statement, subject string) (org string, body any, err error) {
 		}, nil
 	case *ConsentRevokedV2:
 		return patientOrgPrefix + subject, &ConsentRevoked{ConsentID: b.ConsentID, Patient: subject}, nil
+	case *PasskeyRegisteredV2:
+		return patientOrgPrefix + subject, &PasskeyRegistered{
+			Patient: subject, CredentialID: b.CredentialID, PublicKey: b.PublicKey, RPID: b.RPID, Origin: b.Origin,
+		}, nil
 	case *RecordRegisteredV2:
 		return org, &RecordRegistered{
 			RecordID: b.RecordID, Holder: b.Holder, Patient: subject, Category: b.Category,
@@ -195,6 +207,8 @@ func patientRefOf(body any) string {
 	case *ConsentGrantedV2:
 		return b.Patient
 	case *ConsentRevokedV2:
+		return b.Patient
+	case *PasskeyRegisteredV2:
 		return b.Patient
 	case *RecordRegisteredV2:
 		return b.Patient

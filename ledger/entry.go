@@ -23,6 +23,10 @@ const (
 	TypeIssuerRegistered  Type = "issuer.registered"
 	TypeCircuitRegistered Type = "circuit.registered"
 	TypeProofVerified     Type = "proof.verified"
+	// TypePasskeyRegistered registers a patient's passkey (a WebAuthn
+	// credential): consents about the patient are then checked against
+	// it.
+	TypePasskeyRegistered Type = "passkey.registered"
 )
 
 // CurrentVersion is the entry format version written by this code.

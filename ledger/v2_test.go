@@ -76,6 +76,8 @@ func sampleV2Bodies(t testing.TB, salt Salt) []sampleV2 {
 			Actions: []string{"read"}, Categories: []string{"lab"}, RecordIDs: []string{"r1"}, ResourceTypes: []string{"Observation"},
 			Purposes: []string{"TREAT"}, NotBefore: nb, NotAfter: nb.AddDate(1, 0, 0).Add(123 * time.Millisecond)}},
 		{OrgPatient, &ConsentRevokedV2{ConsentID: "cns_1", Patient: ref}},
+		{OrgPatient, &PasskeyRegisteredV2{Patient: ref, CredentialID: "Y3JlZC0x", PublicKey: "pQECAyYgASFYIA",
+			RPID: "localhost", Origin: "http://localhost:8080"}},
 		{"org-a", &RecordRegisteredV2{RecordID: "r1", Holder: "org-a", Patient: ref, Category: "mental-health",
 			ResourceType: "Observation", Commitment: strings.Repeat("ab", 32)}},
 		{"org-a", &RecordShreddedV2{RecordID: "r1", Holder: "org-a", Patient: ref}},

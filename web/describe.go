@@ -35,6 +35,7 @@ type grantView struct {
 	Index     uint64
 	RevIndex  uint64
 	IsRevoked bool
+	Signed    bool
 }
 
 // categoryName is a category's plain name ("lab results").
@@ -52,7 +53,7 @@ func msgKey(code string) string { return strings.NewReplacer(".", "_", "-", "_")
 // describe renders g in the patient's language: who may read what, for
 // which purposes, until when.
 func (t text) describe(g consent.Grant, names orgNames, now time.Time) grantView {
-	v := grantView{ID: g.ID, Status: g.Status(now), Index: g.GrantedIndex, IsRevoked: g.Revoked, RevIndex: g.RevokedIndex}
+	v := grantView{ID: g.ID, Status: g.Status(now), Index: g.GrantedIndex, IsRevoked: g.Revoked, RevIndex: g.RevokedIndex, Signed: g.Signed}
 	v.StatusTxt = t.T("Status_" + string(v.Status))
 	switch {
 	case g.Grantee.Org != "":

@@ -250,6 +250,29 @@ func (s *Server) grantSubmit(w http.ResponseWriter, rq *request) error {
 			g.NotBefore = from
 		}
 		g.NotAfter = until.Add(24 * time.Hour) // through the last day
+		signed, err := s.hasPasskey(ctx, rq)
+		if err != nil {
+			return err
+		}
+		if signed {
+			pc, err := s.d.Signing.PrepareGrant(ctx, s.pseudonym(rq), g)
+			if err == nil {
+				names, _, err := s.orgNames(ctx)
+				if err != nil {
+					return err
+				}
+				pg := g
+				pg.ID, pg.Patient = pc.ID, pc.Patient
+				return s.askSignature(w, rq, pc, rq.describe(pg, names, s.cfg.Now()))
+			}
+			var pm publicMessage
+			if !errorsAs(err, &pm) {
+				return err
+			}
+			errs = append(errs, pm.PublicMessage())
+		}
+	}
+	if len(errs) == 0 {
 		stored, _, err := s.d.Changes.Grant(ctx, s.pseudonym(rq), g)
 		if err == nil {
 			http.Redirect(w, rq.Request, "/app/consents/"+url.PathEscape(stored.ID)+"?granted=1", http.StatusSeeOther)
@@ -389,6 +412,25 @@ func (s *Server) revokeSubmit(w http.ResponseWriter, rq *request) error {
 	id := rq.PathValue("id")
 	if !consent.ValidID(id) {
 		return errNotFound
+	}
+	signed, err := s.hasPasskey(rq.Context(), rq)
+	if err != nil {
+		return err
+	}
+	if signed {
+		g, err := s.ownGrant(rq)
+		if err != nil {
+			return err
+		}
+		pc, err := s.d.Signing.PrepareRevoke(rq.Context(), s.pseudonym(rq), id)
+		if err != nil {
+			return err
+		}
+		names, _, err := s.orgNames(rq.Context())
+		if err != nil {
+			return err
+		}
+		return s.askSignature(w, rq, pc, rq.describe(g, names, s.cfg.Now()))
 	}
 	if _, _, err := s.d.Changes.Revoke(rq.Context(), s.pseudonym(rq), id); err != nil {
 		return err

@@ -83,6 +83,9 @@ type Deps struct {
 	Pseud       Pseudonymizer
 	Eligibility Eligibility
 	Cosigned    Cosigned
+	// Signing, if set, lets patients register a passkey and sign their
+	// consent changes with it.
+	Signing Signing
 }
 
 // Config configures the web front doors.
@@ -341,6 +344,9 @@ var errorPages = []errorRule{
 	{errBadRequest, http.StatusBadRequest, "ErrBadRequest"},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "ErrTooLarge"},
 	{errNoProofs, http.StatusServiceUnavailable, "ErrNoProofs"},
+	{errNoPasskeys, http.StatusServiceUnavailable, "ErrNoPasskeys"},
+	{errSignatureFail, http.StatusBadRequest, "ErrSignature"},
+	{access.ErrSignatureRequired, http.StatusConflict, "ErrSignatureRequired"},
 	{eligibility.ErrNotReady, http.StatusServiceUnavailable, "ErrProofsNotReady"},
 	{consent.ErrInvalidGrant, http.StatusBadRequest, "ErrInvalidGrant"},
 	{consent.ErrInvalidFilter, http.StatusBadRequest, "ErrBadRequest"},

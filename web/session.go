@@ -66,6 +66,8 @@ type session struct {
 	LastSeen time.Time
 	// Proofs is a patient's eligibility-proof workspace (proofs.go).
 	Proofs proofState
+	// Passkey is the patient's WebAuthn ceremonies (passkey.go).
+	Passkey passkeyState
 }
 
 func (s *session) signedIn() bool { return s.Subject != "" }

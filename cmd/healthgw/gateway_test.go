@@ -42,6 +42,10 @@ type testGateway struct {
 // newTestGateway starts a gateway with a fresh data directory (SQLite by
 // default; mutate may point cfg.DB at PostgreSQL) and stops it when the
 // test ends.
+// localhostBase, as a test gateway's BaseURL, is http://localhost on the
+// port the gateway listens on.
+const localhostBase = "http://localhost:0"
+
 func newTestGateway(t testing.TB, mutate ...func(*serveConfig)) *testGateway {
 	t.Helper()
 	return newTestGatewayOn(t, nil, mutate...)
@@ -63,6 +67,12 @@ func newTestGatewayOn(t testing.TB, db *gorm.DB, mutate ...func(*serveConfig)) *
 		t.Fatal(err)
 	}
 	cfg.Addr = ln.Addr().String()
+	if cfg.BaseURL == localhostBase {
+		// WebAuthn needs a secure context: http://localhost is one, an IP
+		// address is not.
+		_, port, _ := net.SplitHostPort(cfg.Addr)
+		cfg.BaseURL = "http://localhost:" + port
+	}
 	if err := cfg.finish(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/consent/consentstore"
 	"github.com/healthgw/healthgw/registry/registrystore"
 	"github.com/healthgw/healthgw/web"
 )
@@ -99,6 +102,7 @@ func (g *gateway) openWeb() error {
 	if g.zk != nil {
 		deps.Eligibility = g.zk
 	}
+	deps.Signing = webSigning{Service: g.access, store: g.consent}
 	if g.witnesses != nil {
 		deps.Cosigned = g.witnesses
 	}
@@ -128,3 +132,15 @@ func randomSecret() string {
 }
 
 var _ web.Orgs = (*registrystore.Store)(nil)
+
+// webSigning is the patient app's passkey signing: the access service's
+// signed changes and the consent projection's passkeys.
+type webSigning struct {
+	*access.Service
+	store *consentstore.Store
+}
+
+// Passkeys are the patient's registered passkeys.
+func (w webSigning) Passkeys(ctx context.Context, patient string) ([]consent.Passkey, error) {
+	return w.store.Passkeys(ctx, patient)
+}

@@ -301,7 +301,7 @@ func TestWebSecurity(t *testing.T) {
 	})
 
 	t.Run("CSP", func(t *testing.T) {
-		for _, path := range []string{"/app/", "/app/consents", "/app/access", "/app/proofs", "/console/", "/app/nope"} {
+		for _, path := range []string{"/app/", "/app/consents", "/app/access", "/app/proofs", "/app/passkey", "/console/", "/app/nope"} {
 			p1.get(path)
 			csp := p1.last.Header.Get("Content-Security-Policy")
 			for _, want := range []string{"script-src 'self'", "style-src 'self'", "default-src 'none'", "frame-ancestors 'none'", "form-action 'self'"} {
@@ -405,6 +405,11 @@ func TestWebSecurity(t *testing.T) {
 			status, _ = p1.post("/app/logout", url.Values{"csrf": token})
 			if status != http.StatusForbidden {
 				t.Errorf("%s token on sign-out: %d, want 403", name, status)
+			}
+			for _, path := range []string{"/app/passkey/begin", "/app/passkey/finish", "/app/sign"} {
+				if status, _ = p1.post(path, url.Values{"csrf": token}); status != http.StatusForbidden {
+					t.Errorf("%s token on %s: %d, want 403", name, path, status)
+				}
 			}
 		}
 		_, page = p1.get("/app/consents")

@@ -192,7 +192,7 @@ func findGrants(q *gorm.DB) ([]grantRow, error) {
 	rows, err := q.Model(&grantRow{}).Select([]string{
 		"id", "patient", "granted_index", "grantee_org", "grantee_kind", "effect",
 		"actions", "categories", "record_ids", "resource_types", "purposes",
-		"not_before", "not_after", "granted_at", "revoked", "revoked_index", "revoked_at",
+		"not_before", "not_after", "granted_at", "revoked", "revoked_index", "revoked_at", "signed",
 	}).Rows()
 	if err != nil {
 		return nil, err
@@ -203,7 +203,7 @@ func findGrants(q *gorm.DB) ([]grantRow, error) {
 		var r grantRow
 		err := rows.Scan(&r.ID, &r.Patient, &r.GrantedIndex, &r.GranteeOrg, &r.GranteeKind, &r.Effect,
 			&r.Actions, &r.Categories, &r.RecordIDs, &r.ResourceTypes, &r.Purposes,
-			&r.NotBefore, &r.NotAfter, &r.GrantedAt, &r.Revoked, &r.RevokedIndex, &r.RevokedAt)
+			&r.NotBefore, &r.NotAfter, &r.GrantedAt, &r.Revoked, &r.RevokedIndex, &r.RevokedAt, &r.Signed)
 		if err != nil {
 			return nil, err
 		}
@@ -222,4 +222,17 @@ func grantsFromRows(rows []grantRow) ([]consent.Grant, error) {
 		grants[i] = g
 	}
 	return grants, nil
+}
+
+// Passkeys returns the patient's registered passkeys, oldest first.
+func (s *Store) Passkeys(ctx context.Context, patient string) ([]consent.Passkey, error) {
+	var rows []passkeyRow
+	if err := s.db.WithContext(ctx).Where("patient = ?", patient).Order("register_index").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("load passkeys: %w", err)
+	}
+	out := make([]consent.Passkey, len(rows))
+	for i, r := range rows {
+		out[i] = rowToPasskey(r)
+	}
+	return out, nil
 }

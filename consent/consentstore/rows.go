@@ -32,9 +32,34 @@ type grantRow struct {
 	Revoked       bool `gorm:"not null"`
 	RevokedIndex  *uint64
 	RevokedAt     *int64
+	// Signed: the grant carries a valid passkey assertion.
+	Signed bool `gorm:"not null;default:false"`
 }
 
 func (grantRow) TableName() string { return "consent_grants" }
+
+// passkeyRow is a patient's registered passkey (a passkey.registered
+// entry). A credential ID is registered once: the first entry wins.
+type passkeyRow struct {
+	CredentialID  string `gorm:"primaryKey"`
+	Patient       string `gorm:"not null;index"`
+	PublicKey     string `gorm:"not null"`
+	RPID          string `gorm:"not null"`
+	Origin        string `gorm:"not null"`
+	RegisterIndex uint64 `gorm:"not null;uniqueIndex"`
+}
+
+func (passkeyRow) TableName() string { return "consent_passkeys" }
+
+func passkeyToRow(p consent.Passkey) passkeyRow {
+	return passkeyRow{CredentialID: p.CredentialID, Patient: p.Patient, PublicKey: p.PublicKey,
+		RPID: p.RPID, Origin: p.Origin, RegisterIndex: p.Index}
+}
+
+func rowToPasskey(r passkeyRow) consent.Passkey {
+	return consent.Passkey{CredentialID: r.CredentialID, Patient: r.Patient, PublicKey: r.PublicKey,
+		RPID: r.RPID, Origin: r.Origin, Index: r.RegisterIndex}
+}
 
 // eventRow is one access event (an access.decided entry).
 type eventRow struct {
@@ -77,6 +102,7 @@ func grantToRow(g consent.Grant) grantRow {
 		GrantedAt:     toNanos(g.GrantedAt),
 		Revoked:       g.Revoked,
 		RevokedAt:     toNanos(g.RevokedAt),
+		Signed:        g.Signed,
 	}
 	if g.Revoked {
 		r.RevokedIndex = &g.RevokedIndex
@@ -96,6 +122,7 @@ func rowToGrant(r grantRow) (consent.Grant, error) {
 		GrantedAt:    fromNanos(r.GrantedAt),
 		Revoked:      r.Revoked,
 		RevokedAt:    fromNanos(r.RevokedAt),
+		Signed:       r.Signed,
 	}
 	if r.RevokedIndex != nil {
 		g.RevokedIndex = *r.RevokedIndex

@@ -3,6 +3,8 @@ package consentstore
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sort"
 
 	"gorm.io/gorm"
 
@@ -35,7 +37,7 @@ var _ ledger.Applier = (*Store)(nil)
 // Open migrates the projection's tables in db and returns the Store.
 func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
 	tx := db.WithContext(ctx)
-	if err := tx.AutoMigrate(&grantRow{}, &eventRow{}); err != nil {
+	if err := tx.AutoMigrate(&grantRow{}, &eventRow{}, &passkeyRow{}); err != nil {
 		return nil, fmt.Errorf("migrate consent projection: %w", err)
 	}
 	if err := cursor.Migrate(ctx, db); err != nil {
@@ -74,15 +76,33 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 	if err != nil {
 		return err
 	}
+	keys, err := existingPasskeys(tx, entries)
+	if err != nil {
+		return err
+	}
 	var (
-		newGrants []grantRow
-		fresh     = map[string]int{} // consent ID -> position in newGrants
-		revokes   []revocation
-		events    []eventRow
+		newGrants   []grantRow
+		fresh       = map[string]int{} // consent ID -> position in newGrants
+		revokes     []revocation
+		events      []eventRow
+		newPasskeys []passkeyRow
 	)
 	for i, e := range entries {
 		index := first + uint64(i)
 		switch b := e.Body.(type) {
+		case *ledger.PasskeyRegistered:
+			if _, ok := keys.byID[b.CredentialID]; ok {
+				continue
+			}
+			// A further passkey must be vouched for by one the patient
+			// has: otherwise whoever can append in the patient's name
+			// could add a key of their own and sign with it.
+			if _, ok := checkSigned(keys.of[b.Patient], index, e); !ok {
+				continue
+			}
+			p := consent.PasskeyFromLedger(index, b)
+			keys.add(p)
+			newPasskeys = append(newPasskeys, passkeyToRow(p))
 		case *ledger.ConsentGranted:
 			if _, ok := existing[b.ConsentID]; ok {
 				continue
@@ -90,9 +110,18 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 			if _, ok := fresh[b.ConsentID]; ok {
 				continue
 			}
+			signed, ok := checkSigned(keys.of[b.Patient], index, e)
+			if !ok {
+				continue
+			}
+			g := consent.FromLedger(index, e.Time, b)
+			g.Signed = signed
 			fresh[b.ConsentID] = len(newGrants)
-			newGrants = append(newGrants, grantToRow(consent.FromLedger(index, e.Time, b)))
+			newGrants = append(newGrants, grantToRow(g))
 		case *ledger.ConsentRevoked:
+			if _, ok := checkSigned(keys.of[b.Patient], index, e); !ok {
+				continue
+			}
 			at := toNanos(e.Time)
 			if j, ok := fresh[b.ConsentID]; ok {
 				g := &newGrants[j]
@@ -107,6 +136,11 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 			}
 		case *ledger.AccessDecided:
 			events = append(events, eventToRow(consent.AccessEventFromLedger(index, e.Time, b)))
+		}
+	}
+	if len(newPasskeys) > 0 {
+		if err := tx.CreateInBatches(newPasskeys, insertBatch).Error; err != nil {
+			return fmt.Errorf("insert passkeys: %w", err)
 		}
 	}
 	if len(newGrants) > 0 {
@@ -127,6 +161,85 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 		}
 	}
 	return nil
+}
+
+// checkSigned applies the passkey rule to entry e at index (a consent
+// change or a further passkey registration), about
+// a patient whose registered passkeys are keys: with no passkey the entry
+// counts, unsigned; with one, it counts only with a valid assertion by a
+// passkey over its commitment (signed), and is otherwise ignored (ok
+// false) and logged.
+func checkSigned(keys []consent.Passkey, index uint64, e ledger.Entry) (signed, ok bool) {
+	if len(keys) == 0 {
+		return false, true
+	}
+	if _, err := consent.VerifyAssertion(keys, e.Attestations, e.Commitment); err != nil {
+		// No patient data: the index, the type and go-webauthn's
+		// generic reason.
+		slog.Warn("consent projection: ignored an entry without a valid passkey assertion",
+			"index", index, "type", string(e.Type), "author", e.Author, "error", err)
+		return false, false
+	}
+	return true, true
+}
+
+// passkeys is the passkeys Apply knows of: by credential ID and by
+// patient.
+type passkeys struct {
+	byID map[string]consent.Passkey
+	of   map[string][]consent.Passkey
+}
+
+func (k *passkeys) add(p consent.Passkey) {
+	k.byID[p.CredentialID] = p
+	k.of[p.Patient] = append(k.of[p.Patient], p)
+}
+
+// existingPasskeys loads the stored passkeys of the patients that
+// entries' consents and registrations name, and of the credential IDs
+// they register.
+func existingPasskeys(tx *gorm.DB, entries []ledger.Entry) (*passkeys, error) {
+	k := &passkeys{byID: map[string]consent.Passkey{}, of: map[string][]consent.Passkey{}}
+	patients, creds := map[string]bool{}, map[string]bool{}
+	for _, e := range entries {
+		switch b := e.Body.(type) {
+		case *ledger.ConsentGranted:
+			patients[b.Patient] = true
+		case *ledger.ConsentRevoked:
+			patients[b.Patient] = true
+		case *ledger.PasskeyRegistered:
+			creds[b.CredentialID] = true
+			patients[b.Patient] = true
+		}
+	}
+	load := func(col string, set map[string]bool) error {
+		vals := make([]string, 0, len(set))
+		for v := range set {
+			vals = append(vals, v)
+		}
+		sort.Strings(vals)
+		for len(vals) > 0 {
+			chunk := vals[:min(len(vals), 500)]
+			vals = vals[len(chunk):]
+			var rows []passkeyRow
+			if err := tx.Where(col+" IN ?", chunk).Order("register_index").Find(&rows).Error; err != nil {
+				return fmt.Errorf("load passkeys: %w", err)
+			}
+			for _, r := range rows {
+				if _, ok := k.byID[r.CredentialID]; !ok {
+					k.add(rowToPasskey(r))
+				}
+			}
+		}
+		return nil
+	}
+	if err := load("patient", patients); err != nil {
+		return nil, err
+	}
+	if err := load("credential_id", creds); err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 // grantState is what Apply needs to know about a stored grant.
@@ -170,6 +283,9 @@ func (s *Store) Reset(ctx context.Context) error {
 		}
 		if err := tx.Where("1 = 1").Delete(&eventRow{}).Error; err != nil {
 			return fmt.Errorf("delete access events: %w", err)
+		}
+		if err := tx.Where("1 = 1").Delete(&passkeyRow{}).Error; err != nil {
+			return fmt.Errorf("delete passkeys: %w", err)
 		}
 		return nil
 	})
