@@ -484,10 +484,14 @@ func (n *Node) Prepare(e Entry) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	statement, err := n.signer.Statement(v.org, salt, v.body)
+	_, statement, err := n.signer.statement(v.org, salt, v.body)
 	if err != nil {
 		return nil, err
 	}
+	// The one strict decode of the append path: the bytes signed are
+	// bytes every reader accepts (canonical, checked), and what the node
+	// caches is what a reader decodes from them (no value shared with
+	// the caller's entry). Signing, sealing and caching reuse it.
 	st, err := DecodeStatement(statement)
 	if err != nil {
 		return nil, err
@@ -498,17 +502,28 @@ func (n *Node) Prepare(e Entry) (*Prepared, error) {
 // AppendPrepared signs the prepared entry with its attestations (their
 // digest is in the signed header, the attestations in the opening) and
 // appends it.
+//
+// The statement was encoded and strictly decoded once, by Prepare; the
+// header, the opening and the sealed opening are built from it without
+// decoding it again (SealOpening's and EncodeOpening's checks hold by
+// construction: the opening is the prepared statement, the header
+// commits to it).
 func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestation) (uint64, error) {
-	h, _, err := n.signer.Sign(p.statement, atts)
-	if err != nil {
-		return 0, err
-	}
-	header, err := EncodeHeader(h)
-	if err != nil {
-		return 0, err
+	if p == nil || p.statement == nil {
+		return 0, fmt.Errorf("%w: not a prepared entry", ErrMalformed)
 	}
 	st := p.st
+	h, header, err := n.signer.sign(st, p.statement, atts)
+	if err != nil {
+		return 0, err
+	}
 	o := Opening{Statement: p.statement, Attestations: atts, Subject: p.subject}
+	// The opening's encoding: its statement is the prepared one, its
+	// attestations were validated by sign (AttestationsDigest).
+	plain, err := encodeOpening(o)
+	if err != nil {
+		return 0, err
+	}
 	env := Envelope{Header: header}
 	registry := clearType(h.Type)
 	if registry {
@@ -520,16 +535,18 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		// org cannot both pass the check.
 		n.appendMu.Lock()
 		defer n.appendMu.Unlock()
-		if env.Clear, err = EncodeOpening(o); err != nil {
-			return 0, err
-		}
+		env.Clear = plain
 	}
 	to, err := n.checkAppend(ctx, h, &st)
 	if err != nil {
 		return 0, err
 	}
 	if !registry {
-		if env.Sealed, err = SealOpening(o, h, to); err != nil {
+		keys, err := sealRecipients(to, 0)
+		if err != nil {
+			return 0, err
+		}
+		if env.Sealed, err = sealPlain(plain, h.Commitment, keys); err != nil {
 			return 0, err
 		}
 	}
@@ -537,10 +554,14 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 	if err != nil {
 		return idx, err
 	}
-	dom, err := n.domain(idx, h, st, p.subject)
+	// The subject is the pseudonym Prepare computed the statement's
+	// patient reference from (toV2), so checkSubject holds by
+	// construction.
+	org, body, err := fromV2(st, p.subject)
 	if err != nil {
-		return idx, err
+		return idx, verifyError(idx, err)
 	}
+	dom := Entry{Type: h.Type, Version: CurrentVersion, Org: org, Author: h.Author, Body: body, Commitment: h.Commitment}
 	dom.Attestations = atts
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -551,8 +572,31 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		if err := n.advance(ctx, idx+1); err != nil {
 			return idx, err
 		}
+		return idx, nil
+	}
+	if err := n.applyCachedLocked(); err != nil {
+		return idx, err
 	}
 	return idx, nil
+}
+
+// applyCachedLocked advances the authority over the entries at its head
+// that are cached (appended or opened here, so checked), without reading
+// the store; it stops at the first that is not. A node's own appends thus
+// keep the authority current: a later advance (a read, or the store's
+// check before it signs a checkpoint) never re-checks them from the store
+// after they left the cache. Called with n.mu held.
+func (n *Node) applyCachedLocked() error {
+	for {
+		idx := n.auth.next
+		c, ok := n.cache.get(idx)
+		if !ok {
+			return nil
+		}
+		if err := n.auth.Apply(idx, c.header, c.statement); err != nil {
+			return err
+		}
+	}
 }
 
 // checkDomain checks what the translation to a v2 statement ignores: the

@@ -197,6 +197,12 @@ func EncodeOpening(o Opening) ([]byte, error) {
 	if _, err := DecodeStatement(o.Statement); err != nil {
 		return nil, fmt.Errorf("opening: %w", err)
 	}
+	return encodeOpening(o)
+}
+
+// encodeOpening is EncodeOpening for an opening whose statement is known
+// to decode (the Node's own, decoded once when it was prepared).
+func encodeOpening(o Opening) ([]byte, error) {
 	if err := validateAttestations(o.Attestations); err != nil {
 		return nil, fmt.Errorf("opening: %w", err)
 	}

@@ -233,6 +233,11 @@ func EncodeStatement(st Statement) ([]byte, error) {
 	if err := st.validate(); err != nil {
 		return nil, err
 	}
+	return encodeStatement(st)
+}
+
+// encodeStatement is EncodeStatement for a statement already validated.
+func encodeStatement(st Statement) ([]byte, error) {
 	body, err := marshalCompact(st.Body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: body: %v", ErrMalformed, err)
