@@ -445,6 +445,14 @@ func parseSealed(sealed []byte) (Digest, error) {
 	if len(sealed) > MaxSealedSize {
 		return Digest{}, fmt.Errorf("%w: sealed opening of %d bytes", ErrTooLarge, len(sealed))
 	}
+	if d, ok := parseSealedFast(sealed); ok {
+		return d, nil
+	}
+	return parseSealedJSON(sealed)
+}
+
+// parseSealedJSON is parseSealed with encoding/json, for any layout.
+func parseSealedJSON(sealed []byte) (Digest, error) {
 	var w wireSealed
 	if err := strictUnmarshal(sealed, &w); err != nil {
 		return Digest{}, badSealed("%v", err)
