@@ -95,8 +95,30 @@ func (c *cursor) b64() []byte {
 
 func (c *cursor) end() bool { return c.ok && c.i == len(c.b) }
 
-func isB64URL(ch byte) bool {
-	return 'A' <= ch && ch <= 'Z' || 'a' <= ch && ch <= 'z' || '0' <= ch && ch <= '9' || ch == '-' || ch == '_'
+func isB64URL(ch byte) bool { return b64URLChars[ch] }
+
+// b64URLChars is the unpadded base64url alphabet.
+var b64URLChars = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = true
+	}
+	return t
+}()
+
+// validB64 reports whether text is unpadded base64url that decodes under
+// the strict decoder (no stray bits in the last group), without keeping
+// the bytes: it decodes in groups through a fixed buffer.
+func validB64(text []byte) bool {
+	var buf [768]byte
+	const chunk = 1024 // characters: whole 4-character groups
+	for len(text) > chunk {
+		if _, err := base64.RawURLEncoding.Strict().Decode(buf[:], text[:chunk]); err != nil {
+			return false
+		}
+		text = text[chunk:]
+	}
+	_, err := base64.RawURLEncoding.Strict().Decode(buf[:], text)
+	return err == nil
 }
 
 // b64Exact decodes unpadded base64url text into exactly len(dst) bytes
@@ -339,12 +361,15 @@ func parseSealedFast(sealed []byte) (Digest, bool) {
 	}
 	// The protected header, decoded: exactly {"enc"} for the general
 	// serialization, the slot's parameters and "enc" for the flattened.
-	p := make([]byte, base64.RawURLEncoding.DecodedLen(len(prot)))
-	n, err := base64.RawURLEncoding.Strict().Decode(p, prot)
+	var pbuf [256]byte
+	if base64.RawURLEncoding.DecodedLen(len(prot)) > len(pbuf) {
+		return Digest{}, false
+	}
+	n, err := base64.RawURLEncoding.Strict().Decode(pbuf[:], prot)
 	if err != nil {
 		return Digest{}, false
 	}
-	p = p[:n]
+	p := pbuf[:n]
 	if flat {
 		pc := newCursor(p)
 		pc.lit(sealedFlatProt)
@@ -361,11 +386,7 @@ func parseSealedFast(sealed []byte) (Digest, bool) {
 	if !b64Exact(iv, ivb[:]) || !b64Exact(tag, tagb[:]) {
 		return Digest{}, false
 	}
-	if len(ct) == 0 {
-		return Digest{}, false
-	}
-	buf := make([]byte, base64.RawURLEncoding.DecodedLen(len(ct)))
-	if _, err := base64.RawURLEncoding.Strict().Decode(buf, ct); err != nil {
+	if len(ct) == 0 || !validB64(ct) {
 		return Digest{}, false
 	}
 	var d Digest

@@ -84,6 +84,40 @@ func TestFastEncodersMatchJSON(t *testing.T) {
 	}
 }
 
+// TestEncodeOpeningMatchesJSON: the opening encoder writes what
+// encoding/json writes for wireOpening.
+func TestEncodeOpeningMatchesJSON(t *testing.T) {
+	e := newSignedEntry(t, testV2Signer(t), testAtts)
+	j := Justification{Salt: fixedSalt(3), Reason: "unconscious <&> \"quoted\" \u2028 é\n"}
+	for _, o := range []Opening{
+		{Statement: e.stmt},
+		{Statement: e.stmt, Attestations: testAtts},
+		{Statement: e.stmt, Attestations: testAtts, Justification: &j},
+		{Statement: e.stmt, Justification: &j, Subject: "ps_" + strings.Repeat("3f", 32)},
+		{Statement: e.stmt, Subject: "patient-1"},
+	} {
+		got, err := EncodeOpening(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := wireOpening{Statement: o.Statement, Attestations: o.Attestations, Subject: o.Subject}
+		if o.Justification != nil {
+			w.Justification = &wireJustification{Salt: o.Justification.Salt.String(), Reason: o.Justification.Reason}
+		}
+		want, err := marshalCompact(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("EncodeOpening:\n got %s\nwant %s", got, want)
+		}
+		back, err := DecodeOpening(got)
+		if err != nil || !reflect.DeepEqual(back, o) {
+			t.Errorf("DecodeOpening = %+v, %v, want %+v", back, err, o)
+		}
+	}
+}
+
 func fill(rng *rand.Rand, b []byte) {
 	for i := range b {
 		b[i] = byte(rng.UintN(256))
