@@ -229,3 +229,125 @@ func TestOpenSealedOpensJWX(t *testing.T) {
 		}
 	}
 }
+
+// TestSelfEphemeralIsX25519: the fixed-base computation of an ephemeral
+// public key (x25519Base) is crypto/ecdh's X25519 public key of the same
+// private key, for random keys and for keys at the edges of clamping.
+func TestSelfEphemeralIsX25519(t *testing.T) {
+	keys := [][32]byte{{}, {0: 1}, {31: 0x80}, {31: 0x7f}}
+	var ones [32]byte
+	for i := range ones {
+		ones[i] = 0xff
+	}
+	keys = append(keys, ones)
+	for range 2000 {
+		var k [32]byte
+		if err := randomFill(k[:]); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		want, err := ecdh.X25519().NewPrivateKey(k[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := x25519Base(&k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.PublicKey().Bytes()) {
+			t.Fatalf("key %x: x25519Base %x, crypto/ecdh %x", k, got, want.PublicKey().Bytes())
+		}
+	}
+}
+
+// TestSealToSelf: a sealed opening whose sealer is one of its recipients
+// (a gateway's own slot, derived as its recipient derives it) opens with
+// jwx and OpenSealed for every recipient, the sealer included, and has
+// the layout of any other.
+func TestSealToSelf(t *testing.T) {
+	e := newSignedEntry(t, testV2Signer(t), nil)
+	for _, n := range []int{1, 3} {
+		privs, pubs := sealKeys(t, n)
+		self := privs[n-1]
+		plain, err := EncodeOpening(e.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, err := sealRecipients(pubs, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealed, err := sealPlain(plain, e.h.Commitment, keys, self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckSealed(sealed, e.h); err != nil {
+			t.Fatalf("%d recipients: %v", n, err)
+		}
+		for i, k := range privs {
+			if _, err := jwe.Decrypt(sealed, jwe.WithKey(jwa.ECDH_ES_A256KW(), k)); err != nil {
+				t.Errorf("%d recipients: jwx cannot decrypt recipient %d's slot (self: %v): %v", n, i, k == self, err)
+			}
+			o, err := OpenSealed(sealed, k)
+			if err != nil {
+				t.Fatalf("%d recipients: recipient %d: %v", n, i, err)
+			}
+			if _, err := CheckOpening(o, e.h); err != nil {
+				t.Errorf("%d recipients: recipient %d: %v", n, i, err)
+			}
+		}
+		ref := jwxSeal(t, padTo(plain), e.h.Commitment[:], pubs)
+		if got, want := jweShape(t, sealed), jweShape(t, ref); got != want {
+			t.Errorf("%d recipients: layout differs from jwx's:\n got %s\nwant %s", n, got, want)
+		}
+		// A fresh ephemeral key per entry: two seals share no epk.
+		again, err := sealPlain(plain, e.h.Commitment, keys, self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, epk := range epks(t, sealed) {
+			if bytes.Contains(again, []byte(epk)) {
+				t.Errorf("%d recipients: an ephemeral key was used twice", n)
+			}
+		}
+	}
+}
+
+func padTo(plain []byte) []byte {
+	out := append([]byte(nil), plain...)
+	for len(out)%sealPadBlock != 0 {
+		out = append(out, ' ')
+	}
+	return out
+}
+
+// epks returns the ephemeral public keys of a sealed opening's slots.
+func epks(t *testing.T, sealed []byte) []string {
+	t.Helper()
+	var doc struct {
+		Protected  string
+		Recipients []struct {
+			Header struct {
+				EPK struct{ X string }
+			}
+		}
+	}
+	if err := json.Unmarshal(sealed, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range doc.Recipients {
+		out = append(out, r.Header.EPK.X)
+	}
+	if len(doc.Recipients) == 0 {
+		p, _ := base64.RawURLEncoding.DecodeString(doc.Protected)
+		var h struct{ EPK struct{ X string } }
+		if err := json.Unmarshal(p, &h); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, h.EPK.X)
+	}
+	return out
+}
