@@ -124,9 +124,12 @@ type Log struct {
 	// batch's rows durable but not yet vouched for (and has the node
 	// re-check its own appends).
 	commitMu sync.Mutex
+	// observe is the node's AppendObserver (nil until one is set).
+	observe atomic.Pointer[func(first uint64, leaves [][]byte)]
 }
 
 var (
+	_ ledger.AppendObserver    = (*Log)(nil)
 	_ ledger.Vouching          = (*Log)(nil)
 	_ ledger.Store             = (*Log)(nil)
 	_ ledger.CheckpointHistory = (*Log)(nil)
@@ -298,6 +301,13 @@ func (l *Log) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, 
 	}
 }
 
+// ObserveAppends implements ledger.AppendObserver: the writer reports
+// each batch's leaves once the batch committed, before it answers the
+// appends.
+func (l *Log) ObserveAppends(f func(first uint64, leaves [][]byte)) {
+	l.observe.Store(&f)
+}
+
 // writer drains the queue and commits batches until the queue is closed.
 func (l *Log) writer() {
 	defer l.writerWG.Done()
@@ -365,6 +375,9 @@ func (l *Log) commit(batch []*appendReq) {
 	l.noteSize(first + uint64(len(datas)))
 	l.vouch(first, first+uint64(len(datas)))
 	l.commitMu.Unlock()
+	if p := l.observe.Load(); p != nil {
+		(*p)(first, datas)
+	}
 	for i, r := range reqs {
 		r.done <- appendResult{index: first + uint64(i)}
 	}
