@@ -393,7 +393,7 @@ func (l *Log) writeBatch(ctx context.Context, datas [][]byte, envs []ledger.Enve
 	var first uint64
 	var fr frontier
 	err := l.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		n, err := l.claimHead(tx, len(datas))
+		n, err := l.lockHead(tx)
 		if err != nil {
 			return err
 		}
@@ -446,6 +446,13 @@ func (l *Log) writeBatch(ctx context.Context, datas [][]byte, envs []ledger.Enve
 				return fmt.Errorf("insert entries: %w", err)
 			}
 		}
+		res := tx.Exec("UPDATE ledger_head SET size = ? WHERE id = ?", int64(end), headID)
+		if res.Error != nil {
+			return fmt.Errorf("update head: %w", res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return fmt.Errorf("update head: %w: no head row", ErrCorrupt)
+		}
 		return nil
 	})
 	if err != nil {
@@ -454,21 +461,23 @@ func (l *Log) writeBatch(ctx context.Context, datas [][]byte, envs []ledger.Enve
 	return first, fr, nil
 }
 
-// claimHead moves the head row's size forward by k for the rest of tx and
-// returns the durable size before it: the batch's first index. One
-// statement locks the row and claims the indexes (on SQLite the
-// transaction already holds the write lock, BEGIN IMMEDIATE; on
-// PostgreSQL the row lock serialises writers across processes); a failed
-// batch rolls it back with the rows.
-func (l *Log) claimHead(tx *gorm.DB, k int) (uint64, error) {
+// lockHead locks the head row for the rest of tx and returns the durable
+// size. On SQLite the transaction already holds the write lock (BEGIN
+// IMMEDIATE); on PostgreSQL the row lock serialises writers across
+// processes.
+func (l *Log) lockHead(tx *gorm.DB) (uint64, error) {
+	q := "SELECT size FROM ledger_head WHERE id = ?"
+	if l.dialect == database.Postgres {
+		q += " FOR UPDATE"
+	}
 	var sizes []int64
-	if err := tx.Raw("UPDATE ledger_head SET size = size + ? WHERE id = ? RETURNING size", k, headID).Scan(&sizes).Error; err != nil {
-		return 0, fmt.Errorf("update head: %w", err)
+	if err := tx.Raw(q, headID).Scan(&sizes).Error; err != nil {
+		return 0, fmt.Errorf("lock head: %w", err)
 	}
-	if len(sizes) != 1 || sizes[0] < int64(k) {
-		return 0, fmt.Errorf("update head: %w: no head row", ErrCorrupt)
+	if len(sizes) != 1 || sizes[0] < 0 {
+		return 0, fmt.Errorf("lock head: %w: no head row", ErrCorrupt)
 	}
-	return uint64(sizes[0]) - uint64(k), nil
+	return uint64(sizes[0]), nil
 }
 
 func (l *Log) noteSize(n uint64) {
