@@ -320,3 +320,55 @@ func BenchmarkBaselineX25519(b *testing.B) {
 		}
 	}
 }
+
+// The append path's codec steps, one by one, on a typical access entry
+// sealed to one recipient (an embedded gateway's own key): what
+// BenchmarkNodeAppend spends besides the signature and the key
+// agreements.
+func BenchmarkCodec(b *testing.B) {
+	s := testV2Signer(b)
+	salt := fixedSalt(1)
+	org, body := typicalAccessV2(salt)
+	st, err := NewStatement(testAuthor, org, salt, body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stmt, h, l, err := s.NewEntry(org, salt, body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l.Time = testLeafTime
+	hb, _ := EncodeHeader(h)
+	lb, _ := EncodeLeaf(l)
+	_, pubs := sealKeys(b, 1)
+	o := Opening{Statement: stmt}
+	sealed, err := SealOpening(o, h, pubs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := Envelope{Header: hb, Sealed: sealed}
+	for _, bc := range []struct {
+		name string
+		f    func() error
+	}{
+		{"Statement.validate", func() error { return st.validate() }},
+		{"EncodeStatement", func() error { _, err := EncodeStatement(st); return err }},
+		{"DecodeStatement", func() error { _, err := DecodeStatement(stmt); return err }},
+		{"EncodeHeader", func() error { _, err := EncodeHeader(h); return err }},
+		{"DecodeHeader", func() error { _, err := DecodeHeader(hb); return err }},
+		{"EncodeLeaf", func() error { _, err := EncodeLeaf(l); return err }},
+		{"DecodeLeaf", func() error { _, err := DecodeLeaf(lb); return err }},
+		{"EncodeOpening", func() error { _, err := EncodeOpening(o); return err }},
+		{"CheckSealed", func() error { return CheckSealed(sealed, h) }},
+		{"CheckEnvelope", func() error { _, err := CheckEnvelope(env); return err }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bc.f(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -26,6 +27,8 @@ func FuzzDecodeStatement(f *testing.F) {
 	f.Add([]byte(`{"type":"consent.revoked","v":2,"author":"","org":"","salt":"","body":{}}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		fastAgrees(t, b, func(b []byte) (any, bool) { return decodeStatementFast(b) },
+			func(b []byte) (any, error) { return decodeStatementJSON(b) })
 		st, err := DecodeStatement(b)
 		if err != nil {
 			return
@@ -48,6 +51,8 @@ func FuzzDecodeHeader(f *testing.F) {
 	f.Add([]byte(`{"type":"x","v":2,"author":"","org":"","commitment":"","sig":"","att":""}`))
 	pub := testV2Signer(f).Public()
 	f.Fuzz(func(t *testing.T, b []byte) {
+		fastAgrees(t, b, func(b []byte) (any, bool) { return decodeHeaderFast(b) },
+			func(b []byte) (any, error) { return decodeHeaderJSON(b) })
 		h, err := DecodeHeader(b)
 		if err != nil {
 			return
@@ -71,6 +76,8 @@ func FuzzDecodeLeaf(f *testing.F) {
 	f.Add(leaf)
 	f.Add([]byte(`{"v":2,"type":"access.decided","time":"2026-01-01T00:00:00.000000000Z","seal":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		fastAgrees(t, b, func(b []byte) (any, bool) { return decodeLeafFast(b) },
+			func(b []byte) (any, error) { return decodeLeafJSON(b) })
 		l, err := DecodeLeaf(b)
 		if err != nil {
 			return
@@ -132,6 +139,8 @@ func FuzzOpenSealed(f *testing.F) {
 	f.Add([]byte(`{"protected":"eyJlbmMiOiJBMjU2R0NNIn0","recipients":[],"aad":"","iv":"","ciphertext":"","tag":""}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		fastAgrees(t, b, func(b []byte) (any, bool) { return parseSealedFast(b) },
+			func(b []byte) (any, error) { return parseSealedJSON(b) })
 		for _, k := range []*ecdh.PrivateKey{privs[0], privs[2]} {
 			o, err := OpenSealed(b, k)
 			if err != nil {
@@ -150,4 +159,22 @@ func FuzzOpenSealed(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fastAgrees fails t if a decoder's fast path accepts b and its
+// encoding/json path does not, or decodes it to another value (see
+// fastcodec.go).
+func fastAgrees(t *testing.T, b []byte, fast func([]byte) (any, bool), slow func([]byte) (any, error)) {
+	t.Helper()
+	got, ok := fast(b)
+	if !ok {
+		return
+	}
+	want, err := slow(b)
+	if err != nil {
+		t.Fatalf("the fast path accepts %q, the JSON path refuses it: %v", b, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: fast path %+v, JSON path %+v", b, got, want)
+	}
 }

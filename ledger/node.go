@@ -119,6 +119,18 @@ type Store interface {
 	Close() error
 }
 
+// AppendObserver is implemented by stores that report the leaves they
+// appended, with their index, before they acknowledge the appends
+// (gormlog). A node then has every entry it appended in its cache, with
+// its leaf's time, before anyone learns its index: its projections (Read)
+// and the store's own check get its entries without reading them back.
+type AppendObserver interface {
+	// ObserveAppends sets the observer: f(first, leaves) is called with
+	// the leaves of entries first, first+1, … once they are durable and
+	// before their appends return. f must not call the store.
+	ObserveAppends(f func(first uint64, leaves [][]byte))
+}
+
 // GenesisGateways is implemented by stores whose gateways are fixed
 // before the first entry (a consortium's genesis): the node keys of the
 // gateways that may register. A store without it admits one gateway, the
@@ -182,6 +194,17 @@ type Node struct {
 	cache   entryCache
 	trusted uint64 // entries below were proved against a checkpoint at open
 
+	// pending are the entries being appended here, by the seal of their
+	// header (their leaf's), until their appender has their index;
+	// landed those of them the store reported durable (AppendObserver),
+	// by index. A read that meets one (another appender's projection
+	// sync, the store's check before a checkpoint) takes it as built
+	// instead of checking it again from the store. pmu guards both; it
+	// is taken after mu, never before.
+	pmu     sync.Mutex
+	pending map[Digest]cachedEntry
+	landed  map[uint64]landedEntry
+
 	// appendMu orders registry appends (gateway and org registrations)
 	// with the authority check, so two can't race past it.
 	appendMu sync.Mutex
@@ -214,6 +237,11 @@ func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
 		n.auth = NewAuthority(g.GenesisGateways())
 	}
 	n.cache.init(entryCacheSize)
+	n.pending = make(map[Digest]cachedEntry)
+	n.landed = make(map[uint64]landedEntry)
+	if o, ok := store.(AppendObserver); ok {
+		o.ObserveAppends(n.observeAppends)
+	}
 	if v, ok := store.(Vouching); ok {
 		// Before the first check: a store that signs its own
 		// checkpoints signs none over an entry this node has not passed,
@@ -313,7 +341,11 @@ func (n *Node) Authority() *Authority {
 func (n *Node) advance(ctx context.Context, end uint64) error {
 	for n.auth.next < end {
 		idx := n.auth.next
-		if c, ok := n.cache.get(idx); ok {
+		c, ok := n.cache.get(idx)
+		if !ok {
+			c, ok = n.adoptLandedLocked(idx)
+		}
+		if ok {
 			if err := n.auth.Apply(idx, c.header, c.statement); err != nil {
 				return err
 			}
@@ -331,20 +363,97 @@ func (n *Node) advance(ctx context.Context, end uint64) error {
 		if err != nil {
 			return err
 		}
-		envs, err := n.store.Envelopes(ctx, idx, hi)
-		if err != nil {
-			return err
+		if len(leaves) != int(hi-idx) {
+			return fmt.Errorf("ledger: store returned %d leaves for [%d,%d)", len(leaves), idx, hi)
 		}
-		if len(leaves) != int(hi-idx) || len(envs) != int(hi-idx) {
-			return fmt.Errorf("ledger: store returned %d leaves and %d envelopes for [%d,%d)", len(leaves), len(envs), idx, hi)
-		}
+		var envs []Envelope
 		for i := range leaves {
-			if err := n.checkLocked(idx+uint64(i), leaves[i], envs[i]); err != nil {
+			at := idx + uint64(i)
+			if c, ok := n.adoptPendingLocked(at, leaves[i]); ok {
+				// Being appended here (its appender has not seen its
+				// index yet): the node built and checked it.
+				if err := n.auth.Apply(at, c.header, c.statement); err != nil {
+					return err
+				}
+				continue
+			}
+			if envs == nil {
+				if envs, err = n.store.Envelopes(ctx, idx, hi); err != nil {
+					return err
+				}
+				if len(envs) != int(hi-idx) {
+					return fmt.Errorf("ledger: store returned %d envelopes for [%d,%d)", len(envs), idx, hi)
+				}
+			}
+			if err := n.checkLocked(at, leaves[i], envs[i]); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// adoptPendingLocked caches the entry at idx if its leaf is that of an
+// entry this node is appending (its appender has not yet seen the
+// index): the leaf's seal is the hash of the header the node signed, so
+// the entry at idx is the one the node built. Called with n.mu held.
+func (n *Node) adoptPendingLocked(idx uint64, leaf []byte) (cachedEntry, bool) {
+	if c, ok := n.adoptLandedLocked(idx); ok {
+		return c, true
+	}
+	n.pmu.Lock()
+	defer n.pmu.Unlock()
+	if len(n.pending) == 0 {
+		return cachedEntry{}, false
+	}
+	l, err := DecodeLeaf(leaf)
+	if err != nil {
+		return cachedEntry{}, false
+	}
+	c, ok := n.pending[l.Seal]
+	if !ok || l.Type != c.header.Type {
+		return cachedEntry{}, false
+	}
+	c.leafTime, c.timed = l.Time, true
+	n.cache.put(idx, c)
+	return c, true
+}
+
+// adoptLandedLocked caches the entry at idx if the store reported it as
+// one this node is appending (observeAppends). Called with n.mu held.
+func (n *Node) adoptLandedLocked(idx uint64) (cachedEntry, bool) {
+	n.pmu.Lock()
+	defer n.pmu.Unlock()
+	le, ok := n.landed[idx]
+	if !ok {
+		return cachedEntry{}, false
+	}
+	delete(n.landed, idx)
+	n.cache.put(idx, le.entry)
+	return le.entry, true
+}
+
+// observeAppends is the node's AppendObserver: the leaves the store
+// appended, before their appends return. Those of entries this node is
+// appending land, with their leaf's time, for readers to take.
+func (n *Node) observeAppends(first uint64, leaves [][]byte) {
+	n.pmu.Lock()
+	defer n.pmu.Unlock()
+	if len(n.pending) == 0 {
+		return
+	}
+	for i, b := range leaves {
+		l, err := DecodeLeaf(b)
+		if err != nil {
+			continue
+		}
+		c, ok := n.pending[l.Seal]
+		if !ok || l.Type != c.header.Type {
+			continue
+		}
+		c.leafTime, c.timed = l.Time, true
+		n.landed[first+uint64(i)] = landedEntry{seal: l.Seal, entry: c}
+	}
 }
 
 // checkLocked checks the entry at idx = n.auth.next and applies it.
@@ -396,7 +505,7 @@ func (n *Node) checkLocked(idx uint64, leaf []byte, env Envelope) error {
 			return err
 		}
 		e.Attestations = o.Attestations
-		n.cache.put(idx, cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st)})
+		n.cache.put(idx, cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st), leafTime: l.Time, timed: true})
 	}
 	return n.auth.Apply(idx, h, st)
 }
@@ -505,10 +614,14 @@ func (n *Node) Prepare(e Entry) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	statement, err := n.signer.Statement(v.org, salt, v.body)
+	_, statement, err := n.signer.statement(v.org, salt, v.body)
 	if err != nil {
 		return nil, err
 	}
+	// The one strict decode of the append path: the bytes signed are
+	// bytes every reader accepts (canonical, checked), and what the node
+	// caches is what a reader decodes from them (no value shared with
+	// the caller's entry). Signing, sealing and caching reuse it.
 	st, err := DecodeStatement(statement)
 	if err != nil {
 		return nil, err
@@ -519,17 +632,28 @@ func (n *Node) Prepare(e Entry) (*Prepared, error) {
 // AppendPrepared signs the prepared entry with its attestations (their
 // digest is in the signed header, the attestations in the opening) and
 // appends it.
+//
+// The statement was encoded and strictly decoded once, by Prepare; the
+// header, the opening and the sealed opening are built from it without
+// decoding it again (SealOpening's and EncodeOpening's checks hold by
+// construction: the opening is the prepared statement, the header
+// commits to it).
 func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestation) (uint64, error) {
-	h, _, err := n.signer.Sign(p.statement, atts)
-	if err != nil {
-		return 0, err
-	}
-	header, err := EncodeHeader(h)
-	if err != nil {
-		return 0, err
+	if p == nil || p.statement == nil {
+		return 0, fmt.Errorf("%w: not a prepared entry", ErrMalformed)
 	}
 	st := p.st
+	h, header, err := n.signer.sign(st, p.statement, atts)
+	if err != nil {
+		return 0, err
+	}
 	o := Opening{Statement: p.statement, Attestations: atts, Subject: p.subject}
+	// The opening's encoding: its statement is the prepared one, its
+	// attestations were validated by sign (AttestationsDigest).
+	plain, err := encodeOpening(o)
+	if err != nil {
+		return 0, err
+	}
 	env := Envelope{Header: header}
 	registry := clearType(h.Type)
 	if registry {
@@ -541,9 +665,7 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		// org cannot both pass the check.
 		n.appendMu.Lock()
 		defer n.appendMu.Unlock()
-		if env.Clear, err = EncodeOpening(o); err != nil {
-			return 0, err
-		}
+		env.Clear = plain
 	}
 	var routed []string
 	if !registry {
@@ -563,37 +685,99 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		return 0, err
 	}
 	if !registry {
-		var opts []SealOption
+		minSlots := 0
 		if n.id.Recipients != nil {
 			if to, err = n.routedKeys(ctx, routed); err != nil {
 				return 0, err
 			}
-			opts = append(opts, WithMinRecipients(RecipientBucket(len(to))))
+			minSlots = RecipientBucket(len(to))
 		}
-		if env.Sealed, err = SealOpening(o, h, to, opts...); err != nil {
+		keys, err := sealRecipients(to, minSlots)
+		if err != nil {
+			return 0, err
+		}
+		if env.Sealed, err = sealPlain(plain, h.Commitment, keys, n.id.SealKey); err != nil {
 			return 0, err
 		}
 	}
-	idx, err := n.store.AppendEnvelope(ctx, env)
+	// The subject is the pseudonym Prepare computed the statement's
+	// patient reference from (toV2), so checkSubject holds by
+	// construction.
+	org, body, err := fromV2(st, p.subject)
 	if err != nil {
-		return idx, err
+		return 0, err
 	}
-	dom, err := n.domain(idx, h, st, p.subject)
-	if err != nil {
-		return idx, err
-	}
+	dom := Entry{Type: h.Type, Version: CurrentVersion, Org: org, Author: h.Author, Body: body, Commitment: h.Commitment}
 	dom.Attestations = atts
+	c := cachedEntry{entry: dom, opening: o, header: h, statement: registryStatement(h, &st)}
+	seal := Seal(header)
+	n.pmu.Lock()
+	n.pending[seal] = c
+	n.pmu.Unlock()
+	idx, err := n.store.AppendEnvelope(ctx, env)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.cache.put(idx, cachedEntry{entry: dom, opening: o, header: h, statement: registryStatement(h, &st)})
+	n.pmu.Lock()
+	delete(n.pending, seal)
+	le, landed := n.landed[idx]
+	if err != nil || !landed || le.seal != seal {
+		// Failed (or its outcome is unknown): what landed of it is
+		// checked from the store like any other entry.
+		for i, x := range n.landed {
+			if x.seal == seal {
+				delete(n.landed, i)
+			}
+		}
+		landed = false
+	} else {
+		delete(n.landed, idx)
+	}
+	n.pmu.Unlock()
+	if err != nil {
+		return idx, err
+	}
+	if landed {
+		// With its leaf's time (the store reported the leaf): Read
+		// serves it without reading the store.
+		c = le.entry
+	} else if prev, ok := n.cache.get(idx); ok && prev.timed && prev.header == h {
+		c = prev // a reader took it from the store's leaves already
+	}
+	n.cache.put(idx, c)
 	if registry {
 		// Bring the authority up to the new entry, so that the next
 		// registry append sees it.
 		if err := n.advance(ctx, idx+1); err != nil {
 			return idx, err
 		}
+		return idx, nil
+	}
+	if err := n.applyCachedLocked(); err != nil {
+		return idx, err
 	}
 	return idx, nil
+}
+
+// applyCachedLocked advances the authority over the entries at its head
+// that are cached (appended or opened here, so checked), without reading
+// the store; it stops at the first that is not. A node's own appends thus
+// keep the authority current: a later advance (a read, or the store's
+// check before it signs a checkpoint) never re-checks them from the store
+// after they left the cache. Called with n.mu held.
+func (n *Node) applyCachedLocked() error {
+	for {
+		idx := n.auth.next
+		c, ok := n.cache.get(idx)
+		if !ok {
+			c, ok = n.adoptLandedLocked(idx)
+		}
+		if !ok {
+			return nil
+		}
+		if err := n.auth.Apply(idx, c.header, c.statement); err != nil {
+			return err
+		}
+	}
 }
 
 // checkDomain checks what the translation to a v2 statement ignores: the
@@ -712,6 +896,13 @@ func (n *Node) Read(ctx context.Context, start, end uint64) ([]Entry, error) {
 	out := make([]Entry, 0, end-start)
 	for start < end {
 		hi := min(end, start+readBatch)
+		if batch, ok, err := n.readCached(ctx, start, hi); err != nil {
+			return nil, err
+		} else if ok {
+			out = append(out, batch...)
+			start = hi
+			continue
+		}
 		leaves, err := n.store.Entries(ctx, start, hi)
 		if err != nil {
 			return nil, err
@@ -726,10 +917,46 @@ func (n *Node) Read(ctx context.Context, start, end uint64) ([]Entry, error) {
 	return out, nil
 }
 
+// readCached returns the entries [start, end) from the cache if every one
+// is cached with its leaf's time (appended or checked here), without
+// reading the store; ok is false otherwise.
+func (n *Node) readCached(ctx context.Context, start, end uint64) (_ []Entry, ok bool, _ error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i := start; i < end; i++ {
+		c, ok := n.cache.get(i)
+		if !ok {
+			c, ok = n.adoptLandedLocked(i)
+		}
+		if !ok || !c.timed {
+			return nil, false, nil
+		}
+	}
+	if err := n.advance(ctx, end); err != nil {
+		return nil, false, err
+	}
+	out := make([]Entry, 0, end-start)
+	for i := start; i < end; i++ {
+		c, ok := n.cache.get(i)
+		if !ok { // evicted by advance: read the store
+			return nil, false, nil
+		}
+		e := c.entry
+		e.Time = c.leafTime
+		out = append(out, e)
+	}
+	return out, true, nil
+}
+
 func (n *Node) readBatch(ctx context.Context, start uint64, leaves [][]byte) ([]Entry, error) {
 	end := start + uint64(len(leaves))
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	for i, b := range leaves {
+		if _, ok := n.cache.get(start + uint64(i)); !ok {
+			n.adoptPendingLocked(start+uint64(i), b)
+		}
+	}
 	if err := n.advance(ctx, end); err != nil {
 		return nil, err
 	}
@@ -782,7 +1009,7 @@ func (n *Node) reopenLocked(idx uint64, l Leaf, env Envelope) (cachedEntry, erro
 		return cachedEntry{}, err
 	}
 	e.Attestations = o.Attestations
-	c := cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st)}
+	c := cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st), leafTime: l.Time, timed: true}
 	n.cache.put(idx, c)
 	return c, nil
 }
@@ -863,11 +1090,21 @@ func (n *Node) Open(ctx context.Context, index uint64) (Opened, error) {
 // projection.
 const entryCacheSize = 8192
 
+type landedEntry struct {
+	seal  Digest
+	entry cachedEntry
+}
+
 type cachedEntry struct {
 	entry     Entry // without its time (the leaf's)
 	opening   Opening
 	header    Header
 	statement *Statement // registry entries only
+	// leafTime is the time of the entry's leaf, when the node has seen
+	// the leaf (checked against the header): Read serves the entry
+	// without reading the store.
+	leafTime time.Time
+	timed    bool
 }
 
 // entryCache is a bounded map of index to opened entry, evicting the

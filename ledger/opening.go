@@ -197,6 +197,13 @@ func EncodeOpening(o Opening) ([]byte, error) {
 	if _, err := DecodeStatement(o.Statement); err != nil {
 		return nil, fmt.Errorf("opening: %w", err)
 	}
+	return encodeOpening(o)
+}
+
+// encodeOpening is EncodeOpening for an opening whose statement is known
+// to decode, so is canonical (the Node's own, decoded once when it was
+// prepared).
+func encodeOpening(o Opening) ([]byte, error) {
 	if err := validateAttestations(o.Attestations); err != nil {
 		return nil, fmt.Errorf("opening: %w", err)
 	}
@@ -205,7 +212,6 @@ func EncodeOpening(o Opening) ([]byte, error) {
 			return nil, fmt.Errorf("%w: opening: subject: %v", ErrMalformed, err)
 		}
 	}
-	w := wireOpening{Statement: o.Statement, Attestations: o.Attestations, Subject: o.Subject}
 	if j := o.Justification; j != nil {
 		if err := validReason(j.Reason); err != nil {
 			return nil, fmt.Errorf("opening: %w", err)
@@ -213,12 +219,41 @@ func EncodeOpening(o Opening) ([]byte, error) {
 		if j.Salt == (Salt{}) {
 			return nil, fmt.Errorf("%w: opening: justification salt not set", ErrMalformed)
 		}
-		w.Justification = &wireJustification{Salt: j.Salt.String(), Reason: j.Reason}
 	}
-	b, err := marshalCompact(w)
-	if err != nil {
-		return nil, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
+	// The members as encoding/json writes wireOpening: the statement is
+	// canonical (compact JSON, copied as is), the free text quoted by
+	// encoding/json.
+	b := make([]byte, 0, len(o.Statement)+64+len(o.Subject))
+	b = append(b, `{"statement":`...)
+	b = append(b, o.Statement...)
+	if len(o.Attestations) > 0 {
+		a, err := marshalCompact(o.Attestations)
+		if err != nil {
+			return nil, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
+		}
+		b = append(b, `,"attestations":`...)
+		b = append(b, a...)
 	}
+	if j := o.Justification; j != nil {
+		r, err := marshalCompact(j.Reason)
+		if err != nil {
+			return nil, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
+		}
+		b = append(b, `,"justification":{"salt":"`...)
+		b = base64.RawURLEncoding.AppendEncode(b, j.Salt[:])
+		b = append(b, `","reason":`...)
+		b = append(b, r...)
+		b = append(b, '}')
+	}
+	if o.Subject != "" {
+		sj, err := marshalCompact(o.Subject)
+		if err != nil {
+			return nil, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
+		}
+		b = append(b, `,"subject":`...)
+		b = append(b, sj...)
+	}
+	b = append(b, '}')
 	if len(b) > MaxOpeningSize {
 		return nil, fmt.Errorf("%w: opening of %d bytes", ErrTooLarge, len(b))
 	}

@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -10,15 +12,19 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 
+	"filippo.io/edwards25519"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwe"
+	"github.com/lestrrat-go/jwx/v3/jwe/jwebb"
 )
 
 // Sealing (docs/design/ledger-privacy.md, "Sealing"). An opening is stored
 // and replicated sealed to the parties that may read it: one JWE in JSON
 // serialization (RFC 7516 §7.2) with ECDH-ES+A256KW on X25519 per
-// recipient and A256GCM for the content, built and opened by
-// github.com/lestrrat-go/jwx/v3. Recipient slots carry no "kid": a
+// recipient and A256GCM for the content, opened by
+// github.com/lestrrat-go/jwx/v3 and built from standard building blocks
+// in the layout jwx writes (encryptJWE; a test decrypts it with jwx).
+// Recipient slots carry no "kid": a
 // recipient list would tell a non-party who is involved, so a node tries
 // its key on every slot (OpenSealed). The JWE's additional authenticated
 // data is the entry's commitment, so a sealed opening is bound to its
@@ -131,29 +137,8 @@ func SealOpening(o Opening, h Header, to []*ecdh.PublicKey, opts ...SealOption) 
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	if len(to) == 0 || len(to) > MaxRecipients {
-		return nil, fmt.Errorf("%w: %d recipients (1 to %d)", ErrBadSealKey, len(to), MaxRecipients)
-	}
-	seen := make(map[string]bool, len(to))
-	keys := make([]*ecdh.PublicKey, 0, max(len(to), cfg.minRecipients))
-	for i, k := range to {
-		if k == nil || k.Curve() != ecdh.X25519() {
-			return nil, fmt.Errorf("%w: recipient %d is not an X25519 key", ErrBadSealKey, i)
-		}
-		if seen[string(k.Bytes())] {
-			return nil, fmt.Errorf("%w: recipient %d repeats a key", ErrBadSealKey, i)
-		}
-		seen[string(k.Bytes())] = true
-		keys = append(keys, k)
-	}
-	for len(keys) < cfg.minRecipients {
-		dummy, err := NewSealKey()
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, dummy.PublicKey())
-	}
-	if err := shuffle(keys); err != nil {
+	keys, err := sealRecipients(to, cfg.minRecipients)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := CheckOpening(o, h); err != nil {
@@ -163,22 +148,55 @@ func SealOpening(o Opening, h Header, to []*ecdh.PublicKey, opts ...SealOption) 
 	if err != nil {
 		return nil, err
 	}
+	return sealPlain(plain, h.Commitment, keys, nil)
+}
+
+// sealRecipients checks the recipient keys (1 to MaxRecipients distinct
+// X25519 keys), pads them with dummy keys up to minRecipients and
+// shuffles them. It returns a new slice.
+func sealRecipients(to []*ecdh.PublicKey, minRecipients int) ([]*ecdh.PublicKey, error) {
+	if len(to) == 0 || len(to) > MaxRecipients {
+		return nil, fmt.Errorf("%w: %d recipients (1 to %d)", ErrBadSealKey, len(to), MaxRecipients)
+	}
+	keys := make([]*ecdh.PublicKey, 0, max(len(to), minRecipients))
+	for i, k := range to {
+		if k == nil || k.Curve() != ecdh.X25519() {
+			return nil, fmt.Errorf("%w: recipient %d is not an X25519 key", ErrBadSealKey, i)
+		}
+		for _, prev := range keys {
+			if prev.Equal(k) {
+				return nil, fmt.Errorf("%w: recipient %d repeats a key", ErrBadSealKey, i)
+			}
+		}
+		keys = append(keys, k)
+	}
+	for len(keys) < minRecipients {
+		dummy, err := NewSealKey()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, dummy.PublicKey())
+	}
+	if len(keys) > 1 {
+		if err := shuffle(keys); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// sealPlain pads the encoded opening plain (the caller's: it is appended
+// to in place) and seals it, bound to commitment, to keys (checked by
+// sealRecipients). self, if not nil, is the sealer's own sealing key:
+// its slot, if keys has one, is derived as its recipient derives it
+// (encryptJWE).
+func sealPlain(plain []byte, commitment Digest, keys []*ecdh.PublicKey, self *ecdh.PrivateKey) ([]byte, error) {
 	if r := len(plain) % sealPadBlock; r != 0 {
-		plain = append(plain, bytes.Repeat([]byte{' '}, sealPadBlock-r)...)
+		for range sealPadBlock - r {
+			plain = append(plain, ' ')
+		}
 	}
-	eopts := make([]jwe.EncryptOption, 0, 4+len(keys))
-	eopts = append(eopts,
-		jwe.WithJSON(),
-		jwe.WithContentEncryption(jwa.A256GCM()),
-		jwe.WithAuthenticateData(h.Commitment[:]),
-		jwe.WithLegacyHeaderMerging(false),
-	)
-	for _, k := range keys {
-		// A raw key, not a jwk.Key: jwx copies a JWK's "kid" into the
-		// recipient header.
-		eopts = append(eopts, jwe.WithKey(jwa.ECDH_ES_A256KW(), k))
-	}
-	sealed, err := jwe.Encrypt(plain, eopts...)
+	sealed, err := encryptJWE(plain, commitment[:], keys, self)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: seal: %w", err)
 	}
@@ -186,6 +204,204 @@ func SealOpening(o Opening, h Header, to []*ecdh.PublicKey, opts ...SealOption) 
 		return nil, fmt.Errorf("%w: sealed opening of %d bytes", ErrTooLarge, len(sealed))
 	}
 	return sealed, nil
+}
+
+// JWE parameters of a sealed opening.
+const (
+	jweAlg     = "ECDH-ES+A256KW"
+	jweEnc     = "A256GCM"
+	jweKEKSize = 32 // A256KW
+	jweCEKSize = 32 // A256GCM
+	jweIVSize  = 12
+	jweTagSize = 16
+)
+
+// encryptJWE returns the JWE (RFC 7516, JSON serialization) of plain with
+// additional authenticated data aad, sealed to keys with ECDH-ES+A256KW
+// on X25519 (RFC 7518 §4.6, RFC 8037) and A256GCM (RFC 7518 §5.3), in
+// the layout jwx v3's jwe.Encrypt(WithJSON, WithLegacyHeaderMerging(false))
+// writes: with one recipient the flattened serialization with the slot's
+// "alg" and "epk" in the protected header, with more the general one with
+// {"enc"} protected and {"alg","epk"} per slot; members in jwx's order.
+//
+// It composes the standard building blocks without jwx's generic message
+// machinery (reflection-driven header maps, a JWK per ephemeral key, a
+// JSON encoder per header), which cost more than the cryptography: per
+// slot a fresh X25519 ephemeral key and the agreement (crypto/ecdh), the
+// key-encryption key by jwx's ConcatKDF (jwebb.DeriveECDHES, the function
+// jwx's own decryption uses) and the content key wrapped by jwx's
+// RFC 3394 AES key wrap (jwebb.Wrap, over crypto/aes); the content by
+// crypto/cipher's AES-GCM with the JWE's AAD (RFC 7516 §5.1 step 14:
+// ASCII(BASE64URL(protected) || '.' || BASE64URL(aad))). No primitive is
+// implemented here. TestEncryptJWEInterop decrypts its output with jwx's
+// jwe.Decrypt (every slot), checks it with jwx's jwe.Parse and
+// CheckSealed, and opens jwx's own output the same way, so the format
+// stays the one jwx writes and reads.
+//
+// A slot sealed to self (the sealer's own key: a gateway seals every
+// entry to itself) is derived as its recipient derives it: with a fresh
+// ephemeral key e, the agreement is self's with e's public key
+// (self.ECDH(epk), the Z jwx's decryption computes, equal to e's with
+// self's public key), so e itself is needed only for its public key,
+// which selfEphemeral computes with a fixed-base multiplication
+// (filippo.io/edwards25519) instead of crypto/ecdh's ladder, a third of
+// the cost. TestSelfEphemeralIsX25519 checks it against crypto/ecdh.
+func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, self *ecdh.PrivateKey) ([]byte, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("no recipients")
+	}
+	var cek [jweCEKSize]byte
+	var iv [jweIVSize]byte
+	if err := randomFill(cek[:]); err != nil {
+		return nil, err
+	}
+	if err := randomFill(iv[:]); err != nil {
+		return nil, err
+	}
+	type slot struct {
+		epk []byte // the ephemeral public key
+		ek  []byte // the wrapped content key
+	}
+	slots := make([]slot, len(keys))
+	var selfPub *ecdh.PublicKey
+	if self != nil {
+		selfPub = self.PublicKey()
+	}
+	for i, k := range keys {
+		var epk []byte
+		var kek []byte
+		if selfPub != nil && k.Equal(selfPub) {
+			pub, err := selfEphemeral()
+			if err != nil {
+				return nil, fmt.Errorf("ephemeral key: %w", err)
+			}
+			if kek, err = jwebb.DeriveECDHES(jweAlg, nil, nil, self, pub, jweKEKSize); err != nil {
+				return nil, err
+			}
+			epk = pub.Bytes()
+		} else {
+			eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+			if err != nil {
+				return nil, fmt.Errorf("ephemeral key: %w", err)
+			}
+			if kek, err = jwebb.DeriveECDHES(jweAlg, nil, nil, eph, k, jweKEKSize); err != nil {
+				return nil, err
+			}
+			epk = eph.PublicKey().Bytes()
+		}
+		block, err := aes.NewCipher(kek)
+		if err != nil {
+			return nil, err
+		}
+		ek, err := jwebb.Wrap(block, cek[:])
+		if err != nil {
+			return nil, err
+		}
+		slots[i] = slot{epk: epk, ek: ek}
+	}
+	b64 := base64.RawURLEncoding
+	appendB64 := func(dst, src []byte) []byte {
+		return b64.AppendEncode(dst, src)
+	}
+	// The slot header members, in jwx's order: "alg", then "epk" with
+	// "crv", "kty", "x".
+	appendSlotParams := func(dst []byte, s slot) []byte {
+		dst = append(dst, `"alg":"`+jweAlg+`","epk":{"crv":"X25519","kty":"OKP","x":"`...)
+		dst = appendB64(dst, s.epk)
+		return append(dst, `"}`...)
+	}
+	flat := len(slots) == 1
+	var prot []byte
+	if flat {
+		// The slot's parameters and "enc", in jwx's (sorted) order:
+		// {"alg","enc","epk"}.
+		prot = append(prot, `{"alg":"`+jweAlg+`","enc":"`+jweEnc+`","epk":{"crv":"X25519","kty":"OKP","x":"`...)
+		prot = appendB64(prot, slots[0].epk)
+		prot = append(prot, `"}}`...)
+	} else {
+		prot = []byte(`{"enc":"` + jweEnc + `"}`)
+	}
+	protB64 := appendB64(nil, prot)
+	aadB64 := appendB64(nil, aad)
+	contentAAD := make([]byte, 0, len(protB64)+1+len(aadB64))
+	contentAAD = append(append(append(contentAAD, protB64...), '.'), aadB64...)
+	block, err := aes.NewCipher(cek[:])
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	sealed := gcm.Seal(nil, iv[:], plain, contentAAD)
+	ct, tag := sealed[:len(sealed)-jweTagSize], sealed[len(sealed)-jweTagSize:]
+
+	size := 128 + len(aadB64) + b64.EncodedLen(len(ct)) + len(protB64) + len(slots)*(sealSlotSize)
+	out := make([]byte, 0, size)
+	out = append(out, `{"aad":"`...)
+	out = append(out, aadB64...)
+	out = append(out, `","ciphertext":"`...)
+	out = appendB64(out, ct)
+	if flat {
+		out = append(out, `","encrypted_key":"`...)
+		out = appendB64(out, slots[0].ek)
+	}
+	out = append(out, `","iv":"`...)
+	out = appendB64(out, iv[:])
+	out = append(out, `","protected":"`...)
+	out = append(out, protB64...)
+	out = append(out, '"')
+	if !flat {
+		out = append(out, `,"recipients":[`...)
+		for i, s := range slots {
+			if i > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, `{"header":{`...)
+			out = appendSlotParams(out, s)
+			out = append(out, `},"encrypted_key":"`...)
+			out = appendB64(out, s.ek)
+			out = append(out, `"}`...)
+		}
+		out = append(out, ']')
+	}
+	out = append(out, `,"tag":"`...)
+	out = appendB64(out, tag)
+	out = append(out, `"}`...)
+	return out, nil
+}
+
+// selfEphemeral returns the public key of a fresh X25519 ephemeral key,
+// forgetting the private key: X25519(e, 9) for 32 random bytes e, computed
+// as the Montgomery u-coordinate of [clamp(e)]B on the birationally
+// equivalent Edwards curve (RFC 7748 §4.1), with filippo.io/edwards25519's
+// constant-time fixed-base multiplication and its BytesMontgomery (the
+// conversion it provides for X25519). The clamping is X25519's; the base
+// point has prime order, so the reduction modulo that order changes
+// nothing. crypto/ecdh then checks the point as for any public key.
+func selfEphemeral() (*ecdh.PublicKey, error) {
+	var e [32]byte
+	if err := randomFill(e[:]); err != nil {
+		return nil, err
+	}
+	u, err := x25519Base(&e)
+	clear(e[:])
+	if err != nil {
+		return nil, err
+	}
+	return ecdh.X25519().NewPublicKey(u)
+}
+
+// x25519Base returns X25519(e, 9), the public key of the X25519 private
+// key e (see selfEphemeral).
+func x25519Base(e *[32]byte) ([]byte, error) {
+	s, err := edwards25519.NewScalar().SetBytesWithClamping(e[:])
+	if err != nil {
+		return nil, err
+	}
+	u := new(edwards25519.Point).ScalarBaseMult(s).BytesMontgomery()
+	s.Set(edwards25519.NewScalar())
+	return u, nil
 }
 
 // shuffle permutes keys uniformly with a generator seeded from
@@ -291,6 +507,14 @@ func parseSealed(sealed []byte) (Digest, error) {
 	if len(sealed) > MaxSealedSize {
 		return Digest{}, fmt.Errorf("%w: sealed opening of %d bytes", ErrTooLarge, len(sealed))
 	}
+	if d, ok := parseSealedFast(sealed); ok {
+		return d, nil
+	}
+	return parseSealedJSON(sealed)
+}
+
+// parseSealedJSON is parseSealed with encoding/json, for any layout.
+func parseSealedJSON(sealed []byte) (Digest, error) {
 	var w wireSealed
 	if err := strictUnmarshal(sealed, &w); err != nil {
 		return Digest{}, badSealed("%v", err)

@@ -122,11 +122,22 @@ func (s *Signer) Public() ed25519.PublicKey { return s.pub }
 // body were computed with; see PatientRef). Collect attestations over
 // Commitment(statement), then call Sign.
 func (s *Signer) Statement(org string, salt Salt, body any) ([]byte, error) {
+	_, b, err := s.statement(org, salt, body)
+	return b, err
+}
+
+// statement returns the statement of body and its canonical encoding,
+// validated once (NewStatement checks what EncodeStatement would).
+func (s *Signer) statement(org string, salt Salt, body any) (Statement, []byte, error) {
 	st, err := NewStatement(s.author, org, salt, body)
 	if err != nil {
-		return nil, err
+		return Statement{}, nil, err
 	}
-	return EncodeStatement(st)
+	b, err := encodeStatement(st)
+	if err != nil {
+		return Statement{}, nil, err
+	}
+	return st, b, nil
 }
 
 // Sign returns the signed header of a statement (the signer's own: its
@@ -137,12 +148,23 @@ func (s *Signer) Sign(statement []byte, atts []Attestation) (Header, Leaf, error
 	if err != nil {
 		return Header{}, Leaf{}, err
 	}
+	h, hb, err := s.sign(st, statement, atts)
+	if err != nil {
+		return Header{}, Leaf{}, err
+	}
+	return h, Leaf{Version: VersionV2, Type: h.Type, Seal: Seal(hb)}, nil
+}
+
+// sign returns the signed header of st, whose canonical encoding is
+// statement (the caller's: Sign decodes it, the Node encoded it), and the
+// header's canonical bytes.
+func (s *Signer) sign(st Statement, statement []byte, atts []Attestation) (Header, []byte, error) {
 	if st.Author != s.author {
-		return Header{}, Leaf{}, fmt.Errorf("%w: statement by %q, signer %q", ErrStatementMismatch, st.Author, s.author)
+		return Header{}, nil, fmt.Errorf("%w: statement by %q, signer %q", ErrStatementMismatch, st.Author, s.author)
 	}
 	att, err := AttestationsDigest(atts)
 	if err != nil {
-		return Header{}, Leaf{}, err
+		return Header{}, nil, err
 	}
 	h := Header{
 		Type: st.Type, Version: VersionV2, Author: st.Author, Org: st.Org,
@@ -150,17 +172,17 @@ func (s *Signer) Sign(statement []byte, atts []Attestation) (Header, Leaf, error
 	}
 	sig, err := s.key.Sign(nil, SignatureMessage(h), crypto.Hash(0))
 	if err != nil {
-		return Header{}, Leaf{}, fmt.Errorf("ledger: sign entry: %w", err)
+		return Header{}, nil, fmt.Errorf("ledger: sign entry: %w", err)
 	}
 	if len(sig) != len(h.Sig) {
-		return Header{}, Leaf{}, fmt.Errorf("%w: signature of %d bytes", ErrBadNodeKey, len(sig))
+		return Header{}, nil, fmt.Errorf("%w: signature of %d bytes", ErrBadNodeKey, len(sig))
 	}
 	copy(h.Sig[:], sig)
 	hb, err := EncodeHeader(h)
 	if err != nil {
-		return Header{}, Leaf{}, err
+		return Header{}, nil, err
 	}
-	return h, Leaf{Version: VersionV2, Type: h.Type, Seal: Seal(hb)}, nil
+	return h, hb, nil
 }
 
 // NewEntry builds, signs and seals an entry without attestations: its

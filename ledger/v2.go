@@ -233,17 +233,18 @@ func EncodeStatement(st Statement) ([]byte, error) {
 	if err := st.validate(); err != nil {
 		return nil, err
 	}
+	return encodeStatement(st)
+}
+
+// encodeStatement is EncodeStatement for a statement already validated.
+// The members around the body are written directly (appendStatement):
+// validated, none needs escaping.
+func encodeStatement(st Statement) ([]byte, error) {
 	body, err := marshalCompact(st.Body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: body: %v", ErrMalformed, err)
 	}
-	b, err := marshalCompact(wireStatement{
-		Type: st.Type, Version: st.Version, Author: st.Author, Org: st.Org,
-		Salt: st.Salt.String(), Body: body,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
+	b := appendStatement(make([]byte, 0, len(body)+128+len(st.Author)+len(st.Org)), st, body)
 	if len(b) > MaxStatementSize {
 		return nil, fmt.Errorf("%w: statement of %d bytes", ErrTooLarge, len(b))
 	}
@@ -257,6 +258,15 @@ func DecodeStatement(b []byte) (Statement, error) {
 	if len(b) > MaxStatementSize {
 		return Statement{}, fmt.Errorf("%w: statement of %d bytes", ErrTooLarge, len(b))
 	}
+	if st, ok := decodeStatementFast(b); ok {
+		return st, nil
+	}
+	return decodeStatementJSON(b)
+}
+
+// decodeStatementJSON is DecodeStatement with encoding/json, for any
+// input (decodeStatementFast declined it).
+func decodeStatementJSON(b []byte) (Statement, error) {
 	var w wireStatement
 	if err := strictUnmarshal(b, &w); err != nil {
 		return Statement{}, fmt.Errorf("%w: statement: %v", ErrMalformed, err)
@@ -364,15 +374,9 @@ func EncodeHeader(h Header) ([]byte, error) {
 	if err := h.validate(); err != nil {
 		return nil, err
 	}
-	b, err := marshalCompact(wireHeader{
-		Type: h.Type, Version: h.Version, Author: h.Author, Org: h.Org,
-		Commitment: h.Commitment.String(),
-		Sig:        base64.RawURLEncoding.EncodeToString(h.Sig[:]),
-		Att:        attText(h.Att),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
-	}
+	// The members are validated and need no escaping: written directly,
+	// as encoding/json writes wireHeader.
+	b := appendHeader(make([]byte, 0, 256+len(h.Author)+len(h.Org)), h)
 	if len(b) > MaxHeaderSize {
 		return nil, fmt.Errorf("%w: header of %d bytes", ErrTooLarge, len(b))
 	}
@@ -385,6 +389,14 @@ func DecodeHeader(b []byte) (Header, error) {
 	if len(b) > MaxHeaderSize {
 		return Header{}, fmt.Errorf("%w: header of %d bytes", ErrTooLarge, len(b))
 	}
+	if h, ok := decodeHeaderFast(b); ok {
+		return h, nil
+	}
+	return decodeHeaderJSON(b)
+}
+
+// decodeHeaderJSON is DecodeHeader with encoding/json.
+func decodeHeaderJSON(b []byte) (Header, error) {
 	var w wireHeader
 	if err := strictUnmarshal(b, &w); err != nil {
 		return Header{}, fmt.Errorf("%w: header: %v", ErrMalformed, err)
@@ -449,13 +461,8 @@ func EncodeLeaf(l Leaf) ([]byte, error) {
 	if y := l.Time.UTC().Year(); l.Time.IsZero() || y < 1970 || y > 9999 {
 		return nil, fmt.Errorf("%w: leaf time not set by the log (or out of range)", ErrMalformed)
 	}
-	b, err := marshalCompact(wireLeaf{
-		Version: l.Version, Type: l.Type,
-		Time: l.Time.UTC().Format(timeFormat), Seal: l.Seal.String(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: leaf: %v", ErrMalformed, err)
-	}
+	// As encoding/json writes wireLeaf: the members need no escaping.
+	b := appendLeaf(make([]byte, 0, 160), l)
 	if len(b) > MaxLeafSize {
 		return nil, fmt.Errorf("%w: leaf of %d bytes", ErrTooLarge, len(b))
 	}
@@ -467,6 +474,14 @@ func DecodeLeaf(b []byte) (Leaf, error) {
 	if len(b) > MaxLeafSize {
 		return Leaf{}, fmt.Errorf("%w: leaf of %d bytes", ErrTooLarge, len(b))
 	}
+	if l, ok := decodeLeafFast(b); ok {
+		return l, nil
+	}
+	return decodeLeafJSON(b)
+}
+
+// decodeLeafJSON is DecodeLeaf with encoding/json.
+func decodeLeafJSON(b []byte) (Leaf, error) {
 	var w wireLeaf
 	if err := strictUnmarshal(b, &w); err != nil {
 		return Leaf{}, fmt.Errorf("%w: leaf: %v", ErrMalformed, err)

@@ -38,7 +38,9 @@
 // appenders, the larger the batch, while each append returns only after
 // its transaction committed. A crash leaves the whole batch or none of
 // it. The writer sets each leaf's time (UTC, never going backwards within
-// a process).
+// a process), and reports each committed batch's leaves to its node
+// (ledger.AppendObserver) before it answers the appends, so that the node
+// serves its own entries to its projections without reading them back.
 //
 // # Checkpoints
 //

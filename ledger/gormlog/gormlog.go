@@ -119,9 +119,17 @@ type Log struct {
 	// node's (nil until a node is opened over the log).
 	vouched atomic.Uint64
 	check   atomic.Pointer[func(context.Context, uint64) error]
+	// commitMu is held by the writer from a batch's transaction until it
+	// vouched for the batch, so that the publisher never sees the
+	// batch's rows durable but not yet vouched for (and has the node
+	// re-check its own appends).
+	commitMu sync.Mutex
+	// observe is the node's AppendObserver (nil until one is set).
+	observe atomic.Pointer[func(first uint64, leaves [][]byte)]
 }
 
 var (
+	_ ledger.AppendObserver    = (*Log)(nil)
 	_ ledger.Vouching          = (*Log)(nil)
 	_ ledger.Store             = (*Log)(nil)
 	_ ledger.CheckpointHistory = (*Log)(nil)
@@ -129,7 +137,11 @@ var (
 )
 
 type appendReq struct {
-	env  ledger.Envelope
+	env ledger.Envelope
+	// typ and seal are the leaf's, from the header AppendEnvelope
+	// checked: the writer only adds the time.
+	typ  ledger.Type
+	seal ledger.Digest
 	done chan appendResult
 }
 
@@ -264,10 +276,11 @@ func (l *Log) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, 
 	if err := l.faultErr(); err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
-	if _, err := ledger.CheckEnvelope(env); err != nil {
+	h, err := ledger.CheckEnvelope(env)
+	if err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
-	req := &appendReq{env: env, done: make(chan appendResult, 1)}
+	req := &appendReq{env: env, typ: h.Type, seal: ledger.Seal(env.Header), done: make(chan appendResult, 1)}
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -286,6 +299,13 @@ func (l *Log) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, 
 	case <-ctx.Done():
 		return 0, fmt.Errorf("append: %w", ctx.Err())
 	}
+}
+
+// ObserveAppends implements ledger.AppendObserver: the writer reports
+// each batch's leaves once the batch committed, before it answers the
+// appends.
+func (l *Log) ObserveAppends(f func(first uint64, leaves [][]byte)) {
+	l.observe.Store(&f)
 }
 
 // writer drains the queue and commits batches until the queue is closed.
@@ -324,8 +344,9 @@ func (l *Log) commit(batch []*appendReq) {
 	envs := make([]ledger.Envelope, 0, len(batch))
 	reqs := make([]*appendReq, 0, len(batch))
 	for _, r := range batch {
-		b, err := ledger.NewLeafFor(r.env.Header, now)
-		if err != nil { // cannot happen: AppendEnvelope checked it
+		// ledger.NewLeafFor without decoding the header again.
+		b, err := ledger.EncodeLeaf(ledger.Leaf{Version: ledger.VersionV2, Type: r.typ, Time: now, Seal: r.seal})
+		if err != nil { // cannot happen: AppendEnvelope checked the header
 			r.done <- appendResult{err: fmt.Errorf("append: %w", err)}
 			continue
 		}
@@ -338,8 +359,10 @@ func (l *Log) commit(batch []*appendReq) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), DefaultCommitTimeout)
 	defer cancel()
+	l.commitMu.Lock()
 	first, fr, err := l.writeBatch(ctx, datas, envs)
 	if err != nil {
+		l.commitMu.Unlock()
 		l.logger.Error("ledger append failed", slog.Int("batch", len(datas)), slog.String("err", err.Error()))
 		err = fmt.Errorf("append: %w: %w", ledger.ErrUnavailable, err)
 		for _, r := range reqs {
@@ -351,6 +374,10 @@ func (l *Log) commit(batch []*appendReq) {
 	l.frontier = fr
 	l.noteSize(first + uint64(len(datas)))
 	l.vouch(first, first+uint64(len(datas)))
+	l.commitMu.Unlock()
+	if p := l.observe.Load(); p != nil {
+		(*p)(first, datas)
+	}
 	for i, r := range reqs {
 		r.done <- appendResult{index: first + uint64(i)}
 	}
@@ -862,7 +889,11 @@ func (l *Log) vouch(first, end uint64) {
 // most size: entries beyond the vouched size are checked first (Vouch);
 // without a check only the vouched size is signed.
 func (l *Log) signable(ctx context.Context, size uint64) (uint64, error) {
+	// Wait for a batch being committed to be vouched for: size may
+	// already count its rows.
+	l.commitMu.Lock()
 	v := l.vouched.Load()
+	l.commitMu.Unlock()
 	if size <= v {
 		return size, nil
 	}

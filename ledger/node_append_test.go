@@ -1,0 +1,233 @@
+package ledger_test
+
+import (
+	"context"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
+)
+
+// countingStore counts the envelopes a node reads back from its store:
+// each one read is an entry the node checks and opens again.
+type countingStore struct {
+	*ledgertest.MemStore
+	envelopes atomic.Int64
+}
+
+func (s *countingStore) Envelopes(ctx context.Context, start, end uint64) ([]ledger.Envelope, error) {
+	s.envelopes.Add(int64(end - start))
+	return s.MemStore.Envelopes(ctx, start, end)
+}
+
+// collector is an Applier that keeps what it was given.
+type collector struct {
+	mu      sync.Mutex
+	next    uint64
+	entries []ledger.Entry
+}
+
+func (c *collector) Name() string { return "collector" }
+
+func (c *collector) Next(context.Context) (uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.next, nil
+}
+
+func (c *collector) Apply(_ context.Context, first uint64, entries []ledger.Entry) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = append(c.entries, entries...)
+	c.next = first + uint64(len(entries))
+	return nil
+}
+
+// TestOwnAppendsKeepAuthorityCurrent: a node's own appends advance its
+// registry as they are acknowledged, so that nothing later (a read, the
+// store's check before it signs a checkpoint) re-checks them from the
+// store, even after they have left the node's cache. Appenders that
+// finish out of order are applied in order.
+func TestOwnAppendsKeepAuthorityCurrent(t *testing.T) {
+	ctx := context.Background()
+	store := &countingStore{MemStore: &ledgertest.MemStore{}}
+	n, err := ledger.OpenNode(ctx, store, ledgertest.Identity("gw-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const appenders, each = 8, 6
+	var wg sync.WaitGroup
+	errs := make(chan error, appenders)
+	for a := range appenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := n.Append(ctx, ledgertest.Entry(a*each+i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	size, err := n.Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size != 1+appenders*each {
+		t.Fatalf("size %d", size)
+	}
+	if got := n.Authority().Next(); got != size {
+		t.Errorf("the registry is at %d after %d entries were appended here, want %d", got, size, size)
+	}
+	if got := store.envelopes.Load(); got != 0 {
+		t.Errorf("the node read %d envelopes back from its store while appending", got)
+	}
+}
+
+// TestFollowerAfterAppendsOpensNothing: a gateway appends and syncs its
+// projections after each append (and in bursts); the projections get
+// every entry in the domain view, from the node's cache: no envelope is
+// read back and opened again.
+func TestFollowerAfterAppendsOpensNothing(t *testing.T) {
+	ctx := context.Background()
+	store := &countingStore{MemStore: &ledgertest.MemStore{}}
+	id := ledgertest.Identity("gw-a")
+	n, err := ledger.OpenNode(ctx, store, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	f := ledger.NewFollower(n, c)
+	want := []ledger.Entry{}
+	for i := range 40 {
+		e := ledgertest.Entry(i)
+		idx, err := n.Append(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, e)
+		if i%8 == 7 { // a burst of appends, then one sync
+			continue
+		}
+		if err := f.Sync(ctx, idx+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.SyncAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := store.envelopes.Load(); got != 0 {
+		t.Errorf("catching up after its own appends the node read %d envelopes back", got)
+	}
+	if len(c.entries) != 1+len(want) {
+		t.Fatalf("%d entries applied, want %d", len(c.entries), 1+len(want))
+	}
+	for i, e := range want {
+		got := c.entries[i+1]
+		if got.Type != e.Type || got.Org != e.Org || got.Author != "gw-a" || got.Body == nil || got.Time.IsZero() {
+			t.Errorf("entry %d: %+v, want %+v", i+1, got, e)
+		}
+	}
+	// A node opening the same store (a restart) checks and opens every
+	// entry from the store: its domain view is the one the appending
+	// node served from its cache.
+	again, err := ledger.OpenNode(ctx, store, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.envelopes.Load() == 0 {
+		t.Fatal("the restarted node read no envelope")
+	}
+	reread, err := again.Read(ctx, 0, uint64(len(c.entries)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(reread, c.entries) {
+		for i := range reread {
+			if !reflect.DeepEqual(reread[i], c.entries[i]) {
+				t.Errorf("entry %d: opened from the store %+v, from the appending node %+v", i, reread[i], c.entries[i])
+			}
+		}
+	}
+}
+
+// BenchmarkNodeAppend measures Node.Append over an in-memory store (no
+// database): translate, sign, seal to the gateway's own key, check the
+// envelope and cache the entry. Parallel with GOMAXPROCS appenders.
+func BenchmarkNodeAppend(b *testing.B) {
+	ctx := context.Background()
+	n, err := ledger.OpenNode(ctx, &ledgertest.MemStore{}, ledgertest.Identity("gw-bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := ledgertest.Entry(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := n.Append(ctx, e); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+}
+
+// cpuTime returns the CPU time the process has used (user and system):
+// on a shared machine, CPU per operation varies less than time per
+// operation.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkNodeAppendSync is a gateway's write path: append, then bring a
+// projection up to the entry (Follower.Sync), one appender at a time.
+func BenchmarkNodeAppendSync(b *testing.B) {
+	ctx := context.Background()
+	n, err := ledger.OpenNode(ctx, &ledgertest.MemStore{}, ledgertest.Identity("gw-bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := ledger.NewFollower(n, &discard{})
+	e := ledgertest.Entry(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		idx, err := n.Append(ctx, e)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(ctx, idx+1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+}
+
+// discard is an Applier that only advances.
+type discard struct{ next uint64 }
+
+func (d *discard) Name() string                         { return "discard" }
+func (d *discard) Next(context.Context) (uint64, error) { return d.next, nil }
+func (d *discard) Apply(_ context.Context, first uint64, entries []ledger.Entry) error {
+	d.next = first + uint64(len(entries))
+	return nil
+}
