@@ -3,7 +3,6 @@ module github.com/healthgw/healthgw
 go 1.26.0
 
 require (
-	filippo.io/edwards25519 v1.1.0
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/cometbft/cometbft v0.38.26

@@ -696,7 +696,7 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		if err != nil {
 			return 0, err
 		}
-		if env.Sealed, err = sealPlain(plain, h.Commitment, keys, n.id.SealKey); err != nil {
+		if env.Sealed, err = sealPlain(plain, h.Commitment, keys); err != nil {
 			return 0, err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 
-	"filippo.io/edwards25519"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwe"
 	"github.com/lestrrat-go/jwx/v3/jwe/jwebb"
@@ -148,7 +147,7 @@ func SealOpening(o Opening, h Header, to []*ecdh.PublicKey, opts ...SealOption) 
 	if err != nil {
 		return nil, err
 	}
-	return sealPlain(plain, h.Commitment, keys, nil)
+	return sealPlain(plain, h.Commitment, keys)
 }
 
 // sealRecipients checks the recipient keys (1 to MaxRecipients distinct
@@ -187,16 +186,14 @@ func sealRecipients(to []*ecdh.PublicKey, minRecipients int) ([]*ecdh.PublicKey,
 
 // sealPlain pads the encoded opening plain (the caller's: it is appended
 // to in place) and seals it, bound to commitment, to keys (checked by
-// sealRecipients). self, if not nil, is the sealer's own sealing key:
-// its slot, if keys has one, is derived as its recipient derives it
-// (encryptJWE).
-func sealPlain(plain []byte, commitment Digest, keys []*ecdh.PublicKey, self *ecdh.PrivateKey) ([]byte, error) {
+// sealRecipients).
+func sealPlain(plain []byte, commitment Digest, keys []*ecdh.PublicKey) ([]byte, error) {
 	if r := len(plain) % sealPadBlock; r != 0 {
 		for range sealPadBlock - r {
 			plain = append(plain, ' ')
 		}
 	}
-	sealed, err := encryptJWE(plain, commitment[:], keys, self)
+	sealed, err := encryptJWE(plain, commitment[:], keys)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: seal: %w", err)
 	}
@@ -237,16 +234,7 @@ const (
 // jwe.Decrypt (every slot), checks it with jwx's jwe.Parse and
 // CheckSealed, and opens jwx's own output the same way, so the format
 // stays the one jwx writes and reads.
-//
-// A slot sealed to self (the sealer's own key: a gateway seals every
-// entry to itself) is derived as its recipient derives it: with a fresh
-// ephemeral key e, the agreement is self's with e's public key
-// (self.ECDH(epk), the Z jwx's decryption computes, equal to e's with
-// self's public key), so e itself is needed only for its public key,
-// which selfEphemeral computes with a fixed-base multiplication
-// (filippo.io/edwards25519) instead of crypto/ecdh's ladder, a third of
-// the cost. TestSelfEphemeralIsX25519 checks it against crypto/ecdh.
-func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, self *ecdh.PrivateKey) ([]byte, error) {
+func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey) ([]byte, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("no recipients")
 	}
@@ -263,31 +251,14 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, self *ecdh.PrivateKey
 		ek  []byte // the wrapped content key
 	}
 	slots := make([]slot, len(keys))
-	var selfPub *ecdh.PublicKey
-	if self != nil {
-		selfPub = self.PublicKey()
-	}
 	for i, k := range keys {
-		var epk []byte
-		var kek []byte
-		if selfPub != nil && k.Equal(selfPub) {
-			pub, err := selfEphemeral()
-			if err != nil {
-				return nil, fmt.Errorf("ephemeral key: %w", err)
-			}
-			if kek, err = jwebb.DeriveECDHES(jweAlg, nil, nil, self, pub, jweKEKSize); err != nil {
-				return nil, err
-			}
-			epk = pub.Bytes()
-		} else {
-			eph, err := ecdh.X25519().GenerateKey(rand.Reader)
-			if err != nil {
-				return nil, fmt.Errorf("ephemeral key: %w", err)
-			}
-			if kek, err = jwebb.DeriveECDHES(jweAlg, nil, nil, eph, k, jweKEKSize); err != nil {
-				return nil, err
-			}
-			epk = eph.PublicKey().Bytes()
+		eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("ephemeral key: %w", err)
+		}
+		kek, err := jwebb.DeriveECDHES(jweAlg, nil, nil, eph, k, jweKEKSize)
+		if err != nil {
+			return nil, err
 		}
 		block, err := aes.NewCipher(kek)
 		if err != nil {
@@ -297,7 +268,7 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, self *ecdh.PrivateKey
 		if err != nil {
 			return nil, err
 		}
-		slots[i] = slot{epk: epk, ek: ek}
+		slots[i] = slot{epk: eph.PublicKey().Bytes(), ek: ek}
 	}
 	b64 := base64.RawURLEncoding
 	appendB64 := func(dst, src []byte) []byte {
@@ -369,39 +340,6 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, self *ecdh.PrivateKey
 	out = appendB64(out, tag)
 	out = append(out, `"}`...)
 	return out, nil
-}
-
-// selfEphemeral returns the public key of a fresh X25519 ephemeral key,
-// forgetting the private key: X25519(e, 9) for 32 random bytes e, computed
-// as the Montgomery u-coordinate of [clamp(e)]B on the birationally
-// equivalent Edwards curve (RFC 7748 §4.1), with filippo.io/edwards25519's
-// constant-time fixed-base multiplication and its BytesMontgomery (the
-// conversion it provides for X25519). The clamping is X25519's; the base
-// point has prime order, so the reduction modulo that order changes
-// nothing. crypto/ecdh then checks the point as for any public key.
-func selfEphemeral() (*ecdh.PublicKey, error) {
-	var e [32]byte
-	if err := randomFill(e[:]); err != nil {
-		return nil, err
-	}
-	u, err := x25519Base(&e)
-	clear(e[:])
-	if err != nil {
-		return nil, err
-	}
-	return ecdh.X25519().NewPublicKey(u)
-}
-
-// x25519Base returns X25519(e, 9), the public key of the X25519 private
-// key e (see selfEphemeral).
-func x25519Base(e *[32]byte) ([]byte, error) {
-	s, err := edwards25519.NewScalar().SetBytesWithClamping(e[:])
-	if err != nil {
-		return nil, err
-	}
-	u := new(edwards25519.Point).ScalarBaseMult(s).BytesMontgomery()
-	s.Set(edwards25519.NewScalar())
-	return u, nil
 }
 
 // shuffle permutes keys uniformly with a generator seeded from
