@@ -46,7 +46,7 @@ func parallelism64(b *testing.B) {
 // verification) to a route that does nothing else, with 64 concurrent
 // clients over loopback HTTP.
 func BenchmarkAuthenticatedNoop(b *testing.B) {
-	g := newTestGateway(b)
+	g := newTestGateway(b, noRateLimits)
 	tok := g.token(g.register("hosp-a", auth.KindHospital), "")
 	c := benchClient()
 	url := g.url + "/v1/whoami"
@@ -65,7 +65,7 @@ func BenchmarkAuthenticatedNoop(b *testing.B) {
 // another hospital's record with 64 concurrent clients: authenticate,
 // decide, append access.decided durably, decrypt, respond.
 func BenchmarkConsentGatedRead(b *testing.B) {
-	g := newTestGateway(b)
+	g := newTestGateway(b, noRateLimits)
 	atok := g.token(g.register("hosp-a", auth.KindHospital), "")
 	btok := g.token(g.register("hosp-b", auth.KindHospital), "")
 	rec := g.putRecord(atok, "pat-1", "labs", "application/fhir+json", json.RawMessage(labFHIR))
@@ -108,7 +108,7 @@ func benchRecordBody(b *testing.B, size int) []byte {
 // the API (base64 JSON, encryption, storage, durable ledger entry), four
 // concurrent clients; MB/s counts plaintext bytes.
 func BenchmarkRecordUpload(b *testing.B) {
-	g := newTestGateway(b)
+	g := newTestGateway(b, noRateLimits)
 	tok := g.token(g.register("hosp-a", auth.KindHospital), "")
 	const size = 1 << 20
 	body := benchRecordBody(b, size)
@@ -137,7 +137,7 @@ func BenchmarkRecordUpload(b *testing.B) {
 // BenchmarkRecordDownload measures GET /v1/records/{id} of a 1 MiB record
 // by its holder (logged, decrypted, base64 JSON), four concurrent clients.
 func BenchmarkRecordDownload(b *testing.B) {
-	g := newTestGateway(b)
+	g := newTestGateway(b, noRateLimits)
 	tok := g.token(g.register("hosp-a", auth.KindHospital), "")
 	const size = 1 << 20
 	status, resp := g.do("POST", "/v1/records", tok, benchRecordBody(b, size))
@@ -155,3 +155,7 @@ func BenchmarkRecordDownload(b *testing.B) {
 		}
 	})
 }
+
+// noRateLimits turns the API's rate limits off: a benchmark's one client
+// sends far more than a principal's default rate, and would measure 429s.
+func noRateLimits(c *serveConfig) { c.RateLimit = false }
