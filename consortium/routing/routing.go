@@ -131,6 +131,18 @@ func Recipients(e ledger.Entry, f Facts) ([]string, error) {
 		}
 	case *ledger.ProofVerified:
 		err = home(b.Verifier)
+	case *ledger.PasskeyRegistered:
+		// Every gateway that opens consents about the patient checks
+		// their passkey assertions, and any gateway homing an org may
+		// later be a consent's grantee or a holder of the patient's
+		// records: the registration goes to all of them (they learn
+		// that the patient of this pseudonym holds a passkey).
+		set[f.Custodian] = true
+		for _, org := range slices.Sorted(maps.Keys(f.Kinds)) {
+			if err = home(org); err != nil {
+				break
+			}
+		}
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrNotRouted, e.Type)
 	}

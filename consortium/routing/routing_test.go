@@ -131,3 +131,10 @@ func TestRefusals(t *testing.T) {
 		t.Error("routed without a custodian")
 	}
 }
+
+func TestPasskeyRegistered(t *testing.T) {
+	e := entry(t, ledger.PatientOrg(ps), &ledger.PasskeyRegistered{Patient: ps})
+	// Every gateway homing an org checks the patient's signatures: all
+	// five; gw-1 as the custodian.
+	check(t, e, facts(), "gw-1", "gw-2", "gw-3", "gw-4", "gw-5")
+}

@@ -204,8 +204,12 @@ func TestReplication(t *testing.T) {
 		if err != nil {
 			t.Fatalf("node %d checkpoint height: %v", i, err)
 		}
-		if chain != comettest.ChainID || height != sts[i].Height || c.Size != sts[i].Size || !bytes.Equal(c.Hash, sts[i].Root[:]) {
-			t.Errorf("node %d checkpoint = %s %d size %d root %x; status %+v", i, chain, height, c.Size, c.Hash, sts[i])
+		// No entries are appended any more, but an empty block may
+		// still commit between the status above and the checkpoint: its
+		// height lies between that status's and the node's latest.
+		now := net.Log(i).Status()
+		if chain != comettest.ChainID || height < sts[i].Height || height > now.Height || c.Size != sts[i].Size || !bytes.Equal(c.Hash, sts[i].Root[:]) {
+			t.Errorf("node %d checkpoint = %s %d size %d root %x; status %+v, now at height %d", i, chain, height, c.Size, c.Hash, sts[i], now.Height)
 		}
 	}
 }
