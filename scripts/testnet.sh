@@ -52,7 +52,7 @@ members() {
 	for m in "$dir"/hospital-*/; do
 		m=${m%/}
 		[[ -f $m/healthgw.env ]] && printf '%s\n' "$m"
-	done | sort -V
+	done | awk -F'hospital-' '{print $NF "\t" $0}' | sort -n | cut -f2-
 }
 
 base_url() { sed -n 's/^HEALTHGW_BASE_URL=//p' "$1/healthgw.env"; }
@@ -151,7 +151,9 @@ if [[ ! -d $dir/hospital-1 ]]; then
 	"$bin" token patient --create --data "$first/data" --id testnet-probe --url "$(base_url "$first")" >/dev/null
 	while read -r m; do
 		[[ $m == "$first" ]] && continue
-		install -m 0600 -D "$first/data/keys/dev-idp.jwk" "$m/data/keys/dev-idp.jwk"
+		mkdir -p "$m/data/keys"
+		cp "$first/data/keys/dev-idp.jwk" "$m/data/keys/dev-idp.jwk"
+		chmod 0600 "$m/data/keys/dev-idp.jwk"
 	done < <(members)
 	say "shared development patient IdP: $first/data/keys/dev-idp.jwk, copied to every member"
 	# One development ZK setup for the consortium.
@@ -165,7 +167,8 @@ if [[ ! -d $dir/hospital-1 ]]; then
 	done < <(members)
 fi
 
-mapfile -t ms < <(members)
+ms=()
+while read -r m; do ms+=("$m"); done < <(members)
 if ((${#ms[@]} == 0)); then
 	say "no members in $dir"
 	exit 1
@@ -201,33 +204,37 @@ done
 # at first start, and none is ready (seals an entry) until all have.
 say "waiting for ${#ms[@]} gateways to be ready (/readyz; up to ${ready_timeout}s) …"
 deadline=$((SECONDS + ready_timeout))
-declare -A ready=()
+ready=() # ready[i]=1 once member i answers /readyz 200
+nready=0
 last=""
-while ((${#ready[@]} < ${#ms[@]})); do
+while ((nready < ${#ms[@]})); do
 	for i in "${!ms[@]}"; do
 		m=${ms[$i]}
-		[[ -n ${ready[$m]:-} ]] && continue
+		[[ -n ${ready[$i]:-} ]] && continue
 		if ! kill -0 "${pids[$i]}" 2>/dev/null; then
 			say "$(basename "$m") exited; the end of $m/gateway.log:"
 			tail -n 20 "$m/gateway.log" >&2
 			exit 1
 		fi
 		if curl -fsS -o /dev/null "$(base_url "$m")/readyz" 2>/dev/null; then
-			ready[$m]=1
-			say "$(basename "$m") is ready (${#ready[@]}/${#ms[@]})"
+			ready[$i]=1
+			nready=$((nready + 1))
+			say "$(basename "$m") is ready ($nready/${#ms[@]})"
 		fi
 	done
-	((${#ready[@]} == ${#ms[@]})) && break
+	((nready == ${#ms[@]})) && break
 	if ((SECONDS >= deadline)); then
-		for m in "${ms[@]}"; do
-			[[ -n ${ready[$m]:-} ]] && continue
+		for i in "${!ms[@]}"; do
+			m=${ms[$i]}
+			[[ -n ${ready[$i]:-} ]] && continue
 			say "$(basename "$m") is not ready: $(curl -sS "$(base_url "$m")/readyz" 2>&1 | head -c 400); see $m/gateway.log"
 		done
 		exit 1
 	fi
 	# Progress every 10 s: what the first gateway not ready says.
-	for m in "${ms[@]}"; do
-		[[ -n ${ready[$m]:-} ]] && continue
+	for i in "${!ms[@]}"; do
+		m=${ms[$i]}
+		[[ -n ${ready[$i]:-} ]] && continue
 		now=$(curl -sS "$(base_url "$m")/readyz" 2>/dev/null | head -c 200 || true)
 		if ((SECONDS % 10 == 0)) && [[ "$now" != "$last" || $((SECONDS % 30)) == 0 ]]; then
 			say "  $(basename "$m"): ${now:-not answering yet}"
