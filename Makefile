@@ -12,7 +12,7 @@ BENCHTIME ?= 1s
 # 10-minute timeout.
 export HEALTHGW_LONG_TESTS ?= 1
 
-.PHONY: run build release test bench soak timing lint fmt demo testnet clean interop-deps
+.PHONY: run build release test bench soak timing lint fmt demo testnet testnet-start testnet-down clean interop-deps
 
 run: build
 	./$(BIN) serve
@@ -59,9 +59,18 @@ soak:
 	./scripts/soak.sh 20 10m
 
 # A local consortium: four hospital gateways, each with a CometBFT
-# validator, on loopback ports 8081-8084 (see deploy/consortium/README.md).
+# validator, as local processes on loopback ports 8081-8084 (see
+# deploy/consortium/README.md). `make testnet` stays in the foreground
+# (Ctrl-C stops it); testnet-start leaves it running in the background
+# and testnet-down stops it.
 testnet:
-	./scripts/testnet.sh
+	./scripts/testnet.sh up
+
+testnet-start:
+	./scripts/testnet.sh start
+
+testnet-down:
+	./scripts/testnet.sh down
 
 # The pinned node clients of the interop test (interop/); without them
 # that test skips.

@@ -25,6 +25,11 @@ import (
 //   - an org is registered once, by the gateway that becomes its home;
 //     only that gateway may author entries for the org (org.keys_rotated,
 //     records, access decisions, issuers, proofs);
+//   - an org.keys_rotated is also signed by the org: a JWS by a key of
+//     the org's current inline key set over the new keys and the index of
+//     the entry that set the current ones (VerifyRotation), so that its
+//     home gateway cannot change an org's keys alone, nor replay an old
+//     rotation;
 //   - an issuer's key ID is the one its key dictates, and is never
 //     registered twice;
 //   - consents (org "patient") and the gateway's own entries (org
@@ -34,7 +39,15 @@ type Authority struct {
 	genesis  bool
 	gateways map[string]GatewayKeys
 	homes    map[string]string
+	orgKeys  map[string]OrgKeys
 	issuers  map[string]string // key ID -> issuer org
+}
+
+// OrgKeys are an org's current public keys as the ledger holds them.
+type OrgKeys struct {
+	JWKS    string // inline JWK Set, or
+	JWKSURL string
+	Index   uint64 // of the entry that set them
 }
 
 // GatewayKeys are a registered gateway's keys.
@@ -60,6 +73,7 @@ func NewAuthority(genesis map[string]GatewayKeys) *Authority {
 		genesis:  genesis != nil,
 		gateways: maps.Clone(genesis),
 		homes:    map[string]string{},
+		orgKeys:  map[string]OrgKeys{},
 		issuers:  map[string]string{},
 	}
 	if a.gateways == nil {
@@ -72,7 +86,7 @@ func NewAuthority(genesis map[string]GatewayKeys) *Authority {
 func (a *Authority) Clone() *Authority {
 	return &Authority{
 		next: a.next, genesis: a.genesis, gateways: maps.Clone(a.gateways),
-		homes: maps.Clone(a.homes), issuers: maps.Clone(a.issuers),
+		homes: maps.Clone(a.homes), orgKeys: maps.Clone(a.orgKeys), issuers: maps.Clone(a.issuers),
 	}
 }
 
@@ -105,6 +119,12 @@ func (a *Authority) Unregistered() []string {
 func (a *Authority) Home(org string) (string, bool) {
 	g, ok := a.homes[org]
 	return g, ok
+}
+
+// OrgKeys returns an org's current keys.
+func (a *Authority) OrgKeys(org string) (OrgKeys, bool) {
+	k, ok := a.orgKeys[org]
+	return k, ok
 }
 
 // SealKeys returns every registered gateway's sealing key, in gateway ID
@@ -144,6 +164,11 @@ func (a *Authority) Check(h Header, st *Statement) error {
 			return fmt.Errorf("%w: org %q (home gateway %q): an org is registered once; its keys are rotated with %s by its home gateway", ErrOrgRegistered, h.Org, home, TypeOrgKeysRotated)
 		}
 		return nil
+	case TypeOrgKeysRotated:
+		if err := a.checkHome(h); err != nil {
+			return err
+		}
+		return a.checkRotation(h, st)
 	case TypeIssuerRegistered:
 		if err := a.checkHome(h); err != nil {
 			return err
@@ -168,6 +193,32 @@ func (a *Authority) Check(h Header, st *Statement) error {
 		return nil
 	}
 	return a.checkHome(h)
+}
+
+// checkRotation checks an org.keys_rotated's signature by the org's
+// current keys and that it follows them (Previous).
+func (a *Authority) checkRotation(h Header, st *Statement) error {
+	if st == nil {
+		return refused("%s without its body", h.Type)
+	}
+	b, ok := st.Body.(*OrgKeysRotated)
+	if !ok {
+		return refused("%s with body %T", h.Type, st.Body)
+	}
+	if b.Org != h.Org {
+		return refused("%s for org %q under org %q", h.Type, b.Org, h.Org)
+	}
+	cur, ok := a.orgKeys[b.Org]
+	if !ok {
+		return refused("%s for unregistered org %q", h.Type, b.Org)
+	}
+	if b.Previous != cur.Index {
+		return fmt.Errorf("%w: org %q: the rotation follows the keys of entry %d, the org's current keys are those of entry %d (a replayed or stale rotation)", ErrRotationSignature, b.Org, b.Previous, cur.Index)
+	}
+	if err := VerifyRotation(b, cur.JWKS); err != nil {
+		return fmt.Errorf("org %q: %w", b.Org, err)
+	}
+	return nil
 }
 
 func (a *Authority) checkHome(h Header) error {
@@ -272,6 +323,11 @@ func (a *Authority) Apply(index uint64, h Header, st *Statement) error {
 	case *OrgRegisteredV2:
 		if _, ok := a.homes[b.ID]; !ok {
 			a.homes[b.ID] = h.Author
+			a.orgKeys[b.ID] = OrgKeys{JWKS: b.JWKS, JWKSURL: b.JWKSURL, Index: index}
+		}
+	case *OrgKeysRotated:
+		if _, ok := a.orgKeys[b.Org]; ok {
+			a.orgKeys[b.Org] = OrgKeys{JWKS: b.JWKS, JWKSURL: b.JWKSURL, Index: index}
 		}
 	case *IssuerRegistered:
 		if _, ok := a.issuers[b.KeyID]; !ok {

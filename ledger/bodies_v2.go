@@ -76,12 +76,18 @@ type OrgRegisteredV2 struct {
 }
 
 // OrgKeysRotated replaces an org's public keys. It is authored by the
-// org's home gateway and attested (AttestationJWS) by the org's current
-// key.
+// org's home gateway and signed by the org's current key (Signature, see
+// SignRotation and Authority.Check).
 type OrgKeysRotated struct {
 	Org     string `json:"org"`
 	JWKS    string `json:"jwks,omitempty"`
 	JWKSURL string `json:"jwks_url,omitempty"`
+	// Previous is the index of the entry that set the org's current keys
+	// (its org.registered or its last org.keys_rotated).
+	Previous uint64 `json:"previous"`
+	// Signature is a compact JWS over RotationPayload by a signing key
+	// of the org's current keys.
+	Signature string `json:"signature,omitempty"`
 }
 
 // ConsentGrantedV2 records a patient's consent provision.

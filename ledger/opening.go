@@ -27,8 +27,10 @@ const (
 	// whose challenge is the entry's commitment (consents made in the
 	// patient app).
 	AttestationWebAuthn = "webauthn"
-	// AttestationJWS is a compact JWS by an org's current key whose payload
-	// is the entry's commitment (org.keys_rotated).
+	// AttestationJWS is a compact JWS by an org whose payload is the
+	// entry's commitment. (An org.keys_rotated carries the org's
+	// signature in its body instead: OrgKeysRotated.Signature, checked by
+	// the Authority.)
 	AttestationJWS = "jws"
 )
 

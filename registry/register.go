@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -41,7 +43,10 @@ var ErrNotSynced = errors.New("registry: registered, projection not yet updated"
 type Registration struct {
 	Org   Org
 	Index uint64
-	Time  time.Time
+	// KeysIndex is the index of the entry that set the org's current
+	// keys: Index, or that of its last org.keys_rotated.
+	KeysIndex uint64
+	Time      time.Time
 }
 
 // Body is the org.registered entry body of o.
@@ -119,12 +124,21 @@ func Register(ctx context.Context, app Appender, sync Syncer, keys KeyCheck, o O
 	return idx, nil
 }
 
-// Rotate replaces the public keys of registered org id (an inline JWK Set
-// or a JWKS URL, exactly one) with an org.keys_rotated entry, which only
-// the org's home gateway may write, and waits until sync has applied it.
-// The keys are checked as Register checks them.
-func Rotate(ctx context.Context, app Appender, sync Syncer, keys KeyCheck, current Org, jwks, jwksURL string) (uint64, error) {
-	o := current
+// ErrWrongKey is wrapped by Rotate's error when the signing key given is
+// not one of the org's current signing keys.
+var ErrWrongKey = errors.New("registry: the key is not one of the organisation's current signing keys")
+
+// Rotate replaces the public keys of the registered org current (an
+// inline JWK Set or a JWKS URL, exactly one) with an org.keys_rotated
+// entry, which only the org's home gateway may write and which the org
+// signs with key, a private signing key of its current (inline) key set:
+// the entry carries a JWS over the new keys and current.KeysIndex
+// (ledger.SignRotation), checked by every node. A key that does not
+// verify against the current keys is refused before anything is appended
+// (ErrWrongKey). It waits until sync has applied the entry. The new keys
+// are checked as Register checks them.
+func Rotate(ctx context.Context, app Appender, sync Syncer, keys KeyCheck, current Registration, key jwk.Key, jwks, jwksURL string) (uint64, error) {
+	o := current.Org
 	o.JWKS, o.JWKSURL = jwks, jwksURL
 	o = Normalize(o)
 	if (o.JWKS == "") == (o.JWKSURL == "") {
@@ -133,7 +147,20 @@ func Rotate(ctx context.Context, app Appender, sync Syncer, keys KeyCheck, curre
 	if err := o.Validate(keys); err != nil {
 		return 0, err
 	}
-	e, err := ledger.NewEntry(Submitter, &ledger.OrgKeysRotated{Org: o.ID, JWKS: o.JWKS, JWKSURL: o.JWKSURL})
+	if key == nil {
+		return 0, fmt.Errorf("rotate %s: the organisation's current private signing key is required", o.ID)
+	}
+	if current.Org.JWKS == "" {
+		return 0, fmt.Errorf("rotate %s: its current keys are published at a URL, not in the ledger; a rotation must be signed by a key the ledger holds", o.ID)
+	}
+	b := &ledger.OrgKeysRotated{Org: o.ID, JWKS: o.JWKS, JWKSURL: o.JWKSURL, Previous: current.KeysIndex}
+	if err := ledger.SignRotation(b, key); err != nil {
+		return 0, fmt.Errorf("rotate %s: %w", o.ID, err)
+	}
+	if err := ledger.VerifyRotation(b, current.Org.JWKS); err != nil {
+		return 0, fmt.Errorf("rotate %s: %w: %w", o.ID, ErrWrongKey, err)
+	}
+	e, err := ledger.NewEntry(Submitter, b)
 	if err != nil {
 		return 0, fmt.Errorf("rotate %s: %w", o.ID, err)
 	}

@@ -44,9 +44,8 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 // registerDemoOrg generates keys for o under dir, registers it on the
 // gateway's ledger (as `healthgw org keygen` does: the private JWKs and
 // the public JWK Set are written under dir) and returns its private
-// signing key. An organisation an earlier run registered (an org is
-// registered once) gets the fresh keys by rotation (`healthgw org
-// rotate`).
+// signing key. Each run registers organisations of its own (see package
+// demo).
 func registerDemoOrg(ctx context.Context, e *env, sf storeFlags, dir string, o auth.Org) (key jwk.Key, err error) {
 	kg, err := newKeygen(o, dir, "ES256")
 	if err != nil {
@@ -68,9 +67,6 @@ func registerDemoOrg(ctx context.Context, e *env, sf storeFlags, dir string, o a
 		return nil, err
 	}
 	_, err = registry.Register(ctx, r.app, r.sync, auth.CheckOrgJWKS, kg.org)
-	if errors.Is(err, registry.ErrExists) {
-		_, err = registry.Rotate(ctx, r.app, r.sync, auth.CheckOrgJWKS, kg.org, string(kg.public), "")
-	}
 	if cerr := r.close(); err == nil {
 		err = cerr
 	}

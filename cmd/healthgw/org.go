@@ -230,11 +230,15 @@ func cmdOrgRotate(ctx context.Context, e *env, args []string) error {
 	sf.register(fs)
 	id := fs.String("id", "", "organisation ID")
 	jwks := fs.String("jwks", "", "the new public JWK Set: a file, or an http(s) URL serving it")
+	keyFile := fs.String("key", "", "the organisation's current private signing key (a JWK file, as `org keygen` writes it): it signs the rotation")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
 	if *id == "" {
 		return errors.New("org rotate: --id is required")
+	}
+	if *keyFile == "" {
+		return errors.New("org rotate: --key is required: the organisation's current private signing key signs the rotation (every gateway refuses an unsigned one)")
 	}
 	var set, url string
 	switch {
@@ -249,18 +253,25 @@ func cmdOrgRotate(ctx context.Context, e *env, args []string) error {
 		}
 		set = string(b)
 	}
-	var current auth.Org
+	key, err := auth.ReadPrivateKey(*keyFile)
+	if err != nil {
+		return fmt.Errorf("org rotate: --key: %w", err)
+	}
+	var current registry.Registration
 	var app registry.Appender
 	var sync registry.Syncer
 	if sf.cometHome != "" {
+		// The org's current keys as the gateway on --data projects them
+		// from the replicated ledger; the node checks them again.
+		if current, err = projectedRegistration(ctx, sf, *id); err != nil {
+			return fmt.Errorf("org rotate: %w", err)
+		}
 		r, err := openRegistrar(ctx, sf)
 		if err != nil {
 			return err
 		}
 		defer r.close()
-		// The home gateway's node checks the org and its home; the
-		// keys are checked here.
-		current, app, sync = auth.Org{ID: *id, Kind: auth.KindHospital}, r.app, r.sync
+		app, sync = r.app, r.sync
 	} else {
 		st, err := openOrgStores(ctx, sf, false)
 		if err != nil {
@@ -270,17 +281,35 @@ func cmdOrgRotate(ctx context.Context, e *env, args []string) error {
 		if err := st.follow.SyncAll(ctx); err != nil {
 			return fmt.Errorf("org rotate: %w", err)
 		}
-		if current, err = st.reg.Org(ctx, *id); err != nil {
+		if current, err = st.reg.Registration(ctx, *id); err != nil {
 			return fmt.Errorf("org rotate: %w", err)
 		}
 		app, sync = st.log, st.follow
 	}
-	idx, err := registry.Rotate(ctx, app, sync, auth.CheckOrgJWKS, current, set, url)
+	idx, err := registry.Rotate(ctx, app, sync, auth.CheckOrgJWKS, current, key, set, url)
+	if errors.Is(err, registry.ErrWrongKey) {
+		return fmt.Errorf("org rotate: --key %s is not one of %s's current signing keys (the keys registered at ledger index %d); nothing was appended", *keyFile, *id, current.KeysIndex)
+	}
 	if err != nil {
 		return fmt.Errorf("org rotate: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "rotated the keys of %s at ledger index %d\n", *id, idx)
 	return nil
+}
+
+// projectedRegistration reads org id from the registry projection of the
+// gateway on --data (or --db).
+func projectedRegistration(ctx context.Context, sf storeFlags, id string) (registry.Registration, error) {
+	db, err := database.OpenExisting(ctx, sf.dsn())
+	if err != nil {
+		return registry.Registration{}, fmt.Errorf("the gateway's database (--data or --db): %w", err)
+	}
+	defer database.Close(db)
+	reg, err := registrystore.Open(ctx, db, registrystore.Options{})
+	if err != nil {
+		return registry.Registration{}, err
+	}
+	return reg.Registration(ctx, id)
 }
 
 func orgFromFlags(id, name, kind, scopes string) (auth.Org, error) {

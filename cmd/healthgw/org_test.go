@@ -229,10 +229,30 @@ func TestOrgCommands(t *testing.T) {
 		if err := os.WriteFile(newJWKS, set, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := do("org", "rotate", "--id", "verif-1", "--jwks", newJWKS); err != nil || !strings.Contains(out, "rotated the keys of verif-1") {
+		newKey := filepath.Join(data, "new.jwk")
+		if err := auth.WritePrivateKey(newKey, k); err != nil {
+			t.Fatal(err)
+		}
+		oldKey := filepath.Join(clients, "hosp-a.jwk") // verif-1 registered hosp-a's public keys
+		// The rotation is signed by the org's current key: without one,
+		// or with the new key signing for itself, nothing is appended.
+		if _, err := do("org", "rotate", "--id", "verif-1", "--jwks", newJWKS); err == nil || !strings.Contains(err.Error(), "--key is required") {
+			t.Errorf("org rotate without --key = %v, want a refusal naming --key", err)
+		}
+		if _, err := do("org", "rotate", "--id", "verif-1", "--jwks", newJWKS, "--key", filepath.Join(data, "missing.jwk")); err == nil || !strings.Contains(err.Error(), "--key") {
+			t.Errorf("org rotate with a missing key file = %v, want an error naming --key", err)
+		}
+		if _, err := do("org", "rotate", "--id", "verif-1", "--jwks", newJWKS, "--key", newKey); err == nil || !strings.Contains(err.Error(), "is not one of verif-1's current signing keys") {
+			t.Errorf("org rotate signed by the new key = %v, want a refusal", err)
+		}
+		if out, err := do("org", "rotate", "--id", "verif-1", "--jwks", newJWKS, "--key", oldKey); err != nil || !strings.Contains(out, "rotated the keys of verif-1") {
 			t.Fatalf("org rotate = %q, %v", out, err)
 		}
-		if _, err := do("org", "rotate", "--id", "nobody", "--jwks", newJWKS); !errors.Is(err, auth.ErrUnknownOrg) {
+		// The old key no longer signs for verif-1; the new one does.
+		if _, err := do("org", "rotate", "--id", "verif-1", "--jwks", filepath.Join(clients, "hosp-a.jwks.json"), "--key", oldKey); err == nil || !strings.Contains(err.Error(), "is not one of verif-1's current signing keys") {
+			t.Errorf("org rotate signed by the replaced key = %v, want a refusal", err)
+		}
+		if _, err := do("org", "rotate", "--id", "nobody", "--jwks", newJWKS, "--key", newKey); !errors.Is(err, auth.ErrUnknownOrg) {
 			t.Errorf("org rotate of an unknown org = %v, want ErrUnknownOrg", err)
 		}
 		db, err := database.OpenExisting(t.Context(), dsn)

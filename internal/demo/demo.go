@@ -64,11 +64,19 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 type demo struct {
-	cfg  Config
-	c    *client.Client
-	out  io.Writer
-	step int
+	cfg   Config
+	c     *client.Client
+	out   io.Writer
+	step  int
+	runID string // this run's suffix of patient and org IDs
 }
+
+// org is the ID of this run's demo organisation base: each run registers
+// its own organisations (an org is registered once, and its keys rotate
+// only with its current private key, which the previous run's temporary
+// directory held), so that the demo runs again, at any gateway of a
+// consortium.
+func (d *demo) org(base string) string { return base + "-" + d.runID }
 
 func (d *demo) say(format string, args ...any) {
 	d.step++
@@ -205,6 +213,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	run := hex.EncodeToString(suffix[:])
+	d.runID = run
 	patient := "demo-patient-" + run
 	dir, err := os.MkdirTemp("", "healthgw-demo-keys-")
 	if err != nil {
@@ -216,9 +225,9 @@ func (d *demo) run(ctx context.Context) error {
 	d.say("Register two hospitals and a regulator (org.registered entries on the ledger)")
 	tokens := map[string]string{}
 	for _, o := range []auth.Org{
-		{ID: "demo-hosp-a", Name: "Demo Hospital A", Kind: auth.KindHospital},
-		{ID: "demo-hosp-b", Name: "Demo Hospital B", Kind: auth.KindHospital},
-		{ID: "demo-regulator", Name: "Demo Health Regulator", Kind: auth.KindRegulator},
+		{ID: d.org("demo-hosp-a"), Name: "Demo Hospital A", Kind: auth.KindHospital},
+		{ID: d.org("demo-hosp-b"), Name: "Demo Hospital B", Kind: auth.KindHospital},
+		{ID: d.org("demo-regulator"), Name: "Demo Health Regulator", Kind: auth.KindRegulator},
 	} {
 		tok, err := d.orgToken(ctx, dir, o)
 		if err != nil {
@@ -227,7 +236,7 @@ func (d *demo) run(ctx context.Context) error {
 		tokens[o.ID] = tok
 		d.detail("%-15s %-9s registered; access token issued", o.ID, o.Kind)
 	}
-	a, b, reg := tokens["demo-hosp-a"], tokens["demo-hosp-b"], tokens["demo-regulator"]
+	a, b, reg := tokens[d.org("demo-hosp-a")], tokens[d.org("demo-hosp-b")], tokens[d.org("demo-regulator")]
 	idp, err := auth.LoadOrCreateDevIdP(auth.DevIdPKeyPath(d.cfg.DataDir))
 	if err != nil {
 		return err
@@ -252,7 +261,7 @@ func (d *demo) run(ctx context.Context) error {
 	d.detail("404, and the deny is on the ledger")
 
 	d.say("The patient grants Hospital B access to labs for treatment")
-	grant, err := d.c.Grant(ctx, ptok, client.ConsentRequest{Grantee: client.Grantee{Org: "demo-hosp-b"}, Categories: []string{"labs"}, Purposes: []string{"TREAT"}})
+	grant, err := d.c.Grant(ctx, ptok, client.ConsentRequest{Grantee: client.Grantee{Org: d.org("demo-hosp-b")}, Categories: []string{"labs"}, Purposes: []string{"TREAT"}})
 	if err != nil {
 		return err
 	}
@@ -348,7 +357,7 @@ func (d *demo) challengeKey(ctx context.Context) (ed25519.PublicKey, error) {
 // refused.
 func (d *demo) eligibility(ctx context.Context, dir, hospital string) error {
 	d.say("An insurer (a verifier) registers; it asks for proof that the patient is over 18")
-	ins, err := d.orgToken(ctx, dir, auth.Org{ID: "demo-insurer", Name: "Demo Insurer", Kind: auth.KindVerifier})
+	ins, err := d.orgToken(ctx, dir, auth.Org{ID: d.org("demo-insurer"), Name: "Demo Insurer", Kind: auth.KindVerifier})
 	if err != nil {
 		return err
 	}
@@ -386,11 +395,11 @@ func (d *demo) eligibility(ctx context.Context, dir, hospital string) error {
 	if err != nil {
 		return err
 	}
-	trust := circuits.Trust{GatewayKey: gwKey, Verifier: "demo-insurer"}
+	trust := circuits.Trust{GatewayKey: gwKey, Verifier: d.org("demo-insurer")}
 	if err := ch.Check(trust.GatewayKey, trust.Verifier); err != nil {
 		return fmt.Errorf("the challenge: %w", err)
 	}
-	d.detail("the patient app checks the gateway's signature on the challenge and that it is scoped to demo-insurer, the verifier it proves to")
+	d.detail("the patient app checks the gateway's signature on the challenge and that it is scoped to %s, the verifier it proves to", trust.Verifier)
 
 	d.say("The patient app makes a holder secret; hospital A issues a credential over the patient's attributes")
 	secret, err := credential.NewSecret(rand.Reader)

@@ -8,13 +8,15 @@ import (
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/comet/comettest"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
 )
 
 // TestMemberMisbehaviourRefusedByEveryNode (issue 11 #3, issue 14 #4), on
 // four real nodes: hospital-1's gateway is the home of hosp-a and
 // registered hosp-a's issuer key; hospital-2's is the home of hosp-b.
 // Hospital-2 then tries, with its own genuine keys, what a member may not
-// do. Its own gateway ledger refuses to write each of them; built by hand
+// do; and hospital-1's gateway, hosp-k's home, rotates hosp-k's keys
+// without hosp-k's current key. Its own gateway ledger refuses to write each of them; built by hand
 // and submitted, each is refused by its node's store (ErrRefused) and by
 // every node's CheckTx (CodeRefused), so no node gossips it or proposes
 // it; nothing is appended. (That each is refused at FinalizeBlock too,
@@ -41,7 +43,20 @@ func TestMemberMisbehaviourRefusedByEveryNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sts := waitAgree(t, net, base4+3)
+	// hosp-k, homed at hospital-1, rotates its keys once, signed by its
+	// key k1.
+	k1, set1 := ledgertest.OrgKey("k1")
+	_, set2 := ledgertest.OrgKey("k2")
+	other, _ := ledgertest.OrgKey("other")
+	regK, err := a.Append(ctx, ledgertest.KeyedOrgEntry("hosp-k", set1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotation := ledgertest.RotationEntry("hosp-k", set2, regK, k1)
+	if _, err := a.Append(ctx, rotation); err != nil {
+		t.Fatalf("hosp-k's signed rotation: %v", err)
+	}
+	sts := waitAgree(t, net, base4+5)
 	size := sts[0].Size
 
 	gwA := comet.GatewayOfHome(t, net.Node(0).Home)
@@ -62,6 +77,7 @@ func TestMemberMisbehaviourRefusedByEveryNode(t *testing.T) {
 	}
 	cases := []struct {
 		name  string
+		home  bool            // by hospital-1 (hosp-k's home), not hospital-2
 		entry ledger.Entry    // what hospital-2's gateway is asked to write (nil: none)
 		env   ledger.Envelope // the same, built by hand, authored by hospital-2
 		tx    []byte          // a transaction by hospital-2 whose header author is another gateway
@@ -74,23 +90,35 @@ func TestMemberMisbehaviourRefusedByEveryNode(t *testing.T) {
 			env: comet.RegistryEnvelope(t, gwB, comet.IssuerEntry(t, "hosp-b", issuerKey, ""))},
 		{name: "an issuer key ID that is not its key's", entry: comet.IssuerEntry(t, "hosp-b", comet.RandomKey32(t), issuerID),
 			env: comet.RegistryEnvelope(t, gwB, comet.IssuerEntry(t, "hosp-b", comet.RandomKey32(t), issuerID))},
+		{name: "a key rotation by the org's home gateway without the org's signature", home: true,
+			entry: ledgertest.RotationEntry("hosp-k", set1, regK+1, nil),
+			env:   comet.RegistryEnvelope(t, gwA, ledgertest.RotationEntry("hosp-k", set1, regK+1, nil))},
+		{name: "a key rotation signed by another org's key", home: true,
+			entry: ledgertest.RotationEntry("hosp-k", set1, regK+1, other),
+			env:   comet.RegistryEnvelope(t, gwA, ledgertest.RotationEntry("hosp-k", set1, regK+1, other))},
+		{name: "a replayed key rotation", home: true, entry: rotation,
+			env: comet.RegistryEnvelope(t, gwA, rotation)},
 		{name: "a transaction whose header author is another gateway",
 			tx: comet.RawTx(t, comettest.ChainID, gwB.ID, gwB.Key, comet.ConsentEnvelope(t, gwA, "c-of-a", keys...))},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			by, l, gw := 1, b, gwB
+			if tc.home {
+				by, l, gw = 0, a, gwA
+			}
 			if tc.entry.Body != nil {
-				if _, err := b.Append(ctx, tc.entry); !errors.Is(err, ledger.ErrAuthorship) {
-					t.Errorf("hospital-2's gateway wrote it: %v", err)
+				if _, err := l.Append(ctx, tc.entry); !errors.Is(err, ledger.ErrAuthorship) {
+					t.Errorf("hospital-%d's gateway wrote it: %v", by+1, err)
 				}
 			}
 			tx := tc.tx
 			if tx == nil {
-				if _, err := net.Log(1).AppendEnvelope(ctx, tc.env); !errors.Is(err, comet.ErrRefused) {
-					t.Errorf("hospital-2's node accepted it: %v, want ErrRefused", err)
+				if _, err := net.Log(by).AppendEnvelope(ctx, tc.env); !errors.Is(err, comet.ErrRefused) {
+					t.Errorf("hospital-%d's node accepted it: %v, want ErrRefused", by+1, err)
 				}
 				var err error
-				if tx, _, err = comet.SignTx(comettest.ChainID, gwB.ID, gwB.Key, tc.env); err != nil {
+				if tx, _, err = comet.SignTx(comettest.ChainID, gw.ID, gw.Key, tc.env); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -19,6 +19,10 @@ package ledgertest
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -28,6 +32,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -1114,4 +1120,63 @@ func (s *suite) testCloseFlushes(t *testing.T) {
 		}
 		seen[known] = true
 	}
+}
+
+// OrgKey returns a fresh private ES256 signing JWK (kid, alg and use set)
+// and the public JWK Set of it, as an org registers it.
+func OrgKey(kid string) (jwk.Key, string) {
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	k, err := jwk.Import(raw)
+	if err != nil {
+		panic(err)
+	}
+	for name, v := range map[string]any{jwk.KeyIDKey: kid, jwk.AlgorithmKey: jwa.ES256(), jwk.KeyUsageKey: jwk.ForSignature} {
+		if err := k.Set(name, v); err != nil {
+			panic(err)
+		}
+	}
+	pub, err := k.PublicKey()
+	if err != nil {
+		panic(err)
+	}
+	set := jwk.NewSet()
+	if err := set.AddKey(pub); err != nil {
+		panic(err)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		panic(err)
+	}
+	return k, string(b)
+}
+
+// KeyedOrgEntry is an org.registered for id with the inline JWK Set jwks.
+func KeyedOrgEntry(id, jwks string) ledger.Entry {
+	e, err := ledger.NewEntry(id, &ledger.OrgRegistered{
+		ID: id, Name: "Hospital " + id, Kind: "hospital", Scopes: []string{"system/records.read"}, JWKS: jwks,
+	})
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
+
+// RotationEntry is an org.keys_rotated of org to the inline JWK Set jwks,
+// following the keys set at index previous, signed with key (unsigned if
+// key is nil).
+func RotationEntry(org, jwks string, previous uint64, key jwk.Key) ledger.Entry {
+	b := &ledger.OrgKeysRotated{Org: org, JWKS: jwks, Previous: previous}
+	if key != nil {
+		if err := ledger.SignRotation(b, key); err != nil {
+			panic(err)
+		}
+	}
+	e, err := ledger.NewEntry(org, b)
+	if err != nil {
+		panic(err)
+	}
+	return e
 }

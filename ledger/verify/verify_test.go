@@ -374,6 +374,38 @@ func TestVerifyEntries(t *testing.T) {
 			kind: verify.KindAuthorship, err: ledger.ErrAuthorship,
 		},
 		{
+			name: "key rotation by the org's home gateway without the org's signature",
+			forge: func(t *testing.T, f *memFixture) uint64 {
+				_, set := ledgertest.OrgKey("k1")
+				reg, err := f.na.Append(t.Context(), ledgertest.KeyedOrgEntry("org-k", set))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, set2 := ledgertest.OrgKey("k2")
+				env := clearEnvelope(t, f.a, ledgertest.RotationEntry("org-k", set2, reg, nil))
+				return f.forge(t, env)
+			},
+			kind: verify.KindAuthorship, err: ledger.ErrRotationSignature,
+		},
+		{
+			name: "key rotation replayed",
+			forge: func(t *testing.T, f *memFixture) uint64 {
+				k1, set := ledgertest.OrgKey("k1")
+				reg, err := f.na.Append(t.Context(), ledgertest.KeyedOrgEntry("org-k", set))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, set2 := ledgertest.OrgKey("k2")
+				rot := ledgertest.RotationEntry("org-k", set2, reg, k1)
+				if _, err := f.na.Append(t.Context(), rot); err != nil {
+					t.Fatal(err)
+				}
+				env := clearEnvelope(t, f.a, rot)
+				return f.forge(t, env)
+			},
+			kind: verify.KindAuthorship, err: ledger.ErrRotationSignature,
+		},
+		{
 			name: "header swapped under an existing leaf",
 			forge: func(t *testing.T, f *memFixture) uint64 {
 				f.store.Tamper(4, f.env(t, 5))
@@ -461,6 +493,21 @@ func TestVerifyEntries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clearEnvelope signs registry entry e as the gateway of id, whatever the
+// registry says: what its node key can sign.
+func clearEnvelope(t *testing.T, id ledger.Identity, e ledger.Entry) ledger.Envelope {
+	t.Helper()
+	s, err := ledger.NewSigner(id.Gateway, id.NodeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := ledger.ClearEnvelope(s, e, ledger.GatewayHome{Gateway: id.Gateway, BaseURL: id.BaseURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
 }
 
 // issuerEntry is an issuer.registered of org with a fixed key.

@@ -37,6 +37,10 @@ type orgRow struct {
 	// LedgerIndex and EntryTime (Unix nanoseconds) identify the entry.
 	LedgerIndex uint64 `gorm:"not null"`
 	EntryTime   int64  `gorm:"not null"`
+	// KeysIndex is the index of the entry that set the current keys (the
+	// org.registered, or the last org.keys_rotated applied); 0 in rows
+	// written before it was kept, which means LedgerIndex.
+	KeysIndex uint64 `gorm:"not null;default:0"`
 }
 
 func (orgRow) TableName() string { return "registry_orgs" }
@@ -178,7 +182,7 @@ func (s *Store) rotate(ctx context.Context, tx *gorm.DB, index uint64, e ledger.
 		return nil
 	}
 	if err := tx.Model(&orgRow{}).Where("id = ?", body.Org).
-		Updates(map[string]any{"jwks": body.JWKS, "jwks_url": body.JWKSURL}).Error; err != nil {
+		Updates(map[string]any{"jwks": body.JWKS, "jwks_url": body.JWKSURL, "keys_index": index}).Error; err != nil {
 		return fmt.Errorf("registry: entry %d: %w", index, err)
 	}
 	return nil
@@ -205,9 +209,27 @@ func (s *Store) List(ctx context.Context) ([]registry.Registration, error) {
 	}
 	out := make([]registry.Registration, len(rows))
 	for i, r := range rows {
-		out[i] = registry.Registration{Org: r.org(), Index: r.LedgerIndex, Time: time.Unix(0, r.EntryTime).UTC()}
+		out[i] = r.registration()
 	}
 	return out, nil
+}
+
+// Registration returns a registered organisation with the indexes of its
+// registration and of its current keys.
+func (s *Store) Registration(ctx context.Context, id string) (registry.Registration, error) {
+	var row orgRow
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return registry.Registration{}, fmt.Errorf("%w: %s", auth.ErrUnknownOrg, id)
+	}
+	if err != nil {
+		return registry.Registration{}, fmt.Errorf("registry: %w", err)
+	}
+	return row.registration(), nil
+}
+
+func (r orgRow) registration() registry.Registration {
+	return registry.Registration{Org: r.org(), Index: r.LedgerIndex, KeysIndex: max(r.KeysIndex, r.LedgerIndex), Time: time.Unix(0, r.EntryTime).UTC()}
 }
 
 // Reset empties the projection (organisations and cursor) in one
@@ -224,7 +246,7 @@ func (s *Store) Reset(ctx context.Context) error {
 func toRow(o auth.Org, index uint64, t time.Time) orgRow {
 	return orgRow{
 		ID: o.ID, Name: o.Name, Kind: string(o.Kind), Scopes: auth.JoinScopes(o.Scopes),
-		JWKS: o.JWKS, JWKSURL: o.JWKSURL, LedgerIndex: index, EntryTime: t.UnixNano(),
+		JWKS: o.JWKS, JWKSURL: o.JWKSURL, LedgerIndex: index, EntryTime: t.UnixNano(), KeysIndex: index,
 	}
 }
 
