@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	"golang.org/x/mod/sumdb/note"
+	"gorm.io/gorm"
+
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/gormlog"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
+)
+
+// tesseraBatchAge is the Tessera batch age of the peer: 10 ms, so that one
+// appender is not held for Tessera's default age.
+const tesseraBatchAge = 10 * time.Millisecond
+
+// runAppenders calls op from appenders goroutines until d has passed and
+// returns the completed operations per second (the clock stops when the
+// last in-flight operation returns).
+func runAppenders(ctx context.Context, appenders int, d time.Duration, op func(ctx context.Context, i int64) error) (float64, error) {
+	var done, next atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, appenders)
+	start := time.Now()
+	deadline := start.Add(d)
+	for range appenders {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				if err := op(ctx, next.Add(1)); err != nil {
+					errc <- err
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	close(errc)
+	if err := <-errc; err != nil {
+		return 0, err
+	}
+	return float64(done.Load()) / el.Seconds(), nil
+}
+
+// healthgwAppends measures durable appends through a gateway's embedded
+// ledger (ledger.Node over gormlog, real node, seal and checkpoint keys):
+// each entry translated, signed and sealed, acknowledged after its group
+// commit. dsn is a fresh SQLite file, or PostgreSQL (tables dropped
+// first).
+func healthgwAppends(ctx context.Context, dsn string, appenders int, d time.Duration) (float64, error) {
+	db, err := database.Open(ctx, dsn)
+	if err != nil {
+		return 0, err
+	}
+	defer database.Close(db)
+	if isPostgres(dsn) {
+		if err := dropLedger(db); err != nil {
+			return 0, err
+		}
+	}
+	skey, _, err := ledger.GenerateCheckpointKey("bench.healthgw.test/ledger")
+	if err != nil {
+		return 0, err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return 0, err
+	}
+	st, err := gormlog.Open(ctx, db, gormlog.Options{Signer: signer})
+	if err != nil {
+		return 0, fmt.Errorf("open gormlog: %w", err)
+	}
+	n, err := ledger.OpenNode(ctx, st, ledgertest.Identity("gw-bench"))
+	if err != nil {
+		_ = st.Close()
+		return 0, fmt.Errorf("open node: %w", err)
+	}
+	defer n.Close()
+	entries := make([]ledger.Entry, 64)
+	for i := range entries {
+		entries[i] = ledgertest.Entry(4 * i) // access decisions of the gateway's org
+	}
+	return runAppenders(ctx, appenders, d, func(ctx context.Context, i int64) error {
+		_, err := n.Append(ctx, entries[i%int64(len(entries))])
+		return err
+	})
+}
+
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+func dropLedger(db *gorm.DB) error {
+	for _, t := range []string{"ledger_entries", "ledger_head", "ledger_checkpoints"} {
+		if err := db.Exec("DROP TABLE IF EXISTS " + t).Error; err != nil {
+			return fmt.Errorf("drop %s: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// tesseraAppends measures durable appends to Tessera's POSIX driver in a
+// fresh directory: each appender waits for its entry's index future,
+// which resolves once the entry's batch is sequenced and written to disk
+// (the driver fsyncs). The entries are the bytes of the same access
+// decisions healthgw appends.
+func tesseraAppends(ctx context.Context, dir string, appenders int, d time.Duration) (float64, error) {
+	path, err := os.MkdirTemp(dir, "tessera-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(path)
+	skey, _, err := note.GenerateKey(rand.Reader, "bench.tessera.test")
+	if err != nil {
+		return 0, err
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return 0, err
+	}
+	drv, err := posix.New(ctx, posix.Config{Path: filepath.Join(path, "log")})
+	if err != nil {
+		return 0, err
+	}
+	opts := tessera.NewAppendOptions().WithCheckpointSigner(signer).
+		WithBatching(tessera.DefaultBatchMaxSize, tesseraBatchAge).
+		WithCheckpointInterval(time.Second)
+	app, shutdown, _, err := tessera.NewAppender(ctx, drv, opts)
+	if err != nil {
+		return 0, fmt.Errorf("tessera appender: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = shutdown(sctx)
+	}()
+	entries := make([][]byte, 64)
+	for i := range entries {
+		if entries[i], err = ledger.Encode(ledgertest.Entry(4 * i)); err != nil {
+			return 0, err
+		}
+	}
+	return runAppenders(ctx, appenders, d, func(ctx context.Context, i int64) error {
+		for {
+			_, err := app.Add(ctx, tessera.NewEntry(entries[i%int64(len(entries))]))()
+			if errors.Is(err, tessera.ErrPushback) {
+				// Tessera asks the caller to come back: the attempt is
+				// not counted, and the appender tries again.
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			return err
+		}
+	})
+}
