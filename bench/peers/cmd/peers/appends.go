@@ -124,6 +124,11 @@ func tesseraAppends(ctx context.Context, dir string, appenders int, d time.Durat
 		return 0, err
 	}
 	defer os.RemoveAll(path)
+	// Tessera's background loops (integration, checkpoints, stats) live
+	// as long as the context given to NewAppender: end them with the
+	// round, before its directory goes.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	skey, _, err := note.GenerateKey(rand.Reader, "bench.tessera.test")
 	if err != nil {
 		return 0, err

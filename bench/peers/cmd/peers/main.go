@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/healthgw/healthgw/bench/peers/harness"
 )
 
@@ -36,6 +38,9 @@ func main() {
 		}
 		return
 	}
+	// Tessera logs through klog: keep its lines out of the table.
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
 		os.Exit(1)
