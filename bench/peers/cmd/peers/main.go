@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/consensys/gnark/logger"
 	"k8s.io/klog/v2"
 
 	"github.com/healthgw/healthgw/bench/peers/harness"
@@ -41,6 +42,8 @@ func main() {
 	// Tessera logs through klog: keep its lines out of the table.
 	klog.LogToStderr(false)
 	klog.SetOutput(io.Discard)
+	// gnark logs its compile steps; the suite reports its own progress.
+	logger.Disable()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "peers:", err)
 		os.Exit(1)
