@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +16,6 @@ import (
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
-	"gorm.io/gorm"
 
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger"
@@ -59,19 +59,22 @@ func runAppenders(ctx context.Context, appenders int, d time.Duration, op func(c
 // healthgwAppends measures durable appends through a gateway's embedded
 // ledger (ledger.Node over gormlog, real node, seal and checkpoint keys):
 // each entry translated, signed and sealed, acknowledged after its group
-// commit. dsn is a fresh SQLite file, or PostgreSQL (tables dropped
-// first).
+// commit. dsn is a fresh SQLite file, or PostgreSQL (a throwaway
+// schema).
 func healthgwAppends(ctx context.Context, dsn string, appenders int, d time.Duration) (float64, error) {
+	if isPostgres(dsn) {
+		schemaDSN, drop, err := throwawaySchema(ctx, dsn)
+		if err != nil {
+			return 0, err
+		}
+		defer drop()
+		dsn = schemaDSN
+	}
 	db, err := database.Open(ctx, dsn)
 	if err != nil {
 		return 0, err
 	}
 	defer database.Close(db)
-	if isPostgres(dsn) {
-		if err := dropLedger(db); err != nil {
-			return 0, err
-		}
-	}
 	skey, _, err := ledger.GenerateCheckpointKey("bench.healthgw.test/ledger")
 	if err != nil {
 		return 0, err
@@ -104,13 +107,32 @@ func isPostgres(dsn string) bool {
 	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
 }
 
-func dropLedger(db *gorm.DB) error {
-	for _, t := range []string{"ledger_entries", "ledger_head", "ledger_checkpoints"} {
-		if err := db.Exec("DROP TABLE IF EXISTS " + t).Error; err != nil {
-			return fmt.Errorf("drop %s: %w", t, err)
-		}
+// throwawaySchema creates a fresh schema in the PostgreSQL database of
+// dsn (the database others' tests share: nothing of theirs is touched)
+// and returns a DSN selecting it and a function dropping it.
+func throwawaySchema(ctx context.Context, dsn string) (string, func(), error) {
+	admin, err := database.Open(ctx, dsn)
+	if err != nil {
+		return "", nil, err
 	}
-	return nil
+	schema := "bench_peers_" + strings.ToLower(rand.Text()[:12])
+	if err := admin.WithContext(ctx).Exec("CREATE SCHEMA " + schema).Error; err != nil {
+		database.Close(admin)
+		return "", nil, fmt.Errorf("create schema: %w", err)
+	}
+	drop := func() {
+		_ = admin.Exec("DROP SCHEMA " + schema + " CASCADE").Error
+		database.Close(admin)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		drop()
+		return "", nil, fmt.Errorf("parse HEALTHGW_TEST_POSTGRES: %w", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), drop, nil
 }
 
 // tesseraAppends measures durable appends to Tessera's POSIX driver in a
