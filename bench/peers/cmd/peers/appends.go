@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -27,13 +28,21 @@ import (
 // appender is not held for Tessera's default age.
 const tesseraBatchAge = 10 * time.Millisecond
 
+// appendResult is one side's round: completed appends a second and the
+// process's CPU time (user + system) per append over the same window.
+type appendResult struct {
+	rate float64
+	cpu  time.Duration
+}
+
 // runAppenders calls op from appenders goroutines until d has passed and
 // returns the completed operations per second (the clock stops when the
-// last in-flight operation returns).
-func runAppenders(ctx context.Context, appenders int, d time.Duration, op func(ctx context.Context, i int64) error) (float64, error) {
+// last in-flight operation returns) and the process CPU per operation.
+func runAppenders(ctx context.Context, appenders int, d time.Duration, op func(ctx context.Context, i int64) error) (appendResult, error) {
 	var done, next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, appenders)
+	cpu0 := selfCPU()
 	start := time.Now()
 	deadline := start.Add(d)
 	for range appenders {
@@ -49,11 +58,25 @@ func runAppenders(ctx context.Context, appenders int, d time.Duration, op func(c
 	}
 	wg.Wait()
 	el := time.Since(start)
+	cpu := selfCPU() - cpu0
 	close(errc)
 	if err := <-errc; err != nil {
-		return 0, err
+		return appendResult{}, err
 	}
-	return float64(done.Load()) / el.Seconds(), nil
+	n := done.Load()
+	if n == 0 {
+		return appendResult{}, errors.New("no append completed")
+	}
+	return appendResult{rate: float64(n) / el.Seconds(), cpu: cpu / time.Duration(n)}, nil
+}
+
+// selfCPU is the CPU time (user + system) this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // healthgwAppends measures durable appends through a gateway's embedded
@@ -61,36 +84,36 @@ func runAppenders(ctx context.Context, appenders int, d time.Duration, op func(c
 // each entry translated, signed and sealed, acknowledged after its group
 // commit. dsn is a fresh SQLite file, or PostgreSQL (a throwaway
 // schema).
-func healthgwAppends(ctx context.Context, dsn string, appenders int, d time.Duration) (float64, error) {
+func healthgwAppends(ctx context.Context, dsn string, appenders int, d time.Duration) (appendResult, error) {
 	if isPostgres(dsn) {
 		schemaDSN, drop, err := throwawaySchema(ctx, dsn)
 		if err != nil {
-			return 0, err
+			return appendResult{}, err
 		}
 		defer drop()
 		dsn = schemaDSN
 	}
 	db, err := database.Open(ctx, dsn)
 	if err != nil {
-		return 0, err
+		return appendResult{}, err
 	}
 	defer database.Close(db)
 	skey, _, err := ledger.GenerateCheckpointKey("bench.healthgw.test/ledger")
 	if err != nil {
-		return 0, err
+		return appendResult{}, err
 	}
 	signer, err := note.NewSigner(skey)
 	if err != nil {
-		return 0, err
+		return appendResult{}, err
 	}
 	st, err := gormlog.Open(ctx, db, gormlog.Options{Signer: signer})
 	if err != nil {
-		return 0, fmt.Errorf("open gormlog: %w", err)
+		return appendResult{}, fmt.Errorf("open gormlog: %w", err)
 	}
 	n, err := ledger.OpenNode(ctx, st, ledgertest.Identity("gw-bench"))
 	if err != nil {
 		_ = st.Close()
-		return 0, fmt.Errorf("open node: %w", err)
+		return appendResult{}, fmt.Errorf("open node: %w", err)
 	}
 	defer n.Close()
 	entries := make([]ledger.Entry, 64)
@@ -140,10 +163,10 @@ func throwawaySchema(ctx context.Context, dsn string) (string, func(), error) {
 // which resolves once the entry's batch is sequenced and written to disk
 // (the driver fsyncs). The entries are the bytes of the same access
 // decisions healthgw appends.
-func tesseraAppends(ctx context.Context, dir string, appenders int, d time.Duration) (float64, error) {
+func tesseraAppends(ctx context.Context, dir string, appenders int, d time.Duration) (appendResult, error) {
 	path, err := os.MkdirTemp(dir, "tessera-")
 	if err != nil {
-		return 0, err
+		return appendResult{}, err
 	}
 	defer os.RemoveAll(path)
 	// Tessera's background loops (integration, checkpoints, stats) live
@@ -153,22 +176,22 @@ func tesseraAppends(ctx context.Context, dir string, appenders int, d time.Durat
 	defer cancel()
 	skey, _, err := note.GenerateKey(rand.Reader, "bench.tessera.test")
 	if err != nil {
-		return 0, err
+		return appendResult{}, err
 	}
 	signer, err := note.NewSigner(skey)
 	if err != nil {
-		return 0, err
+		return appendResult{}, err
 	}
 	drv, err := posix.New(ctx, posix.Config{Path: filepath.Join(path, "log")})
 	if err != nil {
-		return 0, err
+		return appendResult{}, err
 	}
 	opts := tessera.NewAppendOptions().WithCheckpointSigner(signer).
 		WithBatching(tessera.DefaultBatchMaxSize, tesseraBatchAge).
 		WithCheckpointInterval(time.Second)
 	app, shutdown, _, err := tessera.NewAppender(ctx, drv, opts)
 	if err != nil {
-		return 0, fmt.Errorf("tessera appender: %w", err)
+		return appendResult{}, fmt.Errorf("tessera appender: %w", err)
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -178,7 +201,7 @@ func tesseraAppends(ctx context.Context, dir string, appenders int, d time.Durat
 	entries := make([][]byte, 64)
 	for i := range entries {
 		if entries[i], err = ledger.Encode(ledgertest.Entry(4 * i)); err != nil {
-			return 0, err
+			return appendResult{}, err
 		}
 	}
 	return runAppenders(ctx, appenders, d, func(ctx context.Context, i int64) error {

@@ -31,24 +31,56 @@ func (s *suite) pair(measure, peer, unit string, h, p harness.Measure) {
 	s.rows = append(s.rows, row)
 }
 
+// appendPair interleaves the append measures h and p and adds two rows:
+// entries/s, and entries per CPU-second of the process (CPU per entry
+// moves less than entries/s on a shared machine).
+func (s *suite) appendPair(measure, peer string, h, p func(round int) (appendResult, error)) {
+	var hc, pc []float64
+	wrap := func(f func(int) (appendResult, error), cpus *[]float64) harness.Measure {
+		return func(round int) (float64, error) {
+			r, err := f(round)
+			if err != nil {
+				return 0, err
+			}
+			*cpus = append(*cpus, float64(r.cpu)/float64(time.Microsecond))
+			return r.rate, nil
+		}
+	}
+	s.pair(measure, peer, "entries/s", wrap(h, &hc), wrap(p, &pc))
+	if len(hc) != s.cfg.Rounds || len(pc) != s.cfg.Rounds {
+		return
+	}
+	ratios, err := harness.Ratios(invert(hc), invert(pc))
+	if err != nil {
+		return
+	}
+	rs, _ := harness.Summarize(ratios)
+	hs, _ := harness.Summarize(hc)
+	ps, _ := harness.Summarize(pc)
+	s.rows = append(s.rows, harness.Row{Measure: measure + " (entries per CPU-second)", Ratio: &rs,
+		Healthgw: harness.Number(hs.Median) + " µs CPU/entry", Peer: "Tessera " + harness.Number(ps.Median) + " µs CPU/entry"})
+}
+
 func (s *suite) appends(ctx context.Context) {
 	d := s.cfg.Duration
+	const peer = "Tessera POSIX (10 ms batches)"
+	s.notes = append(s.notes, "append pairs: both sides run in the suite's process; CPU per entry is the process's user + system time over the window (getrusage) divided by the entries")
 	for _, n := range []int{256, 1} {
 		measure := fmt.Sprintf("durable appends, %d appender%s, SQLite", n, map[bool]string{true: "s"}[n > 1])
-		s.pair(measure, "Tessera POSIX (10 ms batches)", "entries/s",
-			func(round int) (float64, error) {
+		s.appendPair(measure, peer,
+			func(round int) (appendResult, error) {
 				return healthgwAppends(ctx, filepath.Join(s.tmp, fmt.Sprintf("append-%d-%d.db", n, round)), n, d)
 			},
-			func(int) (float64, error) { return tesseraAppends(ctx, s.tmp, n, d) })
+			func(int) (appendResult, error) { return tesseraAppends(ctx, s.tmp, n, d) })
 	}
 	const pg = "durable appends, 256 appenders, PostgreSQL"
 	if s.cfg.Postgres == "" {
 		s.skip(pg, "HEALTHGW_TEST_POSTGRES not set")
 		return
 	}
-	s.pair(pg, "Tessera POSIX (10 ms batches)", "entries/s",
-		func(int) (float64, error) { return healthgwAppends(ctx, s.cfg.Postgres, 256, d) },
-		func(int) (float64, error) { return tesseraAppends(ctx, s.tmp, 256, d) })
+	s.appendPair(pg, peer,
+		func(int) (appendResult, error) { return healthgwAppends(ctx, s.cfg.Postgres, 256, d) },
+		func(int) (appendResult, error) { return tesseraAppends(ctx, s.tmp, 256, d) })
 }
 
 func (s *suite) read(ctx context.Context) {
