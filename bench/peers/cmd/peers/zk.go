@@ -119,8 +119,8 @@ func (g *gnarkAge) verify(d time.Duration) (float64, error) {
 
 // snarkjsAge is the circom2 + snarkjs peer (zk/age.circom, zk/bench.mjs):
 // compiled with circom2 (WebAssembly) at --O2, a Groth16 setup of its own
-// (a fresh powers of tau of 2^14 with one contribution, then one zkey
-// contribution), proven and verified by snarkjs in node.
+// (a fresh powers of tau of 2^ptauPower with one contribution, then one
+// zkey contribution), proven and verified by snarkjs in node.
 type snarkjsAge struct {
 	zkDir, build string
 	constraints  int
@@ -139,39 +139,78 @@ func nodeTools(zkDir string) string {
 	return ""
 }
 
+// ptauPower is the size of the peer's powers of tau, 2^13: enough for the
+// circuit's constraints (about 5,500 at --O2) and its public inputs.
+const ptauPower = 13
+
 // newSnarkjsAge compiles the circuit and runs the setup in build (kept
-// between runs: a build whose files are all there is reused).
+// between runs: a step whose output is there is not run again; every step
+// writes to a temporary name first, so an interrupted one leaves nothing
+// to reuse).
 func newSnarkjsAge(ctx context.Context, zkDir, build string, progress io.Writer) (*snarkjsAge, error) {
 	s := &snarkjsAge{zkDir: zkDir, build: build}
 	if err := os.MkdirAll(build, 0o755); err != nil {
 		return nil, err
 	}
 	snark := filepath.Join(zkDir, "node_modules", "snarkjs", "cli.js")
+	b := func(name string) string { return filepath.Join(build, name) }
+	pot := fmt.Sprintf("pot%d", ptauPower)
+	circomTmp := b("circom.tmp")
 	steps := []struct {
-		out  string
-		args []string
+		out  string // the step's output in build
+		args func(tmp string) []string
 	}{
-		{"age.r1cs", []string{filepath.Join(zkDir, "node_modules", "circom2", "cli.js"), filepath.Join(zkDir, "age.circom"),
-			"--r1cs", "--wasm", "--O2", "-o", build, "-l", filepath.Join(zkDir, "node_modules")}},
-		{"pot0.ptau", []string{snark, "powersoftau", "new", "bn128", "14", filepath.Join(build, "pot0.ptau")}},
-		{"pot1.ptau", []string{snark, "powersoftau", "contribute", filepath.Join(build, "pot0.ptau"), filepath.Join(build, "pot1.ptau"),
-			"--name=bench", "-e=" + rand.Text()}},
-		{"pot.ptau", []string{snark, "powersoftau", "prepare", "phase2", filepath.Join(build, "pot1.ptau"), filepath.Join(build, "pot.ptau")}},
-		{"age0.zkey", []string{snark, "groth16", "setup", filepath.Join(build, "age.r1cs"), filepath.Join(build, "pot.ptau"), filepath.Join(build, "age0.zkey")}},
-		{"age.zkey", []string{snark, "zkey", "contribute", filepath.Join(build, "age0.zkey"), filepath.Join(build, "age.zkey"),
-			"--name=bench", "-e=" + rand.Text()}},
-		{"vkey.json", []string{snark, "zkey", "export", "verificationkey", filepath.Join(build, "age.zkey"), filepath.Join(build, "vkey.json")}},
-		{"input.json", []string{filepath.Join(zkDir, "bench.mjs"), "input", filepath.Join(build, "input.json")}},
+		{"age.r1cs", func(string) []string {
+			return []string{filepath.Join(zkDir, "node_modules", "circom2", "cli.js"), filepath.Join(zkDir, "age.circom"),
+				"--r1cs", "--wasm", "--O2", "-o", circomTmp, "-l", filepath.Join(zkDir, "node_modules")}
+		}},
+		{pot + "_0.ptau", func(tmp string) []string {
+			return []string{snark, "powersoftau", "new", "bn128", strconv.Itoa(ptauPower), tmp}
+		}},
+		{pot + "_1.ptau", func(tmp string) []string {
+			return []string{snark, "powersoftau", "contribute", b(pot + "_0.ptau"), tmp, "--name=bench", "-e=" + rand.Text()}
+		}},
+		{pot + ".ptau", func(tmp string) []string {
+			return []string{snark, "powersoftau", "prepare", "phase2", b(pot + "_1.ptau"), tmp}
+		}},
+		{"age0.zkey", func(tmp string) []string {
+			return []string{snark, "groth16", "setup", b("age.r1cs"), b(pot + ".ptau"), tmp}
+		}},
+		{"age.zkey", func(tmp string) []string {
+			return []string{snark, "zkey", "contribute", b("age0.zkey"), tmp, "--name=bench", "-e=" + rand.Text()}
+		}},
+		{"vkey.json", func(tmp string) []string {
+			return []string{snark, "zkey", "export", "verificationkey", b("age.zkey"), tmp}
+		}},
+		{"input.json", func(tmp string) []string { return []string{filepath.Join(zkDir, "bench.mjs"), "input", tmp} }},
 	}
 	for _, st := range steps {
-		if _, err := os.Stat(filepath.Join(build, st.out)); err == nil {
+		if _, err := os.Stat(b(st.out)); err == nil {
 			continue
 		}
 		fmt.Fprintf(progress, "snarkjs setup: %s\n", st.out)
-		cmd := exec.CommandContext(ctx, "node", st.args...)
+		tmp := b(st.out + ".tmp")
+		_ = os.RemoveAll(tmp)
+		_ = os.RemoveAll(circomTmp)
+		cmd := exec.CommandContext(ctx, "node", st.args(tmp)...)
 		cmd.Dir = zkDir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("snarkjs setup %s: %w\n%s", st.out, err, tail(out, 2000))
+		}
+		if st.out == "age.r1cs" {
+			// circom writes age.r1cs and age_js/ into its output directory.
+			_ = os.RemoveAll(b("age_js"))
+			if err := os.Rename(filepath.Join(circomTmp, "age_js"), b("age_js")); err != nil {
+				return nil, err
+			}
+			if err := os.Rename(filepath.Join(circomTmp, "age.r1cs"), b("age.r1cs")); err != nil {
+				return nil, err
+			}
+			_ = os.RemoveAll(circomTmp)
+			continue
+		}
+		if err := os.Rename(tmp, b(st.out)); err != nil {
+			return nil, err
 		}
 	}
 	out, err := exec.CommandContext(ctx, "node", snark, "r1cs", "info", filepath.Join(build, "age.r1cs")).CombinedOutput()
