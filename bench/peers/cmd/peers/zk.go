@@ -139,9 +139,9 @@ func nodeTools(zkDir string) string {
 	return ""
 }
 
-// ptauPower is the size of the peer's powers of tau, 2^13: enough for the
+// ptauPower is the size of the peer's powers of tau, 2^14: enough for the
 // circuit's constraints (about 5,500 at --O2) and its public inputs.
-const ptauPower = 13
+const ptauPower = 14
 
 // newSnarkjsAge compiles the circuit and runs the setup in build (kept
 // between runs: a step whose output is there is not run again; every step
