@@ -113,3 +113,38 @@ func goGCMInPlace(d time.Duration) (float64, error) {
 	}
 	return float64(n) * mib / 1e6 / time.Since(start).Seconds(), nil
 }
+
+// recordsEncryptCPU runs records' BenchmarkEncrypt/1MiB for a fixed count
+// (about d at 200 MB/s) and returns MB per CPU-second of the test process
+// (user + system, its start included): on a loaded machine CPU time moves
+// less than wall-clock time.
+func recordsEncryptCPU(ctx context.Context, testBin string, d time.Duration) (float64, error) {
+	n := max(10, int(d.Seconds()*200))
+	cmd := exec.CommandContext(ctx, testBin, "-test.run", "^$", "-test.bench", "^BenchmarkEncrypt$/^1MiB$",
+		"-test.benchtime", strconv.Itoa(n)+"x", "-test.count", "1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("records benchmark: %w\n%s", err, out)
+	}
+	if _, err := parseBenchMBs(out, "BenchmarkEncrypt/1MiB"); err != nil {
+		return 0, err
+	}
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if cpu <= 0 {
+		return 0, errors.New("records benchmark: no CPU time")
+	}
+	// The benchmark runs once with b.N = 1 before the n iterations.
+	return float64(n+1) * mib / 1e6 / cpu.Seconds(), nil
+}
+
+// opensslSpeedCPU is opensslSpeed without -elapsed: openssl divides by
+// its user CPU time.
+func opensslSpeedCPU(ctx context.Context, d time.Duration) (float64, error) {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	out, err := exec.CommandContext(ctx, "openssl", "speed", "-evp", "aes-256-gcm", "-bytes", strconv.Itoa(mib),
+		"-seconds", strconv.Itoa(secs)).Output()
+	if err != nil {
+		return 0, fmt.Errorf("openssl speed: %w", err)
+	}
+	return parseOpenSSLSpeed(out)
+}
