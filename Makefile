@@ -12,7 +12,7 @@ BENCHTIME ?= 1s
 # 10-minute timeout.
 export HEALTHGW_LONG_TESTS ?= 1
 
-.PHONY: run build release test bench soak timing lint fmt demo testnet testnet-start testnet-down clean interop-deps
+.PHONY: run build release test bench bench-peers soak timing lint fmt demo testnet testnet-start testnet-down clean interop-deps
 
 run: build
 	./$(BIN) serve
@@ -38,6 +38,19 @@ test:
 
 bench: timing
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...
+
+# healthgw against its peers on the same work (bench/peers, its own
+# module): Tessera POSIX appends, bare gin + jwx reads, circom2 + snarkjs
+# proofs (when node is installed; `npm ci` in bench/peers/zk first),
+# openssl's AES-GCM, and the CometBFT kvstore pair of
+# `make bench-peers-comet` where that target exists. Interleaved rounds,
+# a ratio table on stdout; about 10 minutes with the defaults.
+BENCH_ROUNDS  ?= 5
+BENCH_SECONDS ?= 3
+bench-peers:
+	@if command -v npm >/dev/null 2>&1 && [ ! -d bench/peers/zk/node_modules ]; then \
+		cd bench/peers/zk && npm ci --no-audit --no-fund --ignore-scripts; fi
+	cd bench/peers && BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_SECONDS=$(BENCH_SECONDS) $(GO) run ./cmd/peers
 
 # The statistical side-channel test of the read path (missing vs denied
 # reads, with control pairs; sign test, no absolute thresholds). Behind
