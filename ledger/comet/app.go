@@ -35,6 +35,9 @@ const (
 	CodeNotReady       uint32 = 5
 	CodeNotFound       uint32 = 6 // Query only
 	CodeRefused        uint32 = 7
+	// CodeDuplicateEntry: the transaction's entry is already in the log
+	// (ErrDuplicateEntry); the log says at which index.
+	CodeDuplicateEntry uint32 = 8
 )
 
 // codeOf maps a transaction error to its result code.
@@ -46,6 +49,8 @@ func codeOf(err error) uint32 {
 		return CodeUnknownGateway
 	case errors.Is(err, ErrBadSignature):
 		return CodeBadSignature
+	case errors.Is(err, ErrDuplicateEntry):
+		return CodeDuplicateEntry
 	case errors.Is(err, ErrDuplicate):
 		return CodeDuplicate
 	case errors.Is(err, errNotReady):
@@ -66,6 +71,8 @@ func errOfCode(code uint32) error {
 		return ErrBadSignature
 	case CodeDuplicate:
 		return ErrDuplicate
+	case CodeDuplicateEntry:
+		return ErrDuplicateEntry
 	case CodeNotReady:
 		return errNotReady
 	case CodeRefused:
@@ -181,7 +188,8 @@ type stagedBlock struct {
 	rawTxs  [][]byte // their transactions, stored as submitted
 	hashes  map[int64]tlog.Hash
 	txs     map[TxID]uint64
-	auth    *ledger.Authority // after the block
+	seals   map[ledger.Digest]uint64 // the entries' seals
+	auth    *ledger.Authority        // after the block
 	refused map[TxID]string   // refused by the registry in this block
 }
 
@@ -234,10 +242,21 @@ func NewApp(db dbm.DB, opts AppOptions) (*App, error) {
 		return nil, fmt.Errorf("%w: a committed state (height %d) without its genesis record", ErrCorrupt, m.Height)
 	case haveMeta:
 		auth := a.genesisAuthority()
+		seals := newSealRebuild(a.store)
 		if err := a.store.checkTree(m, func(i uint64, leaf, tx []byte) error {
-			return a.checkStored(auth, i, leaf, tx)
+			seal, err := a.checkStored(auth, i, leaf, tx)
+			if err != nil {
+				return err
+			}
+			return seals.check(seal, i)
 		}); err != nil {
 			return nil, err
+		}
+		if err := seals.finish(m.Size); err != nil {
+			return nil, err
+		}
+		if seals.rebuilt > 0 || seals.legacy > 0 {
+			logger.Info("ledger entry index rebuilt", slog.Int("entries", seals.rebuilt), slog.Int("duplicates_before_the_index", seals.legacy))
 		}
 		a.committed, a.auth = m, auth
 	default:
@@ -258,31 +277,135 @@ func NewApp(db dbm.DB, opts AppOptions) (*App, error) {
 // header's own signature, verified when the block was finalized, is not
 // verified again: the transaction signature is the same author's over
 // the same header bytes.
-func (a *App) checkStored(auth *ledger.Authority, i uint64, leaf, raw []byte) error {
+func (a *App) checkStored(auth *ledger.Authority, i uint64, leaf, raw []byte) (ledger.Digest, error) {
 	l, err := ledger.DecodeLeaf(leaf)
 	if err != nil {
 		if _, v1 := ledger.Decode(leaf); v1 == nil {
-			return fmt.Errorf("%w: entry %d is a v1 entry: this ledger was written by an older healthgw, whose format this one does not read; the consortium starts a new chain", ErrCorrupt, i)
+			return ledger.Digest{}, fmt.Errorf("%w: entry %d is a v1 entry: this ledger was written by an older healthgw, whose format this one does not read; the consortium starts a new chain", ErrCorrupt, i)
 		}
-		return fmt.Errorf("%w: entry %d: its leaf: %w", ErrCorrupt, i, err)
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: its leaf: %w", ErrCorrupt, i, err)
 	}
 	t, err := parseTx(a.chainID, a.gateways, raw, false)
 	if err != nil {
-		return fmt.Errorf("%w: entry %d: its stored transaction (the envelope its author signed) does not verify: %w", ErrCorrupt, i, err)
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: its stored transaction (the envelope its author signed) does not verify: %w", ErrCorrupt, i, err)
 	}
-	if ledger.Seal(t.Envelope.Header) != l.Seal || l.Type != t.Header.Type {
-		return fmt.Errorf("%w: entry %d: its envelope is not the one its leaf seals", ErrCorrupt, i)
+	if t.Seal != l.Seal || l.Type != t.Header.Type {
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: its envelope is not the one its leaf seals", ErrCorrupt, i)
 	}
 	if idx, ok, err := a.store.txIndex(t.ID); err != nil {
-		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
 	} else if !ok || idx != i {
-		return fmt.Errorf("%w: entry %d: the transaction index does not name it", ErrCorrupt, i)
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: the transaction index does not name it", ErrCorrupt, i)
 	}
 	if err := auth.Check(t.Header, t.Statement); err != nil {
-		return fmt.Errorf("%w: entry %d breaks the registry's rules: %w", ErrCorrupt, i, err)
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d breaks the registry's rules: %w", ErrCorrupt, i, err)
 	}
 	if err := auth.Apply(i, t.Header, t.Statement); err != nil {
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+	}
+	return l.Seal, nil
+}
+
+// sealRebuild checks the entry index ("c" + seal, see store) against the
+// entries NewApp verifies, in index order, and writes what is missing
+// (a database from before the index, or one whose index was damaged):
+// the index is derived from the verified log, and must be exact, since
+// FinalizeBlock refuses a transaction whose entry it names.
+type sealRebuild struct {
+	store   store
+	pending map[ledger.Digest]uint64 // missing, to be written
+	rebuilt int
+	legacy  int // later copies of an entry, committed before the index
+	seals   uint64
+}
+
+// maxPendingSeals bounds the index records sealRebuild holds before it
+// writes them.
+const maxPendingSeals = 1 << 14
+
+func newSealRebuild(s store) *sealRebuild {
+	return &sealRebuild{store: s, pending: make(map[ledger.Digest]uint64)}
+}
+
+// check takes committed entry i, sealed seal.
+func (r *sealRebuild) check(seal ledger.Digest, i uint64) error {
+	if _, ok := r.pending[seal]; ok {
+		r.legacy++
+		return nil
+	}
+	j, ok, err := r.store.sealIndex(seal)
+	switch {
+	case err != nil:
 		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+	case !ok:
+		r.pending[seal] = i
+		r.seals++
+		r.rebuilt++
+		if len(r.pending) >= maxPendingSeals {
+			return r.flush()
+		}
+		return nil
+	case j == i:
+		r.seals++
+		return nil
+	case j < i:
+		// Entry i repeats entry j, committed before duplicates were
+		// refused: the index names the first, as FinalizeBlock would.
+		first, err := r.store.entries(j, j+1)
+		if err != nil {
+			return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, j, err)
+		}
+		if l, err := ledger.DecodeLeaf(first[0]); err != nil || l.Seal != seal {
+			return fmt.Errorf("%w: the entry index names entry %d for entry %d's seal", ErrCorrupt, j, i)
+		}
+		r.legacy++
+		return nil
+	default:
+		return fmt.Errorf("%w: the entry index names entry %d for entry %d's seal", ErrCorrupt, j, i)
+	}
+}
+
+func (r *sealRebuild) flush() error {
+	if len(r.pending) == 0 {
+		return nil
+	}
+	batch := r.store.db.NewBatch()
+	defer batch.Close()
+	for seal, i := range r.pending {
+		if err := batch.Set(sealKey(seal), binary.BigEndian.AppendUint64(nil, i)); err != nil {
+			return fmt.Errorf("rebuild the entry index: %w", err)
+		}
+	}
+	if err := batch.WriteSync(); err != nil {
+		return fmt.Errorf("rebuild the entry index: %w", err)
+	}
+	clear(r.pending)
+	return nil
+}
+
+// finish writes what is pending and checks that the index holds no other
+// record: one per distinct entry, each naming an entry below size.
+func (r *sealRebuild) finish(size uint64) error {
+	if err := r.flush(); err != nil {
+		return err
+	}
+	it, err := r.store.db.Iterator([]byte{sealPrefix}, []byte{sealPrefix + 1})
+	if err != nil {
+		return fmt.Errorf("%w: read the entry index: %w", ErrCorrupt, err)
+	}
+	defer it.Close()
+	var n uint64
+	for ; it.Valid(); it.Next() {
+		if v := it.Value(); len(v) != 8 || binary.BigEndian.Uint64(v) >= size {
+			return fmt.Errorf("%w: the entry index holds a record past the committed size %d", ErrCorrupt, size)
+		}
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("%w: read the entry index: %w", ErrCorrupt, err)
+	}
+	if n != r.seals {
+		return fmt.Errorf("%w: the entry index holds %d records for %d distinct entries", ErrCorrupt, n, r.seals)
 	}
 	return nil
 }
@@ -581,11 +704,27 @@ func (a *App) notCommitted(id TxID) error {
 	return nil
 }
 
+// entryNotCommitted returns ErrDuplicateEntry if the entry sealed seal
+// is committed.
+func (a *App) entryNotCommitted(seal ledger.Digest) error {
+	idx, dup, err := a.store.sealIndex(seal)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return fmt.Errorf("%w: it is entry %d", ErrDuplicateEntry, idx)
+	}
+	return nil
+}
+
 // checkTx is CheckTx for a new transaction: parseNew, then the registry's
 // rules and the entry's signature at the next index of the committed log.
 func (a *App) checkTx(tx []byte) (Tx, error) {
 	t, err := a.parseNew(tx)
 	if err != nil {
+		return Tx{}, err
+	}
+	if err := a.entryNotCommitted(t.Seal); err != nil {
 		return Tx{}, err
 	}
 	a.mu.RLock()
@@ -685,6 +824,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		first:   base.Size,
 		hashes:  make(map[int64]tlog.Hash),
 		txs:     make(map[TxID]uint64),
+		seals:   make(map[ledger.Digest]uint64),
 		auth:    auth.Clone(),
 		refused: make(map[TxID]string),
 	}
@@ -695,6 +835,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		if err != nil {
 			if !errors.Is(err, ErrBadTx) && !errors.Is(err, ErrUnknownGateway) &&
 				!errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrDuplicate) && !errors.Is(err, ErrRefused) {
+				// ErrDuplicate covers ErrDuplicateEntry.
 				return nil, fmt.Errorf("finalize block %d: tx %d: %w", req.Height, i, err)
 			}
 			results[i] = &abci.ExecTxResult{Code: codeOf(err), Log: err.Error()}
@@ -725,6 +866,12 @@ func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *st
 	if err := a.notCommitted(t.ID); err != nil {
 		return 0, err
 	}
+	if first, dup := b.seals[t.Seal]; dup {
+		return 0, fmt.Errorf("%w: it is entry %d, earlier in this block", ErrDuplicateEntry, first)
+	}
+	if err := a.entryNotCommitted(t.Seal); err != nil {
+		return 0, err
+	}
 	data, err := ledger.NewLeafFor(t.Envelope.Header, req.Time)
 	if err != nil {
 		// CheckEnvelope accepted the header, so this cannot happen for a
@@ -752,6 +899,7 @@ func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *st
 	b.entries = append(b.entries, data)
 	b.rawTxs = append(b.rawTxs, raw)
 	b.txs[t.ID] = idx
+	b.seals[t.Seal] = idx
 	b.state.Size++
 	return idx, nil
 }

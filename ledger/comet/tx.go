@@ -26,6 +26,14 @@ var (
 	ErrBadSignature = errors.New("comet: bad gateway signature")
 	// ErrDuplicate: a transaction with the same ID is already in the log.
 	ErrDuplicate = errors.New("comet: duplicate transaction")
+	// ErrDuplicateEntry: another transaction carrying the same entry (the
+	// same signed header, so the same statement, commitment and salt) is
+	// already in the log, or earlier in the same block. It wraps
+	// ErrDuplicate. The log holds each entry once: a client repeating a
+	// write whose outcome was unknown (its first transaction waiting in
+	// a mempool while the quorum was lost) gets the first one's index
+	// from Log.AppendEnvelope, and never a second entry.
+	ErrDuplicateEntry = fmt.Errorf("%w: entry already committed", ErrDuplicate)
 	// ErrRefused: the entry's author may not write it (the registry's
 	// authorship rules, ledger.Authority) or its signature does not
 	// verify under the author's node key.
@@ -87,6 +95,10 @@ type Tx struct {
 	// Statement is the checked statement of a registry entry's clear
 	// opening (nil for a sealed entry).
 	Statement *ledger.Statement
+	// Seal is the entry's identity: the seal of its header
+	// (ledger.Seal), which its leaf carries. Two transactions with the
+	// same seal carry the same entry.
+	Seal ledger.Digest
 }
 
 // SignTx returns a transaction that submits the entry of env on the chain
@@ -202,7 +214,7 @@ func parseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte, v
 			return Tx{}, fmt.Errorf("%w: %w", ErrRefused, err)
 		}
 	}
-	t := Tx{ID: sha256.Sum256(tx), Gateway: w.Gateway, Envelope: env, Header: h}
+	t := Tx{ID: sha256.Sum256(tx), Gateway: w.Gateway, Envelope: env, Header: h, Seal: ledger.Seal(env.Header)}
 	if len(env.Clear) > 0 {
 		o, err := ledger.DecodeOpening(env.Clear)
 		if err != nil {
