@@ -190,7 +190,7 @@ type stagedBlock struct {
 	txs     map[TxID]uint64
 	seals   map[ledger.Digest]uint64 // the entries' seals
 	auth    *ledger.Authority        // after the block
-	refused map[TxID]string   // refused by the registry in this block
+	refused map[TxID]string          // refused by the registry in this block
 }
 
 var _ abci.Application = (*App)(nil)
