@@ -88,9 +88,17 @@ var errNotReady = errors.New("comet: chain not initialised")
 // log: leaves, the tlog stored hashes, each entry's transaction (its
 // envelope) and the IDs of applied transactions; and, derived from the
 // log, the registry (ledger.Authority) that says who may author what.
-// CometBFT calls it through one local client, which serialises every ABCI
-// call; the read methods used by Log (Size, Entries, Envelopes,
-// ReadHashes) may run concurrently with them.
+// CometBFT calls it through a local client with one lock per ABCI
+// connection (proxy.NewConnSyncLocalClientCreator): the consensus calls
+// (InitChain, PrepareProposal, ProcessProposal, FinalizeBlock, Commit)
+// are serialised, and CheckTx (the mempool's connection; CometBFT holds
+// the mempool lock around Commit) and Query may run alongside them, as
+// may the read methods used by Log (Size, Entries, Envelopes,
+// ReadHashes): those read only the committed state (under mu, or the
+// database, which Commit writes in one batch before it moves the
+// committed size) and the transaction cache (its own lock). A CheckTx
+// that runs during FinalizeBlock checks against the state before the
+// block, as it would have just before it.
 //
 // Where each rule is checked:
 //   - CheckTx (a new transaction): everything, against the committed
@@ -122,6 +130,7 @@ type App struct {
 	// Set by InitChain or loaded at start; immutable afterwards.
 	chainID  string
 	gateways map[string]ed25519.PublicKey
+	keys     gatewayKeys // gateways, expanded for verification
 	// newGenesis is written with the first Commit after InitChain.
 	newGenesis *genesisRecord
 
@@ -285,7 +294,7 @@ func (a *App) checkStored(auth *ledger.Authority, i uint64, leaf, raw []byte) (l
 		}
 		return ledger.Digest{}, fmt.Errorf("%w: entry %d: its leaf: %w", ErrCorrupt, i, err)
 	}
-	t, err := parseTx(a.chainID, a.gateways, raw, false)
+	t, err := parseTx(a.chainID, a.keys, raw, parseMode{noHeader: true})
 	if err != nil {
 		return ledger.Digest{}, fmt.Errorf("%w: entry %d: its stored transaction (the envelope its author signed) does not verify: %w", ErrCorrupt, i, err)
 	}
@@ -445,7 +454,13 @@ func txSize(t Tx) int {
 }
 
 // parse returns ParseTx's result for tx, from the cache when it has it.
-func (c *txCache) parse(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (Tx, error) {
+func (c *txCache) parse(chainID string, keys gatewayKeys, tx []byte) (Tx, error) {
+	return c.parseMode(chainID, keys, tx, parseFull)
+}
+
+// parseMode is parse, verifying what mode says when tx is not cached
+// (see parseTx; a result is cached only when it holds for every mode).
+func (c *txCache) parseMode(chainID string, keys gatewayKeys, tx []byte, mode parseMode) (Tx, error) {
 	id := TxID(sha256.Sum256(tx))
 	c.mu.Lock()
 	t, ok := c.m[id]
@@ -453,27 +468,32 @@ func (c *txCache) parse(chainID string, gateways map[string]ed25519.PublicKey, t
 	if ok {
 		return t, nil
 	}
-	t, err := ParseTx(chainID, gateways, tx)
+	t, err := parseTx(chainID, keys, tx, mode)
 	if err != nil {
 		return Tx{}, err
 	}
+	c.add(id, t)
+	return t, nil
+}
+
+func (c *txCache) add(id TxID, t Tx) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = make(map[TxID]Tx)
 	}
-	if _, ok := c.m[id]; !ok {
-		c.m[id] = t
-		c.order = append(c.order, id)
-		c.bytes += txSize(t)
-		for c.bytes > maxTxCacheBytes && len(c.order) > 1 {
-			old := c.order[0]
-			c.order = c.order[1:]
-			c.bytes -= txSize(c.m[old])
-			delete(c.m, old)
-		}
+	if _, ok := c.m[id]; ok {
+		return
 	}
-	return t, nil
+	c.m[id] = t
+	c.order = append(c.order, id)
+	c.bytes += txSize(t)
+	for c.bytes > maxTxCacheBytes && len(c.order) > 1 {
+		old := c.order[0]
+		c.order = c.order[1:]
+		c.bytes -= txSize(c.m[old])
+		delete(c.m, old)
+	}
 }
 
 // genesisAuthority returns the authority of the empty log of the current
@@ -527,8 +547,12 @@ func (a *App) setGenesis(g genesisRecord) error {
 	if err != nil {
 		return err
 	}
+	keys, err := newGatewayKeys(gw)
+	if err != nil {
+		return err
+	}
 	a.mu.Lock()
-	a.chainID, a.gateways = g.ChainID, gw
+	a.chainID, a.gateways, a.keys = g.ChainID, gw, keys
 	a.mu.Unlock()
 	return nil
 }
@@ -677,12 +701,12 @@ func (a *App) closeDB() error {
 // that it is not committed yet.
 func (a *App) parseNew(tx []byte) (Tx, error) {
 	a.mu.RLock()
-	chainID, gateways := a.chainID, a.gateways
+	chainID, keys := a.chainID, a.keys
 	a.mu.RUnlock()
-	if gateways == nil {
+	if keys == nil {
 		return Tx{}, errNotReady
 	}
-	t, err := a.parsed.parse(chainID, gateways, tx)
+	t, err := a.parsed.parse(chainID, keys, tx)
 	if err != nil {
 		return Tx{}, err
 	}
@@ -690,6 +714,23 @@ func (a *App) parseNew(tx []byte) (Tx, error) {
 		return Tx{}, err
 	}
 	return t, nil
+}
+
+// parseOwn is parseNew for a transaction this node has just signed
+// (SignTx, in Log.AppendEnvelope), run on the appender's goroutine rather
+// than in CheckTx: it verifies the entry's header signature (whoever
+// built the envelope made it) but not the transaction's own, right by
+// construction, and caches the result, so that this node's CheckTx,
+// PrepareProposal, ProcessProposal and FinalizeBlock parse and verify
+// nothing again.
+func (a *App) parseOwn(tx []byte) (Tx, error) {
+	a.mu.RLock()
+	chainID, keys := a.chainID, a.keys
+	a.mu.RUnlock()
+	if keys == nil {
+		return Tx{}, errNotReady
+	}
+	return a.parsed.parseMode(chainID, keys, tx, parseMode{ownTx: true})
 }
 
 // notCommitted returns ErrDuplicate if transaction id is committed.
@@ -791,10 +832,10 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 // honest proposer does not simulate them (see PrepareProposal).
 func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
 	a.mu.RLock()
-	chainID, gateways := a.chainID, a.gateways
+	chainID, keys := a.chainID, a.keys
 	a.mu.RUnlock()
 	for _, tx := range req.Txs {
-		if _, err := a.parsed.parse(chainID, gateways, tx); err != nil {
+		if _, err := a.parsed.parse(chainID, keys, tx); err != nil {
 			a.logger.Warn("rejecting proposal", slog.Int64("height", req.Height), slog.String("err", err.Error()))
 			return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
 		}
@@ -814,9 +855,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		return nil, fmt.Errorf("comet: finalize block %d after committed height %d", req.Height, base.Height)
 	}
 	a.mu.RLock()
-	chainID, gateways, auth := a.chainID, a.gateways, a.auth
+	chainID, keys, auth := a.chainID, a.keys, a.auth
 	a.mu.RUnlock()
-	if gateways == nil || auth == nil {
+	if keys == nil || auth == nil {
 		return nil, errNotReady
 	}
 	b := &stagedBlock{
@@ -831,7 +872,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 	reader := a.stagedReader(b, base.Size)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, raw := range req.Txs {
-		idx, err := a.apply(chainID, gateways, b, reader, raw, req)
+		idx, err := a.apply(chainID, keys, b, reader, raw, req)
 		if err != nil {
 			if !errors.Is(err, ErrBadTx) && !errors.Is(err, ErrUnknownGateway) &&
 				!errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrDuplicate) && !errors.Is(err, ErrRefused) {
@@ -855,8 +896,8 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 }
 
 // apply stages one transaction and returns the index it was given.
-func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *stagedBlock, reader tlog.HashReader, raw []byte, req *abci.RequestFinalizeBlock) (uint64, error) {
-	t, err := a.parsed.parse(chainID, gateways, raw)
+func (a *App) apply(chainID string, keys gatewayKeys, b *stagedBlock, reader tlog.HashReader, raw []byte, req *abci.RequestFinalizeBlock) (uint64, error) {
+	t, err := a.parsed.parse(chainID, keys, raw)
 	if err != nil {
 		return 0, err
 	}

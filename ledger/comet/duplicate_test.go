@@ -3,6 +3,7 @@ package comet
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -14,6 +15,12 @@ import (
 
 	"github.com/healthgw/healthgw/ledger"
 )
+
+func decodeWire(tx []byte) (wireTx, error) {
+	var w wireTx
+	err := json.Unmarshal(tx, &w)
+	return w, err
+}
 
 func resultCodes(res []*abci.ExecTxResult) []uint32 {
 	var c []uint32
@@ -156,5 +163,25 @@ func TestDuplicateEntryIndexPersisted(t *testing.T) {
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSignedMessageOf checks that the signed message parseTx derives from
+// a canonical transaction's bytes is the one SignTx signed.
+func TestSignedMessageOf(t *testing.T) {
+	keys, _ := testGateways(t, 1)
+	for i, env := range []ledger.Envelope{testEnvelope(t, 0, keys[0], 0), testEnvelope(t, 0, keys[0], 1)} {
+		tx, _ := signTestTx(t, 0, keys[0], env)
+		w, err := decodeWire(tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := signedMessage(testChain, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := signedMessageOf(testChain, tx); !bytes.Equal(got, want) {
+			t.Errorf("tx %d: signedMessageOf =\n%s\nwant\n%s", i, got, want)
+		}
 	}
 }

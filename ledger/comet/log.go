@@ -73,6 +73,9 @@ func (l *Log) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, 
 	if err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
+	if _, err := l.app.parseOwn(tx); err != nil {
+		return 0, fmt.Errorf("append: rejected by the ledger application: %w", err)
+	}
 	seal := ledger.Seal(env.Header)
 	if idx, ok, err := l.committedEntry(seal); err != nil {
 		return 0, fmt.Errorf("append: %w", err)

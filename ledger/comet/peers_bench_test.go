@@ -79,7 +79,7 @@ func BenchmarkCometVsKVStore(b *testing.B) {
 	}
 
 	var envSeq atomic.Int64
-	pool := 1500 * seconds
+	pool := 400 * seconds // grown to 1.5 times what a round committed
 	for _, n := range counts {
 		b.Run(fmt.Sprintf("submitters=%d", n), func(b *testing.B) {
 			var ratios, hgRates, kvRates []float64
