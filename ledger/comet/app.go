@@ -103,10 +103,12 @@ var errNotReady = errors.New("comet: chain not initialised")
 // Where each rule is checked:
 //   - CheckTx (a new transaction): everything, against the committed
 //     state: ParseTx (canonical, signed by a genesis gateway, a
-//     well-formed envelope authored by that gateway), not yet committed,
-//     and the registry's rules and the entry's signature at the next
-//     index, so that a refused entry is answered at once to its
-//     submitter. A recheck (after each commit) only drops transactions
+//     well-formed envelope authored by that gateway), neither the
+//     transaction nor its entry (its header's seal: another transaction
+//     carrying the same envelope) committed yet, and the registry's
+//     rules and the entry's signature at the next index, so that a
+//     refused entry is answered at once to its submitter. A recheck
+//     (off by default, see ConsortiumDefaults) only drops transactions
 //     that were committed: the rules are checked again, at the entry's
 //     own index, in FinalizeBlock.
 //   - PrepareProposal keeps what ParseTx accepts, not yet committed, once
@@ -114,9 +116,15 @@ var errNotReady = errors.New("comet: chain not initialised")
 //     proposal only if it holds a transaction ParseTx refuses (no honest
 //     proposer includes one). Neither checks the registry: whether an
 //     entry is admitted depends on the entries before it in the block.
-//   - FinalizeBlock applies the transactions in order: duplicates and
-//     entries the registry refuses at their index (ErrRefused,
-//     CodeRefused) append nothing; the rest are appended. Every node
+//   - FinalizeBlock applies the transactions in order: duplicates (a
+//     transaction already applied, CodeDuplicate, or one whose entry is
+//     already in the log or earlier in the block, CodeDuplicateEntry,
+//     whose log names the entry's index), and entries the registry
+//     refuses at their index (ErrRefused, CodeRefused) append nothing;
+//     the rest are appended. The entry index ("c" + seal, see store) is
+//     persisted with each block and checked against the log, or
+//     rebuilt from it, at start, so the refusal is exact and its memory
+//     bounded. Every node
 //     derives the same registry from the same log (headers and clear
 //     registry openings only), so every node refuses the same
 //     transactions and computes the same application hash.

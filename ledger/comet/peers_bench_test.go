@@ -86,6 +86,7 @@ func BenchmarkCometVsKVStore(b *testing.B) {
 			for r := range rounds {
 				envs := makeEnvelopes(b, gws, &envSeq, pool)
 				next := make([]atomic.Int64, hg.Len())
+				h0 := hg.Log(0).Status().Height
 				hgr := runRound(b, n, length, func(ctx context.Context, w int) error {
 					node := w % hg.Len()
 					var env ledger.Envelope
@@ -97,19 +98,22 @@ func BenchmarkCometVsKVStore(b *testing.B) {
 					_, err := hg.Log(node).AppendEnvelope(ctx, env)
 					return err
 				})
+				hgBlocks := hg.Log(0).Status().Height - h0
 				if hgr.committed*3/2 > int64(pool) {
 					pool = int(hgr.committed * 3 / 2)
 				}
 				var kvSeq atomic.Int64
+				k0 := kv.Height(0)
 				kvr := runRound(b, n, length, func(ctx context.Context, w int) error {
 					return kv.Submit(ctx, w%kv.Len(), kvTx(fmt.Sprintf("r%d-%d-%d", r, n, kvSeq.Add(1)), txSize))
 				})
+				kvBlocks := kv.Height(0) - k0
 				if hgr.failed > 0 || kvr.failed > 0 {
 					b.Fatalf("round %d: %d healthgw and %d kvstore submissions failed (first: %v; %v)", r+1, hgr.failed, kvr.failed, hgr.firstErr, kvr.firstErr)
 				}
 				ratio := hgr.rate / kvr.rate
-				b.Logf("round %d: healthgw %.0f/s (p50 %v, p99 %v), kvstore %.0f/s (p50 %v, p99 %v): ratio %.2f",
-					r+1, hgr.rate, hgr.p50, hgr.p99, kvr.rate, kvr.p50, kvr.p99, ratio)
+				b.Logf("round %d: healthgw %.0f/s (p50 %v, p99 %v, %d blocks), kvstore %.0f/s (p50 %v, p99 %v, %d blocks): ratio %.2f",
+					r+1, hgr.rate, hgr.p50, hgr.p99, hgBlocks, kvr.rate, kvr.p50, kvr.p99, kvBlocks, ratio)
 				ratios = append(ratios, ratio)
 				hgRates = append(hgRates, hgr.rate)
 				kvRates = append(kvRates, kvr.rate)

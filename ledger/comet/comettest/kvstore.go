@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	dbm "github.com/cometbft/cometbft-db"
 	"github.com/cometbft/cometbft/abci/example/kvstore"
 	cfg "github.com/cometbft/cometbft/config"
 	cmtlog "github.com/cometbft/cometbft/libs/log"
@@ -101,7 +103,7 @@ func startKVNode(home string, tune func(*cfg.Config)) (*kvNode, error) {
 	pv := privval.LoadFilePV(conf.PrivValidatorKeyFile(), conf.PrivValidatorStateFile())
 	app := kvstore.NewPersistentApplication(filepath.Join(conf.DBDir(), "kvstore-app"))
 	n, err := node.NewNode(conf, pv, nodeKey, proxy.NewLocalClientCreator(app),
-		node.DefaultGenesisDocProviderFunc(conf), cfg.DefaultDBProvider,
+		node.DefaultGenesisDocProviderFunc(conf), closeTolerantDBProvider,
 		node.DefaultMetricsProvider(conf.Instrumentation), cmtlog.NewNopLogger())
 	if err != nil {
 		return nil, err
@@ -144,6 +146,44 @@ func startKVNode(home string, tune func(*cfg.Config)) (*kvNode, error) {
 		}
 	}()
 	return kn, nil
+}
+
+// closeTolerantDBProvider is cfg.DefaultDBProvider with reads after Close
+// answered "not found", as comet.Open does for its nodes: CometBFT's
+// per-peer goroutines can outlive Node.Stop and read the block store,
+// which panics on "leveldb: closed".
+func closeTolerantDBProvider(ctx *cfg.DBContext) (dbm.DB, error) {
+	db, err := cfg.DefaultDBProvider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &closeTolerantDB{DB: db}, nil
+}
+
+type closeTolerantDB struct {
+	dbm.DB
+	closed atomic.Bool
+}
+
+func (d *closeTolerantDB) Get(key []byte) ([]byte, error) {
+	v, err := d.DB.Get(key)
+	if err != nil && d.closed.Load() {
+		return nil, nil
+	}
+	return v, err
+}
+
+func (d *closeTolerantDB) Has(key []byte) (bool, error) {
+	ok, err := d.DB.Has(key)
+	if err != nil && d.closed.Load() {
+		return false, nil
+	}
+	return ok, err
+}
+
+func (d *closeTolerantDB) Close() error {
+	d.closed.Store(true)
+	return d.DB.Close()
 }
 
 // ErrKVStoreRejected: the kvstore's CheckTx refused a transaction.
