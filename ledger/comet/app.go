@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -484,6 +485,41 @@ func (c *txCache) parseMode(chainID string, keys gatewayKeys, tx []byte, mode pa
 	return t, nil
 }
 
+// warm parses, on every CPU, the transactions of txs the cache does not
+// hold (a block's, proposed by another node before they reached this
+// one's mempool), so that the block's sequential pass finds them all:
+// ParseTx's result does not depend on the order.
+func (c *txCache) warm(chainID string, keys gatewayKeys, txs [][]byte) {
+	var missing [][]byte
+	c.mu.Lock()
+	for _, tx := range txs {
+		if _, ok := c.m[TxID(sha256.Sum256(tx))]; !ok {
+			missing = append(missing, tx)
+		}
+	}
+	c.mu.Unlock()
+	workers := min(runtime.GOMAXPROCS(0), len(missing))
+	if workers < 2 {
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(missing)) {
+					return
+				}
+				// A refused transaction is not cached: the sequential
+				// pass parses it again and reports why.
+				_, _ = c.parse(chainID, keys, missing[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func (c *txCache) add(id TxID, t Tx) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -842,6 +878,7 @@ func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposa
 	a.mu.RLock()
 	chainID, keys := a.chainID, a.keys
 	a.mu.RUnlock()
+	a.parsed.warm(chainID, keys, req.Txs)
 	for _, tx := range req.Txs {
 		if _, err := a.parsed.parse(chainID, keys, tx); err != nil {
 			a.logger.Warn("rejecting proposal", slog.Int64("height", req.Height), slog.String("err", err.Error()))
@@ -878,6 +915,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		refused: make(map[TxID]string),
 	}
 	reader := a.stagedReader(b, base.Size)
+	a.parsed.warm(chainID, keys, req.Txs)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, raw := range req.Txs {
 		idx, err := a.apply(chainID, keys, b, reader, raw, req)
