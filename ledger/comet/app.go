@@ -24,7 +24,10 @@ import (
 // AppVersion is the application protocol version reported to CometBFT.
 // Change it whenever the state transition changes. 2: transactions carry
 // v2 entry envelopes, checked against the registry (ledger.Authority).
-const AppVersion uint64 = 2
+// 3: a transaction whose entry is already in the log is refused
+// (CodeDuplicateEntry), which an AppVersion 2 node appends again; every
+// node of a consortium moves to 3 at once.
+const AppVersion uint64 = 3
 
 // Result codes of CheckTx and of each transaction in FinalizeBlock.
 const (
