@@ -12,7 +12,7 @@ BENCHTIME ?= 1s
 # 10-minute timeout.
 export HEALTHGW_LONG_TESTS ?= 1
 
-.PHONY: run build release test bench bench-peers soak timing lint fmt demo testnet testnet-start testnet-down clean interop-deps
+.PHONY: run build release test bench bench-peers bench-peers-comet soak timing lint fmt demo testnet testnet-start testnet-down clean interop-deps
 
 run: build
 	./$(BIN) serve
@@ -95,3 +95,11 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# healthgw's comet backend against CometBFT's kvstore on the same machine
+# (four validators each, same configuration and submitters); prints one
+# "PEER comet-vs-kvstore-<N>submitters ..." line per submitter count.
+# BENCH_ROUNDS (3), BENCH_SECONDS (10) and BENCH_SUBMITTERS ("64,256")
+# tune it.
+bench-peers-comet:
+	$(GO) test -run '^$$' -bench '^BenchmarkCometVsKVStore$$' -benchtime 1x -count 1 -timeout 60m ./ledger/comet/

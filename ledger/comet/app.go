@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +24,10 @@ import (
 // AppVersion is the application protocol version reported to CometBFT.
 // Change it whenever the state transition changes. 2: transactions carry
 // v2 entry envelopes, checked against the registry (ledger.Authority).
-const AppVersion uint64 = 2
+// 3: a transaction whose entry is already in the log is refused
+// (CodeDuplicateEntry), which an AppVersion 2 node appends again; every
+// node of a consortium moves to 3 at once.
+const AppVersion uint64 = 3
 
 // Result codes of CheckTx and of each transaction in FinalizeBlock.
 const (
@@ -35,6 +39,9 @@ const (
 	CodeNotReady       uint32 = 5
 	CodeNotFound       uint32 = 6 // Query only
 	CodeRefused        uint32 = 7
+	// CodeDuplicateEntry: the transaction's entry is already in the log
+	// (ErrDuplicateEntry); the log says at which index.
+	CodeDuplicateEntry uint32 = 8
 )
 
 // codeOf maps a transaction error to its result code.
@@ -46,6 +53,8 @@ func codeOf(err error) uint32 {
 		return CodeUnknownGateway
 	case errors.Is(err, ErrBadSignature):
 		return CodeBadSignature
+	case errors.Is(err, ErrDuplicateEntry):
+		return CodeDuplicateEntry
 	case errors.Is(err, ErrDuplicate):
 		return CodeDuplicate
 	case errors.Is(err, errNotReady):
@@ -66,6 +75,8 @@ func errOfCode(code uint32) error {
 		return ErrBadSignature
 	case CodeDuplicate:
 		return ErrDuplicate
+	case CodeDuplicateEntry:
+		return ErrDuplicateEntry
 	case CodeNotReady:
 		return errNotReady
 	case CodeRefused:
@@ -81,17 +92,27 @@ var errNotReady = errors.New("comet: chain not initialised")
 // log: leaves, the tlog stored hashes, each entry's transaction (its
 // envelope) and the IDs of applied transactions; and, derived from the
 // log, the registry (ledger.Authority) that says who may author what.
-// CometBFT calls it through one local client, which serialises every ABCI
-// call; the read methods used by Log (Size, Entries, Envelopes,
-// ReadHashes) may run concurrently with them.
+// CometBFT calls it through a local client with one lock per ABCI
+// connection (proxy.NewConnSyncLocalClientCreator): the consensus calls
+// (InitChain, PrepareProposal, ProcessProposal, FinalizeBlock, Commit)
+// are serialised, and CheckTx (the mempool's connection; CometBFT holds
+// the mempool lock around Commit) and Query may run alongside them, as
+// may the read methods used by Log (Size, Entries, Envelopes,
+// ReadHashes): those read only the committed state (under mu, or the
+// database, which Commit writes in one batch before it moves the
+// committed size) and the transaction cache (its own lock). A CheckTx
+// that runs during FinalizeBlock checks against the state before the
+// block, as it would have just before it.
 //
 // Where each rule is checked:
 //   - CheckTx (a new transaction): everything, against the committed
 //     state: ParseTx (canonical, signed by a genesis gateway, a
-//     well-formed envelope authored by that gateway), not yet committed,
-//     and the registry's rules and the entry's signature at the next
-//     index, so that a refused entry is answered at once to its
-//     submitter. A recheck (after each commit) only drops transactions
+//     well-formed envelope authored by that gateway), neither the
+//     transaction nor its entry (its header's seal: another transaction
+//     carrying the same envelope) committed yet, and the registry's
+//     rules and the entry's signature at the next index, so that a
+//     refused entry is answered at once to its submitter. A recheck
+//     (off by default, see ConsortiumDefaults) only drops transactions
 //     that were committed: the rules are checked again, at the entry's
 //     own index, in FinalizeBlock.
 //   - PrepareProposal keeps what ParseTx accepts, not yet committed, once
@@ -99,9 +120,15 @@ var errNotReady = errors.New("comet: chain not initialised")
 //     proposal only if it holds a transaction ParseTx refuses (no honest
 //     proposer includes one). Neither checks the registry: whether an
 //     entry is admitted depends on the entries before it in the block.
-//   - FinalizeBlock applies the transactions in order: duplicates and
-//     entries the registry refuses at their index (ErrRefused,
-//     CodeRefused) append nothing; the rest are appended. Every node
+//   - FinalizeBlock applies the transactions in order: duplicates (a
+//     transaction already applied, CodeDuplicate, or one whose entry is
+//     already in the log or earlier in the block, CodeDuplicateEntry,
+//     whose log names the entry's index), and entries the registry
+//     refuses at their index (ErrRefused, CodeRefused) append nothing;
+//     the rest are appended. The entry index ("c" + seal, see store) is
+//     persisted with each block and checked against the log, or
+//     rebuilt from it, at start, so the refusal is exact and its memory
+//     bounded. Every node
 //     derives the same registry from the same log (headers and clear
 //     registry openings only), so every node refuses the same
 //     transactions and computes the same application hash.
@@ -115,6 +142,7 @@ type App struct {
 	// Set by InitChain or loaded at start; immutable afterwards.
 	chainID  string
 	gateways map[string]ed25519.PublicKey
+	keys     gatewayKeys // gateways, expanded for verification
 	// newGenesis is written with the first Commit after InitChain.
 	newGenesis *genesisRecord
 
@@ -181,8 +209,9 @@ type stagedBlock struct {
 	rawTxs  [][]byte // their transactions, stored as submitted
 	hashes  map[int64]tlog.Hash
 	txs     map[TxID]uint64
-	auth    *ledger.Authority // after the block
-	refused map[TxID]string   // refused by the registry in this block
+	seals   map[ledger.Digest]uint64 // the entries' seals
+	auth    *ledger.Authority        // after the block
+	refused map[TxID]string          // refused by the registry in this block
 }
 
 var _ abci.Application = (*App)(nil)
@@ -234,10 +263,21 @@ func NewApp(db dbm.DB, opts AppOptions) (*App, error) {
 		return nil, fmt.Errorf("%w: a committed state (height %d) without its genesis record", ErrCorrupt, m.Height)
 	case haveMeta:
 		auth := a.genesisAuthority()
+		seals := newSealRebuild(a.store)
 		if err := a.store.checkTree(m, func(i uint64, leaf, tx []byte) error {
-			return a.checkStored(auth, i, leaf, tx)
+			seal, err := a.checkStored(auth, i, leaf, tx)
+			if err != nil {
+				return err
+			}
+			return seals.check(seal, i)
 		}); err != nil {
 			return nil, err
+		}
+		if err := seals.finish(m.Size); err != nil {
+			return nil, err
+		}
+		if seals.rebuilt > 0 || seals.legacy > 0 {
+			logger.Info("ledger entry index rebuilt", slog.Int("entries", seals.rebuilt), slog.Int("duplicates_before_the_index", seals.legacy))
 		}
 		a.committed, a.auth = m, auth
 	default:
@@ -258,31 +298,135 @@ func NewApp(db dbm.DB, opts AppOptions) (*App, error) {
 // header's own signature, verified when the block was finalized, is not
 // verified again: the transaction signature is the same author's over
 // the same header bytes.
-func (a *App) checkStored(auth *ledger.Authority, i uint64, leaf, raw []byte) error {
+func (a *App) checkStored(auth *ledger.Authority, i uint64, leaf, raw []byte) (ledger.Digest, error) {
 	l, err := ledger.DecodeLeaf(leaf)
 	if err != nil {
 		if _, v1 := ledger.Decode(leaf); v1 == nil {
-			return fmt.Errorf("%w: entry %d is a v1 entry: this ledger was written by an older healthgw, whose format this one does not read; the consortium starts a new chain", ErrCorrupt, i)
+			return ledger.Digest{}, fmt.Errorf("%w: entry %d is a v1 entry: this ledger was written by an older healthgw, whose format this one does not read; the consortium starts a new chain", ErrCorrupt, i)
 		}
-		return fmt.Errorf("%w: entry %d: its leaf: %w", ErrCorrupt, i, err)
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: its leaf: %w", ErrCorrupt, i, err)
 	}
-	t, err := parseTx(a.chainID, a.gateways, raw, false)
+	t, err := parseTx(a.chainID, a.keys, raw, parseMode{noHeader: true})
 	if err != nil {
-		return fmt.Errorf("%w: entry %d: its stored transaction (the envelope its author signed) does not verify: %w", ErrCorrupt, i, err)
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: its stored transaction (the envelope its author signed) does not verify: %w", ErrCorrupt, i, err)
 	}
-	if ledger.Seal(t.Envelope.Header) != l.Seal || l.Type != t.Header.Type {
-		return fmt.Errorf("%w: entry %d: its envelope is not the one its leaf seals", ErrCorrupt, i)
+	if t.Seal != l.Seal || l.Type != t.Header.Type {
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: its envelope is not the one its leaf seals", ErrCorrupt, i)
 	}
 	if idx, ok, err := a.store.txIndex(t.ID); err != nil {
-		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
 	} else if !ok || idx != i {
-		return fmt.Errorf("%w: entry %d: the transaction index does not name it", ErrCorrupt, i)
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: the transaction index does not name it", ErrCorrupt, i)
 	}
 	if err := auth.Check(t.Header, t.Statement); err != nil {
-		return fmt.Errorf("%w: entry %d breaks the registry's rules: %w", ErrCorrupt, i, err)
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d breaks the registry's rules: %w", ErrCorrupt, i, err)
 	}
 	if err := auth.Apply(i, t.Header, t.Statement); err != nil {
+		return ledger.Digest{}, fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+	}
+	return l.Seal, nil
+}
+
+// sealRebuild checks the entry index ("c" + seal, see store) against the
+// entries NewApp verifies, in index order, and writes what is missing
+// (a database from before the index, or one whose index was damaged):
+// the index is derived from the verified log, and must be exact, since
+// FinalizeBlock refuses a transaction whose entry it names.
+type sealRebuild struct {
+	store   store
+	pending map[ledger.Digest]uint64 // missing, to be written
+	rebuilt int
+	legacy  int // later copies of an entry, committed before the index
+	seals   uint64
+}
+
+// maxPendingSeals bounds the index records sealRebuild holds before it
+// writes them.
+const maxPendingSeals = 1 << 14
+
+func newSealRebuild(s store) *sealRebuild {
+	return &sealRebuild{store: s, pending: make(map[ledger.Digest]uint64)}
+}
+
+// check takes committed entry i, sealed seal.
+func (r *sealRebuild) check(seal ledger.Digest, i uint64) error {
+	if _, ok := r.pending[seal]; ok {
+		r.legacy++
+		return nil
+	}
+	j, ok, err := r.store.sealIndex(seal)
+	switch {
+	case err != nil:
 		return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, i, err)
+	case !ok:
+		r.pending[seal] = i
+		r.seals++
+		r.rebuilt++
+		if len(r.pending) >= maxPendingSeals {
+			return r.flush()
+		}
+		return nil
+	case j == i:
+		r.seals++
+		return nil
+	case j < i:
+		// Entry i repeats entry j, committed before duplicates were
+		// refused: the index names the first, as FinalizeBlock would.
+		first, err := r.store.entries(j, j+1)
+		if err != nil {
+			return fmt.Errorf("%w: entry %d: %w", ErrCorrupt, j, err)
+		}
+		if l, err := ledger.DecodeLeaf(first[0]); err != nil || l.Seal != seal {
+			return fmt.Errorf("%w: the entry index names entry %d for entry %d's seal", ErrCorrupt, j, i)
+		}
+		r.legacy++
+		return nil
+	default:
+		return fmt.Errorf("%w: the entry index names entry %d for entry %d's seal", ErrCorrupt, j, i)
+	}
+}
+
+func (r *sealRebuild) flush() error {
+	if len(r.pending) == 0 {
+		return nil
+	}
+	batch := r.store.db.NewBatch()
+	defer batch.Close()
+	for seal, i := range r.pending {
+		if err := batch.Set(sealKey(seal), binary.BigEndian.AppendUint64(nil, i)); err != nil {
+			return fmt.Errorf("rebuild the entry index: %w", err)
+		}
+	}
+	if err := batch.WriteSync(); err != nil {
+		return fmt.Errorf("rebuild the entry index: %w", err)
+	}
+	clear(r.pending)
+	return nil
+}
+
+// finish writes what is pending and checks that the index holds no other
+// record: one per distinct entry, each naming an entry below size.
+func (r *sealRebuild) finish(size uint64) error {
+	if err := r.flush(); err != nil {
+		return err
+	}
+	it, err := r.store.db.Iterator([]byte{sealPrefix}, []byte{sealPrefix + 1})
+	if err != nil {
+		return fmt.Errorf("%w: read the entry index: %w", ErrCorrupt, err)
+	}
+	defer it.Close()
+	var n uint64
+	for ; it.Valid(); it.Next() {
+		if v := it.Value(); len(v) != 8 || binary.BigEndian.Uint64(v) >= size {
+			return fmt.Errorf("%w: the entry index holds a record past the committed size %d", ErrCorrupt, size)
+		}
+		n++
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("%w: read the entry index: %w", ErrCorrupt, err)
+	}
+	if n != r.seals {
+		return fmt.Errorf("%w: the entry index holds %d records for %d distinct entries", ErrCorrupt, n, r.seals)
 	}
 	return nil
 }
@@ -322,7 +466,13 @@ func txSize(t Tx) int {
 }
 
 // parse returns ParseTx's result for tx, from the cache when it has it.
-func (c *txCache) parse(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (Tx, error) {
+func (c *txCache) parse(chainID string, keys gatewayKeys, tx []byte) (Tx, error) {
+	return c.parseMode(chainID, keys, tx, parseFull)
+}
+
+// parseMode is parse, verifying what mode says when tx is not cached
+// (see parseTx; a result is cached only when it holds for every mode).
+func (c *txCache) parseMode(chainID string, keys gatewayKeys, tx []byte, mode parseMode) (Tx, error) {
 	id := TxID(sha256.Sum256(tx))
 	c.mu.Lock()
 	t, ok := c.m[id]
@@ -330,27 +480,67 @@ func (c *txCache) parse(chainID string, gateways map[string]ed25519.PublicKey, t
 	if ok {
 		return t, nil
 	}
-	t, err := ParseTx(chainID, gateways, tx)
+	t, err := parseTx(chainID, keys, tx, mode)
 	if err != nil {
 		return Tx{}, err
 	}
+	c.add(id, t)
+	return t, nil
+}
+
+// warm parses, on every CPU, the transactions of txs the cache does not
+// hold (a block's, proposed by another node before they reached this
+// one's mempool), so that the block's sequential pass finds them all:
+// ParseTx's result does not depend on the order.
+func (c *txCache) warm(chainID string, keys gatewayKeys, txs [][]byte) {
+	var missing [][]byte
+	c.mu.Lock()
+	for _, tx := range txs {
+		if _, ok := c.m[TxID(sha256.Sum256(tx))]; !ok {
+			missing = append(missing, tx)
+		}
+	}
+	c.mu.Unlock()
+	workers := min(runtime.GOMAXPROCS(0), len(missing))
+	if workers < 2 {
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(missing)) {
+					return
+				}
+				// A refused transaction is not cached: the sequential
+				// pass parses it again and reports why.
+				_, _ = c.parse(chainID, keys, missing[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (c *txCache) add(id TxID, t Tx) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = make(map[TxID]Tx)
 	}
-	if _, ok := c.m[id]; !ok {
-		c.m[id] = t
-		c.order = append(c.order, id)
-		c.bytes += txSize(t)
-		for c.bytes > maxTxCacheBytes && len(c.order) > 1 {
-			old := c.order[0]
-			c.order = c.order[1:]
-			c.bytes -= txSize(c.m[old])
-			delete(c.m, old)
-		}
+	if _, ok := c.m[id]; ok {
+		return
 	}
-	return t, nil
+	c.m[id] = t
+	c.order = append(c.order, id)
+	c.bytes += txSize(t)
+	for c.bytes > maxTxCacheBytes && len(c.order) > 1 {
+		old := c.order[0]
+		c.order = c.order[1:]
+		c.bytes -= txSize(c.m[old])
+		delete(c.m, old)
+	}
 }
 
 // genesisAuthority returns the authority of the empty log of the current
@@ -404,8 +594,12 @@ func (a *App) setGenesis(g genesisRecord) error {
 	if err != nil {
 		return err
 	}
+	keys, err := newGatewayKeys(gw)
+	if err != nil {
+		return err
+	}
 	a.mu.Lock()
-	a.chainID, a.gateways = g.ChainID, gw
+	a.chainID, a.gateways, a.keys = g.ChainID, gw, keys
 	a.mu.Unlock()
 	return nil
 }
@@ -554,12 +748,12 @@ func (a *App) closeDB() error {
 // that it is not committed yet.
 func (a *App) parseNew(tx []byte) (Tx, error) {
 	a.mu.RLock()
-	chainID, gateways := a.chainID, a.gateways
+	chainID, keys := a.chainID, a.keys
 	a.mu.RUnlock()
-	if gateways == nil {
+	if keys == nil {
 		return Tx{}, errNotReady
 	}
-	t, err := a.parsed.parse(chainID, gateways, tx)
+	t, err := a.parsed.parse(chainID, keys, tx)
 	if err != nil {
 		return Tx{}, err
 	}
@@ -567,6 +761,23 @@ func (a *App) parseNew(tx []byte) (Tx, error) {
 		return Tx{}, err
 	}
 	return t, nil
+}
+
+// parseOwn is parseNew for a transaction this node has just signed
+// (SignTx, in Log.AppendEnvelope), run on the appender's goroutine rather
+// than in CheckTx: it verifies the entry's header signature (whoever
+// built the envelope made it) but not the transaction's own, right by
+// construction, and caches the result, so that this node's CheckTx,
+// PrepareProposal, ProcessProposal and FinalizeBlock parse and verify
+// nothing again.
+func (a *App) parseOwn(tx []byte) (Tx, error) {
+	a.mu.RLock()
+	chainID, keys := a.chainID, a.keys
+	a.mu.RUnlock()
+	if keys == nil {
+		return Tx{}, errNotReady
+	}
+	return a.parsed.parseMode(chainID, keys, tx, parseMode{ownTx: true})
 }
 
 // notCommitted returns ErrDuplicate if transaction id is committed.
@@ -581,11 +792,27 @@ func (a *App) notCommitted(id TxID) error {
 	return nil
 }
 
+// entryNotCommitted returns ErrDuplicateEntry if the entry sealed seal
+// is committed.
+func (a *App) entryNotCommitted(seal ledger.Digest) error {
+	idx, dup, err := a.store.sealIndex(seal)
+	if err != nil {
+		return err
+	}
+	if dup {
+		return fmt.Errorf("%w: it is entry %d", ErrDuplicateEntry, idx)
+	}
+	return nil
+}
+
 // checkTx is CheckTx for a new transaction: parseNew, then the registry's
 // rules and the entry's signature at the next index of the committed log.
 func (a *App) checkTx(tx []byte) (Tx, error) {
 	t, err := a.parseNew(tx)
 	if err != nil {
+		return Tx{}, err
+	}
+	if err := a.entryNotCommitted(t.Seal); err != nil {
 		return Tx{}, err
 	}
 	a.mu.RLock()
@@ -652,10 +879,11 @@ func (a *App) PrepareProposal(_ context.Context, req *abci.RequestPrepareProposa
 // honest proposer does not simulate them (see PrepareProposal).
 func (a *App) ProcessProposal(_ context.Context, req *abci.RequestProcessProposal) (*abci.ResponseProcessProposal, error) {
 	a.mu.RLock()
-	chainID, gateways := a.chainID, a.gateways
+	chainID, keys := a.chainID, a.keys
 	a.mu.RUnlock()
+	a.parsed.warm(chainID, keys, req.Txs)
 	for _, tx := range req.Txs {
-		if _, err := a.parsed.parse(chainID, gateways, tx); err != nil {
+		if _, err := a.parsed.parse(chainID, keys, tx); err != nil {
 			a.logger.Warn("rejecting proposal", slog.Int64("height", req.Height), slog.String("err", err.Error()))
 			return &abci.ResponseProcessProposal{Status: abci.ResponseProcessProposal_REJECT}, nil
 		}
@@ -675,9 +903,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		return nil, fmt.Errorf("comet: finalize block %d after committed height %d", req.Height, base.Height)
 	}
 	a.mu.RLock()
-	chainID, gateways, auth := a.chainID, a.gateways, a.auth
+	chainID, keys, auth := a.chainID, a.keys, a.auth
 	a.mu.RUnlock()
-	if gateways == nil || auth == nil {
+	if keys == nil || auth == nil {
 		return nil, errNotReady
 	}
 	b := &stagedBlock{
@@ -685,16 +913,19 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 		first:   base.Size,
 		hashes:  make(map[int64]tlog.Hash),
 		txs:     make(map[TxID]uint64),
+		seals:   make(map[ledger.Digest]uint64),
 		auth:    auth.Clone(),
 		refused: make(map[TxID]string),
 	}
 	reader := a.stagedReader(b, base.Size)
+	a.parsed.warm(chainID, keys, req.Txs)
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	for i, raw := range req.Txs {
-		idx, err := a.apply(chainID, gateways, b, reader, raw, req)
+		idx, err := a.apply(chainID, keys, b, reader, raw, req)
 		if err != nil {
 			if !errors.Is(err, ErrBadTx) && !errors.Is(err, ErrUnknownGateway) &&
 				!errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrDuplicate) && !errors.Is(err, ErrRefused) {
+				// ErrDuplicate covers ErrDuplicateEntry.
 				return nil, fmt.Errorf("finalize block %d: tx %d: %w", req.Height, i, err)
 			}
 			results[i] = &abci.ExecTxResult{Code: codeOf(err), Log: err.Error()}
@@ -714,8 +945,8 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.RequestFinalizeBlock) (
 }
 
 // apply stages one transaction and returns the index it was given.
-func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *stagedBlock, reader tlog.HashReader, raw []byte, req *abci.RequestFinalizeBlock) (uint64, error) {
-	t, err := a.parsed.parse(chainID, gateways, raw)
+func (a *App) apply(chainID string, keys gatewayKeys, b *stagedBlock, reader tlog.HashReader, raw []byte, req *abci.RequestFinalizeBlock) (uint64, error) {
+	t, err := a.parsed.parse(chainID, keys, raw)
 	if err != nil {
 		return 0, err
 	}
@@ -723,6 +954,12 @@ func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *st
 		return 0, fmt.Errorf("%w: %s", ErrDuplicate, t.ID)
 	}
 	if err := a.notCommitted(t.ID); err != nil {
+		return 0, err
+	}
+	if first, dup := b.seals[t.Seal]; dup {
+		return 0, fmt.Errorf("%w: it is entry %d, earlier in this block", ErrDuplicateEntry, first)
+	}
+	if err := a.entryNotCommitted(t.Seal); err != nil {
 		return 0, err
 	}
 	data, err := ledger.NewLeafFor(t.Envelope.Header, req.Time)
@@ -752,6 +989,7 @@ func (a *App) apply(chainID string, gateways map[string]ed25519.PublicKey, b *st
 	b.entries = append(b.entries, data)
 	b.rawTxs = append(b.rawTxs, raw)
 	b.txs[t.ID] = idx
+	b.seals[t.Seal] = idx
 	b.state.Size++
 	return idx, nil
 }

@@ -172,7 +172,22 @@ func InitHomes(chainID string, nodes []NodeSpec, opts InitOptions) ([]NodeInfo, 
 // peers on private networks are allowed, blocks are made when there are
 // entries (and every 30s otherwise, as a heartbeat), the transaction
 // indexer is off (the application keeps its own transaction → index map),
-// and the RPC server only answers on loopback unless told otherwise.
+// the RPC server only answers on loopback unless told otherwise, and the
+// mempool does not check its transactions again after every block
+// (recheck = false).
+//
+// Recheck is not needed for correctness: what CheckTx checks against the
+// state (the transaction and its entry not committed yet, the registry's
+// rules at the next index) can only become stale, never wrongly admit
+// anything, because FinalizeBlock checks all of it again at the entry's
+// own index and refuses a stale transaction deterministically, with a
+// result code its appender learns; and CometBFT removes every
+// transaction of a committed block from every mempool, whatever its
+// result, so none lingers. PrepareProposal keeps every transaction
+// ParseTx accepts (a stateless check, the same after any block). A stale
+// transaction costs a slot in one block; a recheck would cost a
+// database read per waiting transaction after every block, under the
+// mempool's lock.
 func ConsortiumDefaults(c *cfg.Config) {
 	c.P2P.AddrBookStrict = false
 	c.P2P.AllowDuplicateIP = true
@@ -181,6 +196,7 @@ func ConsortiumDefaults(c *cfg.Config) {
 	c.Consensus.CreateEmptyBlocksInterval = 30 * time.Second
 	c.TxIndex.Indexer = "null"
 	c.Mempool.MaxTxBytes = MaxTxSize
+	c.Mempool.Recheck = false
 }
 
 // writePrivValidator writes a fresh validator key and an empty last-sign

@@ -73,6 +73,16 @@ func (l *Log) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, 
 	if err != nil {
 		return 0, fmt.Errorf("append: %w", err)
 	}
+	if _, err := l.app.parseOwn(tx); err != nil {
+		return 0, fmt.Errorf("append: rejected by the ledger application: %w", err)
+	}
+	seal := ledger.Seal(env.Header)
+	if idx, ok, err := l.committedEntry(seal); err != nil {
+		return 0, fmt.Errorf("append: %w", err)
+	} else if ok {
+		l.alreadyCommitted(idx)
+		return idx, nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, l.appendTimeout)
 	defer cancel()
 
@@ -82,12 +92,31 @@ func (l *Log) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, 
 		// Already submitted: wait for it like any other.
 	case err != nil:
 		return 0, l.unavailable(ctx, fmt.Errorf("submit: %w", err))
-	case res.Code == CodeDuplicate:
-		// Already committed.
+	case res.Code == CodeDuplicate, res.Code == CodeDuplicateEntry:
+		// Already committed (this transaction, or another carrying the
+		// same entry): waitCommitted finds its index.
 	case res.Code != CodeOK:
 		return 0, fmt.Errorf("append: rejected by the ledger application: %w (%s)", errOfCode(res.Code), res.Log)
 	}
-	return l.waitCommitted(ctx, id)
+	return l.waitCommitted(ctx, id, seal)
+}
+
+// committedEntry returns the index of the committed entry sealed seal,
+// once readers can see it.
+func (l *Log) committedEntry(seal ledger.Digest) (uint64, bool, error) {
+	st := l.app.Committed()
+	idx, ok, err := l.app.store.sealIndex(seal)
+	if err != nil || !ok || idx >= st.Size {
+		return 0, false, err
+	}
+	return idx, true, nil
+}
+
+// alreadyCommitted notes that an appended entry was in the log already
+// (a repeat of a write whose first transaction was committed): the
+// append answers with the first one's index.
+func (l *Log) alreadyCommitted(idx uint64) {
+	l.logger.Info("ledger entry already committed: the append returns its index", slog.Uint64("index", idx))
 }
 
 // broadcast runs BroadcastTxSync (CheckTx on this node, then gossip to
@@ -114,7 +143,7 @@ func (l *Log) broadcast(ctx context.Context, tx []byte) (*ctypes.ResultBroadcast
 
 // waitCommitted waits until transaction id is committed on this node and
 // returns the index of its entry.
-func (l *Log) waitCommitted(ctx context.Context, id TxID) (uint64, error) {
+func (l *Log) waitCommitted(ctx context.Context, id TxID, seal ledger.Digest) (uint64, error) {
 	for {
 		st, next := l.app.committedAndNext()
 		idx, ok, err := l.app.store.txIndex(id)
@@ -124,6 +153,16 @@ func (l *Log) waitCommitted(ctx context.Context, id TxID) (uint64, error) {
 		// The index is written before the committed size moves; only
 		// report it once readers can see it.
 		if ok && idx < st.Size {
+			return idx, nil
+		}
+		// Another transaction carrying the same entry was committed
+		// (an earlier attempt of this write): this one was or will be
+		// refused as a duplicate (CodeDuplicateEntry), and the entry's
+		// index is the answer.
+		if idx, ok, err := l.app.store.sealIndex(seal); err != nil {
+			return 0, fmt.Errorf("append: %w", err)
+		} else if ok && idx < st.Size {
+			l.alreadyCommitted(idx)
 			return idx, nil
 		}
 		if reason, refused := l.app.refusal(id); refused {

@@ -163,7 +163,13 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 			slog.String("reason", reason), slog.Int64("height", app.Height()))
 	}}
 	n, err := node.NewNodeWithContext(ctx, conf, pv, nodeKey,
-		proxy.NewLocalClientCreator(app),
+		// One lock per ABCI connection, not one for all: CheckTx (the
+		// mempool's connection) runs alongside PrepareProposal,
+		// ProcessProposal and FinalizeBlock (consensus), so that
+		// transactions arriving from clients and peers do not delay
+		// blocks. App is safe for that (see App); CometBFT itself holds
+		// the mempool's lock around Commit.
+		proxy.NewConnSyncLocalClientCreator(app),
 		func() (*types.GenesisDoc, error) { return genDoc, nil },
 		closeTolerantDBProvider,
 		node.DefaultMetricsProvider(conf.Instrumentation),

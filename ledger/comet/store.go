@@ -24,6 +24,9 @@ import (
 //	                    opening) under its author's transaction signature
 //	"h" + be64(storage) tlog stored hash
 //	"t" + TxID          be64(index) of the entry the transaction appended
+//	"c" + seal          be64(index) of the entry whose header has this seal
+//	                    (ledger.Seal): the entry index that refuses a
+//	                    second transaction carrying the same entry
 //	"s" + be64(size)    be64 of the first height after which the log had
 //	                    size entries (for checkpoints of past sizes)
 //
@@ -41,7 +44,29 @@ const (
 	txPrefix    = 't'
 	envPrefix   = 'v'
 	sizePrefix  = 's'
+	sealPrefix  = 'c'
 )
+
+// sealKey is the key of the entry index entry of the entry sealed seal.
+func sealKey(seal ledger.Digest) []byte {
+	return append([]byte{sealPrefix}, seal[:]...)
+}
+
+// sealIndex returns the index of the committed entry whose header has
+// the seal seal, if there is one.
+func (s store) sealIndex(seal ledger.Digest) (uint64, bool, error) {
+	b, err := s.db.Get(sealKey(seal))
+	if err != nil {
+		return 0, false, fmt.Errorf("read entry index: %w", err)
+	}
+	if b == nil {
+		return 0, false, nil
+	}
+	if len(b) != 8 {
+		return 0, false, fmt.Errorf("comet: corrupt entry index record for seal %s", seal)
+	}
+	return binary.BigEndian.Uint64(b), true, nil
+}
 
 // sizeKey is the key of the height at which the log reached size.
 func sizeKey(size uint64) []byte {
@@ -264,9 +289,12 @@ func (s store) commit(b *stagedBlock, g *genesisRecord) error {
 		}
 	}
 	for id, idx := range b.txs {
-		v := make([]byte, 8)
-		binary.BigEndian.PutUint64(v, idx)
-		if err := batch.Set(txKey(id), v); err != nil {
+		if err := batch.Set(txKey(id), binary.BigEndian.AppendUint64(nil, idx)); err != nil {
+			return err
+		}
+	}
+	for seal, idx := range b.seals {
+		if err := batch.Set(sealKey(seal), binary.BigEndian.AppendUint64(nil, idx)); err != nil {
 			return err
 		}
 	}

@@ -5,10 +5,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	voied "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
 	"github.com/healthgw/healthgw/ledger"
 )
@@ -26,6 +29,14 @@ var (
 	ErrBadSignature = errors.New("comet: bad gateway signature")
 	// ErrDuplicate: a transaction with the same ID is already in the log.
 	ErrDuplicate = errors.New("comet: duplicate transaction")
+	// ErrDuplicateEntry: another transaction carrying the same entry (the
+	// same signed header, so the same statement, commitment and salt) is
+	// already in the log, or earlier in the same block. It wraps
+	// ErrDuplicate. The log holds each entry once: a client repeating a
+	// write whose outcome was unknown (its first transaction waiting in
+	// a mempool while the quorum was lost) gets the first one's index
+	// from Log.AppendEnvelope, and never a second entry.
+	ErrDuplicateEntry = fmt.Errorf("%w: entry already committed", ErrDuplicate)
 	// ErrRefused: the entry's author may not write it (the registry's
 	// authorship rules, ledger.Authority) or its signature does not
 	// verify under the author's node key.
@@ -87,6 +98,10 @@ type Tx struct {
 	// Statement is the checked statement of a registry entry's clear
 	// opening (nil for a sealed entry).
 	Statement *ledger.Statement
+	// Seal is the entry's identity: the seal of its header
+	// (ledger.Seal), which its leaf carries. Two transactions with the
+	// same seal carry the same entry.
+	Seal ledger.Digest
 }
 
 // SignTx returns a transaction that submits the entry of env on the chain
@@ -123,6 +138,21 @@ func SignTx(chainID, gateway string, key ed25519.PrivateKey, env ledger.Envelope
 	return tx, sha256.Sum256(tx), nil
 }
 
+// signedMessageOf returns signedMessage for a canonical transaction tx
+// (parseTx checked that it is json.Marshal's encoding of its wireTx, with
+// a signature): the same bytes without the last member, "sig", which
+// spares encoding the transaction again.
+func signedMessageOf(chainID string, tx []byte) []byte {
+	const sigMember = len(`,"sig":""}`)
+	n := len(tx) - sigMember - base64.StdEncoding.EncodedLen(ed25519.SignatureSize)
+	msg := make([]byte, 0, len(signaturePrefix)+len(chainID)+1+n+1)
+	msg = append(msg, signaturePrefix...)
+	msg = append(msg, chainID...)
+	msg = append(msg, '\n')
+	msg = append(msg, tx[:n]...)
+	return append(msg, '}')
+}
+
 // signedMessage is what a gateway signs: a fixed prefix, the chain ID and
 // the canonical envelope without its signature.
 func signedMessage(chainID string, w wireTx) ([]byte, error) {
@@ -148,14 +178,58 @@ func signedMessage(chainID string, w wireTx) ([]byte, error) {
 // by the transaction's bytes; what depends on the log (authorship at the
 // entry's index) is the registry's, ledger.Authority.Check.
 func ParseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte) (Tx, error) {
-	return parseTx(chainID, gateways, tx, true)
+	keys, err := newGatewayKeys(gateways)
+	if err != nil {
+		return Tx{}, err
+	}
+	return parseTx(chainID, keys, tx, parseFull)
 }
 
-// parseTx is ParseTx; without verifyHeader it leaves out the entry's
-// header signature (for committed transactions, checked when their block
-// was finalized: the transaction signature, by the same key over the
-// same header bytes, shows they are unchanged).
-func parseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte, verifyHeader bool) (Tx, error) {
+// gatewayKeys are the genesis gateways' node keys, each expanded once for
+// verification (curve25519-voi's ExpandedPublicKey: the point decompressed
+// and its table precomputed), which about halves the cost of each of the
+// two signature checks of a transaction.
+type gatewayKeys map[string]*voied.ExpandedPublicKey
+
+func newGatewayKeys(gateways map[string]ed25519.PublicKey) (gatewayKeys, error) {
+	keys := make(gatewayKeys, len(gateways))
+	for id, pub := range gateways {
+		x, err := voied.NewExpandedPublicKey(voied.PublicKey(pub))
+		if err != nil {
+			return nil, fmt.Errorf("comet: gateway %q: public key: %w", id, err)
+		}
+		keys[id] = x
+	}
+	return keys, nil
+}
+
+// verify reports whether sig is key's signature of msg, exactly as
+// crypto/ed25519.Verify decides (voi's VerifyOptionsStdLib: canonical s,
+// no malleated signature), so that every node, and every version of this
+// code, accepts the same transactions.
+func verify(key *voied.ExpandedPublicKey, msg, sig []byte) bool {
+	opts := voied.Options{Verify: voied.VerifyOptionsStdLib}
+	return voied.VerifyExpandedWithOptions(key, msg, sig, &opts)
+}
+
+// parseMode says which signatures parseTx verifies.
+type parseMode struct {
+	// ownTx: the transaction was just signed by this node (SignTx), so
+	// its transaction signature is right by construction; the header's,
+	// made by whoever built the envelope, is still verified.
+	ownTx bool
+	// noHeader leaves out the entry's header signature (for committed
+	// transactions, checked when their block was finalized: the
+	// transaction signature, by the same key over the same header bytes,
+	// shows they are unchanged).
+	noHeader bool
+}
+
+var parseFull = parseMode{}
+
+// parseTx is ParseTx with the gateways' keys expanded, verifying what
+// mode says.
+func parseTx(chainID string, gateways gatewayKeys, tx []byte, mode parseMode) (Tx, error) {
 	if len(tx) > MaxTxSize {
 		return Tx{}, fmt.Errorf("%w: %d bytes", ErrBadTx, len(tx))
 	}
@@ -178,15 +252,11 @@ func parseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte, v
 	if len(w.Sig) != ed25519.SignatureSize {
 		return Tx{}, fmt.Errorf("%w: bad signature length", ErrBadTx)
 	}
-	pub, ok := gateways[w.Gateway]
+	key, ok := gateways[w.Gateway]
 	if !ok {
 		return Tx{}, fmt.Errorf("%w: %q", ErrUnknownGateway, w.Gateway)
 	}
-	msg, err := signedMessage(chainID, w)
-	if err != nil {
-		return Tx{}, err
-	}
-	if !ed25519.Verify(pub, msg, w.Sig) {
+	if !mode.ownTx && !verify(key, signedMessageOf(chainID, tx), w.Sig) {
 		return Tx{}, fmt.Errorf("%w: gateway %q", ErrBadSignature, w.Gateway)
 	}
 	env := ledger.Envelope{Header: w.Header, Sealed: w.Sealed, Clear: w.Clear}
@@ -197,12 +267,12 @@ func parseTx(chainID string, gateways map[string]ed25519.PublicKey, tx []byte, v
 	if h.Author != w.Gateway {
 		return Tx{}, fmt.Errorf("%w: entry authored by %q submitted by %q", ErrRefused, h.Author, w.Gateway)
 	}
-	if verifyHeader {
-		if err := ledger.VerifyHeader(h, pub); err != nil {
-			return Tx{}, fmt.Errorf("%w: %w", ErrRefused, err)
-		}
+	// ledger.VerifyHeader, with the expanded key (CheckEnvelope
+	// validated the header).
+	if !mode.noHeader && !verify(key, ledger.SignatureMessage(h), h.Sig[:]) {
+		return Tx{}, fmt.Errorf("%w: %w: %s by %s", ErrRefused, ledger.ErrBadEntrySignature, h.Type, h.Author)
 	}
-	t := Tx{ID: sha256.Sum256(tx), Gateway: w.Gateway, Envelope: env, Header: h}
+	t := Tx{ID: sha256.Sum256(tx), Gateway: w.Gateway, Envelope: env, Header: h, Seal: ledger.Seal(env.Header)}
 	if len(env.Clear) > 0 {
 		o, err := ledger.DecodeOpening(env.Clear)
 		if err != nil {

@@ -310,8 +310,14 @@ func (net *Network) newNode(i int, name, home string) *Node {
 // tune applies the test network settings: fast consensus, no empty
 // blocks, no RPC server unless Options.RPC.
 func (net *Network) tune(i int) func(*cfg.Config) {
+	return tuneConfig(net.opts, i)
+}
+
+// tuneConfig is the test network configuration of node i under opts,
+// shared by Network and KVStoreNetwork so that both run consensus alike.
+func tuneConfig(opts Options, i int) func(*cfg.Config) {
 	return func(c *cfg.Config) {
-		if !net.opts.RPC {
+		if !opts.RPC {
 			c.RPC.ListenAddress = ""
 		}
 		c.P2P.FlushThrottleTimeout = 10 * time.Millisecond
@@ -323,12 +329,12 @@ func (net *Network) tune(i int) func(*cfg.Config) {
 		c.Consensus.TimeoutPrevoteDelta = 50 * time.Millisecond
 		c.Consensus.TimeoutPrecommit = 100 * time.Millisecond
 		c.Consensus.TimeoutPrecommitDelta = 50 * time.Millisecond
-		c.Consensus.TimeoutCommit = net.opts.TimeoutCommit
+		c.Consensus.TimeoutCommit = opts.TimeoutCommit
 		c.Consensus.CreateEmptyBlocks = false
 		c.Consensus.PeerGossipSleepDuration = 10 * time.Millisecond
 		c.Consensus.PeerQueryMaj23SleepDuration = 250 * time.Millisecond
-		if net.opts.Tune != nil {
-			net.opts.Tune(i, c)
+		if opts.Tune != nil {
+			opts.Tune(i, c)
 		}
 	}
 }
