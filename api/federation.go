@@ -31,6 +31,7 @@ type Federation interface {
 type FederationHolder interface {
 	Authorize(ctx context.Context, token, method, target string) (federation.Claims, access.Caller, error)
 	SealAnswer(c federation.Claims, body []byte) ([]byte, error)
+	HomedHere(org string) bool
 }
 
 var (
@@ -237,7 +238,15 @@ func (s *Server) federatedRecord(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	holder := c.Query("holder")
+	if !s.fedHolder.HomedHere(holder) {
+		// The requesting gateway's registry names another home: no org
+		// here to decide under.
+		s.fail(c, records.ErrNotFound)
+		return
+	}
 	res, err := s.gate.Read(ctx, access.ReadRequest{
+		Holder:          holder,
 		Caller:          who,
 		RecordID:        c.Param("id"),
 		Purpose:         consent.Purpose(purpose),

@@ -200,6 +200,9 @@ func (s *Service) List(ctx context.Context, req access.ListRequest) (Listing, er
 }
 
 func (s *Service) listAt(ctx context.Context, p Peer, req access.ListRequest) ([]Located, error) {
+	if req.Patient == "" || req.Patient == "." || req.Patient == ".." || len(req.Patient) > 256 {
+		return nil, nil // no patient has such an ID; nothing to ask
+	}
 	q := url.Values{}
 	if req.Purpose != "" {
 		q.Set("purpose", string(req.Purpose))
@@ -263,6 +266,7 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 	if !ok {
 		return Result{}, access.ErrNotFound
 	}
+	req.ReadRequest.Holder = req.Holder
 	if home.Gateway == s.cfg.Self.Gateway {
 		res, err := s.cfg.Local.Read(ctx, req.ReadRequest)
 		if err != nil {
@@ -274,7 +278,7 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 		}
 		return Result{Local: true, Record: res.Record, Content: res.Content}, nil
 	}
-	q := url.Values{}
+	q := url.Values{"holder": {req.Holder}}
 	if req.Purpose != "" {
 		q.Set("purpose", string(req.Purpose))
 	}
@@ -320,6 +324,12 @@ func (s *Service) hop(ctx context.Context, p Peer, path string, q url.Values, ca
 		return nil, fmt.Errorf("%w: gateway %q has no usable base URL", ErrHolderUnreachable, p.Gateway)
 	}
 	u := base.JoinPath(path)
+	if !strings.HasPrefix(u.Path, "/") { // a base URL without a path
+		u.Path = "/" + u.Path
+		if u.RawPath != "" {
+			u.RawPath = "/" + u.RawPath
+		}
+	}
 	u.RawQuery = q.Encode()
 	var scopes []string
 	for _, sc := range caller.Scopes {
@@ -457,6 +467,12 @@ func (h *Holder) Authorize(ctx context.Context, token, method, target string) (C
 	}
 	slices.Sort(scopes)
 	return c, access.Caller{Org: c.Org, Kind: org.Kind, Scopes: slices.Compact(scopes)}, nil
+}
+
+// HomedHere reports whether org's home gateway is this one.
+func (h *Holder) HomedHere(org string) bool {
+	home, ok := h.reg.Authority().Home(org)
+	return ok && home == h.gateway
 }
 
 // SealAnswer signs body for the request of c and seals it to the
