@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwe"
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/client"
@@ -51,8 +53,9 @@ func (w *wireTap) wrap(h http.Handler) http.Handler {
 // TestConsortiumFederatedRead (issue 14, must-show 1): over four nodes,
 // hospital B at its own gateway lists patient P's records across the
 // consortium (only those it may read), reads one held by hospital A
-// through its gateway (sealed end to end; the ledger at every node has
-// A's decision logged for B), is denied another exactly as at A, and gets
+// through its gateway (sealed end to end, to B's gateway or, asked for, to
+// B's own encryption key; the ledger at every node has A's decision logged
+// for B), is denied another exactly as at A, and gets
 // an honest error, not a denial, once A's gateway is down.
 //
 // Gateway 0 is the patients' custodian (where P grants), gateway 1 homes
@@ -138,6 +141,17 @@ func TestConsortiumFederatedRead(t *testing.T) {
 		t.Fatalf("no federated read reached A's gateway (%d answers seen)", len(answers))
 	}
 
+	// Sealed to B's own encryption key (Accept: application/jose): B's
+	// gateway passes A's JWE through; only hospital B opens it.
+	status, body = gB.do("GET", list.Records[0].ReadPath+"?purpose=TREAT", tokB, nil, "Accept", "application/jose")
+	if status != http.StatusOK || bytes.Contains(body, []byte(marker)) {
+		t.Fatalf("federated read sealed to B: %d %.200s", status, body)
+	}
+	plain, err := jwe.Decrypt(body, jwe.WithKey(jwa.ECDH_ES_A256KW(), hospB.EncKey))
+	if err != nil || !jsonEqual(t, plain, labs) {
+		t.Errorf("hospital B opens the JWE: %v, %s", err, plain)
+	}
+
 	// Denied: A's imaging record, which no grant covers, and a record
 	// that does not exist: the same 404 as at A directly.
 	_, directDeny := gA.do("GET", "/v1/records/"+recImg.ID+"?purpose=TREAT", gA.token(hospB, ""), nil)
@@ -167,8 +181,9 @@ func TestConsortiumFederatedRead(t *testing.T) {
 			decided = append(decided, sizeBefore+uint64(i))
 		}
 	}
-	// The permit through B, the direct deny at A, the two denies through B.
-	wantDecisions := []string{"hosp-b " + recLabs.ID + " permit", "hosp-b " + recImg.ID + " deny", "hosp-b " + recImg.ID + " deny", "hosp-b no-such-record deny"}
+	// The two permits through B, the direct deny at A, the two denies
+	// through B.
+	wantDecisions := []string{"hosp-b " + recLabs.ID + " permit", "hosp-b " + recLabs.ID + " permit", "hosp-b " + recImg.ID + " deny", "hosp-b " + recImg.ID + " deny", "hosp-b no-such-record deny"}
 	for gi, g := range c.gws {
 		genvs, err := c.net.Log(gi).Envelopes(t.Context(), sizeBefore, size)
 		if err != nil {
