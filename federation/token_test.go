@@ -27,7 +27,7 @@ type testRegistry struct {
 
 func (r *testRegistry) Authority() *ledger.Authority { return r.a.Clone() }
 
-func newTestRegistry(t *testing.T) *testRegistry {
+func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	r := &testRegistry{nodes: map[string]ed25519.PrivateKey{}, seals: map[string]*ecdh.PrivateKey{}}
 	genesis := map[string]ledger.GatewayKeys{}
@@ -54,7 +54,7 @@ func newTestRegistry(t *testing.T) *testRegistry {
 	return r
 }
 
-func (r *testRegistry) signer(t *testing.T, gw string, now func() time.Time) *Signer {
+func (r *testRegistry) signer(t testing.TB, gw string, now func() time.Time) *Signer {
 	t.Helper()
 	s, err := NewSigner(gw, r.nodes[gw], now)
 	if err != nil {
@@ -286,4 +286,29 @@ func TestSealOpen(t *testing.T) {
 	if _, err := Open(forged, reg.seals["gw-b"], "gw-a", aPub, "jti-1"); !errors.Is(err, ErrBadAnswer) {
 		t.Errorf("forged answer: Open = %v, want ErrBadAnswer", err)
 	}
+}
+
+// FuzzVerify: no input makes Verify panic or accept a token not signed by
+// a registered gateway's node key.
+func FuzzVerify(f *testing.F) {
+	reg := newTestRegistry(f)
+	s, err := NewSigner("gw-b", reg.nodes["gw-b"], nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	tok, _, err := s.Sign(claimsFor("gw-a"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(tok)
+	f.Add("")
+	f.Add("a.b.c")
+	f.Add(`{"payload":"e30","signatures":[]}`)
+	f.Fuzz(func(t *testing.T, token string) {
+		v := NewVerifier("gw-a", reg, nil)
+		c, err := v.Verify(token, "GET", target)
+		if err == nil && token != tok {
+			t.Fatalf("accepted a token the signer did not make: %+v", c)
+		}
+	})
 }
