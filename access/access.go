@@ -248,6 +248,14 @@ type ReadRequest struct {
 	// ClientRequestID is the caller's own request ID (X-Request-ID), kept
 	// alongside and marked client-supplied.
 	ClientRequestID string
+	// Holder, when set, is the org the caller names as the record's
+	// holder (a federated read: GET /v1/holders/{holder}/records/{id} at
+	// the caller's gateway, sent on to the holder's). A record held by
+	// another org is read as one that does not exist, and a not-found
+	// decision is logged under Holder, which must be homed at this
+	// gateway, instead of the caller's org, which is homed at another
+	// gateway (that may not author entries for it).
+	Holder string
 }
 
 // Result is the outcome of a gated read.
@@ -305,7 +313,7 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 		return res, err
 	}
 	rec, content, err := s.cfg.Vault.Read(ctx, req.RecordID, func(r records.Record) error {
-		if !req.Caller.MayRead(r.ResourceType) || (req.ResourceType != "" && r.ResourceType != req.ResourceType) {
+		if !req.Caller.MayRead(r.ResourceType) || (req.ResourceType != "" && r.ResourceType != req.ResourceType) || (req.Holder != "" && r.Holder != req.Holder) {
 			return ErrNotFound // as if missing: called stays false
 		}
 		called = true
@@ -451,6 +459,9 @@ func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.R
 	org := r.Holder
 	if org == "" {
 		org = req.Caller.Org
+		if req.Holder != "" {
+			org = req.Holder // federated: the caller is homed elsewhere
+		}
 	}
 	e, err := ledger.NewEntry(org, body)
 	if err != nil {

@@ -101,6 +101,9 @@ func TestRead(t *testing.T) {
 		{name: "missing record asked for by a holder", req: read("0b7d0a52-1d1c-4b59-8a2a-00000000dead", hospA, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true},
 		{name: "malformed ID is a logged not-found", req: read("../../etc/passwd\n", hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true, loggedID: "invalid-id"},
 		{name: "oversized ID is a logged not-found", req: read(strings.Repeat("a", 129), hospB, consent.PurposeTreatment), wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true, loggedID: "invalid-id"},
+		{name: "federated read naming the holder", grants: []consent.Grant{labsForB}, req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeTreatment, RequestID: "req-1", Holder: "hosp-a"}, reason: consent.ReasonPermitGrant},
+		{name: "federated read naming another holder is a not-found logged under it", grants: []consent.Grant{labsForB}, req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeTreatment, RequestID: "req-1", Holder: "hosp-c"}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true},
+		{name: "federated read of a missing record is logged under the named holder", req: access.ReadRequest{Caller: hospB, RecordID: "0b7d0a52-1d1c-4b59-8a2a-00000000dead", Purpose: consent.PurposeTreatment, RequestID: "req-1", Holder: "hosp-a"}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyNotFound, missing: true},
 		{name: "break-glass", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, reason: consent.ReasonPermitBreakGlass, glass: true},
 		{name: "break-glass with a short reason", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: "unconscious"}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyBreakGlassJustification, glass: true},
 		{name: "break-glass for a kind the policy excludes", policy: consent.DefaultPolicy(), req: access.ReadRequest{Caller: verV, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyBreakGlassKind, glass: true},
@@ -181,6 +184,9 @@ func TestRead(t *testing.T) {
 			wantOrg := "hosp-a"
 			if tt.missing {
 				wantOrg = tt.req.Caller.Org
+				if tt.req.Holder != "" {
+					wantOrg = tt.req.Holder // federated: the caller is homed elsewhere
+				}
 			}
 			if logged[0].Org != wantOrg || res.Decision.Reason != tt.reason {
 				t.Errorf("entry org %q (want %q), decision %+v", logged[0].Org, wantOrg, res.Decision)

@@ -10,6 +10,7 @@ import (
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/federation"
 	"github.com/healthgw/healthgw/fhir"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
@@ -93,7 +94,11 @@ var errorTable = []errorRule{
 	{target: consent.ErrAlreadyRevoked, status: http.StatusConflict, code: "conflict", message: "The consent is already revoked."},
 	{target: access.ErrSignatureRequired, status: http.StatusConflict, code: "signature_required", message: "This patient has registered a passkey: consent changes must be signed with it in the patient app."},
 
-	// Dependencies.
+	// Dependencies. A holder's gateway that cannot be asked is never a
+	// 404: that would look like a denial.
+	{target: federation.ErrHolderUnreachable, status: http.StatusBadGateway, code: "holder_unreachable", message: "The holder's gateway is unreachable: the record could not be read there. This is not a denial; retry later."},
+	{target: federation.ErrHolderUnavailable, status: http.StatusServiceUnavailable, code: "holder_unavailable", message: "The holder's gateway cannot decide now (its ledger is not caught up or has lost its quorum). This is not a denial; retry shortly."},
+	{target: federation.ErrHolderFailed, status: http.StatusBadGateway, code: "holder_failed", message: "The holder's gateway answered with an error or an answer that does not verify. This is not a denial."},
 	{target: access.ErrNotCaughtUp, status: http.StatusServiceUnavailable, code: "unavailable", message: "Ledger not caught up: this node has not yet applied every committed entry, so it does not decide. Retry shortly."},
 	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable (the consortium may have lost its quorum). Retry shortly."},
 	{target: ledger.ErrClosed, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is shutting down."},

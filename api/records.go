@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"mime"
 	"net/http"
@@ -202,9 +200,8 @@ func wantsJOSE(c *gin.Context) bool {
 
 func (s *Server) getRecord(c *gin.Context) {
 	ctx := c.Request.Context()
-	sealed := wantsJOSE(c)
 	var encKey jwk.Key
-	if sealed {
+	if wantsJOSE(c) {
 		// Known before anything is decided or read, so a 406 says nothing
 		// about the record.
 		k, ok, err := s.encKeys.EncryptionKey(ctx, principal(c).Org)
@@ -236,27 +233,7 @@ func (s *Server) getRecord(c *gin.Context) {
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	if sealed {
-		set := jwk.NewSet()
-		if err := set.AddKey(encKey); err != nil {
-			s.fail(c, err)
-			return
-		}
-		jwe, err := records.Seal(res.Content, res.Record.ContentType, set)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		c.Data(http.StatusOK, "application/jose", jwe)
-		return
-	}
-	var content json.RawMessage
-	if records.IsFHIR(res.Record.ContentType) {
-		content = res.Content
-	} else {
-		content, _ = json.Marshal(base64.StdEncoding.EncodeToString(res.Content))
-	}
-	c.JSON(http.StatusOK, recordResponse{Record: metaOf(res.Record, ""), Content: content})
+	s.renderRecord(c, res.Record, res.Content, encKey)
 }
 
 // shredResponse is the body of DELETE /v1/records/{id}.
@@ -283,6 +260,10 @@ func (s *Server) listPatientRecords(c *gin.Context) {
 	purpose, err := purposeOf(c)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if s.fed != nil {
+		s.federatedList(c, purpose) // the consortium-wide locator
 		return
 	}
 	visible, err := s.gate.Readable(c.Request.Context(), access.ListRequest{

@@ -60,16 +60,19 @@ type Server struct {
 	registry *prometheus.Registry
 	metrics  *metrics
 	// zkRules are the zero-knowledge error rules, tried after errorTable.
-	zkRules  []errorRule
-	clock    atomic.Pointer[func() time.Time]
-	ledger   LedgerReader
-	tokens   TokenService
-	vault    Vault
-	gate     Gate
-	encKeys  EncryptionKeys
-	consent  ConsentDeps
-	verified tokenCache
-	zk       ZKDeps
+	zkRules []errorRule
+	clock   atomic.Pointer[func() time.Time]
+	ledger  LedgerReader
+	tokens  TokenService
+	vault   Vault
+	gate    Gate
+	encKeys EncryptionKeys
+	// fed and fedHolder, when set, are federated reads (MountFederation).
+	fed       Federation
+	fedHolder FederationHolder
+	consent   ConsentDeps
+	verified  tokenCache
+	zk        ZKDeps
 	// projections is the follower the query routes catch up first.
 	projections Syncer
 	// trustedProxies may set the client address by X-Forwarded-For.

@@ -228,8 +228,25 @@ func (c *Client) ReadRecord(ctx context.Context, token, id, purpose, justificati
 	return out, c.Do(ctx, "GET", "/v1/records/"+url.PathEscape(id)+"?purpose="+url.QueryEscape(purpose), token, nil, http.StatusOK, &out, hdr...)
 }
 
+// ReadHeldRecord reads a record held by org holder through this gateway
+// (GET /v1/holders/{holder}/records/{id}): at the holder's home gateway if
+// that is another member, which decides and logs the read. A deny is
+// ErrNotFound; a holder that could not be asked is a *StatusError with
+// status 502 (holder_unreachable, holder_failed) or 503
+// (holder_unavailable), never ErrNotFound.
+func (c *Client) ReadHeldRecord(ctx context.Context, token, holder, id, purpose, justification string) (RecordContent, error) {
+	var hdr []string
+	if justification != "" {
+		hdr = []string{HeaderBreakGlass, justification}
+	}
+	var out RecordContent
+	return out, c.Do(ctx, "GET", "/v1/holders/"+url.PathEscape(holder)+"/records/"+url.PathEscape(id)+"?purpose="+url.QueryEscape(purpose), token, nil, http.StatusOK, &out, hdr...)
+}
+
 // PatientRecords lists the metadata of a patient's records the caller may
-// read for purpose.
+// read for purpose, across the consortium: each with its holder, the
+// holder's endpoint and the path to read it at this gateway (ReadPath);
+// Incomplete if a member could not be asked.
 func (c *Client) PatientRecords(ctx context.Context, token, patient, purpose string) (RecordList, error) {
 	var out RecordList
 	return out, c.Do(ctx, "GET", "/v1/patients/"+url.PathEscape(patient)+"/records?purpose="+url.QueryEscape(purpose), token, nil, http.StatusOK, &out)

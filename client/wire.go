@@ -77,6 +77,14 @@ type Record struct {
 	Commitment   string    `json:"commitment"`
 	LedgerIndex  uint64    `json:"ledger_index"`
 	CreatedAt    time.Time `json:"created_at"`
+	// HolderEndpoint is the base URL of the holder's home gateway, as the
+	// ledger registry names it (listings only).
+	HolderEndpoint string `json:"holder_endpoint,omitempty"`
+	// ReadPath is where the caller reads the record at the gateway that
+	// answered the listing: /v1/records/{id} for a record held there,
+	// /v1/holders/{holder}/records/{id} (a federated read) for one held
+	// at another member (listings only).
+	ReadPath string `json:"read_path,omitempty"`
 }
 
 // RecordContent is GET /v1/records/{id}: the metadata and the content,
@@ -89,6 +97,27 @@ type RecordContent struct {
 // RecordList is GET /v1/patients/{patient}/records.
 type RecordList struct {
 	Records []Record `json:"records"`
+	// Incomplete is set when a member gateway that homes hospitals could
+	// not be asked (Unreachable): its records, if any, are missing.
+	Incomplete  bool          `json:"incomplete,omitempty"`
+	Unreachable []GatewayPeer `json:"unreachable,omitempty"`
+}
+
+// GatewayPeer is a member gateway of a consortium: its ledger ID and
+// registered base URL, and (in RecordList.Unreachable) why it could not
+// be asked.
+type GatewayPeer struct {
+	Gateway string `json:"gateway"`
+	BaseURL string `json:"base_url"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// FederatedRecord is the body a holder's gateway signs and seals to the
+// requesting gateway in a federated read (GET /v1/federation/records/{id}):
+// the metadata and the raw content.
+type FederatedRecord struct {
+	Record  Record `json:"record"`
+	Content []byte `json:"content"`
 }
 
 // Shredded is the body of DELETE /v1/records/{id}.

@@ -45,6 +45,9 @@ type consortiumOptions struct {
 	// commits, as serve does; without it the tests catch up themselves
 	// (syncAll), or the read path does.
 	follow bool
+	// wrap, if set, wraps gateway i's HTTP handler (to watch what crosses
+	// the wire).
+	wrap func(i int, h http.Handler) http.Handler
 }
 
 func newConsortium(t *testing.T, n int) *consortium {
@@ -107,7 +110,11 @@ func newConsortiumWith(t *testing.T, n int, o consortiumOptions) *consortium {
 		if err != nil {
 			t.Fatalf("gateway %d: %v", i, err)
 		}
-		srv := httptest.NewUnstartedServer(g.api.Handler())
+		var h http.Handler = g.api.Handler()
+		if o.wrap != nil {
+			h = o.wrap(i, h)
+		}
+		srv := httptest.NewUnstartedServer(h)
 		srv.Listener.Close()
 		srv.Listener = ln
 		srv.Start()

@@ -361,6 +361,9 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	g.access = access.New(svcCfg)
 	g.api.MountRecords(g.vault, g.access, exch)
+	if err := g.mountFederation(id, logger); err != nil {
+		return err
+	}
 	g.api.MountConsent(api.ConsentDeps{
 		Changes: g.access,
 		Queries: access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower, Openings: justifications}),

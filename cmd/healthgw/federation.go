@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/federation"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/registry/registrystore"
+)
+
+// mountFederation wires federated reads (federation, docs/design/
+// federation.md): the locator and reads at other members' gateways,
+// signed with the gateway's node key and sealed to its sealing key, and
+// the holder's side for the other members.
+func (g *gateway) mountFederation(id ledger.Identity, logger *slog.Logger) error {
+	key, ok := id.NodeKey.(ed25519.PrivateKey)
+	if !ok {
+		return errors.New("federation: the gateway's node key is not an Ed25519 private key")
+	}
+	signer, err := federation.NewSigner(id.Gateway, key, g.clock.Now)
+	if err != nil {
+		return err
+	}
+	dir := fedDirectory{node: g.node, registry: g.registry}
+	svc := federation.New(federation.Config{
+		Self:      federation.Peer{Gateway: id.Gateway, BaseURL: id.BaseURL},
+		Signer:    signer,
+		SealKey:   id.SealKey,
+		Registry:  g.node,
+		Directory: dir,
+		Local:     g.access,
+		HTTP:      fedHTTPClient(),
+		Logger:    logger,
+	})
+	g.api.MountFederation(svc, federation.NewHolder(id.Gateway, key, g.node, g.registry, g.clock.Now))
+	return nil
+}
+
+// fedHTTPClient is the client of the hops to other gateways: bounded
+// dials and header waits (each hop is bounded as a whole by
+// federation.DefaultHopTimeout), no redirects followed (a token is bound
+// to its target).
+func fedHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = 3 * time.Second
+	t.ResponseHeaderTimeout = federation.DefaultHopTimeout
+	t.MaxIdleConnsPerHost = 16
+	return &http.Client{
+		Transport:     t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// fedDirectory is federation.Directory over the ledger registry (org
+// homes, gateways' base URLs) and the registry projection (org kinds).
+type fedDirectory struct {
+	node     *ledger.Node
+	registry *registrystore.Store
+}
+
+var _ federation.Directory = fedDirectory{}
+
+func (d fedDirectory) Home(_ context.Context, org string) (federation.Peer, bool, error) {
+	a := d.node.Authority()
+	gw, ok := a.Home(org)
+	if !ok {
+		return federation.Peer{}, false, nil
+	}
+	gk, ok := a.Gateway(gw)
+	if !ok {
+		return federation.Peer{}, false, nil
+	}
+	return federation.Peer{Gateway: gw, BaseURL: gk.BaseURL}, true, nil
+}
+
+func (d fedDirectory) Hospitals(ctx context.Context) ([]federation.Peer, error) {
+	regs, err := d.registry.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a := d.node.Authority()
+	peers := map[string]federation.Peer{}
+	for _, r := range regs {
+		if r.Org.Kind != auth.KindHospital {
+			continue
+		}
+		gw, ok := a.Home(r.Org.ID)
+		if !ok {
+			continue
+		}
+		if gk, ok := a.Gateway(gw); ok {
+			peers[gw] = federation.Peer{Gateway: gw, BaseURL: gk.BaseURL}
+		}
+	}
+	var out []federation.Peer
+	for _, gw := range slices.Sorted(maps.Keys(peers)) {
+		out = append(out, peers[gw])
+	}
+	return out, nil
+}

@@ -1,0 +1,488 @@
+package federation
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/healthgw/healthgw/access"
+	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/records"
+)
+
+// Paths of the gateway-to-gateway routes (served by the holder).
+const (
+	RecordsPath  = "/v1/federation/records/"
+	PatientsPath = "/v1/federation/patients/"
+)
+
+// DefaultHopTimeout bounds one request to another member's gateway: long
+// enough for the holder to reach the head of its ledger
+// (access.DefaultHeadTimeout) and log its decision.
+const DefaultHopTimeout = 10 * time.Second
+
+// MaxAnswer bounds a holder's answer.
+const MaxAnswer = client.MaxResponse
+
+// Errors across the hop. None of them is a 404: a holder that cannot be
+// asked is never presented as a denial.
+var (
+	// ErrHolderUnreachable: the holder's gateway did not answer (refused
+	// connection, timeout, a reset): a 502.
+	ErrHolderUnreachable = errors.New("federation: the holder's gateway is unreachable")
+	// ErrHolderUnavailable: the holder's gateway answered that it cannot
+	// decide now (a 503 of its own: ledger not caught up, no quorum).
+	ErrHolderUnavailable = errors.New("federation: the holder's gateway is unavailable")
+	// ErrHolderFailed: the holder's gateway answered with an error other
+	// than a denial or unavailability, or an answer that does not verify
+	// (ErrBadAnswer): a 502.
+	ErrHolderFailed = errors.New("federation: the holder's gateway failed")
+)
+
+// Peer is a member gateway: its ledger ID and registered base URL.
+type Peer struct {
+	Gateway string
+	BaseURL string
+}
+
+// Directory is the registry as the reader side reads it.
+type Directory interface {
+	// Home returns the home gateway of org; ok false if org is not
+	// registered.
+	Home(ctx context.Context, org string) (p Peer, ok bool, err error)
+	// Hospitals returns the gateways homing at least one hospital,
+	// sorted by ID.
+	Hospitals(ctx context.Context) ([]Peer, error)
+}
+
+// Local is this gateway's own consent-gated read and listing
+// (access.Service).
+type Local interface {
+	Read(ctx context.Context, req access.ReadRequest) (access.Result, error)
+	Readable(ctx context.Context, req access.ListRequest) ([]records.Record, error)
+}
+
+var _ Local = (*access.Service)(nil)
+
+// Config holds a Service's dependencies.
+type Config struct {
+	// Self is this gateway (its ID and base URL).
+	Self Peer
+	// Signer signs this gateway's request tokens (its node key).
+	Signer *Signer
+	// SealKey is this gateway's X25519 sealing key: answers are sealed
+	// to it.
+	SealKey   *ecdh.PrivateKey
+	Registry  Registry
+	Directory Directory
+	Local     Local
+	// HTTP is the client of the hops (nil: one with no timeout of its
+	// own; every hop is bounded by HopTimeout).
+	HTTP *http.Client
+	// HopTimeout: see DefaultHopTimeout.
+	HopTimeout time.Duration
+	Logger     *slog.Logger
+}
+
+// Service is the reader's side: the consortium-wide locator and the
+// federated read. It is safe for concurrent use.
+type Service struct{ cfg Config }
+
+// New returns a Service; a missing dependency is a programming error and
+// panics.
+func New(cfg Config) *Service {
+	if cfg.Signer == nil || cfg.SealKey == nil || cfg.Registry == nil || cfg.Directory == nil || cfg.Local == nil || cfg.Self.Gateway == "" {
+		panic("federation.New: missing dependency")
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{}
+	}
+	if cfg.HopTimeout <= 0 {
+		cfg.HopTimeout = DefaultHopTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg}
+}
+
+// Located is a record a listing found, with where it is held.
+type Located struct {
+	Record records.Record
+	// Home is the holder's home gateway.
+	Home Peer
+	// Local: held at this gateway.
+	Local bool
+}
+
+// Listing is the answer of List.
+type Listing struct {
+	Records []Located
+	// Unreachable are the member gateways that could not be asked, with
+	// the reason (their records, if any, are missing from Records).
+	Unreachable []Unreachable
+}
+
+// Unreachable is a member gateway a listing could not ask.
+type Unreachable struct {
+	Peer
+	Err error
+}
+
+// List is the consent-aware locator: the records of req.Patient that
+// req.Caller may read for req.Purpose across the consortium. Those held
+// here come from this gateway's own listing (access.Service.Readable:
+// the caller's own and those a grant permits); every other gateway that
+// homes a hospital is asked, in parallel and bounded by HopTimeout, for
+// its own listing for the caller (decided there, on its consents and the
+// records registered there), sealed to this gateway. What the caller may
+// not read is never sent here, so it is indistinguishable from nothing.
+// A gateway that cannot be asked is reported in Unreachable, never
+// silently left out.
+func (s *Service) List(ctx context.Context, req access.ListRequest) (Listing, error) {
+	peers, err := s.cfg.Directory.Hospitals(ctx)
+	if err != nil {
+		return Listing{}, fmt.Errorf("federation: list gateways: %w", err)
+	}
+	type result struct {
+		recs []Located
+		err  error
+	}
+	results := make([]result, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		if p.Gateway == s.cfg.Self.Gateway {
+			continue
+		}
+		wg.Go(func() {
+			recs, err := s.listAt(ctx, p, req)
+			results[i] = result{recs, err}
+		})
+	}
+	local, err := s.cfg.Local.Readable(ctx, req)
+	wg.Wait()
+	if err != nil {
+		return Listing{}, err
+	}
+	var out Listing
+	for _, r := range local {
+		out.Records = append(out.Records, Located{Record: r, Home: s.cfg.Self, Local: true})
+	}
+	for i, p := range peers {
+		if p.Gateway == s.cfg.Self.Gateway {
+			continue
+		}
+		if err := results[i].err; err != nil {
+			if ctx.Err() != nil {
+				return Listing{}, ctx.Err()
+			}
+			s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "federated listing: gateway not asked",
+				slog.String("gateway", p.Gateway), slog.String("err", err.Error()))
+			out.Unreachable = append(out.Unreachable, Unreachable{Peer: p, Err: err})
+			continue
+		}
+		out.Records = append(out.Records, results[i].recs...)
+	}
+	return out, nil
+}
+
+func (s *Service) listAt(ctx context.Context, p Peer, req access.ListRequest) ([]Located, error) {
+	if req.Patient == "" || req.Patient == "." || req.Patient == ".." || len(req.Patient) > 256 {
+		return nil, nil // no patient has such an ID; nothing to ask
+	}
+	q := url.Values{}
+	if req.Purpose != "" {
+		q.Set("purpose", string(req.Purpose))
+	}
+	body, err := s.hop(ctx, p, PatientsPath+url.PathEscape(req.Patient)+"/records", q, req.Caller, SealGateway, nil)
+	if err != nil {
+		return nil, err
+	}
+	var list client.RecordList
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("%w: listing: %v", ErrHolderFailed, err)
+	}
+	var out []Located
+	for _, r := range list.Records {
+		// A gateway answers for the orgs it homes only.
+		if h, ok, err := s.cfg.Directory.Home(ctx, r.Holder); err != nil || !ok || h.Gateway != p.Gateway {
+			s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "federated listing: record of an org the gateway does not home dropped",
+				slog.String("gateway", p.Gateway), slog.String("holder", r.Holder))
+			continue
+		}
+		out = append(out, Located{Record: recordOf(r), Home: p})
+	}
+	return out, nil
+}
+
+// ReadRequest is one read, here or at the holder's gateway.
+type ReadRequest struct {
+	access.ReadRequest
+	// Holder is the org holding the record.
+	Holder string
+	// SealToOrg asks the holder to seal the content to the caller org's
+	// registered encryption key; the answer is passed through (Result.
+	// Sealed). Otherwise it is sealed to this gateway, which opens it.
+	SealToOrg bool
+}
+
+// Result is a read's outcome.
+type Result struct {
+	// Local is set when the holder is homed here: the read was this
+	// gateway's own (access.Service.Read).
+	Local  bool
+	Record records.Record
+	// Content is the record's content (not for SealToOrg hops).
+	Content []byte
+	// Sealed is the holder's JWE to the caller org (SealToOrg hops).
+	Sealed []byte
+}
+
+// Read reads a record held by req.Holder: here, if this gateway is its
+// home (exactly the direct read), otherwise at the holder's home gateway,
+// which decides and logs access.decided for the caller's org and seals the
+// answer. A deny and a record that does not exist are access.ErrNotFound,
+// as for a direct read; an unregistered holder too. A holder that cannot
+// be asked is ErrHolderUnreachable, one that cannot decide now
+// ErrHolderUnavailable.
+func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
+	home, ok, err := s.cfg.Directory.Home(ctx, req.Holder)
+	if err != nil {
+		return Result{}, fmt.Errorf("federation: holder's home: %w", err)
+	}
+	if !ok {
+		return Result{}, access.ErrNotFound
+	}
+	req.ReadRequest.Holder = req.Holder
+	if home.Gateway == s.cfg.Self.Gateway {
+		res, err := s.cfg.Local.Read(ctx, req.ReadRequest)
+		if err != nil {
+			return Result{}, err
+		}
+		if res.Record.Holder != req.Holder {
+			// Held here, by another org than the one named: as missing.
+			return Result{}, access.ErrNotFound
+		}
+		return Result{Local: true, Record: res.Record, Content: res.Content}, nil
+	}
+	q := url.Values{"holder": {req.Holder}}
+	if req.Purpose != "" {
+		q.Set("purpose", string(req.Purpose))
+	}
+	hdr := http.Header{}
+	if req.Justification != "" {
+		hdr.Set(HeaderBreakGlass, req.Justification)
+	}
+	if req.RequestID != "" {
+		hdr.Set("X-Request-ID", req.RequestID)
+	}
+	seal := SealGateway
+	if req.SealToOrg {
+		seal = SealOrg
+	}
+	body, err := s.hop(ctx, home, RecordsPath+url.PathEscape(req.RecordID), q, req.Caller, seal, hdr)
+	if err != nil {
+		return Result{}, err
+	}
+	if req.SealToOrg {
+		return Result{Record: records.Record{ID: req.RecordID, Holder: req.Holder}, Sealed: body}, nil
+	}
+	var fr client.FederatedRecord
+	if err := json.Unmarshal(body, &fr); err != nil {
+		return Result{}, fmt.Errorf("%w: record: %v", ErrHolderFailed, err)
+	}
+	if fr.Record.ID != req.RecordID || fr.Record.Holder != req.Holder {
+		return Result{}, fmt.Errorf("%w: it answered with another record", ErrHolderFailed)
+	}
+	return Result{Record: recordOf(fr.Record), Content: fr.Content}, nil
+}
+
+// HeaderBreakGlass carries a break-glass reason across the hop (as the
+// API's own header).
+const HeaderBreakGlass = "X-Break-Glass-Reason"
+
+// hop sends one signed request to p and returns its opened answer (or,
+// for seal SealOrg, the JWE as it came).
+func (s *Service) hop(ctx context.Context, p Peer, path string, q url.Values, caller access.Caller, seal string, hdr http.Header) ([]byte, error) {
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HopTimeout)
+	defer cancel()
+	base, err := url.Parse(strings.TrimRight(p.BaseURL, "/"))
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("%w: gateway %q has no usable base URL", ErrHolderUnreachable, p.Gateway)
+	}
+	u := base.JoinPath(path)
+	if !strings.HasPrefix(u.Path, "/") { // a base URL without a path
+		u.Path = "/" + u.Path
+		if u.RawPath != "" {
+			u.RawPath = "/" + u.RawPath
+		}
+	}
+	u.RawQuery = q.Encode()
+	var scopes []string
+	for _, sc := range caller.Scopes {
+		scopes = append(scopes, string(sc))
+	}
+	tok, claims, err := s.cfg.Signer.Sign(Claims{
+		Org: caller.Org, Audience: p.Gateway, Method: http.MethodGet,
+		Target: CanonicalTarget(&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}), Scope: strings.Join(scopes, " "), Seal: seal,
+	})
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(hctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrHolderUnreachable, err)
+	}
+	for k, v := range hdr {
+		hreq.Header[k] = v
+	}
+	hreq.Header.Set("Authorization", "Bearer "+tok)
+	hreq.Header.Set("Accept", records.JOSEContentType)
+	resp, err := s.cfg.HTTP.Do(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // the caller went away
+		}
+		return nil, fmt.Errorf("%w: gateway %s: %v", ErrHolderUnreachable, p.Gateway, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: gateway %s: reading the answer: %v", ErrHolderUnreachable, p.Gateway, err)
+	}
+	if len(raw) > MaxAnswer {
+		return nil, fmt.Errorf("%w: gateway %s: answer over %d bytes", ErrHolderFailed, p.Gateway, MaxAnswer)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, access.ErrNotFound // a deny, or no such record: the holder's one answer
+	case resp.StatusCode == http.StatusNotAcceptable && seal == SealOrg:
+		return nil, records.ErrNoEncryptionKey
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		return nil, fmt.Errorf("%w: gateway %s: %s", ErrHolderUnavailable, p.Gateway, errorText(raw))
+	default:
+		return nil, fmt.Errorf("%w: gateway %s: status %d: %s", ErrHolderFailed, p.Gateway, resp.StatusCode, errorText(raw))
+	}
+	if seal == SealOrg {
+		return raw, nil
+	}
+	gk, ok := s.cfg.Registry.Authority().Gateway(p.Gateway)
+	if !ok {
+		return nil, fmt.Errorf("%w: gateway %s is not registered", ErrHolderFailed, p.Gateway)
+	}
+	body, err := Open(raw, s.cfg.SealKey, p.Gateway, gk.Public, claims.ID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: gateway %s: %w", ErrHolderFailed, p.Gateway, err)
+	}
+	return body, nil
+}
+
+// errorText is the holder's error message, for the log.
+func errorText(raw []byte) string {
+	var e client.Error
+	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+		return e.Error + ": " + e.Message
+	}
+	if len(raw) > 200 {
+		raw = raw[:200]
+	}
+	return string(raw)
+}
+
+func recordOf(r client.Record) records.Record {
+	return records.Record{
+		ID: r.ID, Holder: r.Holder, Category: records.Category(r.Category), ResourceType: r.ResourceType,
+		ContentType: r.ContentType, Size: r.Size, Commitment: r.Commitment, LedgerIndex: r.LedgerIndex, CreatedAt: r.CreatedAt,
+	}
+}
+
+// Orgs is the registry projection as the holder side reads it
+// (registrystore.Store).
+type Orgs interface {
+	Org(ctx context.Context, id string) (auth.Org, error)
+}
+
+// Holder is the holder's side of the hop: it verifies request tokens and
+// seals answers.
+type Holder struct {
+	verifier *Verifier
+	gateway  string
+	key      ed25519.PrivateKey
+	reg      Registry
+	orgs     Orgs
+}
+
+// NewHolder returns the holder side of gateway with its node key.
+func NewHolder(gateway string, key ed25519.PrivateKey, reg Registry, orgs Orgs, now func() time.Time) *Holder {
+	return &Holder{verifier: NewVerifier(gateway, reg, now), gateway: gateway, key: key, reg: reg, orgs: orgs}
+}
+
+// Authorize verifies a request token for a request (method, target as
+// CanonicalTarget) and returns its claims and the caller the read decides
+// for: the token's org, of its registered kind (a hospital: no other kind
+// reads records), with the token's scopes as far as the org's
+// registration allows them. Errors wrap ErrInvalidToken (or are the
+// registry's).
+func (h *Holder) Authorize(ctx context.Context, token, method, target string) (Claims, access.Caller, error) {
+	c, err := h.verifier.Verify(token, method, target)
+	if err != nil {
+		return Claims{}, access.Caller{}, err
+	}
+	org, err := h.orgs.Org(ctx, c.Org)
+	if errors.Is(err, auth.ErrUnknownOrg) {
+		return Claims{}, access.Caller{}, invalid("org %q is not in the registry projection", c.Org)
+	}
+	if err != nil {
+		return Claims{}, access.Caller{}, err
+	}
+	if org.Kind != auth.KindHospital {
+		return Claims{}, access.Caller{}, invalid("org %q is a %s, not a hospital", c.Org, org.Kind)
+	}
+	var scopes []auth.Scope
+	for _, s := range strings.Fields(c.Scope) {
+		sc := auth.Scope(s)
+		if org.HasScope(sc) {
+			scopes = append(scopes, sc)
+			continue
+		}
+		// SMART resource scopes (system/Observation.rs) narrow
+		// records.read: the org must hold records.read.
+		if _, ok := auth.ParseSMARTScope(s); ok && org.HasScope(auth.ScopeRecordsRead) {
+			scopes = append(scopes, sc)
+		}
+	}
+	slices.Sort(scopes)
+	return c, access.Caller{Org: c.Org, Kind: org.Kind, Scopes: slices.Compact(scopes)}, nil
+}
+
+// HomedHere reports whether org's home gateway is this one.
+func (h *Holder) HomedHere(org string) bool {
+	home, ok := h.reg.Authority().Home(org)
+	return ok && home == h.gateway
+}
+
+// SealAnswer signs body for the request of c and seals it to the
+// requesting gateway's registered sealing key.
+func (h *Holder) SealAnswer(c Claims, body []byte) ([]byte, error) {
+	gk, ok := h.reg.Authority().Gateway(c.Gateway)
+	if !ok || gk.Seal == nil {
+		return nil, fmt.Errorf("federation: gateway %q has no registered sealing key", c.Gateway)
+	}
+	return Seal(body, c.ID, h.gateway, h.key, gk.Seal)
+}
+
+var _ Registry = (*ledger.Node)(nil)
