@@ -16,6 +16,7 @@ import (
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/client"
+	"github.com/healthgw/healthgw/ledger"
 )
 
 // DefaultMaxJSONBody bounds JSON request bodies unless a route says
@@ -165,6 +166,10 @@ func (s *Server) readyz(c *gin.Context) {
 		if err := chk.Check(ctx); err != nil {
 			status = http.StatusServiceUnavailable
 			checks[name] = "unavailable"
+			if errors.Is(err, ledger.ErrHalted) {
+				// Not a transient outage: the node needs its operator.
+				checks[name] = "halted"
+			}
 			s.log.LogAttrs(ctx, slog.LevelWarn, "readiness check failed", slog.String("check", name), slog.String("err", err.Error()))
 			continue
 		}

@@ -20,6 +20,11 @@ var (
 	ErrUnavailable = errors.New("ledger: unavailable")
 	// ErrClosed: the log was closed.
 	ErrClosed = errors.New("ledger: closed")
+	// ErrHalted: this node stopped following the consortium (a consensus
+	// failure such as a wrong application hash). It serves no entries and
+	// accepts no writes until its operator repairs it. Backends' halt
+	// errors match ErrUnavailable as well.
+	ErrHalted = errors.New("ledger: consensus halted on this node")
 )
 
 // Appender appends entries.

@@ -150,6 +150,9 @@ func TestConsortiumConsensusFailure(t *testing.T) {
 	waitFor("hospital-4's gateway to be not ready", func() bool { s, _ := readyz(bad); return s == http.StatusServiceUnavailable })
 	status, body := readyz(bad)
 	t.Logf("hospital-4 /readyz: %d %s", status, body)
+	if !strings.Contains(body, `"halted"`) {
+		t.Errorf("hospital-4 /readyz = %s, want its ledger check to say halted (not a transient outage)", body)
+	}
 	var errLines []string
 	for _, l := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(l, "level=ERROR") {
@@ -167,14 +170,14 @@ func TestConsortiumConsensusFailure(t *testing.T) {
 		}
 	}
 	// Writes at hospital-4 are refused: through the ledger, saying it
-	// halted and why, and through the API, as unavailable.
+	// halted and why, and through the API, as halted.
 	if _, err := registry.Register(t.Context(), gws[bad].ledger, gws[bad].follower, auth.CheckOrgJWKS, authtest.NewOrg(t, "hosp-d2", auth.KindHospital, "ES256").Org); !errors.Is(err, comet.ErrHalted) || !errors.Is(err, ledger.ErrUnavailable) || !strings.Contains(err.Error(), "AppHash") {
 		t.Errorf("append at the halted node = %v, want ErrHalted naming the wrong AppHash", err)
 	}
 	_, err := client.New(gws[bad].url, gws[bad].httpClient()).PutRecord(t.Context(), tokD, record("after the failure"))
 	var apiErr *client.StatusError
-	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
-		t.Errorf("record write at the halted gateway = %v, want 503", err)
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable || apiErr.Body.Error != "halted" {
+		t.Errorf("record write at the halted gateway = %v, want 503 halted", err)
 	} else {
 		t.Logf("hospital-4 refuses the write: %v", err)
 	}

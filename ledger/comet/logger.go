@@ -68,9 +68,10 @@ type HaltError struct{ Reason string }
 
 func (e *HaltError) Error() string { return ErrHalted.Error() + ": " + e.Reason }
 
-// Is makes a HaltError match ErrHalted and ledger.ErrUnavailable.
+// Is makes a HaltError match ErrHalted, ledger.ErrHalted and
+// ledger.ErrUnavailable.
 func (e *HaltError) Is(target error) bool {
-	return target == ErrHalted || target == ledger.ErrUnavailable
+	return target == ErrHalted || target == ledger.ErrHalted || target == ledger.ErrUnavailable
 }
 
 // consensusHalting reports whether a CometBFT error message means that
