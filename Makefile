@@ -100,6 +100,7 @@ clean:
 # (four validators each, same configuration and submitters); prints one
 # "PEER comet-vs-kvstore-<N>submitters ..." line per submitter count.
 # BENCH_ROUNDS (3), BENCH_SECONDS (10) and BENCH_SUBMITTERS ("64,256")
-# tune it.
+# tune it; PEERFLAGS adds go test flags (e.g. -cpuprofile cpu.out).
+PEERFLAGS ?=
 bench-peers-comet:
-	$(GO) test -run '^$$' -bench '^BenchmarkCometVsKVStore$$' -benchtime 1x -count 1 -timeout 60m ./ledger/comet/
+	$(GO) test -run '^$$' -bench '^BenchmarkCometVsKVStore$$' -benchtime 1x -count 1 -timeout 60m $(PEERFLAGS) ./ledger/comet/

@@ -162,6 +162,9 @@ type App struct {
 	mu        sync.RWMutex
 	committed State
 	commitCh  chan struct{} // closed (and replaced) by every Commit
+	// last is what the last committed block appended, for the appenders
+	// waiting on commitCh (see Log.waitCommitted).
+	last committedBlock
 	// auth is the registry as of the committed size.
 	auth *ledger.Authority
 	// refused remembers, for the appenders waiting on this node, the
@@ -198,6 +201,15 @@ func (r *refusals) add(id TxID, reason string) {
 		r.next = (r.next + 1) % maxRefusals
 	}
 	r.m[id] = reason
+}
+
+// committedBlock is what one committed block appended: the entry indexes
+// of its transactions and of its entries' seals. The maps are not changed
+// after Commit.
+type committedBlock struct {
+	height int64
+	txs    map[TxID]uint64
+	seals  map[ledger.Digest]uint64
 }
 
 // stagedBlock is the effect of one block, held between FinalizeBlock and
@@ -1035,6 +1047,7 @@ func (a *App) Commit(context.Context, *abci.RequestCommit) (*abci.ResponseCommit
 	a.staged, a.newGenesis = nil, nil
 	a.mu.Lock()
 	a.committed = b.state
+	a.last = committedBlock{height: b.state.Height, txs: b.txs, seals: b.seals}
 	a.auth = b.auth
 	for id, reason := range b.refused {
 		a.refused.add(id, reason)
@@ -1062,6 +1075,14 @@ func (a *App) committedAndNext() (State, <-chan struct{}) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	return a.committed, a.commitCh
+}
+
+// lastCommitted is committedAndNext with what the last committed block
+// appended.
+func (a *App) lastCommitted() (State, committedBlock, <-chan struct{}) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.committed, a.last, a.commitCh
 }
 
 // ChainID returns the chain ID from InitChain ("" before it).
