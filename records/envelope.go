@@ -206,12 +206,13 @@ func openAppend(dst []byte, kek KEK, b binding, wrappedKey, ciphertext []byte) (
 	if err != nil {
 		return nil, err
 	}
-	out := slices.Grow(dst, n)[len(dst) : len(dst)+n]
+	ret := slices.Grow(dst, n)[:len(dst)+n]
+	out := ret[len(dst):]
 	if err := openContent(out, gcm, b, ciphertext); err != nil {
 		clear(out)
 		return nil, err
 	}
-	return dst[:len(dst)+n], nil
+	return ret, nil
 }
 
 // openInPlace decrypts ciphertext over itself and returns the plaintext,
