@@ -95,6 +95,7 @@ var errorTable = []errorRule{
 
 	// Dependencies.
 	{target: access.ErrNotCaughtUp, status: http.StatusServiceUnavailable, code: "unavailable", message: "Ledger not caught up: this node has not yet applied every committed entry, so it does not decide. Retry shortly."},
+	{target: access.ErrCatchingUp, status: http.StatusServiceUnavailable, code: "catching_up", message: "The access log is catching up with the ledger after a burst of entries: it would not yet show every decision. Retry shortly."},
 	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable (the consortium may have lost its quorum). Retry shortly."},
 	{target: ledger.ErrClosed, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is shutting down."},
 
@@ -178,9 +179,11 @@ func writeError(c *gin.Context, e *Error, rid string) {
 			body.Location = loc
 			body.Message += " Or look for it: GET " + loc + "."
 		}
-		if e.Status == http.StatusServiceUnavailable {
-			c.Header("Retry-After", "2")
-		}
+	}
+	if e.Status == http.StatusServiceUnavailable {
+		// Transient (catching up, no quorum, shutting down): reads and
+		// writes alike may retry.
+		c.Header("Retry-After", "2")
 	}
 	c.AbortWithStatusJSON(e.Status, body)
 }
