@@ -174,11 +174,11 @@ func (c *countingSource) Read(ctx context.Context, start, end uint64) ([]ledger.
 // from their own next index, and every entry is read from the log once
 // for all of them.
 func TestFollowerReadsOnce(t *testing.T) {
-	const n = ledger.FollowBatch*3 + 7
+	const n = ledger.FollowBatch*2 + 7
 	m, _ := filledLog(t, n)
 	src := &countingSource{Source: m}
 	a := &recorder{name: "a"}
-	b := &recorder{name: "b", next: 1500}
+	b := &recorder{name: "b", next: ledger.FollowBatch / 2}
 	c := &recorder{name: "c", next: n}
 	f := ledger.NewFollower(src, a, b, c)
 	if err := f.Sync(t.Context(), n); err != nil {
@@ -189,8 +189,8 @@ func TestFollowerReadsOnce(t *testing.T) {
 			t.Errorf("%s at %d, want %d", r.name, next, n)
 		}
 	}
-	if _, applied := b.state(); applied != n-1500 {
-		t.Errorf("b applied %d entries, want %d", applied, n-1500)
+	if _, applied := b.state(); applied != n-ledger.FollowBatch/2 {
+		t.Errorf("b applied %d entries, want %d", applied, n-ledger.FollowBatch/2)
 	}
 	if c.calls != 0 {
 		t.Errorf("c, caught up, was called %d times", c.calls)
@@ -206,13 +206,13 @@ func TestFollowerReadsOnce(t *testing.T) {
 // TestFollowerSyncConcurrent: concurrent Syncs (a query's, the background
 // follower's) apply every entry exactly once, in order.
 func TestFollowerSyncConcurrent(t *testing.T) {
-	const n = ledger.FollowBatch*4 + 3
+	const n = ledger.FollowBatch*2 + 3
 	m, _ := filledLog(t, n)
 	r := &recorder{name: "r"}
 	f := ledger.NewFollower(m, r)
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for i := range 8 {
+	errs := make(chan error, 4)
+	for i := range 4 {
 		wg.Go(func() { errs <- f.Sync(t.Context(), uint64(n-i*300)) })
 	}
 	wg.Wait()

@@ -121,3 +121,42 @@ func BenchmarkAuditFirstQuery(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkAuditFirstQueryBacklog measures the first regulator audit
+// query after n appends that no follower applied (a gateway restarted
+// behind its log, or a follower that stalled): the query answers at once
+// (503 catching_up when n exceeds --audit-max-lag, without waiting for
+// the backlog), then the background follower catches up and the query
+// answers in full. Reports the first answer's ms and status, and the ms
+// until a complete answer. Run with -benchtime 1x.
+func BenchmarkAuditFirstQueryBacklog(b *testing.B) {
+	n := auditBenchEntries(b)
+	for b.Loop() {
+		b.StopTimer()
+		g := newTestGateway(b, noRateLimits)
+		g.register("hosp-a", auth.KindHospital)
+		rtok := g.token(g.register("reg-x", auth.KindRegulator), "")
+		appendDecisions(b, g, "hosp-a", n)
+		b.StartTimer()
+		start := time.Now()
+		status, body := g.do("GET", "/v1/audit/events?limit=20", rtok, nil)
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "first-query-ms")
+		b.ReportMetric(float64(status), "status")
+		if status != http.StatusOK && status != http.StatusServiceUnavailable {
+			b.Fatalf("audit query: %d %s", status, body)
+		}
+		ctx, stop := context.WithCancel(b.Context())
+		done := make(chan struct{})
+		go func() { defer close(done); g.follower.Run(ctx, 0, g.log) }()
+		for status != http.StatusOK {
+			time.Sleep(100 * time.Millisecond) // a client honouring Retry-After, faster
+			status, body = g.do("GET", "/v1/audit/events?limit=20", rtok, nil)
+			if status != http.StatusOK && status != http.StatusServiceUnavailable {
+				b.Fatalf("audit query: %d %s", status, body)
+			}
+		}
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "complete-ms")
+		stop()
+		<-done
+	}
+}
