@@ -45,7 +45,45 @@ type QueriesConfig struct {
 	// regulators (justificationstore.Store); without it the audit shows
 	// the commitments only.
 	Openings Openings
+	// Applied, when set, is the access-event projection's cursor
+	// (consentstore.Store): a query then waits for at most MaxLag
+	// entries to be applied, and answers ErrCatchingUp (a
+	// *CatchingUpError) when the projection is further behind the log
+	// (it is catching up in the background: ledger.Follower.Run). Without
+	// it a query waits for the whole backlog.
+	Applied Cursor
+	// MaxLag bounds the backlog a query waits for (default
+	// DefaultMaxQueryLag).
+	MaxLag uint64
 }
+
+// DefaultMaxQueryLag is the backlog an access-event query waits for: the
+// projection applies tens of thousands of entries a second, so a query
+// waits well under a second.
+const DefaultMaxQueryLag = 10_000
+
+// Cursor is a projection's position (ledger.Applier's Next).
+type Cursor interface {
+	Next(ctx context.Context) (uint64, error)
+}
+
+// ErrCatchingUp: the access-event projection is further behind the log
+// than a query waits for; nothing is answered rather than an incomplete
+// log. Retry shortly. *CatchingUpError matches it.
+var ErrCatchingUp = errors.New("access: the access log is catching up with the ledger")
+
+// CatchingUpError is ErrCatchingUp with the positions: the projection has
+// applied the entries below Applied; the log holds Size.
+type CatchingUpError struct {
+	Applied, Size uint64
+}
+
+func (e *CatchingUpError) Error() string {
+	return fmt.Sprintf("%v: applied %d of %d entries", ErrCatchingUp, e.Applied, e.Size)
+}
+
+// Is makes a CatchingUpError match ErrCatchingUp.
+func (e *CatchingUpError) Is(target error) bool { return target == ErrCatchingUp }
 
 // Openings returns the stored openings of justification commitments
 // (hex), each checked against its commitment.
@@ -64,6 +102,9 @@ type Queries struct{ cfg QueriesConfig }
 func NewQueries(cfg QueriesConfig) *Queries {
 	if cfg.Store == nil || cfg.Pseud == nil || cfg.Log == nil || cfg.Sync == nil {
 		panic("access.NewQueries: nil dependency")
+	}
+	if cfg.MaxLag == 0 {
+		cfg.MaxLag = DefaultMaxQueryLag
 	}
 	return &Queries{cfg: cfg}
 }
@@ -133,13 +174,37 @@ func (q *Queries) Consent(ctx context.Context, v auth.Principal, id string) (con
 	return g, nil
 }
 
-// catchUp applies every durable entry to the projections.
-func (q *Queries) catchUp(ctx context.Context) error {
+// catchUp applies every durable entry to the projections, so that the
+// answer covers every decision acknowledged before the call. With
+// Applied set it waits only for a backlog of at most MaxLag entries:
+// beyond, a *CatchingUpError (the background follower gets there).
+// It returns the log size the projection now covers.
+func (q *Queries) catchUp(ctx context.Context) (uint64, error) {
 	n, err := q.cfg.Log.Size(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return q.cfg.Sync.Sync(ctx, n)
+	if q.cfg.Applied != nil {
+		applied, err := q.cfg.Applied.Next(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("access: access-log position: %w", err)
+		}
+		if applied < n && n-applied > q.cfg.MaxLag {
+			return 0, &CatchingUpError{Applied: applied, Size: n}
+		}
+	}
+	return n, q.cfg.Sync.Sync(ctx, n)
+}
+
+// EventPage is a page of access events and the position it is complete
+// for.
+type EventPage struct {
+	Events []consent.AccessEvent
+	Next   string // the next page's cursor; "" after the last
+	// AsOf is the ledger size the query covers: every access decision
+	// at an index below AsOf that the query selects is on this page or
+	// (below the cursor) a later one.
+	AsOf uint64
 }
 
 // AccessLog returns a page of the access decisions about patient viewer
@@ -148,16 +213,27 @@ func (q *Queries) catchUp(ctx context.Context) error {
 // patient's log is empty. A viewer who is not a patient gets
 // ErrForbidden.
 func (q *Queries) AccessLog(ctx context.Context, v auth.Principal, patient string, p consent.Page) ([]consent.AccessEvent, string, error) {
+	pg, err := q.AccessLogPage(ctx, v, patient, p)
+	return pg.Events, pg.Next, err
+}
+
+// AccessLogPage is AccessLog with the position the page covers.
+func (q *Queries) AccessLogPage(ctx context.Context, v auth.Principal, patient string, p consent.Page) (EventPage, error) {
 	if !v.IsPatient() {
-		return nil, "", ErrForbidden
+		return EventPage{}, ErrForbidden
 	}
-	if err := q.catchUp(ctx); err != nil {
-		return nil, "", err
+	asOf, err := q.catchUp(ctx)
+	if err != nil {
+		return EventPage{}, err
 	}
 	if patient != "" && q.PatientKey(patient) != q.own(v) {
-		return nil, "", nil
+		return EventPage{AsOf: asOf}, nil
 	}
-	return q.cfg.Store.AccessLog(ctx, q.own(v), p)
+	events, next, err := q.cfg.Store.AccessLog(ctx, q.own(v), p)
+	if err != nil {
+		return EventPage{}, err
+	}
+	return EventPage{Events: events, Next: next, AsOf: asOf}, nil
 }
 
 // AuditEvents returns a page of access events matching f for a regulator
@@ -165,18 +241,34 @@ func (q *Queries) AccessLog(ctx context.Context, v auth.Principal, patient strin
 // first, including every decision acknowledged before the call. Anyone
 // else gets ErrForbidden. f is validated (consent.FilterError).
 func (q *Queries) AuditEvents(ctx context.Context, v auth.Principal, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error) {
+	pg, err := q.AuditEventsPage(ctx, v, f, p)
+	return pg.Events, pg.Next, err
+}
+
+// AuditEventsPage is AuditEvents with the position the page covers.
+func (q *Queries) AuditEventsPage(ctx context.Context, v auth.Principal, f consent.AuditFilter, p consent.Page) (EventPage, error) {
 	if v.Kind != auth.KindRegulator || !v.HasScope(auth.ScopeAuditRead) {
-		return nil, "", ErrForbidden
+		return EventPage{}, ErrForbidden
 	}
 	if err := f.Validate(); err != nil {
-		return nil, "", err
+		return EventPage{}, err
 	}
 	if f.Patient != "" {
 		f.Patient = q.PatientKey(f.Patient)
 	}
-	if err := q.catchUp(ctx); err != nil {
-		return nil, "", err
+	asOf, err := q.catchUp(ctx)
+	if err != nil {
+		return EventPage{}, err
 	}
+	events, next, err := q.auditEvents(ctx, f, p)
+	if err != nil {
+		return EventPage{}, err
+	}
+	return EventPage{Events: events, Next: next, AsOf: asOf}, nil
+}
+
+// auditEvents reads the page and opens its justifications.
+func (q *Queries) auditEvents(ctx context.Context, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error) {
 	events, next, err := q.cfg.Store.AuditEvents(ctx, f, p)
 	if err != nil || q.cfg.Openings == nil {
 		return events, next, err

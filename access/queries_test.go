@@ -169,3 +169,92 @@ func (s *countingSync) Sync(ctx context.Context, size uint64) error {
 	}
 	return s.Syncer.Sync(ctx, size)
 }
+
+// sizedLog is a log of a given size (its entries are never read here).
+type sizedLog struct{ size uint64 }
+
+func (l sizedLog) Size(context.Context) (uint64, error) { return l.size, nil }
+func (l sizedLog) Entries(context.Context, uint64, uint64) ([][]byte, error) {
+	return nil, errors.New("sizedLog: no entries")
+}
+
+// cursorAt is a projection cursor at a fixed position.
+type cursorAt struct {
+	next uint64
+	err  error
+}
+
+func (c cursorAt) Next(context.Context) (uint64, error) { return c.next, c.err }
+
+// recordingSync records the sizes it is asked to sync to.
+type recordingSync struct{ sizes []uint64 }
+
+func (s *recordingSync) Sync(_ context.Context, size uint64) error {
+	s.sizes = append(s.sizes, size)
+	return nil
+}
+
+// TestQueriesBoundedBacklog: an access-event query waits for a backlog of
+// at most MaxLag entries (and then shows every decision before the call);
+// beyond, it answers ErrCatchingUp with the positions, and nothing that
+// could omit a committed decision.
+func TestQueriesBoundedBacklog(t *testing.T) {
+	const size, lag = 1_000_000, 100
+	pat1 := auth.Principal{Patient: "pat-1"}
+	reg := auth.Principal{Org: "reg-x", Kind: auth.KindRegulator, Scopes: []auth.Scope{auth.ScopeAuditRead}}
+	store := &queryStore{projection: &projection{}, events: []consent.AccessEvent{{Index: 7, Patient: pseudonym("pat-1")}}}
+	queries := map[string]func(q *access.Queries) (int, error){
+		"access log": func(q *access.Queries) (int, error) {
+			evs, _, err := q.AccessLog(t.Context(), pat1, "", consent.Page{})
+			return len(evs), err
+		},
+		"audit": func(q *access.Queries) (int, error) {
+			evs, _, err := q.AuditEvents(t.Context(), reg, consent.AuditFilter{}, consent.Page{})
+			return len(evs), err
+		},
+		"one event": func(q *access.Queries) (int, error) {
+			_, err := q.AccessEvent(t.Context(), reg, 7)
+			if err != nil {
+				return 0, err
+			}
+			return 1, nil
+		},
+	}
+	for _, tt := range []struct {
+		name      string
+		applied   uint64
+		catchesUp bool
+	}{
+		{"caught up", size, false},
+		{"one behind", size - 1, false},
+		{"at the bound", size - lag, false},
+		{"beyond the bound", size - lag - 1, true},
+		{"from scratch", 0, true},
+	} {
+		for qname, query := range queries {
+			sync := &recordingSync{}
+			q := access.NewQueries(access.QueriesConfig{Store: store, Pseud: fakePseud{}, Log: sizedLog{size}, Sync: sync,
+				Applied: cursorAt{next: tt.applied}, MaxLag: lag})
+			n, err := query(q)
+			if !tt.catchesUp {
+				if err != nil || n != 1 || !cmp.Equal(sync.sizes, []uint64{size}) {
+					t.Errorf("%s, %s: %d events, %v, synced to %v; want 1 event after syncing to %d", tt.name, qname, n, err, sync.sizes, size)
+				}
+				continue
+			}
+			var ce *access.CatchingUpError
+			if !errors.Is(err, access.ErrCatchingUp) || !errors.As(err, &ce) || ce.Applied != tt.applied || ce.Size != size {
+				t.Errorf("%s, %s: %v, want a CatchingUpError at %d of %d", tt.name, qname, err, tt.applied, size)
+			}
+			if n != 0 || len(sync.sizes) != 0 {
+				t.Errorf("%s, %s: %d events, synced to %v; want none, no waiting", tt.name, qname, n, sync.sizes)
+			}
+		}
+	}
+	broken := errors.New("cursor unreadable")
+	q := access.NewQueries(access.QueriesConfig{Store: store, Pseud: fakePseud{}, Log: sizedLog{size}, Sync: &recordingSync{},
+		Applied: cursorAt{err: broken}})
+	if _, _, err := q.AuditEvents(t.Context(), reg, consent.AuditFilter{}, consent.Page{}); !errors.Is(err, broken) {
+		t.Errorf("unreadable cursor: %v", err)
+	}
+}

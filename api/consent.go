@@ -23,6 +23,10 @@ type ConsentQueries interface {
 	Consent(ctx context.Context, v auth.Principal, id string) (consent.Grant, error)
 	AccessLog(ctx context.Context, v auth.Principal, patient string, p consent.Page) ([]consent.AccessEvent, string, error)
 	AuditEvents(ctx context.Context, v auth.Principal, f consent.AuditFilter, p consent.Page) ([]consent.AccessEvent, string, error)
+	// AccessLogPage and AuditEventsPage are AccessLog and AuditEvents
+	// with the ledger position the page is complete for (as_of).
+	AccessLogPage(ctx context.Context, v auth.Principal, patient string, p consent.Page) (access.EventPage, error)
+	AuditEventsPage(ctx context.Context, v auth.Principal, f consent.AuditFilter, p consent.Page) (access.EventPage, error)
 	AccessEvent(ctx context.Context, v auth.Principal, index uint64) (consent.AccessEvent, error)
 }
 
@@ -287,9 +291,9 @@ func viewEvent(e consent.AccessEvent) accessEventView {
 // eventList is a page of access events, newest first.
 type eventList = client.EventList
 
-func renderEvents(c *gin.Context, events []consent.AccessEvent, next string) {
-	out := eventList{Events: []accessEventView{}, NextCursor: next}
-	for _, e := range events {
+func renderEvents(c *gin.Context, pg access.EventPage) {
+	out := eventList{Events: []accessEventView{}, NextCursor: pg.Next, AsOf: pg.AsOf}
+	for _, e := range pg.Events {
 		out.Events = append(out.Events, viewEvent(e))
 	}
 	c.JSON(http.StatusOK, out)
@@ -301,12 +305,12 @@ func (s *Server) accessLog(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	events, next, err := s.consent.Queries.AccessLog(c.Request.Context(), principal(c), "", pg)
+	out, err := s.consent.Queries.AccessLogPage(c.Request.Context(), principal(c), "", pg)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	renderEvents(c, events, next)
+	renderEvents(c, out)
 }
 
 // auditFilter reads the regulator's filters. patient is a patient ID (or
@@ -343,10 +347,10 @@ func (s *Server) auditEvents(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	events, next, err := s.consent.Queries.AuditEvents(c.Request.Context(), principal(c), f, pg)
+	out, err := s.consent.Queries.AuditEventsPage(c.Request.Context(), principal(c), f, pg)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	renderEvents(c, events, next)
+	renderEvents(c, out)
 }

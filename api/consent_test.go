@@ -274,14 +274,16 @@ func TestAccessLogAndAudit(t *testing.T) {
 		return []consent.AccessEvent{event1}, "c2", nil
 	}
 	rec := ts.do("GET", "/v1/me/access-log", "pat-1", nil)
-	want := eventList{Events: []accessEventView{viewEvent(event1)}}
+	// as_of: the log size the list is complete for (the projections
+	// were caught up to it).
+	want := eventList{Events: []accessEventView{viewEvent(event1)}, AsOf: 5}
 	if diff := cmp.Diff(want, decodeBody[eventList](t, rec)); rec.Code != http.StatusOK || diff != "" {
 		t.Errorf("access log: %d (-want +got):\n%s", rec.Code, diff)
 	}
 	if len(ts.sync.calls) != 1 || ts.sync.calls[0] != 5 {
 		t.Errorf("projections caught up to %v, want [5]", ts.sync.calls)
 	}
-	if rec := ts.do("GET", "/v1/me/access-log", "pat-2", nil); rec.Body.String() != `{"events":[]}` {
+	if rec := ts.do("GET", "/v1/me/access-log", "pat-2", nil); rec.Body.String() != `{"events":[],"as_of":5}` {
 		t.Errorf("another patient's log: %s", rec.Body)
 	}
 	if rec := ts.do("GET", "/v1/me/access-log", "hosp-a", nil); rec.Code != http.StatusForbidden {

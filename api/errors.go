@@ -100,6 +100,7 @@ var errorTable = []errorRule{
 	{target: federation.ErrHolderUnavailable, status: http.StatusServiceUnavailable, code: "holder_unavailable", message: "The holder's gateway cannot decide now (its ledger is not caught up or has lost its quorum). This is not a denial; retry shortly."},
 	{target: federation.ErrHolderFailed, status: http.StatusBadGateway, code: "holder_failed", message: "The holder's gateway answered with an error or an answer that does not verify. This is not a denial."},
 	{target: access.ErrNotCaughtUp, status: http.StatusServiceUnavailable, code: "unavailable", message: "Ledger not caught up: this node has not yet applied every committed entry, so it does not decide. Retry shortly."},
+	{target: access.ErrCatchingUp, status: http.StatusServiceUnavailable, code: "catching_up", message: "The access log is catching up with the ledger after a burst of entries: it would not yet show every decision. Retry shortly."},
 	{target: ledger.ErrHalted, status: http.StatusServiceUnavailable, code: "halted", message: "This node's ledger has halted after a consensus failure: it accepts no writes and serves no entries until its operator repairs it. Use another member's gateway."},
 	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable (the consortium may have lost its quorum). Retry shortly."},
 	{target: ledger.ErrClosed, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is shutting down."},
@@ -184,9 +185,11 @@ func writeError(c *gin.Context, e *Error, rid string) {
 			body.Location = loc
 			body.Message += " Or look for it: GET " + loc + "."
 		}
-		if e.Status == http.StatusServiceUnavailable {
-			c.Header("Retry-After", "2")
-		}
+	}
+	if e.Status == http.StatusServiceUnavailable {
+		// Transient (catching up, no quorum, shutting down): reads and
+		// writes alike may retry.
+		c.Header("Retry-After", "2")
 	}
 	c.AbortWithStatusJSON(e.Status, body)
 }

@@ -247,4 +247,9 @@ type AccessEvent struct {
 type EventList struct {
 	Events     []AccessEvent `json:"events"`
 	NextCursor string        `json:"next_cursor,omitempty"`
+	// AsOf is the ledger size the list is complete for: every access
+	// decision at an index below it that the query selects is in this
+	// page or, below its cursor, a later one. A gateway whose access log
+	// is too far behind its ledger answers 503 (catching_up) instead.
+	AsOf uint64 `json:"as_of,omitempty"`
 }

@@ -155,3 +155,80 @@ func TestFollowerRun(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// countingSource counts the entries read from a log.
+type countingSource struct {
+	ledger.Source
+	mu   sync.Mutex
+	read uint64
+}
+
+func (c *countingSource) Read(ctx context.Context, start, end uint64) ([]ledger.Entry, error) {
+	c.mu.Lock()
+	c.read += end - start
+	c.mu.Unlock()
+	return c.Source.Read(ctx, start, end)
+}
+
+// TestFollowerReadsOnce: projections at different positions are each fed
+// from their own next index, and every entry is read from the log once
+// for all of them.
+func TestFollowerReadsOnce(t *testing.T) {
+	const n = ledger.FollowBatch*2 + 7
+	m, _ := filledLog(t, n)
+	src := &countingSource{Source: m}
+	a := &recorder{name: "a"}
+	b := &recorder{name: "b", next: ledger.FollowBatch / 2}
+	c := &recorder{name: "c", next: n}
+	f := ledger.NewFollower(src, a, b, c)
+	if err := f.Sync(t.Context(), n); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*recorder{a, b, c} {
+		if next, _ := r.state(); next != n {
+			t.Errorf("%s at %d, want %d", r.name, next, n)
+		}
+	}
+	if _, applied := b.state(); applied != n-ledger.FollowBatch/2 {
+		t.Errorf("b applied %d entries, want %d", applied, n-ledger.FollowBatch/2)
+	}
+	if c.calls != 0 {
+		t.Errorf("c, caught up, was called %d times", c.calls)
+	}
+	if src.read != n {
+		t.Errorf("read %d entries from the log for %d entries and 3 projections, want each once", src.read, n)
+	}
+	if got, err := f.Applied(t.Context()); err != nil || got != n {
+		t.Errorf("Applied = %d, %v; want %d", got, err, n)
+	}
+}
+
+// TestFollowerSyncConcurrent: concurrent Syncs (a query's, the background
+// follower's) apply every entry exactly once, in order.
+func TestFollowerSyncConcurrent(t *testing.T) {
+	const n = ledger.FollowBatch*2 + 3
+	m, _ := filledLog(t, n)
+	r := &recorder{name: "r"}
+	f := ledger.NewFollower(m, r)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := range 4 {
+		wg.Go(func() { errs <- f.Sync(t.Context(), uint64(n-i*300)) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	next, applied := r.state()
+	if next != n || applied != n {
+		t.Fatalf("next %d, applied %d; want %d, %d", next, applied, n, n)
+	}
+	for i, x := range r.applied {
+		if x != uint64(i) {
+			t.Fatalf("applied[%d] = %d: out of order or twice", i, x)
+		}
+	}
+}

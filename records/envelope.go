@@ -8,12 +8,31 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 )
 
-// FormatVersion is the envelope format written by this code. It is stored
-// with every record and bound into both associated data strings, so a
-// future format can never be confused with this one.
-const FormatVersion = 1
+// Envelope formats. The format is stored with every record and bound into
+// both associated-data strings, so one format can never be read as
+// another. Both are read; the vault writes FormatVersion for records up to
+// StreamThreshold bytes and FormatStream above.
+const (
+	// FormatVersion is one AES-256-GCM message: nonce || ciphertext || tag.
+	FormatVersion = 1
+	// FormatStream is the STREAM construction over AES-256-GCM (see
+	// stream.go): the content in chunks of StreamChunkSize bytes, each
+	// sealed with a nonce made of its position and a final-chunk flag, so
+	// that large records are sealed and opened a chunk at a time and a
+	// truncated, reordered or extended stream is refused.
+	FormatStream = 2
+)
+
+// StreamThreshold is the content size above which the vault writes
+// FormatStream.
+const StreamThreshold = 1 << 20
+
+// supportedFormat reports whether format is one this code reads and
+// writes.
+func supportedFormat(format int) bool { return format == FormatVersion || format == FormatStream }
 
 // KeySize is the size of data keys and key-encryption keys: AES-256.
 const KeySize = 32
@@ -117,51 +136,113 @@ func appendField(b []byte, s string) []byte {
 
 // sealed is the output of seal: what is stored.
 type sealed struct {
-	ciphertext []byte // nonce || AES-256-GCM(content) || tag
+	ciphertext []byte // the content envelope (format 1 or 2, see sealContent)
 	wrappedKey []byte // nonce || AES-256-GCM(DEK) || tag
 	keyVersion int
 }
 
-// seal encrypts plaintext under a fresh data key bound to b, and wraps the
-// data key under kek bound to b.id.
+// seal encrypts plaintext under a fresh data key bound to b (in format
+// b.format), and wraps the data key under kek bound to b.id. The
+// ciphertext is appended to dst (nil: a fresh slice of the exact size).
 func seal(kek KEK, b binding, plaintext []byte) (sealed, error) {
-	if kek.aead == nil {
-		return sealed{}, fmt.Errorf("%w: zero KEK", ErrNoKey)
-	}
-	if kek.org != b.holder {
-		return sealed{}, fmt.Errorf("%w: %s cannot wrap a key of %s", ErrBadKey, kek, b.holder)
-	}
-	dek := make([]byte, KeySize)
-	defer clear(dek)
-	if _, err := rand.Read(dek); err != nil {
-		return sealed{}, fmt.Errorf("data key: %w", err)
-	}
-	aead, err := newAEAD(dek)
+	return sealAppend(nil, kek, b, plaintext)
+}
+
+// sealAppend is seal appending the ciphertext to dst, which is not
+// reallocated when it has the capacity (SealedSize bytes beyond its
+// length): the vault seals into a pooled buffer.
+func sealAppend(dst []byte, kek KEK, b binding, plaintext []byte) (sealed, error) {
+	gcm, wrapped, err := newDataKey(kek, b)
 	if err != nil {
 		return sealed{}, err
 	}
-	ct := aead.Seal(nil, nil, plaintext, contentAD(b))
-	wrapped := kek.aead.Seal(nil, nil, dek, wrapAD(b.format, kek.org, kek.version, b.id))
+	ct, err := sealContent(dst, gcm, b, plaintext)
+	if err != nil {
+		return sealed{}, err
+	}
 	return sealed{ciphertext: ct, wrappedKey: wrapped, keyVersion: kek.version}, nil
 }
 
-// open unwraps the data key with kek and decrypts ciphertext bound to b.
-// Any authentication failure is ErrDecrypt, with no plaintext.
+// newDataKey makes a fresh data key for the record b binds, and returns
+// its AES-256-GCM and the key wrapped under kek.
+func newDataKey(kek KEK, b binding) (cipher.AEAD, []byte, error) {
+	if kek.aead == nil {
+		return nil, nil, fmt.Errorf("%w: zero KEK", ErrNoKey)
+	}
+	if kek.org != b.holder {
+		return nil, nil, fmt.Errorf("%w: %s cannot wrap a key of %s", ErrBadKey, kek, b.holder)
+	}
+	if !supportedFormat(b.format) {
+		return nil, nil, fmt.Errorf("%w: unsupported format %d", ErrBadKey, b.format)
+	}
+	var dek [KeySize]byte
+	defer clear(dek[:])
+	if _, err := rand.Read(dek[:]); err != nil {
+		return nil, nil, fmt.Errorf("data key: %w", err)
+	}
+	gcm, err := newContentGCM(dek[:])
+	if err != nil {
+		return nil, nil, err
+	}
+	wrapped := kek.aead.Seal(nil, nil, dek[:], wrapAD(b.format, kek.org, kek.version, b.id))
+	return gcm, wrapped, nil
+}
+
+// open unwraps the data key with kek and decrypts ciphertext bound to b
+// into a fresh slice. Any authentication failure is ErrDecrypt, with no
+// plaintext.
 func open(kek KEK, b binding, wrappedKey, ciphertext []byte) ([]byte, error) {
+	return openAppend(nil, kek, b, wrappedKey, ciphertext)
+}
+
+// openAppend is open appending the plaintext to dst. dst must not overlap
+// ciphertext (openInPlace decrypts in place).
+func openAppend(dst []byte, kek KEK, b binding, wrappedKey, ciphertext []byte) ([]byte, error) {
+	gcm, err := contentKey(kek, b, wrappedKey)
+	if err != nil {
+		return nil, err
+	}
+	n, err := plaintextSize(b.format, len(ciphertext))
+	if err != nil {
+		return nil, err
+	}
+	ret := slices.Grow(dst, n)[:len(dst)+n]
+	out := ret[len(dst):]
+	if err := openContent(out, gcm, b, ciphertext); err != nil {
+		clear(out)
+		return nil, err
+	}
+	return ret, nil
+}
+
+// openInPlace decrypts ciphertext over itself and returns the plaintext,
+// within ciphertext's storage: the vault reads a record's freshly
+// loaded ciphertext this way, without a second buffer of its size. On
+// error ciphertext's contents are undefined (cleared of any plaintext).
+func openInPlace(kek KEK, b binding, wrappedKey, ciphertext []byte) ([]byte, error) {
+	gcm, err := contentKey(kek, b, wrappedKey)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := openContentInPlace(gcm, b, ciphertext)
+	if err != nil {
+		clear(ciphertext)
+		return nil, err
+	}
+	return pt[:len(pt):len(pt)], nil
+}
+
+// contentKey unwraps a record's data key and returns its AES-256-GCM.
+func contentKey(kek KEK, b binding, wrappedKey []byte) (cipher.AEAD, error) {
+	if !supportedFormat(b.format) {
+		return nil, fmt.Errorf("%w: unsupported format %d", ErrDecrypt, b.format)
+	}
 	dek, err := unwrap(kek, b.format, b.id, wrappedKey)
 	if err != nil {
 		return nil, err
 	}
 	defer clear(dek)
-	aead, err := newAEAD(dek)
-	if err != nil {
-		return nil, err
-	}
-	pt, err := aead.Open(nil, nil, ciphertext, contentAD(b))
-	if err != nil {
-		return nil, fmt.Errorf("%w: content fails authentication", ErrDecrypt)
-	}
-	return pt, nil
+	return newContentGCM(dek)
 }
 
 // unwrap recovers a data key wrapped under kek for record id.

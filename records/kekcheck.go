@@ -12,7 +12,7 @@ import (
 // version a database uses, so that a missing or replaced KEK file is
 // found before any record is written under a new one.
 func CheckKEK(ctx context.Context, keys KeyProvider, holder string, w WrappedKey) error {
-	if w.Format != FormatVersion {
+	if !supportedFormat(w.Format) {
 		return fmt.Errorf("%w: record %s: unsupported format %d", ErrDecrypt, w.ID, w.Format)
 	}
 	kek, err := keys.Key(ctx, holder, w.KeyVersion)

@@ -149,7 +149,7 @@ func Rotate(ctx context.Context, store RewrapStore, keys KeyProvider, org string
 // rewrapOne re-wraps one data key under to, loading the version it is
 // under now (cached in from).
 func rewrapOne(ctx context.Context, keys KeyProvider, from map[int]KEK, to KEK, w WrappedKey) ([]byte, error) {
-	if w.Format != FormatVersion {
+	if !supportedFormat(w.Format) {
 		return nil, fmt.Errorf("%w: unsupported format %d", ErrDecrypt, w.Format)
 	}
 	old, ok := from[w.KeyVersion]

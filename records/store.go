@@ -29,7 +29,7 @@ type Record struct {
 // Stored is a record as a Store holds it.
 type Stored struct {
 	Record
-	Format     int    // envelope format (FormatVersion)
+	Format     int    // envelope format (FormatVersion or FormatStream)
 	Ciphertext []byte // nil once shredded, and from Store.Meta
 	WrappedKey []byte // nil once shredded
 	// Pending: written but its record.registered entry is not known to be
@@ -45,7 +45,8 @@ type Stored struct {
 // gorm implementation.
 type Store interface {
 	// Create inserts a new record (normally Pending). A duplicate ID is
-	// an error.
+	// an error. It must not keep s.Ciphertext after it returns (the
+	// vault reuses its buffer).
 	Create(ctx context.Context, s Stored) error
 	// Publish makes a pending record visible with the index of its
 	// record.registered entry and returns the index it is visible at: a
@@ -64,7 +65,9 @@ type Store interface {
 	CountPending(ctx context.Context) (int64, error)
 	// Meta returns a record without its ciphertext, whatever its state.
 	Meta(ctx context.Context, id string) (Stored, error)
-	// Load returns a record with its ciphertext, whatever its state.
+	// Load returns a record with its ciphertext, whatever its state. The
+	// ciphertext is the caller's to overwrite (the vault decrypts it in
+	// place): a fresh copy, not a slice the store keeps.
 	Load(ctx context.Context, id string) (Stored, error)
 	// ListByPatient returns the visible, unshredded records of a patient
 	// pseudonym, oldest first.

@@ -275,10 +275,17 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 		KeyVersion:   kek.Version(),
 		CreatedAt:    v.opts.Now().UTC(),
 	}
-	s, err := seal(kek, bindingOf(FormatVersion, rec), r.Content)
+	format := contentFormat(len(r.Content))
+	// The envelope goes into a pooled buffer: the store copies it
+	// (Store.Create), so no buffer of the content's size is allocated
+	// per upload.
+	buf := envelopePool.get(SealedSize(format, len(r.Content)))
+	defer envelopePool.put(buf)
+	s, err := sealAppend((*buf)[:0], kek, bindingOf(format, rec), r.Content)
 	if err != nil {
 		return Record{}, fmt.Errorf("records: seal: %w", err)
 	}
+	*buf = s.ciphertext
 	sum := sha256.Sum256(s.ciphertext)
 	rec.Commitment = hex.EncodeToString(sum[:])
 	entry, err := registration(rec)
@@ -287,7 +294,7 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 	}
 	err = v.store.Create(ctx, Stored{
 		Record:     rec,
-		Format:     FormatVersion,
+		Format:     format,
 		Ciphertext: s.ciphertext,
 		WrappedKey: s.wrappedKey,
 		Pending:    true,
@@ -445,14 +452,16 @@ func (v *Vault) Read(ctx context.Context, id string, authorize func(Record) erro
 			return Record{}, nil, err
 		}
 	}
-	if s.Format != FormatVersion {
+	if !supportedFormat(s.Format) {
 		return Record{}, nil, fmt.Errorf("records: open %s: %w: unsupported format %d", id, ErrDecrypt, s.Format)
 	}
 	kek, err := v.keys.Key(ctx, s.Holder, s.KeyVersion)
 	if err != nil {
 		return Record{}, nil, fmt.Errorf("records: open %s: %w", id, err)
 	}
-	pt, err := open(kek, bindingOf(s.Format, s.Record), s.WrappedKey, s.Ciphertext)
+	// The ciphertext was loaded for this call (Store.Load): it is
+	// decrypted in place, without a second buffer of its size.
+	pt, err := openInPlace(kek, bindingOf(s.Format, s.Record), s.WrappedKey, s.Ciphertext)
 	if err != nil {
 		return Record{}, nil, fmt.Errorf("records: open %s: %w", id, err)
 	}

@@ -355,6 +355,7 @@ var errorPages = []errorRule{
 	{errIdPUnavailable, http.StatusBadGateway, "ErrIdP"},
 	{errNoSignIn, http.StatusServiceUnavailable, "ErrNoSignIn"},
 	{ledger.ErrUnavailable, http.StatusServiceUnavailable, "ErrUnavailable"},
+	{access.ErrCatchingUp, http.StatusServiceUnavailable, "ErrCatchingUp"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "ErrUnavailable"},
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/ledger/witness"
 	"github.com/healthgw/healthgw/ratelimit"
@@ -45,15 +46,20 @@ type serveConfig struct {
 	ConsoleIss          string // regulator staff IdP issuer
 	ConsoleClientID     string
 	ConsoleClientSecret string
-	ConsoleRedirect     string   // default <base>/console/callback
-	ConsoleOrg          string   // the regulator org the console's staff act for
-	MaxRecord           int64    // largest record accepted, bytes
-	BreakGlass          string   // comma-separated org kinds allowed to break the glass
-	ZKKeys              string   // directory of Groth16 keys (default <data>/zk)
-	ZKDevSetup          bool     // create development Groth16 keys when there are none
-	Witnesses           listFlag // witnesses to submit checkpoints to: <verifier key>@<url>
-	WitnessThreshold    int      // cosignatures a checkpoint should carry (0: every witness)
-	HTTPJWKS            bool     // allow plain-http JWKS URLs (development only)
+	ConsoleRedirect     string // default <base>/console/callback
+	ConsoleOrg          string // the regulator org the console's staff act for
+	MaxRecord           int64  // largest record accepted, bytes
+	// AuditMaxLag is the backlog of unapplied ledger entries an
+	// access-log or audit query waits for; beyond it the query answers
+	// 503 catching_up while the follower catches up (default
+	// access.DefaultMaxQueryLag).
+	AuditMaxLag      uint64
+	BreakGlass       string   // comma-separated org kinds allowed to break the glass
+	ZKKeys           string   // directory of Groth16 keys (default <data>/zk)
+	ZKDevSetup       bool     // create development Groth16 keys when there are none
+	Witnesses        listFlag // witnesses to submit checkpoints to: <verifier key>@<url>
+	WitnessThreshold int      // cosignatures a checkpoint should carry (0: every witness)
+	HTTPJWKS         bool     // allow plain-http JWKS URLs (development only)
 	// RevocationRefresh is how often the revoked-token list is reloaded
 	// from the database for revocations made by other replicas (0: the
 	// default, 1 s; negative: never).
@@ -71,17 +77,18 @@ type serveConfig struct {
 
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Addr:       "127.0.0.1:8080",
-		DataDir:    "data",
-		Ledger:     "gormlog",
-		DevIdP:     true,
-		ZKDevSetup: true,
-		MaxRecord:  16 << 20,
-		BreakGlass: "hospital",
-		Shutdown:   15 * time.Second,
-		LogFormat:  "text",
-		RateLimit:  true,
-		RateLimits: ratelimit.DefaultConfig(),
+		Addr:        "127.0.0.1:8080",
+		DataDir:     "data",
+		Ledger:      "gormlog",
+		DevIdP:      true,
+		ZKDevSetup:  true,
+		MaxRecord:   16 << 20,
+		AuditMaxLag: access.DefaultMaxQueryLag,
+		BreakGlass:  "hospital",
+		Shutdown:    15 * time.Second,
+		LogFormat:   "text",
+		RateLimit:   true,
+		RateLimits:  ratelimit.DefaultConfig(),
 	}
 }
 
@@ -109,6 +116,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConsoleRedirect, "console-redirect-url", c.ConsoleRedirect, "regulator console: OIDC redirect URL (default <base-url>/console/callback)")
 	fs.StringVar(&c.ConsoleOrg, "console-org", c.ConsoleOrg, "regulator console: the registered regulator org its staff act for (required with --console-issuer)")
 	fs.Int64Var(&c.MaxRecord, "max-record-bytes", c.MaxRecord, "largest record accepted")
+	fs.Uint64Var(&c.AuditMaxLag, "audit-max-lag", c.AuditMaxLag, "ledger entries not yet in the access log that an access-log or audit query waits for; beyond, it answers 503 catching_up (Retry-After) instead of an incomplete log")
 	fs.StringVar(&c.BreakGlass, "break-glass-kinds", c.BreakGlass, "org kinds allowed emergency access without consent (comma-separated, empty for none)")
 	fs.StringVar(&c.ZKKeys, "zk-keys", c.ZKKeys, "directory of Groth16 keys (default <data>/zk)")
 	fs.BoolVar(&c.ZKDevSetup, "zk-dev-setup", c.ZKDevSetup, "if --zk-keys holds no keys, run a single-party DEVELOPMENT setup in the background (disable in production; use a ceremony)")
@@ -171,6 +179,9 @@ func (c *serveConfig) finish() error {
 		}
 	default:
 		return fmt.Errorf("--ledger must be gormlog or comet, not %q", c.Ledger)
+	}
+	if c.AuditMaxLag < 1 {
+		return fmt.Errorf("--audit-max-lag must be at least 1")
 	}
 	if c.MaxRecord <= 0 || c.MaxRecord > 1<<30 {
 		return fmt.Errorf("--max-record-bytes must be between 1 and 1 GiB")

@@ -366,7 +366,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	g.api.MountConsent(api.ConsentDeps{
 		Changes: g.access,
-		Queries: access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower, Openings: justifications}),
+		Queries: access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower, Openings: justifications, Applied: g.consent, MaxLag: cfg.AuditMaxLag}),
 		Pseud:   g.pseud,
 	})
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
+	"sync"
 
 	"gorm.io/gorm"
 
@@ -155,12 +157,86 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 			return fmt.Errorf("revoke grant %s: %w", r.id, err)
 		}
 	}
-	if len(events) > 0 {
-		if err := tx.CreateInBatches(events, insertBatch).Error; err != nil {
-			return fmt.Errorf("insert access events: %w", err)
-		}
+	if err := insertEvents(tx, events); err != nil {
+		return fmt.Errorf("insert access events: %w", err)
 	}
 	return nil
+}
+
+// eventColumns are the columns insertEvents writes, in eventArgs' order.
+var eventColumns = []string{
+	"ledger_index", "entry_time", "requester", "record_id", "patient", "category", "purpose", "decision",
+	"reason", "grant_id", "break_glass", "justification_hash", "justification_commitment", "request_id",
+	"client_request_id",
+}
+
+// eventArgs appends r's values in eventColumns' order.
+func eventArgs(args []any, r *eventRow) []any {
+	return append(args, r.LedgerIndex, r.EntryTime, r.Requester, r.RecordID, r.Patient, r.Category, r.Purpose,
+		r.Decision, r.Reason, r.GrantID, r.BreakGlass, r.JustificationHash, r.JustificationCommitment,
+		r.RequestID, r.ClientRequestID)
+}
+
+// Rows of one INSERT of access events. PostgreSQL takes large
+// statements in one round trip (256 rows of 15 columns are 3,840
+// parameters; its limit is 65,535). The SQLite driver binds each of a
+// statement's parameters by scanning all of them (quadratic in the
+// parameters: gorm's 100-row batches spent most of the catch-up there),
+// so SQLite gets statements of 16 rows.
+const (
+	maxEventsPerInsertPostgres = 256
+	maxEventsPerInsertSQLite   = 16
+)
+
+// insertEvents inserts access events with multi-row INSERT statements
+// built directly (gorm's CreateInBatches reflects over every row and
+// column; access events are most of what a catch-up writes). Statements
+// have a power of two rows, so that prepared statements are few and
+// reused (PrepareStmt).
+func insertEvents(tx *gorm.DB, rows []eventRow) error {
+	limit := maxEventsPerInsertSQLite
+	if database.DialectFor(tx) == database.Postgres {
+		limit = maxEventsPerInsertPostgres
+	}
+	args := make([]any, 0, min(len(rows), limit)*len(eventColumns))
+	for len(rows) > 0 {
+		n := limit
+		for n > len(rows) {
+			n /= 2
+		}
+		args = args[:0]
+		for i := range rows[:n] {
+			args = eventArgs(args, &rows[i])
+		}
+		if err := tx.Exec(eventInsertSQL(n), args...).Error; err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+// eventInsertSQLs caches the INSERT statement of each row count (powers
+// of two).
+var eventInsertSQLs sync.Map // int -> string
+
+func eventInsertSQL(n int) string {
+	if s, ok := eventInsertSQLs.Load(n); ok {
+		return s.(string)
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO consent_access_events (")
+	b.WriteString(strings.Join(eventColumns, ", "))
+	b.WriteString(") VALUES ")
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(eventColumns)), ", ") + ")"
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	s, _ := eventInsertSQLs.LoadOrStore(n, b.String())
+	return s.(string)
 }
 
 // checkSigned applies the passkey rule to entry e at index (a consent
