@@ -27,9 +27,9 @@ const baseWindow = 3
 // checks S < ℓ with a separate full-width comparison (cmp.IsLess), which
 // decomposes S a second time. Here:
 //
-//   - S is decomposed once into ⌈log₂ ℓ⌉ = 252 bits, and S < ℓ is the
-//     decomposition of S + (2²⁵² − ℓ) into 252 bits: with S < 2²⁵² the sum
-//     does not wrap the field (2²⁵² + 2²⁵² − ℓ < p), so it fits 252 bits iff
+//   - S is decomposed once into ⌈log₂ ℓ⌉ = 251 bits, and S < ℓ is the
+//     decomposition of S + (2²⁵¹ − ℓ) into 251 bits: with S < 2²⁵¹ the sum
+//     does not wrap the field (2²⁵¹ + 2²⁵¹ − ℓ < p), so it fits 251 bits iff
 //     S < ℓ;
 //   - [S]B uses the fixed generator B: the multiples [v·8ʲ]B are constants,
 //     so each 3-bit window costs a constant lookup (3 constraints) and one
@@ -46,14 +46,7 @@ func verifySignature(api frontend.API, curve twistededwards.Curve, sig eddsa.Sig
 	h.Write(sig.R.X, sig.R.Y, pub.A.X, pub.A.Y, msg)
 	hRAM := h.Sum()
 
-	order := curve.Params().Order
-	n := order.BitLen() // 252
-	sBits := bits.ToBinary(api, sig.S, bits.WithNbDigits(n))
-	shift := new(big.Int).Lsh(big.NewInt(1), uint(n))
-	shift.Sub(shift, order)
-	bits.ToBinary(api, api.Add(sig.S, shift), bits.WithNbDigits(n)) // S < ℓ
-
-	sB := fixedBaseMul(api, curve, sBits)
+	sB := fixedBaseMul(api, curve, reducedScalarBits(api, sig.S, curve.Params().Order))
 	hA := varBaseMul(api, curve, pub.A, api.ToBinary(hRAM))
 
 	// [8]([S]B − [h]A − R) must be the identity (0, 1).
@@ -62,6 +55,17 @@ func verifySignature(api frontend.API, curve twistededwards.Curve, sig eddsa.Sig
 	q = curve.Double(curve.Double(curve.Double(q)))
 	api.AssertIsEqual(q.X, 0)
 	api.AssertIsEqual(q.Y, 1)
+}
+
+// reducedScalarBits asserts 0 ≤ s < order and returns the little-endian
+// bits of s (order.BitLen() of them).
+func reducedScalarBits(api frontend.API, s frontend.Variable, order *big.Int) []frontend.Variable {
+	n := order.BitLen() // 251 for this curve
+	sBits := bits.ToBinary(api, s, bits.WithNbDigits(n))
+	shift := new(big.Int).Lsh(big.NewInt(1), uint(n))
+	shift.Sub(shift, order)
+	bits.ToBinary(api, api.Add(s, shift), bits.WithNbDigits(n))
+	return sBits
 }
 
 // fixedBaseMul returns [s]B for the curve's generator B and the
