@@ -86,6 +86,45 @@ func TestScalarMul(t *testing.T) {
 	}
 }
 
+// varCircuit checks varBaseMul alone, for scalars up to the field size
+// (the challenge h is a full field element).
+type varCircuit struct {
+	K  frontend.Variable
+	P  twistededwards.Point
+	KP twistededwards.Point
+}
+
+func (c *varCircuit) Define(api frontend.API) error {
+	curve, err := twistededwards.NewEdCurve(api, tedwards.BN254)
+	if err != nil {
+		return err
+	}
+	kp := varBaseMul(api, curve, c.P, api.ToBinary(c.K))
+	api.AssertIsEqual(kp.X, c.KP.X)
+	api.AssertIsEqual(kp.Y, c.KP.Y)
+	return nil
+}
+
+func TestVarBaseMulFullWidth(t *testing.T) {
+	params := edbn254.GetEdwardsCurve()
+	var p edbn254.PointAffine
+	p.ScalarMultiplication(&params.Base, big.NewInt(123456789))
+	p1 := new(big.Int).Sub(ecc.BN254.ScalarField(), big.NewInt(1))
+	for _, k := range []*big.Int{p1, new(big.Int).Lsh(big.NewInt(1), 253), new(big.Int).Mul(&params.Order, big.NewInt(7))} {
+		var kp edbn254.PointAffine
+		kp.ScalarMultiplication(&p, k)
+		w := &varCircuit{K: k, P: point(p), KP: point(kp)}
+		if err := test.IsSolved(&varCircuit{}, w, ecc.BN254.ScalarField()); err != nil {
+			t.Fatalf("k = %v: %v", k, err)
+		}
+		kp.Neg(&kp)
+		w.KP = point(kp)
+		if err := test.IsSolved(&varCircuit{}, w, ecc.BN254.ScalarField()); err == nil && !kp.IsZero() {
+			t.Fatalf("k = %v: −[k]P accepted", k)
+		}
+	}
+}
+
 // sigCircuit runs verifySignature (Std false) or std's eddsa.Verify.
 type sigCircuit struct {
 	Std bool `gnark:"-"`
