@@ -66,7 +66,7 @@ func TestProofFile(t *testing.T) {
     "`, `"public_inputs": [
     "1`},
 		{"named input edited", `"scope": "verifier-acme`, `"scope": "verifier-acmf`},
-		{"version", `"version": 1`, `"version": 2`},
+		{"version", `"version": 2`, `"version": 1`},
 		{"proof truncated", `"proof": "`, `"proof": "AAAA`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"runtime"
 	"time"
 
 	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark/backend"
 	"github.com/consensys/gnark/backend/groth16"
 	"github.com/consensys/gnark/constraint"
+	"github.com/consensys/gnark/constraint/solver"
 	"github.com/consensys/gnark/frontend"
 
 	"github.com/healthgw/healthgw/circuits/age"
@@ -168,7 +171,9 @@ func (p *Prover) Prove(cred *credential.Credential, secret credential.Secret, ch
 	if err != nil {
 		return nil, fmt.Errorf("prove: witness: %w", err)
 	}
-	proof, err := groth16.Prove(p.ccs, p.pk, w)
+	// The solver runs on GOMAXPROCS workers (gnark's default is NumCPU,
+	// which ignores a container's CPU quota; Go sizes GOMAXPROCS from it).
+	proof, err := groth16.Prove(p.ccs, p.pk, w, backend.WithSolverOptions(solver.WithNbTasks(runtime.GOMAXPROCS(0))))
 	if err != nil {
 		// Do not wrap the solver's error: it may quote witness values.
 		return nil, errors.New("prove: groth16 prover failed (keys or credential do not fit the statement)")

@@ -45,9 +45,12 @@ func ParseStatement(s string) (Statement, error) {
 // its constraint count (see testdata/constraints.golden) and must bump the
 // version: old keys do not fit the new circuit.
 func (s Statement) Version() int {
+	// Version 2: packed credential message (credential.Words), EdDSA with
+	// a fixed-base [S]B and a single decomposition of S, the schema bound
+	// as a canonical 32-bit field of the signed message.
 	switch s {
 	case Age, Range, Member:
-		return 1
+		return 2
 	}
 	return 0
 }

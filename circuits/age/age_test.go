@@ -61,6 +61,10 @@ func TestCircuit(t *testing.T) {
 		}
 	})
 
+	t.Run("every public input bound", func(t *testing.T) {
+		credentialtest.AssertPublicInputsBound(t, &age.Circuit{})
+	})
+
 	fieldMinus1 := new(big.Int).Sub(ecc.BN254.ScalarField(), big.NewInt(1))
 	statement := []struct {
 		name   string

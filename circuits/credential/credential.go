@@ -3,6 +3,7 @@ package credential
 import (
 	"errors"
 	"fmt"
+	"math/big"
 
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr/poseidon2"
 	"github.com/consensys/gnark-crypto/ecc/bn254/twistededwards/eddsa"
@@ -25,17 +26,41 @@ type Credential struct {
 	Signature  []byte
 }
 
-// Message returns the signed commitment
-// H(TagCredential, holder, a[0], …, a[7], schema·2³² + expiry). Schema IDs
-// and days are below 2³², so the last element packs both injectively.
-func Message(holder Element, schema uint64, attrs Attributes, expiry Day) Element {
-	xs := make([]Element, 0, 3+NumAttributes)
-	xs = append(xs, elem(TagCredential), holder)
-	for _, a := range attrs {
-		xs = append(xs, elem(a))
+// Words packs the attributes, schema and expiry into NumWords field
+// elements of 192 bits, three 64-bit fields each, least significant first:
+//
+//	W₀ = a[0] + a[1]·2⁶⁴ + a[2]·2¹²⁸
+//	W₁ = a[3] + a[4]·2⁶⁴ + a[5]·2¹²⁸
+//	W₂ = a[6] + a[7]·2⁶⁴ + (expiry + schema·2³²)·2¹²⁸
+//
+// Attributes are below 2⁶⁴ and schema IDs and days below 2³², so the
+// packing is injective, and in-circuit a 192-bit decomposition of a word
+// (unique, as 192 bits are below the field size) recovers exactly these
+// fields.
+func Words(schema uint64, attrs Attributes, expiry Day) [NumWords]Element {
+	var ws [NumWords]Element
+	fields := append(attrs[:], schema<<DayBits|uint64(expiry))
+	for i := range ws {
+		w := new(big.Int)
+		for k := perWord - 1; k >= 0; k-- {
+			w.Lsh(w, ValueBits)
+			w.Or(w, new(big.Int).SetUint64(fields[i*perWord+k]))
+		}
+		ws[i].SetBigInt(w)
 	}
-	xs = append(xs, elem(schema<<DayBits|uint64(expiry)))
-	return hashElements(xs...)
+	return ws
+}
+
+// Message returns the signed commitment
+// H(TagCredential, holder, W₀, W₁, W₂) of the packed words (Words).
+func Message(holder Element, schema uint64, attrs Attributes, expiry Day) Element {
+	ws := Words(schema, attrs, expiry)
+	return hashElements(elem(TagCredential), holder, ws[0], ws[1], ws[2])
+}
+
+// Words returns the packed words of the signed commitment.
+func (c *Credential) Words() [NumWords]Element {
+	return Words(c.Schema.ID, c.Attributes, c.Expiry)
 }
 
 // Message returns the commitment the issuer signed.

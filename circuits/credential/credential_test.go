@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -81,11 +82,26 @@ func TestNativeHashes(t *testing.T) {
 	if got := f.Secret.Nullifier(scope); !got.Equal(&nullifier) {
 		t.Fatal("nullifier differs from gnark-crypto's Poseidon2")
 	}
-	xs := []credential.Element{u(credential.TagCredential), holder}
-	for _, a := range f.Credential.Attributes {
-		xs = append(xs, u(a))
+	// The packed words, written out: three 64-bit fields per word, least
+	// significant first; the last field is expiry + schema·2³².
+	a := f.Credential.Attributes
+	word := func(f0, f1, f2 uint64) credential.Element {
+		w := new(big.Int).SetUint64(f2)
+		w.Lsh(w, 64).Add(w, new(big.Int).SetUint64(f1))
+		w.Lsh(w, 64).Add(w, new(big.Int).SetUint64(f0))
+		var e credential.Element
+		e.SetBigInt(w)
+		return e
 	}
-	xs = append(xs, u(credential.PatientV1.ID<<credential.DayBits|uint64(f.Credential.Expiry)))
+	ws := []credential.Element{
+		word(a[0], a[1], a[2]),
+		word(a[3], a[4], a[5]),
+		word(a[6], a[7], uint64(f.Credential.Expiry)+credential.PatientV1.ID<<32),
+	}
+	if got := f.Credential.Words(); !cmp.Equal(got[:], ws) {
+		t.Fatal("packed words differ from the documented layout")
+	}
+	xs := append([]credential.Element{u(credential.TagCredential), holder}, ws...)
 	msg := md(xs...)
 	if got := f.Credential.Message(); !got.Equal(&msg) {
 		t.Fatal("credential message differs from gnark-crypto's Poseidon2")
@@ -154,7 +170,7 @@ func TestCredentialFile(t *testing.T) {
 		{"unknown field", func(s string) string { return strings.Replace(s, `"schema"`, `"extra": 1, "schema"`, 1) }},
 		{"unknown attribute", func(s string) string { return strings.Replace(s, `"ldl"`, `"height"`, 1) }},
 		{"absent written out", func(s string) string { return strings.Replace(s, `"ldl": "130"`, `"ldl": "18446744073709551615"`, 1) }},
-		{"wrong format", func(s string) string { return strings.Replace(s, "healthgw-credential/v1", "v0", 1) }},
+		{"wrong format", func(s string) string { return strings.Replace(s, "healthgw-credential/v2", "v0", 1) }},
 		{"trailing data", func(s string) string { return s + "{}" }},
 		{"bad issuer", func(s string) string {
 			return strings.Replace(s, f.Credential.Issuer.String(), strings.Repeat("ff", 32), 1)
@@ -165,6 +181,25 @@ func TestCredentialFile(t *testing.T) {
 				t.Fatalf("error = %v, want ErrFile", err)
 			}
 		})
+	}
+}
+
+// TestCredentialFileV1 checks that a credential in the format of circuit
+// version 1 (signed over the unpacked message) is refused with a clear
+// error rather than a bare signature failure.
+func TestCredentialFileV1(t *testing.T) {
+	f := credentialtest.New(t, 3)
+	b, err := credential.MarshalCredential(f.Credential)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := strings.Replace(string(b), credential.CredentialFormat, "healthgw-credential/v1", 1)
+	_, err = credential.ParseCredential([]byte(v1))
+	if !errors.Is(err, credential.ErrFile) || !errors.Is(err, credential.ErrCredentialFormat) {
+		t.Fatalf("error = %v, want ErrFile and ErrCredentialFormat", err)
+	}
+	if !strings.Contains(err.Error(), "reissue") {
+		t.Errorf("error %q does not say what to do", err)
 	}
 }
 

@@ -9,9 +9,13 @@
 // curve (gnark-crypto). A credential is the issuer's signature over a
 // Poseidon2 commitment
 //
-//	m = H(TagCredential, holder, a[0], …, a[7], schema·2³² + expiry)
+//	m = H(TagCredential, holder, W₀, W₁, W₂)
 //
-// where holder = H(TagHolder, secret) is supplied by the patient app (the
+// over three 192-bit words that pack the eight 64-bit attributes a[i],
+// the schema ID and the expiry, three 64-bit fields per word (see Words):
+// W₀ = a[0..2], W₁ = a[3..5], W₂ = a[6], a[7], expiry + schema·2³².
+//
+// holder = H(TagHolder, secret) is supplied by the patient app (the
 // gateway never sees the secret), schema is the schema ID, a[i] are the
 // eight integer attributes named by the schema and expiry is the last day
 // (inclusive) on which the credential is valid. H is the Poseidon2
@@ -46,13 +50,30 @@
 // in a constraint. It returns the attribute selected by the public
 // attribute index, range-checked to 64 bits, for the statement's predicate.
 //
-// Cost: 9,654 R1CS constraints, of which about 7,050 verify the EdDSA
-// signature (std/signature/eddsa: the 254-bit double-base scalar
-// multiplication, S < ℓ, and the Poseidon2 challenge hash of R, A, m),
-// 2,420 are the other Poseidon2 hashes (13 absorbed variables at about 186
-// constraints each: the commitment, holder commitment and nullifier), 100
-// range-check and compare the date and expiry (32 bits), and the rest
-// select and range-check the attribute and bind the nonce. Range checks
-// are bit decompositions (std/math/bits) and comparisons std/math/cmp's
-// bounded comparator, so the circuits need no Groth16 commitment.
+// Cost: 7,294 R1CS constraints (credential format v2, circuit version 2):
+//
+//   - 5,516 verify the EdDSA signature (verifySignature): the Poseidon2
+//     challenge hash of R, A, m (930), the decomposition of S with S < ℓ
+//     (504), the canonical decomposition of the challenge (509), [S]B
+//     with constant 3-bit window tables (~750: no doublings, as B is
+//     fixed), [h]A with 2-bit windows (~2,800) and the cofactored check;
+//   - 1,302 are the other Poseidon2 permutations (about 186 each, a
+//     constant first block is free): the commitment m (4), the holder
+//     commitment (1) and the nullifier (2);
+//   - 386 decompose the selected word and the last word into 192 bits,
+//     which range-checks the attribute (64 bits), the expiry and the
+//     schema (32 bits each) and binds the schema to its public input;
+//   - the rest compare the date with the expiry, select the attribute and
+//     bind the nonce.
+//
+// Version 1 (9,654) hashed the eleven message elements one by one (11
+// permutations), range-checked expiry and attribute separately and used
+// std/signature/eddsa as is, whose double-base multiplication decomposes
+// S and the challenge again and whose S < ℓ comparison decomposes S a
+// second time. Range checks are bit decompositions (std/math/bits) and
+// comparisons std/math/cmp's bounded comparator, so the circuits need no
+// Groth16 commitment (which would make proofs larger, verification an
+// extra pairing check slower and the ceremony more complex; the std
+// lattice-based scalar multiplications need one too, through emulated
+// arithmetic and log-derivative lookups).
 package credential

@@ -16,7 +16,7 @@ import (
 // (and what POST /v1/credentials returns):
 //
 //	{
-//	  "format": "healthgw-credential/v1",
+//	  "format": "healthgw-credential/v2",
 //	  "issuer": "<hex compressed issuer public key>",
 //	  "schema": "healthgw/patient/v1",
 //	  "holder": "<hex holder commitment>",
@@ -31,12 +31,20 @@ import (
 //
 //	{"format": "healthgw-holder-secret/v1", "secret": "<hex>", "holder": "<hex commitment>"}
 const (
-	CredentialFormat = "healthgw-credential/v1"
-	SecretFormat     = "healthgw-holder-secret/v1"
+	CredentialFormat = "healthgw-credential/v2"
+	// credentialFormatV1 is the format of credentials signed over the
+	// unpacked message of circuit version 1; their signatures do not
+	// verify under the v2 message, so they must be reissued.
+	credentialFormatV1 = "healthgw-credential/v1"
+	SecretFormat       = "healthgw-holder-secret/v1"
 )
 
 // ErrFile reports a malformed credential or secret file.
 var ErrFile = errors.New("malformed file")
+
+// ErrCredentialFormat reports a credential file in an older format, which
+// the issuer must reissue.
+var ErrCredentialFormat = errors.New("credential format no longer supported")
 
 type credentialJSON struct {
 	Format     string            `json:"format"`
@@ -80,6 +88,9 @@ func ParseCredential(data []byte) (*Credential, error) {
 	var j credentialJSON
 	if err := decodeStrict(data, &j); err != nil {
 		return nil, err
+	}
+	if j.Format == credentialFormatV1 {
+		return nil, fmt.Errorf("%w: %w: format %q is no longer accepted (the signed message changed with circuit version 2); ask the issuer to reissue the credential", ErrFile, ErrCredentialFormat, j.Format)
 	}
 	if j.Format != CredentialFormat {
 		return nil, fmt.Errorf("%w: format %q, want %q", ErrFile, j.Format, CredentialFormat)

@@ -16,18 +16,27 @@ import (
 
 // Range-check widths. Every compared value is range-checked before a
 // comparison: attributes, cutoffs and bounds are below 2⁶⁴, the proof date
-// and the expiry below 2³² (MaxDay < 2²²).
+// and the expiry below 2³² (MaxDay < 2²²). Schema IDs are below 2³² too.
 const (
 	ValueBits = 64
 	DayBits   = 32
 )
 
-// Gadget is the private part of a credential inside a circuit.
+// The packed layout of the signed message: NumWords words of wordBits
+// bits, perWord 64-bit fields each (see Words).
+const (
+	NumWords = 3
+	perWord  = 3
+	wordBits = perWord * ValueBits
+)
+
+// Gadget is the private part of a credential inside a circuit: the holder
+// secret, the three packed attribute words of the signed message (see
+// Words) and the issuer's signature.
 type Gadget struct {
-	Secret     frontend.Variable
-	Attributes [NumAttributes]frontend.Variable
-	Expiry     frontend.Variable
-	Signature  eddsa.Signature
+	Secret    frontend.Variable
+	Words     [NumWords]frontend.Variable
+	Signature eddsa.Signature
 }
 
 // Public holds the public inputs common to every statement. Embed it in a
@@ -43,20 +52,26 @@ type Public struct {
 }
 
 // Verify adds the constraints every statement shares and returns the
-// selected attribute, range-checked to ValueBits bits and different from
-// Absent:
+// selected attribute, below 2⁶⁴ and different from Absent:
 //
 //   - holder = H(TagHolder, Secret) (knowledge of the holder secret);
-//   - m = H(TagCredential, holder, Attributes…, Schema·2³² + Expiry);
+//   - m = H(TagCredential, holder, W₀, W₁, W₂) (the packed words, see
+//     Words);
 //   - Signature is a valid EdDSA signature of m under Issuer (R and the
-//     key are asserted on the curve; S < group order is checked by the
-//     std gadget);
-//   - Date ≤ Expiry, both range-checked to DayBits first;
+//     key are asserted on the curve; S < ℓ; see verifySignature);
+//   - W₂ is decomposed into 192 bits, which range-checks its fields:
+//     Expiry < 2³² and the schema field < 2³², and the schema field equals
+//     the public Schema — so Schema is a canonical 32-bit value and is bound
+//     in a constraint;
+//   - Date ≤ Expiry, Date range-checked to DayBits first;
 //   - Nullifier = H(TagNullifier, Secret, Scope);
 //   - Nonce ≠ 0, which puts the nonce in a constraint: Groth16 does not
 //     bind a public input that no constraint uses, so without this a proof
 //     would verify under any nonce;
-//   - the attribute is Attributes[Attribute] (Attribute < NumAttributes).
+//   - the attribute is 64-bit field Attribute mod 3 of the word
+//     Attribute / 3, with Attribute < NumAttributes: the selected word is
+//     decomposed into 192 bits, so its fields are exactly the signed ones
+//     (a decomposition below the field size is unique).
 func (g *Gadget) Verify(api frontend.API, pub *Public) (frontend.Variable, error) {
 	curve, err := twistededwards.NewEdCurve(api, tedwards.BN254)
 	if err != nil {
@@ -75,11 +90,8 @@ func (g *Gadget) Verify(api frontend.API, pub *Public) (frontend.Variable, error
 	if err != nil {
 		return nil, err
 	}
-	// Expiry < 2³² is range-checked below, so Schema·2³² + Expiry is an
-	// injective packing (schema IDs are below 2³²; Schema is public).
 	msg := []frontend.Variable{TagCredential, holder}
-	msg = append(msg, g.Attributes[:]...)
-	msg = append(msg, api.Add(api.Mul(pub.Schema, 1<<DayBits), g.Expiry))
+	msg = append(msg, g.Words[:]...)
 	m, err := hash(msg...)
 	if err != nil {
 		return nil, err
@@ -91,13 +103,16 @@ func (g *Gadget) Verify(api frontend.API, pub *Public) (frontend.Variable, error
 	if err != nil {
 		return nil, fmt.Errorf("credential gadget: %w", err)
 	}
-	if err := eddsa.Verify(curve, g.Signature, m, pub.Issuer, h); err != nil {
-		return nil, fmt.Errorf("credential gadget: %w", err)
-	}
+	verifySignature(api, curve, g.Signature, m, pub.Issuer, h)
+
+	// W₂ = a₆ + a₇·2⁶⁴ + expiry·2¹²⁸ + schema·2¹⁶⁰.
+	last := bits.ToBinary(api, g.Words[NumWords-1], bits.WithNbDigits(wordBits))
+	expiry := bits.FromBinary(api, last[2*ValueBits:2*ValueBits+DayBits], bits.WithUnconstrainedInputs())
+	schema := bits.FromBinary(api, last[2*ValueBits+DayBits:], bits.WithUnconstrainedInputs())
+	api.AssertIsEqual(pub.Schema, schema)
 
 	RangeCheck(api, pub.Date, DayBits)
-	RangeCheck(api, g.Expiry, DayBits)
-	AssertLessOrEqual(api, pub.Date, g.Expiry, DayBits)
+	AssertLessOrEqual(api, pub.Date, expiry, DayBits)
 
 	nf, err := hash(TagNullifier, g.Secret, pub.Scope)
 	if err != nil {
@@ -107,8 +122,19 @@ func (g *Gadget) Verify(api frontend.API, pub *Public) (frontend.Variable, error
 
 	api.AssertIsDifferent(pub.Nonce, 0)
 
-	attr := selector.Mux(api, pub.Attribute, g.Attributes[:]...)
-	RangeCheck(api, attr, ValueBits)
+	// Attribute i is field i mod 3 of word i / 3. selector.Mux asserts
+	// Attribute < NumAttributes.
+	var words, fields [NumAttributes]frontend.Variable
+	for i := range words {
+		words[i] = g.Words[i/perWord]
+	}
+	word := selector.Mux(api, pub.Attribute, words[:]...)
+	wb := bits.ToBinary(api, word, bits.WithNbDigits(wordBits))
+	for i := range fields {
+		k := i % perWord
+		fields[i] = bits.FromBinary(api, wb[k*ValueBits:(k+1)*ValueBits], bits.WithUnconstrainedInputs())
+	}
+	attr := selector.Mux(api, pub.Attribute, fields[:]...)
 	api.AssertIsDifferent(attr, new(big.Int).SetUint64(Absent))
 	return attr, nil
 }
@@ -162,10 +188,9 @@ func (g *Gadget) Assign(c *Credential, secret Secret) error {
 		return err
 	}
 	g.Secret = BigInt(secret.e)
-	for i, a := range c.Attributes {
-		g.Attributes[i] = new(big.Int).SetUint64(a)
+	for i, w := range c.Words() {
+		g.Words[i] = BigInt(w)
 	}
-	g.Expiry = new(big.Int).SetUint64(uint64(c.Expiry))
 	g.Signature.R.X = BigInt(rx)
 	g.Signature.R.Y = BigInt(ry)
 	g.Signature.S = new(big.Int).SetBytes(s)

@@ -14,9 +14,12 @@ import (
 // Domain tags: the first element of every hash, so that hashes made for
 // different purposes never coincide.
 const (
-	TagHolder     = 1 // holder commitment H(TagHolder, secret)
-	TagNullifier  = 2 // nullifier H(TagNullifier, secret, scope)
-	TagCredential = 3 // signed message H(TagCredential, holder, schema, a…, expiry)
+	TagHolder    = 1 // holder commitment H(TagHolder, secret)
+	TagNullifier = 2 // nullifier H(TagNullifier, secret, scope)
+	// TagCredential starts the signed message H(TagCredential, holder,
+	// W₀, W₁, W₂) of credential format v2 (see Words). Tag 3 was the
+	// unpacked message of format v1 and is not reused.
+	TagCredential = 4
 )
 
 // Domain-separation strings of the hash-to-field maps (RFC 9380

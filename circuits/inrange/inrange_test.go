@@ -44,6 +44,9 @@ func TestCircuit(t *testing.T) {
 	}
 
 	valid := f.Valid(t, "hba1c")
+	t.Run("every public input bound", func(t *testing.T) {
+		credentialtest.AssertPublicInputsBound(t, &inrange.Circuit{})
+	})
 	for _, tc := range []struct {
 		name   string
 		lo, hi uint64

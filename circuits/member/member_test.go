@@ -76,6 +76,9 @@ func TestCircuit(t *testing.T) {
 
 	valid := f.Valid(t, "diagnosis")
 	good := witness{root: diabetes.Root(), index: index, path: path}
+	t.Run("every public input bound", func(t *testing.T) {
+		credentialtest.AssertPublicInputsBound(t, &member.Circuit{})
+	})
 	t.Run("valid", func(t *testing.T) {
 		if err := solve(assign(valid, good)); err != nil {
 			t.Fatalf("valid assignment not solved: %v", err)

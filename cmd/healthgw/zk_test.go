@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -82,7 +83,7 @@ func TestZKFlow(t *testing.T) {
 		t.Errorf("setup --dev printed no warning banner:\n%s", errOut)
 	}
 	out = mustZK(t, "circuits", "--keys", p("keys"))
-	if !strings.Contains(out, "age        1        dev") {
+	if !strings.Contains(out, "age        "+strconv.Itoa(circuits.Age.Version())+"        dev") {
 		t.Errorf("circuits output:\n%s", out)
 	}
 

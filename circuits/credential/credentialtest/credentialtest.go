@@ -219,5 +219,21 @@ func (f *Fixture) Cases(t testing.TB, attr string) []Case {
 			c.Inputs.Attribute = credential.NumAttributes
 		}),
 		with("another schema", credential.ErrUnknownSchema, func(c *Case) { c.Inputs.Schema = 2 }),
+		with("schema 2³² + 1", credential.ErrUnknownSchema, func(c *Case) {
+			c.Mutate = func(_ *credential.Gadget, pub *credential.Public) {
+				pub.Schema = new(big.Int).Add(big.NewInt(1<<credential.DayBits), pub.Schema.(*big.Int))
+			}
+		}),
+		// Version 1 packed Schema·2³² + Expiry with Schema unchecked: the
+		// field element schema' = schema + (expiry − date)·2⁻³² made an
+		// expired credential's last element equal to the one with expiry
+		// = date. Version 2 reads schema and expiry from the 192-bit
+		// decomposition of the signed word, so schema' is refused.
+		with("non-canonical schema shifting the expiry", expired.Check(f.Secret, f.Date), func(c *Case) {
+			c.Credential = expired
+			c.Mutate = func(_ *credential.Gadget, pub *credential.Public) {
+				pub.Schema = shiftedSchema(credential.PatientV1.ID, expired.Expiry, f.Date)
+			}
+		}),
 	}
 }

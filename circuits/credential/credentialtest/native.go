@@ -5,6 +5,8 @@ import (
 	"math/big"
 
 	"github.com/consensys/gnark-crypto/ecc/bn254/twistededwards"
+
+	"github.com/healthgw/healthgw/circuits/credential"
 )
 
 var (
@@ -25,4 +27,17 @@ func nativeOtherKey(f *Fixture) error {
 func addOrder(s *big.Int) *big.Int {
 	curve := twistededwards.GetEdwardsCurve()
 	return new(big.Int).Add(s, &curve.Order)
+}
+
+// shiftedSchema returns schema + (expiry − date)·2⁻³² in the BN254 scalar
+// field: with it, schema'·2³² + date = schema·2³² + expiry.
+func shiftedSchema(schema uint64, expiry, date credential.Day) *big.Int {
+	var d, inv, s credential.Element
+	d.SetInt64(int64(expiry) - int64(date))
+	inv.SetUint64(1 << credential.DayBits)
+	inv.Inverse(&inv)
+	d.Mul(&d, &inv)
+	s.SetUint64(schema)
+	s.Add(&s, &d)
+	return credential.BigInt(s)
 }
