@@ -9,7 +9,7 @@
 // secret and the nullifier.
 //
 // Constraint cost (R1CS, BN254; testdata/constraints.golden in package
-// circuits is authoritative): 7,425 = the credential gadget (7,294, see
+// circuits is authoritative): 8,966 = the credential gadget (8,835, see
 // package credential) + 131 for the 64-bit range check of the cutoff and
 // the bounded comparison attribute ≤ cutoff.
 package age

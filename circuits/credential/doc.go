@@ -50,13 +50,11 @@
 // in a constraint. It returns the attribute selected by the public
 // attribute index, range-checked to 64 bits, for the statement's predicate.
 //
-// Cost: 7,294 R1CS constraints (credential format v2, circuit version 2):
+// Cost: 8,835 R1CS constraints (credential format v2, circuit version 2):
 //
-//   - 5,516 verify the EdDSA signature (verifySignature): the Poseidon2
-//     challenge hash of R, A, m (930), the decomposition of S with S < ℓ
-//     (504), the canonical decomposition of the challenge (509), [S]B
-//     with constant 3-bit window tables (~750: no doublings, as B is
-//     fixed), [h]A with 2-bit windows (~2,800) and the cofactored check;
+//   - 7,057 verify the EdDSA signature with std/signature/eddsa.Verify
+//     (the Poseidon2 challenge hash of R, A, m, S < ℓ, the double-base
+//     multiplication and the cofactored check);
 //   - 1,302 are the other Poseidon2 permutations (about 186 each, a
 //     constant first block is free): the commitment m (4), the holder
 //     commitment (1) and the nullifier (2);
@@ -67,10 +65,7 @@
 //     bind the nonce.
 //
 // Version 1 (9,654) hashed the eleven message elements one by one (11
-// permutations), range-checked expiry and attribute separately and used
-// std/signature/eddsa as is, whose double-base multiplication decomposes
-// S and the challenge again and whose S < ℓ comparison decomposes S a
-// second time. Range checks are bit decompositions (std/math/bits) and
+// permutations), range-checked expiry and attribute separately. Range checks are bit decompositions (std/math/bits) and
 // comparisons std/math/cmp's bounded comparator, so the circuits need no
 // Groth16 commitment (which would make proofs larger, verification an
 // extra pairing check slower and the ceremony more complex; the std

@@ -58,7 +58,7 @@ type Public struct {
 //   - m = H(TagCredential, holder, W₀, W₁, W₂) (the packed words, see
 //     Words);
 //   - Signature is a valid EdDSA signature of m under Issuer (R and the
-//     key are asserted on the curve; S < ℓ; see verifySignature);
+//     key are asserted on the curve; std/signature/eddsa.Verify);
 //   - W₂ is decomposed into 192 bits, which range-checks its fields:
 //     Expiry < 2³² and the schema field < 2³², and the schema field equals
 //     the public Schema — so Schema is a canonical 32-bit value and is bound
@@ -103,7 +103,9 @@ func (g *Gadget) Verify(api frontend.API, pub *Public) (frontend.Variable, error
 	if err != nil {
 		return nil, fmt.Errorf("credential gadget: %w", err)
 	}
-	verifySignature(api, curve, g.Signature, m, pub.Issuer, h)
+	if err := eddsa.Verify(curve, g.Signature, m, pub.Issuer, h); err != nil {
+		return nil, fmt.Errorf("credential gadget: %w", err)
+	}
 
 	// W₂ = a₆ + a₇·2⁶⁴ + expiry·2¹²⁸ + schema·2¹⁶⁰.
 	last := bits.ToBinary(api, g.Words[NumWords-1], bits.WithNbDigits(wordBits))

@@ -10,7 +10,7 @@
 // date, knowledge of the holder secret and the nullifier.
 //
 // Constraint cost (R1CS, BN254; testdata/constraints.golden in package
-// circuits is authoritative): 7,556 = the credential gadget (7,294, see
+// circuits is authoritative): 9,097 = the credential gadget (8,835, see
 // package credential) + 262 for the 64-bit range checks of Lo and Hi and
 // the two bounded comparisons.
 package inrange

@@ -18,7 +18,7 @@
 // its budget (see nodeHasher).
 //
 // Constraint cost (R1CS, BN254; testdata/constraints.golden in package
-// circuits is authoritative): 11,262 = the credential gadget (7,294, see
+// circuits is authoritative): 12,803 = the credential gadget (8,835, see
 // package credential) + 3,968 for the path: 21 Poseidon2 compressions (the
 // leaf and 20 levels, about 186 each), 40 selections and the 20-bit index
 // decomposition.
