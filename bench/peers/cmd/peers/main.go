@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -220,7 +219,7 @@ func uptime() string {
 	return "unknown"
 }
 
-// goBuild runs `go args...` in the repository root.
+// goCmd runs `go args...` in the repository root.
 func (s *suite) goCmd(ctx context.Context, args ...string) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = s.cfg.Repo
@@ -230,5 +229,3 @@ func (s *suite) goCmd(ctx context.Context, args ...string) error {
 	}
 	return nil
 }
-
-var errSkip = errors.New("skip")
