@@ -9,3 +9,7 @@ const TestOrigin = testOrigin
 var TestTime = testTime
 
 const FollowBatch = followBatch
+
+// SetUnsettledCap sets how many envelopes of outcome-unknown appends n
+// keeps, forgetting those it kept.
+func (n *Node) SetUnsettledCap(c int) { n.unsettled.init(c) }

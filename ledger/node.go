@@ -208,6 +208,11 @@ type Node struct {
 	// appendMu orders registry appends (gateway and org registrations)
 	// with the authority check, so two can't race past it.
 	appendMu sync.Mutex
+
+	// unsettled are the envelopes of appends whose outcome is unknown,
+	// by the entry's key, for a retry to submit again (retry.go). Only
+	// over a RepeatAnswerer store; empty otherwise.
+	unsettled unsettledSet
 }
 
 var _ Log = (*Node)(nil)
@@ -239,6 +244,9 @@ func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
 	n.cache.init(entryCacheSize)
 	n.pending = make(map[Digest]cachedEntry)
 	n.landed = make(map[uint64]landedEntry)
+	if _, ok := store.(RepeatAnswerer); ok {
+		n.unsettled.init(DefaultUnsettled)
+	}
 	if o, ok := store.(AppendObserver); ok {
 		o.ObserveAppends(n.observeAppends)
 	}
@@ -590,6 +598,11 @@ type Prepared struct {
 	subject   string
 	statement []byte
 	st        Statement
+	// key identifies the entry's content (entryKey), when keyed: an
+	// append of the same key whose outcome is unknown is submitted
+	// again.
+	key   Digest
+	keyed bool
 }
 
 // Commitment is what attestations of the prepared entry sign.
@@ -598,13 +611,22 @@ func (p *Prepared) Commitment() Digest { return Commitment(p.statement) }
 // Statement returns the prepared entry's canonical statement.
 func (p *Prepared) Statement() []byte { return bytes.Clone(p.statement) }
 
-// Prepare translates e into a v2 statement authored by this gateway.
+// Prepare translates e into a v2 statement authored by this gateway. If
+// an earlier append of the same entry (same type, org and body) has an
+// unknown outcome, Prepare returns that append's statement (same salt,
+// same commitment), so that the retry is the same entry.
 func (n *Node) Prepare(e Entry) (*Prepared, error) {
 	if n.signer == nil {
 		return nil, ErrReadOnlyNode
 	}
 	if err := checkDomain(e); err != nil {
 		return nil, err
+	}
+	key, keyed := entryKey(e)
+	if u, ok := n.unsettled.get(key); ok && keyed {
+		p := u.prepared
+		p.entry = e
+		return &p, nil
 	}
 	salt, err := NewSalt()
 	if err != nil {
@@ -626,12 +648,19 @@ func (n *Node) Prepare(e Entry) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Prepared{entry: e, subject: v.subject, statement: statement, st: st}, nil
+	return &Prepared{entry: e, subject: v.subject, statement: statement, st: st, key: key, keyed: keyed}, nil
 }
 
 // AppendPrepared signs the prepared entry with its attestations (their
 // digest is in the signed header, the attestations in the opening) and
 // appends it.
+//
+// If an earlier append of the same prepared statement with the same
+// attestations has an unknown outcome (the store was unavailable after
+// it may have submitted it, see OutcomeUnknown), AppendPrepared submits
+// that append's envelope again, byte for byte, instead of sealing a new
+// one: the store recognises it and answers with its index if it was
+// committed meanwhile, and the two attempts can never both be.
 //
 // The statement was encoded and strictly decoded once, by Prepare; the
 // header, the opening and the sealed opening are built from it without
@@ -643,6 +672,20 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		return 0, fmt.Errorf("%w: not a prepared entry", ErrMalformed)
 	}
 	st := p.st
+	att, err := AttestationsDigest(atts)
+	if err != nil {
+		return 0, err
+	}
+	if u, ok := n.unsettled.get(p.key); ok && p.keyed && u.att == att && bytes.Equal(u.prepared.statement, p.statement) {
+		if clearType(u.cached.header.Type) {
+			n.appendMu.Lock()
+			defer n.appendMu.Unlock()
+		}
+		// Authorship was checked when it was sealed, and the store
+		// checks it again; checking it here once more would refuse the
+		// retry of a registration that was committed meanwhile.
+		return n.submit(ctx, p, u.att, u.env, u.cached)
+	}
 	h, header, err := n.signer.sign(st, p.statement, atts)
 	if err != nil {
 		return 0, err
@@ -710,7 +753,16 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 	dom := Entry{Type: h.Type, Version: CurrentVersion, Org: org, Author: h.Author, Body: body, Commitment: h.Commitment}
 	dom.Attestations = atts
 	c := cachedEntry{entry: dom, opening: o, header: h, statement: registryStatement(h, &st)}
-	seal := Seal(header)
+	return n.submit(ctx, p, att, env, c)
+}
+
+// submit appends env, the envelope of prepared entry p with attestations
+// digest att, whose entry in the node's cache is c. An outcome-unknown
+// failure keeps env for a retry (retry.go); a known outcome forgets it.
+// Registry appends hold n.appendMu.
+func (n *Node) submit(ctx context.Context, p *Prepared, att Digest, env Envelope, c cachedEntry) (uint64, error) {
+	h, registry := c.header, clearType(c.header.Type)
+	seal := Seal(env.Header)
 	n.pmu.Lock()
 	n.pending[seal] = c
 	n.pmu.Unlock()
@@ -733,6 +785,15 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		delete(n.landed, idx)
 	}
 	n.pmu.Unlock()
+	switch {
+	case !p.keyed:
+	case OutcomeUnknown(err):
+		n.unsettled.put(unsettledEntry{key: p.key, prepared: *p, att: att, env: env, cached: c})
+	case err == nil:
+		n.unsettled.forget(p.key) // the write is in the log
+	default:
+		n.unsettled.settle(p.key, seal) // this envelope was refused
+	}
 	if err != nil {
 		return idx, err
 	}

@@ -19,7 +19,8 @@ import (
 // uploads a record and a patient grants consent at node 1 while two of
 // the four validators are down. Both writes are answered 503, saying
 // their outcome is unknown, with the key to repeat them and where to
-// look. The quorum comes back and the transactions waiting in the
+// look; so are their repeats while the quorum is still lost (they
+// resubmit the same entries). The quorum comes back and the transactions waiting in the
 // mempools commit: the registration has its record (kept pending, then
 // published as the registration is applied), and the repeats with the
 // same Idempotency-Keys answer with the writes' results and append
@@ -62,13 +63,25 @@ func TestConsortiumUnknownOutcome(t *testing.T) {
 	if _, _, err := n1.vault.Open(t.Context(), recID); err == nil {
 		t.Fatalf("record %s readable before its registration is known", recID)
 	}
+	// The client repeats both while the quorum is still lost: again 503,
+	// outcome unknown, about the same record and consent. The gateway
+	// submits the first attempts' envelopes again (ledger.Node keeps
+	// them), so the repeats cannot commit a second entry.
+	status, body = n1.do("POST", "/v1/records", atok, upload, recKey...)
+	if id := unknown("upload repeated", status, body, "upload-1", "/v1/records/"); id != recID {
+		t.Fatalf("upload repeated: record %s, first attempt %s", id, recID)
+	}
+	status, body = n1.do("POST", "/v1/consents", ptok, grant, grantKey...)
+	if id := unknown("grant repeated", status, body, "grant-1", "/v1/consents/"); id != consentID {
+		t.Fatalf("grant repeated: consent %s, first attempt %s", id, consentID)
+	}
 
 	// The quorum is back: the transactions in the mempools commit.
 	c.net.StartNode(2)
 	log1 := c.net.Log(0)
 	waitCommitted(t, log1, func() bool {
-		return len(entriesFor(n1, ledger.TypeRecordRegistered, recID)) == 1 &&
-			len(entriesFor(n1, ledger.TypeConsentGranted, consentID)) == 1
+		return len(entriesFor(n1, ledger.TypeRecordRegistered, recID)) >= 1 &&
+			len(entriesFor(n1, ledger.TypeConsentGranted, consentID)) >= 1
 	})
 	// The registration has its record: still pending until the store
 	// applies the registration, then published, with no retry.

@@ -48,7 +48,15 @@ type Log struct {
 var (
 	_ ledger.Store           = (*Log)(nil)
 	_ ledger.GenesisGateways = (*Log)(nil)
+	_ ledger.RepeatAnswerer  = (*Log)(nil)
 )
+
+// AnswersRepeats implements ledger.RepeatAnswerer: AppendEnvelope of an
+// envelope whose entry is committed returns its index, and the
+// application refuses a second transaction carrying it
+// (CodeDuplicateEntry), so a gateway retrying a write whose outcome is
+// unknown submits the first envelope again and never appends it twice.
+func (*Log) AnswersRepeats() {}
 
 // ErrReadOnly: the node has no gateway key, so it replicates and serves
 // the log but cannot append to it.
