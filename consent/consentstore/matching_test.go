@@ -112,7 +112,7 @@ func TestGrantsMatchingDecidesAsAll(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
 		f := newFixture(t, db)
 		t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-		n, rounds := 300, 2000
+		n, rounds := 300, 1000
 		if testing.Short() {
 			n, rounds = 100, 500
 		}
