@@ -112,9 +112,9 @@ func TestGrantsMatchingDecidesAsAll(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
 		f := newFixture(t, db)
 		t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-		n, rounds := 300, 1000
+		n, rounds := 150, 400
 		if testing.Short() {
-			n, rounds = 100, 500
+			n, rounds = 60, 150
 		}
 		randomGrants(t, rng, f, n, t0)
 		checkMatching(t, rng, f, t0, rounds)
