@@ -112,7 +112,7 @@ func TestGrantsMatchingDecidesAsAll(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
 		f := newFixture(t, db)
 		t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-		n, rounds := 150, 400
+		n, rounds := 120, 240
 		if testing.Short() {
 			n, rounds = 60, 150
 		}
