@@ -70,9 +70,9 @@ func (c *statementCounter) during(fn func()) []string {
 
 // TestGatedReadStatements counts the SQL statements of one consent-gated
 // read on the real SQLite path: the record row once (metadata and
-// ciphertext together), the grants that can decide (one indexed query), and the
-// access.decided append (lock the head, insert, update the head). At most
-// six.
+// ciphertext together), the grants that can decide (one indexed query:
+// consentstore.GrantsMatching), and the access.decided append (lock the
+// head, insert, update the head). At most five.
 func TestGatedReadStatements(t *testing.T) {
 	const maxStatements = 5
 	dir := t.TempDir()
