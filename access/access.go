@@ -45,6 +45,16 @@ type Grants interface {
 	Grant(ctx context.Context, id string) (consent.Grant, error)
 }
 
+// GrantMatcher is implemented by a Grants that can load, for one
+// request, just the grants that can decide it (consentstore.Store's
+// index). A gated read uses it when Config.Grants has it, and GrantsFor
+// otherwise; Decide gives the same decision on either.
+type GrantMatcher interface {
+	// GrantsMatching returns the grants of req.Patient that can decide
+	// req (a superset of those consent.Decide considers), oldest first.
+	GrantsMatching(ctx context.Context, req consent.Request) ([]consent.Grant, error)
+}
+
 // Log is the ledger as the use cases need it: appends, and reads and
 // proofs for receipts (ledger.Log satisfies it).
 type Log interface {
@@ -437,7 +447,7 @@ func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.R
 	creq := consentRequest(req.Caller, r, req.Purpose, req.Justification)
 	// Grants are loaded on every path (the holder's own read, a missing
 	// record), so that no path does less work than a denied read.
-	grants, err := s.cfg.Grants.GrantsFor(ctx, r.Patient, req.Caller.Org, req.Caller.Kind)
+	grants, err := s.grantsFor(ctx, creq)
 	if err != nil {
 		return consent.Decision{}, 0, fmt.Errorf("access: load grants: %w", err)
 	}
@@ -475,6 +485,16 @@ func (s *Service) decideAndLog(ctx context.Context, req ReadRequest, r records.R
 	// The access-event projection is not updated here, on the hot path:
 	// the queries that show events catch it up first.
 	return d, idx, nil
+}
+
+// grantsFor loads the grants that can decide creq: through the index
+// when the store has one (GrantMatcher), else every grant of the patient
+// naming the requester.
+func (s *Service) grantsFor(ctx context.Context, creq consent.Request) ([]consent.Grant, error) {
+	if m, ok := s.cfg.Grants.(GrantMatcher); ok {
+		return m.GrantsMatching(ctx, creq)
+	}
+	return s.cfg.Grants.GrantsFor(ctx, creq.Patient, creq.Requester, creq.RequesterKind)
 }
 
 // ListRequest asks for the records of one patient that a caller may read.

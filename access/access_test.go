@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -46,13 +47,24 @@ type world struct {
 
 func newWorld(t *testing.T, policy consent.Policy) *world {
 	t.Helper()
+	return newWorldWith(t, policy, false)
+}
+
+// newWorldWith is newWorld whose projection is an access.GrantMatcher
+// when matching is set.
+func newWorldWith(t *testing.T, policy consent.Policy, matching bool) *world {
+	t.Helper()
 	w := &world{log: newMemLog(t), vault: &vault{}, justs: &justifications{}}
 	w.proj = &projection{log: w.log}
+	var grants access.Grants = w.proj
+	if matching {
+		grants = matchingProjection{w.proj}
+	}
 	w.setNow(t0)
 	w.vault.put(records.Record{ID: labID, Holder: "hosp-a", Patient: pseudonym("pat-1"), Category: "labs", ResourceType: "Observation", ContentType: "application/fhir+json"}, `{"resourceType":"Observation"}`)
 	w.vault.put(records.Record{ID: notesID, Holder: "hosp-a", Patient: pseudonym("pat-1"), Category: "notes", ContentType: "application/pdf"}, "%PDF")
 	w.Service = access.New(access.Config{
-		Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: w.log, Sync: w.proj, Policy: policy,
+		Vault: w.vault, Grants: grants, Orgs: testOrgs, Justifications: w.justs, Log: w.log, Sync: w.proj, Policy: policy,
 		Now: func() time.Time { return *w.now.Load() },
 	})
 	return w
@@ -112,106 +124,112 @@ func TestRead(t *testing.T) {
 			grants: []consent.Grant{{Grantee: consent.Grantee{Kind: auth.KindHospital}, Effect: consent.Deny, Actions: []consent.Action{consent.ActionRead}, Purposes: []consent.Purpose{consent.PurposeEmergencyTreatment}}},
 			req:    access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyExplicit, glass: true},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := newWorld(t, tt.policy)
-			for _, g := range tt.grants {
-				w.grant(t, "pat-1", g)
-			}
-			before := len(w.log.decoded(t, ledger.TypeAccessDecided))
-			w.proj.resetCalls()
-			res, err := w.Read(t.Context(), tt.req)
-			if err != tt.wantErr { // deny and missing are the very same error
-				t.Fatalf("Read: err = %v, want %v", err, tt.wantErr)
-			}
-			wantDecrypted := 0
-			if err == nil {
-				wantDecrypted = 1
-			}
-			if (err == nil) != (res.Content != nil) || w.vault.decryptedCount() != wantDecrypted {
-				t.Errorf("content %q with err %v after %d decryptions", res.Content, err, w.vault.decryptedCount())
-			}
-			if err == nil && res.Record.ID != tt.req.RecordID {
-				t.Errorf("record %+v", res.Record)
-			}
-			logged := w.log.decoded(t, ledger.TypeAccessDecided)[before:]
-			if tt.reason == "" {
-				if len(logged) != 0 || res.Logged {
-					t.Fatalf("logged %+v for a read that reached no decision", logged)
+	for _, matching := range []bool{false, true} {
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/matching=%v", tt.name, matching), func(t *testing.T) {
+				w := newWorldWith(t, tt.policy, matching)
+				for _, g := range tt.grants {
+					w.grant(t, "pat-1", g)
 				}
-				return
-			}
-			if len(logged) != 1 || !res.Logged {
-				t.Fatalf("logged %d entries (Logged %v), want 1", len(logged), res.Logged)
-			}
-			ad := logged[0].Body.(*ledger.AccessDecided)
-			want := &ledger.AccessDecided{
-				Requester: tt.req.Caller.Org, RecordID: tt.req.RecordID, Patient: pseudonym("pat-1"),
-				Category: ad.Category, Purpose: string(tt.req.Purpose), Decision: string(res.Decision.Effect),
-				Reason: string(tt.reason), GrantID: res.Decision.GrantID, BreakGlass: tt.glass, RequestID: tt.req.RequestID,
-			}
-			if tt.req.RequestID == "" {
-				// The service names the request itself.
-				if ad.RequestID == "" {
-					t.Error("no request ID logged")
+				before := len(w.log.decoded(t, ledger.TypeAccessDecided))
+				w.proj.resetCalls()
+				res, err := w.Read(t.Context(), tt.req)
+				if err != tt.wantErr { // deny and missing are the very same error
+					t.Fatalf("Read: err = %v, want %v", err, tt.wantErr)
 				}
-				want.RequestID = ad.RequestID
-			}
-			if tt.missing {
-				want.Patient, want.Category, want.Decision = "", "", string(consent.Deny)
-				if tt.loggedID != "" {
-					want.RecordID = tt.loggedID
+				wantDecrypted := 0
+				if err == nil {
+					wantDecrypted = 1
 				}
-			}
-			// Every path loads the grants once, as a denied read does:
-			// the holder's own read and a missing record too.
-			if got := w.proj.grantsForCalls(); got != 1 {
-				t.Errorf("the read loaded grants %d times, want 1", got)
-			}
-			if tt.req.Justification != "" {
-				// A salted commitment whose opening the store keeps.
-				want.JustificationCommitment = ad.JustificationCommitment
-				o, ok := w.justs.byC[ad.JustificationCommitment]
-				if !ok || o.Reason != tt.req.Justification || ledger.JustificationCommitment(o.Salt, o.Reason).String() != ad.JustificationCommitment {
-					t.Errorf("no opening of commitment %q for the reason", ad.JustificationCommitment)
+				if (err == nil) != (res.Content != nil) || w.vault.decryptedCount() != wantDecrypted {
+					t.Errorf("content %q with err %v after %d decryptions", res.Content, err, w.vault.decryptedCount())
 				}
-			}
-			if diff := cmp.Diff(want, ad); diff != "" {
-				t.Errorf("access.decided (-want +got):\n%s", diff)
-			}
-			// The holder decides and logs; a read of a missing record is
-			// logged for the caller.
-			wantOrg := "hosp-a"
-			if tt.missing {
-				wantOrg = tt.req.Caller.Org
-				if tt.req.Holder != "" {
-					wantOrg = tt.req.Holder // federated: the caller is homed elsewhere
+				if err == nil && res.Record.ID != tt.req.RecordID {
+					t.Errorf("record %+v", res.Record)
 				}
-			}
-			if logged[0].Org != wantOrg || res.Decision.Reason != tt.reason {
-				t.Errorf("entry org %q (want %q), decision %+v", logged[0].Org, wantOrg, res.Decision)
-			}
-			if tt.req.Justification != "" {
-				// Neither the public leaf nor the opening any party gets
-				// holds the reason: only its commitment.
-				op, err := w.log.Open(t.Context(), res.Index)
-				if err != nil {
-					t.Fatal(err)
+				logged := w.log.decoded(t, ledger.TypeAccessDecided)[before:]
+				if tt.reason == "" {
+					if len(logged) != 0 || res.Logged {
+						t.Fatalf("logged %+v for a read that reached no decision", logged)
+					}
+					return
 				}
-				b, err := ledger.EncodeOpening(op.Opening)
-				if err != nil {
-					t.Fatal(err)
+				if len(logged) != 1 || !res.Logged {
+					t.Fatalf("logged %d entries (Logged %v), want 1", len(logged), res.Logged)
 				}
-				for _, raw := range [][]byte{op.Leaf, op.Header, b} {
-					if strings.Contains(string(raw), "unconscious") {
-						t.Errorf("the ledger holds the justification text: %s", raw)
+				ad := logged[0].Body.(*ledger.AccessDecided)
+				want := &ledger.AccessDecided{
+					Requester: tt.req.Caller.Org, RecordID: tt.req.RecordID, Patient: pseudonym("pat-1"),
+					Category: ad.Category, Purpose: string(tt.req.Purpose), Decision: string(res.Decision.Effect),
+					Reason: string(tt.reason), GrantID: res.Decision.GrantID, BreakGlass: tt.glass, RequestID: tt.req.RequestID,
+				}
+				if tt.req.RequestID == "" {
+					// The service names the request itself.
+					if ad.RequestID == "" {
+						t.Error("no request ID logged")
+					}
+					want.RequestID = ad.RequestID
+				}
+				if tt.missing {
+					want.Patient, want.Category, want.Decision = "", "", string(consent.Deny)
+					if tt.loggedID != "" {
+						want.RecordID = tt.loggedID
 					}
 				}
-				if !strings.Contains(string(b), ad.JustificationCommitment) {
-					t.Errorf("the opening lacks the justification commitment: %s", b)
+				// Every path loads the grants once, as a denied read does:
+				// the holder's own read and a missing record too.
+				if got := w.proj.grantsForCalls(); got != 1 {
+					t.Errorf("the read loaded grants %d times, want 1", got)
 				}
-			}
-		})
+				// With an index, the read decides on it.
+				if got, want := w.proj.matchingCalls(), map[bool]int{false: 0, true: 1}[matching]; got != want {
+					t.Errorf("GrantsMatching called %d times, want %d", got, want)
+				}
+				if tt.req.Justification != "" {
+					// A salted commitment whose opening the store keeps.
+					want.JustificationCommitment = ad.JustificationCommitment
+					o, ok := w.justs.byC[ad.JustificationCommitment]
+					if !ok || o.Reason != tt.req.Justification || ledger.JustificationCommitment(o.Salt, o.Reason).String() != ad.JustificationCommitment {
+						t.Errorf("no opening of commitment %q for the reason", ad.JustificationCommitment)
+					}
+				}
+				if diff := cmp.Diff(want, ad); diff != "" {
+					t.Errorf("access.decided (-want +got):\n%s", diff)
+				}
+				// The holder decides and logs; a read of a missing record is
+				// logged for the caller.
+				wantOrg := "hosp-a"
+				if tt.missing {
+					wantOrg = tt.req.Caller.Org
+					if tt.req.Holder != "" {
+						wantOrg = tt.req.Holder // federated: the caller is homed elsewhere
+					}
+				}
+				if logged[0].Org != wantOrg || res.Decision.Reason != tt.reason {
+					t.Errorf("entry org %q (want %q), decision %+v", logged[0].Org, wantOrg, res.Decision)
+				}
+				if tt.req.Justification != "" {
+					// Neither the public leaf nor the opening any party gets
+					// holds the reason: only its commitment.
+					op, err := w.log.Open(t.Context(), res.Index)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, err := ledger.EncodeOpening(op.Opening)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, raw := range [][]byte{op.Leaf, op.Header, b} {
+						if strings.Contains(string(raw), "unconscious") {
+							t.Errorf("the ledger holds the justification text: %s", raw)
+						}
+					}
+					if !strings.Contains(string(b), ad.JustificationCommitment) {
+						t.Errorf("the opening lacks the justification commitment: %s", b)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
@@ -99,7 +100,40 @@ type projection struct {
 	next   uint64
 	grants []consent.Grant
 	syncs  int
-	calls  int // of GrantsFor
+	calls  int // of GrantsFor and GrantsMatching
+	// matches counts the calls of GrantsMatching (matchingProjection).
+	matches int
+}
+
+// matchingProjection is a projection with the index of consentstore: it
+// is an access.GrantMatcher.
+type matchingProjection struct{ *projection }
+
+var _ access.GrantMatcher = matchingProjection{}
+
+// GrantsMatching returns the grants filed under req's index keys, as
+// consentstore.Store.GrantsMatching does.
+func (p matchingProjection) GrantsMatching(_ context.Context, req consent.Request) ([]consent.Grant, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	p.matches++
+	gk, sk := req.RequestKeys()
+	var out []consent.Grant
+	for _, g := range p.grants {
+		grantee, scopes := g.IndexKeys()
+		if g.Patient == req.Patient && slices.Contains(gk[:], grantee) &&
+			slices.ContainsFunc(scopes, func(s string) bool { return slices.Contains(sk[:], s) }) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+func (p *projection) matchingCalls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.matches
 }
 
 func (p *projection) grantsForCalls() int {
@@ -110,7 +144,7 @@ func (p *projection) grantsForCalls() int {
 
 func (p *projection) resetCalls() {
 	p.mu.Lock()
-	p.calls = 0
+	p.calls, p.matches = 0, 0
 	p.mu.Unlock()
 }
 

@@ -70,11 +70,11 @@ func (c *statementCounter) during(fn func()) []string {
 
 // TestGatedReadStatements counts the SQL statements of one consent-gated
 // read on the real SQLite path: the record row once (metadata and
-// ciphertext together), the grants (two indexed queries), and the
-// access.decided append (lock the head, insert, update the head). At most
-// six.
+// ciphertext together), the grants that can decide (one indexed query:
+// consentstore.GrantsMatching), and the access.decided append (lock the
+// head, insert, update the head). At most five.
 func TestGatedReadStatements(t *testing.T) {
-	const maxStatements = 6
+	const maxStatements = 5
 	dir := t.TempDir()
 	db, err := database.Open(t.Context(), filepath.Join(dir, "healthgw.db"))
 	if err != nil {

@@ -216,3 +216,75 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkDecideGrants is the read path's decision on a patient with 0,
+// 100 or 1,000 more grants naming the requester, for other records and
+// categories (and the one grant that permits): GrantsFor loads them all,
+// GrantsMatching only those that can decide.
+func BenchmarkDecideGrants(b *testing.B) {
+	req := consent.Request{
+		Requester: "hospital-b", RequesterKind: auth.KindHospital, RecordID: "rec-1",
+		Patient: patients[0], Category: "lab", ResourceType: "Observation", Purpose: consent.PurposeTreatment,
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := start.AddDate(0, 6, 0)
+	for name, db := range benchDBs(b) {
+		for _, extra := range []int{0, 100, 1000} {
+			b.Run(fmt.Sprintf("%s/extra=%d", name, extra), func(b *testing.B) {
+				ctx := context.Background()
+				// A fresh projection per size: the tables of one database.
+				if err := db.Migrator().DropTable("consent_grants", "consent_grant_scopes", "consent_access_events", "consent_passkeys", "consent_projection_cursors"); err != nil {
+					b.Fatal(err)
+				}
+				s, err := consentstore.Open(ctx, db)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var entries []ledger.Entry
+				for i := range extra + 1 {
+					g := testGrant(i, patients[0], consent.Grantee{Org: "hospital-b"})
+					g.NotBefore, g.NotAfter = start, start.AddDate(2, 0, 0)
+					switch {
+					case i == extra: // the grant that permits
+						g.Categories = []string{"lab"}
+					case i%2 == 0:
+						g.Categories, g.RecordIDs = []string{"lab"}, []string{fmt.Sprintf("rec-other-%d", i)}
+					default:
+						g.Categories = []string{"vitals"}
+					}
+					e, err := ledger.NewEntry("patient:"+patients[0], g.LedgerBody())
+					if err != nil {
+						b.Fatal(err)
+					}
+					e.Time = start
+					entries = append(entries, e)
+				}
+				if err := s.Apply(ctx, 0, entries); err != nil {
+					b.Fatal(err)
+				}
+				for _, path := range []struct {
+					name string
+					load func() ([]consent.Grant, error)
+				}{
+					{"grants-for", func() ([]consent.Grant, error) {
+						return s.GrantsFor(ctx, req.Patient, req.Requester, req.RequesterKind)
+					}},
+					{"matching", func() ([]consent.Grant, error) { return s.GrantsMatching(ctx, req) }},
+				} {
+					b.Run(path.name, func(b *testing.B) {
+						b.ReportAllocs()
+						for b.Loop() {
+							gs, err := path.load()
+							if err != nil {
+								b.Fatal(err)
+							}
+							if d := consent.Decide(req, gs, now, consent.DefaultPolicy()); !d.Permitted() {
+								b.Fatalf("Decide: %+v", d)
+							}
+						}
+					})
+				}
+			})
+		}
+	}
+}

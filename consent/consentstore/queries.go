@@ -2,9 +2,11 @@ package consentstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -43,6 +45,50 @@ func (s *Store) GrantsFor(ctx context.Context, patient, org string, kind auth.Ki
 		rows = mergeByIndex(rows, part)
 	}
 	return grantsFromRows(rows)
+}
+
+// grantColumns are the columns findGrants and GrantsMatching scan, in
+// scanGrants' order.
+var grantColumns = []string{
+	"id", "patient", "granted_index", "grantee_org", "grantee_kind", "effect",
+	"actions", "categories", "record_ids", "resource_types", "purposes",
+	"not_before", "not_after", "granted_at", "revoked", "revoked_index", "revoked_at", "signed",
+}
+
+// matchingSQL loads the grants filed under a request's index keys, in
+// ledger order: one statement of a fixed shape (two grantee keys, four
+// scope keys), served by the index's primary key. A grant filed under
+// two of the keys comes twice; GrantsMatching drops the repeat.
+var matchingSQL = "SELECT g." + strings.Join(grantColumns, ", g.") +
+	" FROM consent_grant_scopes s JOIN consent_grants g ON g.granted_index = s.granted_index" +
+	" WHERE s.patient = ? AND s.grantee IN (?, ?) AND s.scope IN (?, ?, ?, ?)" +
+	" ORDER BY s.granted_index"
+
+// GrantsMatching returns the grants of req's patient, revoked and expired
+// ones included, that can decide req, oldest first: those filed under
+// req's index keys (consent.Request.RequestKeys). consent.Decide on them
+// gives the decision it gives on GrantsForPatient (every grant it would
+// consider is among them), while the read loads a few rows however many
+// grants the patient has for the requester's other records, categories
+// or resource types.
+func (s *Store) GrantsMatching(ctx context.Context, req consent.Request) ([]consent.Grant, error) {
+	gk, sk := req.RequestKeys()
+	rows, err := s.db.WithContext(ctx).Raw(matchingSQL, req.Patient, gk[0], gk[1], sk[0], sk[1], sk[2], sk[3]).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("load grants for request: %w", err)
+	}
+	found, err := scanGrants(rows)
+	if err != nil {
+		return nil, fmt.Errorf("load grants for request: %w", err)
+	}
+	out := found[:0]
+	for _, r := range found {
+		if n := len(out); n > 0 && out[n-1].GrantedIndex == r.GrantedIndex {
+			continue
+		}
+		out = append(out, r)
+	}
+	return grantsFromRows(out)
 }
 
 // mergeByIndex merges two lists of distinct grants sorted by ledger index.
@@ -189,14 +235,15 @@ func paginate[R any](q *gorm.DB, col string, p consent.Page, index func(R) uint6
 // findGrants runs q and scans the grant rows without gorm's reflection:
 // this is the read path's hot loop (see BenchmarkGrantsForPatient).
 func findGrants(q *gorm.DB) ([]grantRow, error) {
-	rows, err := q.Model(&grantRow{}).Select([]string{
-		"id", "patient", "granted_index", "grantee_org", "grantee_kind", "effect",
-		"actions", "categories", "record_ids", "resource_types", "purposes",
-		"not_before", "not_after", "granted_at", "revoked", "revoked_index", "revoked_at", "signed",
-	}).Rows()
+	rows, err := q.Model(&grantRow{}).Select(grantColumns).Rows()
 	if err != nil {
 		return nil, err
 	}
+	return scanGrants(rows)
+}
+
+// scanGrants scans and closes rows of grantColumns.
+func scanGrants(rows *sql.Rows) ([]grantRow, error) {
 	defer rows.Close()
 	var out []grantRow
 	for rows.Next() {

@@ -257,3 +257,27 @@ func fromNanos(n *int64) time.Time {
 	}
 	return time.Unix(0, *n).UTC()
 }
+
+// scopeRow files a grant under one of its index keys
+// (consent.Grant.IndexKeys): the read path's lookup (GrantsMatching)
+// reads only the grants filed under a request's keys. The primary key is
+// the lookup's index; rows are never updated (a revocation changes the
+// grant row only, and Decide needs revoked grants for its reasons).
+type scopeRow struct {
+	Patient      string `gorm:"primaryKey"`
+	Grantee      string `gorm:"primaryKey"`
+	Scope        string `gorm:"primaryKey"`
+	GrantedIndex uint64 `gorm:"primaryKey;autoIncrement:false"`
+}
+
+func (scopeRow) TableName() string { return "consent_grant_scopes" }
+
+// scopeRows returns the index rows of g.
+func scopeRows(g consent.Grant) []scopeRow {
+	grantee, scopes := g.IndexKeys()
+	out := make([]scopeRow, len(scopes))
+	for i, s := range scopes {
+		out[i] = scopeRow{Patient: g.Patient, Grantee: grantee, Scope: s, GrantedIndex: g.GrantedIndex}
+	}
+	return out
+}

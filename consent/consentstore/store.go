@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/database"
@@ -41,6 +42,9 @@ func Open(ctx context.Context, db *gorm.DB) (*Store, error) {
 	tx := db.WithContext(ctx)
 	if err := tx.AutoMigrate(&grantRow{}, &eventRow{}, &passkeyRow{}); err != nil {
 		return nil, fmt.Errorf("migrate consent projection: %w", err)
+	}
+	if err := migrateScopes(ctx, db); err != nil {
+		return nil, err
 	}
 	if err := cursor.Migrate(ctx, db); err != nil {
 		return nil, err
@@ -88,6 +92,7 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 		revokes     []revocation
 		events      []eventRow
 		newPasskeys []passkeyRow
+		newScopes   []scopeRow
 	)
 	for i, e := range entries {
 		index := first + uint64(i)
@@ -120,6 +125,7 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 			g.Signed = signed
 			fresh[b.ConsentID] = len(newGrants)
 			newGrants = append(newGrants, grantToRow(g))
+			newScopes = append(newScopes, scopeRows(g)...)
 		case *ledger.ConsentRevoked:
 			if _, ok := checkSigned(keys.of[b.Patient], index, e); !ok {
 				continue
@@ -148,6 +154,9 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 	if len(newGrants) > 0 {
 		if err := tx.CreateInBatches(newGrants, insertBatch).Error; err != nil {
 			return fmt.Errorf("insert grants: %w", err)
+		}
+		if err := insertScopes(tx, newScopes); err != nil {
+			return err
 		}
 	}
 	for _, r := range revokes {
@@ -357,6 +366,9 @@ func (s *Store) Reset(ctx context.Context) error {
 		if err := tx.Where("1 = 1").Delete(&grantRow{}).Error; err != nil {
 			return fmt.Errorf("delete grants: %w", err)
 		}
+		if err := tx.Where("1 = 1").Delete(&scopeRow{}).Error; err != nil {
+			return fmt.Errorf("delete grant index: %w", err)
+		}
 		if err := tx.Where("1 = 1").Delete(&eventRow{}).Error; err != nil {
 			return fmt.Errorf("delete access events: %w", err)
 		}
@@ -364,5 +376,54 @@ func (s *Store) Reset(ctx context.Context) error {
 			return fmt.Errorf("delete passkeys: %w", err)
 		}
 		return nil
+	})
+}
+
+// insertScopes inserts index rows. A row already there (filed by the
+// migration of a concurrent process) is left as it is: rows are a pure
+// function of their grant.
+func insertScopes(tx *gorm.DB, rows []scopeRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := tx.Clauses(clause.OnConflict{DoNothing: true}).CreateInBatches(rows, insertBatch).Error; err != nil {
+		return fmt.Errorf("insert grant index: %w", err)
+	}
+	return nil
+}
+
+// migrateScopes creates the grant index (scopeRow) of a database that has
+// none and files every stored grant in it, in one transaction: a
+// projection that has grants always has their index rows.
+func migrateScopes(ctx context.Context, db *gorm.DB) error {
+	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if tx.Migrator().HasTable(&scopeRow{}) {
+			return nil
+		}
+		if err := tx.AutoMigrate(&scopeRow{}); err != nil {
+			return fmt.Errorf("migrate consent grant index: %w", err)
+		}
+		var after int64 = -1
+		for {
+			rows, err := findGrants(tx.Where("granted_index > ?", after).Order("granted_index").Limit(1000))
+			if err != nil {
+				return fmt.Errorf("index stored grants: %w", err)
+			}
+			if len(rows) == 0 {
+				return nil
+			}
+			var scopes []scopeRow
+			for _, r := range rows {
+				g, err := rowToGrant(r)
+				if err != nil {
+					return fmt.Errorf("index stored grants: %w", err)
+				}
+				scopes = append(scopes, scopeRows(g)...)
+			}
+			if err := insertScopes(tx, scopes); err != nil {
+				return err
+			}
+			after = int64(rows[len(rows)-1].GrantedIndex)
+		}
 	})
 }
