@@ -16,6 +16,7 @@ import (
 	cfg "github.com/cometbft/cometbft/config"
 	"github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/proxy"
 	"github.com/cometbft/cometbft/rpc/client/local"
 	sm "github.com/cometbft/cometbft/state"
 	cmtstore "github.com/cometbft/cometbft/store"
@@ -163,15 +164,13 @@ func Open(ctx context.Context, c Config) (*Log, error) {
 			slog.String("reason", reason), slog.Int64("height", app.Height()))
 	}}
 	n, err := node.NewNodeWithContext(ctx, conf, pv, nodeKey,
-		// One lock per ABCI connection, not one for all, and none
-		// around CheckTx: CheckTx (the mempool's connection) runs
-		// alongside PrepareProposal, ProcessProposal and FinalizeBlock
-		// (consensus), and alongside other CheckTx calls, so that
-		// transactions arriving from clients and peers neither delay
-		// blocks nor wait for each other. App is safe for that (see App
-		// and checkTxClientCreator); CometBFT itself holds the mempool's
-		// lock around Commit.
-		checkTxClientCreator{app: app},
+		// One lock per ABCI connection, not one for all: CheckTx (the
+		// mempool's connection) runs alongside PrepareProposal,
+		// ProcessProposal and FinalizeBlock (consensus), so that
+		// transactions arriving from clients and peers do not delay
+		// blocks. App is safe for that (see App); CometBFT itself holds
+		// the mempool's lock around Commit.
+		proxy.NewConnSyncLocalClientCreator(app),
 		func() (*types.GenesisDoc, error) { return genDoc, nil },
 		closeTolerantDBProvider,
 		node.DefaultMetricsProvider(conf.Instrumentation),
