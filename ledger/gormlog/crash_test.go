@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -18,9 +19,11 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"gorm.io/gorm"
 
 	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/database/databasetest"
+	"github.com/healthgw/healthgw/internal/testscale"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/ledger/verify"
@@ -138,11 +141,30 @@ func TestCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		id.ReadOnly, id.NodeKey = true, nil
+		// On PostgreSQL the killed child's last COMMIT may already be at
+		// the server and still run after the kill: the check below must
+		// start only once the child's sessions are gone, or the head and
+		// the row count can be read on either side of that commit.
+		childDSN, app := dsn, ""
+		if database.DialectOf(dsn) == database.Postgres {
+			app = "gormlog-crash-" + hex.EncodeToString(seeds[:6])
+			u, err := url.Parse(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.Query()
+			q.Set("application_name", app)
+			u.RawQuery = q.Encode()
+			childDSN = u.String()
+		}
 		for round := range 2 { // the second round appends to a crashed log
-			acked := runCrashChild(t, dsn, skey, hex.EncodeToString(seeds), 1500*(round+1))
+			acked := runCrashChild(t, childDSN, skey, hex.EncodeToString(seeds), 1500*(round+1))
 			db, err := database.Open(t.Context(), dsn)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if app != "" {
+				waitSessionsGone(t, db, app)
 			}
 			v, _ := note.NewVerifier(vkey)
 			ro, err := gormlog.OpenReadOnly(t.Context(), db, gormlog.Options{})
@@ -183,6 +205,29 @@ func TestCrash(t *testing.T) {
 			_ = database.Close(db)
 		}
 	})
+}
+
+// waitSessionsGone waits until no PostgreSQL session has application
+// name app: the server has finished whatever the killed child had sent.
+func waitSessionsGone(t *testing.T, db *gorm.DB, app string) {
+	t.Helper()
+	timeout := time.After(testscale.Timeout(30 * time.Second))
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var n int64
+		if err := db.Raw("SELECT count(*) FROM pg_stat_activity WHERE application_name = ?", app).Scan(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-timeout:
+			t.Fatalf("%d sessions of the killed child still open on the server", n)
+		}
+	}
 }
 
 // runCrashChild runs the child until it acknowledged at least n entries in
