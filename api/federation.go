@@ -73,18 +73,10 @@ func (s *Server) getHeldRecord(c *gin.Context) {
 	ctx := c.Request.Context()
 	holder := c.Param("holder")
 	sealed := wantsJOSE(c)
-	var encKey jwk.Key
-	if sealed {
-		k, ok, err := s.encKeys.EncryptionKey(ctx, principal(c).Org)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		if !ok {
-			s.fail(c, records.ErrNoEncryptionKey)
-			return
-		}
-		encKey = k
+	encKey, err := s.callerEncryptionKey(c)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	purpose, err := purposeOf(c)
 	if err != nil {

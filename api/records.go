@@ -198,22 +198,30 @@ func wantsJOSE(c *gin.Context) bool {
 	return false
 }
 
+// callerEncryptionKey returns the caller org's encryption key when the
+// request asks for a JWE answer (Accept: application/jose), else nil. It
+// is known before anything is decided or read, so a 406 says nothing
+// about the record.
+func (s *Server) callerEncryptionKey(c *gin.Context) (jwk.Key, error) {
+	if !wantsJOSE(c) {
+		return nil, nil
+	}
+	k, ok, err := s.encKeys.EncryptionKey(c.Request.Context(), principal(c).Org)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, records.ErrNoEncryptionKey
+	}
+	return k, nil
+}
+
 func (s *Server) getRecord(c *gin.Context) {
 	ctx := c.Request.Context()
-	var encKey jwk.Key
-	if wantsJOSE(c) {
-		// Known before anything is decided or read, so a 406 says nothing
-		// about the record.
-		k, ok, err := s.encKeys.EncryptionKey(ctx, principal(c).Org)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		if !ok {
-			s.fail(c, records.ErrNoEncryptionKey)
-			return
-		}
-		encKey = k
+	encKey, err := s.callerEncryptionKey(c)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	purpose, err := purposeOf(c)
 	if err != nil {

@@ -290,6 +290,10 @@ func openAppDB(backend dbm.BackendType, dir string) (dbm.DB, error) {
 	return openDB(appDBName, backend, dir)
 }
 
+// CloseTolerant wraps db in closeTolerantDB, for other CometBFT networks
+// run in the same process (the kvstore benchmark's).
+func CloseTolerant(db dbm.DB) dbm.DB { return &closeTolerantDB{DB: db} }
+
 // closeTolerantDB works around a CometBFT shutdown race: per-peer
 // goroutines (consensus queryMaj23Routine, block sync) can outlive
 // Node.Stop and read the block store after it was closed, and the store

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,33 +156,7 @@ func closeTolerantDBProvider(ctx *cfg.DBContext) (dbm.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &closeTolerantDB{DB: db}, nil
-}
-
-type closeTolerantDB struct {
-	dbm.DB
-	closed atomic.Bool
-}
-
-func (d *closeTolerantDB) Get(key []byte) ([]byte, error) {
-	v, err := d.DB.Get(key)
-	if err != nil && d.closed.Load() {
-		return nil, nil
-	}
-	return v, err
-}
-
-func (d *closeTolerantDB) Has(key []byte) (bool, error) {
-	ok, err := d.DB.Has(key)
-	if err != nil && d.closed.Load() {
-		return false, nil
-	}
-	return ok, err
-}
-
-func (d *closeTolerantDB) Close() error {
-	d.closed.Store(true)
-	return d.DB.Close()
+	return comet.CloseTolerant(db), nil
 }
 
 // ErrKVStoreRejected: the kvstore's CheckTx refused a transaction.
