@@ -174,12 +174,14 @@ func (q *Queries) Consent(ctx context.Context, v auth.Principal, id string) (con
 	return g, nil
 }
 
-// catchUp applies every durable entry to the projections, so that the
-// answer covers every decision acknowledged before the call. With
-// Applied set it waits only for a backlog of at most MaxLag entries:
-// beyond, a *CatchingUpError (the background follower gets there).
-// It returns the log size the projection now covers.
-func (q *Queries) catchUp(ctx context.Context) (uint64, error) {
+// CatchUp applies every durable entry to the projections, so that an
+// answer read next covers every decision acknowledged before the call.
+// With Applied set it waits only for a backlog of at most MaxLag
+// entries: beyond, a *CatchingUpError (the background follower gets
+// there). It returns the log size the projections now cover (as_of).
+// The queries call it; the web pages call it before reading the
+// projections themselves.
+func (q *Queries) CatchUp(ctx context.Context) (uint64, error) {
 	n, err := q.cfg.Log.Size(ctx)
 	if err != nil {
 		return 0, err
@@ -222,7 +224,7 @@ func (q *Queries) AccessLogPage(ctx context.Context, v auth.Principal, patient s
 	if !v.IsPatient() {
 		return EventPage{}, ErrForbidden
 	}
-	asOf, err := q.catchUp(ctx)
+	asOf, err := q.CatchUp(ctx)
 	if err != nil {
 		return EventPage{}, err
 	}
@@ -256,7 +258,7 @@ func (q *Queries) AuditEventsPage(ctx context.Context, v auth.Principal, f conse
 	if f.Patient != "" {
 		f.Patient = q.PatientKey(f.Patient)
 	}
-	asOf, err := q.catchUp(ctx)
+	asOf, err := q.CatchUp(ctx)
 	if err != nil {
 		return EventPage{}, err
 	}

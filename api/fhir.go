@@ -369,21 +369,20 @@ func (s *Server) fhirAuditEventSearch(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	var (
-		events []consent.AccessEvent
-		next   string
-	)
+	var page access.EventPage
 	if p.IsPatient() {
-		events, next, err = s.consent.Queries.AccessLog(c.Request.Context(), p, patient, pg)
+		page, err = s.consent.Queries.AccessLogPage(c.Request.Context(), p, patient, pg)
 	} else {
-		events, next, err = s.consent.Queries.AuditEvents(c.Request.Context(), p, af, pg)
+		page, err = s.consent.Queries.AuditEventsPage(c.Request.Context(), p, af, pg)
 	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	events = keep(events, func(e consent.AccessEvent) bool { return dates.Matches(e.Time) })
-	renderFHIR(c, fhir.AuditEventBundle(events, f.links(s, next)))
+	events := keep(page.Events, func(e consent.AccessEvent) bool { return dates.Matches(e.Time) })
+	l := f.links(s, page.Next)
+	l.AsOf = page.AsOf
+	renderFHIR(c, fhir.AuditEventBundle(events, l))
 }
 
 // fhirAuditEventRead serves GET /fhir/AuditEvent/ae-{ledger index}: one

@@ -18,6 +18,7 @@ import (
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/fhir"
 	"github.com/healthgw/healthgw/fhir/fhirtest"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
@@ -26,8 +27,16 @@ import (
 // fhirBundle is the part of a searchset Bundle the tests look at.
 type fhirBundle struct {
 	ResourceType string `json:"resourceType"`
-	Type         string `json:"type"`
-	Link         []struct {
+	Meta         struct {
+		Extension []struct {
+			URL             string `json:"url"`
+			ValueIdentifier struct {
+				System, Value string
+			} `json:"valueIdentifier"`
+		} `json:"extension"`
+	} `json:"meta"`
+	Type string `json:"type"`
+	Link []struct {
 		Relation, URL string
 	} `json:"link"`
 	Entry []struct {
@@ -350,6 +359,11 @@ func TestFHIRAuditEventSearchAndRead(t *testing.T) {
 			rec := ts.do("GET", path(t, link), token, nil)
 			fhirOK(t, rec, "Bundle")
 			b := decodeBody[fhirBundle](t, rec)
+			// Every page says the ledger size it is complete for (the
+			// API's as_of; the test ledger has 5 entries).
+			if ext := b.Meta.Extension; len(ext) != 1 || ext[0].URL != fhir.ExtAsOf || ext[0].ValueIdentifier.System != fhir.SystemLedger || ext[0].ValueIdentifier.Value != "5" {
+				t.Errorf("%s: bundle meta %+v, want as_of 5", token, b.Meta)
+			}
 			for _, e := range b.Entry {
 				rec := ts.do("GET", path(t, e.FullURL), token, nil)
 				fhirOK(t, rec, "AuditEvent")

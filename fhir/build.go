@@ -17,6 +17,9 @@ type Links struct {
 	Self, Next string
 	// Total is the number of matches across all pages, if known.
 	Total *int
+	// AsOf, when not 0, is the ledger size the search is complete for:
+	// the Bundle's meta carries it (ExtAsOf).
+	AsOf uint64
 }
 
 // Observer is how the gateway names itself in AuditEvent.source and as the
@@ -289,6 +292,9 @@ func AuditEventBundle(events []consent.AccessEvent, l Links) *Bundle {
 
 func newBundle(l Links) *Bundle {
 	b := &Bundle{ResourceType: "Bundle", Type: "searchset", Total: l.Total}
+	if l.AsOf != 0 {
+		b.Meta = &Meta{Extension: []Extension{ledgerIndex(ExtAsOf, l.AsOf)}}
+	}
 	if l.Self != "" {
 		b.Link = append(b.Link, BundleLink{Relation: "self", URL: l.Self})
 	}

@@ -319,8 +319,14 @@ func TestBundles(t *testing.T) {
 		})
 	}
 
+	// A search's ledger position is in the Bundle's meta.
+	b, _ := json.Marshal(fhir.AuditEventBundle(nil, fhir.Links{AsOf: 4097}))
+	if want := `{"resourceType":"Bundle","meta":{"extension":[{"url":"` + fhir.ExtAsOf + `","valueIdentifier":{"system":"` + fhir.SystemLedger + `","value":"4097"}}]},"type":"searchset"}`; string(b) != want {
+		t.Errorf("bundle with as_of = %s\nwant %s", b, want)
+	}
+
 	// An empty result is a valid, empty searchset.
-	b, _ := json.Marshal(fhir.ConsentBundle(nil, t0, fhir.Links{}))
+	b, _ = json.Marshal(fhir.ConsentBundle(nil, t0, fhir.Links{}))
 	if string(b) != `{"resourceType":"Bundle","type":"searchset"}` {
 		t.Errorf("empty bundle = %s", b)
 	}

@@ -62,6 +62,9 @@ func TestSchemaValid(t *testing.T) {
 	}
 	links := fhir.Links{Base: "https://gw.example/fhir", Self: "https://gw.example/fhir/AuditEvent?patient=x", Next: "https://gw.example/fhir/AuditEvent?patient=x&cursor=c", Total: &total}
 	validateR4(t, "Bundle", fhir.AuditEventBundle(evs, links))
+	asOf := links
+	asOf.AsOf = 1 << 40
+	validateR4(t, "Bundle", fhir.AuditEventBundle(evs, asOf))
 	validateR4(t, "Bundle", fhir.ConsentBundle([]consent.Grant{revoked, kindDeny}, t0, links))
 	validateR4(t, "Bundle", fhir.ConsentBundle(nil, t0, fhir.Links{}))
 }

@@ -64,6 +64,11 @@ const (
 	ExtRecord = "urn:healthgw:fhir:extension:record"
 	// ExtRequestID: valueString, the X-Request-ID of a denied read.
 	ExtRequestID = "urn:healthgw:fhir:extension:request-id"
+	// ExtAsOf: on a searchset Bundle's meta, the ledger size the search
+	// is complete for (the API's as_of), as valueIdentifier in
+	// SystemLedger: every entry at an index below it that the search
+	// selects is in the Bundle or, below its cursor, on a later page.
+	ExtAsOf = "urn:healthgw:fhir:extension:ledger-as-of"
 )
 
 // Coding is a FHIR Coding.
@@ -112,8 +117,9 @@ type Extension struct {
 
 // Meta is FHIR resource metadata.
 type Meta struct {
-	LastUpdated string   `json:"lastUpdated,omitempty"`
-	Profile     []string `json:"profile,omitempty"`
+	Extension   []Extension `json:"extension,omitempty"`
+	LastUpdated string      `json:"lastUpdated,omitempty"`
+	Profile     []string    `json:"profile,omitempty"`
 }
 
 // Consent is a FHIR R4 Consent resource.
@@ -207,6 +213,7 @@ type AuditEntity struct {
 // Bundle is a FHIR R4 Bundle.
 type Bundle struct {
 	ResourceType string        `json:"resourceType"`
+	Meta         *Meta         `json:"meta,omitempty"`
 	Type         string        `json:"type"`
 	Total        *int          `json:"total,omitempty"`
 	Link         []BundleLink  `json:"link,omitempty"`

@@ -13,3 +13,14 @@ const FollowBatch = followBatch
 // SetUnsettledCap sets how many envelopes of outcome-unknown appends n
 // keeps, forgetting those it kept.
 func (n *Node) SetUnsettledCap(c int) { n.unsettled.init(c) }
+
+// ForgetOpened empties n's cache of opened entries, so that the next read
+// opens every entry again from the store (as after eviction).
+func (n *Node) ForgetOpened() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cache.init(entryCacheSize)
+	n.cache.next, n.cache.full = 0, false
+}
+
+const MinParallelOpens = minParallelOpens

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -532,6 +534,13 @@ func (n *Node) openEnvelope(idx uint64, h Header, env Envelope) (*Opening, *Stat
 	default:
 		o, err = OpenSealed(env.Sealed, n.id.SealKey)
 		if errors.Is(err, ErrNotRecipient) {
+			if h.Author == n.id.Gateway {
+				// A gateway seals every entry it authors to itself
+				// (checkAppend, routedKeys): one of its own that does not
+				// open was altered (AES-GCM cannot tell an altered slot
+				// from another recipient's), not sealed to others.
+				return nil, nil, verifyError(idx, fmt.Errorf("%w: an entry this gateway authored does not open with its sealing key: %w", ErrMalformed, err))
+			}
 			return nil, nil, nil
 		}
 	}
@@ -1011,68 +1020,137 @@ func (n *Node) readCached(ctx context.Context, start, end uint64) (_ []Entry, ok
 
 func (n *Node) readBatch(ctx context.Context, start uint64, leaves [][]byte) ([]Entry, error) {
 	end := start + uint64(len(leaves))
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for i, b := range leaves {
-		if _, ok := n.cache.get(start + uint64(i)); !ok {
-			n.adoptPendingLocked(start+uint64(i), b)
+	out := make([]Entry, len(leaves))
+	ls := make([]Leaf, len(leaves))
+	var missing []int // positions in leaves not in the cache
+	if err := func() error {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		for i, b := range leaves {
+			if _, ok := n.cache.get(start + uint64(i)); !ok {
+				n.adoptPendingLocked(start+uint64(i), b)
+			}
 		}
-	}
-	if err := n.advance(ctx, end); err != nil {
+		if err := n.advance(ctx, end); err != nil {
+			return err
+		}
+		for i, b := range leaves {
+			idx := start + uint64(i)
+			l, err := DecodeLeaf(b)
+			if err != nil {
+				return verifyError(idx, err)
+			}
+			ls[i] = l
+			if c, ok := n.cache.get(idx); ok {
+				e := c.entry
+				e.Time = l.Time
+				out[i] = e
+			} else {
+				missing = append(missing, i)
+			}
+		}
+		return nil
+	}(); err != nil {
 		return nil, err
 	}
-	out := make([]Entry, len(leaves))
-	var envs []Envelope
-	for i, b := range leaves {
-		idx := start + uint64(i)
-		l, err := DecodeLeaf(b)
-		if err != nil {
-			return nil, verifyError(idx, err)
+	if len(missing) == 0 {
+		return out, nil
+	}
+	// Evicted, or not ours to open: open them again (the authority passed
+	// them when they were first read or appended: advance above). The
+	// opening is the costly part (a key agreement per recipient slot
+	// tried), so it runs outside the node's lock, on every CPU: a
+	// projection catching up with a long backlog neither holds appends
+	// up nor opens one entry at a time.
+	envs, err := n.store.Envelopes(ctx, start, end)
+	if err != nil {
+		return nil, err
+	}
+	opened := make([]reopened, len(missing))
+	parallelFor(len(missing), func(j int) {
+		i := missing[j]
+		opened[j].entry, opened[j].cache, opened[j].err = n.reopen(start+uint64(i), ls[i], envs[i])
+	})
+	for _, r := range opened { // the first failure in index order
+		if r.err != nil {
+			return nil, r.err
 		}
-		c, ok := n.cache.get(idx)
-		if !ok {
-			// Evicted, or not ours to open: open it again (it was
-			// checked against the registry when first read).
-			if envs == nil {
-				if envs, err = n.store.Envelopes(ctx, start, end); err != nil {
-					return nil, err
-				}
-			}
-			if c, err = n.reopenLocked(idx, l, envs[i]); err != nil {
-				return nil, err
-			}
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for j, i := range missing {
+		r := opened[j]
+		if r.cache {
+			n.cache.put(start+uint64(i), r.entry)
 		}
-		e := c.entry
-		e.Time = l.Time
+		e := r.entry.entry
+		e.Time = ls[i].Time
 		out[i] = e
 	}
 	return out, nil
 }
 
-// reopenLocked opens an entry the authority has passed.
-func (n *Node) reopenLocked(idx uint64, l Leaf, env Envelope) (cachedEntry, error) {
+// reopened is reopen's result for one entry of a batch.
+type reopened struct {
+	entry cachedEntry
+	cache bool // opened here: worth caching
+	err   error
+}
+
+// minParallelOpens is the batch size below which readBatch opens entries
+// on the calling goroutine.
+const minParallelOpens = 16
+
+// parallelFor runs f(0) … f(n-1) on up to GOMAXPROCS goroutines, or on
+// the caller's for a small n, and returns when all have run.
+func parallelFor(n int, f func(int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/minParallelOpens)
+	if workers <= 1 {
+		for j := range n {
+			f(j)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				j := int(next.Add(1) - 1)
+				if j >= n {
+					return
+				}
+				f(j)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// reopen opens an entry the authority has passed. It reads only the
+// node's immutable identity (no lock needed); cache reports that the
+// result is an opened entry worth caching (not one sealed to others).
+func (n *Node) reopen(idx uint64, l Leaf, env Envelope) (_ cachedEntry, cache bool, _ error) {
 	h, err := DecodeHeader(env.Header)
 	if err != nil {
-		return cachedEntry{}, verifyError(idx, err)
+		return cachedEntry{}, false, verifyError(idx, err)
 	}
 	if err := CheckLeaf(l, h); err != nil {
-		return cachedEntry{}, verifyError(idx, err)
+		return cachedEntry{}, false, verifyError(idx, err)
 	}
 	o, st, err := n.openEnvelope(idx, h, env)
 	if err != nil {
-		return cachedEntry{}, err
+		return cachedEntry{}, false, err
 	}
 	if st == nil {
-		return cachedEntry{entry: Entry{Type: h.Type, Version: CurrentVersion, Org: h.Org, Author: h.Author}, header: h}, nil
+		return cachedEntry{entry: Entry{Type: h.Type, Version: CurrentVersion, Org: h.Org, Author: h.Author}, header: h}, false, nil
 	}
 	e, err := n.domain(idx, h, *st, o.Subject)
 	if err != nil {
-		return cachedEntry{}, err
+		return cachedEntry{}, false, err
 	}
 	e.Attestations = o.Attestations
-	c := cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st), leafTime: l.Time, timed: true}
-	n.cache.put(idx, c)
-	return c, nil
+	return cachedEntry{entry: e, opening: *o, header: h, statement: registryStatement(h, st), leafTime: l.Time, timed: true}, true, nil
 }
 
 // ErrSubjectMismatch: an opening's subject is not the patient its
@@ -1135,11 +1213,14 @@ func (n *Node) Open(ctx context.Context, index uint64) (Opened, error) {
 		if err != nil {
 			return Opened{}, err
 		}
-		n.mu.Lock()
-		c, err = n.reopenLocked(index, l, envs[0])
-		n.mu.Unlock()
+		c, cache, err := n.reopen(index, l, envs[0])
 		if err != nil {
 			return Opened{}, err
+		}
+		if cache {
+			n.mu.Lock()
+			n.cache.put(index, c)
+			n.mu.Unlock()
 		}
 		o = c.opening
 	}

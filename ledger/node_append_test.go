@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -230,4 +231,88 @@ func (d *discard) Next(context.Context) (uint64, error) { return d.next, nil }
 func (d *discard) Apply(_ context.Context, first uint64, entries []ledger.Entry) error {
 	d.next = first + uint64(len(entries))
 	return nil
+}
+
+// tamperingStore changes one envelope's sealed opening as it is read.
+type tamperingStore struct {
+	*countingStore
+	on atomic.Bool
+	at uint64
+}
+
+func (s *tamperingStore) Envelopes(ctx context.Context, start, end uint64) ([]ledger.Envelope, error) {
+	envs, err := s.countingStore.Envelopes(ctx, start, end)
+	if err != nil || !s.on.Load() || s.at < start || s.at >= end {
+		return envs, err
+	}
+	envs = append([]ledger.Envelope(nil), envs...)
+	e := envs[s.at-start]
+	sealed := append([]byte(nil), e.Sealed...)
+	sealed[len(sealed)/2] ^= 1
+	e.Sealed = sealed
+	envs[s.at-start] = e
+	return envs, nil
+}
+
+// TestReopenBatch: entries no longer in the node's cache are opened again
+// from the store, many at once (on every CPU, outside the node's lock),
+// and give exactly the domain view the appending node served; an altered
+// envelope in the batch is refused naming its index, even with good
+// entries opened around it.
+func TestReopenBatch(t *testing.T) {
+	ctx := context.Background()
+	count := 8 * ledger.MinParallelOpens
+	store := &countingStore{MemStore: &ledgertest.MemStore{}}
+	tampered := &tamperingStore{countingStore: store, at: uint64(count / 2)}
+	n, err := ledger.OpenNode(ctx, tampered, ledgertest.Identity("gw-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range count {
+		if _, err := n.Append(ctx, ledgertest.Entry(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size, err := n.Size(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached, err := n.Read(ctx, 0, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store.envelopes.Load() != 0 {
+		t.Fatalf("the appending node read %d envelopes back", store.envelopes.Load())
+	}
+	n.ForgetOpened()
+	var wg sync.WaitGroup
+	reads := make([][]ledger.Entry, 4)
+	errs := make([]error, len(reads))
+	for r := range reads { // concurrent readers of the same batch
+		wg.Go(func() { reads[r], errs[r] = n.Read(ctx, 0, size) })
+	}
+	wg.Wait()
+	if store.envelopes.Load() < int64(size)-1 {
+		t.Fatalf("%d envelopes read back, want the batch (%d) opened again", store.envelopes.Load(), size)
+	}
+	for r := range reads {
+		if errs[r] != nil {
+			t.Fatalf("reader %d: %v", r, errs[r])
+		}
+		if !reflect.DeepEqual(reads[r], cached) {
+			for i := range cached {
+				if !reflect.DeepEqual(reads[r][i], cached[i]) {
+					t.Errorf("reader %d, entry %d: opened again %+v, served from the cache %+v", r, i, reads[r][i], cached[i])
+				}
+			}
+		}
+	}
+
+	tampered.on.Store(true)
+	n.ForgetOpened()
+	_, err = n.Read(ctx, 0, size)
+	var ve *ledger.VerifyError
+	if !errors.As(err, &ve) || ve.Index != tampered.at {
+		t.Fatalf("an altered envelope at %d: %v, want a VerifyError naming it", tampered.at, err)
+	}
 }

@@ -180,7 +180,7 @@ func (s *Server) auditList(w http.ResponseWriter, rq *request, q url.Values, tmp
 		return err
 	}
 	ctx := rq.Context()
-	if err := s.catchUp(ctx); err != nil {
+	if err := s.catchUp(rq); err != nil {
 		return err
 	}
 	cursor := q.Get("cursor")
@@ -222,11 +222,17 @@ func (s *Server) auditList(w http.ResponseWriter, rq *request, q url.Values, tmp
 	return nil
 }
 
+// AsOfHeader is the response header of the console's exports that gives
+// the ledger size the export is complete for (the API's as_of; the FHIR
+// export also carries it in the Bundle's meta).
+const AsOfHeader = "X-Ledger-As-Of"
+
 // selection loads every event matching the filter (up to maxListed).
-func (s *Server) selection(ctx context.Context, af consent.AuditFilter) ([]consent.AccessEvent, error) {
-	if err := s.catchUp(ctx); err != nil {
+func (s *Server) selection(rq *request, af consent.AuditFilter) ([]consent.AccessEvent, error) {
+	if err := s.catchUp(rq); err != nil {
 		return nil, err
 	}
+	ctx := rq.Context()
 	return collect(func(p consent.Page) ([]consent.AccessEvent, string, error) {
 		return s.d.Consents.AuditEvents(ctx, af, p)
 	})
@@ -238,11 +244,12 @@ func (s *Server) auditCSV(w http.ResponseWriter, rq *request) error {
 		if err != nil {
 			return err
 		}
-		evs, err := s.selection(rq.Context(), af)
+		evs, err := s.selection(rq, af)
 		if err != nil {
 			return err
 		}
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set(AsOfHeader, strconv.FormatUint(rq.asOf, 10))
 		w.Header().Set("Content-Disposition", `attachment; filename="healthgw-audit.csv"`)
 		cw := csv.NewWriter(w)
 		_ = cw.Write([]string{"ledger_index", "time", "requester", "record_id", "patient", "category", "purpose", "decision", "reason", "grant_id", "break_glass", "justification_commitment", "request_id"})
@@ -270,12 +277,13 @@ func (s *Server) auditFHIR(w http.ResponseWriter, rq *request) error {
 		if err != nil {
 			return err
 		}
-		evs, err := s.selection(rq.Context(), af)
+		evs, err := s.selection(rq, af)
 		if err != nil {
 			return err
 		}
 		n := len(evs)
-		b := fhir.AuditEventBundle(evs, fhir.Links{Base: s.cfg.BaseURL + "/fhir", Total: &n})
+		b := fhir.AuditEventBundle(evs, fhir.Links{Base: s.cfg.BaseURL + "/fhir", Total: &n, AsOf: rq.asOf})
+		w.Header().Set(AsOfHeader, strconv.FormatUint(rq.asOf, 10))
 		w.Header().Set("Content-Type", "application/fhir+json")
 		w.Header().Set("Content-Disposition", `attachment; filename="healthgw-audit.fhir.json"`)
 		enc := json.NewEncoder(w)
@@ -286,7 +294,7 @@ func (s *Server) auditFHIR(w http.ResponseWriter, rq *request) error {
 
 func (s *Server) hospitalsPage(w http.ResponseWriter, rq *request) error {
 	return s.staffPage(func(w http.ResponseWriter, rq *request) error {
-		evs, err := s.selection(rq.Context(), consent.AuditFilter{})
+		evs, err := s.selection(rq, consent.AuditFilter{})
 		if err != nil {
 			return err
 		}

@@ -110,7 +110,7 @@ func (s *Server) passkeyPage(w http.ResponseWriter, rq *request) error {
 	if s.d.Signing == nil {
 		return errNoPasskeys
 	}
-	if err := s.catchUp(rq.Context()); err != nil {
+	if err := s.catchUp(rq); err != nil {
 		return err
 	}
 	_, ks, err := s.user(rq.Context(), rq)

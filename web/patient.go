@@ -75,7 +75,7 @@ func (s *Server) allGrants(ctx context.Context, pseud string) ([]consent.Grant, 
 
 func (s *Server) myConsents(w http.ResponseWriter, rq *request) error {
 	ctx := rq.Context()
-	if err := s.catchUp(ctx); err != nil {
+	if err := s.catchUp(rq); err != nil {
 		return err
 	}
 	grants, err := s.allGrants(ctx, s.pseudonym(rq))
@@ -300,7 +300,7 @@ func (s *Server) ownGrant(rq *request) (consent.Grant, error) {
 	if !consent.ValidID(id) {
 		return consent.Grant{}, errNotFound
 	}
-	if err := s.catchUp(rq.Context()); err != nil {
+	if err := s.catchUp(rq); err != nil {
 		return consent.Grant{}, err
 	}
 	g, err := s.d.Consents.Grant(rq.Context(), id)
@@ -507,7 +507,7 @@ func (s *Server) accessPage(w http.ResponseWriter, rq *request) error {
 		return err
 	}
 	ctx := rq.Context()
-	if err := s.catchUp(ctx); err != nil {
+	if err := s.catchUp(rq); err != nil {
 		return err
 	}
 	all, err := collect(func(p consent.Page) ([]consent.AccessEvent, string, error) {

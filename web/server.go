@@ -70,10 +70,18 @@ type Cosigned interface {
 	Cosigned() []byte
 }
 
+// CatchUpper catches the projections up with the log waiting for a
+// bounded backlog only (access.Queries.CatchUp): it returns the log size
+// they now cover, or access.ErrCatchingUp when they are further behind
+// than a query waits for.
+type CatchUpper interface {
+	CatchUp(ctx context.Context) (uint64, error)
+}
+
 // Deps are the services behind the pages. All are required but
 // Eligibility (without it the eligibility-proof pages say they are not
-// available) and Cosigned (without it, or without Config.Witnesses, the
-// ledger status shows no witnesses).
+// available), Cosigned (without it, or without Config.Witnesses, the
+// ledger status shows no witnesses) and CatchUp.
 type Deps struct {
 	Consents    Consents
 	Changes     Changes
@@ -86,6 +94,11 @@ type Deps struct {
 	// Signing, if set, lets patients register a passkey and sign their
 	// consent changes with it.
 	Signing Signing
+	// CatchUp, if set, is how a page catches the projections up before
+	// reading them, so that a page waits for a bounded backlog only (the
+	// API's --audit-max-lag) and otherwise shows the catching-up message;
+	// without it a page waits (Sync) for the whole backlog.
+	CatchUp CatchUpper
 }
 
 // Config configures the web front doors.
@@ -235,6 +248,9 @@ type request struct {
 	sess session
 	has  bool // a live session was found
 	text
+	// asOf is the ledger size the page's data is complete for, once the
+	// handler caught the projections up (catchUp); 0 before.
+	asOf uint64
 }
 
 // handler is a page handler: it gathers data and renders, or returns an
@@ -377,6 +393,10 @@ func (s *Server) fail(w http.ResponseWriter, rq *request, err error) {
 			break
 		}
 	}
+	if status == http.StatusServiceUnavailable {
+		// As the API: every 503 says when to try again.
+		w.Header().Set("Retry-After", "2")
+	}
 	data := errorData{Message: rq.T(msg)}
 	var pm publicMessage
 	if status == http.StatusBadRequest && errors.As(err, &pm) {
@@ -406,6 +426,9 @@ type view struct {
 	Who      string
 	Path     string
 	Data     any
+	// AsOf is the ledger size the page is complete for (the API's
+	// as_of), or 0 on pages that read no projection.
+	AsOf uint64
 }
 
 func (s *Server) render(w http.ResponseWriter, rq *request, status int, name, title string, data any) {
@@ -413,7 +436,7 @@ func (s *Server) render(w http.ResponseWriter, rq *request, status int, name, ti
 	if !ok {
 		panic("web: no template " + name)
 	}
-	v := view{text: rq.text, Area: rq.area.name, Title: rq.T(title), Data: data, Path: rq.URL.Path}
+	v := view{text: rq.text, Area: rq.area.name, Title: rq.T(title), Data: data, Path: rq.URL.Path, AsOf: rq.asOf}
 	if rq.has && rq.sess.signedIn() {
 		v.SignedIn, v.CSRF, v.Who = true, rq.sess.CSRF, rq.sess.Subject
 	}
@@ -429,11 +452,25 @@ func (s *Server) render(w http.ResponseWriter, rq *request, status int, name, ti
 }
 
 // catchUp brings the projections up to the log's size, so a page shows
-// every decision acknowledged before it.
-func (s *Server) catchUp(ctx context.Context) error {
+// every decision acknowledged before it, and notes that size on rq (the
+// page's "as of").
+func (s *Server) catchUp(rq *request) error {
+	ctx := rq.Context()
+	if s.d.CatchUp != nil {
+		n, err := s.d.CatchUp.CatchUp(ctx)
+		if err != nil {
+			return err
+		}
+		rq.asOf = n
+		return nil
+	}
 	n, err := s.d.Ledger.Size(ctx)
 	if err != nil {
 		return err
 	}
-	return s.d.Sync.Sync(ctx, n)
+	if err := s.d.Sync.Sync(ctx, n); err != nil {
+		return err
+	}
+	rq.asOf = n
+	return nil
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/healthgw/healthgw/auth"
@@ -12,7 +14,9 @@ import (
 // --audit-max-lag, the patient's access log and the regulator's audit
 // answer 503 catching_up with Retry-After, never a list that would miss
 // a committed decision; within the bound they wait for the backlog and
-// answer in full, saying as_of.
+// answer in full, saying as_of. The patient app's and the console's
+// pages do the same: the catching-up message beyond the bound, and
+// "complete up to" the ledger size within it.
 func TestAuditCatchingUp(t *testing.T) {
 	const lag = 5
 	g := newTestGateway(t, func(c *serveConfig) { c.AuditMaxLag = lag })
@@ -49,7 +53,27 @@ func TestAuditCatchingUp(t *testing.T) {
 		return resp, b
 	}
 
+	patient := newBrowser(t, g.url)
+	patient.signIn("app", url.Values{"patient": {"pat-1"}})
+	regulator := newBrowser(t, g.url)
+	regulator.signIn("console", url.Values{"staff": {"auditor-1"}, "org": {"reg-x"}})
+	pages := []struct {
+		name string
+		b    *browser
+		path string
+	}{
+		{"patient app", patient, "/app/access"},
+		{"console", regulator, "/console/audit?patient=pat-1"},
+	}
+
 	appendDecisions(t, g, "hosp-a", 4*lag) // not applied: beyond the bound
+	for _, pg := range pages {
+		status, page := pg.b.get(pg.path)
+		if status != http.StatusServiceUnavailable || !strings.Contains(page, "catching up with the ledger") || pg.b.last.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %d entries behind: %d (Retry-After %q), want 503 with the catching-up message:\n%s",
+				pg.name, 4*lag, status, pg.b.last.Header.Get("Retry-After"), page)
+		}
+	}
 	for _, q := range queries {
 		resp, body := get(q.path, q.token)
 		e := decode[client.Error](t, body)
@@ -74,6 +98,15 @@ func TestAuditCatchingUp(t *testing.T) {
 		list := decode[client.EventList](t, body)
 		if len(list.Events) != 5*lag || list.AsOf != size {
 			t.Errorf("%s: %d events as of %d, want %d as of %d", q.name, len(list.Events), list.AsOf, 5*lag, size)
+		}
+	}
+	for _, pg := range pages {
+		status, page := pg.b.get(pg.path)
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d %s", pg.name, status, page)
+		}
+		if asOf := pageAsOf(t, page); asOf != size {
+			t.Errorf("%s: as of %d, want %d", pg.name, asOf, size)
 		}
 	}
 }

@@ -90,6 +90,7 @@ type gateway struct {
 	devIdP       *auth.DevIdP
 	vkey         string // checkpoint verifier key (note text)
 	access       *access.Service
+	queries      *access.Queries
 	api          *api.Server
 	// The patient app and console, the development IdP's OIDC provider
 	// (web.go), and the one handler serving them and the API.
@@ -364,9 +365,10 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if err := g.mountFederation(id, logger); err != nil {
 		return err
 	}
+	g.queries = access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower, Openings: justifications, Applied: g.consent, MaxLag: cfg.AuditMaxLag})
 	g.api.MountConsent(api.ConsentDeps{
 		Changes: g.access,
-		Queries: access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower, Openings: justifications, Applied: g.consent, MaxLag: cfg.AuditMaxLag}),
+		Queries: g.queries,
 		Pseud:   g.pseud,
 	})
 

@@ -98,6 +98,7 @@ func (g *gateway) webConfig() web.Config {
 func (g *gateway) openWeb() error {
 	deps := web.Deps{
 		Consents: g.consent, Changes: g.access, Orgs: g.registry, Ledger: g.ledger, Sync: g.follower, Pseud: g.pseud,
+		CatchUp: g.queries,
 	}
 	if g.zk != nil {
 		deps.Eligibility = g.zk

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
@@ -20,8 +21,10 @@ import (
 
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/auth/authtest"
+	"github.com/healthgw/healthgw/fhir"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/registry"
+	"github.com/healthgw/healthgw/web"
 )
 
 // secureJar is a cookie jar that treats the loopback test server as
@@ -173,6 +176,21 @@ func (w *webWorld) grantLabs(t *testing.T, b *browser) string {
 	return strings.TrimPrefix(b.last.Request.URL.Path, "/app/consents/")
 }
 
+// pageAsOf reads the ledger size a page says it is complete for.
+func pageAsOf(t *testing.T, page string) uint64 {
+	t.Helper()
+	m := regexp.MustCompile(`id="as-of" data-as-of="(\d+)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Errorf("page does not say what it is complete for:\n%s", page)
+		return 0
+	}
+	n, err := strconv.ParseUint(m[1], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestWebStory is the issue's story over HTTP, without a browser: a
 // patient signs in through the development IdP, grants Hospital B lab
 // results for treatment, B reads, the patient sees the read and revokes,
@@ -222,21 +240,39 @@ func TestWebStory(t *testing.T) {
 	if !strings.Contains(page, "Ledger status") || !strings.Contains(page, `id="ledger-verify"`) {
 		t.Fatalf("console after sign-in: %s", page)
 	}
+	sizeNow, err := w.ledger.Size(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, page = r.get("/console/audit?patient=pat-1&org=hosp-b")
 	if strings.Count(page, "<tr class=") != 2 || !strings.Contains(page, "Allowed") || !strings.Contains(page, "Refused") {
 		t.Errorf("audit search: want B's permit and deny:\n%s", page)
+	}
+	if asOf := pageAsOf(t, page); asOf < sizeNow {
+		t.Errorf("audit page as of %d, want at least %d", asOf, sizeNow)
 	}
 	status, body := r.get("/console/audit.csv?patient=pat-1&org=hosp-b")
 	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
 	if status != http.StatusOK || err != nil || len(rows) != 3 || rows[1][7] != "deny" || rows[2][7] != "permit" {
 		t.Errorf("CSV export: %d %v %q", status, err, rows)
 	}
+	if h := r.last.Header.Get(web.AsOfHeader); h == "" || h == "0" {
+		t.Errorf("CSV export: %s %q", web.AsOfHeader, h)
+	}
 	status, body = r.get("/console/audit.fhir.json?patient=pat-1&org=hosp-b")
 	var bundle struct {
 		ResourceType string `json:"resourceType"`
-		Type         string `json:"type"`
-		Total        int    `json:"total"`
-		Entry        []struct {
+		Meta         struct {
+			Extension []struct {
+				URL             string `json:"url"`
+				ValueIdentifier struct {
+					Value string `json:"value"`
+				} `json:"valueIdentifier"`
+			} `json:"extension"`
+		} `json:"meta"`
+		Type  string `json:"type"`
+		Total int    `json:"total"`
+		Entry []struct {
 			Resource struct {
 				ResourceType string `json:"resourceType"`
 			} `json:"resource"`
@@ -246,15 +282,28 @@ func TestWebStory(t *testing.T) {
 		bundle.Total != 2 || len(bundle.Entry) != 2 || bundle.Entry[0].Resource.ResourceType != "AuditEvent" {
 		t.Errorf("FHIR export: %d %v %+v", status, err, bundle)
 	}
+	if ext := bundle.Meta.Extension; len(ext) != 1 || ext[0].URL != fhir.ExtAsOf || ext[0].ValueIdentifier.Value != r.last.Header.Get(web.AsOfHeader) {
+		t.Errorf("FHIR export's as_of: %+v, header %q", bundle.Meta, r.last.Header.Get(web.AsOfHeader))
+	}
 	// Break-glass: B reads without consent in an emergency; the patient
 	// sees it called out, the regulator's report lists it.
 	if status, body := w.do("GET", "/v1/records/"+w.rec.ID+"?purpose=ETREAT", w.btok, nil,
 		"X-Break-Glass-Reason", "unconscious patient in the emergency department"); status != http.StatusOK {
 		t.Fatalf("break-glass read: %d %s", status, body)
 	}
+	before, err := w.ledger.Size(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, page = p.get("/app/access")
 	if !strings.Contains(page, "Emergency access without your consent: 1") || !strings.Contains(page, "row-bg") {
 		t.Errorf("access log does not call out the break-glass read:\n%s", page)
+	}
+	// The page says the ledger size it is complete for: at least the
+	// size before it was asked for, which includes the break-glass
+	// decision.
+	if asOf := pageAsOf(t, page); asOf < before {
+		t.Errorf("access page as of %d, want at least %d", asOf, before)
 	}
 	_, page = p.get("/app/access?break_glass=true")
 	if strings.Count(page, "<tr class=") != 1 {

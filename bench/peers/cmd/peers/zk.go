@@ -192,6 +192,13 @@ func newSnarkjsAge(ctx context.Context, zkDir, build string, progress io.Writer)
 		tmp := b(st.out + ".tmp")
 		_ = os.RemoveAll(tmp)
 		_ = os.RemoveAll(circomTmp)
+		if st.out == "age.r1cs" {
+			// circom refuses an output directory that does not exist
+			// ("invalid output path").
+			if err := os.MkdirAll(circomTmp, 0o755); err != nil {
+				return nil, err
+			}
+		}
 		cmd := exec.CommandContext(ctx, "node", st.args(tmp)...)
 		cmd.Dir = zkDir
 		if out, err := cmd.CombinedOutput(); err != nil {
