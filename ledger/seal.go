@@ -119,8 +119,9 @@ type sealConfig struct {
 	minRecipients int
 }
 
-// WithMinRecipients pads the recipient slots with dummy slots (sealed to
-// fresh keys nobody keeps) up to n, so the number of slots does not tell
+// WithMinRecipients pads the recipient slots with dummy slots (a fresh
+// ephemeral key each and the content key wrapped under a random key
+// nobody keeps; encryptJWE) up to n, so the number of slots does not tell
 // how many parties an entry has. n is capped at MaxRecipients.
 func WithMinRecipients(n int) SealOption {
 	return func(c *sealConfig) { c.minRecipients = min(n, MaxRecipients) }
@@ -238,9 +239,10 @@ const (
 // agreement is unknown (Diffie-Hellman on X25519, which holds knowing R
 // and every registered gateway key), so its hash is indistinguishable
 // from a uniform 256-bit key independent of the "epk" shown (hashed
-// Diffie-Hellman: CDH with the KDF as a random oracle). A dummy's KEK is uniform and independent of its "epk" by
-// construction. So both slots are (epk, AES-KW_K(cek)) with epk a fresh
-// X25519 public key and K uniform to the observer: the same distribution
+// Diffie-Hellman: CDH with the KDF as a random oracle). A dummy's KEK is
+// uniform and independent of its "epk" by construction. So both slots
+// are (epk, AES-KW_K(cek)) with epk a fresh X25519 public key and K
+// uniform to the observer: the same distribution
 // (the dummies made before this, sealed to a fresh throwaway recipient
 // key, were too; the throwaway key and the agreement with it only cost
 // two more scalar multiplications). Trying a key on a dummy fails as on
