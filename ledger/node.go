@@ -744,11 +744,11 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 			}
 			minSlots = RecipientBucket(len(to))
 		}
-		keys, err := sealRecipients(to, minSlots)
+		keys, dummies, err := sealRecipients(to, minSlots)
 		if err != nil {
 			return 0, err
 		}
-		if env.Sealed, err = sealPlain(plain, h.Commitment, keys); err != nil {
+		if env.Sealed, err = sealPlain(plain, h.Commitment, keys, dummies); err != nil {
 			return 0, err
 		}
 	}

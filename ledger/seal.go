@@ -119,8 +119,9 @@ type sealConfig struct {
 	minRecipients int
 }
 
-// WithMinRecipients pads the recipient slots with dummy slots (sealed to
-// fresh keys nobody keeps) up to n, so the number of slots does not tell
+// WithMinRecipients pads the recipient slots with dummy slots (a fresh
+// ephemeral key each and the content key wrapped under a random key
+// nobody keeps; encryptJWE) up to n, so the number of slots does not tell
 // how many parties an entry has. n is capped at MaxRecipients.
 func WithMinRecipients(n int) SealOption {
 	return func(c *sealConfig) { c.minRecipients = min(n, MaxRecipients) }
@@ -136,7 +137,7 @@ func SealOpening(o Opening, h Header, to []*ecdh.PublicKey, opts ...SealOption) 
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	keys, err := sealRecipients(to, cfg.minRecipients)
+	keys, dummies, err := sealRecipients(to, cfg.minRecipients)
 	if err != nil {
 		return nil, err
 	}
@@ -147,53 +148,42 @@ func SealOpening(o Opening, h Header, to []*ecdh.PublicKey, opts ...SealOption) 
 	if err != nil {
 		return nil, err
 	}
-	return sealPlain(plain, h.Commitment, keys)
+	return sealPlain(plain, h.Commitment, keys, dummies)
 }
 
 // sealRecipients checks the recipient keys (1 to MaxRecipients distinct
-// X25519 keys), pads them with dummy keys up to minRecipients and
-// shuffles them. It returns a new slice.
-func sealRecipients(to []*ecdh.PublicKey, minRecipients int) ([]*ecdh.PublicKey, error) {
+// X25519 keys) and returns them in a new slice with the number of dummy
+// slots that pad them to minRecipients (encryptJWE makes the dummies and
+// puts every slot in random order).
+func sealRecipients(to []*ecdh.PublicKey, minRecipients int) ([]*ecdh.PublicKey, int, error) {
 	if len(to) == 0 || len(to) > MaxRecipients {
-		return nil, fmt.Errorf("%w: %d recipients (1 to %d)", ErrBadSealKey, len(to), MaxRecipients)
+		return nil, 0, fmt.Errorf("%w: %d recipients (1 to %d)", ErrBadSealKey, len(to), MaxRecipients)
 	}
-	keys := make([]*ecdh.PublicKey, 0, max(len(to), minRecipients))
+	keys := make([]*ecdh.PublicKey, 0, len(to))
 	for i, k := range to {
 		if k == nil || k.Curve() != ecdh.X25519() {
-			return nil, fmt.Errorf("%w: recipient %d is not an X25519 key", ErrBadSealKey, i)
+			return nil, 0, fmt.Errorf("%w: recipient %d is not an X25519 key", ErrBadSealKey, i)
 		}
 		for _, prev := range keys {
 			if prev.Equal(k) {
-				return nil, fmt.Errorf("%w: recipient %d repeats a key", ErrBadSealKey, i)
+				return nil, 0, fmt.Errorf("%w: recipient %d repeats a key", ErrBadSealKey, i)
 			}
 		}
 		keys = append(keys, k)
 	}
-	for len(keys) < minRecipients {
-		dummy, err := NewSealKey()
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, dummy.PublicKey())
-	}
-	if len(keys) > 1 {
-		if err := shuffle(keys); err != nil {
-			return nil, err
-		}
-	}
-	return keys, nil
+	return keys, max(0, min(minRecipients, MaxRecipients)-len(keys)), nil
 }
 
 // sealPlain pads the encoded opening plain (the caller's: it is appended
 // to in place) and seals it, bound to commitment, to keys (checked by
-// sealRecipients).
-func sealPlain(plain []byte, commitment Digest, keys []*ecdh.PublicKey) ([]byte, error) {
+// sealRecipients) and dummies dummy slots.
+func sealPlain(plain []byte, commitment Digest, keys []*ecdh.PublicKey, dummies int) ([]byte, error) {
 	if r := len(plain) % sealPadBlock; r != 0 {
 		for range sealPadBlock - r {
 			plain = append(plain, ' ')
 		}
 	}
-	sealed, err := encryptJWE(plain, commitment[:], keys)
+	sealed, err := encryptJWE(plain, commitment[:], keys, dummies)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: seal: %w", err)
 	}
@@ -234,7 +224,34 @@ const (
 // jwe.Decrypt (every slot), checks it with jwx's jwe.Parse and
 // CheckSealed, and opens jwx's own output the same way, so the format
 // stays the one jwx writes and reads.
-func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey) ([]byte, error) {
+//
+// Dummy slots (dummies of them, padding the slot count; see
+// WithMinRecipients) are sealed to nobody: each has a fresh ephemeral key
+// pair made exactly as a real slot's (its public key is a genuine X25519
+// public key, the same distribution as a real slot's "epk"), and its
+// "encrypted_key" is the content key wrapped (jwebb.Wrap, as a real slot)
+// under a key-encryption key drawn uniformly from crypto/rand instead of
+// one derived by ECDH and ConcatKDF from an agreement with a recipient.
+// Why a holder of the sealed opening cannot tell a dummy from a real slot,
+// even a recipient who knows the content key: a real slot's KEK is
+// ConcatKDF (SHA-256) of X25519(e, R) for an ephemeral e nobody keeps and
+// a recipient key R; to anyone without e or R's private key that
+// agreement is unknown (Diffie-Hellman on X25519, which holds knowing R
+// and every registered gateway key), so its hash is indistinguishable
+// from a uniform 256-bit key independent of the "epk" shown (hashed
+// Diffie-Hellman: CDH with the KDF as a random oracle). A dummy's KEK is
+// uniform and independent of its "epk" by construction. So both slots
+// are (epk, AES-KW_K(cek)) with epk a fresh X25519 public key and K
+// uniform to the observer: the same distribution
+// (the dummies made before this, sealed to a fresh throwaway recipient
+// key, were too; the throwaway key and the agreement with it only cost
+// two more scalar multiplications). Trying a key on a dummy fails as on
+// another party's slot (the unwrap's integrity check). What is kept
+// exactly: the epk is never random bytes (those would often not be on
+// the curve or not in its prime-order subgroup, which anyone can test),
+// the wrapped key is 40 bytes of a real AES key wrap of the same content
+// key, and all slots are shuffled together (shuffleSlots).
+func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, dummies int) ([]byte, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("no recipients")
 	}
@@ -246,12 +263,8 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey) ([]byte, error) {
 	if err := randomFill(iv[:]); err != nil {
 		return nil, err
 	}
-	type slot struct {
-		epk []byte // the ephemeral public key
-		ek  []byte // the wrapped content key
-	}
-	slots := make([]slot, len(keys))
-	for i, k := range keys {
+	slots := make([]jweSlot, 0, len(keys)+dummies)
+	for _, k := range keys {
 		eph, err := ecdh.X25519().GenerateKey(rand.Reader)
 		if err != nil {
 			return nil, fmt.Errorf("ephemeral key: %w", err)
@@ -260,15 +273,31 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		block, err := aes.NewCipher(kek)
+		ek, err := wrapCEK(kek, cek[:])
 		if err != nil {
 			return nil, err
 		}
-		ek, err := jwebb.Wrap(block, cek[:])
+		slots = append(slots, jweSlot{epk: eph.PublicKey().Bytes(), ek: ek})
+	}
+	for range dummies {
+		eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("ephemeral key: %w", err)
+		}
+		var kek [jweKEKSize]byte
+		if err := randomFill(kek[:]); err != nil {
+			return nil, err
+		}
+		ek, err := wrapCEK(kek[:], cek[:])
 		if err != nil {
 			return nil, err
 		}
-		slots[i] = slot{epk: eph.PublicKey().Bytes(), ek: ek}
+		slots = append(slots, jweSlot{epk: eph.PublicKey().Bytes(), ek: ek})
+	}
+	if len(slots) > 1 {
+		if err := shuffleSlots(slots); err != nil {
+			return nil, err
+		}
 	}
 	b64 := base64.RawURLEncoding
 	appendB64 := func(dst, src []byte) []byte {
@@ -276,7 +305,7 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey) ([]byte, error) {
 	}
 	// The slot header members, in jwx's order: "alg", then "epk" with
 	// "crv", "kty", "x".
-	appendSlotParams := func(dst []byte, s slot) []byte {
+	appendSlotParams := func(dst []byte, s jweSlot) []byte {
 		dst = append(dst, `"alg":"`+jweAlg+`","epk":{"crv":"X25519","kty":"OKP","x":"`...)
 		dst = appendB64(dst, s.epk)
 		return append(dst, `"}`...)
@@ -342,15 +371,31 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey) ([]byte, error) {
 	return out, nil
 }
 
-// shuffle permutes keys uniformly with a generator seeded from
-// crypto/rand, so a slot's position says nothing about its recipient.
-func shuffle(keys []*ecdh.PublicKey) error {
+// jweSlot is one recipient slot of a sealed opening.
+type jweSlot struct {
+	epk []byte // the ephemeral public key
+	ek  []byte // the wrapped content key
+}
+
+// wrapCEK wraps the content key under kek (RFC 3394, jwx's jwebb.Wrap).
+func wrapCEK(kek, cek []byte) ([]byte, error) {
+	block, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, err
+	}
+	return jwebb.Wrap(block, cek)
+}
+
+// shuffleSlots permutes slots uniformly with a generator seeded from
+// crypto/rand, so a slot's position says nothing about its recipient or
+// whether it is a dummy.
+func shuffleSlots(slots []jweSlot) error {
 	var seed [32]byte
 	if err := randomFill(seed[:]); err != nil {
 		return fmt.Errorf("ledger: seal: %w", err)
 	}
 	r := mrand.New(mrand.NewChaCha8(seed))
-	r.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+	r.Shuffle(len(slots), func(i, j int) { slots[i], slots[j] = slots[j], slots[i] })
 	return nil
 }
 

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/aes"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwe"
+	"github.com/lestrrat-go/jwx/v3/jwe/jwebb"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 )
 
@@ -417,5 +419,103 @@ func TestSealKeyText(t *testing.T) {
 	}
 	if _, err := ParseNodeKey("AAAA"); !errors.Is(err, ErrBadNodeKey) {
 		t.Errorf("ParseNodeKey(short) = %v", err)
+	}
+}
+
+// TestDummySlotsLookReal: a sealed opening padded with dummy slots has,
+// in every slot, a genuine X25519 ephemeral public key (it parses, is not
+// a low-order point, and is fresh) and a 40-byte AES key wrap of the
+// content key; the layout and size are those of a JWE sealed to as many
+// real recipients; exactly the recipients' slots open (each tried alone,
+// as a recipient does); and the recipients' slots are not in fixed
+// positions.
+func TestDummySlotsLookReal(t *testing.T) {
+	e := newSignedEntry(t, testV2Signer(t), nil)
+	privs, pubs := sealKeys(t, 2)
+	const total = 8
+	type wireSlot struct {
+		Header struct {
+			Alg string `json:"alg"`
+			EPK struct {
+				Crv string `json:"crv"`
+				Kty string `json:"kty"`
+				X   string `json:"x"`
+			} `json:"epk"`
+		} `json:"header"`
+		EncryptedKey string `json:"encrypted_key"`
+	}
+	positions := map[int]int{}
+	seen := map[string]bool{}
+	for round := range 24 {
+		sealed, err := SealOpening(e.o, e.h, pubs, WithMinRecipients(total))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			_, others := sealKeys(t, total)
+			plain, err := EncodeOpening(e.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for len(plain)%sealPadBlock != 0 {
+				plain = append(plain, ' ')
+			}
+			ref := jwxSeal(t, plain, e.h.Commitment[:], others)
+			if got, want := jweShape(t, sealed), jweShape(t, ref); got != want {
+				t.Errorf("padded layout differs from jwx's with %d real recipients:\n got %s\nwant %s", total, got, want)
+			}
+			if len(sealed) != len(ref) {
+				t.Errorf("padded: %d bytes, jwx with %d real recipients writes %d", len(sealed), total, len(ref))
+			}
+		}
+		var doc struct {
+			Recipients []wireSlot `json:"recipients"`
+		}
+		if err := json.Unmarshal(sealed, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Recipients) != total {
+			t.Fatalf("%d slots, want %d", len(doc.Recipients), total)
+		}
+		opened := 0
+		for i, s := range doc.Recipients {
+			if s.Header.Alg != jweAlg || s.Header.EPK.Crv != "X25519" || s.Header.EPK.Kty != "OKP" {
+				t.Fatalf("slot %d: header %+v", i, s.Header)
+			}
+			epk, err := ParseSealKey(s.Header.EPK.X) // 32 bytes, not a low-order point
+			if err != nil {
+				t.Fatalf("slot %d: epk: %v", i, err)
+			}
+			ek, err := base64.RawURLEncoding.Strict().DecodeString(s.EncryptedKey)
+			if err != nil || len(ek) != 40 {
+				t.Fatalf("slot %d: encrypted_key of %d bytes (%v)", i, len(ek), err)
+			}
+			for _, v := range []string{s.Header.EPK.X, s.EncryptedKey} {
+				if seen[v] {
+					t.Fatalf("slot %d: value %s repeats", i, v)
+				}
+				seen[v] = true
+			}
+			for _, k := range privs {
+				kek, err := jwebb.DeriveECDHES(jweAlg, nil, nil, k, epk, jweKEKSize)
+				if err != nil {
+					t.Fatal(err)
+				}
+				block, err := aes.NewCipher(kek)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := jwebb.Unwrap(block, ek); err == nil {
+					opened++
+					positions[i]++
+				}
+			}
+		}
+		if opened != len(privs) {
+			t.Fatalf("%d slots open with the recipients' keys, want %d", opened, len(privs))
+		}
+	}
+	if len(positions) < 3 {
+		t.Errorf("the recipients' slots were always at positions %v", positions)
 	}
 }
