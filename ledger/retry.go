@@ -78,12 +78,19 @@ type unsettledEntry struct {
 	cached   cachedEntry
 }
 
-// unsettledSet is a bounded LRU of unsettled entries by key.
+// unsettledSet is a bounded LRU of unsettled entries by key. With a
+// keeper (KeepDurably) it is unbounded in memory: the keeper holds at
+// most limit envelopes (kept), every unsettled entry's envelope is among
+// them, and none is pushed out.
 type unsettledSet struct {
 	mu  sync.Mutex
 	cap int
 	m   map[Digest]*list.Element
 	lru list.List // front: most recently used
+
+	keeper EnvelopeKeeper
+	limit  int
+	kept   map[Digest]Digest // seal → entry key, of the envelopes the keeper holds
 }
 
 func (s *unsettledSet) init(capacity int) {
@@ -114,7 +121,7 @@ func (s *unsettledSet) put(u unsettledEntry) {
 		return
 	}
 	s.m[u.key] = s.lru.PushFront(u)
-	for s.lru.Len() > s.cap {
+	for s.keeper == nil && s.lru.Len() > s.cap {
 		old := s.lru.Back()
 		s.lru.Remove(old)
 		delete(s.m, old.Value.(unsettledEntry).key)
