@@ -1,0 +1,301 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/database/databasetest"
+	"github.com/healthgw/healthgw/internal/testscale"
+	"github.com/healthgw/healthgw/ledger"
+	"github.com/healthgw/healthgw/ledger/ledgertest"
+	"github.com/healthgw/healthgw/ledger/unsettledstore"
+)
+
+// gateway is one run of a gateway: its node over the shared lossy store
+// (the consortium, whose mempools outlive the gateway) with its keeper
+// over the gateway's own database, opened from dsn.
+type gateway struct {
+	node  *ledger.Node
+	keep  *unsettledstore.Store
+	stats ledger.KeepStats
+}
+
+// start opens a gateway run of identity id (the same keys every run)
+// over s with the database at dsn (closed when the test ends; a crash
+// is the run simply dropped).
+func start(t *testing.T, s ledger.Store, id ledger.Identity, dsn string, limit int) *gateway {
+	t.Helper()
+	db, err := database.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Close(db) })
+	keep, err := unsettledstore.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ledger.OpenNode(t.Context(), s, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := n.KeepDurably(t.Context(), keep, limit)
+	if err != nil {
+		t.Fatalf("keep durably: %v", err)
+	}
+	return &gateway{node: n, keep: keep, stats: stats}
+}
+
+// kept is how many envelopes the gateway's table holds.
+func (g *gateway) kept(t *testing.T) int {
+	t.Helper()
+	k, err := g.keep.Kept(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(k)
+}
+
+// A gateway restarts between an append whose outcome is unknown and its
+// retry: the retry submits the first envelope, byte for byte, whether
+// the quorum came back before it or not, and the log ends with one
+// entry. The kept row is gone once the outcome is known.
+func TestKeptEnvelopeSurvivesRestart(t *testing.T) {
+	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		e := ledgertest.Entry(2) // record.registered rec-2
+		recID := e.Body.(*ledger.RecordRegistered).RecordID
+		s, id := newLossyStore(), ledgertest.Identity("gw-a")
+		g1 := start(t, s, id, dsn, 0)
+		s.setLost(ledger.ErrUnavailable)
+		if _, err := g1.node.Append(t.Context(), e); !ledger.OutcomeUnknown(err) {
+			t.Fatalf("first append: err = %v, want an unknown outcome", err)
+		}
+		first := s.last(t)
+		if got := g1.kept(t); got != 1 {
+			t.Fatalf("%d rows kept after an unknown outcome, want 1", got)
+		}
+
+		// Restart (the first run is dropped): the envelope is loaded.
+		g2 := start(t, s, id, dsn, 0)
+		if g2.stats != (ledger.KeepStats{Kept: 1}) || g2.node.Unsettled() != 1 || g2.node.Kept() != 1 {
+			t.Fatalf("after restart: %+v, Unsettled() = %d, Kept() = %d; want one kept", g2.stats, g2.node.Unsettled(), g2.node.Kept())
+		}
+		// A retry while the quorum is still lost resubmits it.
+		if _, err := g2.node.Append(t.Context(), e); !ledger.OutcomeUnknown(err) {
+			t.Fatalf("retry while lost: %v", err)
+		}
+		if !sameEnvelope(s.last(t), first) {
+			t.Fatal("the retry after a restart sealed a new envelope")
+		}
+		// Quorum back: the mempool commits; the retry answers its index.
+		s.restore(t)
+		idx, err := g2.node.Append(t.Context(), e)
+		if err != nil {
+			t.Fatalf("retry after restore: %v", err)
+		}
+		if !sameEnvelope(s.last(t), first) {
+			t.Fatal("the retry after restore sealed a new envelope")
+		}
+		if got := registrations(t, g2.node, recID); got != 1 {
+			t.Fatalf("%d registrations of %s, want 1", got, recID)
+		}
+		got, err := g2.node.Read(t.Context(), idx, idx+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, ok := got[0].Body.(*ledger.RecordRegistered); !ok || b.RecordID != recID {
+			t.Fatalf("entry %d is %s, want the registration of %s", idx, got[0].Type, recID)
+		}
+		if g2.kept(t) != 0 || g2.node.Kept() != 0 || g2.node.Unsettled() != 0 {
+			t.Errorf("settled, yet kept: table %d, Kept() %d, Unsettled() %d", g2.kept(t), g2.node.Kept(), g2.node.Unsettled())
+		}
+	})
+}
+
+// A gateway crashes after it submitted an envelope and before any answer
+// came: the envelope was kept before it left the node, so the next run
+// has it and the retry resubmits it.
+func TestKeptBeforeSubmission(t *testing.T) {
+	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		e := ledgertest.Entry(1) // consent.granted c-1
+		s, id := newLossyStore(), ledgertest.Identity("gw-a")
+		g1 := start(t, s, id, dsn, 0)
+		s.setLost(ledger.ErrUnavailable)
+		inMempool, crash := make(chan struct{}), make(chan struct{})
+		s.mu.Lock()
+		s.onLost = func(ledger.Envelope) {
+			close(inMempool)
+			<-crash // the first run never hears back
+		}
+		s.mu.Unlock()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = g1.node.Append(ctx, e)
+		}()
+		t.Cleanup(func() { close(crash); cancel(); <-done })
+		select {
+		case <-inMempool:
+		case <-time.After(testscale.Timeout(30 * time.Second)):
+			t.Fatal("the append did not reach the store")
+		}
+		s.mu.Lock()
+		s.onLost = nil
+		s.mu.Unlock()
+		first := s.last(t)
+
+		g2 := start(t, s, id, dsn, 0) // the first run is still stuck: crashed
+		if g2.stats.Kept != 1 {
+			t.Fatalf("after the crash: %+v, want the submitted envelope kept", g2.stats)
+		}
+		s.restore(t)
+		if _, err := g2.node.Append(t.Context(), e); err != nil {
+			t.Fatalf("retry: %v", err)
+		}
+		if !sameEnvelope(s.last(t), first) {
+			t.Fatal("the retry after the crash sealed a new envelope")
+		}
+		if size, _ := s.Size(t.Context()); size != 2 { // gateway.registered, the grant
+			t.Errorf("log size %d, want 2 (one grant)", size)
+		}
+	})
+}
+
+// An envelope whose entry was committed while the gateway was down is
+// settled at start; without a store that finds entries by seal it is
+// kept, and its retry is answered with the first index.
+func TestKeptEnvelopeCommittedWhileDown(t *testing.T) {
+	for name, finds := range map[string]bool{"finder": true, "no finder": false} {
+		t.Run(name, func(t *testing.T) {
+			dsn := databasetest.SQLiteDSN(t)
+			e := ledgertest.Entry(6)
+			recID := e.Body.(*ledger.RecordRegistered).RecordID
+			s, id := newLossyStore(), ledgertest.Identity("gw-a")
+			var store ledger.Store = s
+			if !finds {
+				store = repeatOnly{s}
+			}
+			g1 := start(t, store, id, dsn, 0)
+			s.setLost(ledger.ErrUnavailable)
+			if _, err := g1.node.Append(t.Context(), e); !ledger.OutcomeUnknown(err) {
+				t.Fatalf("append: %v", err)
+			}
+			first := s.last(t)
+			s.restore(t) // committed while no gateway runs
+
+			g2 := start(t, store, id, dsn, 0)
+			if !finds {
+				if g2.stats != (ledger.KeepStats{Kept: 1}) {
+					t.Fatalf("start: %+v, want it kept", g2.stats)
+				}
+				if _, err := g2.node.Append(t.Context(), e); err != nil {
+					t.Fatal(err)
+				}
+				if !sameEnvelope(s.last(t), first) {
+					t.Fatal("the retry sealed a new envelope")
+				}
+			} else if g2.stats != (ledger.KeepStats{Committed: 1}) || g2.node.Unsettled() != 0 {
+				t.Fatalf("start: %+v, Unsettled() = %d, want it settled", g2.stats, g2.node.Unsettled())
+			}
+			if got := g2.kept(t); got != 0 {
+				t.Errorf("%d rows kept, want 0", got)
+			}
+			if got := registrations(t, g2.node, recID); got != 1 {
+				t.Errorf("%d registrations, want 1", got)
+			}
+		})
+	}
+}
+
+// repeatOnly answers repeats but finds no entry by seal.
+type repeatOnly struct{ ledger.Store }
+
+func (repeatOnly) AnswersRepeats() {}
+
+// At its limit the node refuses a new write before submitting it
+// (ErrUnsettledFull, a 503) rather than submit one it could not keep;
+// retries of kept envelopes still go through, and once one settles a new
+// write is accepted. A restart over more kept envelopes than the limit
+// keeps them all.
+func TestKeptLimit(t *testing.T) {
+	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		s, id := newLossyStore(), ledgertest.Identity("gw-a")
+		g := start(t, s, id, dsn, 2)
+		s.setLost(ledger.ErrUnavailable)
+		envs := map[int]ledger.Envelope{}
+		for _, i := range []int{10, 14} {
+			if _, err := g.node.Append(t.Context(), ledgertest.Entry(i)); !ledger.OutcomeUnknown(err) {
+				t.Fatalf("append %d: %v", i, err)
+			}
+			envs[i] = s.last(t)
+		}
+		before := s.submissions()
+		_, err := g.node.Append(t.Context(), ledgertest.Entry(18))
+		if !errors.Is(err, ledger.ErrUnsettledFull) || !errors.Is(err, ledger.ErrUnavailable) {
+			t.Fatalf("append beyond the limit: %v, want ErrUnsettledFull", err)
+		}
+		if s.submissions() != before {
+			t.Fatal("the refused write was submitted")
+		}
+		if _, err := g.node.Append(t.Context(), ledgertest.Entry(10)); !ledger.OutcomeUnknown(err) {
+			t.Fatalf("retry at the limit: %v", err)
+		}
+		if !sameEnvelope(s.last(t), envs[10]) {
+			t.Fatal("the retry at the limit sealed a new envelope")
+		}
+		// A restart with a lower limit keeps both.
+		g1 := start(t, s, id, dsn, 1)
+		if g1.stats.Kept != 2 || g1.node.Unsettled() != 2 {
+			t.Fatalf("restart over the limit: %+v, Unsettled() = %d, want both kept", g1.stats, g1.node.Unsettled())
+		}
+		s.restore(t)
+		if _, err := g1.node.Append(t.Context(), ledgertest.Entry(14)); err != nil {
+			t.Fatal(err)
+		}
+		if !sameEnvelope(s.last(t), envs[14]) {
+			t.Fatal("the retry after the restart sealed a new envelope")
+		}
+		if _, err := g1.node.Append(t.Context(), ledgertest.Entry(18)); !errors.Is(err, ledger.ErrUnsettledFull) {
+			t.Fatalf("new write with one kept at limit 1: %v, want ErrUnsettledFull", err)
+		}
+		if _, err := g1.node.Append(t.Context(), ledgertest.Entry(10)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g1.node.Append(t.Context(), ledgertest.Entry(18)); err != nil {
+			t.Fatalf("new write once the kept ones settled: %v", err)
+		}
+		if got := g1.kept(t); got != 0 {
+			t.Errorf("%d rows kept, want 0", got)
+		}
+	})
+}
+
+// A refused envelope is no longer kept; access decisions, which no retry
+// repeats (each has its own request ID), are kept in memory only.
+func TestKeptRefusedAndAccessDecisions(t *testing.T) {
+	dsn := databasetest.SQLiteDSN(t)
+	s, id := newLossyStore(), ledgertest.Identity("gw-a")
+	g := start(t, s, id, dsn, 0)
+	s.setLost(ledger.ErrUnavailable)
+	if _, err := g.node.Append(t.Context(), ledgertest.Entry(2)); !ledger.OutcomeUnknown(err) {
+		t.Fatal(err)
+	}
+	refused := errors.New("refused by the ledger application")
+	s.setRefuse(refused)
+	if _, err := g.node.Append(t.Context(), ledgertest.Entry(2)); !errors.Is(err, refused) {
+		t.Fatalf("refused append: %v", err)
+	}
+	if got := g.kept(t); got != 0 || g.node.Kept() != 0 {
+		t.Fatalf("%d rows (Kept() %d) after the refusal, want 0", got, g.node.Kept())
+	}
+	s.setRefuse(nil)
+	if _, err := g.node.Append(t.Context(), ledgertest.Entry(4)); !ledger.OutcomeUnknown(err) { // access.decided
+		t.Fatal(err)
+	}
+	if got := g.kept(t); got != 0 || g.node.Unsettled() != 1 {
+		t.Errorf("an access decision: %d rows kept, Unsettled() = %d; want 0 and 1", got, g.node.Unsettled())
+	}
+}
