@@ -89,6 +89,7 @@ type unsettledSet struct {
 	lru list.List // front: most recently used
 
 	keeper EnvelopeKeeper
+	finder EntryFinder // the store's, if it has one
 	limit  int
 	kept   map[Digest]Digest // seal → entry key, of the envelopes the keeper holds
 }

@@ -122,7 +122,7 @@ func (n *Node) KeepDurably(ctx context.Context, k EnvelopeKeeper, limit int) (Ke
 	}
 	s := &n.unsettled
 	s.mu.Lock()
-	s.keeper, s.limit, s.kept = k, limit, make(map[Digest]Digest, len(restored))
+	s.keeper, s.limit, s.kept, s.finder = k, limit, make(map[Digest]Digest, len(restored)), finder
 	s.cap = math.MaxInt
 	s.mu.Unlock()
 	for _, u := range restored { // oldest first: of two for one entry, the later stays
@@ -188,7 +188,21 @@ func (s *unsettledSet) keep(ctx context.Context, key Digest, env Envelope, t Typ
 	}
 	if len(s.kept) >= s.limit {
 		s.mu.Unlock()
-		return ErrUnsettledFull
+		// Writes settled by a retry that found them in the log (the
+		// use cases catch up before they append) left their
+		// envelopes: settle those first.
+		if _, err := s.settleCommitted(ctx); err != nil {
+			return fmt.Errorf("ledger: settle kept envelopes: %w", err)
+		}
+		s.mu.Lock()
+		if _, ok := s.kept[seal]; ok {
+			s.mu.Unlock()
+			return nil
+		}
+		if len(s.kept) >= s.limit {
+			s.mu.Unlock()
+			return ErrUnsettledFull
+		}
 	}
 	s.kept[seal] = key // reserved: counts against the limit while written
 	k := s.keeper
@@ -267,4 +281,51 @@ func (s *unsettledSet) answered(ctx context.Context, u unsettledEntry, err error
 		s.settle(u.key, seal) // this envelope was refused
 		s.release(ctx, u.key, seal, false)
 	}
+}
+
+// SettleCommitted settles the kept envelopes whose entries the store
+// finds in the log (EntryFinder) and returns how many. A retry that finds
+// its write on the ledger (the use cases catch up first) answers without
+// appending, so its envelope stays kept until this runs: at start, when
+// the limit is reached, or when the gateway calls it (after its
+// projections followed new commits).
+func (n *Node) SettleCommitted(ctx context.Context) (int, error) {
+	return n.unsettled.settleCommitted(ctx)
+}
+
+func (s *unsettledSet) settleCommitted(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	if s.keeper == nil || s.finder == nil {
+		s.mu.Unlock()
+		return 0, nil
+	}
+	kept := make(map[Digest]Digest, len(s.kept))
+	for seal, key := range s.kept {
+		kept[seal] = key
+	}
+	finder, keeper := s.finder, s.keeper
+	s.mu.Unlock()
+	var found []Digest
+	for seal, key := range kept {
+		_, ok, err := finder.FindEntry(ctx, seal)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			found = append(found, seal)
+			s.settle(key, seal)
+		}
+	}
+	if len(found) == 0 {
+		return 0, nil
+	}
+	if err := keeper.Settle(ctx, found...); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	for _, seal := range found {
+		delete(s.kept, seal)
+	}
+	s.mu.Unlock()
+	return len(found), nil
 }
