@@ -246,10 +246,14 @@ func TestKeptLimit(t *testing.T) {
 		if !sameEnvelope(s.last(t), envs[10]) {
 			t.Fatal("the retry at the limit sealed a new envelope")
 		}
-		// A restart with a lower limit keeps both.
+		// A restart with a lower limit keeps both, and refuses a new
+		// write while neither is known.
 		g1 := start(t, s, id, dsn, 1)
 		if g1.stats.Kept != 2 || g1.node.Unsettled() != 2 {
 			t.Fatalf("restart over the limit: %+v, Unsettled() = %d, want both kept", g1.stats, g1.node.Unsettled())
+		}
+		if _, err := g1.node.Append(t.Context(), ledgertest.Entry(18)); !errors.Is(err, ledger.ErrUnsettledFull) {
+			t.Fatalf("new write over the limit after the restart: %v, want ErrUnsettledFull", err)
 		}
 		s.restore(t)
 		if _, err := g1.node.Append(t.Context(), ledgertest.Entry(14)); err != nil {
@@ -258,17 +262,16 @@ func TestKeptLimit(t *testing.T) {
 		if !sameEnvelope(s.last(t), envs[14]) {
 			t.Fatal("the retry after the restart sealed a new envelope")
 		}
-		if _, err := g1.node.Append(t.Context(), ledgertest.Entry(18)); !errors.Is(err, ledger.ErrUnsettledFull) {
-			t.Fatalf("new write with one kept at limit 1: %v, want ErrUnsettledFull", err)
-		}
-		if _, err := g1.node.Append(t.Context(), ledgertest.Entry(10)); err != nil {
-			t.Fatal(err)
-		}
+		// 10 is committed too (no retry came): the new write settles it
+		// and goes through.
 		if _, err := g1.node.Append(t.Context(), ledgertest.Entry(18)); err != nil {
-			t.Fatalf("new write once the kept ones settled: %v", err)
+			t.Fatalf("new write once the kept ones committed: %v", err)
 		}
 		if got := g1.kept(t); got != 0 {
 			t.Errorf("%d rows kept, want 0", got)
+		}
+		if got := registrations(t, g1.node, "rec-10"); got != 1 {
+			t.Errorf("%d registrations of rec-10, want 1", got)
 		}
 	})
 }
@@ -298,4 +301,45 @@ func TestKeptRefusedAndAccessDecisions(t *testing.T) {
 	if got := g.kept(t); got != 0 || g.node.Unsettled() != 1 {
 		t.Errorf("an access decision: %d rows kept, Unsettled() = %d; want 0 and 1", got, g.node.Unsettled())
 	}
+}
+
+// A write whose retry found it on the ledger appended nothing, so its
+// envelope stays kept until SettleCommitted finds its entry in the log;
+// at the limit, a new write settles those first instead of being refused.
+func TestSettleCommitted(t *testing.T) {
+	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		s, id := newLossyStore(), ledgertest.Identity("gw-a")
+		g := start(t, s, id, dsn, 2)
+		s.setLost(ledger.ErrUnavailable)
+		for _, i := range []int{10, 14} {
+			if _, err := g.node.Append(t.Context(), ledgertest.Entry(i)); !ledger.OutcomeUnknown(err) {
+				t.Fatalf("append %d: %v", i, err)
+			}
+		}
+		if n, err := g.node.SettleCommitted(t.Context()); err != nil || n != 0 {
+			t.Fatalf("SettleCommitted before any commit = %d, %v; want 0", n, err)
+		}
+		s.restore(t) // both commit; no retry comes
+		if n, err := g.node.SettleCommitted(t.Context()); err != nil || n != 2 {
+			t.Fatalf("SettleCommitted = %d, %v; want 2", n, err)
+		}
+		if g.kept(t) != 0 || g.node.Kept() != 0 || g.node.Unsettled() != 0 {
+			t.Fatalf("settled, yet kept: table %d, Kept() %d, Unsettled() %d", g.kept(t), g.node.Kept(), g.node.Unsettled())
+		}
+
+		// At the limit with committed ones kept, a new write goes through.
+		s.setLost(ledger.ErrUnavailable)
+		for _, i := range []int{18, 22} {
+			if _, err := g.node.Append(t.Context(), ledgertest.Entry(i)); !ledger.OutcomeUnknown(err) {
+				t.Fatalf("append %d: %v", i, err)
+			}
+		}
+		s.restore(t)
+		if _, err := g.node.Append(t.Context(), ledgertest.Entry(26)); err != nil {
+			t.Fatalf("a new write at the limit, the kept ones committed: %v", err)
+		}
+		if got := g.kept(t); got != 0 {
+			t.Errorf("%d rows kept, want 0", got)
+		}
+	})
 }
