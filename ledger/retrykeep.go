@@ -79,9 +79,9 @@ type KeepStats struct {
 //
 // Only over a store that answers repeats (RepeatAnswerer); over any
 // other it does nothing. Call it once, after OpenNode and before the node
-// serves appends. Appends of access decisions are not kept in k: each
-// carries its request's own random ID, so no retry appends the same
-// entry again.
+// serves appends. Appends of access decisions are not kept, in k or in
+// memory: each carries its request's own random ID, so no retry appends
+// the same entry again.
 func (n *Node) KeepDurably(ctx context.Context, k EnvelopeKeeper, limit int) (KeepStats, error) {
 	if _, ok := n.store.(RepeatAnswerer); !ok || k == nil {
 		return KeepStats{}, nil
@@ -273,6 +273,11 @@ func (s *unsettledSet) answered(ctx context.Context, u unsettledEntry, err error
 	seal := Seal(u.env.Header)
 	switch {
 	case outcomeUnknownOrClosed(err):
+		if !durablyKept(u.cached.header.Type) && s.durable() {
+			// Never retried (KeepDurably); with a keeper the set has no
+			// bound of its own, so it holds only what the keeper holds.
+			return
+		}
 		s.put(u)
 	case err == nil:
 		s.forget(u.key) // the write is in the log
@@ -328,4 +333,11 @@ func (s *unsettledSet) settleCommitted(ctx context.Context) (int, error) {
 	}
 	s.mu.Unlock()
 	return len(found), nil
+}
+
+// durable reports whether the set has a keeper.
+func (s *unsettledSet) durable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keeper != nil
 }
