@@ -13,3 +13,5 @@ const FollowBatch = followBatch
 // SetUnsettledCap sets how many envelopes of outcome-unknown appends n
 // keeps, forgetting those it kept.
 func (n *Node) SetUnsettledCap(c int) { n.unsettled.init(c) }
+
+const ReleaseBatch = releaseBatch

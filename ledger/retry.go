@@ -92,6 +92,7 @@ type unsettledSet struct {
 	finder EntryFinder // the store's, if it has one
 	limit  int
 	kept   map[Digest]Digest // seal → entry key, of the envelopes the keeper holds
+	done   []Digest          // seals settled whose rows the keeper still holds
 }
 
 func (s *unsettledSet) init(capacity int) {

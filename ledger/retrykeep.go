@@ -218,36 +218,55 @@ func (s *unsettledSet) keep(ctx context.Context, key Digest, env Envelope, t Typ
 	return nil
 }
 
-// release removes from the keeper the envelopes whose outcome is known:
-// those of key if all is true (the entry is in the log), else the one
-// sealed seal (it was refused). A failed removal leaves them counted and
-// kept; the next start finds them committed or keeps them for a retry,
-// which the store answers. The append's outcome stands either way.
-func (s *unsettledSet) release(ctx context.Context, key, seal Digest, all bool) {
+// releaseBatch is how many envelopes of committed entries the keeper
+// deletes at once. Their rows need not go at once: a row left by a crash
+// is found committed at the next start (KeepDurably), and over a store
+// without EntryFinder its retry is answered with the index. Deleting them
+// in batches halves the keeper's synchronous writes per append (the
+// insert before the submission must be durable).
+const releaseBatch = 64
+
+// release forgets, in the keeper, the envelopes whose outcome is known:
+// those of key if committed is true (the entry is in the log: deleted
+// with the next batch, see releaseBatch), else the one sealed seal (it
+// was refused: deleted now, so that no retry after a crash submits it
+// again). A failed deletion leaves the rows; the next batch, start or
+// SettleCommitted deletes them. The append's outcome stands either way.
+func (s *unsettledSet) release(ctx context.Context, key, seal Digest, committed bool) {
 	s.mu.Lock()
 	if s.keeper == nil {
 		s.mu.Unlock()
 		return
 	}
-	var seals []Digest
 	for sl, k := range s.kept {
-		if (all && k == key) || sl == seal {
-			seals = append(seals, sl)
+		if (committed && k == key) || sl == seal {
+			delete(s.kept, sl)
+			s.done = append(s.done, sl)
 		}
 	}
-	keeper := s.keeper
+	flush := !committed || len(s.done) >= releaseBatch
 	s.mu.Unlock()
-	if len(seals) == 0 {
-		return
+	if flush {
+		_ = s.flush(context.WithoutCancel(ctx))
 	}
-	if err := keeper.Settle(context.WithoutCancel(ctx), seals...); err != nil {
-		return
-	}
+}
+
+// flush deletes the rows of the envelopes whose outcome is known.
+func (s *unsettledSet) flush(ctx context.Context) error {
 	s.mu.Lock()
-	for _, sl := range seals {
-		delete(s.kept, sl)
-	}
+	done, keeper := s.done, s.keeper
+	s.done = nil
 	s.mu.Unlock()
+	if len(done) == 0 || keeper == nil {
+		return nil
+	}
+	if err := keeper.Settle(ctx, done...); err != nil {
+		s.mu.Lock()
+		s.done = append(s.done, done...)
+		s.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // outcomeUnknownOrClosed is OutcomeUnknown, or the store closed while the
@@ -289,7 +308,8 @@ func (s *unsettledSet) answered(ctx context.Context, u unsettledEntry, err error
 }
 
 // SettleCommitted settles the kept envelopes whose entries the store
-// finds in the log (EntryFinder) and returns how many. A retry that finds
+// finds in the log (EntryFinder) and returns how many; it also deletes
+// the rows of envelopes settled since the last batch (releaseBatch). A retry that finds
 // its write on the ledger (the use cases catch up first) answers without
 // appending, so its envelope stays kept until this runs: at start, when
 // the limit is reached, or when the gateway calls it (after its
@@ -300,9 +320,13 @@ func (n *Node) SettleCommitted(ctx context.Context) (int, error) {
 
 func (s *unsettledSet) settleCommitted(ctx context.Context) (int, error) {
 	s.mu.Lock()
-	if s.keeper == nil || s.finder == nil {
+	if s.keeper == nil {
 		s.mu.Unlock()
 		return 0, nil
+	}
+	if s.finder == nil {
+		s.mu.Unlock()
+		return 0, s.flush(ctx)
 	}
 	kept := make(map[Digest]Digest, len(s.kept))
 	for seal, key := range s.kept {
@@ -310,6 +334,9 @@ func (s *unsettledSet) settleCommitted(ctx context.Context) (int, error) {
 	}
 	finder, keeper := s.finder, s.keeper
 	s.mu.Unlock()
+	if err := s.flush(ctx); err != nil {
+		return 0, err
+	}
 	var found []Digest
 	for seal, key := range kept {
 		_, ok, err := finder.FindEntry(ctx, seal)
