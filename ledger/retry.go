@@ -33,10 +33,12 @@ type RepeatAnswerer interface {
 }
 
 // DefaultUnsettled is how many envelopes of appends whose outcome is
-// unknown a Node keeps (least recently used first out). An envelope
-// leaves as soon as the outcome of an append of it is known (committed
-// or refused); one pushed out makes a later retry of its entry seal a
-// new envelope, as before. Nothing is kept across a restart.
+// unknown a Node keeps. In memory only, the least recently used goes
+// first out, and one pushed out makes a later retry of its entry seal a
+// new envelope; with a keeper (KeepDurably, which keeps them across a
+// restart) none is pushed out and a new write at the limit is refused
+// (ErrUnsettledFull). An envelope leaves as soon as the outcome of an
+// append of it is known (committed or refused).
 const DefaultUnsettled = 1024
 
 // OutcomeUnknown reports whether err, returned by an append, leaves the
