@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -418,5 +419,29 @@ func TestKeptReleasedInBatches(t *testing.T) {
 	}
 	if got := g.settled(t); got != 1 || g.node.Kept() != 1 {
 		t.Errorf("after SettleCommitted: %d rows, Kept() %d; want the unknown one", got, g.node.Kept())
+	}
+}
+
+// The store closing while an append waits (the gateway stops) leaves its
+// outcome unknown: the envelope stays kept for the next run.
+func TestKeptWhenClosedWhileWaiting(t *testing.T) {
+	dsn := databasetest.SQLiteDSN(t)
+	s, id := newLossyStore(), ledgertest.Identity("gw-a")
+	g := start(t, s, id, dsn, 0)
+	s.setLost(fmt.Errorf("%w (entry not acknowledged)", ledger.ErrClosed))
+	if _, err := g.node.Append(t.Context(), ledgertest.Entry(2)); !errors.Is(err, ledger.ErrClosed) {
+		t.Fatalf("append: %v, want ErrClosed", err)
+	}
+	first := s.last(t)
+	if got := g.kept(t); got != 1 {
+		t.Fatalf("%d rows kept after the store closed, want 1", got)
+	}
+	s.setLost(nil)
+	g2 := start(t, s, id, dsn, 0)
+	if _, err := g2.node.Append(t.Context(), ledgertest.Entry(2)); err != nil {
+		t.Fatal(err)
+	}
+	if !sameEnvelope(s.last(t), first) {
+		t.Error("the retry after the stop sealed a new envelope")
 	}
 }
