@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/comet/comettest"
+	"github.com/healthgw/healthgw/ledger/unsettledstore"
 )
 
 // TestConsortiumUnknownOutcome is the 503-then-commit story: hospital A
@@ -292,8 +294,13 @@ func TestConsortiumUnknownOutcomeAcrossRestart(t *testing.T) {
 		t.Fatalf("%d envelopes kept for a retry, want 2", got)
 	}
 
-	// The gateway restarts while the quorum is lost.
+	// The gateway restarts while the quorum is lost; it settles kept
+	// envelopes after each commit, as serve does.
 	n1 = c.restart(t, 0)
+	settleCtx, stopSettle := context.WithCancel(t.Context())
+	settleDone := make(chan struct{})
+	go func() { defer close(settleDone); n1.settleKept(settleCtx, consortiumLogger(0)) }()
+	t.Cleanup(func() { stopSettle(); <-settleDone })
 	if got := n1.node.Unsettled(); got != 2 {
 		t.Fatalf("after the restart the node has %d envelopes for a retry, want 2", got)
 	}
@@ -336,9 +343,28 @@ func TestConsortiumUnknownOutcomeAcrossRestart(t *testing.T) {
 		t.Errorf("%d grants of %s, want 1", n, consentID)
 	}
 	// The repeats found the writes committed and appended nothing; the
-	// kept envelopes are settled from the log (serve does it after each
-	// commit).
-	if settled, err := n1.node.SettleCommitted(t.Context()); err != nil || settled != 2 || n1.node.Kept() != 0 {
-		t.Errorf("SettleCommitted = %d, %v; %d still kept; want 2 settled, none kept", settled, err, n1.node.Kept())
+	// kept envelopes are settled from the log after a commit, and their
+	// rows deleted.
+	keeper, err := unsettledstore.Open(t.Context(), n1.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(testscale.Timeout(time.Minute))
+	defer deadline.Stop()
+	for {
+		rows, err := keeper.Kept(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n1.node.Kept() == 0 && len(rows) == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("still kept once committed: Kept() = %d, %d rows", n1.node.Kept(), len(rows))
+		}
 	}
 }
