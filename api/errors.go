@@ -102,6 +102,7 @@ var errorTable = []errorRule{
 	{target: access.ErrNotCaughtUp, status: http.StatusServiceUnavailable, code: "unavailable", message: "Ledger not caught up: this node has not yet applied every committed entry, so it does not decide. Retry shortly."},
 	{target: access.ErrCatchingUp, status: http.StatusServiceUnavailable, code: "catching_up", message: "The access log is catching up with the ledger after a burst of entries: it would not yet show every decision. Retry shortly."},
 	{target: ledger.ErrHalted, status: http.StatusServiceUnavailable, code: "halted", message: "This node's ledger has halted after a consensus failure: it accepts no writes and serves no entries until its operator repairs it. Use another member's gateway."},
+	{target: ledger.ErrUnsettledFull, status: http.StatusServiceUnavailable, code: "unavailable", message: "This gateway keeps as many writes with an unknown outcome for their retries as it can, so it takes no new write now (the consortium may have lost its quorum). Retry shortly; repeat earlier writes with their Idempotency-Keys."},
 	{target: ledger.ErrUnavailable, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is unavailable (the consortium may have lost its quorum). Retry shortly."},
 	{target: ledger.ErrClosed, status: http.StatusServiceUnavailable, code: "unavailable", message: "The ledger is shutting down."},
 

@@ -99,6 +99,7 @@ func TestErrorTable(t *testing.T) {
 		{records.ErrNoEncryptionKey, 406, "not_acceptable", "No encryption key (use \"enc\") is registered for this organisation."},
 		{ledger.ErrInvalidRange, 400, "invalid_request", "Invalid index or tree size."},
 		{consent.ErrAlreadyRevoked, 409, "conflict", "The consent is already revoked."},
+		{ledger.ErrUnsettledFull, 503, "unavailable", "This gateway keeps as many writes with an unknown outcome for their retries as it can, so it takes no new write now (the consortium may have lost its quorum). Retry shortly; repeat earlier writes with their Idempotency-Keys."},
 		{ledger.ErrUnavailable, 503, "unavailable", "The ledger is unavailable (the consortium may have lost its quorum). Retry shortly."},
 		{ledger.ErrClosed, 503, "unavailable", "The ledger is shutting down."},
 		{&http.MaxBytesError{Limit: 1}, 413, "too_large", "Request body too large."},

@@ -24,3 +24,5 @@ func (n *Node) ForgetOpened() {
 }
 
 const MinParallelOpens = minParallelOpens
+
+const ReleaseBatch = releaseBatch

@@ -772,10 +772,19 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 func (n *Node) submit(ctx context.Context, p *Prepared, att Digest, env Envelope, c cachedEntry) (uint64, error) {
 	h, registry := c.header, clearType(c.header.Type)
 	seal := Seal(env.Header)
+	if p.keyed {
+		// Durably kept before it leaves the node (retrykeep.go).
+		if err := n.unsettled.keep(ctx, p.key, env, h.Type); err != nil {
+			return 0, err
+		}
+	}
 	n.pmu.Lock()
 	n.pending[seal] = c
 	n.pmu.Unlock()
 	idx, err := n.store.AppendEnvelope(ctx, env)
+	if p.keyed {
+		n.unsettled.answered(ctx, unsettledEntry{key: p.key, prepared: *p, att: att, env: env, cached: c}, err)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.pmu.Lock()
@@ -794,15 +803,6 @@ func (n *Node) submit(ctx context.Context, p *Prepared, att Digest, env Envelope
 		delete(n.landed, idx)
 	}
 	n.pmu.Unlock()
-	switch {
-	case !p.keyed:
-	case OutcomeUnknown(err):
-		n.unsettled.put(unsettledEntry{key: p.key, prepared: *p, att: att, env: env, cached: c})
-	case err == nil:
-		n.unsettled.forget(p.key) // the write is in the log
-	default:
-		n.unsettled.settle(p.key, seal) // this envelope was refused
-	}
 	if err != nil {
 		return idx, err
 	}

@@ -33,10 +33,12 @@ type RepeatAnswerer interface {
 }
 
 // DefaultUnsettled is how many envelopes of appends whose outcome is
-// unknown a Node keeps (least recently used first out). An envelope
-// leaves as soon as the outcome of an append of it is known (committed
-// or refused); one pushed out makes a later retry of its entry seal a
-// new envelope, as before. Nothing is kept across a restart.
+// unknown a Node keeps. In memory only, the least recently used goes
+// first out, and one pushed out makes a later retry of its entry seal a
+// new envelope; with a keeper (KeepDurably, which keeps them across a
+// restart) none is pushed out and a new write at the limit is refused
+// (ErrUnsettledFull). An envelope leaves as soon as the outcome of an
+// append of it is known (committed or refused).
 const DefaultUnsettled = 1024
 
 // OutcomeUnknown reports whether err, returned by an append, leaves the
@@ -78,12 +80,21 @@ type unsettledEntry struct {
 	cached   cachedEntry
 }
 
-// unsettledSet is a bounded LRU of unsettled entries by key.
+// unsettledSet is a bounded LRU of unsettled entries by key. With a
+// keeper (KeepDurably) it is unbounded in memory: the keeper holds at
+// most limit envelopes (kept), every unsettled entry's envelope is among
+// them, and none is pushed out.
 type unsettledSet struct {
 	mu  sync.Mutex
 	cap int
 	m   map[Digest]*list.Element
 	lru list.List // front: most recently used
+
+	keeper EnvelopeKeeper
+	finder EntryFinder // the store's, if it has one
+	limit  int
+	kept   map[Digest]Digest // seal → entry key, of the envelopes the keeper holds
+	done   []Digest          // seals settled whose rows the keeper still holds
 }
 
 func (s *unsettledSet) init(capacity int) {
@@ -114,7 +125,7 @@ func (s *unsettledSet) put(u unsettledEntry) {
 		return
 	}
 	s.m[u.key] = s.lru.PushFront(u)
-	for s.lru.Len() > s.cap {
+	for s.keeper == nil && s.lru.Len() > s.cap {
 		old := s.lru.Back()
 		s.lru.Remove(old)
 		delete(s.m, old.Value.(unsettledEntry).key)

@@ -26,6 +26,9 @@ type lossyStore struct {
 	submitted []ledger.Envelope
 	mempool   []ledger.Envelope
 	index     map[ledger.Digest]uint64
+	// onLost, if set, is called (without s.mu) by an append while lost,
+	// after its envelope reached the mempool and before it answers.
+	onLost func(ledger.Envelope)
 }
 
 func newLossyStore() *lossyStore {
@@ -38,20 +41,44 @@ var _ ledger.RepeatAnswerer = (*lossyStore)(nil)
 
 func (s *lossyStore) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.refuse != nil {
+		defer s.mu.Unlock()
 		return 0, s.refuse
 	}
 	s.submitted = append(s.submitted, env)
 	seal := ledger.Seal(env.Header)
 	if idx, ok := s.index[seal]; ok {
+		s.mu.Unlock()
 		return idx, nil
 	}
-	if s.lost != nil {
+	if lost := s.lost; lost != nil {
 		s.mempool = append(s.mempool, env)
-		return 0, fmt.Errorf("append: %w", s.lost)
+		hook := s.onLost
+		s.mu.Unlock()
+		if hook != nil {
+			hook(env)
+		}
+		return 0, fmt.Errorf("append: %w", lost)
 	}
+	defer s.mu.Unlock()
 	return s.commitLocked(ctx, env)
+}
+
+// FindEntry implements ledger.EntryFinder: committed entries only.
+func (s *lossyStore) FindEntry(_ context.Context, seal ledger.Digest) (uint64, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	idx, ok := s.index[seal]
+	return idx, ok, nil
+}
+
+var _ ledger.EntryFinder = (*lossyStore)(nil)
+
+// submissions returns how many appends reached the store.
+func (s *lossyStore) submissions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.submitted)
 }
 
 func (s *lossyStore) commitLocked(ctx context.Context, env ledger.Envelope) (uint64, error) {

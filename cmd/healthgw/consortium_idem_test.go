@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/comet/comettest"
+	"github.com/healthgw/healthgw/ledger/unsettledstore"
 )
 
 // TestConsortiumUnknownOutcome is the 503-then-commit story: hospital A
@@ -209,6 +214,157 @@ func waitCommitted(t *testing.T, l *comet.Log, cond func() bool) {
 		case <-next:
 		case <-deadline.C:
 			t.Fatalf("not committed after %v", timeout)
+		}
+	}
+}
+
+// restart stops gateway i (its HTTP server and every component) and opens
+// it again from its data directory and database, over the same running
+// CometBFT node, listening on the same address. Whatever the gateway held
+// in memory is gone; the node's mempool (standing in for a peer's: a real
+// restart takes the in-process node down too) still holds what was
+// submitted.
+func (c *consortium) restart(t *testing.T, i int) *testGateway {
+	t.Helper()
+	old := c.gws[i]
+	old.srv.Close()
+	if err := old.gateway.close(); err != nil {
+		t.Fatalf("stop gateway %d: %v", i, err)
+	}
+	g, err := openGatewayOn(t.Context(), old.cfg, consortiumLogger(i), &env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard}, c.net.Log(i))
+	if err != nil {
+		t.Fatalf("restart gateway %d: %v", i, err)
+	}
+	ln, err := net.Listen("tcp", old.cfg.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(g.api.Handler())
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	tg := &testGateway{gateway: g, t: t, srv: srv, url: old.url}
+	t.Cleanup(func() {
+		srv.Close()
+		if err := g.close(); err != nil {
+			t.Errorf("close restarted gateway %d: %v", i, err)
+		}
+	})
+	c.gws[i] = tg
+	return tg
+}
+
+// TestConsortiumUnknownOutcomeAcrossRestart: an upload and a grant are
+// answered 503 (quorum lost, outcome unknown), the gateway restarts, and
+// the client repeats both with the same Idempotency-Keys, first while the
+// quorum is still lost, then after it is back. The restarted gateway
+// loaded the envelopes it kept in its database and resubmits them byte
+// for byte, so the first transactions (still in a mempool) and the
+// repeats commit one registration and one grant; without the kept
+// envelopes the repeats seal new entries and both commit.
+func TestConsortiumUnknownOutcomeAcrossRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a four-validator network")
+	}
+	c := newConsortiumWith(t, 4, consortiumOptions{net: comettest.Options{TimeoutCommit: 100 * time.Millisecond, AppendTimeout: testscale.Timeout(3 * time.Second)}})
+	n1 := c.gws[0]
+	hospA := n1.register("hosp-a", auth.KindHospital)
+	c.gws[1].register("hosp-b", auth.KindHospital)
+	c.syncAll(t)
+	upload := map[string]any{"patient": "pat-1", "category": "labs", "content_type": "application/fhir+json", "content": json.RawMessage(labFHIR)}
+	grant := map[string]any{"grantee": map[string]string{"org": "hosp-b"}, "categories": []string{"labs"}, "purposes": []string{"TREAT"}}
+	recKey := []string{api.HeaderIdempotencyKey, `"upload-r"`}
+	grantKey := []string{api.HeaderIdempotencyKey, `"grant-r"`}
+	unknown := func(what string, status int, body []byte, prefix string) string {
+		t.Helper()
+		e := decode[apiError](t, body)
+		if status != http.StatusServiceUnavailable || e.Outcome != "unknown" || !strings.HasPrefix(e.Location, prefix) {
+			t.Fatalf("%s without quorum: %d %s", what, status, body)
+		}
+		return strings.TrimPrefix(e.Location, prefix)
+	}
+
+	c.net.StopNode(2)
+	c.net.StopNode(3)
+	status, body := n1.do("POST", "/v1/records", n1.token(hospA, ""), upload, recKey...)
+	recID := unknown("upload", status, body, "/v1/records/")
+	status, body = n1.do("POST", "/v1/consents", n1.patientToken("pat-1"), grant, grantKey...)
+	consentID := unknown("grant", status, body, "/v1/consents/")
+	if got := n1.node.Kept(); got != 2 {
+		t.Fatalf("%d envelopes kept for a retry, want 2", got)
+	}
+
+	// The gateway restarts while the quorum is lost; it settles kept
+	// envelopes after each commit, as serve does.
+	n1 = c.restart(t, 0)
+	settleCtx, stopSettle := context.WithCancel(t.Context())
+	settleDone := make(chan struct{})
+	go func() { defer close(settleDone); n1.settleKept(settleCtx, consortiumLogger(0)) }()
+	t.Cleanup(func() { stopSettle(); <-settleDone })
+	if got := n1.node.Unsettled(); got != 2 {
+		t.Fatalf("after the restart the node has %d envelopes for a retry, want 2", got)
+	}
+	atok, ptok := n1.token(hospA, ""), n1.patientToken("pat-1")
+	status, body = n1.do("POST", "/v1/records", atok, upload, recKey...)
+	if id := unknown("upload repeated after the restart", status, body, "/v1/records/"); id != recID {
+		t.Fatalf("upload repeated: record %s, first attempt %s", id, recID)
+	}
+	status, body = n1.do("POST", "/v1/consents", ptok, grant, grantKey...)
+	if id := unknown("grant repeated after the restart", status, body, "/v1/consents/"); id != consentID {
+		t.Fatalf("grant repeated: consent %s, first attempt %s", id, consentID)
+	}
+
+	// The quorum is back: what waits in the mempool commits.
+	c.net.StartNode(2)
+	waitCommitted(t, c.net.Log(0), func() bool {
+		return len(entriesFor(n1, ledger.TypeRecordRegistered, recID)) >= 1 &&
+			len(entriesFor(n1, ledger.TypeConsentGranted, consentID)) >= 1
+	})
+	// The repeats answer with the writes' results.
+	status, body = n1.do("POST", "/v1/records", atok, upload, recKey...)
+	if status != http.StatusCreated {
+		t.Fatalf("upload repeated once the quorum is back: %d %s", status, body)
+	}
+	status, body = n1.do("POST", "/v1/consents", ptok, grant, grantKey...)
+	if status != http.StatusCreated {
+		t.Fatalf("grant repeated once the quorum is back: %d %s", status, body)
+	}
+	// A later write commits after every transaction submitted before it
+	// (the mempool is reaped in order): a second copy of either entry
+	// would be in the log by then.
+	marker := map[string]any{"patient": "pat-2", "category": "labs", "content_type": "application/fhir+json", "content": json.RawMessage(labFHIR)}
+	if status, body := n1.do("POST", "/v1/records", atok, marker); status != http.StatusCreated {
+		t.Fatalf("a later upload: %d %s", status, body)
+	}
+	if n := len(entriesFor(n1, ledger.TypeRecordRegistered, recID)); n != 1 {
+		t.Errorf("%d registrations of %s, want 1", n, recID)
+	}
+	if n := len(entriesFor(n1, ledger.TypeConsentGranted, consentID)); n != 1 {
+		t.Errorf("%d grants of %s, want 1", n, consentID)
+	}
+	// The repeats found the writes committed and appended nothing; the
+	// kept envelopes are settled from the log after a commit, and their
+	// rows deleted.
+	keeper, err := unsettledstore.Open(t.Context(), n1.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.NewTimer(testscale.Timeout(time.Minute))
+	defer deadline.Stop()
+	for {
+		rows, err := keeper.Kept(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n1.node.Kept() == 0 && len(rows) == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			t.Fatalf("still kept once committed: Kept() = %d, %d rows", n1.node.Kept(), len(rows))
 		}
 	}
 }

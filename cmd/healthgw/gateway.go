@@ -35,6 +35,7 @@ import (
 	"github.com/healthgw/healthgw/ledger/comet"
 	"github.com/healthgw/healthgw/ledger/gormlog"
 	"github.com/healthgw/healthgw/ledger/tiles"
+	"github.com/healthgw/healthgw/ledger/unsettledstore"
 	"github.com/healthgw/healthgw/ledger/witness"
 	"github.com/healthgw/healthgw/ratelimit"
 	"github.com/healthgw/healthgw/records"
@@ -218,6 +219,9 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	if g.node, err = openNode(ctx, g.store, id, logger); err != nil {
 		return fmt.Errorf("open ledger: %w", err)
+	}
+	if err := g.keepUnsettled(ctx, logger); err != nil {
+		return err
 	}
 	g.ledger = g.node
 
@@ -450,6 +454,60 @@ const idempotencyPurgeInterval = time.Hour
 
 // openIdempotency opens the idempotency keys, purges the expired ones and
 // keeps purging them while the gateway runs.
+// keepUnsettled makes the node keep the envelopes of writes whose
+// outcome is unknown in the gateway's database (ledger_unsettled), so
+// that a retry after a restart submits the same bytes, and loads those
+// an earlier run left (docs/design/idempotency.md). Only over a
+// consortium (a store that answers repeats); the embedded log keeps
+// nothing.
+func (g *gateway) keepUnsettled(ctx context.Context, logger *slog.Logger) error {
+	if _, ok := g.store.(ledger.RepeatAnswerer); !ok {
+		return nil
+	}
+	keeper, err := unsettledstore.Open(ctx, g.db)
+	if err != nil {
+		return err
+	}
+	stats, err := g.node.KeepDurably(ctx, keeper, ledger.DefaultUnsettled)
+	if err != nil {
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	if stats.Committed > 0 || stats.Kept > 0 {
+		logger.Info("ledger: writes whose outcome was unknown at the last stop",
+			slog.Int("committed_meanwhile", stats.Committed), slog.Int("kept_for_retry", stats.Kept),
+			slog.Int("limit", ledger.DefaultUnsettled))
+	}
+	if stats.Kept >= ledger.DefaultUnsettled {
+		logger.Warn("ledger: as many writes with an unknown outcome are kept as the limit allows: new writes are refused (503) until their retries settle them",
+			slog.Int("kept_for_retry", stats.Kept), slog.Int("limit", ledger.DefaultUnsettled))
+	}
+	return nil
+}
+
+// settleKept settles, after each commit, the kept envelopes whose
+// entries are now in the log (a retry that found its write committed
+// answers without appending, so nothing else removes them), until ctx
+// ends. Only over a consortium; it returns at once otherwise.
+func (g *gateway) settleKept(ctx context.Context, logger *slog.Logger) {
+	n, ok := g.store.(interface{ Committed() <-chan struct{} })
+	if _, answers := g.store.(ledger.RepeatAnswerer); !ok || !answers {
+		return
+	}
+	for {
+		ch := n.Committed()
+		// Cheap with nothing kept: no I/O. It also deletes the rows of
+		// envelopes settled since (ledger's batches).
+		if _, err := g.node.SettleCommitted(ctx); err != nil && ctx.Err() == nil {
+			logger.Warn("ledger: settle kept envelopes", slog.String("err", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
 func (g *gateway) openIdempotency(ctx context.Context, logger *slog.Logger) (*idemstore.Store, error) {
 	keys, err := idemstore.Open(ctx, g.db, idemstore.Options{Now: g.clock.Now})
 	if err != nil {

@@ -122,6 +122,11 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 		}
 		g.follower.Run(followCtx, 0, logger)
 	}()
+	settleDone := make(chan struct{})
+	go func() {
+		defer close(settleDone)
+		g.settleKept(followCtx, logger)
+	}()
 	zkCtx, stopZK := context.WithCancel(context.Background())
 	zkDone := make(chan struct{})
 	go func() {
@@ -169,6 +174,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	shErr := srv.Shutdown(shCtx)
 	stopFollow()
 	<-followDone
+	<-settleDone
 	stopZK()
 	<-zkDone
 	stopWitness()

@@ -49,6 +49,7 @@ var (
 	_ ledger.Store           = (*Log)(nil)
 	_ ledger.GenesisGateways = (*Log)(nil)
 	_ ledger.RepeatAnswerer  = (*Log)(nil)
+	_ ledger.EntryFinder     = (*Log)(nil)
 )
 
 // AnswersRepeats implements ledger.RepeatAnswerer: AppendEnvelope of an
@@ -108,6 +109,14 @@ func (l *Log) AppendEnvelope(ctx context.Context, env ledger.Envelope) (uint64, 
 		return 0, fmt.Errorf("append: rejected by the ledger application: %w (%s)", errOfCode(res.Code), res.Log)
 	}
 	return l.waitCommitted(ctx, id, seal, checked)
+}
+
+// FindEntry implements ledger.EntryFinder: the index of the committed
+// entry sealed seal, if there is one (a gateway at start settles the
+// envelopes it kept for a retry whose entries were committed meanwhile).
+func (l *Log) FindEntry(_ context.Context, seal ledger.Digest) (uint64, bool, error) {
+	idx, ok, _, err := l.committedEntry(seal)
+	return idx, ok, err
 }
 
 // committedEntry returns the index of the committed entry sealed seal,
