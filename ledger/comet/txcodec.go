@@ -191,23 +191,26 @@ func (r *wireReader) b64() []byte {
 	if !r.ok {
 		return nil
 	}
-	j := r.i
-	for j < len(r.b) && b64StdChar(r.b[j]) {
-		j++
-	}
-	if j == r.i || j == len(r.b) || r.b[j] != '"' {
+	n := bytes.IndexByte(r.b[r.i:], '"')
+	if n <= 0 {
 		r.ok = false
 		return nil
 	}
-	text := r.b[r.i:j]
+	text := r.b[r.i : r.i+n]
+	// The decoder refuses every character outside the alphabet and
+	// padding but for the newlines it skips: decline those.
+	if bytes.IndexByte(text, '\n') >= 0 || bytes.IndexByte(text, '\r') >= 0 {
+		r.ok = false
+		return nil
+	}
 	out := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
-	n, err := base64.StdEncoding.Decode(out, text)
+	m, err := base64.StdEncoding.Decode(out, text)
 	if err != nil {
 		r.ok = false
 		return nil
 	}
-	r.i = j
-	return out[:n]
+	r.i += n
+	return out[:m]
 }
 
 // plainChar reports whether json.Marshal writes ch as itself inside a
@@ -224,8 +227,4 @@ func plainString(s string) bool {
 		}
 	}
 	return true
-}
-
-func b64StdChar(ch byte) bool {
-	return ch >= 'A' && ch <= 'Z' || ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9' || ch == '+' || ch == '/' || ch == '='
 }

@@ -91,3 +91,25 @@ func FuzzWireTx(f *testing.F) {
 		checkWireAgrees(t, tx)
 	})
 }
+
+// BenchmarkDecodeWireTx measures decoding a transaction SignTx wrote,
+// on the fast path and through encoding/json.
+func BenchmarkDecodeWireTx(b *testing.B) {
+	tx := wireSamples(b)[0]
+	b.Run("fast", func(b *testing.B) {
+		b.SetBytes(int64(len(tx)))
+		for b.Loop() {
+			if _, err := decodeWireTx(tx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.SetBytes(int64(len(tx)))
+		for b.Loop() {
+			if _, err := decodeWireJSON(tx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
