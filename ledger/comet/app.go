@@ -1002,7 +1002,9 @@ func (a *App) apply(chainID string, keys gatewayKeys, b *stagedBlock, reader tlo
 	if err := a.txNotCommitted(t); err != nil {
 		return 0, err
 	}
-	data, err := ledger.NewLeafFor(t.Envelope.Header, req.Time)
+	// ledger.NewLeafFor(t.Envelope.Header, req.Time), from the header
+	// and seal parseTx decoded.
+	data, err := ledger.EncodeLeaf(ledger.Leaf{Version: ledger.VersionV2, Type: t.Header.Type, Time: req.Time.UTC(), Seal: t.Seal})
 	if err != nil {
 		// CheckEnvelope accepted the header, so this cannot happen for a
 		// well-formed block time; refuse the transaction rather than halt.
