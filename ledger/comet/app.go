@@ -817,14 +817,42 @@ func (a *App) entryNotCommitted(seal ledger.Digest) error {
 	return nil
 }
 
-// checkTx is CheckTx for a new transaction: parseNew, then the registry's
-// rules and the entry's signature at the next index of the committed log.
+// txNotCommitted returns ErrDuplicate if transaction t is committed and
+// ErrDuplicateEntry if another transaction carrying its entry is, as
+// notCommitted and then entryNotCommitted would, with one database read
+// for a new transaction instead of two: a transaction is indexed only
+// with its entry (FinalizeBlock; NewApp rebuilds the entry index of
+// every committed entry), so a transaction whose entry is not committed
+// is not committed either.
+func (a *App) txNotCommitted(t Tx) error {
+	err := a.entryNotCommitted(t.Seal)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, ErrDuplicateEntry) {
+		return err
+	}
+	if err := a.notCommitted(t.ID); err != nil {
+		return err
+	}
+	return err
+}
+
+// checkTx is CheckTx for a new transaction: ParseTx, neither it nor its
+// entry committed (txNotCommitted), then the registry's rules and the
+// entry's signature at the next index of the committed log.
 func (a *App) checkTx(tx []byte) (Tx, error) {
-	t, err := a.parseNew(tx)
+	a.mu.RLock()
+	chainID, keys := a.chainID, a.keys
+	a.mu.RUnlock()
+	if keys == nil {
+		return Tx{}, errNotReady
+	}
+	t, err := a.parsed.parse(chainID, keys, tx)
 	if err != nil {
 		return Tx{}, err
 	}
-	if err := a.entryNotCommitted(t.Seal); err != nil {
+	if err := a.txNotCommitted(t); err != nil {
 		return Tx{}, err
 	}
 	a.mu.RLock()
@@ -962,19 +990,21 @@ func (a *App) apply(chainID string, keys gatewayKeys, b *stagedBlock, reader tlo
 	if err != nil {
 		return 0, err
 	}
+	// The transaction, then its entry, earlier in this block or
+	// committed (b.txs and b.seals, like the indexes, hold a
+	// transaction only with its entry; see txNotCommitted).
 	if _, dup := b.txs[t.ID]; dup {
 		return 0, fmt.Errorf("%w: %s", ErrDuplicate, t.ID)
-	}
-	if err := a.notCommitted(t.ID); err != nil {
-		return 0, err
 	}
 	if first, dup := b.seals[t.Seal]; dup {
 		return 0, fmt.Errorf("%w: it is entry %d, earlier in this block", ErrDuplicateEntry, first)
 	}
-	if err := a.entryNotCommitted(t.Seal); err != nil {
+	if err := a.txNotCommitted(t); err != nil {
 		return 0, err
 	}
-	data, err := ledger.NewLeafFor(t.Envelope.Header, req.Time)
+	// ledger.NewLeafFor(t.Envelope.Header, req.Time), from the header
+	// and seal parseTx decoded.
+	data, err := ledger.EncodeLeaf(ledger.Leaf{Version: ledger.VersionV2, Type: t.Header.Type, Time: req.Time.UTC(), Seal: t.Seal})
 	if err != nil {
 		// CheckEnvelope accepted the header, so this cannot happen for a
 		// well-formed block time; refuse the transaction rather than halt.

@@ -174,10 +174,17 @@ func TestDeterminism(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, raw := range got {
+		envs, err := a.store.envelopes(uint64(len(leaves)), st.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, raw := range got {
 			l, err := ledger.DecodeLeaf(raw)
 			if err != nil {
 				t.Fatalf("stored leaf does not decode: %v", err)
+			}
+			if want, err := ledger.NewLeafFor(envs[k].Header, at); err != nil || !bytes.Equal(raw, want) {
+				t.Errorf("height %d: leaf %s, want ledger.NewLeafFor's %s (%v)", height, raw, want, err)
 			}
 			if !l.Time.Equal(at) {
 				t.Errorf("height %d: entry time %v, want block time %v", height, l.Time, at)

@@ -1,7 +1,6 @@
 package comet
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -131,7 +130,7 @@ func SignTx(chainID, gateway string, key ed25519.PrivateKey, env ledger.Envelope
 		return nil, TxID{}, err
 	}
 	w.Sig = ed25519.Sign(key, msg)
-	tx, err := json.Marshal(w)
+	tx, err := encodeWire(w)
 	if err != nil {
 		return nil, TxID{}, fmt.Errorf("encode tx: %w", err)
 	}
@@ -157,7 +156,7 @@ func signedMessageOf(chainID string, tx []byte) []byte {
 // the canonical envelope without its signature.
 func signedMessage(chainID string, w wireTx) ([]byte, error) {
 	w.Sig = nil
-	body, err := json.Marshal(w)
+	body, err := encodeWire(w)
 	if err != nil {
 		return nil, fmt.Errorf("encode tx: %w", err)
 	}
@@ -233,15 +232,9 @@ func parseTx(chainID string, gateways gatewayKeys, tx []byte, mode parseMode) (T
 	if len(tx) > MaxTxSize {
 		return Tx{}, fmt.Errorf("%w: %d bytes", ErrBadTx, len(tx))
 	}
-	var w wireTx
-	dec := json.NewDecoder(bytes.NewReader(tx))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
-		return Tx{}, fmt.Errorf("%w: %v", ErrBadTx, err)
-	}
-	again, err := json.Marshal(w)
-	if err != nil || !bytes.Equal(again, tx) {
-		return Tx{}, fmt.Errorf("%w: not canonical", ErrBadTx)
+	w, err := decodeWireTx(tx)
+	if err != nil {
+		return Tx{}, err
 	}
 	if w.Version != txVersion {
 		return Tx{}, fmt.Errorf("%w: version %d", ErrBadTx, w.Version)
@@ -291,9 +284,11 @@ func parseTx(chainID string, gateways gatewayKeys, tx []byte, mode parseMode) (T
 // checking anything: for transactions that ParseTx accepted before (the
 // stored ones, checked at start).
 func decodeTxEnvelope(tx []byte) (ledger.Envelope, error) {
-	var w wireTx
-	if err := json.Unmarshal(tx, &w); err != nil {
-		return ledger.Envelope{}, fmt.Errorf("%w: %v", ErrBadTx, err)
+	w, ok := decodeWireFast(tx)
+	if !ok {
+		if err := json.Unmarshal(tx, &w); err != nil {
+			return ledger.Envelope{}, fmt.Errorf("%w: %v", ErrBadTx, err)
+		}
 	}
 	return ledger.Envelope{Header: w.Header, Sealed: w.Sealed, Clear: w.Clear}, nil
 }
