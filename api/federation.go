@@ -22,7 +22,7 @@ import (
 // Federation is the reader's side of federated reads (federation.Service):
 // the consortium-wide locator and reads at the holder's gateway.
 type Federation interface {
-	List(ctx context.Context, req access.ListRequest) (federation.Listing, error)
+	List(ctx context.Context, req access.ListRequest, pg consent.Page) (federation.Listing, error)
 	Read(ctx context.Context, req federation.ReadRequest) (federation.Result, error)
 }
 
@@ -139,14 +139,14 @@ func (s *Server) renderRecord(c *gin.Context, rec records.Record, content []byte
 }
 
 // federatedList is the locator's answer (f.List).
-func (s *Server) federatedList(c *gin.Context, purpose purposeQuery) {
+func (s *Server) federatedList(c *gin.Context, purpose purposeQuery, pg consent.Page) {
 	patient := c.Param("patient")
-	l, err := s.fed.List(c.Request.Context(), access.ListRequest{Caller: caller(c), Patient: patient, Purpose: consent.Purpose(purpose)})
+	l, err := s.fed.List(c.Request.Context(), access.ListRequest{Caller: caller(c), Patient: patient, Purpose: consent.Purpose(purpose)}, pg)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	out := recordList{Records: []recordMeta{}}
+	out := recordList{Records: []recordMeta{}, NextCursor: l.Next}
 	for _, r := range l.Records {
 		m := metaOf(r.Record, patient)
 		m.HolderEndpoint = r.Home.BaseURL
@@ -272,15 +272,15 @@ func (s *Server) federatedListing(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	patient := c.Param("patient")
-	visible, err := s.gate.Readable(c.Request.Context(), access.ListRequest{Caller: who, Patient: patient, Purpose: consent.Purpose(purpose)})
+	pg, err := page(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	out := recordList{Records: []recordMeta{}}
-	for _, r := range visible {
-		out.Records = append(out.Records, metaOf(r, patient))
+	out, err := s.localListing(c, who, purpose, pg)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	body, err := json.Marshal(out)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/client"
+	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/federation"
 	"github.com/healthgw/healthgw/records"
 )
@@ -28,7 +29,7 @@ func (f *fakeFed) Read(_ context.Context, r federation.ReadRequest) (federation.
 	return f.read(r)
 }
 
-func (f *fakeFed) List(_ context.Context, r access.ListRequest) (federation.Listing, error) {
+func (f *fakeFed) List(_ context.Context, r access.ListRequest, _ consent.Page) (federation.Listing, error) {
 	if f.list == nil {
 		f.t.Fatal("unexpected Federation.List")
 	}

@@ -270,20 +270,39 @@ func (s *Server) listPatientRecords(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if s.fed != nil {
-		s.federatedList(c, purpose) // the consortium-wide locator
-		return
-	}
-	visible, err := s.gate.Readable(c.Request.Context(), access.ListRequest{
-		Caller: caller(c), Patient: c.Param("patient"), Purpose: consent.Purpose(purpose),
-	})
+	pg, err := page(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	out := recordList{Records: []recordMeta{}}
-	for _, r := range visible {
-		out.Records = append(out.Records, metaOf(r, c.Param("patient"))) // the caller's own name for the patient
+	if s.fed != nil {
+		s.federatedList(c, purpose, pg) // the consortium-wide locator
+		return
+	}
+	out, err := s.localListing(c, caller(c), purpose, pg)
+	if err != nil {
+		s.fail(c, err)
+		return
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// localListing is page pg of the records of this gateway the caller may
+// read (a patient's listing here, or a holder's answer to another
+// gateway's locator).
+func (s *Server) localListing(c *gin.Context, who access.Caller, purpose purposeQuery, pg consent.Page) (recordList, error) {
+	patient := c.Param("patient")
+	visible, err := s.gate.Readable(c.Request.Context(), access.ListRequest{Caller: who, Patient: patient, Purpose: consent.Purpose(purpose)})
+	if err != nil {
+		return recordList{}, err
+	}
+	recs, next, err := access.PageRecords(visible, pg)
+	if err != nil {
+		return recordList{}, err
+	}
+	out := recordList{Records: []recordMeta{}, NextCursor: next}
+	for _, r := range recs {
+		out.Records = append(out.Records, metaOf(r, patient)) // the caller's own name for the patient
+	}
+	return out, nil
 }

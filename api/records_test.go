@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -278,6 +279,26 @@ func TestListPatientRecords(t *testing.T) {
 	}
 	if rec := ts.do("GET", "/v1/patients/pat-1/records?purpose=NOPE", "hosp-b", nil); rec.Code != http.StatusBadRequest {
 		t.Errorf("bad purpose: %d", rec.Code)
+	}
+	// Pages, newest first, continued by next_cursor.
+	three := []records.Record{labRecord, labRecord, labRecord}
+	for i := range three {
+		three[i].ID, three[i].LedgerIndex = fmt.Sprintf("rec-%d", i), uint64(5+i)
+	}
+	ts.gate.readable = func(access.ListRequest) ([]records.Record, error) { return three, nil }
+	rec = ts.do("GET", "/v1/patients/pat-1/records?purpose=TREAT&limit=2", "hosp-a", nil)
+	first := decodeBody[recordList](t, rec)
+	if rec.Code != http.StatusOK || len(first.Records) != 2 || first.Records[0].ID != "rec-2" || first.Records[1].ID != "rec-1" || first.NextCursor == "" {
+		t.Errorf("first page: %d %s", rec.Code, rec.Body)
+	}
+	rec = ts.do("GET", "/v1/patients/pat-1/records?purpose=TREAT&limit=2&cursor="+first.NextCursor, "hosp-a", nil)
+	if second := decodeBody[recordList](t, rec); rec.Code != http.StatusOK || len(second.Records) != 1 || second.Records[0].ID != "rec-0" || second.NextCursor != "" {
+		t.Errorf("second page: %d %s", rec.Code, rec.Body)
+	}
+	for _, q := range []string{"limit=0", "limit=501", "limit=x", "cursor=forged"} {
+		if rec := ts.do("GET", "/v1/patients/pat-1/records?purpose=TREAT&"+q, "hosp-a", nil); rec.Code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s", q, rec.Code, rec.Body)
+		}
 	}
 	ts.gate.readable = func(access.ListRequest) ([]records.Record, error) {
 		return nil, &records.InputError{Err: records.ErrInvalid, Message: "patient must be 1-256 characters, without control characters or surrounding spaces"}

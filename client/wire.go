@@ -97,6 +97,11 @@ type RecordContent struct {
 // RecordList is GET /v1/patients/{patient}/records.
 type RecordList struct {
 	Records []Record `json:"records"`
+	// NextCursor continues the listing (the cursor query parameter of
+	// the next request), "" after the last page. A consortium's listing
+	// pages each member gateway's records (limit records from each at
+	// most) and carries on asking a member that could not be asked.
+	NextCursor string `json:"next_cursor,omitempty"`
 	// Incomplete is set when a member gateway that homes hospitals could
 	// not be asked (Unreachable): its records, if any, are missing.
 	Incomplete  bool          `json:"incomplete,omitempty"`

@@ -1,9 +1,11 @@
 package federation
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +22,7 @@ import (
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/client"
+	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
 )
@@ -134,6 +138,66 @@ type Listing struct {
 	// Unreachable are the member gateways that could not be asked, with
 	// the reason (their records, if any, are missing from Records).
 	Unreachable []Unreachable
+	// Next is the cursor of the next page (EncodeListCursor), "" after
+	// the last: the members with more records, and those that could not
+	// be asked, from where they were.
+	Next string
+}
+
+// listCursorVersion leads every locator cursor so that the format can
+// change.
+const listCursorVersion = 1
+
+// MaxListCursor bounds a locator cursor's text.
+const MaxListCursor = 8 << 10
+
+// listCursor is a locator cursor: for each member gateway still to be
+// asked, the cursor of its own listing to ask it with ("" from the
+// start). A member missing from it is done.
+type listCursor struct {
+	V       int               `json:"v"`
+	Members map[string]string `json:"m"`
+}
+
+// EncodeListCursor returns the opaque cursor of a locator page that
+// continues with these members' listings at these (their own) cursors.
+func EncodeListCursor(members map[string]string) string {
+	if len(members) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(listCursor{V: listCursorVersion, Members: members})
+	if err != nil {
+		panic(err) // a map of strings always encodes
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeListCursor parses a cursor made by EncodeListCursor ("" is the
+// first page: nil). Errors wrap consent.ErrInvalidCursor.
+func DecodeListCursor(text string) (map[string]string, error) {
+	if text == "" {
+		return nil, nil
+	}
+	bad := fmt.Errorf("%w: not a cursor of this listing", consent.ErrInvalidCursor)
+	if len(text) > MaxListCursor {
+		return nil, bad
+	}
+	b, err := base64.RawURLEncoding.DecodeString(text)
+	if err != nil {
+		return nil, bad
+	}
+	var c listCursor
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil || dec.More() || c.V != listCursorVersion || len(c.Members) == 0 {
+		return nil, bad
+	}
+	for gw, cur := range c.Members {
+		if gw == "" || len(cur) > 256 {
+			return nil, bad
+		}
+	}
+	return c.Members, nil
 }
 
 // Unreachable is a member gateway a listing could not ask.
@@ -152,37 +216,76 @@ type Unreachable struct {
 // not read is never sent here, so it is indistinguishable from nothing.
 // A gateway that cannot be asked is reported in Unreachable, never
 // silently left out.
-func (s *Service) List(ctx context.Context, req access.ListRequest) (Listing, error) {
+//
+// A listing is paged (pg): each member, this gateway included, is asked
+// for a page of at most pg.Size() of its own records, and Next carries
+// on with the members that have more, and with those that could not be
+// asked (from where they were), so a page is never silently partial and
+// the pages together list every record once. pg.Cursor is a previous
+// page's Next (DecodeListCursor; consent.ErrInvalidCursor otherwise).
+func (s *Service) List(ctx context.Context, req access.ListRequest, pg consent.Page) (Listing, error) {
+	members, err := DecodeListCursor(pg.Cursor)
+	if err != nil {
+		return Listing{}, err
+	}
 	peers, err := s.cfg.Directory.Hospitals(ctx)
 	if err != nil {
 		return Listing{}, fmt.Errorf("federation: list gateways: %w", err)
 	}
+	// The members to ask on this page, at their own cursors: all of them
+	// on the first page; then those the cursor names (one no longer in
+	// the directory is dropped).
+	asked := func(gw string) (string, bool) {
+		if members == nil {
+			return "", true
+		}
+		cur, ok := members[gw]
+		return cur, ok
+	}
 	type result struct {
 		recs []Located
+		next string
 		err  error
 	}
 	results := make([]result, len(peers))
 	var wg sync.WaitGroup
 	for i, p := range peers {
-		if p.Gateway == s.cfg.Self.Gateway {
+		cur, ok := asked(p.Gateway)
+		if !ok || p.Gateway == s.cfg.Self.Gateway {
 			continue
 		}
 		wg.Go(func() {
-			recs, err := s.listAt(ctx, p, req)
-			results[i] = result{recs, err}
+			recs, next, err := s.listAt(ctx, p, req, consent.Page{Cursor: cur, Limit: pg.Size()})
+			results[i] = result{recs, next, err}
 		})
 	}
-	local, err := s.cfg.Local.Readable(ctx, req)
+	var (
+		local     []records.Record
+		localNext string
+	)
+	selfCur, selfAsked := asked(s.cfg.Self.Gateway)
+	if selfAsked {
+		all, lerr := s.cfg.Local.Readable(ctx, req)
+		if lerr == nil {
+			local, localNext, lerr = access.PageRecords(all, consent.Page{Cursor: selfCur, Limit: pg.Size()})
+		}
+		err = lerr
+	}
 	wg.Wait()
 	if err != nil {
 		return Listing{}, err
 	}
 	var out Listing
+	more := map[string]string{}
 	for _, r := range local {
 		out.Records = append(out.Records, Located{Record: r, Home: s.cfg.Self, Local: true})
 	}
+	if localNext != "" {
+		more[s.cfg.Self.Gateway] = localNext
+	}
 	for i, p := range peers {
-		if p.Gateway == s.cfg.Self.Gateway {
+		cur, ok := asked(p.Gateway)
+		if !ok || p.Gateway == s.cfg.Self.Gateway {
 			continue
 		}
 		if err := results[i].err; err != nil {
@@ -192,28 +295,40 @@ func (s *Service) List(ctx context.Context, req access.ListRequest) (Listing, er
 			s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "federated listing: gateway not asked",
 				slog.String("gateway", p.Gateway), slog.String("err", err.Error()))
 			out.Unreachable = append(out.Unreachable, Unreachable{Peer: p, Err: err})
+			more[p.Gateway] = cur // ask it again, from where it was
 			continue
 		}
 		out.Records = append(out.Records, results[i].recs...)
+		if results[i].next != "" {
+			more[p.Gateway] = results[i].next
+		}
 	}
+	out.Next = EncodeListCursor(more)
 	return out, nil
 }
 
-func (s *Service) listAt(ctx context.Context, p Peer, req access.ListRequest) ([]Located, error) {
+func (s *Service) listAt(ctx context.Context, p Peer, req access.ListRequest, pg consent.Page) ([]Located, string, error) {
 	if req.Patient == "" || req.Patient == "." || req.Patient == ".." || len(req.Patient) > 256 {
-		return nil, nil // no patient has such an ID; nothing to ask
+		return nil, "", nil // no patient has such an ID; nothing to ask
 	}
 	q := url.Values{}
 	if req.Purpose != "" {
 		q.Set("purpose", string(req.Purpose))
 	}
+	if pg.Cursor != "" {
+		q.Set("cursor", pg.Cursor)
+	}
+	q.Set("limit", strconv.Itoa(pg.Size()))
 	body, err := s.hop(ctx, p, PatientsPath+url.PathEscape(req.Patient)+"/records", q, req.Caller, SealGateway, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var list client.RecordList
 	if err := json.Unmarshal(body, &list); err != nil {
-		return nil, fmt.Errorf("%w: listing: %v", ErrHolderFailed, err)
+		return nil, "", fmt.Errorf("%w: listing: %v", ErrHolderFailed, err)
+	}
+	if len(list.Records) > pg.Size() || len(list.NextCursor) > 256 {
+		return nil, "", fmt.Errorf("%w: listing: %d records for a page of %d", ErrHolderFailed, len(list.Records), pg.Size())
 	}
 	var out []Located
 	for _, r := range list.Records {
@@ -225,7 +340,7 @@ func (s *Service) listAt(ctx context.Context, p Peer, req access.ListRequest) ([
 		}
 		out = append(out, Located{Record: recordOf(r), Home: p})
 	}
-	return out, nil
+	return out, list.NextCursor, nil
 }
 
 // ReadRequest is one read, here or at the holder's gateway.

@@ -4,8 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -14,6 +19,7 @@ import (
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/client"
+	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/records"
 )
 
@@ -190,7 +196,7 @@ func TestServiceList(t *testing.T) {
 		"hosp-c": {Gateway: "gw-c", BaseURL: down.URL},
 	}
 	svc := readerService(t, reg, dir, &fakeLocal{readable: []records.Record{{ID: "rec-b", Holder: "hosp-b"}}})
-	l, err := svc.List(t.Context(), access.ListRequest{Caller: callerB, Patient: "pat-1", Purpose: "TREAT"})
+	l, err := svc.List(t.Context(), access.ListRequest{Caller: callerB, Patient: "pat-1", Purpose: "TREAT"}, consent.Page{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,5 +209,87 @@ func TestServiceList(t *testing.T) {
 	}
 	if len(l.Unreachable) != 1 || l.Unreachable[0].Gateway != "gw-c" || !errors.Is(l.Unreachable[0].Err, ErrHolderUnreachable) {
 		t.Errorf("unreachable %+v", l.Unreachable)
+	}
+}
+
+// TestServiceListPages: a paged listing asks each member for a page of
+// its own records at its own cursor; following Next lists every record
+// of every member once; a member that could not be asked is asked again
+// on the next page, from where it was; a forged cursor is refused.
+func TestServiceListPages(t *testing.T) {
+	reg := newTestRegistry(t)
+	const total = 5 // hosp-a's records: ledger indexes 10 … 14
+	var downA atomic.Bool
+	srvA := holderServer(t, reg, "gw-a", func(c Claims, caller access.Caller) (int, any) {
+		if downA.Load() {
+			return http.StatusServiceUnavailable, client.Error{Error: "unavailable"}
+		}
+		u, err := url.Parse(c.Target)
+		if err != nil {
+			t.Error(err)
+		}
+		limit, err := strconv.Atoi(u.Query().Get("limit"))
+		if err != nil {
+			t.Errorf("page without a limit: %s", c.Target)
+		}
+		var all []records.Record
+		for i := range total {
+			all = append(all, records.Record{ID: fmt.Sprintf("rec-a%d", i), Holder: "hosp-a", LedgerIndex: uint64(10 + i)})
+		}
+		page, next, err := access.PageRecords(all, consent.Page{Cursor: u.Query().Get("cursor"), Limit: limit})
+		if err != nil {
+			return http.StatusBadRequest, client.Error{Error: "invalid_request"}
+		}
+		list := client.RecordList{NextCursor: next}
+		for _, r := range page {
+			list.Records = append(list.Records, client.Record{ID: r.ID, Holder: r.Holder})
+		}
+		return http.StatusOK, list
+	})
+	dir := fakeDir{
+		"hosp-a": {Gateway: "gw-a", BaseURL: srvA.URL},
+		"hosp-b": {Gateway: "gw-b", BaseURL: "http://gw-b.test"},
+	}
+	var local []records.Record
+	for i := range 3 {
+		local = append(local, records.Record{ID: fmt.Sprintf("rec-b%d", i), Holder: "hosp-b", LedgerIndex: uint64(20 + i)})
+	}
+	svc := readerService(t, reg, dir, &fakeLocal{readable: local})
+	req := access.ListRequest{Caller: callerB, Patient: "pat-1", Purpose: "TREAT"}
+
+	var got []string
+	pg := consent.Page{Limit: 2}
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("the cursors do not end")
+		}
+		downA.Store(pages == 1) // hosp-a's gateway is out for the second page
+		l, err := svc.List(t.Context(), req, pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pages == 1 && (len(l.Unreachable) != 1 || l.Next == "") {
+			t.Errorf("page 2 with gw-a down: unreachable %+v, next %q", l.Unreachable, l.Next)
+		}
+		if len(l.Records) > 2*pg.Limit {
+			t.Errorf("page %d: %d records, more than %d from each of 2 members", pages, len(l.Records), pg.Limit)
+		}
+		for _, r := range l.Records {
+			got = append(got, r.Record.ID)
+		}
+		if l.Next == "" {
+			break
+		}
+		pg.Cursor = l.Next
+	}
+	slices.Sort(got)
+	want := []string{"rec-a0", "rec-a1", "rec-a2", "rec-a3", "rec-a4", "rec-b0", "rec-b1", "rec-b2"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("records over all pages (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{"x", EncodeListCursor(nil) + "e30", "eyJ2IjoyLCJtIjp7ImEiOiIifX0"} {
+		if _, err := svc.List(t.Context(), req, consent.Page{Cursor: bad}); !errors.Is(err, consent.ErrInvalidCursor) {
+			t.Errorf("cursor %q: %v, want ErrInvalidCursor", bad, err)
+		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -115,6 +117,46 @@ func TestConsortiumFederatedRead(t *testing.T) {
 	want := []string{recLabs.ID + " hosp-a " + gA.url + " /v1/holders/hosp-a/records/" + recLabs.ID}
 	if diff := cmp.Diff(want, got); diff != "" || list.Incomplete {
 		t.Fatalf("listing at B (-want +got):\n%s(incomplete %v, unreachable %v)", diff, list.Incomplete, list.Unreachable)
+	}
+
+	// The listing is paged: A lists P's records at its own gateway one
+	// per member and page, and following next_cursor gives its labs and
+	// imaging records, each once (the other members asked on every page
+	// until they are done).
+	var paged []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 4 {
+			t.Fatal("the listing's cursors do not end")
+		}
+		path := "/v1/patients/" + patient + "/records?purpose=TREAT&limit=1"
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		status, body := gA.do("GET", path, tokA, nil)
+		if status != http.StatusOK {
+			t.Fatalf("paged listing at A: %d %s", status, body)
+		}
+		l := decode[client.RecordList](t, body)
+		if len(l.Records) > 1 || l.Incomplete {
+			t.Errorf("page %d at A: %d records (incomplete %v)", pages, len(l.Records), l.Incomplete)
+		}
+		for _, r := range l.Records {
+			paged = append(paged, r.ID)
+		}
+		if l.NextCursor == "" {
+			break
+		}
+		cursor = l.NextCursor
+	}
+	slices.Sort(paged)
+	wantPaged := []string{recLabs.ID, recImg.ID}
+	slices.Sort(wantPaged)
+	if diff := cmp.Diff(wantPaged, paged); diff != "" {
+		t.Errorf("A's paged listing (-want +got):\n%s", diff)
+	}
+	if status, body := gA.do("GET", "/v1/patients/"+patient+"/records?purpose=TREAT&cursor=forged", tokA, nil); status != http.StatusBadRequest {
+		t.Errorf("a forged cursor: %d %s", status, body)
 	}
 
 	// The read through B: decided and logged at A, sealed on the wire.
