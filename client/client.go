@@ -247,9 +247,24 @@ func (c *Client) ReadHeldRecord(ctx context.Context, token, holder, id, purpose,
 // read for purpose, across the consortium: each with its holder, the
 // holder's endpoint and the path to read it at this gateway (ReadPath);
 // Incomplete if a member could not be asked.
+// It is the first page (of the default size); PatientRecordsPage goes on.
 func (c *Client) PatientRecords(ctx context.Context, token, patient, purpose string) (RecordList, error) {
+	return c.PatientRecordsPage(ctx, token, patient, purpose, "", 0)
+}
+
+// PatientRecordsPage is one page of PatientRecords: cursor is the
+// NextCursor of the page before ("" for the first), limit the page size
+// (0 for the gateway's default).
+func (c *Client) PatientRecordsPage(ctx context.Context, token, patient, purpose, cursor string, limit int) (RecordList, error) {
+	q := url.Values{"purpose": {purpose}}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
 	var out RecordList
-	return out, c.Do(ctx, "GET", "/v1/patients/"+url.PathEscape(patient)+"/records?purpose="+url.QueryEscape(purpose), token, nil, http.StatusOK, &out)
+	return out, c.Do(ctx, "GET", "/v1/patients/"+url.PathEscape(patient)+"/records?"+q.Encode(), token, nil, http.StatusOK, &out)
 }
 
 // Grant records a consent (a patient token) and returns it with its

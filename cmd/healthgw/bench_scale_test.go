@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,6 +169,7 @@ func (s *gatedReadSetup) runFor(b *testing.B, d time.Duration) {
 		wg    sync.WaitGroup
 	)
 	b.ResetTimer()
+	cpu0 := processCPU(b)
 	start := time.Now()
 	deadline := start.Add(d)
 	for range 64 {
@@ -183,11 +185,24 @@ func (s *gatedReadSetup) runFor(b *testing.B, d time.Duration) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU(b) - cpu0
 	b.StopTimer()
 	if err, _ := fail.Load().(error); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(reads.Load())/elapsed.Seconds(), "reads/s")
+	// CPU per read (gateway and clients: one process) moves less than the
+	// rate with the machine's other load.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(max(1, reads.Load())), "cpu-µs/read")
+}
+
+// processCPU is this process's user and system CPU time so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // getOK is one read answered 200.
