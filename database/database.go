@@ -128,6 +128,12 @@ func open(ctx context.Context, dsn string, created *bool) (*gorm.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database handle: %w", err)
 	}
+	if DialectOf(dsn) == SQLite {
+		// Statements outside transactions run prepared, once per
+		// connection (stmtCache; PrepareStmt stays off, see above).
+		c := newStmtCache(sqlDB)
+		db.ConnPool, db.Statement.ConnPool = c, c
+	}
 	// Keep connections: opening one re-runs the pragmas and loses the
 	// prepared-statement cache. SQLite serialises writers itself (WAL
 	// allows concurrent readers), so a modest pool is enough.
@@ -155,6 +161,9 @@ func Close(db *gorm.DB) error {
 	sqlDB, err := db.DB()
 	if err != nil {
 		return err
+	}
+	if c, ok := db.ConnPool.(*stmtCache); ok {
+		c.close()
 	}
 	return sqlDB.Close()
 }
