@@ -9,11 +9,17 @@ import (
 )
 
 // MaxCachedStatements bounds the SQL texts a SQLite database keeps
-// prepared (see stmtCache). gorm builds its statements with placeholders,
-// so the texts are the statements' shapes: a few dozen in the gateway,
-// plus one per row count of a batched insert. Past the bound a statement
-// runs unprepared, as it would without the cache.
-const MaxCachedStatements = 512
+// prepared (see stmtCache), and MaxCachedStatementLen the length of one.
+// gorm builds its statements with placeholders, so the texts are the
+// statements' shapes: a few dozen in the gateway. A longer text (a batched
+// insert of many rows: one shape per row count, each parsed rarely) or one
+// past the bound runs unprepared, as it would without the cache. Each
+// cached statement is prepared on up to DefaultMaxConns connections, a few
+// KiB each.
+const (
+	MaxCachedStatements   = 256
+	MaxCachedStatementLen = 2048
+)
 
 // stmtCache is the gorm connection pool of a SQLite database: a statement
 // run outside a transaction runs as a database/sql prepared statement,
@@ -49,9 +55,13 @@ func newStmtCache(db *sql.DB) *stmtCache {
 }
 
 // stmt returns the prepared statement for query, preparing it on first
-// use; nil (run it unprepared) when the cache is full or query cannot be
-// prepared as one statement (the unprepared run reports the error).
+// use; nil (run it unprepared) when the cache is full, query is longer
+// than MaxCachedStatementLen or cannot be prepared (the unprepared run
+// reports the error).
 func (c *stmtCache) stmt(ctx context.Context, query string) *sql.Stmt {
+	if len(query) > MaxCachedStatementLen {
+		return nil
+	}
 	c.mu.RLock()
 	s, ok := c.stmts[query]
 	full := len(c.stmts) >= MaxCachedStatements

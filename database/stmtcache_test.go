@@ -3,6 +3,7 @@ package database
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gorm.io/gorm"
@@ -116,5 +117,29 @@ func TestStmtCacheBound(t *testing.T) {
 	}
 	if got := c.len(); got != MaxCachedStatements {
 		t.Errorf("%d statements cached, want the bound %d", got, MaxCachedStatements)
+	}
+}
+
+// TestStmtCacheLong: a statement longer than MaxCachedStatementLen runs
+// unprepared and is not cached.
+func TestStmtCacheLong(t *testing.T) {
+	db, c := openCached(t)
+	q := "SELECT count(*) FROM cache_rows WHERE id NOT IN (" + strings.Repeat("?, ", MaxCachedStatementLen/3) + "?)"
+	args := make([]any, MaxCachedStatementLen/3+1)
+	for i := range args {
+		args[i] = i + 100
+	}
+	if err := db.WithContext(t.Context()).Create(&cacheRow{ID: 1, Name: "one"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	if err := db.WithContext(t.Context()).Raw(q, args...).Scan(&got).Error; err != nil {
+		t.Fatal(err)
+	}
+	if got != 1 {
+		t.Errorf("got %d rows, want 1", got)
+	}
+	if c.has(q) {
+		t.Errorf("a statement of %d bytes was cached", len(q))
 	}
 }
