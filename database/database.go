@@ -119,7 +119,7 @@ func open(ctx context.Context, dsn string, created *bool) (*gorm.DB, error) {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
-		db, err = gorm.Open(sqlite.Open("file:"+path+"?"+q.Encode()), cfg)
+		db, err = gorm.Open(sqliteDialector{&sqlite.Dialector{DSN: "file:" + path + "?" + q.Encode()}}, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}
