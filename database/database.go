@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
+	"github.com/libtnb/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -119,7 +119,7 @@ func open(ctx context.Context, dsn string, created *bool) (*gorm.DB, error) {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
-		db, err = gorm.Open(sqlite.Open("file:"+path+"?"+q.Encode()), cfg)
+		db, err = gorm.Open(sqliteDialector{&sqlite.Dialector{DSN: "file:" + path + "?" + q.Encode()}}, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}
@@ -127,6 +127,12 @@ func open(ctx context.Context, dsn string, created *bool) (*gorm.DB, error) {
 	sqlDB, err := db.DB()
 	if err != nil {
 		return nil, fmt.Errorf("database handle: %w", err)
+	}
+	if DialectOf(dsn) == SQLite {
+		// Statements outside transactions run prepared, once per
+		// connection (stmtCache; PrepareStmt stays off, see above).
+		c := newStmtCache(sqlDB)
+		db.ConnPool, db.Statement.ConnPool = c, c
 	}
 	// Keep connections: opening one re-runs the pragmas and loses the
 	// prepared-statement cache. SQLite serialises writers itself (WAL
@@ -155,6 +161,9 @@ func Close(db *gorm.DB) error {
 	sqlDB, err := db.DB()
 	if err != nil {
 		return err
+	}
+	if c, ok := db.ConnPool.(*stmtCache); ok {
+		c.close()
 	}
 	return sqlDB.Close()
 }

@@ -64,7 +64,7 @@ func lchoose(n, k int) float64 {
 // must not be told apart either, or the measurement itself is biased. No
 // absolute threshold: only whether one side is consistently slower.
 func TestReadTiming(t *testing.T) {
-	g := newTestGateway(t)
+	g := newTestGateway(t, noRateLimits) // thousands of reads by one caller
 	atok := g.token(g.register("hosp-a", auth.KindHospital), "")
 	ctok := g.token(g.register("hosp-c", auth.KindHospital), "")
 	rec1 := g.putRecord(atok, "pat-1", "labs", "application/fhir+json", json.RawMessage(labFHIR))
