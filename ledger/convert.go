@@ -24,6 +24,11 @@ type v2Statement struct {
 	subject string // the pseudonym the body's patient reference is of
 }
 
+// noPatient is the pseudonym whose reference a decision naming no
+// patient computes and drops (toV2): of a pseudonym's form, no
+// patient's (pseudonyms are HMAC outputs).
+const noPatient = "ps_0000000000000000000000000000000000000000000000000000000000000000"
+
 // toV2 translates domain entry e (see NewEntry) into the org and body of a
 // v2 statement with salt. home fills in an org registration's home when
 // the caller left it empty.
@@ -109,6 +114,14 @@ func toV2(e Entry, salt Salt, ps *Pseudonymizer, home GatewayHome) (v2Statement,
 				return v2Statement{}, err
 			}
 			c.Patient, st.subject = r, b.Patient
+		} else if ps != nil {
+			// A decision that names no patient (a read of a record that
+			// does not exist) computes a reference all the same, and
+			// drops it: its latency must not tell it from a denied read
+			// of a record that exists.
+			if _, err := ref(noPatient); err != nil {
+				return v2Statement{}, err
+			}
 		}
 		return st, nil
 	case *IssuerRegistered:

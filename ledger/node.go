@@ -748,7 +748,7 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 		if err != nil {
 			return 0, err
 		}
-		if env.Sealed, err = sealPlain(plain, h.Commitment, keys, dummies); err != nil {
+		if env.Sealed, err = sealPlain(padOpening(h.Type, plain), h.Commitment, keys, dummies); err != nil {
 			return 0, err
 		}
 	}

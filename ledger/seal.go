@@ -174,6 +174,28 @@ func sealRecipients(to []*ecdh.PublicKey, minRecipients int) ([]*ecdh.PublicKey,
 	return keys, max(0, min(minRecipients, MaxRecipients)-len(keys)), nil
 }
 
+// accessOpeningSize is the size every access.decided opening is padded
+// to at least before it is sealed: the openings of a read of a record
+// that does not exist (no patient, category or resource type) and of a
+// denied read (all of them) then seal to the same size, so neither the
+// sealed opening's size nor the work of sealing and storing it tells the
+// two apart. Break-glass commitments and long request IDs still fit.
+const accessOpeningSize = 4 * sealPadBlock
+
+// padOpening pads plain, the encoded opening of an entry of type t, with
+// spaces to the least size its type is sealed at (accessOpeningSize for
+// access decisions; sealPlain then pads every opening to a multiple of
+// sealPadBlock).
+func padOpening(t Type, plain []byte) []byte {
+	if t != TypeAccessDecided {
+		return plain
+	}
+	for len(plain) < accessOpeningSize {
+		plain = append(plain, ' ')
+	}
+	return plain
+}
+
 // sealPlain pads the encoded opening plain (the caller's: it is appended
 // to in place) and seals it, bound to commitment, to keys (checked by
 // sealRecipients) and dummies dummy slots.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -63,6 +64,9 @@ func New(ctx context.Context, db *gorm.DB) (*Store, error) {
 	}
 	if err := cursor.Migrate(ctx, db); err != nil {
 		return nil, fmt.Errorf("recordstore: %w", err)
+	}
+	if err := ensureDecoy(ctx, db); err != nil {
+		return nil, err
 	}
 	if newHolders {
 		// The holders index is new to this database: follow the log
@@ -239,6 +243,30 @@ func (s *Store) DeletePendingBefore(ctx context.Context, t time.Time) (int64, er
 	return affected, nil
 }
 
+// DecoyID is the ID of the decoy row (ensureDecoy): the nil UUID, which
+// no record gets (records have version-4 UUIDs).
+const DecoyID = "00000000-0000-0000-0000-000000000000"
+
+// decoyPatient is the decoy row's patient: of a pseudonym's form and no
+// patient's (access's placeholder for reads of missing records).
+const decoyPatient = "ps_0000000000000000000000000000000000000000000000000000000000000000"
+
+// ensureDecoy inserts, once, the decoy row Meta reads when the record
+// asked for does not exist, so that a read of a missing record loads
+// and scans a row as a read of an existing one does. It is shredded
+// with its shred logged (so no listing, read, rewrap, pending sweep or
+// shred log ever takes it) and belongs to no holder.
+func ensureDecoy(ctx context.Context, db *gorm.DB) error {
+	zero := uint64(0)
+	at := time.Unix(0, 0).UTC()
+	r := row{ID: DecoyID, Patient: decoyPatient, Format: records.FormatVersion, Commitment: strings.Repeat("0", 64),
+		LedgerIndex: &zero, CreatedAt: at, Shredded: true, ShreddedAt: &at, ShredLedgerIndex: &zero}
+	if err := db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&r).Error; err != nil {
+		return fmt.Errorf("recordstore: decoy row: %w", err)
+	}
+	return nil
+}
+
 // Meta implements records.Store.
 func (s *Store) Meta(ctx context.Context, id string) (records.Stored, error) {
 	return s.get(ctx, id, metaColumns)
@@ -249,18 +277,31 @@ func (s *Store) Load(ctx context.Context, id string) (records.Stored, error) {
 	return s.get(ctx, id, nil)
 }
 
+// get loads the row of id. The query always finds a row: the record's,
+// or the decoy row when there is none (one statement looking up both
+// IDs, the record's first), so that a missing record costs what an
+// existing one does: a read the caller may not make must not tell the
+// two apart by its latency.
 func (s *Store) get(ctx context.Context, id string, cols []string) (records.Stored, error) {
+	if id == DecoyID {
+		return records.Stored{}, records.ErrNotFound
+	}
 	var r row
 	q := s.db.WithContext(ctx)
 	if cols != nil {
 		q = q.Select(cols)
 	}
-	err := q.Where("id = ?", id).Take(&r).Error
+	err := q.Where("id IN ?", []string{id, DecoyID}).
+		Order(clause.OrderBy{Expression: clause.Expr{SQL: "CASE WHEN id = ? THEN 0 ELSE 1 END", Vars: []any{id}}}).
+		Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return records.Stored{}, records.ErrNotFound
 	}
 	if err != nil {
 		return records.Stored{}, fmt.Errorf("recordstore: get: %w", err)
+	}
+	if r.ID != id {
+		return records.Stored{}, records.ErrNotFound
 	}
 	return fromRow(r), nil
 }
