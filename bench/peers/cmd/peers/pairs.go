@@ -301,7 +301,7 @@ func (s *suite) aes(ctx context.Context) {
 	s.pair("Go's AES-256-GCM in place (context)", "`openssl speed`", "MB/s",
 		func(int) (float64, error) { return goGCMInPlace(d) },
 		func(int) (float64, error) { return opensslSpeed(ctx, d) })
-	s.notes = append(s.notes, "AES pair: healthgw's side is the records package's own BenchmarkEncrypt/1MiB (the unexported at-rest seal: fresh data key, AES-256-GCM, key wrap) run from its compiled test binary, one process a round; openssl speed runs whole seconds. The wall-clock rows divide by elapsed time (openssl -elapsed); the per-CPU-second row divides by the process's CPU time (openssl's default, user time; the Go test process's user + system time, its start included), which a loaded machine disturbs less")
+	s.notes = append(s.notes, "AES pair: healthgw's side is the records package's own BenchmarkSealPooled/1MiB (the unexported at-rest seal as Vault.Put makes it: fresh data key, AES-256-GCM into a reused buffer, key wrap) run from its compiled test binary, one process a round; openssl speed runs whole seconds. The wall-clock rows divide by elapsed time (openssl -elapsed); the per-CPU-second row divides by the process's CPU time (openssl's default, user time; the Go test process's user + system time, its start included), which a loaded machine disturbs less")
 }
 
 // comet appends the PEER lines of `make bench-peers-comet`, when the
