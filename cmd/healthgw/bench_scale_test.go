@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -175,7 +174,7 @@ func (s *gatedReadSetup) runFor(b *testing.B, d time.Duration) {
 	for range 64 {
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
-				if err := getOK(c, s.url, s.btok); err != nil {
+				if err := getStatus(c, s.url, s.btok, http.StatusOK); err != nil {
 					fail.CompareAndSwap(nil, err)
 					return
 				}
@@ -203,25 +202,6 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// getOK is one read answered 200.
-func getOK(c *http.Client, url, token string) error {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %d, want 200", url, resp.StatusCode)
-	}
-	return nil
 }
 
 // readWindow is how long BenchmarkGatedReadLedgerSize reads at each size

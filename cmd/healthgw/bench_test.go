@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
@@ -20,20 +21,29 @@ func benchClient() *http.Client {
 }
 
 func benchGet(b *testing.B, c *http.Client, url, token string, want int) {
+	if err := getStatus(c, url, token, want); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// getStatus is one authenticated GET answered with status want; for
+// goroutines that may not call b.Fatal.
+func getStatus(c *http.Client, url, token string, want int) error {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := c.Do(req)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != want {
-		b.Fatalf("GET %s: %d, want %d", url, resp.StatusCode, want)
+		return fmt.Errorf("GET %s: %d, want %d", url, resp.StatusCode, want)
 	}
+	return nil
 }
 
 // parallelism64 makes b.RunParallel use 64 goroutines on any machine.
