@@ -145,6 +145,20 @@ type Config struct {
 	// consent projection): a patient with one can only change consents
 	// with a passkey assertion (ErrSignatureRequired otherwise).
 	Passkeys Passkeys
+	// Registrations, if set, are the record registrations this gateway
+	// opened on the ledger, whoever holds the records: Locate lists
+	// from them.
+	Registrations Registrations
+}
+
+// Registrations lists the records of a patient registered on the ledger
+// by any holder, as far as this gateway opened their record.registered
+// entries (records.Vault.Registered over recordstore's registrations
+// index).
+type Registrations interface {
+	// Registered returns the patient's (identifier, not pseudonym)
+	// registered records that are not shredded.
+	Registered(ctx context.Context, patient string) ([]records.Record, error)
 }
 
 // Preparer prepares entries for attestations and appends them with them
@@ -505,12 +519,28 @@ type ListRequest struct {
 	Purpose consent.Purpose
 }
 
-// Readable returns the metadata of the records of a patient that the
-// caller may read for the purpose: its own, and those a grant permits.
-// Listings are not logged per record, and break-glass does not apply to
-// them; the others are left out without a trace, not even a count. So are
-// records of resource types the caller's token does not cover.
+// Readable returns the metadata of the records of a patient held here
+// that the caller may read for the purpose: its own, and those a grant
+// permits. Listings are not logged per record, and break-glass does not
+// apply to them; the others are left out without a trace, not even a
+// count. So are records of resource types the caller's token does not
+// cover.
 func (s *Service) Readable(ctx context.Context, req ListRequest) ([]records.Record, error) {
+	return s.readable(ctx, req, false)
+}
+
+// Locate is Readable across every holder whose registrations this gateway
+// opened (Config.Registrations): the records held here, from the vault,
+// and those registered on the ledger by other holders, from their
+// record.registered entries, decided on this gateway's consent state. At
+// a consortium's custodian, which opens every registration and consent of
+// its patients, that is the consortium-wide listing the locator answers
+// (federation.Service.List). Without Config.Registrations it is Readable.
+func (s *Service) Locate(ctx context.Context, req ListRequest) ([]records.Record, error) {
+	return s.readable(ctx, req, s.cfg.Registrations != nil)
+}
+
+func (s *Service) readable(ctx context.Context, req ListRequest, anywhere bool) ([]records.Record, error) {
 	if err := s.atHead(ctx); err != nil {
 		return nil, err
 	}
@@ -518,11 +548,27 @@ func (s *Service) Readable(ctx context.Context, req ListRequest) ([]records.Reco
 	if err != nil {
 		return nil, err
 	}
+	if anywhere {
+		elsewhere, err := s.cfg.Registrations.Registered(ctx, req.Patient)
+		if err != nil {
+			return nil, fmt.Errorf("access: load registrations: %w", err)
+		}
+		// A record held here is listed as the vault has it.
+		here := make(map[[2]string]bool, len(all))
+		for _, r := range all {
+			here[[2]string{r.Holder, r.ID}] = true
+		}
+		for _, r := range elsewhere {
+			if !here[[2]string{r.Holder, r.ID}] {
+				all = append(all, r)
+			}
+		}
+	}
 	// Grants are always loaded, whether the patient has records or not,
 	// and whoever holds them: a listing takes the same work either way.
 	patient := placeholderPatient
 	if len(all) > 0 {
-		patient = all[0].Patient // every record here has the same patient
+		patient = all[0].Patient // every record listed has the same patient
 	}
 	grants, err := s.cfg.Grants.GrantsFor(ctx, patient, req.Caller.Org, req.Caller.Kind)
 	if err != nil {

@@ -1,6 +1,7 @@
 package access_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -489,5 +490,78 @@ func TestBreakGlassJustification(t *testing.T) {
 	}
 	if after, _ := w.log.Size(t.Context()); after != before || w.vault.decryptedCount() != 2 {
 		t.Errorf("refused reads appended %d entries, decrypted %d", after-before, w.vault.decryptedCount())
+	}
+}
+
+// registrations is access.Registrations over a fixed list.
+type registrations struct {
+	recs []records.Record
+	err  error
+}
+
+func (r *registrations) Registered(_ context.Context, patient string) ([]records.Record, error) {
+	var out []records.Record
+	for _, rec := range r.recs {
+		if rec.Patient == pseudonym(patient) {
+			out = append(out, rec)
+		}
+	}
+	return out, r.err
+}
+
+// TestLocate: the locator's listing adds the records registered by other
+// holders to the vault's, decided on the same grants (a caller lists its
+// own records wherever, and others' only under a grant); a record held
+// here is listed as the vault has it; without Registrations Locate is
+// Readable; a failing index fails the listing.
+func TestLocate(t *testing.T) {
+	w := newWorld(t, consent.DefaultPolicy())
+	regs := &registrations{recs: []records.Record{
+		{ID: labID, Holder: "hosp-a", Patient: pseudonym("pat-1"), Category: "labs", ContentType: "from-the-entry"}, // held here
+		{ID: "rec-c-labs", Holder: "hosp-c", Patient: pseudonym("pat-1"), Category: "labs", ResourceType: "Observation", LedgerIndex: 7},
+		{ID: "rec-c-notes", Holder: "hosp-c", Patient: pseudonym("pat-1"), Category: "notes", LedgerIndex: 8},
+		{ID: "rec-b-labs", Holder: "hosp-b", Patient: pseudonym("pat-1"), Category: "labs", LedgerIndex: 9},
+		{ID: "rec-c-other", Holder: "hosp-c", Patient: pseudonym("pat-2"), Category: "labs", LedgerIndex: 10},
+	}}
+	svc := access.New(access.Config{
+		Vault: w.vault, Grants: w.proj, Orgs: testOrgs, Justifications: w.justs, Log: w.log, Sync: w.proj,
+		Policy: consent.DefaultPolicy(), Now: func() time.Time { return t0 }, Registrations: regs,
+	})
+	list := func(s *access.Service, c access.Caller, patient string) []string {
+		t.Helper()
+		recs, err := s.Locate(t.Context(), access.ListRequest{Caller: c, Patient: patient, Purpose: consent.PurposeTreatment})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range recs {
+			out = append(out, r.Holder+"/"+r.ID+" "+r.ContentType)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if diff := cmp.Diff([]string{"hosp-b/rec-b-labs "}, list(svc, hospB, "pat-1")); diff != "" {
+		t.Errorf("before a grant hospital B locates (-want +got):\n%s", diff)
+	}
+	w.grant(t, "pat-1", consent.Grant{Grantee: consent.Grantee{Org: "hosp-b"}, Effect: consent.Permit, Actions: []consent.Action{consent.ActionRead}, Categories: []string{"labs"}, Purposes: []consent.Purpose{consent.PurposeTreatment}})
+	want := []string{"hosp-a/" + labID + " application/fhir+json", "hosp-b/rec-b-labs ", "hosp-c/rec-c-labs "}
+	if diff := cmp.Diff(want, list(svc, hospB, "pat-1")); diff != "" {
+		t.Errorf("after a labs grant (-want +got):\n%s", diff)
+	}
+	if got := list(svc, hospB, "pat-3"); len(got) != 0 {
+		t.Errorf("a patient with nothing: %v", got)
+	}
+	if diff := cmp.Diff([]string{"hosp-a/" + labID + " application/fhir+json"}, list(w.Service, hospB, "pat-1")); diff != "" {
+		t.Errorf("without Registrations (-want +got):\n%s", diff)
+	}
+	if got, _ := svc.Readable(t.Context(), access.ListRequest{Caller: hospB, Patient: "pat-1", Purpose: consent.PurposeTreatment}); len(got) != 1 {
+		t.Errorf("Readable lists only what is held here: %v", got)
+	}
+	if n := len(w.log.decoded(t, ledger.TypeAccessDecided)); n != 0 {
+		t.Errorf("listings logged %d access decisions", n)
+	}
+	regs.err = errAppend
+	if _, err := svc.Locate(t.Context(), access.ListRequest{Caller: hospB, Patient: "pat-1"}); !errors.Is(err, errAppend) {
+		t.Errorf("index failure: %v", err)
 	}
 }

@@ -96,6 +96,9 @@ var errorTable = []errorRule{
 
 	// Dependencies. A holder's gateway that cannot be asked is never a
 	// 404: that would look like a denial.
+	{target: federation.ErrLocatorUnreachable, status: http.StatusBadGateway, code: "locator_unreachable", message: "The custodian's gateway, which lists the patient's records across the consortium, is unreachable: no listing could be made. This says nothing about the patient's records; retry later."},
+	{target: federation.ErrLocatorUnavailable, status: http.StatusServiceUnavailable, code: "locator_unavailable", message: "The custodian's gateway, which lists the patient's records across the consortium, cannot answer now (its ledger is not caught up or has lost its quorum). Retry shortly."},
+	{target: federation.ErrLocatorFailed, status: http.StatusBadGateway, code: "locator_failed", message: "The custodian's gateway, which lists the patient's records across the consortium, answered with an error or an answer that does not verify."},
 	{target: federation.ErrHolderUnreachable, status: http.StatusBadGateway, code: "holder_unreachable", message: "The holder's gateway is unreachable: the record could not be read there. This is not a denial; retry later."},
 	{target: federation.ErrHolderUnavailable, status: http.StatusServiceUnavailable, code: "holder_unavailable", message: "The holder's gateway cannot decide now (its ledger is not caught up or has lost its quorum). This is not a denial; retry shortly."},
 	{target: federation.ErrHolderFailed, status: http.StatusBadGateway, code: "holder_failed", message: "The holder's gateway answered with an error or an answer that does not verify. This is not a denial."},

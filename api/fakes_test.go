@@ -72,6 +72,7 @@ type fakeGate struct {
 	t        testing.TB
 	read     func(access.ReadRequest) (access.Result, error)
 	readable func(access.ListRequest) ([]records.Record, error)
+	locate   func(access.ListRequest) ([]records.Record, error)
 }
 
 func (f *fakeGate) Read(_ context.Context, r access.ReadRequest) (access.Result, error) {
@@ -86,6 +87,13 @@ func (f *fakeGate) Readable(_ context.Context, r access.ListRequest) ([]records.
 		f.t.Fatal("unexpected Gate.Readable")
 	}
 	return f.readable(r)
+}
+
+func (f *fakeGate) Locate(_ context.Context, r access.ListRequest) ([]records.Record, error) {
+	if f.locate == nil {
+		f.t.Fatal("unexpected Gate.Locate")
+	}
+	return f.locate(r)
 }
 
 type fakeEncKeys struct {

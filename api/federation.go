@@ -46,15 +46,15 @@ const (
 
 // MountFederation mounts federated reads (call after MountRecords):
 //
-//   - GET /v1/patients/{p}/records lists, besides this gateway's own
-//     readable records, those the caller may read at every other member
-//     (f.List), each with its holder's endpoint and the path to read it
-//     here;
+//   - GET /v1/patients/{p}/records lists the records the caller may
+//     read across the consortium (f.List: answered by the custodian's
+//     gateway from the ledger and the consent state), each with its
+//     holder's endpoint and the path to read it here;
 //   - GET /v1/holders/{holder}/records/{id} reads a record held by holder
 //     through this gateway (f.Read): at the holder's home gateway, or
 //     here if that is this one;
-//   - GET /v1/federation/records/{id} and
-//     GET /v1/federation/patients/{p}/records are the holder's side,
+//   - GET /v1/federation/records/{id} (the holder's side) and
+//     GET /v1/federation/patients/{p}/records (the custodian's side) are
 //     for other members' gateways only (a federation request token, not
 //     an org token), answered sealed to the requesting gateway.
 func (s *Server) MountFederation(f Federation, h FederationHolder) {
@@ -157,16 +157,6 @@ func (s *Server) federatedList(c *gin.Context, purpose purposeQuery, pg consent.
 		}
 		out.Records = append(out.Records, m)
 	}
-	for _, u := range l.Unreachable {
-		reason := "unreachable"
-		if errors.Is(u.Err, federation.ErrHolderUnavailable) {
-			reason = "unavailable"
-		} else if errors.Is(u.Err, federation.ErrHolderFailed) {
-			reason = "failed"
-		}
-		out.Incomplete = true
-		out.Unreachable = append(out.Unreachable, client.GatewayPeer{Gateway: u.Gateway, BaseURL: u.BaseURL, Reason: reason})
-	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, out)
 }
@@ -263,8 +253,9 @@ func (s *Server) federatedRecord(c *gin.Context) {
 	s.sealAnswer(c, claims, body)
 }
 
-// federatedListing is the holder's side of the locator: this gateway's
-// own listing for the org the requesting gateway acts for.
+// federatedListing is the other side of the locator: the listing this
+// gateway can make for the org the requesting gateway acts for (Locate:
+// at the custodian, the records of every holder).
 func (s *Server) federatedListing(c *gin.Context) {
 	claims, who := fedOf(c)
 	purpose, err := purposeOf(c)
@@ -277,7 +268,7 @@ func (s *Server) federatedListing(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	out, err := s.localListing(c, who, purpose, pg)
+	out, err := s.localListing(c, who, purpose, pg, s.gate.Locate)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -2,10 +2,11 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -131,14 +132,19 @@ func TestFederationRoutes(t *testing.T) {
 	}
 }
 
-// TestLocatorIncomplete: a member that could not be asked makes the
-// listing say so.
-func TestLocatorIncomplete(t *testing.T) {
+// TestLocatorListing: the locator's records carry their holder's
+// endpoint and where to read them here; a custodian that cannot be asked
+// is an error saying so (never an empty listing), and the custodian's side
+// of the route lists with Locate, not the holder-only Readable.
+func TestLocatorListing(t *testing.T) {
 	ts, f, _ := newFedServer(t)
 	f.list = func(r access.ListRequest) (federation.Listing, error) {
 		return federation.Listing{
-			Records:     []federation.Located{{Record: records.Record{ID: "r1", Holder: "hosp-a"}, Home: federation.Peer{Gateway: "gw-a", BaseURL: "http://a.test"}}},
-			Unreachable: []federation.Unreachable{{Peer: federation.Peer{Gateway: "gw-c", BaseURL: "http://c.test"}, Err: errors.Join(federation.ErrHolderUnreachable)}},
+			Records: []federation.Located{
+				{Record: records.Record{ID: "r1", Holder: "hosp-a"}, Home: federation.Peer{Gateway: "gw-a", BaseURL: "http://a.test"}},
+				{Record: records.Record{ID: "r2", Holder: "hosp-b"}, Home: federation.Peer{Gateway: "gw-b", BaseURL: "http://b.test"}, Local: true},
+			},
+			Next: "next-page",
 		}, nil
 	}
 	rec := ts.do("GET", "/v1/patients/pat-1/records?purpose=TREAT", "hosp-b", nil)
@@ -147,12 +153,48 @@ func TestLocatorIncomplete(t *testing.T) {
 	}
 	l := decodeBody[client.RecordList](t, rec)
 	want := client.RecordList{
-		Records:     []client.Record{{ID: "r1", Holder: "hosp-a", Patient: "pat-1", HolderEndpoint: "http://a.test", ReadPath: "/v1/holders/hosp-a/records/r1"}},
-		Incomplete:  true,
-		Unreachable: []client.GatewayPeer{{Gateway: "gw-c", BaseURL: "http://c.test", Reason: "unreachable"}},
+		Records: []client.Record{
+			{ID: "r1", Holder: "hosp-a", Patient: "pat-1", HolderEndpoint: "http://a.test", ReadPath: "/v1/holders/hosp-a/records/r1"},
+			{ID: "r2", Holder: "hosp-b", Patient: "pat-1", HolderEndpoint: "http://b.test", ReadPath: "/v1/records/r2"},
+		},
+		NextCursor: "next-page",
 	}
-	l.Records[0].CreatedAt = want.Records[0].CreatedAt
+	for i := range l.Records {
+		l.Records[i].CreatedAt = time.Time{}
+	}
 	if diff := cmp.Diff(want, l); diff != "" {
 		t.Errorf("listing (-want +got):\n%s", diff)
+	}
+
+	for _, tt := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{fmt.Errorf("%w: gateway gw-0: dial: refused", federation.ErrLocatorUnreachable), http.StatusBadGateway, "locator_unreachable"},
+		{fmt.Errorf("%w: not caught up", federation.ErrLocatorUnavailable), http.StatusServiceUnavailable, "locator_unavailable"},
+		{fmt.Errorf("%w: bad answer", federation.ErrLocatorFailed), http.StatusBadGateway, "locator_failed"},
+	} {
+		f.list = func(access.ListRequest) (federation.Listing, error) { return federation.Listing{}, tt.err }
+		rec := ts.do("GET", "/v1/patients/pat-1/records?purpose=TREAT", "hosp-b", nil)
+		if e := errorOf(t, rec); rec.Code != tt.status || e.Error != tt.code || !strings.Contains(e.Message, "custodian") {
+			t.Errorf("%v: %d %s, want %d %s", tt.err, rec.Code, rec.Body, tt.status, tt.code)
+		}
+		if tt.status == http.StatusServiceUnavailable && rec.Header().Get("Retry-After") == "" {
+			t.Errorf("%v: a 503 without Retry-After", tt.err)
+		}
+	}
+
+	var asked access.ListRequest
+	ts.gate.locate = func(r access.ListRequest) ([]records.Record, error) {
+		asked = r
+		return []records.Record{{ID: "r1", Holder: "hosp-a", LedgerIndex: 3}}, nil
+	}
+	rec = ts.do("GET", "/v1/federation/patients/pat-1/records?purpose=TREAT&limit=5", "gw-b-token", nil)
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != records.JOSEContentType {
+		t.Fatalf("custodian's side: %d %s", rec.Code, rec.Body)
+	}
+	if asked.Caller.Org != "hosp-b" || asked.Patient != "pat-1" || asked.Purpose != "TREAT" {
+		t.Errorf("custodian's side located %+v", asked)
 	}
 }

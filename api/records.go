@@ -56,6 +56,9 @@ type Vault interface {
 type Gate interface {
 	Read(ctx context.Context, req access.ReadRequest) (access.Result, error)
 	Readable(ctx context.Context, req access.ListRequest) ([]records.Record, error)
+	// Locate is Readable across the holders whose registrations this
+	// gateway opened (another gateway's locator asks it).
+	Locate(ctx context.Context, req access.ListRequest) ([]records.Record, error)
 }
 
 var (
@@ -279,7 +282,7 @@ func (s *Server) listPatientRecords(c *gin.Context) {
 		s.federatedList(c, purpose, pg) // the consortium-wide locator
 		return
 	}
-	out, err := s.localListing(c, caller(c), purpose, pg)
+	out, err := s.localListing(c, caller(c), purpose, pg, s.gate.Readable)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -287,12 +290,13 @@ func (s *Server) listPatientRecords(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-// localListing is page pg of the records of this gateway the caller may
-// read (a patient's listing here, or a holder's answer to another
-// gateway's locator).
-func (s *Server) localListing(c *gin.Context, who access.Caller, purpose purposeQuery, pg consent.Page) (recordList, error) {
+// localListing is page pg of the records the caller may read: held by
+// this gateway (list: access.Service.Readable, a patient's listing here),
+// or also held elsewhere whose registrations it opened (the custodian's
+// answer to another gateway's locator: access.Service.Locate).
+func (s *Server) localListing(c *gin.Context, who access.Caller, purpose purposeQuery, pg consent.Page, list func(context.Context, access.ListRequest) ([]records.Record, error)) (recordList, error) {
 	patient := c.Param("patient")
-	visible, err := s.gate.Readable(c.Request.Context(), access.ListRequest{Caller: who, Patient: patient, Purpose: consent.Purpose(purpose)})
+	visible, err := list(c.Request.Context(), access.ListRequest{Caller: who, Patient: patient, Purpose: consent.Purpose(purpose)})
 	if err != nil {
 		return recordList{}, err
 	}

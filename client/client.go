@@ -245,8 +245,10 @@ func (c *Client) ReadHeldRecord(ctx context.Context, token, holder, id, purpose,
 
 // PatientRecords lists the metadata of a patient's records the caller may
 // read for purpose, across the consortium: each with its holder, the
-// holder's endpoint and the path to read it at this gateway (ReadPath);
-// Incomplete if a member could not be asked.
+// holder's endpoint and the path to read it at this gateway (ReadPath).
+// In a consortium the listing comes from the custodian's gateway; an
+// *Error with code locator_unreachable, locator_unavailable or
+// locator_failed says it could not be made.
 // It is the first page (of the default size); PatientRecordsPage goes on.
 func (c *Client) PatientRecords(ctx context.Context, token, patient, purpose string) (RecordList, error) {
 	return c.PatientRecordsPage(ctx, token, patient, purpose, "", 0)

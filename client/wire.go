@@ -98,23 +98,8 @@ type RecordContent struct {
 type RecordList struct {
 	Records []Record `json:"records"`
 	// NextCursor continues the listing (the cursor query parameter of
-	// the next request), "" after the last page. A consortium's listing
-	// pages each member gateway's records (limit records from each at
-	// most) and carries on asking a member that could not be asked.
+	// the next request), "" after the last page.
 	NextCursor string `json:"next_cursor,omitempty"`
-	// Incomplete is set when a member gateway that homes hospitals could
-	// not be asked (Unreachable): its records, if any, are missing.
-	Incomplete  bool          `json:"incomplete,omitempty"`
-	Unreachable []GatewayPeer `json:"unreachable,omitempty"`
-}
-
-// GatewayPeer is a member gateway of a consortium: its ledger ID and
-// registered base URL, and (in RecordList.Unreachable) why it could not
-// be asked.
-type GatewayPeer struct {
-	Gateway string `json:"gateway"`
-	BaseURL string `json:"base_url"`
-	Reason  string `json:"reason,omitempty"`
 }
 
 // FederatedRecord is the body a holder's gateway signs and seals to the

@@ -1,11 +1,9 @@
 package federation
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/healthgw/healthgw/access"
@@ -54,6 +51,14 @@ var (
 	// than a denial or unavailability, or an answer that does not verify
 	// (ErrBadAnswer): a 502.
 	ErrHolderFailed = errors.New("federation: the holder's gateway failed")
+
+	// ErrLocatorUnreachable, ErrLocatorUnavailable and ErrLocatorFailed
+	// are the same three for the custodian's gateway, which answers the
+	// consortium-wide listing (List): the listing could not be made,
+	// which says nothing about the patient's records.
+	ErrLocatorUnreachable = errors.New("federation: the custodian's gateway (the record locator) is unreachable")
+	ErrLocatorUnavailable = errors.New("federation: the custodian's gateway (the record locator) is unavailable")
+	ErrLocatorFailed      = errors.New("federation: the custodian's gateway (the record locator) failed")
 )
 
 // Peer is a member gateway: its ledger ID and registered base URL.
@@ -67,16 +72,18 @@ type Directory interface {
 	// Home returns the home gateway of org; ok false if org is not
 	// registered.
 	Home(ctx context.Context, org string) (p Peer, ok bool, err error)
-	// Hospitals returns the gateways homing at least one hospital,
-	// sorted by ID.
-	Hospitals(ctx context.Context) ([]Peer, error)
+	// Gateway returns a registered gateway; ok false if there is none of
+	// that ID.
+	Gateway(ctx context.Context, id string) (p Peer, ok bool, err error)
 }
 
 // Local is this gateway's own consent-gated read and listing
-// (access.Service).
+// (access.Service): Locate lists, besides the records held here, those
+// whose registrations this gateway opened (at the custodian, every
+// holder's).
 type Local interface {
 	Read(ctx context.Context, req access.ReadRequest) (access.Result, error)
-	Readable(ctx context.Context, req access.ListRequest) ([]records.Record, error)
+	Locate(ctx context.Context, req access.ListRequest) ([]records.Record, error)
 }
 
 var _ Local = (*access.Service)(nil)
@@ -85,6 +92,11 @@ var _ Local = (*access.Service)(nil)
 type Config struct {
 	// Self is this gateway (its ID and base URL).
 	Self Peer
+	// Custodian is the gateway ID of the consortium's patient custodian,
+	// which opens every record registration and consent of its patients
+	// and so answers the consortium-wide listing (List). "" or Self's ID:
+	// this gateway answers it itself.
+	Custodian string
 	// Signer signs this gateway's request tokens (its node key).
 	Signer *Signer
 	// SealKey is this gateway's X25519 sealing key: answers are sealed
@@ -135,181 +147,92 @@ type Located struct {
 // Listing is the answer of List.
 type Listing struct {
 	Records []Located
-	// Unreachable are the member gateways that could not be asked, with
-	// the reason (their records, if any, are missing from Records).
-	Unreachable []Unreachable
-	// Next is the cursor of the next page (EncodeListCursor), "" after
-	// the last: the members with more records, and those that could not
-	// be asked, from where they were.
+	// Next is the cursor of the next page, "" after the last.
 	Next string
 }
 
-// listCursorVersion leads every locator cursor so that the format can
-// change.
-const listCursorVersion = 1
-
-// MaxListCursor bounds a locator cursor's text.
-const MaxListCursor = 8 << 10
-
-// listCursor is a locator cursor: for each member gateway still to be
-// asked, the cursor of its own listing to ask it with ("" from the
-// start). A member missing from it is done.
-type listCursor struct {
-	V       int               `json:"v"`
-	Members map[string]string `json:"m"`
-}
-
-// EncodeListCursor returns the opaque cursor of a locator page that
-// continues with these members' listings at these (their own) cursors.
-func EncodeListCursor(members map[string]string) string {
-	if len(members) == 0 {
-		return ""
-	}
-	b, err := json.Marshal(listCursor{V: listCursorVersion, Members: members})
-	if err != nil {
-		panic(err) // a map of strings always encodes
-	}
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// DecodeListCursor parses a cursor made by EncodeListCursor ("" is the
-// first page: nil). Errors wrap consent.ErrInvalidCursor.
-func DecodeListCursor(text string) (map[string]string, error) {
-	if text == "" {
-		return nil, nil
-	}
-	bad := fmt.Errorf("%w: not a cursor of this listing", consent.ErrInvalidCursor)
-	if len(text) > MaxListCursor {
-		return nil, bad
-	}
-	b, err := base64.RawURLEncoding.DecodeString(text)
-	if err != nil {
-		return nil, bad
-	}
-	var c listCursor
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || dec.More() || c.V != listCursorVersion || len(c.Members) == 0 {
-		return nil, bad
-	}
-	for gw, cur := range c.Members {
-		if gw == "" || len(cur) > 256 {
-			return nil, bad
-		}
-	}
-	return c.Members, nil
-}
-
-// Unreachable is a member gateway a listing could not ask.
-type Unreachable struct {
-	Peer
-	Err error
-}
-
 // List is the consent-aware locator: the records of req.Patient that
-// req.Caller may read for req.Purpose across the consortium. Those held
-// here come from this gateway's own listing (access.Service.Readable:
-// the caller's own and those a grant permits); every other gateway that
-// homes a hospital is asked, in parallel and bounded by HopTimeout, for
-// its own listing for the caller (decided there, on its consents and the
-// records registered there), sealed to this gateway. What the caller may
-// not read is never sent here, so it is indistinguishable from nothing.
-// A gateway that cannot be asked is reported in Unreachable, never
-// silently left out.
+// req.Caller may read for req.Purpose across the consortium, each with
+// its holder's home gateway. It is answered from the ledger and the
+// consent state, not by asking the holders: the consortium's custodian
+// opens every record.registered entry and every consent of its patients
+// (consortium/routing), and decides on them exactly as a holder does
+// (access.Service.Locate). At the custodian that is a local call;
+// anywhere else one hop to the custodian's gateway, authenticated as this
+// gateway acting for the caller's org and answered sealed to this
+// gateway. No other member learns that the patient was asked about, and
+// a holder that is down does not make the listing incomplete (the read
+// then says it cannot reach the holder). What the caller may not read is
+// never sent, so it is indistinguishable from nothing. If the custodian
+// cannot be asked, the listing fails (ErrLocatorUnreachable,
+// ErrLocatorUnavailable, ErrLocatorFailed): it is never silently partial.
 //
-// A listing is paged (pg): each member, this gateway included, is asked
-// for a page of at most pg.Size() of its own records, and Next carries
-// on with the members that have more, and with those that could not be
-// asked (from where they were), so a page is never silently partial and
-// the pages together list every record once. pg.Cursor is a previous
-// page's Next (DecodeListCursor; consent.ErrInvalidCursor otherwise).
+// A listing is paged (pg), newest registration first (access.PageRecords);
+// pg.Cursor is a previous page's Next (consent.ErrInvalidCursor if it is
+// not one). A record whose holder has no home in this gateway's registry
+// is left out (and logged): it could not be read from here.
 func (s *Service) List(ctx context.Context, req access.ListRequest, pg consent.Page) (Listing, error) {
-	members, err := DecodeListCursor(pg.Cursor)
-	if err != nil {
+	if _, _, err := pg.Before(); err != nil {
 		return Listing{}, err
-	}
-	peers, err := s.cfg.Directory.Hospitals(ctx)
-	if err != nil {
-		return Listing{}, fmt.Errorf("federation: list gateways: %w", err)
-	}
-	// The members to ask on this page, at their own cursors: all of them
-	// on the first page; then those the cursor names (one no longer in
-	// the directory is dropped).
-	asked := func(gw string) (string, bool) {
-		if members == nil {
-			return "", true
-		}
-		cur, ok := members[gw]
-		return cur, ok
-	}
-	type result struct {
-		recs []Located
-		next string
-		err  error
-	}
-	results := make([]result, len(peers))
-	var wg sync.WaitGroup
-	for i, p := range peers {
-		cur, ok := asked(p.Gateway)
-		if !ok || p.Gateway == s.cfg.Self.Gateway {
-			continue
-		}
-		wg.Go(func() {
-			recs, next, err := s.listAt(ctx, p, req, consent.Page{Cursor: cur, Limit: pg.Size()})
-			results[i] = result{recs, next, err}
-		})
 	}
 	var (
-		local     []records.Record
-		localNext string
+		recs []records.Record
+		next string
 	)
-	selfCur, selfAsked := asked(s.cfg.Self.Gateway)
-	if selfAsked {
-		all, lerr := s.cfg.Local.Readable(ctx, req)
-		if lerr == nil {
-			local, localNext, lerr = access.PageRecords(all, consent.Page{Cursor: selfCur, Limit: pg.Size()})
+	if s.cfg.Custodian == "" || s.cfg.Custodian == s.cfg.Self.Gateway {
+		all, err := s.cfg.Local.Locate(ctx, req)
+		if err != nil {
+			return Listing{}, err
 		}
-		err = lerr
+		if recs, next, err = access.PageRecords(all, pg); err != nil {
+			return Listing{}, err
+		}
+	} else {
+		p, ok, err := s.cfg.Directory.Gateway(ctx, s.cfg.Custodian)
+		if err != nil {
+			return Listing{}, fmt.Errorf("federation: the custodian's gateway: %w", err)
+		}
+		if !ok {
+			return Listing{}, fmt.Errorf("%w: gateway %s is not registered", ErrLocatorFailed, s.cfg.Custodian)
+		}
+		if recs, next, err = s.listAt(ctx, p, req, pg); err != nil {
+			return Listing{}, locatorError(err)
+		}
 	}
-	wg.Wait()
-	if err != nil {
-		return Listing{}, err
-	}
-	var out Listing
-	more := map[string]string{}
-	for _, r := range local {
-		out.Records = append(out.Records, Located{Record: r, Home: s.cfg.Self, Local: true})
-	}
-	if localNext != "" {
-		more[s.cfg.Self.Gateway] = localNext
-	}
-	for i, p := range peers {
-		cur, ok := asked(p.Gateway)
-		if !ok || p.Gateway == s.cfg.Self.Gateway {
+	out := Listing{Next: next}
+	for _, r := range recs {
+		home, ok, err := s.cfg.Directory.Home(ctx, r.Holder)
+		if err != nil {
+			return Listing{}, fmt.Errorf("federation: holder's home: %w", err)
+		}
+		if !ok {
+			s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "federated listing: record of an org with no home dropped",
+				slog.String("holder", r.Holder))
 			continue
 		}
-		if err := results[i].err; err != nil {
-			if ctx.Err() != nil {
-				return Listing{}, ctx.Err()
-			}
-			s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "federated listing: gateway not asked",
-				slog.String("gateway", p.Gateway), slog.String("err", err.Error()))
-			out.Unreachable = append(out.Unreachable, Unreachable{Peer: p, Err: err})
-			more[p.Gateway] = cur // ask it again, from where it was
-			continue
-		}
-		out.Records = append(out.Records, results[i].recs...)
-		if results[i].next != "" {
-			more[p.Gateway] = results[i].next
-		}
+		out.Records = append(out.Records, Located{Record: r, Home: home, Local: home.Gateway == s.cfg.Self.Gateway})
 	}
-	out.Next = EncodeListCursor(more)
 	return out, nil
 }
 
-func (s *Service) listAt(ctx context.Context, p Peer, req access.ListRequest, pg consent.Page) ([]Located, string, error) {
-	if req.Patient == "" || req.Patient == "." || req.Patient == ".." || len(req.Patient) > 256 {
-		return nil, "", nil // no patient has such an ID; nothing to ask
+// locatorError is a hop's error as the custodian's (its text kept, its
+// holder sentinel not: the custodian is not a holder being read).
+func locatorError(err error) error {
+	switch {
+	case errors.Is(err, ErrHolderUnreachable):
+		return fmt.Errorf("%w: %v", ErrLocatorUnreachable, err)
+	case errors.Is(err, ErrHolderUnavailable):
+		return fmt.Errorf("%w: %v", ErrLocatorUnavailable, err)
+	case errors.Is(err, ErrHolderFailed), errors.Is(err, access.ErrNotFound):
+		return fmt.Errorf("%w: %v", ErrLocatorFailed, err)
+	}
+	return err
+}
+
+// listAt asks p for one page of its listing (Locate) for the caller.
+func (s *Service) listAt(ctx context.Context, p Peer, req access.ListRequest, pg consent.Page) ([]records.Record, string, error) {
+	if err := records.ValidatePatient(req.Patient); err != nil {
+		return nil, "", err
 	}
 	q := url.Values{}
 	if req.Purpose != "" {
@@ -330,15 +253,9 @@ func (s *Service) listAt(ctx context.Context, p Peer, req access.ListRequest, pg
 	if len(list.Records) > pg.Size() || len(list.NextCursor) > 256 {
 		return nil, "", fmt.Errorf("%w: listing: %d records for a page of %d", ErrHolderFailed, len(list.Records), pg.Size())
 	}
-	var out []Located
+	out := make([]records.Record, 0, len(list.Records))
 	for _, r := range list.Records {
-		// A gateway answers for the orgs it homes only.
-		if h, ok, err := s.cfg.Directory.Home(ctx, r.Holder); err != nil || !ok || h.Gateway != p.Gateway {
-			s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "federated listing: record of an org the gateway does not home dropped",
-				slog.String("gateway", p.Gateway), slog.String("holder", r.Holder))
-			continue
-		}
-		out = append(out, Located{Record: recordOf(r), Home: p})
+		out = append(out, recordOf(r))
 	}
 	return out, list.NextCursor, nil
 }

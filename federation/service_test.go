@@ -8,8 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -30,28 +30,32 @@ func (d fakeDir) Home(_ context.Context, org string) (Peer, bool, error) {
 	return p, ok, nil
 }
 
-func (d fakeDir) Hospitals(context.Context) ([]Peer, error) {
-	seen := map[string]bool{}
-	var out []Peer
-	for _, org := range []string{"hosp-a", "hosp-b", "hosp-c"} {
-		if p, ok := d[org]; ok && !seen[p.Gateway] {
-			seen[p.Gateway] = true
-			out = append(out, p)
+// Gateway finds a gateway among the homes, or under the key "gw:" + id
+// (a gateway homing no org, such as a custodian).
+func (d fakeDir) Gateway(_ context.Context, id string) (Peer, bool, error) {
+	if p, ok := d["gw:"+id]; ok {
+		return p, true, nil
+	}
+	for _, p := range d {
+		if p.Gateway == id {
+			return p, true, nil
 		}
 	}
-	return out, nil
+	return Peer{}, false, nil
 }
 
 type fakeLocal struct {
-	readable []records.Record
+	located []records.Record
+	asked   int
 }
 
 func (l *fakeLocal) Read(context.Context, access.ReadRequest) (access.Result, error) {
 	return access.Result{}, access.ErrNotFound
 }
 
-func (l *fakeLocal) Readable(context.Context, access.ListRequest) ([]records.Record, error) {
-	return l.readable, nil
+func (l *fakeLocal) Locate(context.Context, access.ListRequest) ([]records.Record, error) {
+	l.asked++
+	return l.located, nil
 }
 
 type fakeOrgs map[string]auth.Kind
@@ -95,8 +99,14 @@ func holderServer(t *testing.T, reg *testRegistry, gw string, answer func(c Clai
 }
 
 func readerService(t *testing.T, reg *testRegistry, dir fakeDir, local *fakeLocal) *Service {
+	return custodianService(t, reg, dir, local, "")
+}
+
+// custodianService is gw-b's reader side with custodian as the
+// consortium's custodian.
+func custodianService(t *testing.T, reg *testRegistry, dir fakeDir, local *fakeLocal, custodian string) *Service {
 	return New(Config{
-		Self: dir["hosp-b"], Signer: reg.signer(t, "gw-b", nil), SealKey: reg.seals["gw-b"],
+		Self: dir["hosp-b"], Custodian: custodian, Signer: reg.signer(t, "gw-b", nil), SealKey: reg.seals["gw-b"],
 		Registry: reg, Directory: dir, Local: local,
 	})
 }
@@ -180,50 +190,107 @@ func TestServiceRead(t *testing.T) {
 	}
 }
 
-// TestServiceList: the locator merges this gateway's listing with the
-// other members', drops records a member claims for orgs it does not
-// home, and names the members it could not ask.
+// TestServiceList: the locator asks the custodian's gateway only (never
+// a holder, which would learn who is asked about), for the caller's org,
+// and gives each record its holder's home; records of an org with no home
+// are dropped; a custodian that cannot be asked or answers wrongly fails
+// the listing, saying so; at the custodian itself the listing is local.
 func TestServiceList(t *testing.T) {
 	reg := newTestRegistry(t)
-	srvA := holderServer(t, reg, "gw-a", func(c Claims, caller access.Caller) (int, any) {
-		return http.StatusOK, client.RecordList{Records: []client.Record{{ID: "rec-a", Holder: "hosp-a"}, {ID: "rec-c", Holder: "hosp-c"}}}
+	var holderAsked atomic.Int32
+	srvA := holderServer(t, reg, "gw-a", func(Claims, access.Caller) (int, any) {
+		holderAsked.Add(1)
+		return http.StatusOK, client.RecordList{}
 	})
-	down := httptest.NewServer(http.NotFoundHandler())
-	down.Close()
+	var (
+		custStatus atomic.Int32
+		custAsked  atomic.Value // the Claims and caller of the last request
+	)
+	custStatus.Store(http.StatusOK)
+	srvC := holderServer(t, reg, "gw-c", func(c Claims, caller access.Caller) (int, any) {
+		custAsked.Store([2]any{c, caller})
+		if st := int(custStatus.Load()); st != http.StatusOK {
+			return st, client.Error{Error: "x", Message: "not now"}
+		}
+		return http.StatusOK, client.RecordList{Records: []client.Record{
+			{ID: "rec-b", Holder: "hosp-b", Size: 7, ContentType: "text/plain", LedgerIndex: 9},
+			{ID: "rec-a", Holder: "hosp-a", LedgerIndex: 8},
+			{ID: "rec-z", Holder: "hosp-z", LedgerIndex: 7}, // no home: dropped
+		}, NextCursor: "c2"}
+	})
 	dir := fakeDir{
-		"hosp-a": {Gateway: "gw-a", BaseURL: srvA.URL},
-		"hosp-b": {Gateway: "gw-b", BaseURL: "http://gw-b.test"},
-		"hosp-c": {Gateway: "gw-c", BaseURL: down.URL},
+		"hosp-a":   {Gateway: "gw-a", BaseURL: srvA.URL},
+		"hosp-b":   {Gateway: "gw-b", BaseURL: "http://gw-b.test"},
+		"gw:gw-c":  {Gateway: "gw-c", BaseURL: srvC.URL},
+		"gw:gw-c2": {Gateway: "gw-c2", BaseURL: srvC.URL}, // answers as gw-c: its seal does not verify
 	}
-	svc := readerService(t, reg, dir, &fakeLocal{readable: []records.Record{{ID: "rec-b", Holder: "hosp-b"}}})
-	l, err := svc.List(t.Context(), access.ListRequest{Caller: callerB, Patient: "pat-1", Purpose: "TREAT"}, consent.Page{})
+	local := &fakeLocal{}
+	svc := custodianService(t, reg, dir, local, "gw-c")
+	req := access.ListRequest{Caller: callerB, Patient: "pat-1", Purpose: "TREAT"}
+	l, err := svc.List(t.Context(), req, consent.Page{Limit: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, r := range l.Records {
-		got = append(got, r.Record.ID+"@"+r.Home.Gateway)
+		got = append(got, fmt.Sprintf("%s@%s local=%v size=%d", r.Record.ID, r.Home.Gateway, r.Local, r.Record.Size))
 	}
-	if diff := cmp.Diff([]string{"rec-b@gw-b", "rec-a@gw-a"}, got); diff != "" {
-		t.Errorf("records (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]string{"rec-b@gw-b local=true size=7", "rec-a@gw-a local=false size=0"}, got); diff != "" || l.Next != "c2" {
+		t.Errorf("records (-want +got):\n%s next %q", diff, l.Next)
 	}
-	if len(l.Unreachable) != 1 || l.Unreachable[0].Gateway != "gw-c" || !errors.Is(l.Unreachable[0].Err, ErrHolderUnreachable) {
-		t.Errorf("unreachable %+v", l.Unreachable)
+	asked, _ := custAsked.Load().([2]any)
+	if c, _ := asked[0].(Claims); c.Org != "hosp-b" || c.Gateway != "gw-b" || !strings.Contains(c.Target, "/v1/federation/patients/pat-1/records?") || !strings.Contains(c.Target, "purpose=TREAT") || !strings.Contains(c.Target, "limit=3") {
+		t.Errorf("the custodian was asked %+v", c)
+	}
+	if holderAsked.Load() != 0 || local.asked != 0 {
+		t.Errorf("a holder was asked %d times, the local listing %d: the custodian answers alone", holderAsked.Load(), local.asked)
+	}
+
+	for name, tt := range map[string]struct {
+		custodian string
+		status    int
+		want      error
+	}{
+		"custodian unavailable":  {"gw-c", http.StatusServiceUnavailable, ErrLocatorUnavailable},
+		"custodian error":        {"gw-c", http.StatusInternalServerError, ErrLocatorFailed},
+		"custodian 404":          {"gw-c", http.StatusNotFound, ErrLocatorFailed},
+		"answer sealed by other": {"gw-c2", http.StatusOK, ErrLocatorFailed},
+		"custodian unregistered": {"gw-x", http.StatusOK, ErrLocatorFailed},
+	} {
+		custStatus.Store(int32(tt.status))
+		_, err := custodianService(t, reg, dir, local, tt.custodian).List(t.Context(), req, consent.Page{})
+		if !errors.Is(err, tt.want) || errors.Is(err, ErrHolderUnreachable) || errors.Is(err, access.ErrNotFound) {
+			t.Errorf("%s: %v, want %v", name, err, tt.want)
+		}
+	}
+	srvC.Close()
+	if _, err := svc.List(t.Context(), req, consent.Page{}); !errors.Is(err, ErrLocatorUnreachable) {
+		t.Errorf("custodian down: %v, want ErrLocatorUnreachable", err)
+	}
+
+	// At the custodian (or without one) the listing is this gateway's
+	// Locate, paged here.
+	local.located = []records.Record{{ID: "rec-a", Holder: "hosp-a", LedgerIndex: 1}, {ID: "rec-b", Holder: "hosp-b", LedgerIndex: 2}}
+	for _, cust := range []string{"", "gw-b"} {
+		l, err := custodianService(t, reg, dir, local, cust).List(t.Context(), req, consent.Page{Limit: 1})
+		if err != nil || len(l.Records) != 1 || l.Records[0].Record.ID != "rec-b" || !l.Records[0].Local || l.Next == "" {
+			t.Errorf("custodian %q: %+v %v", cust, l, err)
+		}
+	}
+	if holderAsked.Load() != 0 {
+		t.Errorf("a holder was asked %d times", holderAsked.Load())
 	}
 }
 
-// TestServiceListPages: a paged listing asks each member for a page of
-// its own records at its own cursor; following Next lists every record
-// of every member once; a member that could not be asked is asked again
-// on the next page, from where it was; a forged cursor is refused.
+// TestServiceListPages: following Next through the custodian lists every
+// record once, newest first; a cursor that is not one is refused here,
+// without asking the custodian.
 func TestServiceListPages(t *testing.T) {
 	reg := newTestRegistry(t)
-	const total = 5 // hosp-a's records: ledger indexes 10 … 14
-	var downA atomic.Bool
-	srvA := holderServer(t, reg, "gw-a", func(c Claims, caller access.Caller) (int, any) {
-		if downA.Load() {
-			return http.StatusServiceUnavailable, client.Error{Error: "unavailable"}
-		}
+	const total = 5 // ledger indexes 10 … 14, held by hosp-a and hosp-b
+	var asked atomic.Int32
+	srvC := holderServer(t, reg, "gw-c", func(c Claims, caller access.Caller) (int, any) {
+		asked.Add(1)
 		u, err := url.Parse(c.Target)
 		if err != nil {
 			t.Error(err)
@@ -234,7 +301,7 @@ func TestServiceListPages(t *testing.T) {
 		}
 		var all []records.Record
 		for i := range total {
-			all = append(all, records.Record{ID: fmt.Sprintf("rec-a%d", i), Holder: "hosp-a", LedgerIndex: uint64(10 + i)})
+			all = append(all, records.Record{ID: fmt.Sprintf("rec-%d", i), Holder: []string{"hosp-a", "hosp-b"}[i%2], LedgerIndex: uint64(10 + i)})
 		}
 		page, next, err := access.PageRecords(all, consent.Page{Cursor: u.Query().Get("cursor"), Limit: limit})
 		if err != nil {
@@ -242,19 +309,16 @@ func TestServiceListPages(t *testing.T) {
 		}
 		list := client.RecordList{NextCursor: next}
 		for _, r := range page {
-			list.Records = append(list.Records, client.Record{ID: r.ID, Holder: r.Holder})
+			list.Records = append(list.Records, client.Record{ID: r.ID, Holder: r.Holder, LedgerIndex: r.LedgerIndex})
 		}
 		return http.StatusOK, list
 	})
 	dir := fakeDir{
-		"hosp-a": {Gateway: "gw-a", BaseURL: srvA.URL},
-		"hosp-b": {Gateway: "gw-b", BaseURL: "http://gw-b.test"},
+		"hosp-a":  {Gateway: "gw-a", BaseURL: "http://gw-a.test"},
+		"hosp-b":  {Gateway: "gw-b", BaseURL: "http://gw-b.test"},
+		"gw:gw-c": {Gateway: "gw-c", BaseURL: srvC.URL},
 	}
-	var local []records.Record
-	for i := range 3 {
-		local = append(local, records.Record{ID: fmt.Sprintf("rec-b%d", i), Holder: "hosp-b", LedgerIndex: uint64(20 + i)})
-	}
-	svc := readerService(t, reg, dir, &fakeLocal{readable: local})
+	svc := custodianService(t, reg, dir, &fakeLocal{}, "gw-c")
 	req := access.ListRequest{Caller: callerB, Patient: "pat-1", Purpose: "TREAT"}
 
 	var got []string
@@ -263,16 +327,12 @@ func TestServiceListPages(t *testing.T) {
 		if pages > 10 {
 			t.Fatal("the cursors do not end")
 		}
-		downA.Store(pages == 1) // hosp-a's gateway is out for the second page
 		l, err := svc.List(t.Context(), req, pg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pages == 1 && (len(l.Unreachable) != 1 || l.Next == "") {
-			t.Errorf("page 2 with gw-a down: unreachable %+v, next %q", l.Unreachable, l.Next)
-		}
-		if len(l.Records) > 2*pg.Limit {
-			t.Errorf("page %d: %d records, more than %d from each of 2 members", pages, len(l.Records), pg.Limit)
+		if len(l.Records) > pg.Limit {
+			t.Errorf("page %d: %d records, more than %d", pages, len(l.Records), pg.Limit)
 		}
 		for _, r := range l.Records {
 			got = append(got, r.Record.ID)
@@ -282,14 +342,17 @@ func TestServiceListPages(t *testing.T) {
 		}
 		pg.Cursor = l.Next
 	}
-	slices.Sort(got)
-	want := []string{"rec-a0", "rec-a1", "rec-a2", "rec-a3", "rec-a4", "rec-b0", "rec-b1", "rec-b2"}
+	want := []string{"rec-4", "rec-3", "rec-2", "rec-1", "rec-0"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("records over all pages (-want +got):\n%s", diff)
 	}
-	for _, bad := range []string{"x", EncodeListCursor(nil) + "e30", "eyJ2IjoyLCJtIjp7ImEiOiIifX0"} {
+	n := asked.Load()
+	for _, bad := range []string{"x", "eyJ2IjoyLCJtIjp7ImEiOiIifX0", strings.Repeat("9", 300)} {
 		if _, err := svc.List(t.Context(), req, consent.Page{Cursor: bad}); !errors.Is(err, consent.ErrInvalidCursor) {
 			t.Errorf("cursor %q: %v, want ErrInvalidCursor", bad, err)
 		}
+	}
+	if asked.Load() != n {
+		t.Errorf("a forged cursor was sent to the custodian")
 	}
 }

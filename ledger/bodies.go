@@ -67,6 +67,12 @@ type RecordRegistered struct {
 	Category     string `json:"category"`
 	ResourceType string `json:"resource_type,omitempty"`
 	Commitment   string `json:"commitment"` // hex SHA-256 of the ciphertext
+	// ContentType and Size are the record's media type and plaintext
+	// size, for the consortium-wide listing (the custodian lists records
+	// held elsewhere from their registrations); empty and 0 in entries
+	// written before they were added.
+	ContentType string `json:"content_type,omitempty"`
+	Size        int64  `json:"size,omitempty"`
 }
 
 // RecordShredded records that a record's data key was destroyed.

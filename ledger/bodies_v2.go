@@ -130,6 +130,9 @@ type RecordRegisteredV2 struct {
 	Category     string `json:"category"`
 	ResourceType string `json:"resource_type,omitempty"`
 	Commitment   string `json:"commitment"` // hex SHA-256 of the ciphertext
+	// ContentType and Size: see RecordRegistered (omitted when unknown).
+	ContentType string `json:"content_type,omitempty"`
+	Size        int64  `json:"size,omitempty"`
 }
 
 // RecordShreddedV2 records that a record's data key was destroyed.
@@ -558,6 +561,12 @@ func (b *RecordRegisteredV2) checkV2() error {
 	}
 	if err := optional("resource_type", b.ResourceType); err != nil {
 		return err
+	}
+	if err := optional("content_type", b.ContentType); err != nil {
+		return err
+	}
+	if b.Size < 0 {
+		return errors.New("size: negative")
 	}
 	return needHexDigest("commitment", b.Commitment)
 }

@@ -92,7 +92,7 @@ func toV2(e Entry, salt Salt, ps *Pseudonymizer, home GatewayHome) (v2Statement,
 		}
 		return v2Statement{org: b.Holder, body: &RecordRegisteredV2{
 			RecordID: b.RecordID, Holder: b.Holder, Patient: r, Category: b.Category,
-			ResourceType: b.ResourceType, Commitment: b.Commitment,
+			ResourceType: b.ResourceType, Commitment: b.Commitment, ContentType: b.ContentType, Size: b.Size,
 		}, subject: b.Patient}, nil
 	case *RecordShredded:
 		r, err := ref(b.Patient)
@@ -179,7 +179,7 @@ func fromV2(st Statement, subject string) (org string, body any, err error) {
 	case *RecordRegisteredV2:
 		return org, &RecordRegistered{
 			RecordID: b.RecordID, Holder: b.Holder, Patient: subject, Category: b.Category,
-			ResourceType: b.ResourceType, Commitment: b.Commitment,
+			ResourceType: b.ResourceType, Commitment: b.Commitment, ContentType: b.ContentType, Size: b.Size,
 		}, nil
 	case *RecordShreddedV2:
 		return org, &RecordShredded{RecordID: b.RecordID, Holder: b.Holder, Patient: subject}, nil

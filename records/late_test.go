@@ -229,7 +229,7 @@ func TestVaultPutRetryResubmits(t *testing.T) {
 		if diff := cmp.Diff(before.Ciphertext, after.Ciphertext); diff != "" || rec.Commitment != before.Commitment {
 			t.Errorf("the retry stored other content (commitment %s, was %s)", rec.Commitment, before.Commitment)
 		}
-		want := []*ledger.RecordRegistered{{RecordID: id, Holder: "hosp-a", Patient: before.Patient, Category: string(records.CategoryLabs), ResourceType: "Observation", Commitment: before.Commitment}}
+		want := []*ledger.RecordRegistered{{RecordID: id, Holder: "hosp-a", Patient: before.Patient, Category: string(records.CategoryLabs), ResourceType: "Observation", Commitment: before.Commitment, ContentType: before.ContentType, Size: before.Size}}
 		if diff := cmp.Diff(want, f.registrations(id)); diff != "" {
 			t.Errorf("registrations (-want +got):\n%s", diff)
 		}

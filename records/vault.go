@@ -348,6 +348,8 @@ func registration(rec Record) (ledger.Entry, error) {
 		Category:     string(rec.Category),
 		ResourceType: rec.ResourceType,
 		Commitment:   rec.Commitment,
+		ContentType:  rec.ContentType,
+		Size:         rec.Size,
 	})
 	if err != nil {
 		return ledger.Entry{}, fmt.Errorf("records: ledger entry: %w", err)
@@ -484,6 +486,37 @@ func (v *Vault) ListByPatient(ctx context.Context, patient string) ([]Record, er
 	rs, err := v.store.ListByPatient(ctx, v.pseud.Pseudonym(patient))
 	if err != nil {
 		return nil, fmt.Errorf("records: list: %w", err)
+	}
+	return rs, nil
+}
+
+// RegistrationIndex is a Store that also indexes the record
+// registrations it follows on the ledger, whoever holds the records
+// (recordstore.Store).
+type RegistrationIndex interface {
+	// Registered returns the records of patient (a pseudonym) whose
+	// registrations were opened here and that are not shredded.
+	Registered(ctx context.Context, patient string) ([]Record, error)
+}
+
+// ErrNoRegistrationIndex: the vault's store keeps no registrations index.
+var ErrNoRegistrationIndex = errors.New("records: the store keeps no registrations index")
+
+// Registered lists the records of patient registered on the ledger by any
+// holder, as far as this gateway opened their registrations (metadata
+// only, from the entries; records held here are included as registered).
+// ErrNoRegistrationIndex if the store keeps no such index.
+func (v *Vault) Registered(ctx context.Context, patient string) ([]Record, error) {
+	if err := ValidatePatient(patient); err != nil {
+		return nil, err
+	}
+	idx, ok := v.store.(RegistrationIndex)
+	if !ok {
+		return nil, ErrNoRegistrationIndex
+	}
+	rs, err := idx.Registered(ctx, v.pseud.Pseudonym(patient))
+	if err != nil {
+		return nil, fmt.Errorf("records: registrations: %w", err)
 	}
 	return rs, nil
 }

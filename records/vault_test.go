@@ -94,7 +94,7 @@ func TestVaultRoundTrip(t *testing.T) {
 				Type: ledger.TypeRecordRegistered, Version: ledger.CurrentVersion, Org: req.Holder,
 				Body: &ledger.RecordRegistered{
 					RecordID: rec.ID, Holder: req.Holder, Patient: ps, Category: string(req.Category),
-					ResourceType: wantRT, Commitment: rec.Commitment,
+					ResourceType: wantRT, Commitment: rec.Commitment, ContentType: rec.ContentType, Size: rec.Size,
 				},
 			}
 			if diff := cmp.Diff(wantEntry, entries[i], cmpopts.IgnoreFields(ledger.Entry{}, "Time", "Author", "Commitment")); diff != "" {

@@ -5,16 +5,12 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
-	"slices"
 	"time"
 
-	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/federation"
 	"github.com/healthgw/healthgw/ledger"
-	"github.com/healthgw/healthgw/registry/registrystore"
 )
 
 // mountFederation wires federated reads (federation, docs/design/
@@ -30,9 +26,10 @@ func (g *gateway) mountFederation(id ledger.Identity, logger *slog.Logger) error
 	if err != nil {
 		return err
 	}
-	dir := fedDirectory{node: g.node, registry: g.registry}
+	dir := fedDirectory{node: g.node}
 	svc := federation.New(federation.Config{
 		Self:      federation.Peer{Gateway: id.Gateway, BaseURL: id.BaseURL},
+		Custodian: g.custodian,
 		Signer:    signer,
 		SealKey:   id.SealKey,
 		Registry:  g.node,
@@ -62,10 +59,9 @@ func fedHTTPClient() *http.Client {
 }
 
 // fedDirectory is federation.Directory over the ledger registry (org
-// homes, gateways' base URLs) and the registry projection (org kinds).
+// homes, gateways' base URLs).
 type fedDirectory struct {
-	node     *ledger.Node
-	registry *registrystore.Store
+	node *ledger.Node
 }
 
 var _ federation.Directory = fedDirectory{}
@@ -83,28 +79,10 @@ func (d fedDirectory) Home(_ context.Context, org string) (federation.Peer, bool
 	return federation.Peer{Gateway: gw, BaseURL: gk.BaseURL}, true, nil
 }
 
-func (d fedDirectory) Hospitals(ctx context.Context) ([]federation.Peer, error) {
-	regs, err := d.registry.List(ctx)
-	if err != nil {
-		return nil, err
+func (d fedDirectory) Gateway(_ context.Context, id string) (federation.Peer, bool, error) {
+	gk, ok := d.node.Authority().Gateway(id)
+	if !ok {
+		return federation.Peer{}, false, nil
 	}
-	a := d.node.Authority()
-	peers := map[string]federation.Peer{}
-	for _, r := range regs {
-		if r.Org.Kind != auth.KindHospital {
-			continue
-		}
-		gw, ok := a.Home(r.Org.ID)
-		if !ok {
-			continue
-		}
-		if gk, ok := a.Gateway(gw); ok {
-			peers[gw] = federation.Peer{Gateway: gw, BaseURL: gk.BaseURL}
-		}
-	}
-	var out []federation.Peer
-	for _, gw := range slices.Sorted(maps.Keys(peers)) {
-		out = append(out, peers[gw])
-	}
-	return out, nil
+	return federation.Peer{Gateway: id, BaseURL: gk.BaseURL}, true, nil
 }

@@ -355,6 +355,9 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	svcCfg := access.Config{
 		Vault: g.vault, Grants: g.consent, Orgs: g.registry, Justifications: justifications, Log: ops.log(g.ledger), Sync: g.follower,
 		Policy: policy, Now: g.clock.Now, Preparer: g.node, Passkeys: g.consent,
+		// The locator's listing (at a consortium's custodian, every
+		// holder's records) comes from the registrations index.
+		Registrations: g.vault,
 	}
 	// In a consortium, reads decide at the head of the log and
 	// revocations are acknowledged once the connected nodes applied them.

@@ -35,10 +35,11 @@ func (s *Store) Next(ctx context.Context) (uint64, error) {
 // it at the entry's index: its registration was committed, perhaps long
 // after the append that submitted it failed. A record.shredded entry of a
 // shredded record whose shredding is not known logged records the entry's
-// index. Other entries, registrations of records held elsewhere, and
-// later registrations of a record published already (a re-submission that
-// was committed twice) change nothing. Entries before the cursor are
-// skipped; the rows and the cursor commit together.
+// index. Later registrations of a record published already (a
+// re-submission that was committed twice) change nothing. Every
+// registration, whoever holds the record, also goes into the holders and
+// registrations indexes (Holders, Registered). Entries before the cursor
+// are skipped; the rows and the cursor commit together.
 func (s *Store) Apply(ctx context.Context, first uint64, entries []ledger.Entry) error {
 	return database.Apply(ctx, s.db, cursor, first, entries, applyBatch)
 }
@@ -71,6 +72,9 @@ func applyBatch(tx *gorm.DB, first uint64, entries []ledger.Entry) error {
 		return nil
 	}
 	if err := noteHolders(tx, regs); err != nil {
+		return err
+	}
+	if err := noteRegistered(tx, first, entries); err != nil {
 		return err
 	}
 	open, err := unsettled(tx, ids)
@@ -175,10 +179,13 @@ func (s *Store) Holders(ctx context.Context, patient string) ([]string, error) {
 }
 
 // Reset rewinds the registrations projection's cursor to 0 and empties
-// the holders index (the records themselves are not a projection and
+// the holders and registrations indexes (the records themselves are not a projection and
 // stay); following the log again settles nothing twice.
 func (s *Store) Reset(ctx context.Context) error {
 	return cursor.Reset(ctx, s.db, func(tx *gorm.DB) error {
-		return tx.Where("1 = 1").Delete(&holderRow{}).Error
+		if err := tx.Where("1 = 1").Delete(&holderRow{}).Error; err != nil {
+			return err
+		}
+		return tx.Where("1 = 1").Delete(&registeredRow{}).Error
 	})
 }

@@ -58,8 +58,9 @@ var (
 
 // New migrates the schema and returns a Store.
 func New(ctx context.Context, db *gorm.DB) (*Store, error) {
-	newHolders := !db.WithContext(ctx).Migrator().HasTable(&holderRow{})
-	if err := db.WithContext(ctx).AutoMigrate(&row{}, &holderRow{}); err != nil {
+	m := db.WithContext(ctx).Migrator()
+	newIndex := !m.HasTable(&holderRow{}) || !m.HasTable(&registeredRow{})
+	if err := db.WithContext(ctx).AutoMigrate(&row{}, &holderRow{}, &registeredRow{}); err != nil {
 		return nil, fmt.Errorf("recordstore: migrate: %w", err)
 	}
 	if err := cursor.Migrate(ctx, db); err != nil {
@@ -68,10 +69,10 @@ func New(ctx context.Context, db *gorm.DB) (*Store, error) {
 	if err := ensureDecoy(ctx, db); err != nil {
 		return nil, err
 	}
-	if newHolders {
-		// The holders index is new to this database: follow the log
-		// again from the start to fill it (the records settle nothing
-		// twice).
+	if newIndex {
+		// The holders or registrations index is new to this database:
+		// follow the log again from the start to fill it (the records
+		// settle nothing twice).
 		if err := cursor.Reset(ctx, db, func(*gorm.DB) error { return nil }); err != nil {
 			return nil, fmt.Errorf("recordstore: %w", err)
 		}

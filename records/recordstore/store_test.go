@@ -450,3 +450,83 @@ func TestHoldersIndexAdded(t *testing.T) {
 		}
 	})
 }
+
+// TestRegistrationsIndex: every registration opened goes into the
+// registrations index, whoever holds the record, with what the entry
+// says; the first registration of a (holder, record) wins, the same ID
+// at another holder is another record, a shredding removes the record
+// from the listing, and a Reset and a rebuild give the same index.
+func TestRegistrationsIndex(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		s := newStore(t, db)
+		ctx := t.Context()
+		reg := func(id, holder, patient, commitment string, size int64) ledger.Entry {
+			return entry(t, holder, &ledger.RecordRegistered{
+				RecordID: id, Holder: holder, Patient: patient, Category: "labs", ResourceType: "Observation",
+				Commitment: commitment, ContentType: records.FHIRContentType, Size: size,
+			})
+		}
+		c := func(d string) string { return strings.Repeat(d, 64) }
+		entries := []ledger.Entry{
+			0: reg("rec-1", "hosp-a", "ps_a", c("1"), 11),
+			1: reg("rec-2", "hosp-b", "ps_a", c("2"), 22),
+			2: reg("rec-3", "hosp-b", "ps_b", c("3"), 33), // another patient
+			3: reg("rec-1", "hosp-a", "ps_a", c("9"), 99), // a second registration: the first wins
+			4: reg("rec-1", "hosp-c", "ps_a", c("4"), 44), // the same ID at another holder
+			5: reg("rec-5", "hosp-a", "ps_a", c("5"), 0),  // an entry from before sizes
+			6: entry(t, "hosp-b", &ledger.RecordShredded{RecordID: "rec-2", Holder: "hosp-b", Patient: "ps_a"}),
+			7: entry(t, "hosp-z", &ledger.RecordShredded{RecordID: "rec-5", Holder: "hosp-z", Patient: "ps_a"}), // not rec-5's holder
+		}
+		list := func() []string {
+			rs, err := s.Registered(ctx, "ps_a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, r := range rs {
+				out = append(out, fmt.Sprintf("%s/%s %s %d@%d %s %s %v", r.Holder, r.ID, r.Commitment[:1], r.Size, r.LedgerIndex, r.ContentType, r.Category, r.CreatedAt.Equal(t0)))
+			}
+			return out
+		}
+		want := []string{
+			"hosp-a/rec-1 1 11@0 application/fhir+json labs true",
+			"hosp-c/rec-1 4 44@4 application/fhir+json labs true",
+			"hosp-a/rec-5 5 0@5 application/fhir+json labs true",
+		}
+		if err := s.Apply(ctx, 0, entries[:2]); err != nil {
+			t.Fatal(err)
+		}
+		if got := list(); len(got) != 2 {
+			t.Errorf("after two entries: %v", got)
+		}
+		if err := s.Apply(ctx, 2, entries[2:]); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, list()); diff != "" {
+			t.Errorf("index (-want +got):\n%s", diff)
+		}
+		if rs, err := s.Registered(ctx, "ps_nobody"); err != nil || len(rs) != 0 {
+			t.Errorf("an unknown patient: %v, %v", rs, err)
+		}
+		if err := s.Reset(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := list(); len(got) != 0 {
+			t.Errorf("after Reset: %v", got)
+		}
+		if err := s.Apply(ctx, 0, entries); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, list()); diff != "" {
+			t.Errorf("rebuilt index (-want +got):\n%s", diff)
+		}
+		// A database from before the index follows the log again.
+		if err := db.Migrator().DropTable("record_registrations"); err != nil {
+			t.Fatal(err)
+		}
+		s = newStore(t, db)
+		if n, err := s.Next(ctx); err != nil || n != 0 {
+			t.Fatalf("Next after the index was added = %d, %v, want 0", n, err)
+		}
+	})
+}
