@@ -16,9 +16,11 @@
 //     two gateways sees the record, and the reader's gateway knows which
 //     holder answered which request;
 //   - the reader side (Service): the consent-aware locator (List: the
-//     caller's readable records here and at every other member homing a
-//     hospital) and the federated read (Read: resolve the holder's home
-//     gateway from the registry; local if it is this one, else one hop).
+//     caller's readable records across the consortium, answered by the
+//     custodian's gateway from the record registrations and consents
+//     sealed to it, so no holder is asked) and the federated read (Read:
+//     resolve the holder's home gateway from the registry; local if it
+//     is this one, else one hop).
 //
 // The holder decides exactly as for a direct read (access.Service), under
 // the reader org's identity, and logs access.decided; this package never
