@@ -14,6 +14,7 @@ import (
 
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/database"
+	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/witness"
 	"github.com/healthgw/healthgw/ratelimit"
 )
@@ -32,12 +33,17 @@ type serveConfig struct {
 	CometHome    string        // CometBFT home for --ledger comet
 	CometRetain  int64         // blocks to keep (0: all)
 	CometTimeout time.Duration // how long an append waits for commit
-	Custodian    string        // with --ledger comet: the consortium's patient custodian gateway (default: the first member)
-	Origin       string        // checkpoint origin line of a new log (default: the checkpoint key's name)
-	KeyName      string        // name of a new checkpoint key: Origin, else tlog-tiles' URL prefix of an explicit BaseURL, else healthgw/<random>
-	DevIdP       bool          // mint patient tokens with a local development IdP
-	PatientIss   string        // patient identity provider issuer
-	PatientJWKS  string        // its JWKS file or URL
+	// CometUnsettled is how many writes whose outcome is unknown the
+	// gateway keeps (their envelopes, in the database) for their
+	// retries; at the limit a new write is refused with 503 (default
+	// ledger.DefaultUnsettled).
+	CometUnsettled int
+	Custodian      string // with --ledger comet: the consortium's patient custodian gateway (default: the first member)
+	Origin         string // checkpoint origin line of a new log (default: the checkpoint key's name)
+	KeyName        string // name of a new checkpoint key: Origin, else tlog-tiles' URL prefix of an explicit BaseURL, else healthgw/<random>
+	DevIdP         bool   // mint patient tokens with a local development IdP
+	PatientIss     string // patient identity provider issuer
+	PatientJWKS    string // its JWKS file or URL
 	// OIDC clients of the patient app and the regulator console (web/):
 	// empty settings fall back to the development IdP with --dev-idp.
 	PatientClientID     string
@@ -84,11 +90,13 @@ func defaultServeConfig() serveConfig {
 		ZKDevSetup:  true,
 		MaxRecord:   16 << 20,
 		AuditMaxLag: access.DefaultMaxQueryLag,
-		BreakGlass:  "hospital",
-		Shutdown:    15 * time.Second,
-		LogFormat:   "text",
-		RateLimit:   true,
-		RateLimits:  ratelimit.DefaultConfig(),
+		// The consortium's kept envelopes of unknown-outcome writes.
+		CometUnsettled: ledger.DefaultUnsettled,
+		BreakGlass:     "hospital",
+		Shutdown:       15 * time.Second,
+		LogFormat:      "text",
+		RateLimit:      true,
+		RateLimits:     ratelimit.DefaultConfig(),
 	}
 }
 
@@ -102,6 +110,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CometHome, "comet-home", c.CometHome, "CometBFT home directory (with --ledger comet)")
 	fs.Int64Var(&c.CometRetain, "comet-retain-blocks", c.CometRetain, "with --ledger comet: prune blocks older than this many (0 keeps all; keep at least one archive node)")
 	fs.StringVar(&c.Custodian, "custodian", c.Custodian, "with --ledger comet: gateway ID of the consortium's patient custodian, the patient-facing member every patient's records and consents are sealed to (the same at every member; default: the first member in gateway ID order)")
+	fs.IntVar(&c.CometUnsettled, "comet-unsettled-limit", c.CometUnsettled, "with --ledger comet: how many writes whose outcome is unknown (no quorum when they were sent) the gateway keeps in its database for their retries; at the limit new writes are refused with 503 until some settle")
 	fs.DurationVar(&c.CometTimeout, "comet-append-timeout", c.CometTimeout, "with --ledger comet: how long an append waits to be committed before 503 (default 30s)")
 	fs.StringVar(&c.Origin, "origin", c.Origin, "checkpoint origin line of a NEW log, fixed once the log exists (default: the checkpoint key's name; with --base-url, <host>/<path>/ledger)")
 	fs.BoolVar(&c.DevIdP, "dev-idp", c.DevIdP, "accept patient tokens from the local development IdP (disable in production)")
@@ -179,6 +188,9 @@ func (c *serveConfig) finish() error {
 		}
 	default:
 		return fmt.Errorf("--ledger must be gormlog or comet, not %q", c.Ledger)
+	}
+	if c.CometUnsettled < 1 || c.CometUnsettled > 1_000_000 {
+		return fmt.Errorf("--comet-unsettled-limit must be between 1 and 1000000")
 	}
 	if c.AuditMaxLag < 1 {
 		return fmt.Errorf("--audit-max-lag must be at least 1")

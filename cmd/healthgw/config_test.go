@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/witness"
 )
 
@@ -61,6 +62,12 @@ shutdown-timeout = "7s"
 	if cfg, _, err := loadServeConfig(env(nil), []string{"--witness", wkey + "@https://w.example", "--witness-threshold", "1"}); err != nil || cfg.WitnessThreshold != 1 {
 		t.Errorf("one witness, threshold 1: %+v, %v", cfg.WitnessThreshold, err)
 	}
+	if cfg, _, err := loadServeConfig(env(nil), nil); err != nil || cfg.CometUnsettled != ledger.DefaultUnsettled {
+		t.Errorf("default kept writes: %d, %v", cfg.CometUnsettled, err)
+	}
+	if cfg, _, err := loadServeConfig(env(map[string]string{"HEALTHGW_COMET_UNSETTLED_LIMIT": "64"}), nil); err != nil || cfg.CometUnsettled != 64 {
+		t.Errorf("HEALTHGW_COMET_UNSETTLED_LIMIT=64: %d, %v", cfg.CometUnsettled, err)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.conf")
 	if err := os.WriteFile(bad, []byte("colour = blue\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -79,6 +86,7 @@ shutdown-timeout = "7s"
 		{"bad address", nil, []string{"--addr", "nowhere"}, "--addr"},
 		{"bad ledger", nil, []string{"--ledger", "paper"}, "--ledger"},
 		{"comet without a home", nil, []string{"--ledger", "comet"}, "--comet-home"},
+		{"no kept writes", nil, []string{"--comet-unsettled-limit", "0"}, "--comet-unsettled-limit"},
 		{"record limit too large", nil, []string{"--max-record-bytes", "9999999999"}, "--max-record-bytes"},
 		{"no patient IdP at all", nil, []string{"--dev-idp=false"}, "identity provider"},
 		{"issuer without JWKS", nil, []string{"--patient-issuer", "https://idp.example"}, "go together"},

@@ -220,7 +220,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	if g.node, err = openNode(ctx, g.store, id, logger); err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
-	if err := g.keepUnsettled(ctx, logger); err != nil {
+	if err := g.keepUnsettled(ctx, cfg.CometUnsettled, logger); err != nil {
 		return err
 	}
 	g.ledger = g.node
@@ -463,7 +463,7 @@ const idempotencyPurgeInterval = time.Hour
 // an earlier run left (docs/design/idempotency.md). Only over a
 // consortium (a store that answers repeats); the embedded log keeps
 // nothing.
-func (g *gateway) keepUnsettled(ctx context.Context, logger *slog.Logger) error {
+func (g *gateway) keepUnsettled(ctx context.Context, limit int, logger *slog.Logger) error {
 	if _, ok := g.store.(ledger.RepeatAnswerer); !ok {
 		return nil
 	}
@@ -471,7 +471,7 @@ func (g *gateway) keepUnsettled(ctx context.Context, logger *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	stats, err := g.node.KeepDurably(ctx, keeper, ledger.DefaultUnsettled)
+	stats, err := g.node.KeepDurably(ctx, keeper, limit)
 	if err != nil {
 		return fmt.Errorf("open ledger: %w", err)
 	}
