@@ -463,6 +463,10 @@ func NewHolder(gateway string, key ed25519.PrivateKey, reg Registry, orgs Orgs, 
 	return &Holder{verifier: NewVerifier(gateway, reg, now), gateway: gateway, key: key, reg: reg, orgs: orgs}
 }
 
+// UseReplayCache makes the holder remember accepted request tokens in rc
+// (see Verifier.UseReplayCache).
+func (h *Holder) UseReplayCache(rc auth.ReplayCache) { h.verifier.UseReplayCache(rc) }
+
 // Authorize verifies a request token for a request (method, target as
 // CanonicalTarget) and returns its claims and the caller the read decides
 // for: the token's org, of its registered kind (a hospital: no other kind
@@ -470,7 +474,7 @@ func NewHolder(gateway string, key ed25519.PrivateKey, reg Registry, orgs Orgs, 
 // registration allows them. Errors wrap ErrInvalidToken (or are the
 // registry's).
 func (h *Holder) Authorize(ctx context.Context, token, method, target string) (Claims, access.Caller, error) {
-	c, err := h.verifier.Verify(token, method, target)
+	c, err := h.verifier.Verify(ctx, token, method, target)
 	if err != nil {
 		return Claims{}, access.Caller{}, err
 	}

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -15,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -158,7 +160,22 @@ type Verifier struct {
 
 	mu   sync.Mutex
 	seen map[string]time.Time // iss and jti -> expiry
+
+	// durable, if set, remembers token IDs instead of seen: in the
+	// gateway's database, so across restarts and replicas.
+	durable auth.ReplayCache
 }
+
+// UseReplayCache makes v remember the token IDs it accepted in rc (the
+// gateway's authstore.Store, shared with client assertions under a key
+// of their own) instead of in memory: a token stays refused after a
+// restart and at every replica sharing the database. Call it before v is
+// used.
+func (v *Verifier) UseReplayCache(rc auth.ReplayCache) { v.durable = rc }
+
+// replayPrefix leads the token IDs kept in a shared ReplayCache, keyed by
+// the requesting gateway as issuer.
+const replayPrefix = "federation/"
 
 // MaxReplayEntries bounds the token IDs a Verifier remembers.
 const MaxReplayEntries = 1 << 16
@@ -180,9 +197,11 @@ func NewVerifier(self string, reg Registry, now func() time.Time) *Verifier {
 // is the issuer; the audience is this gateway; the token is current (not
 // expired, not issued in the future, valid for at most MaxTokenLifetime,
 // ClockSkew allowed); method and target are this request's; and its ID
-// has not been seen before (remembered until it expires). Any failure is
-// a *TokenError (ErrInvalidToken).
-func (v *Verifier) Verify(token, method, target string) (Claims, error) {
+// has not been seen before (remembered until it expires, in memory or in
+// the ReplayCache given to UseReplayCache). Any failure of the token is a
+// *TokenError (ErrInvalidToken); a replay cache that cannot be written is
+// another error.
+func (v *Verifier) Verify(ctx context.Context, token, method, target string) (Claims, error) {
 	var c Claims
 	if len(token) > MaxTokenSize {
 		return c, invalid("longer than %d bytes", MaxTokenSize)
@@ -246,6 +265,16 @@ func (v *Verifier) Verify(token, method, target string) (Claims, error) {
 	}
 	if c.ID == "" || len(c.ID) > 64 {
 		return Claims{}, invalid("jti missing or too long")
+	}
+	if v.durable != nil {
+		err := v.durable.Claim(ctx, c.Gateway, replayPrefix+c.ID, exp.Add(ClockSkew))
+		if errors.Is(err, auth.ErrReplay) {
+			return Claims{}, invalid("replayed (jti seen before)")
+		}
+		if err != nil {
+			return Claims{}, fmt.Errorf("federation: remember the token: %w", err)
+		}
+		return c, nil
 	}
 	if err := v.remember(c.Gateway+" "+c.ID, exp.Add(ClockSkew), now); err != nil {
 		return Claims{}, err

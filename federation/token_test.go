@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -13,7 +14,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"gorm.io/gorm"
 
+	"github.com/healthgw/healthgw/auth/authstore"
+	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
 )
 
@@ -182,7 +186,7 @@ func TestVerify(t *testing.T) {
 			if tt.target != "" {
 				tgt = tt.target
 			}
-			c, err := v.Verify(tt.token(t), method, tgt)
+			c, err := v.Verify(t.Context(), tt.token(t), method, tgt)
 			if tt.reason == "" {
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
@@ -213,17 +217,67 @@ func TestVerifyReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(tok, "GET", target); err != nil {
+	if _, err := v.Verify(t.Context(), tok, "GET", target); err != nil {
 		t.Fatalf("first use: %v", err)
 	}
 	var te *TokenError
-	if _, err := v.Verify(tok, "GET", target); !errors.As(err, &te) || !strings.Contains(te.Reason, "replayed") {
+	if _, err := v.Verify(t.Context(), tok, "GET", target); !errors.As(err, &te) || !strings.Contains(te.Reason, "replayed") {
 		t.Fatalf("replay = %v, want refused as replayed", err)
 	}
 	tok2, _, _ := s.Sign(claimsFor("gw-a"))
-	if _, err := v.Verify(tok2, "GET", target); err != nil {
+	if _, err := v.Verify(t.Context(), tok2, "GET", target); err != nil {
 		t.Errorf("a fresh token for the same request: %v", err)
 	}
+}
+
+// TestVerifyReplayDurable: with the gateway's replay store, a token
+// accepted once stays refused by a verifier made after a restart (or at
+// another replica over the same database); a client assertion's jti of
+// the same value does not collide with it; a store that cannot be
+// written refuses the token without calling it invalid.
+func TestVerifyReplayDurable(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		reg := newTestRegistry(t)
+		store, err := authstore.Open(t.Context(), db, authstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := reg.signer(t, "gw-b", nil)
+		tok, c, err := s.Sign(claimsFor("gw-a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A client assertion of issuer gw-b with the same jti was seen.
+		if err := store.Claim(t.Context(), "gw-b", c.ID, time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		first := NewVerifier("gw-a", reg, nil)
+		first.UseReplayCache(store)
+		if _, err := first.Verify(t.Context(), tok, "GET", target); err != nil {
+			t.Fatalf("first use: %v", err)
+		}
+		restarted := NewVerifier("gw-a", reg, nil)
+		restarted.UseReplayCache(store)
+		var te *TokenError
+		if _, err := restarted.Verify(t.Context(), tok, "GET", target); !errors.As(err, &te) || !strings.Contains(te.Reason, "replayed") {
+			t.Fatalf("replay after a restart = %v, want refused as replayed", err)
+		}
+		tok2, _, _ := s.Sign(claimsFor("gw-a"))
+		broken := NewVerifier("gw-a", reg, nil)
+		broken.UseReplayCache(failingReplay{})
+		if _, err := broken.Verify(t.Context(), tok2, "GET", target); err == nil || errors.As(err, &te) {
+			t.Errorf("a failing replay store: %v, want an error that is not a token error", err)
+		}
+		if _, err := restarted.Verify(t.Context(), tok2, "GET", target); err != nil {
+			t.Errorf("a fresh token: %v", err)
+		}
+	})
+}
+
+type failingReplay struct{}
+
+func (failingReplay) Claim(context.Context, string, string, time.Time) error {
+	return errors.New("database is down")
 }
 
 func TestCanonicalTarget(t *testing.T) {
@@ -306,7 +360,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(`{"payload":"e30","signatures":[]}`)
 	f.Fuzz(func(t *testing.T, token string) {
 		v := NewVerifier("gw-a", reg, nil)
-		c, err := v.Verify(token, "GET", target)
+		c, err := v.Verify(t.Context(), token, "GET", target)
 		if err == nil && token != tok {
 			t.Fatalf("accepted a token the signer did not make: %+v", c)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/healthgw/healthgw/auth"
 	"github.com/healthgw/healthgw/federation"
 	"github.com/healthgw/healthgw/ledger"
 )
@@ -16,8 +17,10 @@ import (
 // mountFederation wires federated reads (federation, docs/design/
 // federation.md): the locator and reads at other members' gateways,
 // signed with the gateway's node key and sealed to its sealing key, and
-// the holder's side for the other members.
-func (g *gateway) mountFederation(id ledger.Identity, logger *slog.Logger) error {
+// the holder's side for the other members, which remembers the request
+// tokens it accepted in replay (the gateway's database: a token stays
+// refused after a restart).
+func (g *gateway) mountFederation(id ledger.Identity, replay auth.ReplayCache, logger *slog.Logger) error {
 	key, ok := id.NodeKey.(ed25519.PrivateKey)
 	if !ok {
 		return errors.New("federation: the gateway's node key is not an Ed25519 private key")
@@ -38,7 +41,9 @@ func (g *gateway) mountFederation(id ledger.Identity, logger *slog.Logger) error
 		HTTP:      fedHTTPClient(),
 		Logger:    logger,
 	})
-	g.api.MountFederation(svc, federation.NewHolder(id.Gateway, key, g.node, g.registry, g.clock.Now))
+	holder := federation.NewHolder(id.Gateway, key, g.node, g.registry, g.clock.Now)
+	holder.UseReplayCache(replay)
+	g.api.MountFederation(svc, holder)
 	return nil
 }
 

@@ -369,7 +369,7 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	}
 	g.access = access.New(svcCfg)
 	g.api.MountRecords(g.vault, g.access, exch)
-	if err := g.mountFederation(id, logger); err != nil {
+	if err := g.mountFederation(id, replay, logger); err != nil {
 		return err
 	}
 	g.queries = access.NewQueries(access.QueriesConfig{Store: g.consent, Pseud: g.pseud, Log: g.ledger, Sync: g.follower, Openings: justifications, Applied: g.consent, MaxLag: cfg.AuditMaxLag})
