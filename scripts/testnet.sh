@@ -27,9 +27,12 @@
 # Environment:
 #   TESTNET_DIR     layout directory (default ./testnet); reused if it exists
 #   VALIDATORS      number of hospitals for a new layout (default 4)
-#   HTTP_PORT       gateway port of hospital-1 (default 8081; hospital-N +N-1)
-#   P2P_PORT        CometBFT P2P port of hospital-1 (default 26656; +10 each)
-#   RPC_PORT        CometBFT RPC port of hospital-1 (default 26657; +10 each)
+#   HTTP_PORT       gateway port of hospital-1 for a new layout (default
+#                   8081; hospital-N +N-1)
+#   P2P_PORT        CometBFT P2P port of hospital-1 for a new layout
+#                   (default 26656; +10 each)
+#   RPC_PORT        CometBFT RPC port of hospital-1 for a new layout
+#                   (default 26657; +10 each)
 #   TIMEOUT_COMMIT  CometBFT block interval for a new layout (default 1s)
 #   READY_TIMEOUT   seconds to wait for every gateway to be ready (default 300)
 #   HEALTHGW_BIN    binary to run (default: build bin/healthgw)
@@ -56,6 +59,20 @@ members() {
 }
 
 base_url() { sed -n 's/^HEALTHGW_BASE_URL=//p' "$1/healthgw.env"; }
+
+# ports prints member $1's listening addresses, one HOST:PORT a line: the
+# gateway's (HEALTHGW_ADDR) and CometBFT's P2P and RPC listeners.
+ports() {
+	sed -n 's/^HEALTHGW_ADDR=//p' "$1/healthgw.env"
+	sed -n 's/^laddr = "tcp:\/\/\([^"]*\)"$/\1/p' "$1/comet/config/config.toml"
+}
+
+# in_use succeeds if something accepts connections on HOST:PORT $1.
+in_use() {
+	local host=${1%:*} port=${1##*:}
+	[[ $host == 0.0.0.0 || $host == "" ]] && host=127.0.0.1
+	(exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
 
 # running prints the PID of member $1's gateway if it runs.
 running() {
@@ -139,6 +156,28 @@ while read -r m; do
 	fi
 done < <(members)
 
+# Every port a member listens on must be free: a gateway that cannot bind
+# exits, and the readiness checks below would otherwise be answered by
+# whatever holds the port (another testnet, in another TESTNET_DIR).
+check_ports() {
+	local busy=() line
+	while read -r line; do
+		in_use "${line#* }" && busy+=("$line")
+	done
+	((${#busy[@]} == 0)) && return 0
+	say "ports in use; nothing started:"
+	for line in "${busy[@]}"; do say "  $line"; done
+	say "stop what listens there (another testnet: TESTNET_DIR=<its dir> $0 down), or use a new layout on other ports (TESTNET_DIR, HTTP_PORT, P2P_PORT, RPC_PORT)"
+	exit 1
+}
+if [[ -d $dir/hospital-1 ]]; then
+	check_ports < <(while read -r m; do ports "$m" | sed "s|^|$(basename "$m") |"; done < <(members))
+else
+	check_ports < <(for ((i = 0; i < validators; i++)); do
+		printf 'hospital-%d 127.0.0.1:%d\n' $((i + 1)) $((http_port + i)) $((i + 1)) $((p2p_port + 10 * i)) $((i + 1)) $((rpc_port + 10 * i))
+	done)
+fi
+
 if [[ ! -d $dir/hospital-1 ]]; then
 	say "creating a $validators-hospital consortium in $dir …"
 	"$bin" consortium init --validators "$validators" --out "$dir" \
@@ -216,7 +255,8 @@ while ((nready < ${#ms[@]})); do
 			tail -n 20 "$m/gateway.log" >&2
 			exit 1
 		fi
-		if curl -fsS -o /dev/null "$(base_url "$m")/readyz" 2>/dev/null; then
+		# Ready only if it is still ours that runs once /readyz answers.
+		if curl -fsS -o /dev/null "$(base_url "$m")/readyz" 2>/dev/null && kill -0 "${pids[$i]}" 2>/dev/null; then
 			ready[$i]=1
 			nready=$((nready + 1))
 			say "$(basename "$m") is ready ($nready/${#ms[@]})"
