@@ -74,12 +74,19 @@ in_use() {
 	(exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
 }
 
+# alive succeeds if process $1 exists and has not exited (a gateway left
+# by `start` is an orphan: until it is reaped it is a zombie).
+alive() {
+	kill -0 "$1" 2>/dev/null || return 1
+	case $(ps -o stat= -p "$1" 2>/dev/null) in Z*) return 1 ;; esac
+}
+
 # running prints the PID of member $1's gateway if it runs.
 running() {
 	local pid
 	[[ -f $1/gateway.pid ]] || return 1
 	pid=$(<"$1/gateway.pid")
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
+	[[ -n $pid ]] && alive "$pid" && printf '%s\n' "$pid"
 }
 
 down() {
@@ -95,10 +102,10 @@ down() {
 	# Wait for each to exit (the gateways flush the ledger on SIGTERM).
 	for pid in "${pids[@]}"; do
 		for ((i = 0; i < 600; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
+			alive "$pid" || break
 			sleep 0.1
 		done
-		if kill -0 "$pid" 2>/dev/null; then
+		if alive "$pid"; then
 			say "pid $pid did not stop in 60 s; killing it"
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
