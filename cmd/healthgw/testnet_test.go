@@ -24,8 +24,9 @@ import (
 // `consortium init`, shared IdP and ZK setup, four gateways), `healthgw
 // demo` against hospital-2 and hospital-4 (neither is the custodian),
 // a second start refused while the net runs, testnet.sh down leaving no
-// gateway behind, and a second start of the same layout that serves the
-// demo again, at hospital-3.
+// gateway behind, a start refused while a port of the layout is taken, and
+// a second start of the same layout that serves the demo again, at
+// hospital-3.
 //
 // It runs the real binary as separate processes, so it is built !race
 // (the race detector would make four gateways and a prover crawl on a
@@ -159,6 +160,23 @@ func TestTestnet(t *testing.T) {
 		} else {
 			ln.Close()
 		}
+	}
+
+	// A port of the layout in use (here hospital-3's P2P port): the start
+	// is refused, naming it, and nothing is started.
+	busy := fmt.Sprintf("127.0.0.1:%d", p2pPort+20)
+	ln, err := net.Listen("tcp", busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = testnet(base, "start")
+	ln.Close()
+	if err == nil || !strings.Contains(out, "ports in use") || !strings.Contains(out, "hospital-3 "+busy) {
+		t.Errorf("testnet.sh start with %s taken: %v, want a refusal naming it:\n%s", busy, err, out)
+	}
+	if pids := testnetPIDs(t, dir, 4); len(pids) != 0 {
+		seen = append(seen, pids...)
+		t.Errorf("testnet.sh start with a port taken started gateways %v", pids)
 	}
 
 	// The same layout starts again (no new setup) and still tells the story.
