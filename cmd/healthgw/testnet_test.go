@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,11 +64,24 @@ func TestTestnet(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "testnet")
 	httpPort, p2pPort, rpcPort := freeTestnetPorts(t, 4)
 	ready := scaledTimeout(5 * time.Minute)
-	env := append(os.Environ(),
+	// The script's and the gateways' settings are this test's alone: a
+	// HEALTHGW_DB or TESTNET_RESET in the caller's environment would
+	// change what the gateways open.
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "HEALTHGW_") && name != "HEALTHGW_TEST_TIMEOUT_SCALE",
+			strings.HasPrefix(name, "TESTNET_"),
+			slices.Contains([]string{"VALIDATORS", "HTTP_PORT", "P2P_PORT", "RPC_PORT", "TIMEOUT_COMMIT", "READY_TIMEOUT"}, name):
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env,
 		"TESTNET_DIR="+dir, "HEALTHGW_BIN="+bin, "VALIDATORS=4",
 		"HTTP_PORT="+strconv.Itoa(httpPort), "P2P_PORT="+strconv.Itoa(p2pPort), "RPC_PORT="+strconv.Itoa(rpcPort),
-		"READY_TIMEOUT="+strconv.Itoa(int(ready/time.Second)),
-		"TESTNET_RESET=")
+		"READY_TIMEOUT="+strconv.Itoa(int(ready/time.Second)))
 	// testnet runs scripts/testnet.sh cmd (the first start includes the
 	// ZK setup and the gateways' first registrations).
 	testnet := func(parent context.Context, cmd string) (string, error) {
@@ -116,7 +130,7 @@ func TestTestnet(t *testing.T) {
 		// As the README has it: bin/healthgw demo --url <member> --comet-home <its comet> --data <its data>.
 		c := exec.CommandContext(ctx, bin, "demo", "--url", url(i),
 			"--comet-home", filepath.Join(member(i), "comet"), "--data", filepath.Join(member(i), "data"))
-		c.Dir = root
+		c.Dir, c.Env = root, env
 		var out bytes.Buffer
 		c.Stdout, c.Stderr = &out, &out
 		if err := c.Run(); err != nil {
