@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -200,9 +201,20 @@ func TestTestnet(t *testing.T) {
 
 // freeTestnetPorts finds bases for testnet.sh's ports: n consecutive
 // gateway ports from http, and P2P and RPC ports p2p+10i and rpc+10i
-// (rpc = p2p+1), all free on loopback now.
+// (rpc = p2p+1), all free on loopback now. They are below the kernel's
+// ephemeral range, so that the gateways' own outgoing connections (the
+// validators dial each other) cannot take one of them before it is bound,
+// or between the down and the second start.
 func freeTestnetPorts(t *testing.T, n int) (http, p2p, rpc int) {
 	t.Helper()
+	lo := 32768 // Linux's default ip_local_port_range starts here
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 12000 {
+				lo = v
+			}
+		}
+	}
 	free := func(port int) bool {
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
@@ -211,17 +223,9 @@ func freeTestnetPorts(t *testing.T, n int) (http, p2p, rpc int) {
 		ln.Close()
 		return true
 	}
+	span := 10*n + 2
 	for try := 0; try < 100; try++ {
-		// An ephemeral port picked by the kernel anchors each try.
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if base+10*n+1 > 65535 {
-			continue
-		}
+		base := lo - 10000 + rand.IntN(10000-span)
 		http, p2p = base, base+n
 		ok := true
 		for i := range n {
