@@ -297,7 +297,10 @@ for m in "${ms[@]}"; do
 	rpc=$(sed -n 's/^laddr = "tcp:\/\/\(127.0.0.1:[0-9]*\)"$/\1/p' "$m/comet/config/config.toml" | head -1)
 	printf '  %-12s %-24s cometbft rpc http://%s  log %s\n' "$(basename "$m")" "$(base_url "$m")" "$rpc" "$m/gateway.log"
 done
-echo "try:  bin/healthgw demo --url $(base_url "${ms[0]}") --comet-home ${ms[0]}/comet --data ${ms[0]}/data"
+example=${ms[${#ms[@]} - 1]}
+echo "try, at any member (here $(basename "$example")):"
+echo "  bin/healthgw demo --url $(base_url "$example") --comet-home $example/comet --data $example/data"
+echo "the cross-hospital walkthrough: deploy/consortium/README.md"
 if [[ $cmd == start ]]; then
 	trap - INT TERM EXIT
 	echo "running in the background; stop them with: $0 down   (make testnet-down)"
