@@ -12,7 +12,7 @@ BENCHTIME ?= 1s
 # 10-minute timeout.
 export HEALTHGW_LONG_TESTS ?= 1
 
-.PHONY: run build release test bench bench-peers bench-peers-comet soak timing lint fmt demo testnet testnet-start testnet-down clean interop-deps
+.PHONY: run build release test bench bench-peers bench-peers-comet soak timing lint fmt demo testnet testnet-start testnet-down testnet-check clean interop-deps
 
 run: build
 	./$(BIN) serve
@@ -30,11 +30,19 @@ build:
 release:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/healthgw
 
-# The race detector excludes the full ceremony test (it is built !race), so
-# it runs once more without it.
+# The race detector excludes the full ceremony test and the testnet test
+# (both are built !race), so they run once more without it. TestTestnet
+# is `make testnet-start`, `healthgw demo` at two members, `make
+# testnet-down` and a second start, on free ports in a temporary
+# directory (about two minutes on a small machine). `make testnet-check`
+# runs it alone.
 test:
 	$(GO) test $(TESTFLAGS) ./...
 	$(GO) test -count=1 -timeout 25m -run '^TestFullCeremony$$' ./circuits/ceremony/
+	$(GO) test -count=1 -timeout 20m -run '^TestTestnet$$' ./cmd/healthgw/
+
+testnet-check:
+	$(GO) test -count=1 -timeout 20m -run '^TestTestnet$$' -v ./cmd/healthgw/
 
 bench: timing
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...

@@ -27,9 +27,12 @@
 # Environment:
 #   TESTNET_DIR     layout directory (default ./testnet); reused if it exists
 #   VALIDATORS      number of hospitals for a new layout (default 4)
-#   HTTP_PORT       gateway port of hospital-1 (default 8081; hospital-N +N-1)
-#   P2P_PORT        CometBFT P2P port of hospital-1 (default 26656; +10 each)
-#   RPC_PORT        CometBFT RPC port of hospital-1 (default 26657; +10 each)
+#   HTTP_PORT       gateway port of hospital-1 for a new layout (default
+#                   8081; hospital-N +N-1)
+#   P2P_PORT        CometBFT P2P port of hospital-1 for a new layout
+#                   (default 26656; +10 each)
+#   RPC_PORT        CometBFT RPC port of hospital-1 for a new layout
+#                   (default 26657; +10 each)
 #   TIMEOUT_COMMIT  CometBFT block interval for a new layout (default 1s)
 #   READY_TIMEOUT   seconds to wait for every gateway to be ready (default 300)
 #   HEALTHGW_BIN    binary to run (default: build bin/healthgw)
@@ -57,12 +60,33 @@ members() {
 
 base_url() { sed -n 's/^HEALTHGW_BASE_URL=//p' "$1/healthgw.env"; }
 
+# ports prints member $1's listening addresses, one HOST:PORT a line: the
+# gateway's (HEALTHGW_ADDR) and CometBFT's P2P and RPC listeners.
+ports() {
+	sed -n 's/^HEALTHGW_ADDR=//p' "$1/healthgw.env"
+	sed -n 's/^laddr = "tcp:\/\/\([^"]*\)"$/\1/p' "$1/comet/config/config.toml"
+}
+
+# in_use succeeds if something accepts connections on HOST:PORT $1.
+in_use() {
+	local host=${1%:*} port=${1##*:}
+	[[ $host == 0.0.0.0 || $host == "" ]] && host=127.0.0.1
+	(exec 3<>"/dev/tcp/$host/$port") 2>/dev/null
+}
+
+# alive succeeds if process $1 exists and has not exited (a gateway left
+# by `start` is an orphan: until it is reaped it is a zombie).
+alive() {
+	kill -0 "$1" 2>/dev/null || return 1
+	case $(ps -o stat= -p "$1" 2>/dev/null) in Z*) return 1 ;; esac
+}
+
 # running prints the PID of member $1's gateway if it runs.
 running() {
 	local pid
 	[[ -f $1/gateway.pid ]] || return 1
 	pid=$(<"$1/gateway.pid")
-	[[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
+	[[ -n $pid ]] && alive "$pid" && printf '%s\n' "$pid"
 }
 
 down() {
@@ -78,10 +102,10 @@ down() {
 	# Wait for each to exit (the gateways flush the ledger on SIGTERM).
 	for pid in "${pids[@]}"; do
 		for ((i = 0; i < 600; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
+			alive "$pid" || break
 			sleep 0.1
 		done
-		if kill -0 "$pid" 2>/dev/null; then
+		if alive "$pid"; then
 			say "pid $pid did not stop in 60 s; killing it"
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
@@ -138,6 +162,28 @@ while read -r m; do
 		exit 1
 	fi
 done < <(members)
+
+# Every port a member listens on must be free: a gateway that cannot bind
+# exits, and the readiness checks below would otherwise be answered by
+# whatever holds the port (another testnet, in another TESTNET_DIR).
+check_ports() {
+	local busy=() line
+	while read -r line; do
+		in_use "${line#* }" && busy+=("$line")
+	done
+	((${#busy[@]} == 0)) && return 0
+	say "ports in use; nothing started:"
+	for line in "${busy[@]}"; do say "  $line"; done
+	say "stop what listens there (another testnet: TESTNET_DIR=<its dir> $0 down), or use a new layout on other ports (TESTNET_DIR, HTTP_PORT, P2P_PORT, RPC_PORT)"
+	exit 1
+}
+if [[ -d $dir/hospital-1 ]]; then
+	check_ports < <(while read -r m; do ports "$m" | sed "s|^|$(basename "$m") |"; done < <(members))
+else
+	check_ports < <(for ((i = 0; i < validators; i++)); do
+		printf 'hospital-%d 127.0.0.1:%d\n' $((i + 1)) $((http_port + i)) $((i + 1)) $((p2p_port + 10 * i)) $((i + 1)) $((rpc_port + 10 * i))
+	done)
+fi
 
 if [[ ! -d $dir/hospital-1 ]]; then
 	say "creating a $validators-hospital consortium in $dir …"
@@ -216,7 +262,8 @@ while ((nready < ${#ms[@]})); do
 			tail -n 20 "$m/gateway.log" >&2
 			exit 1
 		fi
-		if curl -fsS -o /dev/null "$(base_url "$m")/readyz" 2>/dev/null; then
+		# Ready only if it is still ours that runs once /readyz answers.
+		if curl -fsS -o /dev/null "$(base_url "$m")/readyz" 2>/dev/null && kill -0 "${pids[$i]}" 2>/dev/null; then
 			ready[$i]=1
 			nready=$((nready + 1))
 			say "$(basename "$m") is ready ($nready/${#ms[@]})"
@@ -250,7 +297,10 @@ for m in "${ms[@]}"; do
 	rpc=$(sed -n 's/^laddr = "tcp:\/\/\(127.0.0.1:[0-9]*\)"$/\1/p' "$m/comet/config/config.toml" | head -1)
 	printf '  %-12s %-24s cometbft rpc http://%s  log %s\n' "$(basename "$m")" "$(base_url "$m")" "$rpc" "$m/gateway.log"
 done
-echo "try:  bin/healthgw demo --url $(base_url "${ms[0]}") --comet-home ${ms[0]}/comet --data ${ms[0]}/data"
+example=${ms[${#ms[@]} - 1]}
+echo "try, at any member (here $(basename "$example")):"
+echo "  bin/healthgw demo --url $(base_url "$example") --comet-home $example/comet --data $example/data"
+echo "the cross-hospital walkthrough: deploy/consortium/README.md"
 if [[ $cmd == start ]]; then
 	trap - INT TERM EXIT
 	echo "running in the background; stop them with: $0 down   (make testnet-down)"

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,6 +30,9 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
+	if err := checkDemoStore(sf); err != nil {
+		return err
+	}
 	gnarklog.Disable() // the patient-side prover would log to stdout
 	return demo.Run(ctx, demo.Config{
 		Client:          client.New(*base, &http.Client{Timeout: 30 * time.Second}),
@@ -39,6 +43,23 @@ func cmdDemo(ctx context.Context, e *env, args []string) error {
 			return registerDemoOrg(ctx, e, sf, dir, o)
 		},
 	})
+}
+
+// checkDemoStore says before the first step what is missing for the
+// demo to work with the gateway's store: its data directory (checkpoint
+// verifier key, development IdP), and for a consortium member, whose data
+// directory holds no embedded ledger key, the member's CometBFT home.
+func checkDemoStore(sf storeFlags) error {
+	vkey := filepath.Join(sf.data, checkpointKeyFile+ledger.VerifierKeySuffix)
+	if _, err := os.Stat(vkey); err != nil {
+		return fmt.Errorf("demo: --data %s is not a gateway's data directory (no checkpoint verifier key %s): pass the data directory of the gateway at --url (for a consortium member also its --comet-home, see deploy/consortium/README.md)", sf.data, vkey)
+	}
+	if sf.cometHome == "" && sf.db == "" {
+		if _, err := os.Stat(filepath.Join(sf.data, gatewayKeyFile)); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("demo: %s holds no embedded ledger key (%s): for a consortium member pass its CometBFT home too (--comet-home, e.g. testnet/hospital-N/comet; see deploy/consortium/README.md)", sf.data, gatewayKeyFile)
+		}
+	}
+	return nil
 }
 
 // registerDemoOrg generates keys for o under dir, registers it on the
