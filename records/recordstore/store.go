@@ -38,12 +38,20 @@ type row struct {
 
 func (row) TableName() string { return "records" }
 
-// metaColumns are every column but the ciphertext.
+// metaColumns are every column but the sealed content (the ciphertext
+// and the wrapped key): what a read decides on. Their sizes do not depend
+// on the record's content.
 var metaColumns = []string{
 	"id", "holder", "patient", "category", "resource_type", "content_type", "size", "format",
-	"wrapped_key", "key_version", "commitment", "ledger_index", "pending", "created_at",
+	"key_version", "commitment", "ledger_index", "pending", "created_at",
 	"shredded", "shredded_at", "shred_ledger_index",
 }
+
+// contentColumns are what Content reads: the sealed content and the
+// columns that say how to open it, read together so that a rewrap
+// between a read's decision and its content load cannot pair a wrapped
+// key with another key version.
+var contentColumns = []string{"format", "key_version", "wrapped_key", "ciphertext"}
 
 // Store is the gorm records store.
 type Store struct {
@@ -272,16 +280,21 @@ func (s *Store) Meta(ctx context.Context, id string) (records.Stored, error) {
 	return s.get(ctx, id, metaColumns)
 }
 
-// Load implements records.Store.
+// Load returns the whole row of id, ciphertext and wrapped key included,
+// whatever its state: for operators' tools and tests that inspect what is
+// stored. Reads do not use it (the vault decides on Meta and loads the
+// content with Content after a permit).
 func (s *Store) Load(ctx context.Context, id string) (records.Stored, error) {
 	return s.get(ctx, id, nil)
 }
 
 // get loads the row of id. The query always finds a row: the record's,
 // or the decoy row when there is none (one statement looking up both
-// IDs, the record's first), so that a missing record costs what an
-// existing one does: a read the caller may not make must not tell the
-// two apart by its latency.
+// IDs, the record's first), and the row found is converted the same way
+// in both cases, so that a missing record costs what an existing one
+// does: a read the caller may not make must not tell the two apart by
+// its latency. (With metaColumns the work does not depend on the
+// record's size either.)
 func (s *Store) get(ctx context.Context, id string, cols []string) (records.Stored, error) {
 	if id == DecoyID {
 		return records.Stored{}, records.ErrNotFound
@@ -300,10 +313,27 @@ func (s *Store) get(ctx context.Context, id string, cols []string) (records.Stor
 	if err != nil {
 		return records.Stored{}, fmt.Errorf("recordstore: get: %w", err)
 	}
+	st := fromRow(r) // the decoy row's too
 	if r.ID != id {
 		return records.Stored{}, records.ErrNotFound
 	}
-	return fromRow(r), nil
+	return st, nil
+}
+
+// Content implements records.Store: the sealed content of a visible,
+// unshredded record, by primary key, and no other column of the row.
+func (s *Store) Content(ctx context.Context, id string) (records.SealedContent, error) {
+	var r row
+	err := s.db.WithContext(ctx).Select(contentColumns).
+		Where("id = ? AND pending = ? AND shredded = ?", id, false, false).
+		Take(&r).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return records.SealedContent{}, fmt.Errorf("recordstore: content: %w", records.ErrNotFound)
+	}
+	if err != nil {
+		return records.SealedContent{}, fmt.Errorf("recordstore: content: %w", err)
+	}
+	return records.SealedContent{Format: r.Format, Ciphertext: r.Ciphertext, WrappedKey: r.WrappedKey, KeyVersion: r.KeyVersion}, nil
 }
 
 // ListByPatient implements records.Store.

@@ -75,9 +75,12 @@ func TestStoreLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantMeta := a
-		wantMeta.Ciphertext = nil
+		wantMeta.Ciphertext, wantMeta.WrappedKey = nil, nil
 		if diff := cmp.Diff(wantMeta, meta); diff != "" {
 			t.Errorf("Meta (-want +got):\n%s", diff)
+		}
+		if _, err := s.Content(ctx, a.ID); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("Content of a pending record: err = %v, want ErrNotFound", err)
 		}
 		if list, _ := s.ListByPatient(ctx, "ps_a"); len(list) != 0 {
 			t.Errorf("pending record listed: %v", list)
@@ -100,6 +103,19 @@ func TestStoreLifecycle(t *testing.T) {
 		a.Pending, a.LedgerIndex = false, 41
 		if got, _ := s.Load(ctx, a.ID); !cmp.Equal(a, got) {
 			t.Errorf("after Publish: %s", cmp.Diff(a, got))
+		}
+		content, err := s.Content(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantContent := records.SealedContent{Format: a.Format, Ciphertext: a.Ciphertext, WrappedKey: a.WrappedKey, KeyVersion: a.KeyVersion}
+		if diff := cmp.Diff(wantContent, content); diff != "" {
+			t.Errorf("Content (-want +got):\n%s", diff)
+		}
+		for _, id := range []string{uuid.NewString(), recordstore.DecoyID} {
+			if _, err := s.Content(ctx, id); !errors.Is(err, records.ErrNotFound) {
+				t.Errorf("Content of %s: err = %v, want ErrNotFound", id, err)
+			}
 		}
 		list, err := s.ListByPatient(ctx, "ps_a")
 		if err != nil {
@@ -131,6 +147,9 @@ func TestStoreLifecycle(t *testing.T) {
 		want.Shredded, want.ShreddedAt, want.ShredLogged, want.ShredIndex = true, at, true, 50
 		if got, _ := s.Load(ctx, a.ID); !cmp.Equal(want, got) {
 			t.Errorf("tombstone: %s", cmp.Diff(want, got))
+		}
+		if _, err := s.Content(ctx, a.ID); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("Content of a shredded record: err = %v, want ErrNotFound", err)
 		}
 		if list, _ := s.ListByPatient(ctx, "ps_a"); len(list) != 0 {
 			t.Errorf("shredded record listed: %v", list)
