@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +25,6 @@ type row struct {
 	ContentType      string    `gorm:"size:255;not null"`
 	Size             int64     `gorm:"not null"`
 	Format           int       `gorm:"not null"`
-	Ciphertext       []byte    // NULL once shredded
 	WrappedKey       []byte    // NULL once shredded
 	KeyVersion       int       `gorm:"not null;index:idx_records_holder_key,priority:2"`
 	Commitment       string    `gorm:"size:64;not null"`
@@ -34,6 +34,13 @@ type row struct {
 	Shredded         bool      `gorm:"not null"`
 	ShreddedAt       *time.Time
 	ShredLedgerIndex *uint64
+	// Ciphertext is the last column, and must stay last: SQLite stores a
+	// row's columns in table order and a large value on a chain of
+	// overflow pages, so reading a column stored after the ciphertext
+	// walks the whole chain. A read decides on the metadata (Meta) before
+	// it may load the content, and that must not cost more for a large
+	// record than for a small one (see contentLast).
+	Ciphertext []byte // NULL once shredded
 }
 
 func (row) TableName() string { return "records" }
@@ -70,6 +77,12 @@ func New(ctx context.Context, db *gorm.DB) (*Store, error) {
 	if err := db.WithContext(ctx).AutoMigrate(&row{}, &holderRow{}); err != nil {
 		return nil, fmt.Errorf("recordstore: migrate: %w", err)
 	}
+	sqlite := database.DialectFor(db) == database.SQLite
+	if sqlite {
+		if err := contentLast(ctx, db); err != nil {
+			return nil, err
+		}
+	}
 	if err := cursor.Migrate(ctx, db); err != nil {
 		return nil, fmt.Errorf("recordstore: %w", err)
 	}
@@ -84,7 +97,85 @@ func New(ctx context.Context, db *gorm.DB) (*Store, error) {
 			return nil, fmt.Errorf("recordstore: %w", err)
 		}
 	}
-	return &Store{db: db, sqlite: database.DialectFor(db) == database.SQLite}, nil
+	return &Store{db: db, sqlite: sqlite}, nil
+}
+
+// contentLast rebuilds a SQLite records table whose ciphertext column is
+// not the last one (tables created before it was moved there) with the
+// columns in row's order, in one transaction. On SQLite a row's columns
+// are stored in table order, and a value larger than a page goes to a
+// linked chain of overflow pages: reading any column stored after it
+// (the metadata a read decides on) walks that chain, which for a 1 MiB
+// record is some 250 page reads, and for a record that does not exist
+// (the decoy row) none; a caller could tell the size of a record it may
+// not read from the latency of its 404. The rebuild runs with
+// secure_delete on, so that the freed pages of the old table keep no
+// copy of a ciphertext, and the write-ahead log is truncated after it as
+// after a shred. (PostgreSQL stores large values out of line, TOAST, and
+// needs nothing of this.)
+func contentLast(ctx context.Context, db *gorm.DB) error {
+	cols, err := tableColumns(db.WithContext(ctx), "records")
+	if err != nil {
+		return fmt.Errorf("recordstore: columns of records: %w", err)
+	}
+	if len(cols) == 0 || cols[len(cols)-1] == "ciphertext" {
+		return nil
+	}
+	err = db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if err := conn.Exec("PRAGMA secure_delete = ON").Error; err != nil {
+			return fmt.Errorf("secure_delete: %w", err)
+		}
+		err := conn.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(`ALTER TABLE records RENAME TO records_rebuild`).Error; err != nil {
+				return err
+			}
+			// The old table's indexes keep their names, which the new
+			// table's must have.
+			var idx []string
+			if err := tx.Raw(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records_rebuild' AND sql IS NOT NULL`).Scan(&idx).Error; err != nil {
+				return err
+			}
+			for _, name := range idx {
+				if err := tx.Exec(`DROP INDEX "` + strings.ReplaceAll(name, `"`, `""`) + `"`).Error; err != nil {
+					return err
+				}
+			}
+			if err := tx.Migrator().CreateTable(&row{}); err != nil {
+				return err
+			}
+			// Every column of the new table that the old one has.
+			now, err := tableColumns(tx, "records")
+			if err != nil {
+				return err
+			}
+			var quoted []string
+			for _, c := range now {
+				if slices.Contains(cols, c) {
+					quoted = append(quoted, `"`+strings.ReplaceAll(c, `"`, `""`)+`"`)
+				}
+			}
+			list := strings.Join(quoted, ", ")
+			if err := tx.Exec(`INSERT INTO records (` + list + `) SELECT ` + list + ` FROM records_rebuild`).Error; err != nil {
+				return err
+			}
+			return tx.Exec(`DROP TABLE records_rebuild`).Error
+		})
+		if err != nil {
+			return err
+		}
+		return conn.Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error
+	})
+	if err != nil {
+		return fmt.Errorf("recordstore: move the ciphertext column last: %w", err)
+	}
+	return nil
+}
+
+// tableColumns returns the names of a SQLite table's columns, in order.
+func tableColumns(db *gorm.DB, table string) ([]string, error) {
+	var cols []string
+	err := db.Raw("SELECT name FROM pragma_table_info(?) ORDER BY cid", table).Scan(&cols).Error
+	return cols, err
 }
 
 func toRow(s records.Stored) row {
