@@ -62,6 +62,7 @@ func BenchmarkVaultRead(b *testing.B) {
 		{"missing", uuid.NewString(), deny, records.ErrNotFound},
 		{"denied/1KiB", small, deny, refused},
 		{"denied/1MiB", large, deny, refused},
+		{"permitted/1KiB", small, func(records.Record) error { return nil }, nil},
 		{"permitted/1MiB", large, func(records.Record) error { return nil }, nil},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

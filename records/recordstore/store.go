@@ -2,6 +2,7 @@ package recordstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -54,11 +55,12 @@ var metaColumns = []string{
 	"shredded", "shredded_at", "shred_ledger_index",
 }
 
-// contentColumns are what Content reads: the sealed content and the
-// columns that say how to open it, read together so that a rewrap
-// between a read's decision and its content load cannot pair a wrapped
-// key with another key version.
-var contentColumns = []string{"format", "key_version", "wrapped_key", "ciphertext"}
+// contentSQL is what Content reads: the sealed content and the columns
+// that say how to open it, read together so that a rewrap between a
+// read's decision and its content load cannot pair a wrapped key with
+// another key version. It is scanned straight into the result (no row
+// struct: this is on every permitted read).
+const contentSQL = `SELECT format, key_version, wrapped_key, ciphertext FROM "records" WHERE id = ? AND pending = ? AND shredded = ?`
 
 // Store is the gorm records store.
 type Store struct {
@@ -415,17 +417,16 @@ func (s *Store) get(ctx context.Context, id string, cols []string) (records.Stor
 // Content implements records.Store: the sealed content of a visible,
 // unshredded record, by primary key, and no other column of the row.
 func (s *Store) Content(ctx context.Context, id string) (records.SealedContent, error) {
-	var r row
-	err := s.db.WithContext(ctx).Select(contentColumns).
-		Where("id = ? AND pending = ? AND shredded = ?", id, false, false).
-		Take(&r).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
+	var sc records.SealedContent
+	err := s.db.WithContext(ctx).Raw(contentSQL, id, false, false).Row().
+		Scan(&sc.Format, &sc.KeyVersion, &sc.WrappedKey, &sc.Ciphertext)
+	if errors.Is(err, sql.ErrNoRows) {
 		return records.SealedContent{}, fmt.Errorf("recordstore: content: %w", records.ErrNotFound)
 	}
 	if err != nil {
 		return records.SealedContent{}, fmt.Errorf("recordstore: content: %w", err)
 	}
-	return records.SealedContent{Format: r.Format, Ciphertext: r.Ciphertext, WrappedKey: r.WrappedKey, KeyVersion: r.KeyVersion}, nil
+	return sc, nil
 }
 
 // ListByPatient implements records.Store.
