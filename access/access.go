@@ -28,8 +28,8 @@ var ErrNotFound = records.ErrNotFound
 
 // Vault is the record vault as the gated read uses it (records.Vault).
 type Vault interface {
-	// Read loads a record once, calls authorize with its metadata and
-	// decrypts it only if authorize returns nil.
+	// Read loads a record's metadata, calls authorize with it and only if
+	// authorize returns nil loads the sealed content and decrypts it.
 	Read(ctx context.Context, id string, authorize func(records.Record) error) (records.Record, []byte, error)
 	// ListByPatient lists a patient's visible records (metadata only).
 	ListByPatient(ctx context.Context, patient string) ([]records.Record, error)
@@ -297,8 +297,10 @@ type Result struct {
 }
 
 // Read is the consent-gated read: it brings the projections to the head
-// of the log (Config.Head), loads the record, decides, appends
-// access.decided and waits for it to be durable, and only then decrypts.
+// of the log (Config.Head), loads the record's metadata, decides, appends
+// access.decided and waits for it to be durable, and only then loads the
+// record's sealed content and decrypts it (records.Vault.Read): up to the
+// response, a deny does no work that depends on the record's size.
 // The holder always may read its own records (logged as permit.holder).
 //
 // A deny, and a record that does not exist, are both ErrNotFound, and up

@@ -31,7 +31,7 @@ type Stored struct {
 	Record
 	Format     int    // envelope format (FormatVersion or FormatStream)
 	Ciphertext []byte // nil once shredded, and from Store.Meta
-	WrappedKey []byte // nil once shredded
+	WrappedKey []byte // nil once shredded, and from Store.Meta
 	// Pending: written but its record.registered entry is not known to be
 	// durable yet; invisible to readers.
 	Pending bool
@@ -63,12 +63,20 @@ type Store interface {
 	DeletePendingBefore(ctx context.Context, t time.Time) (int64, error)
 	// CountPending counts the pending records.
 	CountPending(ctx context.Context) (int64, error)
-	// Meta returns a record without its ciphertext, whatever its state.
+	// Meta returns a record without its sealed content (no ciphertext, no
+	// wrapped key), whatever its state. It is what a read decides on, so
+	// its work must depend neither on the record's size nor on whether
+	// the record exists: a read of a missing record must cost what a
+	// read of an existing one does (recordstore reads a decoy row).
 	Meta(ctx context.Context, id string) (Stored, error)
-	// Load returns a record with its ciphertext, whatever its state. The
-	// ciphertext is the caller's to overwrite (the vault decrypts it in
-	// place): a fresh copy, not a slice the store keeps.
-	Load(ctx context.Context, id string) (Stored, error)
+	// Content returns the sealed content of a visible, unshredded record
+	// (the ciphertext, the wrapped key, its key version and the format,
+	// read together), and nothing else of it: what a read loads once it
+	// is permitted. ErrNotFound if the record does not exist, is pending,
+	// or is shredded (as it may have been since its metadata was read).
+	// The ciphertext is the caller's to overwrite (the vault decrypts it
+	// in place): a fresh copy, not a slice the store keeps.
+	Content(ctx context.Context, id string) (SealedContent, error)
 	// ListByPatient returns the visible, unshredded records of a patient
 	// pseudonym, oldest first.
 	ListByPatient(ctx context.Context, patient string) ([]Record, error)

@@ -429,21 +429,31 @@ func bindingOf(format int, r Record) binding {
 // visible reports whether a stored record may be read.
 func visible(s Stored) bool { return !s.Pending && !s.Shredded }
 
-// Read loads a visible record once, calls authorize with its metadata
-// and, only if authorize returns nil, decrypts it. authorize is where the
-// caller decides (and logs the decision) before any byte of content
-// exists in memory; its error is returned as is. A nil authorize does no
-// access control (see Open).
+// Read reads a visible record's metadata, calls authorize with it and,
+// only if authorize returns nil, loads the record's sealed content and
+// decrypts it. authorize is where the caller decides (and logs the
+// decision) before any byte of the content, sealed or not, has been
+// read: up to the decision a read does the same work whatever the
+// record's size, and a read of a record that does not exist does what a
+// read of one that exists does (Store.Meta). authorize's error is
+// returned as is. A nil authorize does no access control (see Open).
 //
 // ErrNotFound for a record that does not exist, is pending or was
-// shredded (authorize is not called); ErrDecrypt if the stored record
-// fails authentication; ErrNoKey if its KEK version is missing.
+// shredded (authorize is not called), and for one shredded after
+// authorize returned (its decision stands; there is no content to
+// serve); ErrDecrypt if the stored record fails authentication; ErrNoKey
+// if its KEK version is missing.
 func (v *Vault) Read(ctx context.Context, id string, authorize func(Record) error) (Record, []byte, error) {
 	if !validID(id) {
 		return Record{}, nil, ErrNotFound
 	}
-	s, err := v.store.Load(ctx, id)
-	if err != nil {
+	s, err := v.store.Meta(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		// As a record that is not visible: the same error value, not
+		// wrapped (no more work than that path).
+		return Record{}, nil, ErrNotFound
+	case err != nil:
 		return Record{}, nil, fmt.Errorf("records: read: %w", err)
 	}
 	if !visible(s) {
@@ -457,13 +467,26 @@ func (v *Vault) Read(ctx context.Context, id string, authorize func(Record) erro
 	if !supportedFormat(s.Format) {
 		return Record{}, nil, fmt.Errorf("records: open %s: %w: unsupported format %d", id, ErrDecrypt, s.Format)
 	}
-	kek, err := v.keys.Key(ctx, s.Holder, s.KeyVersion)
+	// Permitted: now, and only now, the sealed content, by primary key.
+	sc, err := v.store.Content(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Record{}, nil, ErrNotFound // shredded since the metadata was read
+	case err != nil:
+		return Record{}, nil, fmt.Errorf("records: read %s: %w", id, err)
+	case sc.Format != s.Format:
+		return Record{}, nil, fmt.Errorf("records: open %s: %w: format %d, metadata says %d", id, ErrDecrypt, sc.Format, s.Format)
+	}
+	// The key version comes with the wrapped key: a rotation since the
+	// metadata was read has rewrapped it.
+	s.KeyVersion = sc.KeyVersion
+	kek, err := v.keys.Key(ctx, s.Holder, sc.KeyVersion)
 	if err != nil {
 		return Record{}, nil, fmt.Errorf("records: open %s: %w", id, err)
 	}
-	// The ciphertext was loaded for this call (Store.Load): it is
+	// The ciphertext was loaded for this call (Store.Content): it is
 	// decrypted in place, without a second buffer of its size.
-	pt, err := openInPlace(kek, bindingOf(s.Format, s.Record), s.WrappedKey, s.Ciphertext)
+	pt, err := openInPlace(kek, bindingOf(s.Format, s.Record), sc.WrappedKey, sc.Ciphertext)
 	if err != nil {
 		return Record{}, nil, fmt.Errorf("records: open %s: %w", id, err)
 	}

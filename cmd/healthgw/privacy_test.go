@@ -135,10 +135,12 @@ func TestRequestIDsAreTheGateways(t *testing.T) {
 
 // TestReadPathsSameWork: a read of a record that does not exist, a denied
 // read, a permitted read and the holder's own read run the very same SQL
-// statements (the record row, both grant queries, the access.decided
-// append) and append one entry each, counted on the real SQLite path as
-// TestGatedReadStatements does. So does a patient listing with and
-// without records held elsewhere.
+// statements up to the response (the record's metadata, the grant
+// queries, the access.decided append) and append one entry each, counted
+// on the real SQLite path as TestGatedReadStatements does; a permitted
+// read (the caller learns it was permitted) then loads the sealed content,
+// one statement more, after the append. So does a patient listing with
+// and without records held elsewhere.
 func TestReadPathsSameWork(t *testing.T) {
 	dir := t.TempDir()
 	db, err := database.Open(t.Context(), filepath.Join(dir, "healthgw.db"))
@@ -203,6 +205,15 @@ func TestReadPathsSameWork(t *testing.T) {
 				t.Fatalf("denied: only %d statements counted:\n  %s", len(want), strings.Join(want, "\n  "))
 			}
 			continue
+		}
+		if tt.status == http.StatusOK {
+			// Permitted: the content load comes after everything a
+			// denied read does.
+			if len(sqls) == 0 || !isContentLoad(sqls[len(sqls)-1]) {
+				t.Errorf("%s: the last statement is not the content load:\n  %s", tt.name, strings.Join(sqls, "\n  "))
+			} else {
+				sqls = sqls[:len(sqls)-1]
+			}
 		}
 		if diff := cmp.Diff(want, sqls); diff != "" {
 			t.Errorf("%s: statements differ from a denied read (-denied +%s):\n%s", tt.name, tt.name, diff)

@@ -69,12 +69,14 @@ func (c *statementCounter) during(fn func()) []string {
 }
 
 // TestGatedReadStatements counts the SQL statements of one consent-gated
-// read on the real SQLite path: the record row once (metadata and
-// ciphertext together), the grants that can decide (one indexed query:
-// consentstore.GrantsMatching), and the access.decided append (lock the
-// head, insert, update the head). At most five.
+// read on the real SQLite path: the record's metadata (never its
+// content), the grants that can decide (one indexed query:
+// consentstore.GrantsMatching), the access.decided append (lock the head,
+// insert, update the head) and, once permitted, the sealed content by
+// primary key (no other column). At most six, two of them on the records
+// table.
 func TestGatedReadStatements(t *testing.T) {
-	const maxStatements = 5
+	const maxStatements = 6
 	dir := t.TempDir()
 	db, err := database.Open(t.Context(), filepath.Join(dir, "healthgw.db"))
 	if err != nil {
@@ -137,14 +139,40 @@ func TestGatedReadStatements(t *testing.T) {
 		if tt.status == http.StatusOK && len(sqls) < 4 {
 			t.Errorf("%s: only %d statements counted: the counter misses the record load, grants or append", tt.name, len(sqls))
 		}
-		records := 0
+		var records []string
 		for _, q := range sqls {
 			if strings.Contains(q, "`records`") || strings.Contains(q, `"records"`) {
-				records++
+				records = append(records, q)
 			}
 		}
-		if tt.status == http.StatusOK && records != 1 {
-			t.Errorf("%s: %d statements on the records table, want 1", tt.name, records)
+		if tt.status != http.StatusOK {
+			continue
+		}
+		if len(records) != 2 {
+			t.Errorf("%s: %d statements on the records table, want 2 (metadata, then content)", tt.name, len(records))
+			continue
+		}
+		if meta := records[0]; strings.Contains(meta, "ciphertext") || strings.Contains(meta, "wrapped_key") {
+			t.Errorf("%s: the record is decided on a statement that reads its content: %s", tt.name, meta)
+		}
+		if content := records[1]; content != sqls[len(sqls)-1] || !isContentLoad(content) {
+			t.Errorf("%s: the last statement is not the content load by primary key: %s", tt.name, content)
 		}
 	}
+}
+
+// isContentLoad reports whether q is the statement of
+// recordstore.Store.Content: the sealed content of one record by its ID,
+// and no other column.
+func isContentLoad(q string) bool {
+	cols, rest, ok := strings.Cut(strings.TrimPrefix(q, "SELECT "), " FROM ")
+	if !ok || !strings.HasPrefix(q, "SELECT ") {
+		return false
+	}
+	var got []string
+	for c := range strings.SplitSeq(cols, ",") {
+		got = append(got, strings.Trim(c, "`\" "))
+	}
+	return strings.Join(got, ",") == "format,key_version,wrapped_key,ciphertext" &&
+		strings.Contains(rest, "WHERE id = ")
 }

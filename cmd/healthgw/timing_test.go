@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -57,7 +58,8 @@ func lchoose(n, k int) float64 {
 }
 
 // TestReadTiming: reads of a record that does not exist and denied reads
-// of records that do cannot be told apart by their latency. Samples are
+// of records that do cannot be told apart by their latency, whether the
+// record is a small FHIR resource or 1 MiB of binary content. Samples are
 // taken in interleaved pairs (which side goes first is random) and
 // compared with a sign test; the same is done for two control pairs whose
 // sides do the same thing (missing vs missing, denied vs denied), which
@@ -69,6 +71,13 @@ func TestReadTiming(t *testing.T) {
 	ctok := g.token(g.register("hosp-c", auth.KindHospital), "")
 	rec1 := g.putRecord(atok, "pat-1", "labs", "application/fhir+json", json.RawMessage(labFHIR))
 	rec2 := g.putRecord(atok, "pat-2", "labs", "application/fhir+json", json.RawMessage(labFHIR))
+	// A large record: a denied read must not cost more for it (its
+	// content is loaded only after a permit).
+	status, body := g.do("POST", "/v1/records", atok, largeRecordBody(t, 1<<20))
+	if status != http.StatusCreated {
+		t.Fatalf("upload: %d %s", status, body)
+	}
+	large := decode[created](t, body)
 	h := g.api.Handler()
 	get := func(path string) time.Duration {
 		req := httptest.NewRequestWithContext(context.Background(), "GET", path, nil)
@@ -87,10 +96,12 @@ func TestReadTiming(t *testing.T) {
 		denied2  = "/v1/records/" + rec2.ID + "?purpose=TREAT"
 		missing1 = "/v1/records/0b7d0a52-1d1c-4b59-8a2a-00000000dead?purpose=TREAT"
 		missing2 = "/v1/records/0b7d0a52-1d1c-4b59-8a2a-00000000beef?purpose=TREAT"
+		deniedL  = "/v1/records/" + large.ID + "?purpose=TREAT"
 	)
 	for range 50 { // warm up caches, the token, the ledger writer
 		get(denied1)
 		get(missing1)
+		get(deniedL)
 	}
 	comparisons := []struct {
 		name    string
@@ -98,6 +109,7 @@ func TestReadTiming(t *testing.T) {
 		control bool
 	}{
 		{"missing vs denied", missing1, denied1, false},
+		{"missing vs denied (1 MiB record)", missing2, deniedL, false},
 		{"control: missing vs missing", missing1, missing2, true},
 		{"control: denied vs denied", denied1, denied2, true},
 	}
@@ -129,6 +141,23 @@ func TestReadTiming(t *testing.T) {
 			}
 		}
 	}
+}
+
+// largeRecordBody is the upload body of a binary record of size bytes.
+func largeRecordBody(t *testing.T, size int) []byte {
+	t.Helper()
+	content := make([]byte, size)
+	for i := range content {
+		content[i] = byte(i * 31)
+	}
+	body, err := json.Marshal(map[string]any{
+		"patient": "pat-3", "category": "imaging", "content_type": "application/dicom",
+		"content": base64.StdEncoding.EncodeToString(content),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }
 
 func median(d []time.Duration) time.Duration {

@@ -2,8 +2,10 @@ package recordstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,7 +26,6 @@ type row struct {
 	ContentType      string    `gorm:"size:255;not null"`
 	Size             int64     `gorm:"not null"`
 	Format           int       `gorm:"not null"`
-	Ciphertext       []byte    // NULL once shredded
 	WrappedKey       []byte    // NULL once shredded
 	KeyVersion       int       `gorm:"not null;index:idx_records_holder_key,priority:2"`
 	Commitment       string    `gorm:"size:64;not null"`
@@ -34,16 +35,32 @@ type row struct {
 	Shredded         bool      `gorm:"not null"`
 	ShreddedAt       *time.Time
 	ShredLedgerIndex *uint64
+	// Ciphertext is the last column, and must stay last: SQLite stores a
+	// row's columns in table order and a large value on a chain of
+	// overflow pages, so reading a column stored after the ciphertext
+	// walks the whole chain. A read decides on the metadata (Meta) before
+	// it may load the content, and that must not cost more for a large
+	// record than for a small one (see contentLast).
+	Ciphertext []byte // NULL once shredded
 }
 
 func (row) TableName() string { return "records" }
 
-// metaColumns are every column but the ciphertext.
+// metaColumns are every column but the sealed content (the ciphertext
+// and the wrapped key): what a read decides on. Their sizes do not depend
+// on the record's content.
 var metaColumns = []string{
 	"id", "holder", "patient", "category", "resource_type", "content_type", "size", "format",
-	"wrapped_key", "key_version", "commitment", "ledger_index", "pending", "created_at",
+	"key_version", "commitment", "ledger_index", "pending", "created_at",
 	"shredded", "shredded_at", "shred_ledger_index",
 }
+
+// contentSQL is what Content reads: the sealed content and the columns
+// that say how to open it, read together so that a rewrap between a
+// read's decision and its content load cannot pair a wrapped key with
+// another key version. It is scanned straight into the result (no row
+// struct: this is on every permitted read).
+const contentSQL = `SELECT format, key_version, wrapped_key, ciphertext FROM "records" WHERE id = ? AND pending = ? AND shredded = ?`
 
 // Store is the gorm records store.
 type Store struct {
@@ -63,6 +80,12 @@ func New(ctx context.Context, db *gorm.DB) (*Store, error) {
 	if err := db.WithContext(ctx).AutoMigrate(&row{}, &holderRow{}, &registeredRow{}); err != nil {
 		return nil, fmt.Errorf("recordstore: migrate: %w", err)
 	}
+	sqlite := database.DialectFor(db) == database.SQLite
+	if sqlite {
+		if err := contentLast(ctx, db); err != nil {
+			return nil, err
+		}
+	}
 	if err := cursor.Migrate(ctx, db); err != nil {
 		return nil, fmt.Errorf("recordstore: %w", err)
 	}
@@ -77,7 +100,85 @@ func New(ctx context.Context, db *gorm.DB) (*Store, error) {
 			return nil, fmt.Errorf("recordstore: %w", err)
 		}
 	}
-	return &Store{db: db, sqlite: database.DialectFor(db) == database.SQLite}, nil
+	return &Store{db: db, sqlite: sqlite}, nil
+}
+
+// contentLast rebuilds a SQLite records table whose ciphertext column is
+// not the last one (tables created before it was moved there) with the
+// columns in row's order, in one transaction. On SQLite a row's columns
+// are stored in table order, and a value larger than a page goes to a
+// linked chain of overflow pages: reading any column stored after it
+// (the metadata a read decides on) walks that chain, which for a 1 MiB
+// record is some 250 page reads, and for a record that does not exist
+// (the decoy row) none; a caller could tell the size of a record it may
+// not read from the latency of its 404. The rebuild runs with
+// secure_delete on, so that the freed pages of the old table keep no
+// copy of a ciphertext, and the write-ahead log is truncated after it as
+// after a shred. (PostgreSQL stores large values out of line, TOAST, and
+// needs nothing of this.)
+func contentLast(ctx context.Context, db *gorm.DB) error {
+	cols, err := tableColumns(db.WithContext(ctx), "records")
+	if err != nil {
+		return fmt.Errorf("recordstore: columns of records: %w", err)
+	}
+	if len(cols) == 0 || cols[len(cols)-1] == "ciphertext" {
+		return nil
+	}
+	err = db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if err := conn.Exec("PRAGMA secure_delete = ON").Error; err != nil {
+			return fmt.Errorf("secure_delete: %w", err)
+		}
+		err := conn.Transaction(func(tx *gorm.DB) error {
+			if err := tx.Exec(`ALTER TABLE records RENAME TO records_rebuild`).Error; err != nil {
+				return err
+			}
+			// The old table's indexes keep their names, which the new
+			// table's must have.
+			var idx []string
+			if err := tx.Raw(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records_rebuild' AND sql IS NOT NULL`).Scan(&idx).Error; err != nil {
+				return err
+			}
+			for _, name := range idx {
+				if err := tx.Exec(`DROP INDEX "` + strings.ReplaceAll(name, `"`, `""`) + `"`).Error; err != nil {
+					return err
+				}
+			}
+			if err := tx.Migrator().CreateTable(&row{}); err != nil {
+				return err
+			}
+			// Every column of the new table that the old one has.
+			now, err := tableColumns(tx, "records")
+			if err != nil {
+				return err
+			}
+			var quoted []string
+			for _, c := range now {
+				if slices.Contains(cols, c) {
+					quoted = append(quoted, `"`+strings.ReplaceAll(c, `"`, `""`)+`"`)
+				}
+			}
+			list := strings.Join(quoted, ", ")
+			if err := tx.Exec(`INSERT INTO records (` + list + `) SELECT ` + list + ` FROM records_rebuild`).Error; err != nil {
+				return err
+			}
+			return tx.Exec(`DROP TABLE records_rebuild`).Error
+		})
+		if err != nil {
+			return err
+		}
+		return conn.Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error
+	})
+	if err != nil {
+		return fmt.Errorf("recordstore: move the ciphertext column last: %w", err)
+	}
+	return nil
+}
+
+// tableColumns returns the names of a SQLite table's columns, in order.
+func tableColumns(db *gorm.DB, table string) ([]string, error) {
+	var cols []string
+	err := db.Raw("SELECT name FROM pragma_table_info(?) ORDER BY cid", table).Scan(&cols).Error
+	return cols, err
 }
 
 func toRow(s records.Stored) row {
@@ -273,16 +374,24 @@ func (s *Store) Meta(ctx context.Context, id string) (records.Stored, error) {
 	return s.get(ctx, id, metaColumns)
 }
 
-// Load implements records.Store.
+// Load returns the whole row of id, ciphertext and wrapped key included,
+// whatever its state: for operators' tools and tests that inspect what is
+// stored. Reads do not use it (the vault decides on Meta and loads the
+// content with Content after a permit).
 func (s *Store) Load(ctx context.Context, id string) (records.Stored, error) {
 	return s.get(ctx, id, nil)
 }
 
-// get loads the row of id. The query always finds a row: the record's,
-// or the decoy row when there is none (one statement looking up both
-// IDs, the record's first), so that a missing record costs what an
-// existing one does: a read the caller may not make must not tell the
-// two apart by its latency.
+// get loads the row of id. The query always finds exactly one row: the
+// record's, or the decoy row when there is none. It probes the primary
+// key index for id and then reads the row of id, or of DecoyID if the
+// probe found nothing: one probe, one index lookup and one row read
+// either way (an earlier form, id IN (id, decoy) ordered by which
+// matched, read and sorted two rows for an existing record and one for a
+// missing one). The row found is converted the same way in both cases,
+// so that a missing record costs what an existing one does: a read the
+// caller may not make must not tell the two apart by its latency. (With
+// metaColumns the work does not depend on the record's size either.)
 func (s *Store) get(ctx context.Context, id string, cols []string) (records.Stored, error) {
 	if id == DecoyID {
 		return records.Stored{}, records.ErrNotFound
@@ -292,19 +401,33 @@ func (s *Store) get(ctx context.Context, id string, cols []string) (records.Stor
 	if cols != nil {
 		q = q.Select(cols)
 	}
-	err := q.Where("id IN ?", []string{id, DecoyID}).
-		Order(clause.OrderBy{Expression: clause.Expr{SQL: "CASE WHEN id = ? THEN 0 ELSE 1 END", Vars: []any{id}}}).
-		Take(&r).Error
+	err := q.Where("id = COALESCE((SELECT id FROM records WHERE id = ?), ?)", id, DecoyID).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return records.Stored{}, records.ErrNotFound
 	}
 	if err != nil {
 		return records.Stored{}, fmt.Errorf("recordstore: get: %w", err)
 	}
+	st := fromRow(r) // the decoy row's too
 	if r.ID != id {
 		return records.Stored{}, records.ErrNotFound
 	}
-	return fromRow(r), nil
+	return st, nil
+}
+
+// Content implements records.Store: the sealed content of a visible,
+// unshredded record, by primary key, and no other column of the row.
+func (s *Store) Content(ctx context.Context, id string) (records.SealedContent, error) {
+	var sc records.SealedContent
+	err := s.db.WithContext(ctx).Raw(contentSQL, id, false, false).Row().
+		Scan(&sc.Format, &sc.KeyVersion, &sc.WrappedKey, &sc.Ciphertext)
+	if errors.Is(err, sql.ErrNoRows) {
+		return records.SealedContent{}, fmt.Errorf("recordstore: content: %w", records.ErrNotFound)
+	}
+	if err != nil {
+		return records.SealedContent{}, fmt.Errorf("recordstore: content: %w", err)
+	}
+	return sc, nil
 }
 
 // ListByPatient implements records.Store.

@@ -75,9 +75,12 @@ func TestStoreLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantMeta := a
-		wantMeta.Ciphertext = nil
+		wantMeta.Ciphertext, wantMeta.WrappedKey = nil, nil
 		if diff := cmp.Diff(wantMeta, meta); diff != "" {
 			t.Errorf("Meta (-want +got):\n%s", diff)
+		}
+		if _, err := s.Content(ctx, a.ID); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("Content of a pending record: err = %v, want ErrNotFound", err)
 		}
 		if list, _ := s.ListByPatient(ctx, "ps_a"); len(list) != 0 {
 			t.Errorf("pending record listed: %v", list)
@@ -100,6 +103,19 @@ func TestStoreLifecycle(t *testing.T) {
 		a.Pending, a.LedgerIndex = false, 41
 		if got, _ := s.Load(ctx, a.ID); !cmp.Equal(a, got) {
 			t.Errorf("after Publish: %s", cmp.Diff(a, got))
+		}
+		content, err := s.Content(ctx, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantContent := records.SealedContent{Format: a.Format, Ciphertext: a.Ciphertext, WrappedKey: a.WrappedKey, KeyVersion: a.KeyVersion}
+		if diff := cmp.Diff(wantContent, content); diff != "" {
+			t.Errorf("Content (-want +got):\n%s", diff)
+		}
+		for _, id := range []string{uuid.NewString(), recordstore.DecoyID} {
+			if _, err := s.Content(ctx, id); !errors.Is(err, records.ErrNotFound) {
+				t.Errorf("Content of %s: err = %v, want ErrNotFound", id, err)
+			}
 		}
 		list, err := s.ListByPatient(ctx, "ps_a")
 		if err != nil {
@@ -131,6 +147,9 @@ func TestStoreLifecycle(t *testing.T) {
 		want.Shredded, want.ShreddedAt, want.ShredLogged, want.ShredIndex = true, at, true, 50
 		if got, _ := s.Load(ctx, a.ID); !cmp.Equal(want, got) {
 			t.Errorf("tombstone: %s", cmp.Diff(want, got))
+		}
+		if _, err := s.Content(ctx, a.ID); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("Content of a shredded record: err = %v, want ErrNotFound", err)
 		}
 		if list, _ := s.ListByPatient(ctx, "ps_a"); len(list) != 0 {
 			t.Errorf("shredded record listed: %v", list)
@@ -527,6 +546,110 @@ func TestRegistrationsIndex(t *testing.T) {
 		s = newStore(t, db)
 		if n, err := s.Next(ctx); err != nil || n != 0 {
 			t.Fatalf("Next after the index was added = %d, %v, want 0", n, err)
+		}
+	})
+}
+
+// legacyRow is the records row as it was created before the ciphertext
+// column moved last: with the ciphertext in the middle.
+type legacyRow struct {
+	ID               string    `gorm:"primaryKey;size:36"`
+	Holder           string    `gorm:"size:63;not null;index:idx_records_holder_key,priority:1"`
+	Patient          string    `gorm:"size:80;not null;index:idx_records_patient"`
+	Category         string    `gorm:"size:32;not null"`
+	ResourceType     string    `gorm:"size:64;not null"`
+	ContentType      string    `gorm:"size:255;not null"`
+	Size             int64     `gorm:"not null"`
+	Format           int       `gorm:"not null"`
+	Ciphertext       []byte    // NULL once shredded
+	WrappedKey       []byte    // NULL once shredded
+	KeyVersion       int       `gorm:"not null;index:idx_records_holder_key,priority:2"`
+	Commitment       string    `gorm:"size:64;not null"`
+	LedgerIndex      *uint64   // NULL while pending
+	Pending          bool      `gorm:"not null;index:idx_records_pending,priority:1"`
+	CreatedAt        time.Time `gorm:"not null;index:idx_records_pending,priority:2"`
+	Shredded         bool      `gorm:"not null"`
+	ShreddedAt       *time.Time
+	ShredLedgerIndex *uint64
+}
+
+func (legacyRow) TableName() string { return "records" }
+
+// TestStoreCiphertextLast: on SQLite the ciphertext is the records
+// table's last column (so that reading a record's metadata never walks
+// its content's overflow pages), and a table of the older layout is
+// rebuilt so at start, its rows, indexes and the decoy row intact.
+func TestStoreCiphertextLast(t *testing.T) {
+	columns := func(t *testing.T, db *gorm.DB) []string {
+		t.Helper()
+		var cols []string
+		if err := db.Raw("SELECT name FROM pragma_table_info('records') ORDER BY cid").Scan(&cols).Error; err != nil {
+			t.Fatal(err)
+		}
+		return cols
+	}
+	indexes := func(t *testing.T, db *gorm.DB) []string {
+		t.Helper()
+		var idx []string
+		if err := db.Raw("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records' AND sql IS NOT NULL ORDER BY name").Scan(&idx).Error; err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	}
+	t.Run("new", func(t *testing.T) {
+		db := databasetest.SQLite(t)
+		newStore(t, db)
+		if cols := columns(t, db); cols[len(cols)-1] != "ciphertext" {
+			t.Errorf("columns %v: the ciphertext is not last", cols)
+		}
+	})
+	t.Run("rebuilt", func(t *testing.T) {
+		db := databasetest.SQLite(t)
+		if err := db.AutoMigrate(&legacyRow{}); err != nil {
+			t.Fatal(err)
+		}
+		if cols := columns(t, db); cols[len(cols)-1] == "ciphertext" {
+			t.Fatalf("the legacy layout has the ciphertext last: %v", cols)
+		}
+		wantIdx := indexes(t, db)
+		idx := uint64(7)
+		big := make([]byte, 256<<10)
+		if _, err := rand.Read(big); err != nil {
+			t.Fatal(err)
+		}
+		a, b := stored(1, "hosp-a", "ps_a", 1), stored(2, "hosp-b", "ps_b", 2)
+		a.Ciphertext = big
+		for _, s := range []records.Stored{a, b} {
+			r := legacyRow{ID: s.ID, Holder: s.Holder, Patient: s.Patient, Category: string(s.Category),
+				ResourceType: s.ResourceType, ContentType: s.ContentType, Size: s.Size, Format: s.Format,
+				Ciphertext: s.Ciphertext, WrappedKey: s.WrappedKey, KeyVersion: s.KeyVersion,
+				Commitment: s.Commitment, LedgerIndex: &idx, CreatedAt: s.CreatedAt}
+			if err := db.Create(&r).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := newStore(t, db) // migrates twice: the second finds nothing to do
+		if cols := columns(t, db); cols[len(cols)-1] != "ciphertext" || len(cols) != 18 {
+			t.Errorf("columns after the rebuild %v: want 18, the ciphertext last", cols)
+		}
+		if diff := cmp.Diff(wantIdx, indexes(t, db)); diff != "" {
+			t.Errorf("indexes after the rebuild (-before +after):\n%s", diff)
+		}
+		for _, want := range []records.Stored{a, b} {
+			want.Pending, want.LedgerIndex = false, idx
+			got, err := s.Load(t.Context(), want.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("record %s after the rebuild (-want +got):\n%s", want.ID, diff)
+			}
+		}
+		if _, err := s.Meta(t.Context(), uuid.NewString()); !errors.Is(err, records.ErrNotFound) {
+			t.Errorf("Meta of no record after the rebuild: %v, want ErrNotFound (the decoy row)", err)
+		}
+		if db.Migrator().HasTable("records_rebuild") {
+			t.Error("the old table is left after the rebuild")
 		}
 	})
 }
