@@ -100,16 +100,23 @@ func BenchmarkConsentGatedRead(b *testing.B) {
 
 // benchRecordBody is a 1 MiB binary record as an upload body.
 func benchRecordBody(b *testing.B, size int) []byte {
+	return binaryRecordBody(b, "pat-1", size)
+}
+
+// binaryRecordBody is an upload of size bytes of binary content (an imaging
+// record) for patient.
+func binaryRecordBody(tb testing.TB, patient string, size int) []byte {
+	tb.Helper()
 	content := make([]byte, size)
 	for i := range content {
 		content[i] = byte(i * 31)
 	}
 	body, err := json.Marshal(map[string]any{
-		"patient": "pat-1", "category": "imaging", "content_type": "application/dicom",
+		"patient": patient, "category": "imaging", "content_type": "application/dicom",
 		"content": base64.StdEncoding.EncodeToString(content),
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return body
 }

@@ -71,17 +71,12 @@ type fedDirectory struct {
 
 var _ federation.Directory = fedDirectory{}
 
-func (d fedDirectory) Home(_ context.Context, org string) (federation.Peer, bool, error) {
-	a := d.node.Authority()
-	gw, ok := a.Home(org)
+func (d fedDirectory) Home(ctx context.Context, org string) (federation.Peer, bool, error) {
+	gw, ok := d.node.Authority().Home(org)
 	if !ok {
 		return federation.Peer{}, false, nil
 	}
-	gk, ok := a.Gateway(gw)
-	if !ok {
-		return federation.Peer{}, false, nil
-	}
-	return federation.Peer{Gateway: gw, BaseURL: gk.BaseURL}, true, nil
+	return d.Gateway(ctx, gw)
 }
 
 func (d fedDirectory) Gateway(_ context.Context, id string) (federation.Peer, bool, error) {

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -73,7 +72,7 @@ func TestReadTiming(t *testing.T) {
 	rec2 := g.putRecord(atok, "pat-2", "labs", "application/fhir+json", json.RawMessage(labFHIR))
 	// A large record: a denied read must not cost more for it (its
 	// content is loaded only after a permit).
-	status, body := g.do("POST", "/v1/records", atok, largeRecordBody(t, 1<<20))
+	status, body := g.do("POST", "/v1/records", atok, binaryRecordBody(t, "pat-3", 1<<20))
 	if status != http.StatusCreated {
 		t.Fatalf("upload: %d %s", status, body)
 	}
@@ -141,23 +140,6 @@ func TestReadTiming(t *testing.T) {
 			}
 		}
 	}
-}
-
-// largeRecordBody is the upload body of a binary record of size bytes.
-func largeRecordBody(t *testing.T, size int) []byte {
-	t.Helper()
-	content := make([]byte, size)
-	for i := range content {
-		content[i] = byte(i * 31)
-	}
-	body, err := json.Marshal(map[string]any{
-		"patient": "pat-3", "category": "imaging", "content_type": "application/dicom",
-		"content": base64.StdEncoding.EncodeToString(content),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return body
 }
 
 func median(d []time.Duration) time.Duration {
