@@ -228,6 +228,47 @@ func BenchmarkSealOpening(b *testing.B) {
 			}
 		})
 	}
+	// The author's own slot as the A256KW self slot (WithSelf) and
+	// n-1 others: what a node seals its entries with.
+	for _, n := range []int{1, 3, 5} {
+		b.Run(fmt.Sprintf("self+%d", n-1), func(b *testing.B) {
+			privs, pubs := sealKeys(b, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := SealOpening(Opening{Statement: stmt}, h, pubs[1:], WithSelf(privs[0])); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkOpenSelfSealed opens, with the author's key, an entry sealed
+// with a self slot alone (an embedded node reading its own entries) and
+// among 4 others.
+func BenchmarkOpenSelfSealed(b *testing.B) {
+	s := testV2Signer(b)
+	salt := fixedSalt(1)
+	org, body := typicalAccessV2(salt)
+	stmt, h, _, err := s.NewEntry(org, salt, body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, others := range []int{0, 4} {
+		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
+			privs, pubs := sealKeys(b, others+1)
+			sealed, err := SealOpening(Opening{Statement: stmt}, h, pubs[1:], WithSelf(privs[0]))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := OpenSealed(sealed, privs[0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
 
 // BenchmarkOpenSealed trial-opens a sealed opening with 5 slots as the

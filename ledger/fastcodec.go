@@ -306,6 +306,10 @@ const (
 	sealedSlotHeader = `{"header":{"alg":"` + jweAlg + `","epk":{"crv":"X25519","kty":"OKP","x":"`
 	sealedFlatProt   = `{"alg":"` + jweAlg + `","enc":"` + jweEnc + `","epk":{"crv":"X25519","kty":"OKP","x":"`
 	sealedGenProt    = `{"enc":"` + jweEnc + `"}`
+	// The self slot (WithSelf): its slot header, and the whole protected
+	// header when it is the only slot.
+	sealedSelfSlot     = `{"header":{"alg":"` + jweSelfAlg + `"},"encrypted_key":"`
+	sealedSelfFlatProt = `{"alg":"` + jweSelfAlg + `","enc":"` + jweEnc + `"}`
 )
 
 func parseSealedFast(sealed []byte) (Digest, bool) {
@@ -329,15 +333,22 @@ func parseSealedFast(sealed []byte) (Digest, bool) {
 	prot := c.b64()
 	c.lit(`"`)
 	var x [40]byte // scratch: ephemeral keys (32 bytes), wrapped keys (40)
-	slots := 0
+	slots, selfSlots := 0, 0
 	if !flat {
 		c.lit(`,"recipients":[`)
 		for c.ok {
-			c.lit(sealedSlotHeader)
-			if !b64Exact(c.b64(), x[:32]) {
-				return Digest{}, false
+			if c.has(sealedSelfSlot) {
+				if selfSlots++; selfSlots > 1 {
+					return Digest{}, false
+				}
+				c.lit(sealedSelfSlot)
+			} else {
+				c.lit(sealedSlotHeader)
+				if !b64Exact(c.b64(), x[:32]) {
+					return Digest{}, false
+				}
+				c.lit(`"}},"encrypted_key":"`)
 			}
-			c.lit(`"}},"encrypted_key":"`)
 			if !b64Exact(c.b64(), x[:40]) {
 				return Digest{}, false
 			}
@@ -370,7 +381,11 @@ func parseSealedFast(sealed []byte) (Digest, bool) {
 		return Digest{}, false
 	}
 	p := pbuf[:n]
-	if flat {
+	if flat && string(p) == sealedSelfFlatProt {
+		if !b64Exact(ek, x[:40]) {
+			return Digest{}, false
+		}
+	} else if flat {
 		pc := newCursor(p)
 		pc.lit(sealedFlatProt)
 		epk := pc.b64()

@@ -207,6 +207,17 @@ func TestFastDecodersAgree(t *testing.T) {
 		}
 		sealeds, sealedHeaders = append(sealeds, sealed), append(sealedHeaders, e.h)
 	}
+	// With the author's self slot (WithSelf): alone (flattened) and among
+	// others.
+	for _, n := range []int{0, 2} {
+		self, _ := sealKeys(t, 1)
+		_, pubs := sealKeys(t, n)
+		sealed, err := SealOpening(e.o, e.h, pubs, WithSelf(self[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sealeds, sealedHeaders = append(sealeds, sealed), append(sealedHeaders, e.h)
+	}
 
 	// Crafted near misses: a zero att, zero and too many slots.
 	crafted := func(b []byte, old, new string) []byte {

@@ -190,6 +190,9 @@ type Node struct {
 	store  Store
 	id     Identity
 	signer *Signer
+	// selfKEK is SelfKEK(id.SealKey), the key of the self slot of the
+	// entries this node seals (nil without a sealing key).
+	selfKEK []byte
 
 	mu      sync.Mutex // guards auth and cache
 	auth    *Authority
@@ -240,6 +243,12 @@ func OpenNode(ctx context.Context, store Store, id Identity) (*Node, error) {
 		}
 	}
 	n := &Node{store: store, id: id, signer: signer, auth: NewAuthority(nil)}
+	if id.SealKey != nil {
+		var err error
+		if n.selfKEK, err = SelfKEK(id.SealKey); err != nil {
+			return nil, err
+		}
+	}
 	if g, ok := store.(GenesisGateways); ok {
 		n.auth = NewAuthority(g.GenesisGateways())
 	}
@@ -744,11 +753,18 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 			}
 			minSlots = RecipientBucket(len(to))
 		}
-		keys, dummies, err := sealRecipients(to, minSlots)
+		// The node's own slot is the A256KW self slot (WithSelf): no
+		// agreement for a key it holds.
+		others, self := n.withoutSelf(to)
+		var selfKEK []byte
+		if self {
+			selfKEK = n.selfKEK
+		}
+		keys, dummies, err := sealRecipients(others, self, minSlots)
 		if err != nil {
 			return 0, err
 		}
-		if env.Sealed, err = sealPlain(padOpening(h.Type, plain), h.Commitment, keys, dummies); err != nil {
+		if env.Sealed, err = sealPlain(padOpening(h.Type, plain), h.Commitment, keys, selfKEK, dummies); err != nil {
 			return 0, err
 		}
 	}
@@ -860,6 +876,22 @@ func checkDomain(e Entry) error {
 		return fmt.Errorf("%w: version %d", ErrMalformed, e.Version)
 	}
 	return nil
+}
+
+// withoutSelf returns the recipient keys to without this node's own
+// sealing key, and whether it was among them.
+func (n *Node) withoutSelf(to []*ecdh.PublicKey) ([]*ecdh.PublicKey, bool) {
+	if n.id.SealKey == nil || n.selfKEK == nil {
+		return to, false
+	}
+	own := n.id.SealKey.PublicKey()
+	for i, k := range to {
+		if k.Equal(own) {
+			others := make([]*ecdh.PublicKey, 0, len(to)-1)
+			return append(append(others, to[:i]...), to[i+1:]...), true
+		}
+	}
+	return to, false
 }
 
 // checkAppend checks authorship of a new entry against the registry as of

@@ -2,6 +2,8 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"sync"
@@ -314,5 +316,62 @@ func TestReopenBatch(t *testing.T) {
 	var ve *ledger.VerifyError
 	if !errors.As(err, &ve) || ve.Index != tampered.at {
 		t.Fatalf("an altered envelope at %d: %v, want a VerifyError naming it", tampered.at, err)
+	}
+}
+
+// TestNodeSealsToItselfInSelfSlot: an embedded node (its own gateway the
+// only recipient) seals each entry in the A256KW self slot alone (the
+// flattened serialization with {"alg":"A256KW","enc":"A256GCM"}), which
+// its sealing key opens and nobody else's.
+func TestNodeSealsToItselfInSelfSlot(t *testing.T) {
+	ctx := context.Background()
+	store := &ledgertest.MemStore{}
+	id := ledgertest.Identity("gw-self")
+	n, err := ledger.OpenNode(ctx, store, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	idx, err := n.Append(ctx, ledgertest.Entry(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs, err := store.Envelopes(ctx, idx, idx+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w struct {
+		Protected  string            `json:"protected"`
+		Recipients []json.RawMessage `json:"recipients"`
+	}
+	if err := json.Unmarshal(envs[0].Sealed, &w); err != nil {
+		t.Fatal(err)
+	}
+	prot, err := base64.RawURLEncoding.DecodeString(w.Protected)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"alg":"A256KW","enc":"A256GCM"}`; string(prot) != want || w.Recipients != nil {
+		t.Fatalf("protected header %s with %d recipients, want %s alone", prot, len(w.Recipients), want)
+	}
+	if _, err := ledger.OpenSealed(envs[0].Sealed, id.SealKey); err != nil {
+		t.Errorf("the node's key does not open its entry: %v", err)
+	}
+	other := ledgertest.Identity("gw-other")
+	if _, err := ledger.OpenSealed(envs[0].Sealed, other.SealKey); !errors.Is(err, ledger.ErrNotRecipient) {
+		t.Errorf("another gateway's key: %v, want ErrNotRecipient", err)
+	}
+	// A node opened again on the store reads the entry back.
+	again, err := ledger.OpenNode(ctx, store, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	got, err := again.Read(ctx, idx, idx+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Body == nil {
+		t.Error("the reopened node reads its entry with no body")
 	}
 }

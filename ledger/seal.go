@@ -2,11 +2,14 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -117,6 +120,35 @@ type SealOption func(*sealConfig)
 
 type sealConfig struct {
 	minRecipients int
+	self          *ecdh.PrivateKey
+}
+
+// WithSelf seals the opening to the author's own key (the sealing key of
+// the gateway that signs the entry) in a self slot: the content key
+// wrapped with A256KW under SelfKEK(key) instead of ECDH-ES+A256KW, which
+// costs two X25519 scalar multiplications a slot (see encryptJWE). The
+// key's public half must then not be among the recipients passed to
+// SealOpening: the self slot replaces its X25519 slot.
+func WithSelf(key *ecdh.PrivateKey) SealOption {
+	return func(c *sealConfig) { c.self = key }
+}
+
+// selfKEKInfo is the HKDF info string of SelfKEK.
+const selfKEKInfo = "healthgw/ledger/seal/self-kek/v1"
+
+// SelfKEK returns the key-encryption key of a gateway's self slot:
+// HKDF-SHA-256 (RFC 5869, crypto/hkdf) of its X25519 sealing key's 32
+// private bytes, no salt, info "healthgw/ledger/seal/self-kek/v1", 32
+// bytes for A256KW. Only the holder of the sealing key can compute it.
+func SelfKEK(key *ecdh.PrivateKey) ([]byte, error) {
+	if key == nil || key.Curve() != ecdh.X25519() {
+		return nil, fmt.Errorf("%w: not an X25519 private key", ErrBadSealKey)
+	}
+	kek, err := hkdf.Key(sha256.New, key.Bytes(), nil, selfKEKInfo, jweKEKSize)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: self key-encryption key: %w", err)
+	}
+	return kek, nil
 }
 
 // WithMinRecipients pads the recipient slots with dummy slots (a fresh
@@ -137,7 +169,20 @@ func SealOpening(o Opening, h Header, to []*ecdh.PublicKey, opts ...SealOption) 
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	keys, dummies, err := sealRecipients(to, cfg.minRecipients)
+	var self []byte
+	if cfg.self != nil {
+		var err error
+		if self, err = SelfKEK(cfg.self); err != nil {
+			return nil, err
+		}
+		pub := cfg.self.PublicKey()
+		for i, k := range to {
+			if k != nil && k.Equal(pub) {
+				return nil, fmt.Errorf("%w: recipient %d is the self slot's key", ErrBadSealKey, i)
+			}
+		}
+	}
+	keys, dummies, err := sealRecipients(to, self != nil, cfg.minRecipients)
 	if err != nil {
 		return nil, err
 	}
@@ -148,16 +193,21 @@ func SealOpening(o Opening, h Header, to []*ecdh.PublicKey, opts ...SealOption) 
 	if err != nil {
 		return nil, err
 	}
-	return sealPlain(plain, h.Commitment, keys, dummies)
+	return sealPlain(plain, h.Commitment, keys, self, dummies)
 }
 
-// sealRecipients checks the recipient keys (1 to MaxRecipients distinct
-// X25519 keys) and returns them in a new slice with the number of dummy
-// slots that pad them to minRecipients (encryptJWE makes the dummies and
-// puts every slot in random order).
-func sealRecipients(to []*ecdh.PublicKey, minRecipients int) ([]*ecdh.PublicKey, int, error) {
-	if len(to) == 0 || len(to) > MaxRecipients {
-		return nil, 0, fmt.Errorf("%w: %d recipients (1 to %d)", ErrBadSealKey, len(to), MaxRecipients)
+// sealRecipients checks the recipient keys (distinct X25519 keys, 1 to
+// MaxRecipients slots counting the self slot when self is set) and
+// returns them in a new slice with the number of dummy slots that pad
+// the slots to minRecipients (encryptJWE makes the dummies and puts every
+// slot in random order).
+func sealRecipients(to []*ecdh.PublicKey, self bool, minRecipients int) ([]*ecdh.PublicKey, int, error) {
+	slots := len(to)
+	if self {
+		slots++
+	}
+	if slots == 0 || slots > MaxRecipients {
+		return nil, 0, fmt.Errorf("%w: %d recipients (1 to %d)", ErrBadSealKey, slots, MaxRecipients)
 	}
 	keys := make([]*ecdh.PublicKey, 0, len(to))
 	for i, k := range to {
@@ -171,7 +221,7 @@ func sealRecipients(to []*ecdh.PublicKey, minRecipients int) ([]*ecdh.PublicKey,
 		}
 		keys = append(keys, k)
 	}
-	return keys, max(0, min(minRecipients, MaxRecipients)-len(keys)), nil
+	return keys, max(0, min(minRecipients, MaxRecipients)-slots), nil
 }
 
 // accessOpeningSize is the size every access.decided opening is padded
@@ -198,14 +248,15 @@ func padOpening(t Type, plain []byte) []byte {
 
 // sealPlain pads the encoded opening plain (the caller's: it is appended
 // to in place) and seals it, bound to commitment, to keys (checked by
-// sealRecipients) and dummies dummy slots.
-func sealPlain(plain []byte, commitment Digest, keys []*ecdh.PublicKey, dummies int) ([]byte, error) {
+// sealRecipients), a self slot under the key-encryption key self when it
+// is not nil (SelfKEK), and dummies dummy slots.
+func sealPlain(plain []byte, commitment Digest, keys []*ecdh.PublicKey, self []byte, dummies int) ([]byte, error) {
 	if r := len(plain) % sealPadBlock; r != 0 {
 		for range sealPadBlock - r {
 			plain = append(plain, ' ')
 		}
 	}
-	sealed, err := encryptJWE(plain, commitment[:], keys, dummies)
+	sealed, err := encryptJWE(plain, commitment[:], keys, self, dummies)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: seal: %w", err)
 	}
@@ -218,6 +269,7 @@ func sealPlain(plain []byte, commitment Digest, keys []*ecdh.PublicKey, dummies 
 // JWE parameters of a sealed opening.
 const (
 	jweAlg     = "ECDH-ES+A256KW"
+	jweSelfAlg = "A256KW" // the self slot (WithSelf)
 	jweEnc     = "A256GCM"
 	jweKEKSize = 32 // A256KW
 	jweCEKSize = 32 // A256GCM
@@ -273,8 +325,18 @@ const (
 // the curve or not in its prime-order subgroup, which anyone can test),
 // the wrapped key is 40 bytes of a real AES key wrap of the same content
 // key, and all slots are shuffled together (shuffleSlots).
-func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, dummies int) ([]byte, error) {
-	if len(keys) == 0 {
+//
+// The self slot (self, the author's SelfKEK, when not nil) is the
+// standard A256KW recipient of RFC 7518 §4.4: {"alg":"A256KW"} and the
+// content key wrapped under that key, no "epk". It replaces the author's
+// own ECDH-ES slot, which cost two X25519 scalar multiplications (the
+// ephemeral key and the agreement) for a key the author holds anyway.
+// It is told from the other slots by its "alg"; that says only that the
+// author is a recipient, which every entry's author is (its header names
+// it), so it tells nothing about the other slots, which stay shuffled
+// with it.
+func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, self []byte, dummies int) ([]byte, error) {
+	if len(keys) == 0 && self == nil {
 		return nil, errors.New("no recipients")
 	}
 	var cek [jweCEKSize]byte
@@ -285,7 +347,14 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, dummies int) ([]byte,
 	if err := randomFill(iv[:]); err != nil {
 		return nil, err
 	}
-	slots := make([]jweSlot, 0, len(keys)+dummies)
+	slots := make([]jweSlot, 0, len(keys)+1+dummies)
+	if self != nil {
+		ek, err := wrapCEK(self, cek[:])
+		if err != nil {
+			return nil, err
+		}
+		slots = append(slots, jweSlot{self: true, ek: ek})
+	}
 	for _, k := range keys {
 		eph, err := ecdh.X25519().GenerateKey(rand.Reader)
 		if err != nil {
@@ -328,19 +397,25 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, dummies int) ([]byte,
 	// The slot header members, in jwx's order: "alg", then "epk" with
 	// "crv", "kty", "x".
 	appendSlotParams := func(dst []byte, s jweSlot) []byte {
+		if s.self {
+			return append(dst, `"alg":"`+jweSelfAlg+`"`...)
+		}
 		dst = append(dst, `"alg":"`+jweAlg+`","epk":{"crv":"X25519","kty":"OKP","x":"`...)
 		dst = appendB64(dst, s.epk)
 		return append(dst, `"}`...)
 	}
 	flat := len(slots) == 1
 	var prot []byte
-	if flat {
+	switch {
+	case flat && slots[0].self:
+		prot = []byte(`{"alg":"` + jweSelfAlg + `","enc":"` + jweEnc + `"}`)
+	case flat:
 		// The slot's parameters and "enc", in jwx's (sorted) order:
 		// {"alg","enc","epk"}.
 		prot = append(prot, `{"alg":"`+jweAlg+`","enc":"`+jweEnc+`","epk":{"crv":"X25519","kty":"OKP","x":"`...)
 		prot = appendB64(prot, slots[0].epk)
 		prot = append(prot, `"}}`...)
-	} else {
+	default:
 		prot = []byte(`{"enc":"` + jweEnc + `"}`)
 	}
 	protB64 := appendB64(nil, prot)
@@ -395,8 +470,9 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, dummies int) ([]byte,
 
 // jweSlot is one recipient slot of a sealed opening.
 type jweSlot struct {
-	epk []byte // the ephemeral public key
-	ek  []byte // the wrapped content key
+	self bool   // the A256KW self slot (no epk)
+	epk  []byte // the ephemeral public key
+	ek   []byte // the wrapped content key
 }
 
 // wrapCEK wraps the content key under kek (RFC 3394, jwx's jwebb.Wrap).
@@ -434,12 +510,9 @@ func OpenSealed(sealed []byte, key *ecdh.PrivateKey) (Opening, error) {
 	if err != nil {
 		return Opening{}, err
 	}
-	plain, err := jwe.Decrypt(sealed,
-		jwe.WithKey(jwa.ECDH_ES_A256KW(), key),
-		jwe.WithMaxRecipients(MaxRecipients),
-	)
+	plain, err := openJWE(sealed, key)
 	if err != nil {
-		return Opening{}, ErrNotRecipient
+		return Opening{}, err
 	}
 	o, err := DecodeOpening(bytes.TrimRight(plain, " "))
 	if err != nil {
@@ -451,10 +524,71 @@ func OpenSealed(sealed []byte, key *ecdh.PrivateKey) (Opening, error) {
 	return o, nil
 }
 
+// openJWE decrypts a sealed opening with key: first its self slot, if it
+// has one, under SelfKEK(key) (an AES key unwrap: the author opening its
+// own entries pays no agreement), then every ECDH-ES+A256KW slot with the
+// key, each by jwx's jwe.Decrypt. Each pass offers its key to the slots
+// of its algorithm only (slotKeys), so no key is ever used with another
+// slot's algorithm.
+func openJWE(sealed []byte, key *ecdh.PrivateKey) ([]byte, error) {
+	if bytes.Contains(sealed, selfSlotMarker) || bytes.Contains(sealed, selfFlatMarker) {
+		kek, err := SelfKEK(key)
+		if err != nil {
+			return nil, err
+		}
+		plain, err := jwe.Decrypt(sealed,
+			jwe.WithKeyProvider(slotKeys{alg: jwa.A256KW(), key: kek}),
+			jwe.WithMaxRecipients(MaxRecipients),
+		)
+		if err == nil {
+			return plain, nil
+		}
+	}
+	plain, err := jwe.Decrypt(sealed,
+		jwe.WithKeyProvider(slotKeys{alg: jwa.ECDH_ES_A256KW(), key: key}),
+		jwe.WithMaxRecipients(MaxRecipients),
+	)
+	if err != nil {
+		return nil, ErrNotRecipient
+	}
+	return plain, nil
+}
+
+// selfSlotMarker and selfFlatMarker: a sealed opening with a self slot
+// has one of these (a slot header of the general serialization, or the
+// base64url of the flattened protected header's start, {"alg":"A256KW");
+// openJWE skips the self pass without them. A false positive only costs
+// that pass.
+var (
+	selfSlotMarker = []byte(`{"alg":"` + jweSelfAlg + `"}`)
+	selfFlatMarker = []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"` + jweSelfAlg + `","enc":"` + jweEnc + `"}`)))
+)
+
+// slotKeys is a jwe.KeyProvider that offers one key to the recipient
+// slots whose "alg" is alg and nothing to the others.
+type slotKeys struct {
+	alg jwa.KeyEncryptionAlgorithm
+	key any
+}
+
+func (s slotKeys) FetchKeys(_ context.Context, sink jwe.KeySink, r jwe.Recipient, msg *jwe.Message) error {
+	alg, ok := r.Headers().Algorithm()
+	if !ok && msg != nil {
+		// The flattened serialization: the one slot's "alg" is in the
+		// protected header.
+		alg, ok = msg.ProtectedHeaders().Algorithm()
+	}
+	if ok && alg == s.alg {
+		sink.Key(s.alg, s.key)
+	}
+	return nil
+}
+
 // CheckSealed checks, without any key, that sealed is a well-formed sealed
 // opening bound to header h: the JSON shape, ECDH-ES+A256KW with an X25519
-// ephemeral key in every slot, A256GCM, no "kid" and no compression,
-// 1 to MaxRecipients slots, and the commitment as additional
+// ephemeral key in every slot but at most one A256KW self slot (WithSelf),
+// A256GCM, no "kid" and no compression, 1 to MaxRecipients slots, and the
+// commitment as additional
 // authenticated data. This is what a consortium node that is not a party
 // can check.
 func CheckSealed(sealed []byte, h Header) error {
@@ -553,9 +687,16 @@ func parseSealedJSON(sealed []byte) (Digest, error) {
 	if len(slots) == 0 || len(slots) > MaxRecipients {
 		return Digest{}, badSealed("%d recipients (1 to %d)", len(slots), MaxRecipients)
 	}
+	selfSlots := 0
 	for i, s := range slots {
-		if err := checkSlot(s); err != nil {
+		self, err := checkSlot(s)
+		if err != nil {
 			return Digest{}, badSealed("recipient %d: %v", i, err)
+		}
+		if self {
+			if selfSlots++; selfSlots > 1 {
+				return Digest{}, badSealed("recipient %d: a second %s slot", i, jweSelfAlg)
+			}
 		}
 	}
 	var iv [12]byte
@@ -579,24 +720,34 @@ func parseSealedJSON(sealed []byte) (Digest, error) {
 	return c, nil
 }
 
-func checkSlot(s wireSealedEntry) error {
+// checkSlot checks one recipient slot: ECDH-ES+A256KW with an X25519
+// "epk", or the A256KW self slot with none (self is then true); either
+// way a 40-byte wrapped key.
+func checkSlot(s wireSealedEntry) (self bool, err error) {
 	if s.Header == nil {
-		return errors.New("no header")
+		return false, errors.New("no header")
 	}
-	if s.Header.Alg != jwa.ECDH_ES_A256KW().String() {
-		return fmt.Errorf("alg %q", s.Header.Alg)
-	}
-	epk := s.Header.EPK
-	if epk == nil || epk.Kty != "OKP" || epk.Crv != "X25519" {
-		return errors.New("epk is not an X25519 key")
-	}
-	var x [32]byte
-	if err := decodeB64Exact(epk.X, x[:]); err != nil {
-		return fmt.Errorf("epk: %v", err)
+	switch s.Header.Alg {
+	case jwa.ECDH_ES_A256KW().String():
+		epk := s.Header.EPK
+		if epk == nil || epk.Kty != "OKP" || epk.Crv != "X25519" {
+			return false, errors.New("epk is not an X25519 key")
+		}
+		var x [32]byte
+		if err := decodeB64Exact(epk.X, x[:]); err != nil {
+			return false, fmt.Errorf("epk: %v", err)
+		}
+	case jweSelfAlg:
+		if s.Header.EPK != nil {
+			return false, fmt.Errorf("%s slot with an epk", jweSelfAlg)
+		}
+		self = true
+	default:
+		return false, fmt.Errorf("alg %q", s.Header.Alg)
 	}
 	var ek [40]byte // AES key wrap of a 256-bit key
 	if err := decodeB64Exact(s.EncryptedKey, ek[:]); err != nil {
-		return fmt.Errorf("encrypted_key: %v", err)
+		return false, fmt.Errorf("encrypted_key: %v", err)
 	}
-	return nil
+	return self, nil
 }
