@@ -1,0 +1,58 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// Statement is a fixed SQL text that runs straight on a gorm DB's
+// connection pool, without gorm's statement builder, callbacks and
+// reflective scan: for the few queries on the hot read path, where those
+// cost more than the database's own work. The caller scans the result
+// into its own variables.
+//
+// It runs where gorm would run it: on SQLite as a prepared statement
+// (stmtCache), on PostgreSQL through gorm's prepared-statement cache, and
+// on a transaction's connection when db is a transaction. gorm's logger
+// is off (Open), so nothing is lost by going around it.
+type Statement struct {
+	sqlite, postgres string
+}
+
+// NewStatement returns the statement of query, written with ? for each
+// argument (no ? may appear in a literal or identifier); on PostgreSQL
+// they are numbered $1, $2, … as gorm would write them.
+func NewStatement(query string) Statement {
+	var b strings.Builder
+	n := 0
+	for part := range strings.SplitSeq(query, "?") {
+		if n > 0 {
+			b.WriteString("$" + strconv.Itoa(n))
+		}
+		b.WriteString(part)
+		n++
+	}
+	return Statement{sqlite: query, postgres: b.String()}
+}
+
+// text is the statement's SQL for db's dialect.
+func (s Statement) text(db *gorm.DB) string {
+	if DialectFor(db) == Postgres {
+		return s.postgres
+	}
+	return s.sqlite
+}
+
+// Query runs the statement on db with args.
+func (s Statement) Query(ctx context.Context, db *gorm.DB, args ...any) (*sql.Rows, error) {
+	return db.Statement.ConnPool.QueryContext(ctx, s.text(db), args...)
+}
+
+// QueryRow runs the statement on db with args, for at most one row.
+func (s Statement) QueryRow(ctx context.Context, db *gorm.DB, args ...any) *sql.Row {
+	return db.Statement.ConnPool.QueryRowContext(ctx, s.text(db), args...)
+}
