@@ -47,12 +47,14 @@ func (s Statement) text(db *gorm.DB) string {
 	return s.sqlite
 }
 
-// Query runs the statement on db with args.
+// Query runs the statement on db's connection pool with args, under ctx.
+// db is used for its pool only: there is no need for a db.WithContext
+// session (which clones gorm's statement state on every call).
 func (s Statement) Query(ctx context.Context, db *gorm.DB, args ...any) (*sql.Rows, error) {
 	return db.Statement.ConnPool.QueryContext(ctx, s.text(db), args...)
 }
 
-// QueryRow runs the statement on db with args, for at most one row.
+// QueryRow is Query for at most one row.
 func (s Statement) QueryRow(ctx context.Context, db *gorm.DB, args ...any) *sql.Row {
 	return db.Statement.ConnPool.QueryRowContext(ctx, s.text(db), args...)
 }

@@ -76,7 +76,7 @@ var matchingSQL = database.NewStatement("SELECT g." + strings.Join(grantColumns,
 // or resource types.
 func (s *Store) GrantsMatching(ctx context.Context, req consent.Request) ([]consent.Grant, error) {
 	gk, sk := req.RequestKeys()
-	rows, err := matchingSQL.Query(ctx, s.db.WithContext(ctx), req.Patient, gk[0], gk[1], sk[0], sk[1], sk[2], sk[3])
+	rows, err := matchingSQL.Query(ctx, s.db, req.Patient, gk[0], gk[1], sk[0], sk[1], sk[2], sk[3])
 	if err != nil {
 		return nil, fmt.Errorf("load grants for request: %w", err)
 	}

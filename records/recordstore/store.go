@@ -416,7 +416,7 @@ func (s *Store) get(ctx context.Context, id string, meta bool) (records.Stored, 
 		err error
 	)
 	if meta {
-		err = scanMeta(metaSQL.QueryRow(ctx, s.db.WithContext(ctx), id, DecoyID), &r)
+		err = scanMeta(metaSQL.QueryRow(ctx, s.db, id, DecoyID), &r)
 		if errors.Is(err, sql.ErrNoRows) {
 			err = gorm.ErrRecordNotFound
 		}
@@ -440,7 +440,7 @@ func (s *Store) get(ctx context.Context, id string, meta bool) (records.Stored, 
 // unshredded record, by primary key, and no other column of the row.
 func (s *Store) Content(ctx context.Context, id string) (records.SealedContent, error) {
 	var sc records.SealedContent
-	err := contentSQL.QueryRow(ctx, s.db.WithContext(ctx), id, false, false).
+	err := contentSQL.QueryRow(ctx, s.db, id, false, false).
 		Scan(&sc.Format, &sc.KeyVersion, &sc.WrappedKey, &sc.Ciphertext)
 	if errors.Is(err, sql.ErrNoRows) {
 		return records.SealedContent{}, fmt.Errorf("recordstore: content: %w", records.ErrNotFound)
