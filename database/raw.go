@@ -39,22 +39,37 @@ func NewStatement(query string) Statement {
 	return Statement{sqlite: query, postgres: b.String()}
 }
 
-// text is the statement's SQL for db's dialect.
-func (s Statement) text(db *gorm.DB) string {
+// prepare returns the statement's SQL for db's dialect and the context
+// to run it under. On SQLite that is ctx without its cancellation, unless
+// ctx has ended already (database/sql then refuses to run the query, with
+// ctx's error): the statements are indexed lookups that take microseconds
+// in process, and a cancellable context costs more than that, two
+// goroutines per query (database/sql's and the driver's watchers of ctx)
+// and the driver's progress handler. A query that has started then runs
+// to its end (as any statement that does not reach the driver's progress
+// check does), and the caller's next step sees the cancellation. On
+// PostgreSQL, a network round trip, ctx is passed on.
+func (s Statement) prepare(ctx context.Context, db *gorm.DB) (context.Context, string) {
 	if DialectFor(db) == Postgres {
-		return s.postgres
+		return ctx, s.postgres
 	}
-	return s.sqlite
+	if ctx.Err() != nil {
+		return ctx, s.sqlite
+	}
+	return context.WithoutCancel(ctx), s.sqlite
 }
 
-// Query runs the statement on db's connection pool with args, under ctx.
-// db is used for its pool only: there is no need for a db.WithContext
-// session (which clones gorm's statement state on every call).
+// Query runs the statement on db's connection pool with args, under ctx
+// (see prepare). db is used for its pool only: there is no need for a
+// db.WithContext session (which clones gorm's statement state on every
+// call).
 func (s Statement) Query(ctx context.Context, db *gorm.DB, args ...any) (*sql.Rows, error) {
-	return db.Statement.ConnPool.QueryContext(ctx, s.text(db), args...)
+	ctx, text := s.prepare(ctx, db)
+	return db.Statement.ConnPool.QueryContext(ctx, text, args...)
 }
 
 // QueryRow is Query for at most one row.
 func (s Statement) QueryRow(ctx context.Context, db *gorm.DB, args ...any) *sql.Row {
-	return db.Statement.ConnPool.QueryRowContext(ctx, s.text(db), args...)
+	ctx, text := s.prepare(ctx, db)
+	return db.Statement.ConnPool.QueryRowContext(ctx, text, args...)
 }

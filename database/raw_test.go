@@ -1,6 +1,8 @@
 package database_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"gorm.io/gorm"
@@ -16,8 +18,8 @@ type rawRow struct {
 }
 
 // TestStatement: a Statement gives what gorm's Raw gives for the same
-// text, on each dialect, outside and inside a transaction, and finds no
-// row where there is none.
+// text, on each dialect, outside and inside a transaction, finds no row
+// where there is none, and runs nothing under a context that has ended.
 func TestStatement(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
 		ctx := t.Context()
@@ -85,6 +87,18 @@ func TestStatement(t *testing.T) {
 		}
 		if err := database.NewStatement(`SELECT name FROM raw_rows WHERE id = ?`).QueryRow(ctx, db.WithContext(ctx), 99).Scan(&name); err == nil {
 			t.Errorf("QueryRow(99) found %q, want no row", name)
+		}
+		// A context that has ended runs nothing.
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := database.NewStatement(`SELECT name FROM raw_rows WHERE id = ?`).QueryRow(done, db, 2).Scan(&name); !errors.Is(err, context.Canceled) {
+			t.Errorf("QueryRow with a cancelled context: %v, want context.Canceled", err)
+		}
+		if rows, err := st.Query(done, db, 1, false); !errors.Is(err, context.Canceled) {
+			if err == nil {
+				rows.Close()
+			}
+			t.Errorf("Query with a cancelled context: %v, want context.Canceled", err)
 		}
 	})
 }
