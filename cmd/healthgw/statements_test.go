@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -16,12 +17,19 @@ import (
 	"github.com/healthgw/healthgw/database"
 )
 
-// statementCounter counts the SQL statements gorm runs for one request:
-// those whose context carries the request's mark (the request's own
-// queries) and those run inside a transaction (the ledger writer commits
-// appends in a transaction on its own goroutine and context). The ledger's
-// periodic checkpoint publisher runs neither marked nor in a transaction,
-// so it is not counted.
+// statementCounter counts the SQL statements run for one request: those
+// whose context carries the request's mark (the request's own queries,
+// whether built by gorm or run as a fixed database.Statement straight on
+// the connection pool) and those run inside a transaction (the ledger
+// writer commits appends in a transaction on its own goroutine and
+// context). The ledger's periodic checkpoint publisher runs neither marked
+// nor in a transaction, so it is not counted.
+//
+// Statements outside a transaction are counted where they reach the
+// connection pool (countingPool), which every one of them passes; those in
+// a transaction run on the transaction's own connection, and are counted
+// by gorm callbacks (which see only gorm's statements: every transaction
+// on the read path is gorm's).
 type statementCounter struct {
 	mu   sync.Mutex
 	on   bool
@@ -30,16 +38,25 @@ type statementCounter struct {
 
 type markKey struct{}
 
+func (c *statementCounter) add(sql string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.on {
+		c.sqls = append(c.sqls, sql)
+	}
+}
+
 func (c *statementCounter) install(t *testing.T, db *gorm.DB) {
 	t.Helper()
+	pool := db.ConnPool
+	counting := &countingPool{ConnPool: pool, c: c}
+	db.ConnPool, db.Statement.ConnPool = counting, counting
+	// database.Close closes the statements of the pool it opened.
+	t.Cleanup(func() { db.ConnPool, db.Statement.ConnPool = pool, pool })
 	cb := db.Callback()
 	count := func(tx *gorm.DB) {
-		_, marked := tx.Statement.Context.Value(markKey{}).(bool)
-		_, inTx := tx.Statement.ConnPool.(gorm.TxCommitter)
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.on && (marked || inTx) {
-			c.sqls = append(c.sqls, tx.Statement.SQL.String())
+		if _, inTx := tx.Statement.ConnPool.(gorm.TxCommitter); inTx {
+			c.add(tx.Statement.SQL.String())
 		}
 	}
 	for name, err := range map[string]error{
@@ -54,6 +71,47 @@ func (c *statementCounter) install(t *testing.T, db *gorm.DB) {
 			t.Fatalf("register %s callback: %v", name, err)
 		}
 	}
+}
+
+// countingPool is a gorm connection pool that counts the marked
+// statements run on it (outside transactions).
+type countingPool struct {
+	gorm.ConnPool
+	c *statementCounter
+}
+
+var (
+	_ gorm.TxBeginner     = (*countingPool)(nil)
+	_ gorm.GetDBConnector = (*countingPool)(nil)
+)
+
+func (p *countingPool) count(ctx context.Context, query string) {
+	if _, marked := ctx.Value(markKey{}).(bool); marked {
+		p.c.add(query)
+	}
+}
+
+func (p *countingPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	p.count(ctx, query)
+	return p.ConnPool.ExecContext(ctx, query, args...)
+}
+
+func (p *countingPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	p.count(ctx, query)
+	return p.ConnPool.QueryContext(ctx, query, args...)
+}
+
+func (p *countingPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	p.count(ctx, query)
+	return p.ConnPool.QueryRowContext(ctx, query, args...)
+}
+
+func (p *countingPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
+	return p.ConnPool.(gorm.TxBeginner).BeginTx(ctx, opts)
+}
+
+func (p *countingPool) GetDBConn() (*sql.DB, error) {
+	return p.ConnPool.(gorm.GetDBConnector).GetDBConn()
 }
 
 // during counts the statements of fn.

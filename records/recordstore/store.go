@@ -55,12 +55,26 @@ var metaColumns = []string{
 	"shredded", "shredded_at", "shred_ledger_index",
 }
 
+// metaSQL is what Meta reads: metaColumns of the row of id, or of the
+// decoy row when there is none (see get), scanned straight into a row by
+// scanMeta (no gorm statement building or reflection: this is on every
+// read, missing and denied ones included).
+var metaSQL = database.NewStatement(`SELECT "` + strings.Join(metaColumns, `", "`) + `" FROM "records"` +
+	` WHERE id = COALESCE((SELECT id FROM records WHERE id = ?), ?) LIMIT 1`)
+
+// scanMeta scans a row of metaSQL into r, in metaColumns' order.
+func scanMeta(sc interface{ Scan(...any) error }, r *row) error {
+	return sc.Scan(&r.ID, &r.Holder, &r.Patient, &r.Category, &r.ResourceType, &r.ContentType, &r.Size, &r.Format,
+		&r.KeyVersion, &r.Commitment, &r.LedgerIndex, &r.Pending, &r.CreatedAt,
+		&r.Shredded, &r.ShreddedAt, &r.ShredLedgerIndex)
+}
+
 // contentSQL is what Content reads: the sealed content and the columns
 // that say how to open it, read together so that a rewrap between a
 // read's decision and its content load cannot pair a wrapped key with
 // another key version. It is scanned straight into the result (no row
 // struct: this is on every permitted read).
-const contentSQL = `SELECT format, key_version, wrapped_key, ciphertext FROM "records" WHERE id = ? AND pending = ? AND shredded = ?`
+var contentSQL = database.NewStatement(`SELECT format, key_version, wrapped_key, ciphertext FROM "records" WHERE id = ? AND pending = ? AND shredded = ?`)
 
 // Store is the gorm records store.
 type Store struct {
@@ -371,7 +385,7 @@ func ensureDecoy(ctx context.Context, db *gorm.DB) error {
 
 // Meta implements records.Store.
 func (s *Store) Meta(ctx context.Context, id string) (records.Stored, error) {
-	return s.get(ctx, id, metaColumns)
+	return s.get(ctx, id, true)
 }
 
 // Load returns the whole row of id, ciphertext and wrapped key included,
@@ -379,7 +393,7 @@ func (s *Store) Meta(ctx context.Context, id string) (records.Stored, error) {
 // stored. Reads do not use it (the vault decides on Meta and loads the
 // content with Content after a permit).
 func (s *Store) Load(ctx context.Context, id string) (records.Stored, error) {
-	return s.get(ctx, id, nil)
+	return s.get(ctx, id, false)
 }
 
 // get loads the row of id. The query always finds exactly one row: the
@@ -391,17 +405,24 @@ func (s *Store) Load(ctx context.Context, id string) (records.Stored, error) {
 // missing one). The row found is converted the same way in both cases,
 // so that a missing record costs what an existing one does: a read the
 // caller may not make must not tell the two apart by its latency. (With
-// metaColumns the work does not depend on the record's size either.)
-func (s *Store) get(ctx context.Context, id string, cols []string) (records.Stored, error) {
+// meta, metaSQL reads metaColumns only, and the work does not depend on
+// the record's size either.)
+func (s *Store) get(ctx context.Context, id string, meta bool) (records.Stored, error) {
 	if id == DecoyID {
 		return records.Stored{}, records.ErrNotFound
 	}
-	var r row
-	q := s.db.WithContext(ctx)
-	if cols != nil {
-		q = q.Select(cols)
+	var (
+		r   row
+		err error
+	)
+	if meta {
+		err = scanMeta(metaSQL.QueryRow(ctx, s.db, id, DecoyID), &r)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = gorm.ErrRecordNotFound
+		}
+	} else {
+		err = s.db.WithContext(ctx).Where("id = COALESCE((SELECT id FROM records WHERE id = ?), ?)", id, DecoyID).Take(&r).Error
 	}
-	err := q.Where("id = COALESCE((SELECT id FROM records WHERE id = ?), ?)", id, DecoyID).Take(&r).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return records.Stored{}, records.ErrNotFound
 	}
@@ -419,7 +440,7 @@ func (s *Store) get(ctx context.Context, id string, cols []string) (records.Stor
 // unshredded record, by primary key, and no other column of the row.
 func (s *Store) Content(ctx context.Context, id string) (records.SealedContent, error) {
 	var sc records.SealedContent
-	err := s.db.WithContext(ctx).Raw(contentSQL, id, false, false).Row().
+	err := contentSQL.QueryRow(ctx, s.db, id, false, false).
 		Scan(&sc.Format, &sc.KeyVersion, &sc.WrappedKey, &sc.Ciphertext)
 	if errors.Is(err, sql.ErrNoRows) {
 		return records.SealedContent{}, fmt.Errorf("recordstore: content: %w", records.ErrNotFound)
