@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -137,6 +138,54 @@ func newLedgerFixture(t *testing.T, dsn string) *ledgerFixture {
 	fillLog(t, db, f.keys.signer, f.id, 0, 300, 600)
 	f.trusted = f.saveCheckpoint(t, 600)
 	return f
+}
+
+// clone copies f's database into a fresh one (a SQLite file in
+// t.TempDir, or a throwaway PostgreSQL schema) and returns a fixture over
+// the copy that shares f's keys, data directory and trusted checkpoint:
+// filling the 600-entry log is what a fixture costs, so tests that each
+// tamper with their own log build it once and copy it.
+func (f *ledgerFixture) clone(t *testing.T) *ledgerFixture {
+	t.Helper()
+	var dsn string
+	if database.DialectOf(f.dsn) == database.Postgres {
+		dsn = databasetest.PostgresDSN(t)
+		from, to := pgSchema(t, f.dsn), pgSchema(t, dsn)
+		var tables []string
+		if err := f.db.Raw("SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_type = 'BASE TABLE'", from).Scan(&tables).Error; err != nil || len(tables) == 0 {
+			t.Fatalf("list tables of %s: %v (%d tables)", from, err, len(tables))
+		}
+		for _, tbl := range tables {
+			src, dst := from+"."+tbl, to+"."+tbl
+			f.exec(t, "CREATE TABLE "+dst+" (LIKE "+src+" INCLUDING ALL)")
+			f.exec(t, "INSERT INTO "+dst+" SELECT * FROM "+src)
+		}
+	} else {
+		dsn = databasetest.SQLiteDSN(t)
+		f.exec(t, "VACUUM INTO ?", dsn) // a consistent copy of the open database
+	}
+	db, err := database.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = database.Close(db) })
+	c := *f
+	c.dsn, c.db = dsn, db
+	return &c
+}
+
+// pgSchema is the schema a databasetest.PostgresDSN selects.
+func pgSchema(t *testing.T, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := u.Query().Get("search_path")
+	if s == "" || strings.ContainsAny(s, `,."' `) {
+		t.Fatalf("DSN selects no single schema: %q", s)
+	}
+	return s
 }
 
 func (f *ledgerFixture) saveCheckpoint(t *testing.T, size uint64) string {
@@ -319,6 +368,7 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
 
 func TestLedgerVerifyClean(t *testing.T) {
 	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		t.Parallel() // each database its own log, server and files
 		f := newLedgerFixture(t, dsn)
 		url := f.serve(t)
 		tokenFile := filepath.Join(t.TempDir(), "token")
@@ -694,16 +744,17 @@ func TestLedgerVerifyTamper(t *testing.T) {
 			keys: &want{verify.KindBody, 70},
 		},
 	}
+	// The cases are independent (each its own copy of the log and its
+	// own server) and mostly wait on the database: they run in parallel.
 	databasetest.EachDSN(t, func(t *testing.T, dsn string) {
+		t.Parallel()
+		orig := newLedgerFixture(t, dsn)
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				if strings.HasPrefix(dsn, "postgres") {
-					// A fresh schema per case.
-					dsn = databasetest.PostgresDSN(t)
-				} else {
-					dsn = databasetest.SQLiteDSN(t)
-				}
-				f := newLedgerFixture(t, dsn)
+				t.Parallel()
+				// A fresh copy of the log (file or schema) per case.
+				f := orig.clone(t)
+				dsn := f.dsn
 				tc.tamper(t, f)
 				trusted := f.trusted
 				if tc.trusted != nil {
