@@ -26,3 +26,6 @@ func (n *Node) ForgetOpened() {
 const MinParallelOpens = minParallelOpens
 
 const ReleaseBatch = releaseBatch
+
+// RetryKeyed reports whether p carries a retry key (entryKey).
+func (p *Prepared) RetryKeyed() bool { return p.keyed }

@@ -640,7 +640,13 @@ func (n *Node) Prepare(e Entry) (*Prepared, error) {
 	if err := checkDomain(e); err != nil {
 		return nil, err
 	}
-	key, keyed := entryKey(e)
+	// The retry key costs a v1 encoding and a hash: only a node that
+	// keeps unsettled entries (a store that answers repeats) uses it.
+	var key Digest
+	var keyed bool
+	if n.unsettled.enabled() {
+		key, keyed = entryKey(e)
+	}
 	if u, ok := n.unsettled.get(key); ok && keyed {
 		p := u.prepared
 		p.entry = e

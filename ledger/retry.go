@@ -97,6 +97,12 @@ type unsettledSet struct {
 	done   []Digest          // seals settled whose rows the keeper still holds
 }
 
+// enabled reports whether the node keeps unsettled entries at all: only
+// over a store that answers repeats (RepeatAnswerer), which OpenNode
+// decides once. Without it every method of the set does nothing, so an
+// entry needs no retry key.
+func (s *unsettledSet) enabled() bool { return s.cap > 0 }
+
 func (s *unsettledSet) init(capacity int) {
 	s.cap = capacity
 	s.m = make(map[Digest]*list.Element)

@@ -409,3 +409,34 @@ func TestRetryNeedsRepeatAnswerer(t *testing.T) {
 		t.Error("resubmitted to a store that does not answer repeats")
 	}
 }
+
+// TestRetryKeyOnlyOverRepeatAnswerers: Prepare computes an entry's retry
+// key (a v1 encoding and a hash) only over a store that answers repeats,
+// the only kind over which a node keeps unsettled entries; the embedded
+// log's node skips it.
+func TestRetryKeyOnlyOverRepeatAnswerers(t *testing.T) {
+	ctx := context.Background()
+	for name, tc := range map[string]struct {
+		store ledger.Store
+		want  bool
+	}{
+		"repeat answerer": {newLossyStore(), true},
+		"embedded":        {&ledgertest.MemStore{}, false},
+	} {
+		n, err := ledger.OpenNode(ctx, tc.store, ledgertest.Identity("gw-a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := n.Prepare(ledgertest.Entry(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.RetryKeyed(); got != tc.want {
+			t.Errorf("%s: retry key computed = %v, want %v", name, got, tc.want)
+		}
+		if _, err := n.AppendPrepared(ctx, p, nil); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		n.Close()
+	}
+}
