@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -289,10 +288,8 @@ func TypesV2() []Type {
 // maxFieldLen bounds free-text and ID fields of v2 bodies.
 const maxFieldLen = 256
 
-var (
-	hexDigestPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
-	errEmpty         = errors.New("required field is empty")
-)
+// errEmpty: a required field is empty. (hexDigestPattern: idsyntax.go.)
+var errEmpty = errors.New("required field is empty")
 
 func need(name, v string) error {
 	if v == "" {

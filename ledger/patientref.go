@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"unicode"
 	"unicode/utf8"
 )
@@ -52,8 +51,6 @@ func PatientKey(secret []byte, patient string) (PatientRefKey, error) {
 // patientRefPrefix starts every patient reference ("ps_" is the v1
 // pseudonym's).
 const patientRefPrefix = "pr_"
-
-var patientRefPattern = regexp.MustCompile(`^pr_[0-9a-f]{64}$`)
 
 // ValidPatientRef reports whether s has the syntax of a patient reference.
 func ValidPatientRef(s string) bool { return patientRefPattern.MatchString(s) }

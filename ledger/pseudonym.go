@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"regexp"
 )
 
 // PseudonymKeySize is the size of the ledger secret behind pseudonyms.
@@ -53,8 +52,6 @@ func (p *Pseudonymizer) ForReader(reader, pseudonym string) string {
 	m.Write([]byte(pseudonym))
 	return "rp_" + hex.EncodeToString(m.Sum(nil))
 }
-
-var pseudonymPattern = regexp.MustCompile(`^ps_[0-9a-f]{64}$`)
 
 // ValidPseudonym reports whether s has a pseudonym's form.
 func ValidPseudonym(s string) bool { return pseudonymPattern.MatchString(s) }

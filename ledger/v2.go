@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"regexp"
 	"time"
 )
 
@@ -57,13 +56,7 @@ const (
 	justificationDomain = "healthgw/entry/v2/justification\n"
 )
 
-var (
-	// orgIDPattern is auth.Org's ID syntax; the markers above match it.
-	orgIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,62}$`)
-	// gatewayIDPattern also admits dots, so a gateway may be named by its
-	// host name.
-	gatewayIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,126}$`)
-)
+// orgIDPattern and gatewayIDPattern: idsyntax.go.
 
 // SaltSize is the size of a statement salt.
 const SaltSize = 32
