@@ -119,15 +119,21 @@ func TestConcurrentWritersNoStall(t *testing.T) {
 			}
 			// Every connection taken (writers wait on theirs for the
 			// lock) and a writer waiting for one: let them go.
-			deadline := time.Now().Add(scaledTimeout(time.Minute))
+			// The pool has no notification: poll its statistics until
+			// the condition holds, within a scaled bound.
+			deadline := time.NewTimer(scaledTimeout(time.Minute))
+			tick := time.NewTicker(5 * time.Millisecond)
 			for sqlDB.Stats().WaitCount == waited {
-				if time.Now().After(deadline) {
+				select {
+				case <-deadline.C:
 					release()
 					wg.Wait()
 					t.Fatalf("the writers never took every database connection (%+v)", sqlDB.Stats())
+				case <-tick.C:
 				}
-				time.Sleep(5 * time.Millisecond)
 			}
+			tick.Stop()
+			deadline.Stop()
 			release()
 			wg.Wait()
 			close(acks)
