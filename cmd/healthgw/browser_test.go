@@ -112,6 +112,31 @@ func poll(expr string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// pollAcrossNavigation waits until a JavaScript condition holds on a page
+// that may still be navigating (a submitted form): an evaluation the
+// navigation interrupts is tried again on the next tick, until the
+// condition holds or the steps' deadline ends.
+func pollAcrossNavigation(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			ok, err := chromedp.Evaluate[bool](expr)(ctx, t)
+			if err == nil && ok {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				if err != nil {
+					return fmt.Errorf("%w (last evaluation: %v)", ctx.Err(), err)
+				}
+				return ctx.Err()
+			case <-tick.C:
+			}
+		}
+	})
+}
+
 // browserSignIn signs in through the development IdP's page as a person
 // would: the area's sign-in button, the IdP's form, back to the area.
 func browserSignIn(t *testing.T, ctx context.Context, base, area, field, value string) {
@@ -361,6 +386,9 @@ func TestBrowserStory(t *testing.T) {
 		chromedp.Navigate(base+"/console/audit"),
 		chromedp.SetValue(chromedp.CSS("#f-patient"), "pat-1"),
 		chromedp.Click(chromedp.CSS("#audit-search")),
+		// The unfiltered page shows an events table too: wait for the
+		// search's own page (the form submits with GET) to have loaded.
+		pollAcrossNavigation(`new URLSearchParams(location.search).get("patient") === "pat-1" && document.readyState === "complete"`),
 		chromedp.WaitVisible(chromedp.CSS("table.events")),
 	)
 	rows := value(t, ctx, "rows", chromedp.Evaluate[int](`document.querySelectorAll("table.events tbody tr").length`))
