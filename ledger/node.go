@@ -541,7 +541,7 @@ func (n *Node) openEnvelope(idx uint64, h Header, env Envelope) (*Opening, *Stat
 	case n.id.SealKey == nil:
 		return nil, nil, nil
 	default:
-		o, err = OpenSealed(env.Sealed, n.id.SealKey)
+		o, err = openSealed(env.Sealed, n.id.SealKey, n.selfKEK)
 		if errors.Is(err, ErrNotRecipient) {
 			if h.Author == n.id.Gateway {
 				// A gateway seals every entry it authors to itself

@@ -503,6 +503,13 @@ func shuffleSlots(slots []jweSlot) error {
 // one the JWE is bound to. The caller then checks the opening against the
 // entry's header (CheckOpening).
 func OpenSealed(sealed []byte, key *ecdh.PrivateKey) (Opening, error) {
+	return openSealed(sealed, key, nil)
+}
+
+// openSealed is OpenSealed with the key's self-slot key selfKEK
+// (SelfKEK(key)) when the caller holds it, as a node does; nil derives it
+// when a self slot is tried.
+func openSealed(sealed []byte, key *ecdh.PrivateKey, selfKEK []byte) (Opening, error) {
 	if key == nil || key.Curve() != ecdh.X25519() {
 		return Opening{}, fmt.Errorf("%w: not an X25519 private key", ErrBadSealKey)
 	}
@@ -510,7 +517,7 @@ func OpenSealed(sealed []byte, key *ecdh.PrivateKey) (Opening, error) {
 	if err != nil {
 		return Opening{}, err
 	}
-	plain, err := openJWE(sealed, key)
+	plain, err := openJWE(sealed, key, selfKEK)
 	if err != nil {
 		return Opening{}, err
 	}
@@ -525,16 +532,18 @@ func OpenSealed(sealed []byte, key *ecdh.PrivateKey) (Opening, error) {
 }
 
 // openJWE decrypts a sealed opening with key: first its self slot, if it
-// has one, under SelfKEK(key) (an AES key unwrap: the author opening its
-// own entries pays no agreement), then every ECDH-ES+A256KW slot with the
-// key, each by jwx's jwe.Decrypt. Each pass offers its key to the slots
-// of its algorithm only (slotKeys), so no key is ever used with another
-// slot's algorithm.
-func openJWE(sealed []byte, key *ecdh.PrivateKey) ([]byte, error) {
+// has one, under kek = SelfKEK(key) (derived here when kek is nil; an AES
+// key unwrap: the author opening its own entries pays no agreement), then
+// every ECDH-ES+A256KW slot with the key, each by jwx's jwe.Decrypt. Each
+// pass offers its key to the slots of its algorithm only (slotKeys), so
+// no key is ever used with another slot's algorithm.
+func openJWE(sealed []byte, key *ecdh.PrivateKey, kek []byte) ([]byte, error) {
 	if bytes.Contains(sealed, selfSlotMarker) || bytes.Contains(sealed, selfFlatMarker) {
-		kek, err := SelfKEK(key)
-		if err != nil {
-			return nil, err
+		if kek == nil {
+			var err error
+			if kek, err = SelfKEK(key); err != nil {
+				return nil, err
+			}
 		}
 		plain, err := jwe.Decrypt(sealed,
 			jwe.WithKeyProvider(slotKeys{alg: jwa.A256KW(), key: kek}),
