@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -31,6 +32,9 @@ type Vault interface {
 	// Read loads a record's metadata, calls authorize with it and only if
 	// authorize returns nil loads the sealed content and decrypts it.
 	Read(ctx context.Context, id string, authorize func(records.Record) error) (records.Record, []byte, error)
+	// ReadStream is Read with the content as a reader, decrypted as it
+	// is read (the caller closes it).
+	ReadStream(ctx context.Context, id string, authorize func(records.Record) error) (records.Record, io.ReadCloser, error)
 	// ListByPatient lists a patient's visible records (metadata only).
 	ListByPatient(ctx context.Context, patient string) ([]records.Record, error)
 }
@@ -284,9 +288,12 @@ type ReadRequest struct {
 
 // Result is the outcome of a gated read.
 type Result struct {
-	// Record and Content are set only on a permit.
+	// Record and Content are set only on a permit (Content by Read).
 	Record  records.Record
 	Content []byte
+	// Body is the content as a reader, set only on a permit by
+	// ReadStream; the caller must close it.
+	Body io.ReadCloser
 	// Decision is the decision logged (zero if none was reached: the
 	// record does not exist, or the decision could not be logged).
 	Decision consent.Decision
@@ -319,6 +326,40 @@ type Result struct {
 // decided on, and the not-found decision is logged, so a caller cannot
 // tell a record of another type from no record by the work done.
 func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
+	var content []byte
+	res, err := s.read(ctx, req, func(authorize func(records.Record) error) (records.Record, error) {
+		rec, c, err := s.cfg.Vault.Read(ctx, req.RecordID, authorize)
+		content = c
+		return rec, err
+	})
+	if err == nil {
+		res.Content = content
+	}
+	return res, err
+}
+
+// ReadStream is Read with the content as a reader (Result.Body, which
+// the caller must close), decrypted as it is read
+// (records.Vault.ReadStream): for records too large to hold in memory.
+// Up to the content, what it does, decides and logs is what Read does.
+func (s *Service) ReadStream(ctx context.Context, req ReadRequest) (Result, error) {
+	var body io.ReadCloser
+	res, err := s.read(ctx, req, func(authorize func(records.Record) error) (records.Record, error) {
+		rec, b, err := s.cfg.Vault.ReadStream(ctx, req.RecordID, authorize)
+		body = b
+		return rec, err
+	})
+	if err == nil {
+		res.Body = body
+	} else if body != nil {
+		body.Close()
+	}
+	return res, err
+}
+
+// read is Read and ReadStream: fetch is the vault's read, given the
+// authorization step.
+func (s *Service) read(ctx context.Context, req ReadRequest, fetch func(authorize func(records.Record) error) (records.Record, error)) (Result, error) {
 	var (
 		res    Result
 		called bool
@@ -338,7 +379,7 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	rec, content, err := s.cfg.Vault.Read(ctx, req.RecordID, func(r records.Record) error {
+	rec, err := fetch(func(r records.Record) error {
 		if !req.Caller.MayRead(r.ResourceType) || (req.ResourceType != "" && r.ResourceType != req.ResourceType) || (req.Holder != "" && r.Holder != req.Holder) {
 			return ErrNotFound // as if missing: called stays false
 		}
@@ -364,7 +405,7 @@ func (s *Service) Read(ctx context.Context, req ReadRequest) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	res.Record, res.Content = rec, content
+	res.Record = rec
 	return res, nil
 }
 

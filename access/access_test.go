@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -125,123 +126,157 @@ func TestRead(t *testing.T) {
 			grants: []consent.Grant{{Grantee: consent.Grantee{Kind: auth.KindHospital}, Effect: consent.Deny, Actions: []consent.Action{consent.ActionRead}, Purposes: []consent.Purpose{consent.PurposeEmergencyTreatment}}},
 			req:    access.ReadRequest{Caller: hospB, RecordID: labID, Purpose: consent.PurposeEmergencyTreatment, Justification: reason}, wantErr: access.ErrNotFound, reason: consent.ReasonDenyExplicit, glass: true},
 	}
-	for _, matching := range []bool{false, true} {
-		for _, tt := range tests {
-			t.Run(fmt.Sprintf("%s/matching=%v", tt.name, matching), func(t *testing.T) {
-				w := newWorldWith(t, tt.policy, matching)
-				for _, g := range tt.grants {
-					w.grant(t, "pat-1", g)
-				}
-				before := len(w.log.decoded(t, ledger.TypeAccessDecided))
-				w.proj.resetCalls()
-				res, err := w.Read(t.Context(), tt.req)
-				if err != tt.wantErr { // deny and missing are the very same error
-					t.Fatalf("Read: err = %v, want %v", err, tt.wantErr)
-				}
-				wantDecrypted := 0
-				if err == nil {
-					wantDecrypted = 1
-				}
-				if (err == nil) != (res.Content != nil) || w.vault.decryptedCount() != wantDecrypted {
-					t.Errorf("content %q with err %v after %d decryptions", res.Content, err, w.vault.decryptedCount())
-				}
-				if err == nil && res.Record.ID != tt.req.RecordID {
-					t.Errorf("record %+v", res.Record)
-				}
-				logged := w.log.decoded(t, ledger.TypeAccessDecided)[before:]
-				if tt.reason == "" {
-					if len(logged) != 0 || res.Logged {
-						t.Fatalf("logged %+v for a read that reached no decision", logged)
+	for _, stream := range []bool{false, true} {
+		for _, matching := range []bool{false, true} {
+			for _, tt := range tests {
+				t.Run(fmt.Sprintf("%s/matching=%v/stream=%v", tt.name, matching, stream), func(t *testing.T) {
+					w := newWorldWith(t, tt.policy, matching)
+					for _, g := range tt.grants {
+						w.grant(t, "pat-1", g)
 					}
-					return
-				}
-				if len(logged) != 1 || !res.Logged {
-					t.Fatalf("logged %d entries (Logged %v), want 1", len(logged), res.Logged)
-				}
-				ad := logged[0].Body.(*ledger.AccessDecided)
-				want := &ledger.AccessDecided{
-					Requester: tt.req.Caller.Org, RecordID: tt.req.RecordID, Patient: pseudonym("pat-1"),
-					Category: ad.Category, Purpose: string(tt.req.Purpose), Decision: string(res.Decision.Effect),
-					Reason: string(tt.reason), GrantID: res.Decision.GrantID, BreakGlass: tt.glass, RequestID: tt.req.RequestID,
-				}
-				if tt.req.RequestID == "" {
-					// The service names the request itself.
-					if ad.RequestID == "" {
-						t.Error("no request ID logged")
+					before := len(w.log.decoded(t, ledger.TypeAccessDecided))
+					w.proj.resetCalls()
+					res, err := readVia(t, w.Service, stream, tt.req)
+					if err != tt.wantErr { // deny and missing are the very same error
+						t.Fatalf("Read: err = %v, want %v", err, tt.wantErr)
 					}
-					want.RequestID = ad.RequestID
-				}
-				if tt.missing {
-					want.Patient, want.Category, want.Decision = "", "", string(consent.Deny)
-					if tt.loggedID != "" {
-						want.RecordID = tt.loggedID
+					wantDecrypted := 0
+					if err == nil {
+						wantDecrypted = 1
 					}
-				}
-				// Every path loads the grants once, as a denied read does:
-				// the holder's own read and a missing record too.
-				if got := w.proj.grantsForCalls(); got != 1 {
-					t.Errorf("the read loaded grants %d times, want 1", got)
-				}
-				// With an index, the read decides on it.
-				if got, want := w.proj.matchingCalls(), map[bool]int{false: 0, true: 1}[matching]; got != want {
-					t.Errorf("GrantsMatching called %d times, want %d", got, want)
-				}
-				if tt.req.Justification != "" {
-					// A salted commitment whose opening the store keeps.
-					want.JustificationCommitment = ad.JustificationCommitment
-					o, ok := w.justs.byC[ad.JustificationCommitment]
-					if !ok || o.Reason != tt.req.Justification || ledger.JustificationCommitment(o.Salt, o.Reason).String() != ad.JustificationCommitment {
-						t.Errorf("no opening of commitment %q for the reason", ad.JustificationCommitment)
+					if (err == nil) != (res.Content != nil) || w.vault.decryptedCount() != wantDecrypted {
+						t.Errorf("content %q with err %v after %d decryptions", res.Content, err, w.vault.decryptedCount())
 					}
-				}
-				if diff := cmp.Diff(want, ad); diff != "" {
-					t.Errorf("access.decided (-want +got):\n%s", diff)
-				}
-				// The holder decides and logs; a read of a missing record is
-				// logged for the caller.
-				wantOrg := "hosp-a"
-				if tt.missing {
-					wantOrg = tt.req.Caller.Org
-					if tt.req.Holder != "" {
-						wantOrg = tt.req.Holder // federated: the caller is homed elsewhere
+					if err == nil && res.Record.ID != tt.req.RecordID {
+						t.Errorf("record %+v", res.Record)
 					}
-				}
-				if logged[0].Org != wantOrg || res.Decision.Reason != tt.reason {
-					t.Errorf("entry org %q (want %q), decision %+v", logged[0].Org, wantOrg, res.Decision)
-				}
-				if tt.req.Justification != "" {
-					// Neither the public leaf nor the opening any party gets
-					// holds the reason: only its commitment.
-					op, err := w.log.Open(t.Context(), res.Index)
-					if err != nil {
-						t.Fatal(err)
+					logged := w.log.decoded(t, ledger.TypeAccessDecided)[before:]
+					if tt.reason == "" {
+						if len(logged) != 0 || res.Logged {
+							t.Fatalf("logged %+v for a read that reached no decision", logged)
+						}
+						return
 					}
-					b, err := ledger.EncodeOpening(op.Opening)
-					if err != nil {
-						t.Fatal(err)
+					if len(logged) != 1 || !res.Logged {
+						t.Fatalf("logged %d entries (Logged %v), want 1", len(logged), res.Logged)
 					}
-					for _, raw := range [][]byte{op.Leaf, op.Header, b} {
-						if strings.Contains(string(raw), "unconscious") {
-							t.Errorf("the ledger holds the justification text: %s", raw)
+					ad := logged[0].Body.(*ledger.AccessDecided)
+					want := &ledger.AccessDecided{
+						Requester: tt.req.Caller.Org, RecordID: tt.req.RecordID, Patient: pseudonym("pat-1"),
+						Category: ad.Category, Purpose: string(tt.req.Purpose), Decision: string(res.Decision.Effect),
+						Reason: string(tt.reason), GrantID: res.Decision.GrantID, BreakGlass: tt.glass, RequestID: tt.req.RequestID,
+					}
+					if tt.req.RequestID == "" {
+						// The service names the request itself.
+						if ad.RequestID == "" {
+							t.Error("no request ID logged")
+						}
+						want.RequestID = ad.RequestID
+					}
+					if tt.missing {
+						want.Patient, want.Category, want.Decision = "", "", string(consent.Deny)
+						if tt.loggedID != "" {
+							want.RecordID = tt.loggedID
 						}
 					}
-					if !strings.Contains(string(b), ad.JustificationCommitment) {
-						t.Errorf("the opening lacks the justification commitment: %s", b)
+					// Every path loads the grants once, as a denied read does:
+					// the holder's own read and a missing record too.
+					if got := w.proj.grantsForCalls(); got != 1 {
+						t.Errorf("the read loaded grants %d times, want 1", got)
 					}
-				}
-			})
+					// With an index, the read decides on it.
+					if got, want := w.proj.matchingCalls(), map[bool]int{false: 0, true: 1}[matching]; got != want {
+						t.Errorf("GrantsMatching called %d times, want %d", got, want)
+					}
+					if tt.req.Justification != "" {
+						// A salted commitment whose opening the store keeps.
+						want.JustificationCommitment = ad.JustificationCommitment
+						o, ok := w.justs.byC[ad.JustificationCommitment]
+						if !ok || o.Reason != tt.req.Justification || ledger.JustificationCommitment(o.Salt, o.Reason).String() != ad.JustificationCommitment {
+							t.Errorf("no opening of commitment %q for the reason", ad.JustificationCommitment)
+						}
+					}
+					if diff := cmp.Diff(want, ad); diff != "" {
+						t.Errorf("access.decided (-want +got):\n%s", diff)
+					}
+					// The holder decides and logs; a read of a missing record is
+					// logged for the caller.
+					wantOrg := "hosp-a"
+					if tt.missing {
+						wantOrg = tt.req.Caller.Org
+						if tt.req.Holder != "" {
+							wantOrg = tt.req.Holder // federated: the caller is homed elsewhere
+						}
+					}
+					if logged[0].Org != wantOrg || res.Decision.Reason != tt.reason {
+						t.Errorf("entry org %q (want %q), decision %+v", logged[0].Org, wantOrg, res.Decision)
+					}
+					if tt.req.Justification != "" {
+						// Neither the public leaf nor the opening any party gets
+						// holds the reason: only its commitment.
+						op, err := w.log.Open(t.Context(), res.Index)
+						if err != nil {
+							t.Fatal(err)
+						}
+						b, err := ledger.EncodeOpening(op.Opening)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, raw := range [][]byte{op.Leaf, op.Header, b} {
+							if strings.Contains(string(raw), "unconscious") {
+								t.Errorf("the ledger holds the justification text: %s", raw)
+							}
+						}
+						if !strings.Contains(string(b), ad.JustificationCommitment) {
+							t.Errorf("the opening lacks the justification commitment: %s", b)
+						}
+					}
+				})
+			}
 		}
 	}
+}
+
+// readVia is Read, or ReadStream with its body read whole into
+// Result.Content (and closed).
+func readVia(t *testing.T, svc *access.Service, stream bool, req access.ReadRequest) (access.Result, error) {
+	t.Helper()
+	if !stream {
+		res, err := svc.Read(t.Context(), req)
+		if res.Body != nil {
+			t.Errorf("Read set a body")
+		}
+		return res, err
+	}
+	res, err := svc.ReadStream(t.Context(), req)
+	if res.Content != nil {
+		t.Errorf("ReadStream set Content")
+	}
+	if (err == nil) != (res.Body != nil) {
+		t.Fatalf("ReadStream: body %v with err %v", res.Body, err)
+	}
+	if res.Body != nil {
+		b, rerr := io.ReadAll(res.Body)
+		if rerr != nil {
+			t.Fatalf("read the body: %v", rerr)
+		}
+		if cerr := res.Body.Close(); cerr != nil {
+			t.Fatalf("close the body: %v", cerr)
+		}
+		res.Body, res.Content = nil, b
+	}
+	return res, err
 }
 
 // TestReadLogFailure: when the decision cannot be logged nothing is
 // decrypted or served, and the ledger's error comes back.
 func TestReadLogFailure(t *testing.T) {
-	for _, c := range []access.Caller{hospA, hospB} {
+	for i, c := range []access.Caller{hospA, hospB, hospA, hospB} {
+		stream := i >= 2 // ReadStream
 		w := newWorld(t, consent.Policy{})
 		w.grant(t, "pat-1", consent.Grant{Grantee: consent.Grantee{Org: "hosp-b"}, Effect: consent.Permit, Actions: []consent.Action{consent.ActionRead}, Purposes: []consent.Purpose{consent.PurposeTreatment}})
 		w.log.setFail(func(ledger.Entry) error { return errors.Join(ledger.ErrUnavailable, errAppend) })
-		res, err := w.Read(t.Context(), read(labID, c, consent.PurposeTreatment))
+		res, err := readVia(t, w.Service, stream, read(labID, c, consent.PurposeTreatment))
 		if !errors.Is(err, ledger.ErrUnavailable) || errors.Is(err, access.ErrNotFound) {
 			t.Errorf("%s: err = %v, want the ledger's unavailability", c.Org, err)
 		}

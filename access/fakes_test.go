@@ -1,9 +1,11 @@
 package access_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"runtime"
 	"slices"
@@ -236,6 +238,14 @@ func (v *vault) Read(_ context.Context, id string, authorize func(records.Record
 	defer v.mu.Unlock()
 	v.decrypted++
 	return r, append([]byte(nil), v.content[id]...), nil
+}
+
+func (v *vault) ReadStream(ctx context.Context, id string, authorize func(records.Record) error) (records.Record, io.ReadCloser, error) {
+	r, content, err := v.Read(ctx, id, authorize)
+	if err != nil {
+		return records.Record{}, nil, err
+	}
+	return r, io.NopCloser(bytes.NewReader(content)), nil
 }
 
 func (v *vault) ListByPatient(_ context.Context, patient string) ([]records.Record, error) {

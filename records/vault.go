@@ -74,8 +74,12 @@ func invalidf(format string, args ...any) error { return inputErrorf(ErrInvalid,
 
 // Options configure a Vault. Zero values select the defaults.
 type Options struct {
-	// MaxSize is the largest record content accepted (DefaultMaxSize).
+	// MaxSize is the largest record content accepted by Put, and the
+	// largest a Read answers with (DefaultMaxSize).
 	MaxSize int64
+	// MaxStreamSize is the largest record content accepted by PutStream
+	// (DefaultMaxStreamSize). It is at least MaxSize.
+	MaxStreamSize int64
 	// PendingTimeout: see DefaultPendingTimeout.
 	PendingTimeout time.Duration
 	// Sync, if set, brings the store's registrations up to the head of
@@ -118,6 +122,10 @@ func NewVault(store Store, keys KeyProvider, log Appender, pseud *ledger.Pseudon
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = DefaultMaxSize
 	}
+	if opts.MaxStreamSize <= 0 {
+		opts.MaxStreamSize = DefaultMaxStreamSize
+	}
+	opts.MaxStreamSize = max(opts.MaxStreamSize, opts.MaxSize)
 	if opts.PendingTimeout <= 0 {
 		opts.PendingTimeout = DefaultPendingTimeout
 	}
@@ -157,6 +165,10 @@ type PutRequest struct {
 	// from the content (and if given must match); for other content types
 	// it is optional.
 	ResourceType string
+	// ContentSHA256, if set, is the SHA-256 the content must have (a
+	// client's Content-Digest): content that differs is refused with
+	// ErrInvalid and nothing is kept.
+	ContentSHA256 []byte
 }
 
 // validate checks r and returns the normalised content type and resource
