@@ -29,7 +29,12 @@ type Record struct {
 // Stored is a record as a Store holds it.
 type Stored struct {
 	Record
-	Format     int    // envelope format (FormatVersion or FormatStream)
+	Format int // envelope format (FormatVersion or FormatStream)
+	// Pieces is the number of pieces the sealed content is kept in
+	// (PieceStore), 0 when it is kept whole in Ciphertext. A pending
+	// record streamed in has 0 until its upload is finished (its
+	// Commitment is empty until then).
+	Pieces     int
 	Ciphertext []byte // nil once shredded, and from Store.Meta
 	WrappedKey []byte // nil once shredded, and from Store.Meta
 	// Pending: written but its record.registered entry is not known to be
@@ -90,6 +95,33 @@ type Store interface {
 	// UnloggedShreds returns shredded records whose record.shredded entry
 	// is not known to be durable.
 	UnloggedShreds(ctx context.Context) ([]Stored, error)
+}
+
+// PieceStore is a Store that also keeps sealed content in pieces, so that
+// a record can be streamed in (Vault.PutStream) and out
+// (Vault.ReadStream) without being held whole (recordstore.Store). A
+// streamed record is created (Store.Create) pending, with no ciphertext
+// and no commitment, its pieces appended in order, and its upload then
+// finished with its size and commitment. Store.DeletePending,
+// DeletePendingBefore and Shred delete a record's pieces with it.
+type PieceStore interface {
+	// AppendPiece stores piece seq (0, 1, ... in order) of the sealed
+	// content of id, a pending record whose upload is not finished. It
+	// must not keep data after it returns. ErrNotFound if there is no
+	// such record.
+	AppendPiece(ctx context.Context, id string, seq int, data []byte) error
+	// FinishPieces records the size, commitment and piece count of a
+	// pending record whose pieces are all stored. ErrNotFound unless id
+	// is a pending record whose upload is not finished.
+	FinishPieces(ctx context.Context, id string, size int64, commitment string, pieces int) error
+	// Piece returns piece seq of the sealed content of a visible,
+	// unshredded record: a fresh copy. ErrNotFound if the record or the
+	// piece is not there (shredded since, say).
+	Piece(ctx context.Context, id string, seq int) ([]byte, error)
+	// DeleteUnfinished deletes the pending records created before t whose
+	// upload never finished, with their pieces, and returns how many.
+	// (Their registration was never submitted: nothing can commit it.)
+	DeleteUnfinished(ctx context.Context, before time.Time) (int64, error)
 }
 
 // WrappedKey is one record's wrapped data key, as rotation reads it.

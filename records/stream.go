@@ -195,8 +195,11 @@ func openContentInPlace(gcm cipher.AEAD, b binding, ciphertext []byte) ([]byte, 
 
 // SealedContent is one record's sealed content: what a Store keeps.
 type SealedContent struct {
-	Format     int    // FormatVersion or FormatStream
-	Ciphertext []byte // the content envelope
+	Format int // FormatVersion or FormatStream
+	// Pieces is the number of pieces the envelope is kept in
+	// (PieceStore.Piece), 0 when Ciphertext holds it whole.
+	Pieces     int
+	Ciphertext []byte // the content envelope (nil when kept in pieces)
 	WrappedKey []byte // the data key, wrapped under the holder's KEK
 	KeyVersion int    // the KEK version the data key is wrapped under
 }
@@ -314,6 +317,19 @@ func (s *StreamWriter) Close() error {
 	return err
 }
 
+// discard wipes and releases the writer's buffer without writing
+// anything more (after a failure; nothing after Close).
+func (s *StreamWriter) discard() {
+	if s.buf != nil {
+		clear(*s.buf)
+		chunkPool.Put(s.buf)
+		s.buf = nil
+	}
+	if s.err == nil {
+		s.err = errors.New("records: stream writer discarded")
+	}
+}
+
 // StreamReader opens a FormatStream envelope as it is read, a chunk at a
 // time: Read returns only authenticated content, and io.EOF only after
 // the last chunk (sealed as last) authenticated. A truncated, reordered,
@@ -401,6 +417,16 @@ func (s *StreamReader) next() error {
 		// The content stays in buf until it is read; the next chunk's
 		// first byte waits aside.
 		s.carry, s.hasCarry = b[streamChunkSeal], true
+	}
+	return nil
+}
+
+// Close wipes and releases the reader's buffer; reads after it fail. It
+// does not close the source.
+func (s *StreamReader) Close() error {
+	s.release()
+	if s.err == nil {
+		s.err = errors.New("records: stream reader closed")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package records
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -174,16 +175,7 @@ type PutRequest struct {
 // validate checks r and returns the normalised content type and resource
 // type. Errors wrap ErrInvalid or ErrTooLarge.
 func (v *Vault) validate(r PutRequest) (contentType, resourceType string, err error) {
-	if !orgPattern.MatchString(r.Holder) {
-		return "", "", invalidf("holder is not an organisation ID")
-	}
-	if err := ValidatePatient(r.Patient); err != nil {
-		return "", "", err
-	}
-	if !r.Category.Valid() {
-		return "", "", invalidf("unknown category; want one of %s", categoryList())
-	}
-	ct, err := NormalizeContentType(r.ContentType)
+	ct, err := v.validateMeta(r)
 	if err != nil {
 		return "", "", err
 	}
@@ -203,10 +195,33 @@ func (v *Vault) validate(r PutRequest) (contentType, resourceType string, err er
 			return "", "", invalidf("resource_type does not match the content's resourceType")
 		}
 		rt = got
-	} else if rt != "" && !resourceTypePattern.MatchString(rt) {
-		return "", "", invalidf("resource_type is not a FHIR resource type name (like Observation)")
 	}
 	return ct, rt, nil
+}
+
+// validateMeta checks what r says of the record but its content, and
+// returns the normalised content type. Errors wrap ErrInvalid.
+func (v *Vault) validateMeta(r PutRequest) (contentType string, err error) {
+	if !orgPattern.MatchString(r.Holder) {
+		return "", invalidf("holder is not an organisation ID")
+	}
+	if err := ValidatePatient(r.Patient); err != nil {
+		return "", err
+	}
+	if !r.Category.Valid() {
+		return "", invalidf("unknown category; want one of %s", categoryList())
+	}
+	ct, err := NormalizeContentType(r.ContentType)
+	if err != nil {
+		return "", err
+	}
+	if r.ContentSHA256 != nil && len(r.ContentSHA256) != sha256.Size {
+		return "", invalidf("the content digest is not a SHA-256 (%d bytes, want %d)", len(r.ContentSHA256), sha256.Size)
+	}
+	if !IsFHIR(ct) && r.ResourceType != "" && !resourceTypePattern.MatchString(r.ResourceType) {
+		return "", invalidf("resource_type is not a FHIR resource type name (like Observation)")
+	}
+	return ct, nil
 }
 
 // ValidatePatient checks a patient identifier: 1-256 bytes of UTF-8
@@ -259,6 +274,11 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 	ct, rt, err := v.validate(r)
 	if err != nil {
 		return Record{}, err
+	}
+	if r.ContentSHA256 != nil {
+		if sum := sha256.Sum256(r.Content); !bytes.Equal(sum[:], r.ContentSHA256) {
+			return Record{}, errDigestMismatch
+		}
 	}
 	if r.ID != "" {
 		if !validID(r.ID) {
@@ -314,6 +334,16 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("records: store: %w", err)
 	}
+	return v.register(ctx, rec, entry)
+}
+
+// errDigestMismatch: the content is not what the client's digest says.
+var errDigestMismatch = invalidf("the content's SHA-256 is not the digest sent with it")
+
+// register appends the registration entry of rec, a pending record
+// stored in full, and publishes rec once it is durable. A refusal
+// deletes the pending record; an unknown outcome keeps it (see Put).
+func (v *Vault) register(ctx context.Context, rec Record, entry ledger.Entry) (Record, error) {
 	idx, err := v.ledger.Append(ctx, entry)
 	if err != nil && OutcomeUnknown(err) {
 		return Record{}, v.keptPending(rec.ID, err)
@@ -456,45 +486,15 @@ func visible(s Stored) bool { return !s.Pending && !s.Shredded }
 // serve); ErrDecrypt if the stored record fails authentication; ErrNoKey
 // if its KEK version is missing.
 func (v *Vault) Read(ctx context.Context, id string, authorize func(Record) error) (Record, []byte, error) {
-	if !validID(id) {
-		return Record{}, nil, ErrNotFound
+	s, sc, kek, err := v.permitted(ctx, id, authorize, true)
+	if err != nil {
+		return Record{}, nil, err
 	}
-	s, err := v.store.Meta(ctx, id)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		// As a record that is not visible: the same error value, not
-		// wrapped (no more work than that path).
-		return Record{}, nil, ErrNotFound
-	case err != nil:
-		return Record{}, nil, fmt.Errorf("records: read: %w", err)
-	}
-	if !visible(s) {
-		return Record{}, nil, ErrNotFound
-	}
-	if authorize != nil {
-		if err := authorize(s.Record); err != nil {
+	if sc.Pieces > 0 {
+		// A streamed record: its envelope whole, from its pieces.
+		if sc.Ciphertext, err = v.loadPieces(ctx, s, sc.Pieces); err != nil {
 			return Record{}, nil, err
 		}
-	}
-	if !supportedFormat(s.Format) {
-		return Record{}, nil, fmt.Errorf("records: open %s: %w: unsupported format %d", id, ErrDecrypt, s.Format)
-	}
-	// Permitted: now, and only now, the sealed content, by primary key.
-	sc, err := v.store.Content(ctx, id)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return Record{}, nil, ErrNotFound // shredded since the metadata was read
-	case err != nil:
-		return Record{}, nil, fmt.Errorf("records: read %s: %w", id, err)
-	case sc.Format != s.Format:
-		return Record{}, nil, fmt.Errorf("records: open %s: %w: format %d, metadata says %d", id, ErrDecrypt, sc.Format, s.Format)
-	}
-	// The key version comes with the wrapped key: a rotation since the
-	// metadata was read has rewrapped it.
-	s.KeyVersion = sc.KeyVersion
-	kek, err := v.keys.Key(ctx, s.Holder, sc.KeyVersion)
-	if err != nil {
-		return Record{}, nil, fmt.Errorf("records: open %s: %w", id, err)
 	}
 	// The ciphertext was loaded for this call (Store.Content): it is
 	// decrypted in place, without a second buffer of its size.
@@ -503,6 +503,61 @@ func (v *Vault) Read(ctx context.Context, id string, authorize func(Record) erro
 		return Record{}, nil, fmt.Errorf("records: open %s: %w", id, err)
 	}
 	return s.Record, pt, nil
+}
+
+// permitted is Read up to the content: the metadata of a visible record,
+// authorize's decision and, on a permit, the record's sealed content as
+// the store keeps it (Store.Content: whole, or the piece count) and the
+// KEK its data key is wrapped under. With inline, a streamed record
+// larger than an inline answer may be (Options.MaxSize) is
+// ErrInlineTooLarge, after authorize.
+func (v *Vault) permitted(ctx context.Context, id string, authorize func(Record) error, inline bool) (Stored, SealedContent, KEK, error) {
+	if !validID(id) {
+		return Stored{}, SealedContent{}, KEK{}, ErrNotFound
+	}
+	s, err := v.store.Meta(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		// As a record that is not visible: the same error value, not
+		// wrapped (no more work than that path).
+		return Stored{}, SealedContent{}, KEK{}, ErrNotFound
+	case err != nil:
+		return Stored{}, SealedContent{}, KEK{}, fmt.Errorf("records: read: %w", err)
+	}
+	if !visible(s) {
+		return Stored{}, SealedContent{}, KEK{}, ErrNotFound
+	}
+	if authorize != nil {
+		if err := authorize(s.Record); err != nil {
+			return Stored{}, SealedContent{}, KEK{}, err
+		}
+	}
+	if !supportedFormat(s.Format) {
+		return Stored{}, SealedContent{}, KEK{}, fmt.Errorf("records: open %s: %w: unsupported format %d", id, ErrDecrypt, s.Format)
+	}
+	if inline && s.Pieces > 0 && s.Size > v.opts.MaxSize {
+		return Stored{}, SealedContent{}, KEK{}, fmt.Errorf("records: read %s: %w: %d bytes, inline answers carry up to %d", id, ErrInlineTooLarge, s.Size, v.opts.MaxSize)
+	}
+	// Permitted: now, and only now, the sealed content, by primary key.
+	sc, err := v.store.Content(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Stored{}, SealedContent{}, KEK{}, ErrNotFound // shredded since the metadata was read
+	case err != nil:
+		return Stored{}, SealedContent{}, KEK{}, fmt.Errorf("records: read %s: %w", id, err)
+	case sc.Format != s.Format:
+		return Stored{}, SealedContent{}, KEK{}, fmt.Errorf("records: open %s: %w: format %d, metadata says %d", id, ErrDecrypt, sc.Format, s.Format)
+	case sc.Pieces > 0 && sc.Format != FormatStream:
+		return Stored{}, SealedContent{}, KEK{}, fmt.Errorf("records: open %s: %w: format %d in pieces", id, ErrDecrypt, sc.Format)
+	}
+	// The key version comes with the wrapped key: a rotation since the
+	// metadata was read has rewrapped it.
+	s.KeyVersion = sc.KeyVersion
+	kek, err := v.keys.Key(ctx, s.Holder, sc.KeyVersion)
+	if err != nil {
+		return Stored{}, SealedContent{}, KEK{}, fmt.Errorf("records: open %s: %w", id, err)
+	}
+	return s, sc, kek, nil
 }
 
 // Open returns a visible record's metadata and decrypted content without
@@ -639,7 +694,10 @@ func (v *Vault) logShred(ctx context.Context, r Record) (uint64, error) {
 // RecoverStats reports what Recover did.
 type RecoverStats struct {
 	DeletedPending int64 // pending records deleted: their registration is known absent
-	LoggedShreds   int   // record.shredded entries appended late
+	// DeletedUnfinished counts the streamed uploads deleted that never
+	// finished (their registration was never submitted).
+	DeletedUnfinished int64
+	LoggedShreds      int // record.shredded entries appended late
 }
 
 // Recover repairs what an interrupted Put or Shred left. Call it at start,
@@ -650,7 +708,9 @@ type RecoverStats struct {
 // than the pending timeout, unless the ledger may commit late
 // (Options.LateCommits), in which case no pending record is ever deleted
 // here (they are counted in the log); nor if it cannot catch up (the
-// node is behind its peers). Finally it appends the missing
+// node is behind its peers). Streamed uploads that never finished and
+// are older than the pending timeout are deleted in every case: their
+// registration was never submitted. Finally it appends the missing
 // record.shredded entries of records shredded before a failed append.
 func (v *Vault) Recover(ctx context.Context) (RecoverStats, error) {
 	var st RecoverStats
@@ -662,6 +722,18 @@ func (v *Vault) Recover(ctx context.Context) (RecoverStats, error) {
 			caughtUp = false
 			v.opts.Logger.Warn("records: recover: could not catch up with the ledger; pending records are kept",
 				slog.Any("error", err))
+		}
+	}
+	if ps, ok := v.store.(PieceStore); ok {
+		// An upload lasts at most PendingTimeout (PutStream): an older
+		// unfinished one was cut off by the end of its process.
+		n, err := ps.DeleteUnfinished(ctx, v.opts.Now().UTC().Add(-v.opts.PendingTimeout))
+		if err != nil {
+			return st, fmt.Errorf("records: recover: %w", err)
+		}
+		st.DeletedUnfinished = n
+		if n > 0 {
+			v.opts.Logger.Info("records: deleted unfinished streamed uploads", slog.Int64("count", n))
 		}
 	}
 	if v.opts.LateCommits || !caughtUp {

@@ -35,6 +35,9 @@ type row struct {
 	Shredded         bool      `gorm:"not null"`
 	ShreddedAt       *time.Time
 	ShredLedgerIndex *uint64
+	// Pieces is the number of rows of record_pieces the ciphertext is
+	// kept in (a streamed record), 0 when it is kept in Ciphertext.
+	Pieces int `gorm:"not null;default:0"`
 	// Ciphertext is the last column, and must stay last: SQLite stores a
 	// row's columns in table order and a large value on a chain of
 	// overflow pages, so reading a column stored after the ciphertext
@@ -46,13 +49,24 @@ type row struct {
 
 func (row) TableName() string { return "records" }
 
+// pieceRow is one piece of a streamed record's sealed content, in the
+// "record_pieces" table: the envelope is the pieces of a record in Seq
+// order, back to back.
+type pieceRow struct {
+	RecordID string `gorm:"primaryKey;size:36"`
+	Seq      int    `gorm:"primaryKey;autoIncrement:false"`
+	Data     []byte `gorm:"not null"`
+}
+
+func (pieceRow) TableName() string { return "record_pieces" }
+
 // metaColumns are every column but the sealed content (the ciphertext
 // and the wrapped key): what a read decides on. Their sizes do not depend
 // on the record's content.
 var metaColumns = []string{
 	"id", "holder", "patient", "category", "resource_type", "content_type", "size", "format",
 	"key_version", "commitment", "ledger_index", "pending", "created_at",
-	"shredded", "shredded_at", "shred_ledger_index",
+	"shredded", "shredded_at", "shred_ledger_index", "pieces",
 }
 
 // metaSQL is what Meta reads: metaColumns of the row of id, or of the
@@ -66,7 +80,7 @@ var metaSQL = database.NewStatement(`SELECT "` + strings.Join(metaColumns, `", "
 func scanMeta(sc interface{ Scan(...any) error }, r *row) error {
 	return sc.Scan(&r.ID, &r.Holder, &r.Patient, &r.Category, &r.ResourceType, &r.ContentType, &r.Size, &r.Format,
 		&r.KeyVersion, &r.Commitment, &r.LedgerIndex, &r.Pending, &r.CreatedAt,
-		&r.Shredded, &r.ShreddedAt, &r.ShredLedgerIndex)
+		&r.Shredded, &r.ShreddedAt, &r.ShredLedgerIndex, &r.Pieces)
 }
 
 // contentSQL is what Content reads: the sealed content and the columns
@@ -74,7 +88,7 @@ func scanMeta(sc interface{ Scan(...any) error }, r *row) error {
 // read's decision and its content load cannot pair a wrapped key with
 // another key version. It is scanned straight into the result (no row
 // struct: this is on every permitted read).
-var contentSQL = database.NewStatement(`SELECT format, key_version, wrapped_key, ciphertext FROM "records" WHERE id = ? AND pending = ? AND shredded = ?`)
+var contentSQL = database.NewStatement(`SELECT format, key_version, pieces, wrapped_key, ciphertext FROM "records" WHERE id = ? AND pending = ? AND shredded = ?`)
 
 // Store is the gorm records store.
 type Store struct {
@@ -85,13 +99,14 @@ type Store struct {
 var (
 	_ records.Store       = (*Store)(nil)
 	_ records.RewrapStore = (*Store)(nil)
+	_ records.PieceStore  = (*Store)(nil)
 )
 
 // New migrates the schema and returns a Store.
 func New(ctx context.Context, db *gorm.DB) (*Store, error) {
 	m := db.WithContext(ctx).Migrator()
 	newIndex := !m.HasTable(&holderRow{}) || !m.HasTable(&registeredRow{})
-	if err := db.WithContext(ctx).AutoMigrate(&row{}, &holderRow{}, &registeredRow{}); err != nil {
+	if err := db.WithContext(ctx).AutoMigrate(&row{}, &pieceRow{}, &holderRow{}, &registeredRow{}); err != nil {
 		return nil, fmt.Errorf("recordstore: migrate: %w", err)
 	}
 	sqlite := database.DialectFor(db) == database.SQLite
@@ -205,6 +220,7 @@ func toRow(s records.Stored) row {
 		ContentType:  s.ContentType,
 		Size:         s.Size,
 		Format:       s.Format,
+		Pieces:       s.Pieces,
 		Ciphertext:   s.Ciphertext,
 		WrappedKey:   s.WrappedKey,
 		KeyVersion:   s.KeyVersion,
@@ -244,6 +260,7 @@ func fromRow(r row) records.Stored {
 			Shredded:     r.Shredded,
 		},
 		Format:     r.Format,
+		Pieces:     r.Pieces,
 		Ciphertext: r.Ciphertext,
 		WrappedKey: r.WrappedKey,
 		Pending:    r.Pending,
@@ -331,10 +348,14 @@ func (s *Store) CountPending(ctx context.Context) (int64, error) {
 // DeletePending implements records.Store.
 func (s *Store) DeletePending(ctx context.Context, id string) error {
 	var affected int64
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("id = ? AND pending = ?", id, true).Delete(&row{})
-		affected = res.RowsAffected
-		return res.Error
+	err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			res := tx.Where("id = ? AND pending = ?", id, true).Delete(&row{})
+			if affected = res.RowsAffected; res.Error != nil || affected == 0 {
+				return res.Error
+			}
+			return tx.Where("record_id = ?", id).Delete(&pieceRow{}).Error
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("recordstore: delete pending: %w", err)
@@ -348,10 +369,17 @@ func (s *Store) DeletePending(ctx context.Context, id string) error {
 // DeletePendingBefore implements records.Store.
 func (s *Store) DeletePendingBefore(ctx context.Context, t time.Time) (int64, error) {
 	var affected int64
-	err := s.write(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("pending = ? AND created_at < ?", true, t.UTC()).Delete(&row{})
-		affected = res.RowsAffected
-		return res.Error
+	err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			err := tx.Where("record_id IN (SELECT id FROM records WHERE pending = ? AND created_at < ?)", true, t.UTC()).
+				Delete(&pieceRow{}).Error
+			if err != nil {
+				return err
+			}
+			res := tx.Where("pending = ? AND created_at < ?", true, t.UTC()).Delete(&row{})
+			affected = res.RowsAffected
+			return res.Error
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("recordstore: delete stale pending: %w", err)
@@ -433,6 +461,17 @@ func (s *Store) get(ctx context.Context, id string, meta bool) (records.Stored, 
 	if r.ID != id {
 		return records.Stored{}, records.ErrNotFound
 	}
+	if !meta && r.Pieces > 0 {
+		// Load: the envelope whole, from its pieces.
+		var pieces []pieceRow
+		if err := s.db.WithContext(ctx).Where("record_id = ?", id).Order("seq").Find(&pieces).Error; err != nil {
+			return records.Stored{}, fmt.Errorf("recordstore: get pieces: %w", err)
+		}
+		st.Ciphertext = nil
+		for _, p := range pieces {
+			st.Ciphertext = append(st.Ciphertext, p.Data...)
+		}
+	}
 	return st, nil
 }
 
@@ -441,7 +480,7 @@ func (s *Store) get(ctx context.Context, id string, meta bool) (records.Stored, 
 func (s *Store) Content(ctx context.Context, id string) (records.SealedContent, error) {
 	var sc records.SealedContent
 	err := contentSQL.QueryRow(ctx, s.db, id, false, false).
-		Scan(&sc.Format, &sc.KeyVersion, &sc.WrappedKey, &sc.Ciphertext)
+		Scan(&sc.Format, &sc.KeyVersion, &sc.Pieces, &sc.WrappedKey, &sc.Ciphertext)
 	if errors.Is(err, sql.ErrNoRows) {
 		return records.SealedContent{}, fmt.Errorf("recordstore: content: %w", records.ErrNotFound)
 	}
@@ -487,13 +526,16 @@ func (s *Store) Shred(ctx context.Context, id string, at time.Time) error {
 		if res.RowsAffected == 0 {
 			return fmt.Errorf("recordstore: shred: %w", records.ErrNotFound)
 		}
+		if err := tx.Where("record_id = ?", id).Delete(&pieceRow{}).Error; err != nil {
+			return fmt.Errorf("recordstore: shred: pieces: %w", err)
+		}
 		return nil
 	}
 	if !s.sqlite {
-		return update(s.db.WithContext(ctx))
+		return s.db.WithContext(ctx).Transaction(update)
 	}
 	return s.write(ctx, func(conn *gorm.DB) error {
-		if err := update(conn); err != nil {
+		if err := conn.Transaction(update); err != nil {
 			return err
 		}
 		// Best effort: a concurrent reader can keep old frames in the WAL
@@ -597,4 +639,80 @@ func rewrap(tx *gorm.DB, rs []records.Rewrapped, n *int) error {
 		*n += int(res.RowsAffected)
 	}
 	return nil
+}
+
+// pieceSQL is what Piece reads: one piece of a visible, unshredded
+// record.
+var pieceSQL = database.NewStatement(`SELECT p.data FROM "record_pieces" p JOIN "records" r ON r.id = p.record_id` +
+	` WHERE p.record_id = ? AND p.seq = ? AND r.pending = ? AND r.shredded = ?`)
+
+// AppendPiece implements records.PieceStore. The piece is stored only
+// while its record is pending and unfinished, in the same statement that
+// checks it.
+func (s *Store) AppendPiece(ctx context.Context, id string, seq int, data []byte) error {
+	res := s.db.WithContext(ctx).Exec(`INSERT INTO record_pieces (record_id, seq, data) SELECT ?, ?, ?`+
+		` WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND pending = ? AND commitment = '')`, id, seq, data, id, true)
+	if res.Error != nil {
+		return fmt.Errorf("recordstore: append piece %d: %w", seq, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("recordstore: append piece %d: %w", seq, records.ErrNotFound)
+	}
+	return nil
+}
+
+// FinishPieces implements records.PieceStore.
+func (s *Store) FinishPieces(ctx context.Context, id string, size int64, commitment string, pieces int) error {
+	if commitment == "" || pieces <= 0 {
+		return fmt.Errorf("recordstore: finish pieces: no commitment or no pieces")
+	}
+	var affected int64
+	err := s.write(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&row{}).
+			Where("id = ? AND pending = ? AND commitment = ?", id, true, "").
+			Updates(map[string]any{"size": size, "commitment": commitment, "pieces": pieces})
+		affected = res.RowsAffected
+		return res.Error
+	})
+	if err != nil {
+		return fmt.Errorf("recordstore: finish pieces: %w", err)
+	}
+	if affected == 0 {
+		return fmt.Errorf("recordstore: finish pieces: %w", records.ErrNotFound)
+	}
+	return nil
+}
+
+// Piece implements records.PieceStore.
+func (s *Store) Piece(ctx context.Context, id string, seq int) ([]byte, error) {
+	var data []byte
+	err := pieceSQL.QueryRow(ctx, s.db, id, seq, false, false).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("recordstore: piece %d: %w", seq, records.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("recordstore: piece %d: %w", seq, err)
+	}
+	return data, nil
+}
+
+// DeleteUnfinished implements records.PieceStore. It also deletes the
+// pieces of records that are gone (a piece appended as its record was
+// deleted).
+func (s *Store) DeleteUnfinished(ctx context.Context, before time.Time) (int64, error) {
+	var affected int64
+	err := s.write(ctx, func(db *gorm.DB) error {
+		return db.Transaction(func(tx *gorm.DB) error {
+			res := tx.Where("pending = ? AND commitment = ? AND created_at < ?", true, "", before.UTC()).Delete(&row{})
+			if res.Error != nil {
+				return res.Error
+			}
+			affected = res.RowsAffected
+			return tx.Where("NOT EXISTS (SELECT 1 FROM records r WHERE r.id = record_pieces.record_id)").Delete(&pieceRow{}).Error
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recordstore: delete unfinished uploads: %w", err)
+	}
+	return affected, nil
 }
