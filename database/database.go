@@ -71,6 +71,13 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 	return db, err
 }
 
+// sqliteURIPath is path as the path of a SQLite file: URI (the driver
+// opens the DSN as one): SQLite decodes %HH escapes there and ends the
+// path at a #, so a path holding either would name another file.
+func sqliteURIPath(path string) string {
+	return strings.NewReplacer("%", "%25", "#", "%23").Replace(path)
+}
+
 func open(ctx context.Context, dsn string, created *bool) (*gorm.DB, error) {
 	cfg := &gorm.Config{
 		Logger:                 logger.Discard,
@@ -119,7 +126,7 @@ func open(ctx context.Context, dsn string, created *bool) (*gorm.DB, error) {
 			q.Add("_pragma", p)
 		}
 		q.Set("_txlock", "immediate")
-		db, err = gorm.Open(sqliteDialector{&sqlite.Dialector{DSN: "file:" + path + "?" + q.Encode()}}, cfg)
+		db, err = gorm.Open(sqliteDialector{&sqlite.Dialector{DSN: "file:" + sqliteURIPath(path) + "?" + q.Encode()}}, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 		}

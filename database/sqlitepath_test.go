@@ -56,3 +56,33 @@ func TestOpenUnwritableSQLite(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenSQLitePathWithURICharacters: a path holding characters that a
+// SQLite file: URI gives a meaning (# ends the path, %HH is an escape)
+// opens the file it names, not a shorter or decoded one.
+func TestOpenSQLitePathWithURICharacters(t *testing.T) {
+	for _, name := range []string{"run#2", "100%", "a%23b", "%zz#x"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), name)
+			path := filepath.Join(dir, "healthgw.db")
+			db, err := Open(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer Close(db)
+			if err := db.Exec("CREATE TABLE marker (x INTEGER)").Error; err != nil {
+				t.Fatal(err)
+			}
+			var files []struct{ Name, File string }
+			if err := db.Raw("PRAGMA database_list").Scan(&files).Error; err != nil {
+				t.Fatal(err)
+			}
+			if len(files) == 0 || files[0].File != path {
+				t.Errorf("opened %+v, want %s", files, path)
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("the file named: %v", err)
+			}
+		})
+	}
+}
