@@ -105,11 +105,11 @@ type Store interface {
 // finished with its size and commitment. Store.DeletePending,
 // DeletePendingBefore and Shred delete a record's pieces with it.
 type PieceStore interface {
-	// AppendPiece stores piece seq (0, 1, ... in order) of the sealed
-	// content of id, a pending record whose upload is not finished. It
-	// must not keep data after it returns. ErrNotFound if there is no
-	// such record.
-	AppendPiece(ctx context.Context, id string, seq int, data []byte) error
+	// AppendPieces stores pieces first, first+1, ... (in order, from 0)
+	// of the sealed content of id, a pending record whose upload is not
+	// finished, in one transaction. It must not keep data after it
+	// returns. ErrNotFound if there is no such record.
+	AppendPieces(ctx context.Context, id string, first int, data [][]byte) error
 	// FinishPieces records the size, commitment and piece count of a
 	// pending record whose pieces are all stored. ErrNotFound unless id
 	// is a pending record whose upload is not finished.

@@ -26,6 +26,11 @@ const DefaultMaxStreamSize = 1 << 30
 // 1 MiB. Pieces hold whole chunks.
 const PieceSize = 16 * streamChunkSeal
 
+// piecesPerWrite is how many pieces a streamed upload stores per
+// transaction: a commit's flush to disk is most of a piece's cost, and
+// 4 pieces are the upload's only buffer (4 MiB).
+const piecesPerWrite = 4
+
 // ErrInlineTooLarge: a record is larger than an answer that carries its
 // content whole (Read) may be (Options.MaxSize); it is served streamed
 // only (ReadStream).
@@ -152,8 +157,8 @@ func (v *Vault) putPieces(ctx context.Context, r PutRequest, ct string, head []b
 		KeyVersion:   kek.Version(),
 		CreatedAt:    v.opts.Now().UTC(),
 	}
-	pw := &pieceWriter{ctx: ctx, store: ps, id: rec.ID, hash: sha256.New(), buf: envelopePool.get(PieceSize)}
-	defer envelopePool.put(pw.buf)
+	buf := make([]byte, 0, piecesPerWrite*PieceSize) // sealed: nothing secret
+	pw := &pieceWriter{ctx: ctx, store: ps, id: rec.ID, hash: sha256.New(), buf: &buf}
 	sw, err := NewStreamWriter(pw, kek, rec)
 	if err != nil {
 		return Record{}, fmt.Errorf("records: seal: %w", err)
@@ -275,23 +280,23 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 }
 
 // pieceWriter stores the envelope written to it in pieces of PieceSize
-// bytes (the last one shorter), and hashes it.
+// bytes (the last one shorter), piecesPerWrite at a time, and hashes it.
 type pieceWriter struct {
 	ctx   context.Context
 	store PieceStore
 	id    string
 	hash  hash.Hash
-	buf   *[]byte // the piece being filled
+	buf   *[]byte // the pieces being filled, back to back
 	seq   int     // the next piece's number; the count, once flushed
 }
 
 func (w *pieceWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		k := min(len(p), PieceSize-len(*w.buf))
+		k := min(len(p), piecesPerWrite*PieceSize-len(*w.buf))
 		*w.buf = append(*w.buf, p[:k]...)
 		p, written = p[k:], written+k
-		if len(*w.buf) == PieceSize {
+		if len(*w.buf) == piecesPerWrite*PieceSize {
 			if err := w.flush(); err != nil {
 				return written, err
 			}
@@ -300,19 +305,25 @@ func (w *pieceWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// flush stores the piece being filled, if it has any bytes.
+// flush stores the pieces being filled, if they have any bytes.
 func (w *pieceWriter) flush() error {
-	if len(*w.buf) == 0 {
+	b := *w.buf
+	if len(b) == 0 {
 		return nil
 	}
-	w.hash.Write(*w.buf)
-	if err := w.store.AppendPiece(w.ctx, w.id, w.seq, *w.buf); err != nil {
+	w.hash.Write(b)
+	var pieces [][]byte
+	for len(b) > 0 {
+		k := min(len(b), PieceSize)
+		pieces, b = append(pieces, b[:k]), b[k:]
+	}
+	if err := w.store.AppendPieces(w.ctx, w.id, w.seq, pieces); err != nil {
 		if w.ctx.Err() != nil {
 			return context.Cause(w.ctx)
 		}
 		return fmt.Errorf("records: store: %w", err)
 	}
-	w.seq++
+	w.seq += len(pieces)
 	*w.buf = (*w.buf)[:0]
 	return nil
 }

@@ -170,10 +170,10 @@ func (w *watchedReader) Read(p []byte) (int, error) {
 func TestPutStreamStoresAsItReads(t *testing.T) {
 	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
 		f := newFixture(t, db, records.Options{})
-		content := randomContent(t, 6<<20)
+		content := randomContent(t, 12<<20)
 		var during int64 = -1
 		var listed int
-		src := &watchedReader{r: bytes.NewReader(content), at: 4 << 20, check: func() {
+		src := &watchedReader{r: bytes.NewReader(content), at: 10 << 20, check: func() {
 			during = f.pieceRows(t)
 			list, err := f.vault.ListByPatient(t.Context(), "patient-123")
 			if err != nil {
@@ -185,8 +185,8 @@ func TestPutStreamStoresAsItReads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if during < 2 {
-			t.Errorf("%d pieces stored after 4 MiB of 6 were read, want at least 2", during)
+		if during < 4 {
+			t.Errorf("%d pieces stored after 10 MiB of 12 were read, want at least 4", during)
 		}
 		if listed != 0 {
 			t.Errorf("the record was listed during its upload")
@@ -215,7 +215,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 // no record row, no piece, no ledger entry.
 func TestPutStreamRefusals(t *testing.T) {
 	errBody := errors.New("client went away")
-	big := randomContent(t, 3<<20)
+	big := randomContent(t, 7<<20)
 	digest := sha256.Sum256(big)
 	wrongDigest := sha256.Sum256([]byte("something else"))
 	tests := []struct {
@@ -227,7 +227,7 @@ func TestPutStreamRefusals(t *testing.T) {
 		want    error
 	}{
 		{name: "empty", content: func() io.Reader { return bytes.NewReader(nil) }, want: records.ErrInvalid},
-		{name: "over the stream limit", opts: records.Options{MaxSize: 1 << 20, MaxStreamSize: 2 << 20}, content: func() io.Reader { return bytes.NewReader(big) }, want: records.ErrTooLarge},
+		{name: "over the stream limit", opts: records.Options{MaxSize: 1 << 20, MaxStreamSize: 6 << 20}, content: func() io.Reader { return bytes.NewReader(big) }, want: records.ErrTooLarge},
 		{name: "digest differs (pieces)", req: func() records.PutRequest { r := streamed(); r.ContentSHA256 = wrongDigest[:]; return r }, content: func() io.Reader { return bytes.NewReader(big) }, want: records.ErrInvalid},
 		{name: "digest differs (small)", req: func() records.PutRequest { r := streamed(); r.ContentSHA256 = digest[:]; return r }, content: func() io.Reader { return strings.NewReader("%PDF small") }, want: records.ErrInvalid},
 		{name: "digest of the wrong size", req: func() records.PutRequest { r := streamed(); r.ContentSHA256 = digest[:16]; return r }, content: func() io.Reader { return bytes.NewReader(big) }, want: records.ErrInvalid},
@@ -260,8 +260,8 @@ func TestPutStreamRefusals(t *testing.T) {
 					ctx = c
 					cancel := context.CancelFunc(nil)
 					ctx, cancel = context.WithCancel(c)
-					// Cancelled once 2 MiB were read: pieces are stored.
-					content = &watchedReader{r: bytes.NewReader(big), at: 2 << 20, check: cancel}
+					// Cancelled once 6 MiB were read: pieces are stored.
+					content = &watchedReader{r: bytes.NewReader(big), at: 6 << 20, check: cancel}
 				} else {
 					content = tc.content()
 				}
@@ -439,7 +439,7 @@ func streamedRecover(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := f.store.AppendPiece(ctx, id, 0, []byte("sealed bytes")); err != nil {
+			if err := f.store.AppendPieces(ctx, id, 0, [][]byte{[]byte("sealed bytes")}); err != nil {
 				t.Fatal(err)
 			}
 			return id

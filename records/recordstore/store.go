@@ -646,17 +646,25 @@ func rewrap(tx *gorm.DB, rs []records.Rewrapped, n *int) error {
 var pieceSQL = database.NewStatement(`SELECT p.data FROM "record_pieces" p JOIN "records" r ON r.id = p.record_id` +
 	` WHERE p.record_id = ? AND p.seq = ? AND r.pending = ? AND r.shredded = ?`)
 
-// AppendPiece implements records.PieceStore. The piece is stored only
-// while its record is pending and unfinished, in the same statement that
-// checks it.
-func (s *Store) AppendPiece(ctx context.Context, id string, seq int, data []byte) error {
-	res := s.db.WithContext(ctx).Exec(`INSERT INTO record_pieces (record_id, seq, data) SELECT ?, ?, ?`+
-		` WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND pending = ? AND commitment = '')`, id, seq, data, id, true)
-	if res.Error != nil {
-		return fmt.Errorf("recordstore: append piece %d: %w", seq, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("recordstore: append piece %d: %w", seq, records.ErrNotFound)
+// AppendPieces implements records.PieceStore. The pieces are stored
+// only while their record is pending and unfinished, checked by the
+// statement that stores each.
+func (s *Store) AppendPieces(ctx context.Context, id string, first int, data [][]byte) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for i, d := range data {
+			res := tx.Exec(`INSERT INTO record_pieces (record_id, seq, data) SELECT ?, ?, ?`+
+				` WHERE EXISTS (SELECT 1 FROM records WHERE id = ? AND pending = ? AND commitment = '')`, id, first+i, d, id, true)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				return records.ErrNotFound
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recordstore: append pieces %d-%d: %w", first, first+len(data)-1, err)
 	}
 	return nil
 }
