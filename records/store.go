@@ -114,10 +114,11 @@ type PieceStore interface {
 	// pending record whose pieces are all stored. ErrNotFound unless id
 	// is a pending record whose upload is not finished.
 	FinishPieces(ctx context.Context, id string, size int64, commitment string, pieces int) error
-	// Piece returns piece seq of the sealed content of a visible,
-	// unshredded record: a fresh copy. ErrNotFound if the record or the
-	// piece is not there (shredded since, say).
-	Piece(ctx context.Context, id string, seq int) ([]byte, error)
+	// Piece appends piece seq of the sealed content of a visible,
+	// unshredded record to dst (reusing its storage when it has the
+	// capacity) and returns it. ErrNotFound if the record or the piece is
+	// not there (shredded since, say).
+	Piece(ctx context.Context, id string, seq int, dst []byte) ([]byte, error)
 	// DeleteUnfinished deletes the pending records created before t whose
 	// upload never finished, with their pieces, and returns how many.
 	// (Their registration was never submitted: nothing can commit it.)

@@ -367,30 +367,31 @@ func (v *Vault) loadPieces(ctx context.Context, s Stored, n int) ([]byte, error)
 	size := SealedSize(FormatStream, int(s.Size))
 	out := make([]byte, 0, size)
 	for seq := range n {
-		p, err := ps.Piece(ctx, s.ID, seq)
+		var err error
+		out, err = ps.Piece(ctx, s.ID, seq, out)
 		if errors.Is(err, ErrNotFound) {
 			return nil, ErrNotFound // shredded since the metadata was read
 		}
 		if err != nil {
 			return nil, fmt.Errorf("records: read %s: %w", s.ID, err)
 		}
-		if len(out)+len(p) > size {
+		if len(out) > size {
 			return nil, fmt.Errorf("records: open %s: %w: the pieces are longer than the record", s.ID, ErrDecrypt)
 		}
-		out = append(out, p...)
 	}
 	return out, nil
 }
 
 // pieceReader reads the n pieces of a streamed record's envelope in
-// order, one in memory at a time.
+// order, one in memory at a time (in buf, reused).
 type pieceReader struct {
 	ctx   context.Context
 	store PieceStore
 	id    string
 	n     int
 	seq   int
-	cur   []byte
+	buf   []byte
+	cur   []byte // what is left of the piece in buf
 }
 
 func (r *pieceReader) Read(p []byte) (int, error) {
@@ -398,11 +399,11 @@ func (r *pieceReader) Read(p []byte) (int, error) {
 		if r.seq == r.n {
 			return 0, io.EOF
 		}
-		piece, err := r.store.Piece(r.ctx, r.id, r.seq)
+		piece, err := r.store.Piece(r.ctx, r.id, r.seq, r.buf[:0])
 		if err != nil {
 			return 0, err
 		}
-		r.cur = piece
+		r.buf, r.cur = piece, piece
 		r.seq++
 	}
 	k := copy(p, r.cur)

@@ -691,17 +691,29 @@ func (s *Store) FinishPieces(ctx context.Context, id string, size int64, commitm
 	return nil
 }
 
-// Piece implements records.PieceStore.
-func (s *Store) Piece(ctx context.Context, id string, seq int) ([]byte, error) {
-	var data []byte
-	err := pieceSQL.QueryRow(ctx, s.db, id, seq, false, false).Scan(&data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("recordstore: piece %d: %w", seq, records.ErrNotFound)
-	}
+// Piece implements records.PieceStore. The piece is copied once, from
+// the driver's buffer into dst.
+func (s *Store) Piece(ctx context.Context, id string, seq int, dst []byte) ([]byte, error) {
+	rows, err := pieceSQL.Query(ctx, s.db, id, seq, false, false)
 	if err != nil {
-		return nil, fmt.Errorf("recordstore: piece %d: %w", seq, err)
+		return dst, fmt.Errorf("recordstore: piece %d: %w", seq, err)
 	}
-	return data, nil
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return dst, fmt.Errorf("recordstore: piece %d: %w", seq, err)
+		}
+		return dst, fmt.Errorf("recordstore: piece %d: %w", seq, records.ErrNotFound)
+	}
+	var data sql.RawBytes
+	if err := rows.Scan(&data); err != nil {
+		return dst, fmt.Errorf("recordstore: piece %d: %w", seq, err)
+	}
+	dst = append(dst, data...)
+	if err := rows.Close(); err != nil {
+		return dst, fmt.Errorf("recordstore: piece %d: %w", seq, err)
+	}
+	return dst, nil
 }
 
 // DeleteUnfinished implements records.PieceStore. It also deletes the
