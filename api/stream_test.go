@@ -18,7 +18,9 @@ import (
 
 	"github.com/healthgw/healthgw/access"
 	"github.com/healthgw/healthgw/auth"
+	"github.com/healthgw/healthgw/client"
 	"github.com/healthgw/healthgw/consent"
+	"github.com/healthgw/healthgw/internal/openapitest"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
 )
@@ -662,3 +664,59 @@ func TestStreamsOutliveServerTimeouts(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestStreamRoutesDocumented: the streamed routes' exchanges are as the
+// OpenAPI document describes them.
+func TestStreamRoutesDocumented(t *testing.T) {
+	ts, _ := newKeyedServer(t)
+	srv := httptest.NewServer(ts.Handler())
+	t.Cleanup(srv.Close)
+	v, err := openapitest.New(t.Context(), OpenAPI(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &openapitest.Transport{Validator: v, Host: strings.TrimPrefix(srv.URL, "http://"), Report: func(err error) { t.Errorf("OpenAPI: %v", err) }}
+	c := client.New(srv.URL, &http.Client{Transport: tr})
+	content := []byte("%PDF-1.7 a small document")
+	sum := sha256.Sum256(content)
+	ts.vault.putStream = func(r records.PutRequest, body io.Reader) (records.Record, error) {
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			return records.Record{}, err
+		}
+		return records.Record{ID: recID, Commitment: "c0ffee", LedgerIndex: 3}, nil
+	}
+	meta := client.UploadMeta{Patient: "pat-1", Category: "labs", ResourceType: "DocumentReference", IdempotencyKey: "doc-1"}
+	if _, err := c.UploadRecord(t.Context(), "hosp-a", meta, "application/pdf", bytes.NewReader(content), sum[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UploadRecord(t.Context(), "hosp-a", meta, "application/pdf", bytes.NewReader(content), nil); err == nil {
+		t.Error("a keyed upload without a digest was taken")
+	}
+	ts.gate.readStream = func(r access.ReadRequest) (access.Result, error) {
+		if r.Purpose != consent.PurposeTreatment {
+			return access.Result{}, access.ErrNotFound
+		}
+		rec := labRecord
+		rec.ContentType, rec.Size = "application/pdf", int64(len(content))
+		return access.Result{Record: rec, Body: io.NopCloser(bytes.NewReader(content))}, nil
+	}
+	body, ct, size, err := c.ReadRecordContent(t.Context(), "hosp-b", recID, "TREAT", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(body)
+	body.Close()
+	if err != nil || !bytes.Equal(b, content) || ct != "application/pdf" || size != int64(len(content)) {
+		t.Errorf("read: %q %q %d %v", b, ct, size, err)
+	}
+	if _, _, _, err := c.ReadRecordContent(t.Context(), "hosp-b", recID, "HPAYMT", ""); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("deny: %v", err)
+	}
+	st, _, err := c.Raw(t.Context(), "GET", "/v1/records/"+recID+"/content?purpose=TREAT", "hosp-b", nil, "Accept", "application/jose")
+	if err != nil || st != http.StatusNotAcceptable {
+		t.Errorf("sealed: %d %v", st, err)
+	}
+	if tr.Checked() != 5 {
+		t.Errorf("%d exchanges checked, want 5", tr.Checked())
+	}
+}
