@@ -88,12 +88,11 @@ type streamingVault struct {
 	body *patterned // the request body, as the client sends it
 	// got is the last request, sum the SHA-256 and n the length of the
 	// content read; reads counts the Read calls.
-	got         records.PutRequest
-	sum         []byte
-	n           int64
-	reads       int
-	maxAhead    int64
-	contentType string
+	got      records.PutRequest
+	sum      []byte
+	n        int64
+	reads    int
+	maxAhead int64
 }
 
 const maxReadAhead = 64 << 10
