@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -535,6 +536,8 @@ func TestGetRecordInlineTooLarge(t *testing.T) {
 // with an error, not a complete 200; a large body streams whole.
 func TestGetRecordContentCut(t *testing.T) {
 	ts := newTestServer(t)
+	var logs lockedBuffer
+	ts.Server.log = slog.New(slog.NewJSONHandler(&logs, nil))
 	srv := httptest.NewServer(ts.Handler())
 	t.Cleanup(srv.Close)
 	const size = 4 << 20
@@ -565,6 +568,16 @@ func TestGetRecordContentCut(t *testing.T) {
 	}
 	if !body.isClosed() {
 		t.Error("the content stream was not closed")
+	}
+	// Said in the log, with the request and record and no content.
+	line := logs.String()
+	for _, want := range []string{`"level":"ERROR"`, `"msg":"record content stream cut"`, `"record_id":"` + recID + `"`, `"size":4194304`, "fails authentication", `"request_id":"` + resp.Header.Get("X-Request-ID") + `"`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("log %s lacks %s", line, want)
+		}
+	}
+	if strings.Contains(line, string(patternTail(1000, 50))) {
+		t.Errorf("log %s holds content", line)
 	}
 	body = nil
 	ts.gate.readStream = func(access.ReadRequest) (access.Result, error) {
@@ -718,4 +731,59 @@ func TestStreamRoutesDocumented(t *testing.T) {
 	if tr.Checked() != 5 {
 		t.Errorf("%d exchanges checked, want 5", tr.Checked())
 	}
+}
+
+type fakeObserver struct {
+	mu    sync.Mutex
+	bytes map[string]int64
+}
+
+func (o *fakeObserver) TokenFailure(string) {}
+
+func (o *fakeObserver) RecordBytes(direction string, n int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.bytes[direction] += n
+}
+
+// TestStreamRecordBytes: the streamed routes count the record bytes they
+// move, chunked uploads too.
+func TestStreamRecordBytes(t *testing.T) {
+	obs := &fakeObserver{bytes: map[string]int64{}}
+	ts := newTestServer(t, WithObserver(obs))
+	v := &streamingVault{t: t}
+	ts.vault.putStream = v.putStream
+	v.body = &patterned{n: 5000}
+	if rec := ts.upload("hosp-a", v.body, -1); rec.Code != http.StatusCreated {
+		t.Fatalf("upload: %d %s", rec.Code, rec.Body)
+	}
+	ts.gate.readStream = func(access.ReadRequest) (access.Result, error) {
+		rec := labRecord
+		rec.ContentType, rec.Size = "application/pdf", 300
+		return access.Result{Record: rec, Body: io.NopCloser(&patterned{n: 300})}, nil
+	}
+	if rec := ts.do("GET", "/v1/records/"+recID+"/content?purpose=TREAT", "hosp-b", nil); rec.Code != http.StatusOK {
+		t.Fatalf("read: %d", rec.Code)
+	}
+	if diff := cmp.Diff(map[string]int64{"in": 5000, "out": 300}, obs.bytes); diff != "" {
+		t.Errorf("record bytes (-want +got):\n%s", diff)
+	}
+}
+
+// lockedBuffer is a log sink written from the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
