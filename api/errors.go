@@ -76,6 +76,10 @@ var errorTable = []errorRule{
 	{target: consent.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "Not found."},
 	{target: ledger.ErrNotFound, status: http.StatusNotFound, code: "not_found", message: "No such entry or tree size."},
 
+	// Too large for an inline answer (a read that was permitted and
+	// logged): the content route serves it.
+	{target: records.ErrInlineTooLarge, status: http.StatusNotAcceptable, code: "too_large_inline", message: "This record is too large to answer inline: read its content with GET /v1/records/{id}/content."},
+
 	// Bad input.
 	{target: access.ErrInvalidJustification, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid break-glass reason.", public: true},
 	{target: access.ErrInvalidGrantee, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid grantee.", public: true},

@@ -43,7 +43,18 @@ type fakeVault struct {
 	shred func(holder, id string) (uint64, error)
 	// shredRetry, when nil, fails the test.
 	shredRetry func(holder, id string) (uint64, error)
+	// putStream, when nil, fails the test.
+	putStream func(r records.PutRequest, content io.Reader) (records.Record, error)
 }
+
+func (f *fakeVault) PutStream(_ context.Context, r records.PutRequest, content io.Reader) (records.Record, error) {
+	if f.putStream == nil {
+		f.t.Fatal("unexpected Vault.PutStream")
+	}
+	return f.putStream(r, content)
+}
+
+func (f *fakeVault) MaxStreamSize() int64 { return 16 << 20 }
 
 func (f *fakeVault) ShredRetry(_ context.Context, holder, id string) (uint64, error) {
 	if f.shredRetry == nil {
@@ -69,10 +80,12 @@ func (f *fakeVault) Shred(_ context.Context, holder, id string) (uint64, error) 
 func (f *fakeVault) MaxSize() int64 { return 1 << 20 }
 
 type fakeGate struct {
-	t        testing.TB
-	read     func(access.ReadRequest) (access.Result, error)
-	readable func(access.ListRequest) ([]records.Record, error)
-	locate   func(access.ListRequest) ([]records.Record, error)
+	t    testing.TB
+	read func(access.ReadRequest) (access.Result, error)
+	// readStream, when nil, fails the test.
+	readStream func(access.ReadRequest) (access.Result, error)
+	readable   func(access.ListRequest) ([]records.Record, error)
+	locate     func(access.ListRequest) ([]records.Record, error)
 }
 
 func (f *fakeGate) Read(_ context.Context, r access.ReadRequest) (access.Result, error) {
@@ -80,6 +93,13 @@ func (f *fakeGate) Read(_ context.Context, r access.ReadRequest) (access.Result,
 		f.t.Fatal("unexpected Gate.Read")
 	}
 	return f.read(r)
+}
+
+func (f *fakeGate) ReadStream(_ context.Context, r access.ReadRequest) (access.Result, error) {
+	if f.readStream == nil {
+		f.t.Fatal("unexpected Gate.ReadStream")
+	}
+	return f.readStream(r)
 }
 
 func (f *fakeGate) Readable(_ context.Context, r access.ListRequest) ([]records.Record, error) {

@@ -84,6 +84,27 @@ type locator func(c *gin.Context, id string) string
 // forgotten; anything else leaves the outcome unknown, and the key stays
 // for the retry that will find out.
 func (s *Server) idempotent(op string, newID func() string, loc locator) gin.HandlerFunc {
+	return s.keyed(op, newID, loc, bodyFingerprint)
+}
+
+// fingerprinter returns the fingerprint of a keyed request
+// (idempotency.Fingerprint); clientKey says whether the client sent the
+// key (else the gateway made it). An *Error refuses the request.
+type fingerprinter func(c *gin.Context, clientKey bool) ([32]byte, error)
+
+// bodyFingerprint covers the method, path, query and the whole body,
+// which it reads (after limitBody) and puts back for the handler.
+func bodyFingerprint(c *gin.Context, _ bool) ([32]byte, error) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return [32]byte{}, err // a *http.MaxBytesError is 413
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	return idempotency.Fingerprint(c.Request.Method, c.Request.URL.Path, c.Request.URL.RawQuery, body), nil
+}
+
+// keyed is idempotent with the request's fingerprint made by fp.
+func (s *Server) keyed(op string, newID func() string, loc locator, fp fingerprinter) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		c.Set(ctxIdemRoute, true)
 		vals := c.Request.Header.Values(HeaderIdempotencyKey)
@@ -100,23 +121,23 @@ func (s *Server) idempotent(op string, newID func() string, loc locator) gin.Han
 			s.fail(c, err)
 			return
 		}
-		if key == "" {
+		clientKey := key != ""
+		if !clientKey {
 			key = uuid.NewString()
 		}
 		c.Header(HeaderIdempotencyKey, sfString(key))
 		c.Set(ctxIdemKey, key)
-		body, err := io.ReadAll(c.Request.Body)
+		fingerprint, err := fp(c, clientKey)
 		if err != nil {
-			s.fail(c, err) // a *http.MaxBytesError is 413
+			s.fail(c, err)
 			return
 		}
-		c.Request.Body = io.NopCloser(bytes.NewReader(body))
 		ctx := c.Request.Context()
 		claim, err := s.idem.Begin(ctx, idempotency.Request{
 			Scope:       s.idempotencyScope(principal(c)),
 			Key:         key,
 			Operation:   op,
-			Fingerprint: idempotency.Fingerprint(c.Request.Method, c.Request.URL.Path, c.Request.URL.RawQuery, body),
+			Fingerprint: fingerprint,
 			NewID:       newID,
 		})
 		var inProgress *idempotency.InProgressError
@@ -285,6 +306,10 @@ func (w *capturingWriter) keep(n int, b func()) {
 	}
 	b()
 }
+
+// Unwrap returns the underlying writer (http.ResponseController: a
+// streamed upload extends its read deadline through it).
+func (w *capturingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (w *capturingWriter) Write(b []byte) (int, error) {
 	w.keep(len(b), func() { w.body.Write(b) })

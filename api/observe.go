@@ -35,6 +35,19 @@ func (s *Server) observeMiddleware(c *gin.Context) {
 		if c.Writer.Status() == http.StatusCreated && c.Request.ContentLength > 0 {
 			s.observer.RecordBytes("in", c.Request.ContentLength)
 		}
+	case route == "/v1/records/upload" && c.Request.Method == http.MethodPost:
+		c.Next()
+		if c.Writer.Status() == http.StatusCreated {
+			if n := c.GetInt64(ctxUploadBytes); n > 0 {
+				s.observer.RecordBytes("in", n)
+			}
+		}
+	case route == "/v1/records/:id/content" && c.Request.Method == http.MethodGet:
+		// A stream cut short panics (http.ErrAbortHandler) past this.
+		c.Next()
+		if c.Writer.Status() == http.StatusOK {
+			s.observer.RecordBytes("out", int64(c.Writer.Size()))
+		}
 	case route == "/v1/records/:id" && c.Request.Method == http.MethodGet:
 		c.Next()
 		if c.Writer.Status() == http.StatusOK {

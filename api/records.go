@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -50,11 +51,18 @@ type Vault interface {
 	Shred(ctx context.Context, holder, id string) (uint64, error)
 	ShredRetry(ctx context.Context, holder, id string) (uint64, error)
 	MaxSize() int64
+	// PutStream is Put of content read as it arrives (POST
+	// /v1/records/upload), up to MaxStreamSize bytes.
+	PutStream(ctx context.Context, r records.PutRequest, content io.Reader) (records.Record, error)
+	MaxStreamSize() int64
 }
 
 // Gate is the consent-gated read and listing (access.Service).
 type Gate interface {
 	Read(ctx context.Context, req access.ReadRequest) (access.Result, error)
+	// ReadStream is Read with the content as a reader (Result.Body,
+	// which the caller closes).
+	ReadStream(ctx context.Context, req access.ReadRequest) (access.Result, error)
 	Readable(ctx context.Context, req access.ListRequest) ([]records.Record, error)
 	// Locate is Readable across the holders whose registrations this
 	// gateway opened (another gateway's locator asks it).
@@ -79,7 +87,12 @@ func (s *Server) MountRecords(v Vault, gate Gate, keys EncryptionKeys) {
 	g := s.engine.Group("/v1", s.authenticate)
 	g.POST("/records", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(records.MaxBodySize(v.MaxSize())),
 		s.idempotent("POST /v1/records", uuid.NewString, func(_ *gin.Context, id string) string { return "/v1/records/" + id }), s.postRecord)
+	// A streamed upload: the body is the content, never held whole; its
+	// key's fingerprint covers the headers and the Content-Digest.
+	g.POST("/records/upload", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(v.MaxStreamSize()), s.uploadHeaders,
+		s.keyed("POST /v1/records/upload", uuid.NewString, func(_ *gin.Context, id string) string { return "/v1/records/" + id }, uploadFingerprint), s.uploadRecord)
 	g.GET("/records/:id", s.requireRecordReader, s.getRecord)
+	g.GET("/records/:id/content", s.requireRecordReader, s.getRecordContent)
 	g.DELETE("/records/:id", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(s.cfg.MaxJSONBody),
 		s.idempotent("DELETE /v1/records/{id}", nil, func(c *gin.Context, _ string) string { return "/v1/records/" + c.Param("id") }), s.deleteRecord)
 	g.GET("/patients/:patient/records", s.requireRecordReader, s.listPatientRecords)

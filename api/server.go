@@ -49,6 +49,11 @@ type Config struct {
 	BaseURL string
 	// MaxJSONBody bounds JSON bodies (default DefaultMaxJSONBody).
 	MaxJSONBody int64
+	// StreamIdleTimeout is how long a streamed upload or download may go
+	// without moving a byte (default DefaultStreamIdleTimeout). While it
+	// moves, each read or write pushes the connection's deadline this far
+	// ahead, past the server's whole-request ReadTimeout and WriteTimeout.
+	StreamIdleTimeout time.Duration
 }
 
 // Server is the HTTP API. Build it with New; serve Handler().
@@ -107,6 +112,9 @@ func (s *Server) now() time.Time { return (*s.clock.Load())() }
 func New(cfg Config, logger *slog.Logger, authn Authenticator, opts ...Option) *Server {
 	if cfg.MaxJSONBody <= 0 {
 		cfg.MaxJSONBody = DefaultMaxJSONBody
+	}
+	if cfg.StreamIdleTimeout <= 0 {
+		cfg.StreamIdleTimeout = DefaultStreamIdleTimeout
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

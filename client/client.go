@@ -84,11 +84,7 @@ func (c *Client) Do(ctx context.Context, method, path, token string, body any, w
 		return err
 	}
 	if status != want {
-		se := &StatusError{Method: method, Path: path, Status: status}
-		if json.Unmarshal(b, &se.Body) != nil || se.Body.Error == "" {
-			se.Raw = truncate(string(b), 300)
-		}
-		return se
+		return statusError(method, path, status, b)
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

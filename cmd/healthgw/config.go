@@ -17,6 +17,7 @@ import (
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/ledger/witness"
 	"github.com/healthgw/healthgw/ratelimit"
+	"github.com/healthgw/healthgw/records"
 )
 
 // serveConfig is everything `healthgw serve` reads from flags, HEALTHGW_*
@@ -55,6 +56,10 @@ type serveConfig struct {
 	ConsoleRedirect     string // default <base>/console/callback
 	ConsoleOrg          string // the regulator org the console's staff act for
 	MaxRecord           int64  // largest record accepted, bytes
+	// MaxStreamRecord is the largest record a streamed upload (POST
+	// /v1/records/upload) accepts, bytes (default 1 GiB); at least
+	// MaxRecord.
+	MaxStreamRecord int64
 	// AuditMaxLag is the backlog of unapplied ledger entries an
 	// access-log or audit query waits for; beyond it the query answers
 	// 503 catching_up while the follower catches up (default
@@ -81,15 +86,19 @@ type serveConfig struct {
 	TrustedProxies prefixList
 }
 
+// maxStreamRecord bounds --max-stream-record-bytes (1 TiB).
+const maxStreamRecord = 1 << 40
+
 func defaultServeConfig() serveConfig {
 	return serveConfig{
-		Addr:        "127.0.0.1:8080",
-		DataDir:     "data",
-		Ledger:      "gormlog",
-		DevIdP:      true,
-		ZKDevSetup:  true,
-		MaxRecord:   16 << 20,
-		AuditMaxLag: access.DefaultMaxQueryLag,
+		Addr:            "127.0.0.1:8080",
+		DataDir:         "data",
+		Ledger:          "gormlog",
+		DevIdP:          true,
+		ZKDevSetup:      true,
+		MaxRecord:       16 << 20,
+		MaxStreamRecord: records.DefaultMaxStreamSize,
+		AuditMaxLag:     access.DefaultMaxQueryLag,
 		// The consortium's kept envelopes of unknown-outcome writes.
 		CometUnsettled: ledger.DefaultUnsettled,
 		BreakGlass:     "hospital",
@@ -124,7 +133,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConsoleClientSecret, "console-client-secret", c.ConsoleClientSecret, "regulator console: OIDC client secret (prefer HEALTHGW_CONSOLE_CLIENT_SECRET)")
 	fs.StringVar(&c.ConsoleRedirect, "console-redirect-url", c.ConsoleRedirect, "regulator console: OIDC redirect URL (default <base-url>/console/callback)")
 	fs.StringVar(&c.ConsoleOrg, "console-org", c.ConsoleOrg, "regulator console: the registered regulator org its staff act for (required with --console-issuer)")
-	fs.Int64Var(&c.MaxRecord, "max-record-bytes", c.MaxRecord, "largest record accepted")
+	fs.Int64Var(&c.MaxRecord, "max-record-bytes", c.MaxRecord, "largest record accepted, and the largest a JSON read (GET /v1/records/{id}) answers inline")
+	fs.Int64Var(&c.MaxStreamRecord, "max-stream-record-bytes", c.MaxStreamRecord, "largest record a streamed upload (POST /v1/records/upload) accepts; at least --max-record-bytes")
 	fs.Uint64Var(&c.AuditMaxLag, "audit-max-lag", c.AuditMaxLag, "ledger entries not yet in the access log that an access-log or audit query waits for; beyond, it answers 503 catching_up (Retry-After) instead of an incomplete log")
 	fs.StringVar(&c.BreakGlass, "break-glass-kinds", c.BreakGlass, "org kinds allowed emergency access without consent (comma-separated, empty for none)")
 	fs.StringVar(&c.ZKKeys, "zk-keys", c.ZKKeys, "directory of Groth16 keys (default <data>/zk)")
@@ -197,6 +207,9 @@ func (c *serveConfig) finish() error {
 	}
 	if c.MaxRecord <= 0 || c.MaxRecord > 1<<30 {
 		return fmt.Errorf("--max-record-bytes must be between 1 and 1 GiB")
+	}
+	if c.MaxStreamRecord < c.MaxRecord || c.MaxStreamRecord > maxStreamRecord {
+		return fmt.Errorf("--max-stream-record-bytes must be between --max-record-bytes (%d) and 1 TiB", c.MaxRecord)
 	}
 	if (c.PatientIss == "") != (c.PatientJWKS == "") {
 		return fmt.Errorf("--patient-issuer and --patient-jwks go together")

@@ -32,7 +32,7 @@ shutdown-timeout = "7s"
 			t.Fatal(err)
 		}
 		if cfg.Addr != "127.0.0.1:8080" || cfg.BaseURL != "http://127.0.0.1:8080" || cfg.DB != filepath.Join("data", "healthgw.db") ||
-			cfg.Ledger != "gormlog" || !cfg.DevIdP || cfg.MaxRecord != 16<<20 {
+			cfg.Ledger != "gormlog" || !cfg.DevIdP || cfg.MaxRecord != 16<<20 || cfg.MaxStreamRecord != 1<<30 {
 			t.Errorf("defaults: %+v", cfg)
 		}
 	})
@@ -88,6 +88,9 @@ shutdown-timeout = "7s"
 		{"comet without a home", nil, []string{"--ledger", "comet"}, "--comet-home"},
 		{"no kept writes", nil, []string{"--comet-unsettled-limit", "0"}, "--comet-unsettled-limit"},
 		{"record limit too large", nil, []string{"--max-record-bytes", "9999999999"}, "--max-record-bytes"},
+		{"stream limit below the record limit", nil, []string{"--max-record-bytes", "1048576", "--max-stream-record-bytes", "1048575"}, "--max-stream-record-bytes"},
+		{"stream limit too large", nil, []string{"--max-stream-record-bytes", "1099511627777"}, "--max-stream-record-bytes"},
+		{"stream limit zero", map[string]string{"HEALTHGW_MAX_STREAM_RECORD_BYTES": "0"}, nil, "--max-stream-record-bytes"},
 		{"no patient IdP at all", nil, []string{"--dev-idp=false"}, "identity provider"},
 		{"issuer without JWKS", nil, []string{"--patient-issuer", "https://idp.example"}, "go together"},
 		{"unknown break-glass kind", nil, []string{"--break-glass-kinds", "janitor"}, "--break-glass-kinds"},

@@ -334,10 +334,11 @@ func (g *gateway) open(ctx context.Context, e *env) (err error) {
 	// its pending record is never deleted.
 	head, _ := g.store.(access.Head)
 	g.vault = records.NewVault(recStore, newKeystore(e, cfg.DataDir, true), ops.appender(g.ledger), g.pseud, records.Options{
-		MaxSize:     cfg.MaxRecord,
-		Sync:        headSync{head: head, log: g.ledger, follower: g.follower, timeout: access.DefaultHeadTimeout},
-		LateCommits: cfg.Ledger == "comet",
-		Logger:      logger,
+		MaxSize:       cfg.MaxRecord,
+		MaxStreamSize: cfg.MaxStreamRecord,
+		Sync:          headSync{head: head, log: g.ledger, follower: g.follower, timeout: access.DefaultHeadTimeout},
+		LateCommits:   cfg.Ledger == "comet",
+		Logger:        logger,
 	})
 	if st, err := g.vault.Recover(ctx); err != nil {
 		return fmt.Errorf("recover record vault: %w", err)

@@ -63,10 +63,16 @@ func envAlias(e *env, fs *flag.FlagSet, name, key string) error {
 // witnesses.
 const witnessInterval = time.Second
 
-// HTTP server limits.
+// HTTP server limits. ReadTimeout and WriteTimeout bound a whole request
+// and its answer: a JSON upload of 16 MiB on a slow link. The streamed
+// record routes (POST /v1/records/upload, GET /v1/records/{id}/content)
+// outlive them while they move: each read or write there pushes the
+// connection's deadline api.DefaultStreamIdleTimeout ahead (see
+// api.Config.StreamIdleTimeout), so an upload of a gigabyte is cut only
+// if it stalls.
 const (
 	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 60 * time.Second // a 16 MiB upload on a slow link
+	readTimeout       = 60 * time.Second
 	writeTimeout      = 60 * time.Second
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 32 << 10
