@@ -88,6 +88,7 @@ var errorTable = []errorRule{
 	{target: consent.ErrInvalidFilter, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid filter.", public: true},
 	{target: records.ErrInvalid, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid record.", public: true},
 	{target: ledger.ErrInvalidRange, status: http.StatusBadRequest, code: "invalid_request", message: "Invalid index or tree size."},
+	{target: records.ErrUploadTimeout, status: http.StatusRequestTimeout, code: "upload_timeout", message: "The upload took too long; nothing of it was kept.", public: true},
 	{target: records.ErrTooLarge, status: http.StatusRequestEntityTooLarge, code: "too_large", message: "The record is too large.", public: true},
 	{target: records.ErrNoEncryptionKey, status: http.StatusNotAcceptable, code: "not_acceptable", message: "No encryption key (use \"enc\") is registered for this organisation."},
 

@@ -84,7 +84,7 @@ type locator func(c *gin.Context, id string) string
 // forgotten; anything else leaves the outcome unknown, and the key stays
 // for the retry that will find out.
 func (s *Server) idempotent(op string, newID func() string, loc locator) gin.HandlerFunc {
-	return s.keyed(op, newID, loc, bodyFingerprint)
+	return s.keyed(op, newID, loc, bodyFingerprint, 0)
 }
 
 // fingerprinter returns the fingerprint of a keyed request
@@ -103,8 +103,15 @@ func bodyFingerprint(c *gin.Context, _ bool) ([32]byte, error) {
 	return idempotency.Fingerprint(c.Request.Method, c.Request.URL.Path, c.Request.URL.RawQuery, body), nil
 }
 
-// keyed is idempotent with the request's fingerprint made by fp.
-func (s *Server) keyed(op string, newID func() string, loc locator, fp fingerprinter) gin.HandlerFunc {
+// DefaultUploadLease is the lease of a keyed streamed upload's attempt
+// (idempotency.Request.Lease): longer than records.DefaultPendingTimeout,
+// which bounds the upload itself. The attempt must end within three
+// quarters of it (see keyed).
+const DefaultUploadLease = 20 * time.Minute
+
+// keyed is idempotent with the request's fingerprint made by fp, and an
+// attempt's lease of at least lease (0: the key store's).
+func (s *Server) keyed(op string, newID func() string, loc locator, fp fingerprinter, lease time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		c.Set(ctxIdemRoute, true)
 		vals := c.Request.Header.Values(HeaderIdempotencyKey)
@@ -139,6 +146,7 @@ func (s *Server) keyed(op string, newID func() string, loc locator, fp fingerpri
 			Operation:   op,
 			Fingerprint: fingerprint,
 			NewID:       newID,
+			Lease:       lease,
 		})
 		var inProgress *idempotency.InProgressError
 		switch {

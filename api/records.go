@@ -90,7 +90,7 @@ func (s *Server) MountRecords(v Vault, gate Gate, keys EncryptionKeys) {
 	// A streamed upload: the body is the content, never held whole; its
 	// key's fingerprint covers the headers and the Content-Digest.
 	g.POST("/records/upload", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(v.MaxStreamSize()), s.uploadHeaders,
-		s.keyed("POST /v1/records/upload", uuid.NewString, func(_ *gin.Context, id string) string { return "/v1/records/" + id }, uploadFingerprint), s.uploadRecord)
+		s.keyed("POST /v1/records/upload", uuid.NewString, func(_ *gin.Context, id string) string { return "/v1/records/" + id }, uploadFingerprint, DefaultUploadLease), s.uploadRecord)
 	g.GET("/records/:id", s.requireRecordReader, s.getRecord)
 	g.GET("/records/:id/content", s.requireRecordReader, s.getRecordContent)
 	g.DELETE("/records/:id", s.requireOrg(auth.ScopeRecordsWrite, auth.KindHospital), s.limitBody(s.cfg.MaxJSONBody),

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -294,17 +295,24 @@ func TestIdempotentStreamedUpload(t *testing.T) {
 	const size = 1 << 20
 	sum := patternSHA256(t, size)
 	var ids []string
+	hdr := []string{HeaderIdempotencyKey, `"up-key"`, HeaderContentDigest, digestHeader(sum)}
 	ts.vault.putStream = func(r records.PutRequest, content io.Reader) (records.Record, error) {
 		ids = append(ids, r.ID)
 		if _, err := io.Copy(io.Discard, content); err != nil {
 			return records.Record{}, err
 		}
 		if len(ids) == 1 {
+			// The attempt holds an upload's lease, longer than the
+			// vault's bound on an upload: a repeat meanwhile waits.
+			rec := ts.upload("hosp-a", &patterned{n: size}, size, hdr...)
+			after, _ := strconv.Atoi(rec.Header().Get("Retry-After"))
+			if rec.Code != http.StatusConflict || time.Duration(after)*time.Second < records.DefaultPendingTimeout {
+				t.Errorf("a repeat during the attempt: %d, Retry-After %q; want 409 for longer than %v", rec.Code, rec.Header().Get("Retry-After"), records.DefaultPendingTimeout)
+			}
 			return records.Record{}, fmt.Errorf("records: register on ledger (outcome unknown): %w", ledger.ErrUnavailable)
 		}
 		return records.Record{ID: r.ID, Commitment: "c0ffee", LedgerIndex: 9}, nil
 	}
-	hdr := []string{HeaderIdempotencyKey, `"up-key"`, HeaderContentDigest, digestHeader(sum)}
 	rec := ts.upload("hosp-a", &patterned{n: size}, size, hdr...)
 	if e := errorOf(t, rec); rec.Code != http.StatusServiceUnavailable || e.Outcome != "unknown" || e.IdempotencyKey != "up-key" || e.Location != "/v1/records/"+ids[0] {
 		t.Fatalf("first attempt: %d %+v", rec.Code, e)

@@ -86,6 +86,11 @@ type Request struct {
 	// (nil: the write creates nothing with an ID of its own, such as a
 	// revocation of a consent named in the path).
 	NewID func() string
+	// Lease is how long this attempt's lease lasts, for a write that
+	// may take longer than the store's lease (a streamed upload); a
+	// shorter one, or 0, is the store's. A retry cannot start before the
+	// lease ends unless the attempt settles first.
+	Lease time.Duration
 }
 
 // Response is a done write's result, replayed to later attempts.

@@ -114,10 +114,11 @@ func (s *Store) Begin(ctx context.Context, r idempotency.Request) (idempotency.C
 		return idempotency.Claim{}, err
 	}
 	keyHash, fp := idempotency.HashKey(r.Key), hex.EncodeToString(r.Fingerprint[:])
+	leaseFor := max(s.opts.Lease, r.Lease)
 	db := s.db.WithContext(ctx)
 	for range maxBeginRounds {
 		now := s.now()
-		until := now.Add(s.opts.Lease)
+		until := now.Add(leaseFor)
 		fresh := row{
 			Scope: r.Scope, KeyHash: keyHash, Operation: r.Operation, Fingerprint: fp,
 			Attempts: 1, LeaseOwner: lease, LeaseUntil: until.UnixNano(), FirstAt: now.UnixNano(),
@@ -130,7 +131,7 @@ func (s *Store) Begin(ctx context.Context, r idempotency.Request) (idempotency.C
 			return idempotency.Claim{}, fmt.Errorf("idempotency: store key: %w", res.Error)
 		}
 		if res.RowsAffected == 1 {
-			return idempotency.Claim{Scope: r.Scope, KeyHash: keyHash, ResourceID: fresh.ResourceID, Attempt: 1, Started: now, Until: until, For: s.opts.Lease, Lease: lease}, nil
+			return idempotency.Claim{Scope: r.Scope, KeyHash: keyHash, ResourceID: fresh.ResourceID, Attempt: 1, Started: now, Until: until, For: leaseFor, Lease: lease}, nil
 		}
 		var cur row
 		err := db.Where("scope = ? AND key_hash = ?", r.Scope, keyHash).Take(&cur).Error
@@ -159,7 +160,7 @@ func (s *Store) Begin(ctx context.Context, r idempotency.Request) (idempotency.C
 			return idempotency.Claim{}, fmt.Errorf("idempotency: take lease: %w", res.Error)
 		}
 		if res.RowsAffected == 1 {
-			claim.Attempt, claim.Until, claim.For, claim.Lease = cur.Attempts+1, until, s.opts.Lease, lease
+			claim.Attempt, claim.Until, claim.For, claim.Lease = cur.Attempts+1, until, leaseFor, lease
 			return claim, nil
 		}
 		// Another attempt took the lease or finished: look again.

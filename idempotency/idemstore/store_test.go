@@ -182,6 +182,41 @@ func TestLeaseExpiry(t *testing.T) {
 	})
 }
 
+// TestRequestLease: a request may ask for a longer lease than the
+// store's (a streamed upload), never a shorter one; a retry's lease is
+// the one its request asks for.
+func TestRequestLease(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		c := &clock{now: t0}
+		s := open(t, db, c) // a minute's lease
+		var ids atomic.Int64
+		long := request("long", "{}", &ids)
+		long.Lease = 10 * time.Minute
+		first, err := s.Begin(t.Context(), long)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first.For != 10*time.Minute || !first.Until.Equal(t0.Add(10*time.Minute)) {
+			t.Errorf("lease %v until %v, want 10m", first.For, first.Until)
+		}
+		c.add(9 * time.Minute)
+		var busy *idempotency.InProgressError
+		if _, err := s.Begin(t.Context(), long); !errors.As(err, &busy) || busy.RetryAfter != time.Minute {
+			t.Fatalf("9 minutes in: %v, want in progress for another minute", err)
+		}
+		c.add(time.Minute)
+		retry, err := s.Begin(t.Context(), long)
+		if err != nil || !retry.Retry() || retry.For != 10*time.Minute {
+			t.Fatalf("after the lease: %+v, %v", retry, err)
+		}
+		short := request("short", "{}", &ids)
+		short.Lease = time.Second
+		if cl, err := s.Begin(t.Context(), short); err != nil || cl.For != time.Minute {
+			t.Errorf("a shorter lease asked for: %+v, %v; want the store's minute", cl, err)
+		}
+	})
+}
+
 // TestForget: a key whose attempt failed without effect is deleted, so
 // the client may use it for a corrected request.
 func TestForget(t *testing.T) {
