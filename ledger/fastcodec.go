@@ -247,9 +247,10 @@ func decodeLeafFast(b []byte) (Leaf, bool) {
 	return l, true
 }
 
-// appendStatement appends the canonical encoding of a validated
-// statement whose body encodes to body.
-func appendStatement(dst []byte, st Statement, body []byte) []byte {
+// appendStatementHead appends the canonical encoding of a validated
+// statement up to its body: the body's encoding and a closing brace
+// follow.
+func appendStatementHead(dst []byte, st Statement) []byte {
 	dst = append(dst, `{"type":"`...)
 	dst = append(dst, st.Type...)
 	dst = append(dst, `","v":`...)
@@ -260,13 +261,12 @@ func appendStatement(dst []byte, st Statement, body []byte) []byte {
 	dst = append(dst, st.Org...)
 	dst = append(dst, `","salt":"`...)
 	dst = base64.RawURLEncoding.AppendEncode(dst, st.Salt[:])
-	dst = append(dst, `","body":`...)
-	dst = append(dst, body...)
-	return append(dst, '}')
+	return append(dst, `","body":`...)
 }
 
 // decodeStatementFast reads a statement in its canonical layout: the
-// fixed members directly, the body (free text, any JSON) with
+// fixed members directly, the body directly when it is of a fast type in
+// the layout appendBodyFast writes (decodeBodyFast), otherwise with
 // encoding/json as the slow path does, once.
 func decodeStatementFast(b []byte) (Statement, bool) {
 	c := newCursor(b)
@@ -284,12 +284,17 @@ func decodeStatementFast(b []byte) (Statement, bool) {
 	if !c.ok || len(b) == 0 || b[len(b)-1] != '}' || c.i >= len(b)-1 {
 		return Statement{}, false
 	}
-	body := bodyForV2(st.Type)
-	if body == nil || !b64Exact(salt, st.Salt[:]) {
+	if !b64Exact(salt, st.Salt[:]) {
 		return Statement{}, false
 	}
-	if err := strictUnmarshal(b[c.i:len(b)-1], body); err != nil {
-		return Statement{}, false
+	body, ok := decodeBodyFast(st.Type, b[c.i:len(b)-1])
+	if !ok {
+		if body = bodyForV2(st.Type); body == nil {
+			return Statement{}, false
+		}
+		if err := strictUnmarshal(b[c.i:len(b)-1], body); err != nil {
+			return Statement{}, false
+		}
 	}
 	st.Body = body
 	again, err := EncodeStatement(st)

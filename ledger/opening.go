@@ -223,8 +223,8 @@ func encodeOpening(o Opening) ([]byte, error) {
 		}
 	}
 	// The members as encoding/json writes wireOpening: the statement is
-	// canonical (compact JSON, copied as is), the free text quoted by
-	// encoding/json.
+	// canonical (compact JSON, copied as is), the free text quoted as
+	// encoding/json quotes it (appendJSONString).
 	b := make([]byte, 0, len(o.Statement)+64+len(o.Subject))
 	b = append(b, `{"statement":`...)
 	b = append(b, o.Statement...)
@@ -236,24 +236,21 @@ func encodeOpening(o Opening) ([]byte, error) {
 		b = append(b, `,"attestations":`...)
 		b = append(b, a...)
 	}
+	var err error
 	if j := o.Justification; j != nil {
-		r, err := marshalCompact(j.Reason)
-		if err != nil {
-			return nil, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
-		}
 		b = append(b, `,"justification":{"salt":"`...)
 		b = base64.RawURLEncoding.AppendEncode(b, j.Salt[:])
 		b = append(b, `","reason":`...)
-		b = append(b, r...)
+		if b, err = appendJSONString(b, j.Reason); err != nil {
+			return nil, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
+		}
 		b = append(b, '}')
 	}
 	if o.Subject != "" {
-		sj, err := marshalCompact(o.Subject)
-		if err != nil {
+		b = append(b, `,"subject":`...)
+		if b, err = appendJSONString(b, o.Subject); err != nil {
 			return nil, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
 		}
-		b = append(b, `,"subject":`...)
-		b = append(b, sj...)
 	}
 	b = append(b, '}')
 	if len(b) > MaxOpeningSize {

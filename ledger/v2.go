@@ -230,14 +230,21 @@ func EncodeStatement(st Statement) ([]byte, error) {
 }
 
 // encodeStatement is EncodeStatement for a statement already validated.
-// The members around the body are written directly (appendStatement):
+// The members around the body are written directly (appendStatementHead),
+// and the body too when it is of a fast type (appendBodyFast):
 // validated, none needs escaping.
 func encodeStatement(st Statement) ([]byte, error) {
-	body, err := marshalCompact(st.Body)
-	if err != nil {
-		return nil, fmt.Errorf("%w: body: %v", ErrMalformed, err)
+	var b []byte
+	head := appendStatementHead(make([]byte, 0, 512+len(st.Author)+len(st.Org)), st)
+	if fb, ok := appendBodyFast(head, st.Body); ok {
+		b = append(fb, '}')
+	} else {
+		body, err := marshalCompact(st.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: body: %v", ErrMalformed, err)
+		}
+		b = append(append(head, body...), '}')
 	}
-	b := appendStatement(make([]byte, 0, len(body)+128+len(st.Author)+len(st.Org)), st, body)
 	if len(b) > MaxStatementSize {
 		return nil, fmt.Errorf("%w: statement of %d bytes", ErrTooLarge, len(b))
 	}
