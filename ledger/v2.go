@@ -234,21 +234,28 @@ func EncodeStatement(st Statement) ([]byte, error) {
 // and the body too when it is of a fast type (appendBodyFast):
 // validated, none needs escaping.
 func encodeStatement(st Statement) ([]byte, error) {
-	var b []byte
+	b, _, err := encodeStatementFast(st)
+	return b, err
+}
+
+// encodeStatementFast is encodeStatement, and reports whether the body
+// was written by appendBodyFast (fast): then decodeBodyFast reads the
+// same body back from it.
+func encodeStatementFast(st Statement) (b []byte, fast bool, err error) {
 	head := appendStatementHead(make([]byte, 0, 512+len(st.Author)+len(st.Org)), st)
 	if fb, ok := appendBodyFast(head, st.Body); ok {
-		b = append(fb, '}')
+		b, fast = append(fb, '}'), true
 	} else {
 		body, err := marshalCompact(st.Body)
 		if err != nil {
-			return nil, fmt.Errorf("%w: body: %v", ErrMalformed, err)
+			return nil, false, fmt.Errorf("%w: body: %v", ErrMalformed, err)
 		}
 		b = append(append(head, body...), '}')
 	}
 	if len(b) > MaxStatementSize {
-		return nil, fmt.Errorf("%w: statement of %d bytes", ErrTooLarge, len(b))
+		return nil, false, fmt.Errorf("%w: statement of %d bytes", ErrTooLarge, len(b))
 	}
-	return b, nil
+	return b, fast, nil
 }
 
 // DecodeStatement parses a statement's canonical encoding. It rejects
