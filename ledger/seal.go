@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwe"
@@ -240,10 +241,19 @@ func padOpening(t Type, plain []byte) []byte {
 	if t != TypeAccessDecided {
 		return plain
 	}
-	for len(plain) < accessOpeningSize {
-		plain = append(plain, ' ')
+	return appendSpaces(plain, accessOpeningSize-len(plain))
+}
+
+// appendSpaces appends n spaces to b (none if n <= 0), growing it once.
+func appendSpaces(b []byte, n int) []byte {
+	if n <= 0 {
+		return b
 	}
-	return plain
+	b = slices.Grow(b, n)
+	for range n {
+		b = append(b, ' ')
+	}
+	return b
 }
 
 // sealPlain pads the encoded opening plain (the caller's: it is appended
@@ -252,9 +262,7 @@ func padOpening(t Type, plain []byte) []byte {
 // is not nil (SelfKEK), and dummies dummy slots.
 func sealPlain(plain []byte, commitment Digest, keys []*ecdh.PublicKey, self []byte, dummies int) ([]byte, error) {
 	if r := len(plain) % sealPadBlock; r != 0 {
-		for range sealPadBlock - r {
-			plain = append(plain, ' ')
-		}
+		plain = appendSpaces(plain, sealPadBlock-r)
 	}
 	sealed, err := encryptJWE(plain, commitment[:], keys, self, dummies)
 	if err != nil {
