@@ -93,6 +93,31 @@ func (c *cursor) b64() []byte {
 	return nil
 }
 
+// text consumes a value up to its closing quote and returns it,
+// unchecked: the caller checks it (a long base64url value, with
+// validB64 and noLineBreaks).
+func (c *cursor) text() []byte {
+	if !c.ok {
+		return nil
+	}
+	j := bytes.IndexByte(c.b[c.i:], '"')
+	if j < 0 {
+		c.ok = false
+		return nil
+	}
+	s := c.b[c.i : c.i+j]
+	c.i += j
+	return s
+}
+
+// noLineBreaks reports whether text holds no CR or LF, the only
+// characters outside the alphabet the base64 decoder skips instead of
+// refusing: with validB64, text is in the base64url alphabet (as b64
+// checks).
+func noLineBreaks(text []byte) bool {
+	return bytes.IndexByte(text, '\n') < 0 && bytes.IndexByte(text, '\r') < 0
+}
+
 func (c *cursor) end() bool { return c.ok && c.i == len(c.b) }
 
 func isB64URL(ch byte) bool { return b64URLChars[ch] }
@@ -325,7 +350,7 @@ func parseSealedFast(sealed []byte) (Digest, bool) {
 	c.lit(`{"aad":"`)
 	aad := c.b64()
 	c.lit(`","ciphertext":"`)
-	ct := c.b64()
+	ct := c.text() // checked below: validB64, noLineBreaks
 	flat := c.has(`","encrypted_key":"`)
 	var ek []byte
 	if flat {
@@ -406,7 +431,7 @@ func parseSealedFast(sealed []byte) (Digest, bool) {
 	if !b64Exact(iv, ivb[:]) || !b64Exact(tag, tagb[:]) {
 		return Digest{}, false
 	}
-	if len(ct) == 0 || !validB64(ct) {
+	if len(ct) == 0 || !noLineBreaks(ct) || !validB64(ct) {
 		return Digest{}, false
 	}
 	var d Digest
