@@ -722,8 +722,13 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 	}
 	o := Opening{Statement: p.statement, Attestations: atts, Subject: p.subject}
 	// The opening's encoding: its statement is the prepared one, its
-	// attestations were validated by sign (AttestationsDigest).
-	plain, err := encodeOpening(o)
+	// attestations were validated by sign (AttestationsDigest). A sealed
+	// one is padded and sealed in place: room for both.
+	minCap := 0
+	if !clearType(h.Type) {
+		minCap = sealedPlainCap(h.Type, len(p.statement)+64+len(p.subject))
+	}
+	plain, err := encodeOpening(o, minCap)
 	if err != nil {
 		return 0, err
 	}
