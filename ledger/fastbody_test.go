@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/hex"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -349,5 +351,55 @@ func TestFastBodyDecodeDoesNotShare(t *testing.T) {
 	}
 	if id := got.Body.(*RecordShreddedV2).RecordID; id != "r1" {
 		t.Errorf("record ID %q after the input changed", id)
+	}
+}
+
+// oldParseDigest is ParseDigest as it was before its allocation-free
+// path.
+func oldParseDigest(text string) (Digest, error) {
+	var d Digest
+	if len(text) != 2*len(d) || text != lowerHex(text) {
+		return Digest{}, errors.New("not lowercase hex")
+	}
+	if _, err := hex.Decode(d[:], []byte(text)); err != nil {
+		return Digest{}, err
+	}
+	return d, nil
+}
+
+// TestParseDigestAgrees: ParseDigest and parseLowerHexDigest (on strings
+// and bytes) accept what ParseDigest accepted, with the same digest,
+// over digests and every single-character change of them.
+func TestParseDigestAgrees(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var inputs []string
+	for range 50 {
+		var d Digest
+		fill(rng, d[:])
+		s := d.String()
+		inputs = append(inputs, s, s[1:], s+"0", "", strings.ToUpper(s))
+		for i := range s {
+			for _, c := range []byte{'0', '9', 'a', 'f', 'A', 'F', 'g', 'G', ' ', '/', ':', '`', '@', 0xff, 0} {
+				m := []byte(s)
+				m[i] = c
+				inputs = append(inputs, string(m))
+			}
+		}
+	}
+	accepted := 0
+	for _, s := range inputs {
+		want, werr := oldParseDigest(s)
+		got, err := ParseDigest(s)
+		gs, oks := parseLowerHexDigest(s)
+		gb, okb := parseLowerHexDigest([]byte(s))
+		if (err == nil) != (werr == nil) || oks != (werr == nil) || okb != (werr == nil) || got != want || gs != want || gb != want {
+			t.Errorf("%q: ParseDigest %x, %v; fast %x %v / %x %v; before %x, %v", s, got, err, gs, oks, gb, okb, want, werr)
+		}
+		if werr == nil {
+			accepted++
+		}
+	}
+	if accepted < 50 {
+		t.Errorf("%d inputs accepted, want at least the 50 digests", accepted)
 	}
 }

@@ -207,22 +207,23 @@ func decodeHeaderFast(b []byte) (Header, bool) {
 	if !c.end() {
 		return Header{}, false
 	}
-	var err error
-	if h.Commitment, err = ParseDigest(string(commitment)); err != nil {
+	var ok bool
+	if h.Commitment, ok = parseLowerHexDigest(commitment); !ok {
 		return Header{}, false
 	}
 	if !b64Exact(sig, h.Sig[:]) {
 		return Header{}, false
 	}
 	if len(att) > 0 {
-		if h.Att, err = ParseDigest(string(att)); err != nil {
+		if h.Att, ok = parseLowerHexDigest(att); !ok {
 			return Header{}, false
 		}
 	}
 	if h.validate() != nil {
 		return Header{}, false
 	}
-	if !bytes.Equal(appendHeader(make([]byte, 0, len(b)), h), b) {
+	var buf [512]byte // the re-encoding, on the stack unless longer
+	if !bytes.Equal(appendHeader(buf[:0], h), b) {
 		return Header{}, false
 	}
 	return h, true
@@ -260,13 +261,15 @@ func decodeLeafFast(b []byte) (Leaf, bool) {
 		return Leaf{}, false
 	}
 	l.Time = t
-	if l.Seal, err = ParseDigest(string(seal)); err != nil {
+	var ok bool
+	if l.Seal, ok = parseLowerHexDigest(seal); !ok {
 		return Leaf{}, false
 	}
 	if y := l.Time.Year(); y < 1970 || y > 9999 {
 		return Leaf{}, false
 	}
-	if !bytes.Equal(appendLeaf(make([]byte, 0, len(b)), l), b) {
+	var buf [256]byte // the re-encoding, on the stack unless longer
+	if !bytes.Equal(appendLeaf(buf[:0], l), b) {
 		return Leaf{}, false
 	}
 	return l, true

@@ -99,6 +99,9 @@ func (d Digest) IsZero() bool { return d == Digest{} }
 
 // ParseDigest parses 64 lowercase hex digits.
 func ParseDigest(text string) (Digest, error) {
+	if d, ok := parseLowerHexDigest(text); ok {
+		return d, nil
+	}
 	var d Digest
 	if len(text) != 2*len(d) || text != lowerHex(text) {
 		return Digest{}, fmt.Errorf("digest must be %d lowercase hex digits", 2*len(d))
@@ -107,6 +110,26 @@ func ParseDigest(text string) (Digest, error) {
 		return Digest{}, fmt.Errorf("digest: %v", err)
 	}
 	return d, nil
+}
+
+// parseLowerHexDigest decodes text if it is 2*len(Digest) lowercase hex
+// digits (what ParseDigest accepts), without allocating.
+func parseLowerHexDigest[T string | []byte](text T) (Digest, bool) {
+	var d Digest
+	var src [2 * len(d)]byte
+	if len(text) != len(src) {
+		return Digest{}, false
+	}
+	copy(src[:], text)
+	for _, c := range src {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return Digest{}, false
+		}
+	}
+	if _, err := hex.Decode(d[:], src[:]); err != nil {
+		return Digest{}, false
+	}
+	return d, true
 }
 
 func lowerHex(s string) string {
