@@ -41,6 +41,10 @@ type Authority struct {
 	homes    map[string]string
 	orgKeys  map[string]OrgKeys
 	issuers  map[string]string // key ID -> issuer org
+	// sealKeys are the gateways' sealing keys in gateway ID order,
+	// computed whenever gateways changes (every append seals to them);
+	// never changed in place, so clones share it.
+	sealKeys []*ecdh.PublicKey
 }
 
 // OrgKeys are an org's current public keys as the ledger holds them.
@@ -79,6 +83,7 @@ func NewAuthority(genesis map[string]GatewayKeys) *Authority {
 	if a.gateways == nil {
 		a.gateways = map[string]GatewayKeys{}
 	}
+	a.sealKeys = sealKeysOf(a.gateways)
 	return a
 }
 
@@ -87,6 +92,7 @@ func (a *Authority) Clone() *Authority {
 	return &Authority{
 		next: a.next, genesis: a.genesis, gateways: maps.Clone(a.gateways),
 		homes: maps.Clone(a.homes), orgKeys: maps.Clone(a.orgKeys), issuers: maps.Clone(a.issuers),
+		sealKeys: a.sealKeys,
 	}
 }
 
@@ -129,10 +135,14 @@ func (a *Authority) OrgKeys(org string) (OrgKeys, bool) {
 
 // SealKeys returns every registered gateway's sealing key, in gateway ID
 // order.
-func (a *Authority) SealKeys() []*ecdh.PublicKey {
+func (a *Authority) SealKeys() []*ecdh.PublicKey { return slices.Clone(a.sealKeys) }
+
+// sealKeysOf returns the sealing keys of gateways in gateway ID order
+// (nil if none).
+func sealKeysOf(gateways map[string]GatewayKeys) []*ecdh.PublicKey {
 	var keys []*ecdh.PublicKey
-	for _, id := range a.Gateways() {
-		if k := a.gateways[id].Seal; k != nil {
+	for _, id := range slices.Sorted(maps.Keys(gateways)) {
+		if k := gateways[id].Seal; k != nil {
 			keys = append(keys, k)
 		}
 	}
@@ -319,6 +329,7 @@ func (a *Authority) Apply(index uint64, h Header, st *Statement) error {
 		}
 		if g, ok := a.gateways[b.ID]; !ok || g.Seal == nil {
 			a.gateways[b.ID] = GatewayKeys{Public: pub, Seal: seal, BaseURL: b.BaseURL, Index: index}
+			a.sealKeys = sealKeysOf(a.gateways)
 		}
 	case *OrgRegisteredV2:
 		if _, ok := a.homes[b.ID]; !ok {

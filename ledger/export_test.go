@@ -29,3 +29,6 @@ const ReleaseBatch = releaseBatch
 
 // RetryKeyed reports whether p carries a retry key (entryKey).
 func (p *Prepared) RetryKeyed() bool { return p.keyed }
+
+// PreparedStatement is the statement p's append signs, seals and caches.
+func (p *Prepared) PreparedStatement() Statement { return p.st }

@@ -93,6 +93,31 @@ func (c *cursor) b64() []byte {
 	return nil
 }
 
+// text consumes a value up to its closing quote and returns it,
+// unchecked: the caller checks it (a long base64url value, with
+// validB64 and noLineBreaks).
+func (c *cursor) text() []byte {
+	if !c.ok {
+		return nil
+	}
+	j := bytes.IndexByte(c.b[c.i:], '"')
+	if j < 0 {
+		c.ok = false
+		return nil
+	}
+	s := c.b[c.i : c.i+j]
+	c.i += j
+	return s
+}
+
+// noLineBreaks reports whether text holds no CR or LF, the only
+// characters outside the alphabet the base64 decoder skips instead of
+// refusing: with validB64, text is in the base64url alphabet (as b64
+// checks).
+func noLineBreaks(text []byte) bool {
+	return bytes.IndexByte(text, '\n') < 0 && bytes.IndexByte(text, '\r') < 0
+}
+
 func (c *cursor) end() bool { return c.ok && c.i == len(c.b) }
 
 func isB64URL(ch byte) bool { return b64URLChars[ch] }
@@ -182,22 +207,23 @@ func decodeHeaderFast(b []byte) (Header, bool) {
 	if !c.end() {
 		return Header{}, false
 	}
-	var err error
-	if h.Commitment, err = ParseDigest(string(commitment)); err != nil {
+	var ok bool
+	if h.Commitment, ok = parseLowerHexDigest(commitment); !ok {
 		return Header{}, false
 	}
 	if !b64Exact(sig, h.Sig[:]) {
 		return Header{}, false
 	}
 	if len(att) > 0 {
-		if h.Att, err = ParseDigest(string(att)); err != nil {
+		if h.Att, ok = parseLowerHexDigest(att); !ok {
 			return Header{}, false
 		}
 	}
 	if h.validate() != nil {
 		return Header{}, false
 	}
-	if !bytes.Equal(appendHeader(make([]byte, 0, len(b)), h), b) {
+	var buf [512]byte // the re-encoding, on the stack unless longer
+	if !bytes.Equal(appendHeader(buf[:0], h), b) {
 		return Header{}, false
 	}
 	return h, true
@@ -235,21 +261,24 @@ func decodeLeafFast(b []byte) (Leaf, bool) {
 		return Leaf{}, false
 	}
 	l.Time = t
-	if l.Seal, err = ParseDigest(string(seal)); err != nil {
+	var ok bool
+	if l.Seal, ok = parseLowerHexDigest(seal); !ok {
 		return Leaf{}, false
 	}
 	if y := l.Time.Year(); y < 1970 || y > 9999 {
 		return Leaf{}, false
 	}
-	if !bytes.Equal(appendLeaf(make([]byte, 0, len(b)), l), b) {
+	var buf [256]byte // the re-encoding, on the stack unless longer
+	if !bytes.Equal(appendLeaf(buf[:0], l), b) {
 		return Leaf{}, false
 	}
 	return l, true
 }
 
-// appendStatement appends the canonical encoding of a validated
-// statement whose body encodes to body.
-func appendStatement(dst []byte, st Statement, body []byte) []byte {
+// appendStatementHead appends the canonical encoding of a validated
+// statement up to its body: the body's encoding and a closing brace
+// follow.
+func appendStatementHead(dst []byte, st Statement) []byte {
 	dst = append(dst, `{"type":"`...)
 	dst = append(dst, st.Type...)
 	dst = append(dst, `","v":`...)
@@ -260,13 +289,12 @@ func appendStatement(dst []byte, st Statement, body []byte) []byte {
 	dst = append(dst, st.Org...)
 	dst = append(dst, `","salt":"`...)
 	dst = base64.RawURLEncoding.AppendEncode(dst, st.Salt[:])
-	dst = append(dst, `","body":`...)
-	dst = append(dst, body...)
-	return append(dst, '}')
+	return append(dst, `","body":`...)
 }
 
 // decodeStatementFast reads a statement in its canonical layout: the
-// fixed members directly, the body (free text, any JSON) with
+// fixed members directly, the body directly when it is of a fast type in
+// the layout appendBodyFast writes (decodeBodyFast), otherwise with
 // encoding/json as the slow path does, once.
 func decodeStatementFast(b []byte) (Statement, bool) {
 	c := newCursor(b)
@@ -284,12 +312,17 @@ func decodeStatementFast(b []byte) (Statement, bool) {
 	if !c.ok || len(b) == 0 || b[len(b)-1] != '}' || c.i >= len(b)-1 {
 		return Statement{}, false
 	}
-	body := bodyForV2(st.Type)
-	if body == nil || !b64Exact(salt, st.Salt[:]) {
+	if !b64Exact(salt, st.Salt[:]) {
 		return Statement{}, false
 	}
-	if err := strictUnmarshal(b[c.i:len(b)-1], body); err != nil {
-		return Statement{}, false
+	body, ok := decodeBodyFast(st.Type, b[c.i:len(b)-1])
+	if !ok {
+		if body = bodyForV2(st.Type); body == nil {
+			return Statement{}, false
+		}
+		if err := strictUnmarshal(b[c.i:len(b)-1], body); err != nil {
+			return Statement{}, false
+		}
 	}
 	st.Body = body
 	again, err := EncodeStatement(st)
@@ -320,7 +353,7 @@ func parseSealedFast(sealed []byte) (Digest, bool) {
 	c.lit(`{"aad":"`)
 	aad := c.b64()
 	c.lit(`","ciphertext":"`)
-	ct := c.b64()
+	ct := c.text() // checked below: validB64, noLineBreaks
 	flat := c.has(`","encrypted_key":"`)
 	var ek []byte
 	if flat {
@@ -401,7 +434,7 @@ func parseSealedFast(sealed []byte) (Digest, bool) {
 	if !b64Exact(iv, ivb[:]) || !b64Exact(tag, tagb[:]) {
 		return Digest{}, false
 	}
-	if len(ct) == 0 || !validB64(ct) {
+	if len(ct) == 0 || !noLineBreaks(ct) || !validB64(ct) {
 		return Digest{}, false
 	}
 	var d Digest

@@ -131,7 +131,7 @@ func mutations(b []byte) [][]byte {
 	var out [][]byte
 	for i := range b {
 		out = append(out, append(append([]byte{}, b[:i]...), b[i+1:]...))
-		for _, c := range []byte{'"', '\\', ' ', ',', '{', '}', 'A', 'a', '0', 'Z', '-', '_', '=', 0xff} {
+		for _, c := range []byte{'"', '\\', ' ', ',', '{', '}', 'A', 'a', '0', 'Z', '-', '_', '=', 0xff, '\n', '\r'} {
 			if b[i] == c {
 				continue
 			}

@@ -660,17 +660,23 @@ func (n *Node) Prepare(e Entry) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, statement, err := n.signer.statement(v.org, salt, v.body)
+	st, statement, fast, err := n.signer.statement(v.org, salt, v.body)
 	if err != nil {
 		return nil, err
 	}
-	// The one strict decode of the append path: the bytes signed are
-	// bytes every reader accepts (canonical, checked), and what the node
-	// caches is what a reader decodes from them (no value shared with
-	// the caller's entry). Signing, sealing and caching reuse it.
-	st, err := DecodeStatement(statement)
-	if err != nil {
-		return nil, err
+	// The bytes signed are bytes every reader accepts (canonical,
+	// checked), and what the node caches is what a reader decodes from
+	// them (no value shared with the caller's entry). A body the fast
+	// encoder wrote (a flat struct of plain strings that toV2 built
+	// afresh) is what the fast decoder reads back from those bytes
+	// (TestFastBodiesAgree, TestPreparedIsDecoded), and st was checked
+	// as DecodeStatement checks it: decoding it again would rebuild st.
+	// Any other body is strictly decoded, once. Signing, sealing and
+	// caching reuse st.
+	if !fast {
+		if st, err = DecodeStatement(statement); err != nil {
+			return nil, err
+		}
 	}
 	return &Prepared{entry: e, subject: v.subject, statement: statement, st: st, key: key, keyed: keyed}, nil
 }
@@ -716,8 +722,13 @@ func (n *Node) AppendPrepared(ctx context.Context, p *Prepared, atts []Attestati
 	}
 	o := Opening{Statement: p.statement, Attestations: atts, Subject: p.subject}
 	// The opening's encoding: its statement is the prepared one, its
-	// attestations were validated by sign (AttestationsDigest).
-	plain, err := encodeOpening(o)
+	// attestations were validated by sign (AttestationsDigest). A sealed
+	// one is padded and sealed in place: room for both.
+	minCap := 0
+	if !clearType(h.Type) {
+		minCap = sealedPlainCap(h.Type, len(p.statement)+64+len(p.subject))
+	}
+	plain, err := encodeOpening(o, minCap)
 	if err != nil {
 		return 0, err
 	}

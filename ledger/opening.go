@@ -199,13 +199,14 @@ func EncodeOpening(o Opening) ([]byte, error) {
 	if _, err := DecodeStatement(o.Statement); err != nil {
 		return nil, fmt.Errorf("opening: %w", err)
 	}
-	return encodeOpening(o)
+	return encodeOpening(o, 0)
 }
 
 // encodeOpening is EncodeOpening for an opening whose statement is known
 // to decode, so is canonical (the Node's own, decoded once when it was
-// prepared).
-func encodeOpening(o Opening) ([]byte, error) {
+// prepared), into a buffer of at least minCap bytes (room for sealing it
+// in place, sealedPlainCap).
+func encodeOpening(o Opening, minCap int) ([]byte, error) {
 	if err := validateAttestations(o.Attestations); err != nil {
 		return nil, fmt.Errorf("opening: %w", err)
 	}
@@ -223,9 +224,9 @@ func encodeOpening(o Opening) ([]byte, error) {
 		}
 	}
 	// The members as encoding/json writes wireOpening: the statement is
-	// canonical (compact JSON, copied as is), the free text quoted by
-	// encoding/json.
-	b := make([]byte, 0, len(o.Statement)+64+len(o.Subject))
+	// canonical (compact JSON, copied as is), the free text quoted as
+	// encoding/json quotes it (appendJSONString).
+	b := make([]byte, 0, max(minCap, len(o.Statement)+64+len(o.Subject)))
 	b = append(b, `{"statement":`...)
 	b = append(b, o.Statement...)
 	if len(o.Attestations) > 0 {
@@ -236,24 +237,21 @@ func encodeOpening(o Opening) ([]byte, error) {
 		b = append(b, `,"attestations":`...)
 		b = append(b, a...)
 	}
+	var err error
 	if j := o.Justification; j != nil {
-		r, err := marshalCompact(j.Reason)
-		if err != nil {
-			return nil, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
-		}
 		b = append(b, `,"justification":{"salt":"`...)
 		b = base64.RawURLEncoding.AppendEncode(b, j.Salt[:])
 		b = append(b, `","reason":`...)
-		b = append(b, r...)
+		if b, err = appendJSONString(b, j.Reason); err != nil {
+			return nil, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
+		}
 		b = append(b, '}')
 	}
 	if o.Subject != "" {
-		sj, err := marshalCompact(o.Subject)
-		if err != nil {
+		b = append(b, `,"subject":`...)
+		if b, err = appendJSONString(b, o.Subject); err != nil {
 			return nil, fmt.Errorf("%w: opening: %v", ErrMalformed, err)
 		}
-		b = append(b, `,"subject":`...)
-		b = append(b, sj...)
 	}
 	b = append(b, '}')
 	if len(b) > MaxOpeningSize {

@@ -56,15 +56,25 @@ const patientRefPrefix = "pr_"
 func ValidPatientRef(s string) bool { return patientRefPattern.MatchString(s) }
 
 func patientRefMAC(key PatientRefKey, salt Salt) []byte {
+	var sum [sha256.Size]byte
+	return patientRefSum(&sum, key, salt)
+}
+
+// patientRefSum computes HMAC-SHA-256(key, salt) into sum.
+func patientRefSum(sum *[sha256.Size]byte, key PatientRefKey, salt Salt) []byte {
 	m := hmac.New(sha256.New, key[:])
 	m.Write(salt[:])
-	return m.Sum(nil)
+	return m.Sum(sum[:0])
 }
 
 // PatientRef returns the reference to the patient of key in the statement
 // with salt: "pr_" ‖ hex(HMAC-SHA-256(K_p, salt)).
 func PatientRef(key PatientRefKey, salt Salt) string {
-	return patientRefPrefix + hex.EncodeToString(patientRefMAC(key, salt))
+	var sum [sha256.Size]byte
+	var ref [len(patientRefPrefix) + 2*sha256.Size]byte
+	copy(ref[:], patientRefPrefix)
+	hex.Encode(ref[len(patientRefPrefix):], patientRefSum(&sum, key, salt))
+	return string(ref[:])
 }
 
 // IsAbout reports whether ref, found in the statement with salt, refers to

@@ -5,7 +5,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -112,4 +114,45 @@ func TestPatientKeyRejects(t *testing.T) {
 			t.Errorf("PatientKey(%d-byte secret, %q) accepted", len(tc.secret), tc.patient)
 		}
 	}
+}
+
+// TestRefKeyIsPatientKey: RefKey, on its pooled HMAC states, is
+// PatientKey under the Pseudonymizer's secret, from many goroutines at
+// once, and refuses what PatientKey refuses; PatientRef is "pr_" and the
+// hex HMAC-SHA-256 of the salt under the key.
+func TestRefKeyIsPatientKey(t *testing.T) {
+	secret := bytes.Repeat([]byte{9}, PseudonymKeySize)
+	p, err := NewPseudonymizer(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 300 {
+				ps := p.Pseudonym(fmt.Sprintf("patient-%d-%d", g, i))
+				if i%50 == 0 {
+					ps = []string{"", "bad\x00", strings.Repeat("x", 300), "\xff"}[i/50%4]
+				}
+				got, gerr := p.RefKey(ps)
+				want, werr := PatientKey(secret, ps)
+				if (gerr == nil) != (werr == nil) || got != want {
+					t.Errorf("RefKey(%q) = %x, %v; PatientKey %x, %v", ps, got, gerr, want, werr)
+					return
+				}
+				if gerr != nil {
+					continue
+				}
+				var salt Salt
+				salt[0], salt[1] = byte(g), byte(i)
+				m := hmac.New(sha256.New, want[:])
+				m.Write(salt[:])
+				if ref, wantRef := PatientRef(got, salt), "pr_"+hex.EncodeToString(m.Sum(nil)); ref != wantRef || !IsAbout(got, salt, ref) {
+					t.Errorf("PatientRef = %s, want %s", ref, wantRef)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

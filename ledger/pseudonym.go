@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash"
+	"sync"
 )
 
 // PseudonymKeySize is the size of the ledger secret behind pseudonyms.
@@ -17,6 +19,10 @@ const PseudonymKeySize = 32
 // by guessing identifiers.
 type Pseudonymizer struct {
 	key []byte
+	// refMACs holds HMAC-SHA-256 states keyed with key, reset after
+	// each use: RefKey computes one for every patient entry, and a keyed
+	// state reset costs less than a new one.
+	refMACs sync.Pool
 }
 
 // NewPseudonymizer returns a Pseudonymizer for a 32-byte secret.
@@ -61,5 +67,19 @@ func ValidPseudonym(s string) bool { return pseudonymPattern.MatchString(s) }
 // ledger secret and the pseudonym can test an entry's reference; nobody
 // else can link two entries.
 func (p *Pseudonymizer) RefKey(pseudonym string) (PatientRefKey, error) {
-	return PatientKey(p.key, pseudonym)
+	if err := validPatientID(pseudonym); err != nil {
+		return PatientRefKey{}, err
+	}
+	m, _ := p.refMACs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, p.key)
+	}
+	// PatientKey(p.key, pseudonym), on a pooled state.
+	m.Write([]byte(patientKeyDomain))
+	m.Write([]byte(pseudonym))
+	var k PatientRefKey
+	m.Sum(k[:0])
+	m.Reset()
+	p.refMACs.Put(m)
+	return k, nil
 }

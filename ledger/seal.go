@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwe"
@@ -240,22 +241,40 @@ func padOpening(t Type, plain []byte) []byte {
 	if t != TypeAccessDecided {
 		return plain
 	}
-	for len(plain) < accessOpeningSize {
-		plain = append(plain, ' ')
-	}
-	return plain
+	return appendSpaces(plain, accessOpeningSize-len(plain))
 }
 
-// sealPlain pads the encoded opening plain (the caller's: it is appended
-// to in place) and seals it, bound to commitment, to keys (checked by
+// sealedPlainCap is the capacity an opening of type t encoded in n bytes
+// needs to be padded (padOpening, sealPlain) and sealed in place (its
+// tag).
+func sealedPlainCap(t Type, n int) int {
+	if t == TypeAccessDecided {
+		n = max(n, accessOpeningSize)
+	}
+	return (n+sealPadBlock-1)/sealPadBlock*sealPadBlock + jweTagSize
+}
+
+// appendSpaces appends n spaces to b (none if n <= 0), growing it once.
+func appendSpaces(b []byte, n int) []byte {
+	if n <= 0 {
+		return b
+	}
+	b = slices.Grow(b, n)
+	for range n {
+		b = append(b, ' ')
+	}
+	return b
+}
+
+// sealPlain pads the encoded opening plain (the caller's: it is padded
+// and sealed in place, so its bytes are overwritten) and seals it, bound to commitment, to keys (checked by
 // sealRecipients), a self slot under the key-encryption key self when it
 // is not nil (SelfKEK), and dummies dummy slots.
 func sealPlain(plain []byte, commitment Digest, keys []*ecdh.PublicKey, self []byte, dummies int) ([]byte, error) {
 	if r := len(plain) % sealPadBlock; r != 0 {
-		for range sealPadBlock - r {
-			plain = append(plain, ' ')
-		}
+		plain = appendSpaces(plain, sealPadBlock-r)
 	}
+	plain = slices.Grow(plain, jweTagSize) // room for the tag
 	sealed, err := encryptJWE(plain, commitment[:], keys, self, dummies)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: seal: %w", err)
@@ -277,8 +296,9 @@ const (
 	jweTagSize = 16
 )
 
-// encryptJWE returns the JWE (RFC 7516, JSON serialization) of plain with
-// additional authenticated data aad, sealed to keys with ECDH-ES+A256KW
+// encryptJWE returns the JWE (RFC 7516, JSON serialization) of plain
+// (encrypted in place: its bytes are overwritten) with additional
+// authenticated data aad, sealed to keys with ECDH-ES+A256KW
 // on X25519 (RFC 7518 §4.6, RFC 8037) and A256GCM (RFC 7518 §5.3), in
 // the layout jwx v3's jwe.Encrypt(WithJSON, WithLegacyHeaderMerging(false))
 // writes: with one recipient the flattened serialization with the slot's
@@ -430,7 +450,7 @@ func encryptJWE(plain, aad []byte, keys []*ecdh.PublicKey, self []byte, dummies 
 	if err != nil {
 		return nil, err
 	}
-	sealed := gcm.Seal(nil, iv[:], plain, contentAAD)
+	sealed := gcm.Seal(plain[:0], iv[:], plain, contentAAD) // in place
 	ct, tag := sealed[:len(sealed)-jweTagSize], sealed[len(sealed)-jweTagSize:]
 
 	size := 128 + len(aadB64) + b64.EncodedLen(len(ct)) + len(protB64) + len(slots)*(sealSlotSize)

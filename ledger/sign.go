@@ -122,22 +122,23 @@ func (s *Signer) Public() ed25519.PublicKey { return s.pub }
 // body were computed with; see PatientRef). Collect attestations over
 // Commitment(statement), then call Sign.
 func (s *Signer) Statement(org string, salt Salt, body any) ([]byte, error) {
-	_, b, err := s.statement(org, salt, body)
+	_, b, _, err := s.statement(org, salt, body)
 	return b, err
 }
 
 // statement returns the statement of body and its canonical encoding,
-// validated once (NewStatement checks what EncodeStatement would).
-func (s *Signer) statement(org string, salt Salt, body any) (Statement, []byte, error) {
+// validated once (NewStatement checks what EncodeStatement would), and
+// whether its body was written by the fast encoder (encodeStatementFast).
+func (s *Signer) statement(org string, salt Salt, body any) (Statement, []byte, bool, error) {
 	st, err := NewStatement(s.author, org, salt, body)
 	if err != nil {
-		return Statement{}, nil, err
+		return Statement{}, nil, false, err
 	}
-	b, err := encodeStatement(st)
+	b, fast, err := encodeStatementFast(st)
 	if err != nil {
-		return Statement{}, nil, err
+		return Statement{}, nil, false, err
 	}
-	return st, b, nil
+	return st, b, fast, nil
 }
 
 // Sign returns the signed header of a statement (the signer's own: its

@@ -99,6 +99,9 @@ func (d Digest) IsZero() bool { return d == Digest{} }
 
 // ParseDigest parses 64 lowercase hex digits.
 func ParseDigest(text string) (Digest, error) {
+	if d, ok := parseLowerHexDigest(text); ok {
+		return d, nil
+	}
 	var d Digest
 	if len(text) != 2*len(d) || text != lowerHex(text) {
 		return Digest{}, fmt.Errorf("digest must be %d lowercase hex digits", 2*len(d))
@@ -107,6 +110,26 @@ func ParseDigest(text string) (Digest, error) {
 		return Digest{}, fmt.Errorf("digest: %v", err)
 	}
 	return d, nil
+}
+
+// parseLowerHexDigest decodes text if it is 2*len(Digest) lowercase hex
+// digits (what ParseDigest accepts), without allocating.
+func parseLowerHexDigest[T string | []byte](text T) (Digest, bool) {
+	var d Digest
+	var src [2 * len(d)]byte
+	if len(text) != len(src) {
+		return Digest{}, false
+	}
+	copy(src[:], text)
+	for _, c := range src {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return Digest{}, false
+		}
+	}
+	if _, err := hex.Decode(d[:], src[:]); err != nil {
+		return Digest{}, false
+	}
+	return d, true
 }
 
 func lowerHex(s string) string {
@@ -230,18 +253,32 @@ func EncodeStatement(st Statement) ([]byte, error) {
 }
 
 // encodeStatement is EncodeStatement for a statement already validated.
-// The members around the body are written directly (appendStatement):
+// The members around the body are written directly (appendStatementHead),
+// and the body too when it is of a fast type (appendBodyFast):
 // validated, none needs escaping.
 func encodeStatement(st Statement) ([]byte, error) {
-	body, err := marshalCompact(st.Body)
-	if err != nil {
-		return nil, fmt.Errorf("%w: body: %v", ErrMalformed, err)
+	b, _, err := encodeStatementFast(st)
+	return b, err
+}
+
+// encodeStatementFast is encodeStatement, and reports whether the body
+// was written by appendBodyFast (fast): then decodeBodyFast reads the
+// same body back from it.
+func encodeStatementFast(st Statement) (b []byte, fast bool, err error) {
+	head := appendStatementHead(make([]byte, 0, 512+len(st.Author)+len(st.Org)), st)
+	if fb, ok := appendBodyFast(head, st.Body); ok {
+		b, fast = append(fb, '}'), true
+	} else {
+		body, err := marshalCompact(st.Body)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: body: %v", ErrMalformed, err)
+		}
+		b = append(append(head, body...), '}')
 	}
-	b := appendStatement(make([]byte, 0, len(body)+128+len(st.Author)+len(st.Org)), st, body)
 	if len(b) > MaxStatementSize {
-		return nil, fmt.Errorf("%w: statement of %d bytes", ErrTooLarge, len(b))
+		return nil, false, fmt.Errorf("%w: statement of %d bytes", ErrTooLarge, len(b))
 	}
-	return b, nil
+	return b, fast, nil
 }
 
 // DecodeStatement parses a statement's canonical encoding. It rejects
