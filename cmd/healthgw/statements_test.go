@@ -220,8 +220,8 @@ func TestGatedReadStatements(t *testing.T) {
 }
 
 // isContentLoad reports whether q is the statement of
-// recordstore.Store.Content: the sealed content of one record by its ID,
-// and no other column.
+// recordstore.Store.Content: the sealed content of one record by its ID
+// (with the piece count of a streamed one), and no other column.
 func isContentLoad(q string) bool {
 	cols, rest, ok := strings.Cut(strings.TrimPrefix(q, "SELECT "), " FROM ")
 	if !ok || !strings.HasPrefix(q, "SELECT ") {
@@ -231,6 +231,6 @@ func isContentLoad(q string) bool {
 	for c := range strings.SplitSeq(cols, ",") {
 		got = append(got, strings.Trim(c, "`\" "))
 	}
-	return strings.Join(got, ",") == "format,key_version,wrapped_key,ciphertext" &&
+	return strings.Join(got, ",") == "format,key_version,pieces,wrapped_key,ciphertext" &&
 		strings.Contains(rest, "WHERE id = ")
 }
