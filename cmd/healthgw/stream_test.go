@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -72,4 +73,69 @@ func TestStreamedRecords(t *testing.T) {
 		t.Errorf("digest mismatch: %v, ledger grew by %d", err, g.size()-size0)
 	}
 	g.verifyLedger()
+}
+
+// BenchmarkRecordTransfer: one record through the gateway over loopback
+// HTTP on SQLite, the holder uploading and reading it: as JSON (base64,
+// POST /v1/records and GET /v1/records/{id}, 16 MiB at most) and
+// streamed (POST /v1/records/upload, GET /v1/records/{id}/content), at
+// 16 MiB for both and 256 MiB streamed. B/op is the benchmark process's,
+// the gateway's included.
+func BenchmarkRecordTransfer(b *testing.B) {
+	g := newTestGateway(b, func(c *serveConfig) { c.MaxRecord = 16 << 20 })
+	a := g.register("hosp-a", auth.KindHospital)
+	tok := g.token(a, "")
+	c := client.New(g.url, &http.Client{})
+	content := make([]byte, 256<<20)
+	for i := range content {
+		content[i] = byte(i*7 + i/251)
+	}
+	ids := map[string]string{}
+	for _, bc := range []struct {
+		name string
+		size int
+		json bool
+	}{{"json/16MiB", 16 << 20, true}, {"stream/16MiB", 16 << 20, false}, {"stream/256MiB", 256 << 20, false}} {
+		body := content[:bc.size]
+		b.Run("upload/"+bc.name, func(b *testing.B) {
+			b.SetBytes(int64(bc.size))
+			b.ReportAllocs()
+			for b.Loop() {
+				var rec client.RecordCreated
+				var err error
+				if bc.json {
+					raw, _ := json.Marshal(body) // base64, as a JSON string
+					rec, err = c.PutRecord(b.Context(), tok, client.RecordUpload{Patient: "pat-1", Category: "imaging", ContentType: "application/pdf", Content: raw})
+				} else {
+					rec, err = c.UploadRecord(b.Context(), tok, client.UploadMeta{Patient: "pat-1", Category: "imaging", Size: int64(len(body))}, "application/pdf", bytes.NewReader(body), nil)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids[bc.name] = rec.ID
+			}
+		})
+		b.Run("read/"+bc.name, func(b *testing.B) {
+			b.SetBytes(int64(bc.size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if bc.json {
+					got, err := c.ReadRecord(b.Context(), tok, ids[bc.name], "TREAT", "")
+					if err != nil || len(got.Content) < bc.size {
+						b.Fatalf("read: %d bytes, %v", len(got.Content), err)
+					}
+					continue
+				}
+				r, _, _, err := c.ReadRecordContent(b.Context(), tok, ids[bc.name], "TREAT", "")
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.Copy(io.Discard, r)
+				r.Close()
+				if err != nil || n != int64(bc.size) {
+					b.Fatalf("read %d bytes: %v", n, err)
+				}
+			}
+		})
+	}
 }
