@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -528,6 +529,74 @@ func BenchmarkStream(b *testing.B) {
 			if _, _, err := v.Read(ctx, id, nil); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// TestStreamedConcurrent: streamed uploads, inline uploads, streamed
+// reads and shreddings at once all succeed, and each streamed record
+// reads back as it went in.
+func TestStreamedConcurrent(t *testing.T) {
+	databasetest.Each(t, func(t *testing.T, db *gorm.DB) {
+		f := newFixture(t, db, records.Options{})
+		const workers = 4
+		contents := make([][]byte, workers)
+		for i := range contents {
+			contents[i] = randomContent(t, 5<<20+i)
+		}
+		// Streamed records to read and to shred while the uploads run.
+		readable, err := f.vault.PutStream(t.Context(), streamed(), bytes.NewReader(contents[0]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doomed, err := f.vault.PutStream(t.Context(), streamed(), bytes.NewReader(contents[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]string, workers)
+		errs := make(chan error, 3*workers+1)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				r, err := f.vault.PutStream(t.Context(), streamed(), bytes.NewReader(contents[w]))
+				if err != nil {
+					errs <- fmt.Errorf("streamed upload %d: %w", w, err)
+					return
+				}
+				ids[w] = r.ID
+			})
+			wg.Go(func() {
+				if _, err := f.vault.Put(t.Context(), observation(fmt.Sprint(w))); err != nil {
+					errs <- fmt.Errorf("inline upload %d: %w", w, err)
+				}
+			})
+			wg.Go(func() {
+				if _, b, err := readAllStream(t, f.vault, readable.ID); err != nil || !bytes.Equal(b, contents[0]) {
+					errs <- fmt.Errorf("streamed read %d: %d bytes, %v", w, len(b), err)
+				}
+			})
+		}
+		wg.Go(func() {
+			if _, err := f.vault.Shred(t.Context(), "hosp-a", doomed.ID); err != nil {
+				errs <- fmt.Errorf("shred: %w", err)
+			}
+		})
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		for w, id := range ids {
+			if id == "" {
+				continue
+			}
+			if _, b, err := readAllStream(t, f.vault, id); err != nil || !bytes.Equal(b, contents[w]) {
+				t.Errorf("record %d reads back %d bytes, %v", w, len(b), err)
+			}
+		}
+		var left int64
+		if err := db.Table("record_pieces").Where("record_id = ?", doomed.ID).Count(&left).Error; err != nil || left != 0 {
+			t.Errorf("%d pieces of the shredded record left (%v)", left, err)
 		}
 	})
 }
