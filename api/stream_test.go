@@ -608,44 +608,39 @@ func patternTail(n, k int64) []byte {
 	return out
 }
 
-// TestStreamsOutliveServerTimeouts: a streamed upload or download that
-// keeps moving is not cut by the server's whole-request ReadTimeout and
-// WriteTimeout: each read and write pushes the deadline ahead. (Without
-// that, the read or write after the pause fails: the timeouts have run
-// out by then.)
+// TestStreamsOutliveServerTimeouts: a streamed upload is not cut by the
+// server's whole-request ReadTimeout: each read pushes the deadline
+// ahead. The timeout is a microsecond (the headers get a
+// ReadHeaderTimeout of their own), so it has passed by the time the
+// handler reads the body past the server's buffer: without the push that
+// read fails (a read waits for the body, so it meets the deadline). No
+// pause is needed, loaded machine or not. A write to a socket that does
+// not block may not meet a deadline just passed, so the download's
+// deadlines are checked directly (TestStreamsPushDeadlines).
 func TestStreamsOutliveServerTimeouts(t *testing.T) {
 	ts := newTestServer(t)
-	const timeout = 100 * time.Millisecond
 	srv := httptest.NewUnstartedServer(ts.Handler())
-	srv.Config.ReadTimeout, srv.Config.WriteTimeout = timeout, timeout
+	srv.Config.ReadHeaderTimeout = time.Minute
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = time.Microsecond, time.Minute
 	srv.Start()
 	t.Cleanup(srv.Close)
-	pause := func() { time.Sleep(3 * timeout) } // past both timeouts: the deadline itself is the condition
+	// Larger than the server's read and write buffers: the connection is
+	// read and written after the headers.
+	content := bytes.Repeat([]byte("a"), 256<<10)
 
-	// Upload: the client sends half, the vault pauses, the client sends
-	// the rest.
-	half := bytes.Repeat([]byte("a"), 64<<10)
-	pr, pw := io.Pipe()
-	go func() {
-		pw.Write(half)
-		pause()
-		pw.Write(half)
-		pw.Close()
-	}()
 	var n int64
-	ts.vault.putStream = func(_ records.PutRequest, content io.Reader) (records.Record, error) {
+	ts.vault.putStream = func(_ records.PutRequest, body io.Reader) (records.Record, error) {
 		var err error
-		n, err = io.Copy(io.Discard, content)
+		n, err = io.Copy(io.Discard, body)
 		if err != nil {
 			return records.Record{}, fmt.Errorf("records: read content: %w", err)
 		}
 		return records.Record{ID: recID}, nil
 	}
-	req, err := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/v1/records/upload", pr)
+	req, err := http.NewRequestWithContext(t.Context(), "POST", srv.URL+"/v1/records/upload", bytes.NewReader(content))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.ContentLength = int64(2 * len(half))
 	req.Header.Set("Authorization", "Bearer hosp-a")
 	req.Header.Set("Content-Type", "application/pdf")
 	req.Header.Set(HeaderRecordPatient, "pat-1")
@@ -655,35 +650,117 @@ func TestStreamsOutliveServerTimeouts(t *testing.T) {
 		t.Fatalf("upload: %v", err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || n != int64(2*len(half)) {
+	if resp.StatusCode != http.StatusCreated || n != int64(len(content)) {
 		t.Errorf("upload: %d, vault read %d bytes", resp.StatusCode, n)
 	}
 
-	// Download: the content pauses between its halves.
-	ts.gate.readStream = func(access.ReadRequest) (access.Result, error) {
-		rec := labRecord
-		rec.ContentType, rec.Size = "application/pdf", int64(2*len(half))
-		return access.Result{Record: rec, Body: io.NopCloser(io.MultiReader(bytes.NewReader(half), readerFunc(func([]byte) (int, error) { pause(); return 0, io.EOF }), bytes.NewReader(half)))}, nil
-	}
-	req, err = http.NewRequestWithContext(t.Context(), "GET", srv.URL+"/v1/records/"+recID+"/content?purpose=TREAT", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer hosp-b")
-	resp, err = srv.Client().Do(req)
-	if err != nil {
-		t.Fatalf("download: %v", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK || len(b) != 2*len(half) {
-		t.Errorf("download: %d, %d bytes, %v", resp.StatusCode, len(b), err)
-	}
 }
 
-type readerFunc func([]byte) (int, error)
+// deadlineRecorder is a ResponseRecorder with connection deadlines, as
+// http.ResponseController finds them: it records every deadline set and
+// how much of the body had been written or read by then.
+type deadlineRecorder struct {
+	*httptest.ResponseRecorder
+	body          *countedBody
+	reads, writes []deadlineSet
+}
 
-func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+type deadlineSet struct {
+	at   time.Time
+	done int // body bytes written (writes) or read (reads) before it
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	d.writes = append(d.writes, deadlineSet{at: t, done: d.Body.Len()})
+	return nil
+}
+
+func (d *deadlineRecorder) SetReadDeadline(t time.Time) error {
+	n := 0
+	if d.body != nil {
+		n = d.body.n
+	}
+	d.reads = append(d.reads, deadlineSet{at: t, done: n})
+	return nil
+}
+
+// countedBody counts what the handler read of a request body.
+type countedBody struct {
+	r io.Reader
+	n int
+}
+
+func (c *countedBody) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += k
+	return k, err
+}
+
+// TestStreamsPushDeadlines: the streamed routes set the connection's
+// deadlines StreamIdleTimeout ahead before they read the first byte of
+// an upload or write the first byte of the content, and again as the
+// stream moves (every quarter of the idle time at most, so a transfer
+// that keeps moving is never cut; TestStreamsOutliveServerTimeouts shows
+// it over a real server).
+func TestStreamsPushDeadlines(t *testing.T) {
+	ts := newTestServer(t)
+	idle := DefaultStreamIdleTimeout
+	content := bytes.Repeat([]byte("a"), 256<<10)
+	within := func(what string, d deadlineSet, before, after time.Time) {
+		t.Helper()
+		if d.at.Before(before.Add(idle)) || d.at.After(after.Add(idle)) {
+			t.Errorf("%s: deadline %v, want %v after the request (between %v and %v)", what, d.at, idle, before, after)
+		}
+	}
+
+	ts.vault.putStream = func(_ records.PutRequest, body io.Reader) (records.Record, error) {
+		if _, err := io.Copy(io.Discard, body); err != nil {
+			return records.Record{}, err
+		}
+		return records.Record{ID: recID}, nil
+	}
+	body := &countedBody{r: bytes.NewReader(content)}
+	req := httptest.NewRequestWithContext(t.Context(), "POST", "/v1/records/upload", body)
+	req.ContentLength = int64(len(content))
+	req.Header.Set("Authorization", "Bearer hosp-a")
+	req.Header.Set("Content-Type", "application/pdf")
+	req.Header.Set(HeaderRecordPatient, "pat-1")
+	req.Header.Set(HeaderRecordCategory, "labs")
+	rec := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder(), body: body}
+	before := time.Now()
+	ts.Handler().ServeHTTP(rec, req)
+	after := time.Now()
+	if rec.Code != http.StatusCreated {
+		t.Fatalf("upload: %d %s", rec.Code, rec.Body)
+	}
+	if len(rec.reads) == 0 || rec.reads[0].done != 0 {
+		t.Fatalf("upload: read deadlines %+v; want one set before the body is read", rec.reads)
+	}
+	within("upload read", rec.reads[0], before, after)
+	if len(rec.writes) == 0 {
+		t.Fatal("upload: no write deadline set: the 201 could be cut by WriteTimeout")
+	}
+	within("upload write", rec.writes[0], before, after)
+
+	ts.gate.readStream = func(access.ReadRequest) (access.Result, error) {
+		r := labRecord
+		r.ContentType, r.Size = "application/pdf", int64(len(content))
+		return access.Result{Record: r, Body: io.NopCloser(bytes.NewReader(content))}, nil
+	}
+	req = httptest.NewRequestWithContext(t.Context(), "GET", "/v1/records/"+recID+"/content?purpose=TREAT", nil)
+	req.Header.Set("Authorization", "Bearer hosp-b")
+	rec = &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
+	before = time.Now()
+	ts.Handler().ServeHTTP(rec, req)
+	after = time.Now()
+	if rec.Code != http.StatusOK || rec.Body.Len() != len(content) {
+		t.Fatalf("download: %d, %d bytes", rec.Code, rec.Body.Len())
+	}
+	if len(rec.writes) == 0 || rec.writes[0].done != 0 {
+		t.Fatalf("download: write deadlines %+v; want one set before the content is written", rec.writes)
+	}
+	within("download write", rec.writes[0], before, after)
+}
 
 // TestStreamRoutesDocumented: the streamed routes' exchanges are as the
 // OpenAPI document describes them.
