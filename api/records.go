@@ -232,6 +232,24 @@ func (s *Server) callerEncryptionKey(c *gin.Context) (jwk.Key, error) {
 	return k, nil
 }
 
+// readRequestOf is the gated read a record read by ID asks for: the
+// caller, the record in the path, the purpose (validated), the
+// break-glass reason and the request IDs.
+func readRequestOf(c *gin.Context) (access.ReadRequest, error) {
+	purpose, err := purposeOf(c)
+	if err != nil {
+		return access.ReadRequest{}, err
+	}
+	return access.ReadRequest{
+		Caller:          caller(c),
+		RecordID:        c.Param("id"),
+		Purpose:         consent.Purpose(purpose),
+		Justification:   c.GetHeader(HeaderBreakGlass),
+		RequestID:       requestID(c),
+		ClientRequestID: clientRequestID(c),
+	}, nil
+}
+
 func (s *Server) getRecord(c *gin.Context) {
 	ctx := c.Request.Context()
 	encKey, err := s.callerEncryptionKey(c)
@@ -239,19 +257,12 @@ func (s *Server) getRecord(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	purpose, err := purposeOf(c)
+	req, err := readRequestOf(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	res, err := s.gate.Read(ctx, access.ReadRequest{
-		Caller:          caller(c),
-		RecordID:        c.Param("id"),
-		Purpose:         consent.Purpose(purpose),
-		Justification:   c.GetHeader(HeaderBreakGlass),
-		RequestID:       requestID(c),
-		ClientRequestID: clientRequestID(c),
-	})
+	res, err := s.gate.Read(ctx, req)
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -15,8 +15,6 @@ import (
 	"github.com/dunglas/httpsfv"
 	"github.com/gin-gonic/gin"
 
-	"github.com/healthgw/healthgw/access"
-	"github.com/healthgw/healthgw/consent"
 	"github.com/healthgw/healthgw/idempotency"
 	"github.com/healthgw/healthgw/records"
 )
@@ -203,19 +201,12 @@ func (s *Server) getRecordContent(c *gin.Context) {
 		s.fail(c, errStreamSealed)
 		return
 	}
-	purpose, err := purposeOf(c)
+	req, err := readRequestOf(c)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	res, err := s.gate.ReadStream(ctx, access.ReadRequest{
-		Caller:          caller(c),
-		RecordID:        c.Param("id"),
-		Purpose:         consent.Purpose(purpose),
-		Justification:   c.GetHeader(HeaderBreakGlass),
-		RequestID:       requestID(c),
-		ClientRequestID: clientRequestID(c),
-	})
+	res, err := s.gate.ReadStream(ctx, req)
 	if err != nil {
 		s.fail(c, err)
 		return

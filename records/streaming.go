@@ -2,7 +2,6 @@ package records
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,8 +10,6 @@ import (
 	"hash"
 	"io"
 	"log/slog"
-
-	"github.com/google/uuid"
 
 	"github.com/healthgw/healthgw/ledger"
 )
@@ -143,19 +140,9 @@ func (v *Vault) putPieces(ctx context.Context, r PutRequest, ct string, head []b
 	if !ok {
 		return Record{}, ErrNoPieceStore
 	}
-	kek, err := v.keys.Current(ctx, r.Holder)
+	rec, kek, err := v.newRecord(ctx, r, ct, r.ResourceType)
 	if err != nil {
-		return Record{}, fmt.Errorf("records: key for %s: %w", r.Holder, err)
-	}
-	rec := Record{
-		ID:           cmp.Or(r.ID, uuid.NewString()),
-		Holder:       r.Holder,
-		Patient:      v.pseud.Pseudonym(r.Patient),
-		Category:     r.Category,
-		ResourceType: r.ResourceType,
-		ContentType:  ct,
-		KeyVersion:   kek.Version(),
-		CreatedAt:    v.opts.Now().UTC(),
+		return Record{}, err
 	}
 	buf := make([]byte, 0, piecesPerWrite*PieceSize) // sealed: nothing secret
 	pw := &pieceWriter{ctx: ctx, store: ps, id: rec.ID, hash: sha256.New(), buf: &buf}

@@ -292,21 +292,11 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 			return Record{}, fmt.Errorf("records: put: %w", err)
 		}
 	}
-	kek, err := v.keys.Current(ctx, r.Holder)
+	rec, kek, err := v.newRecord(ctx, r, ct, rt)
 	if err != nil {
-		return Record{}, fmt.Errorf("records: key for %s: %w", r.Holder, err)
+		return Record{}, err
 	}
-	rec := Record{
-		ID:           cmp.Or(r.ID, uuid.NewString()),
-		Holder:       r.Holder,
-		Patient:      v.pseud.Pseudonym(r.Patient),
-		Category:     r.Category,
-		ResourceType: rt,
-		ContentType:  ct,
-		Size:         int64(len(r.Content)),
-		KeyVersion:   kek.Version(),
-		CreatedAt:    v.opts.Now().UTC(),
-	}
+	rec.Size = int64(len(r.Content))
 	format := contentFormat(len(r.Content))
 	// The envelope goes into a pooled buffer: the store copies it
 	// (Store.Create), so no buffer of the content's size is allocated
@@ -335,6 +325,26 @@ func (v *Vault) Put(ctx context.Context, r PutRequest) (Record, error) {
 		return Record{}, fmt.Errorf("records: store: %w", err)
 	}
 	return v.register(ctx, rec, entry)
+}
+
+// newRecord returns the metadata of the new record r asks for, with
+// content type ct and resource type rt (its size and commitment are the
+// caller's to set), and the holder's current KEK it is sealed under.
+func (v *Vault) newRecord(ctx context.Context, r PutRequest, ct, rt string) (Record, KEK, error) {
+	kek, err := v.keys.Current(ctx, r.Holder)
+	if err != nil {
+		return Record{}, KEK{}, fmt.Errorf("records: key for %s: %w", r.Holder, err)
+	}
+	return Record{
+		ID:           cmp.Or(r.ID, uuid.NewString()),
+		Holder:       r.Holder,
+		Patient:      v.pseud.Pseudonym(r.Patient),
+		Category:     r.Category,
+		ResourceType: rt,
+		ContentType:  ct,
+		KeyVersion:   kek.Version(),
+		CreatedAt:    v.opts.Now().UTC(),
+	}, kek, nil
 }
 
 // errDigestMismatch: the content is not what the client's digest says.
