@@ -113,7 +113,11 @@ func (v *Vault) PutStream(ctx context.Context, r PutRequest, content io.Reader) 
 	if IsFHIR(ct) {
 		headMax = v.opts.MaxSize // FHIR JSON is validated whole
 	}
-	head, err := readHead(src, make([]byte, 0, min(headMax, StreamThreshold)+1), headMax+1)
+	// Room for the head and bytes.MinRead more, so that ReadFrom never
+	// grows the buffer just to learn that the head is all there is.
+	buf := bytes.NewBuffer(make([]byte, 0, min(headMax, StreamThreshold)+1+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(src, headMax+1))
+	head := buf.Bytes()
 	defer func() { clear(head[:cap(head)]) }()
 	if err != nil {
 		return Record{}, fmt.Errorf("records: read the content: %w", err)
@@ -212,25 +216,6 @@ func (v *Vault) deleteUnfinished(ctx context.Context, id string) {
 		v.opts.Logger.Warn("records: delete the pending record of a failed streamed upload",
 			slog.String("record_id", id), slog.Any("error", err))
 	}
-}
-
-// readHead reads up to max bytes of src into buf (appending) and stops
-// there or at the end of src.
-func readHead(src io.Reader, buf []byte, max int64) ([]byte, error) {
-	for int64(len(buf)) < max {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := src.Read(buf[len(buf):min(int64(cap(buf)), max)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-	return buf, nil
 }
 
 // limitedReader reads r until left bytes were read (then it reports
