@@ -16,12 +16,10 @@ import (
 	"github.com/healthgw/healthgw/records/recordstore"
 )
 
-// BenchmarkVaultRead measures Vault.Read on SQLite up to a refusal (what a
-// caller who may not read pays: the lookup and the decision) for a
-// record that does not exist and for existing records of 1 KiB and
-// 1 MiB, and a permitted read of the 1 MiB record. A denied read should
-// cost what a missing one does, whatever the record's size.
-func BenchmarkVaultRead(b *testing.B) {
+// benchVault is a vault over a fresh SQLite file and an in-memory log,
+// for benchmarks; opts.Logger is set to discard.
+func benchVault(b *testing.B, opts records.Options) *records.Vault {
+	b.Helper()
 	ctx := b.Context()
 	db, err := database.Open(ctx, filepath.Join(b.TempDir(), "records.db"))
 	if err != nil {
@@ -36,8 +34,19 @@ func BenchmarkVaultRead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := records.NewVault(store, records.NewKeystore(records.KeystoreConfig{Dir: b.TempDir(), AutoCreate: true}),
-		newMemLog(b), pseud, records.Options{Logger: slog.New(slog.DiscardHandler)})
+	opts.Logger = slog.New(slog.DiscardHandler)
+	return records.NewVault(store, records.NewKeystore(records.KeystoreConfig{Dir: b.TempDir(), AutoCreate: true}),
+		newMemLog(b), pseud, opts)
+}
+
+// BenchmarkVaultRead measures Vault.Read on SQLite up to a refusal (what a
+// caller who may not read pays: the lookup and the decision) for a
+// record that does not exist and for existing records of 1 KiB and
+// 1 MiB, and a permitted read of the 1 MiB record. A denied read should
+// cost what a missing one does, whatever the record's size.
+func BenchmarkVaultRead(b *testing.B) {
+	ctx := b.Context()
+	v := benchVault(b, records.Options{})
 	put := func(size int) string {
 		content := make([]byte, size)
 		for i := range content {

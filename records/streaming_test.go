@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,11 +17,9 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
-	"github.com/healthgw/healthgw/database"
 	"github.com/healthgw/healthgw/database/databasetest"
 	"github.com/healthgw/healthgw/ledger"
 	"github.com/healthgw/healthgw/records"
-	"github.com/healthgw/healthgw/records/recordstore"
 )
 
 // streamed is a streamed upload request of a PDF for patient-123.
@@ -480,21 +476,7 @@ func streamedRecover(t *testing.T) {
 func BenchmarkStream(b *testing.B) {
 	const size = 64 << 20
 	ctx := b.Context()
-	db, err := database.Open(ctx, filepath.Join(b.TempDir(), "records.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { database.Close(db) })
-	store, err := recordstore.New(ctx, db)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pseud, err := ledger.NewPseudonymizer(testPseudonymKey)
-	if err != nil {
-		b.Fatal(err)
-	}
-	v := records.NewVault(store, records.NewKeystore(records.KeystoreConfig{Dir: b.TempDir(), AutoCreate: true}),
-		newMemLog(b), pseud, records.Options{MaxSize: 2 * size, Logger: slog.New(slog.DiscardHandler)})
+	v := benchVault(b, records.Options{MaxSize: 2 * size})
 	content := randomContent(b, size)
 	var id string
 	b.Run("PutStream/64MiB", func(b *testing.B) {
